@@ -1,0 +1,1 @@
+//! Karavan server.
