@@ -13,7 +13,7 @@ mod member;
 mod time_stamp;
 mod visibility;
 
-pub use agreement::{Agreement, Grantee, Right};
+pub use agreement::{Agreement, Grantee, MAX_DELAY_MINUTES, Right};
 pub use id::{AgreementId, ItemId, KeyId, MemberId, Ulid};
 pub use item::{PubStatus, Urgency};
 pub use key::{ApiKey, KeyHash, Role};
@@ -31,6 +31,9 @@ pub struct ParseError {
 
 impl ParseError {
     pub fn new(field: &'static str, message: impl Into<String>) -> ParseError {
-        ParseError { field, message: message.into() }
+        ParseError {
+            field,
+            message: message.into(),
+        }
     }
 }

@@ -49,7 +49,9 @@ pub fn effective_delay(
 ) -> Option<(u32, Right)> {
     agreements
         .iter()
-        .filter(|a| &a.grantor == owner && a.grantee.includes(viewer) && a.covers_subjects(subjects))
+        .filter(|a| {
+            &a.grantor == owner && a.grantee.includes(viewer) && a.covers_subjects(subjects)
+        })
         .fold(None, |best, a| match best {
             None => Some((a.delay_minutes, a.right)),
             Some((delay, right)) => Some((delay.min(a.delay_minutes), right.max(a.right))),
@@ -59,14 +61,25 @@ pub fn effective_delay(
 /// Applies the rule. The owner sees its items at once, embargoed or killed. Anyone else needs an
 /// agreement that covers the item, and sees it from `available_at + delay`; a killed item then shows
 /// only as a kill notice.
-pub fn visibility_for(viewer: &MemberId, item: &ItemAccess<'_>, agreements: &[Agreement], now: Timestamp) -> Visibility {
+pub fn visibility_for(
+    viewer: &MemberId,
+    item: &ItemAccess<'_>,
+    agreements: &[Agreement],
+    now: Timestamp,
+) -> Visibility {
     if viewer == item.owner {
         return match item.pub_status {
-            PubStatus::Canceled => Visibility::Killed { since: item.committed_at },
-            _ => Visibility::Visible { since: item.committed_at, right: Right::Republish },
+            PubStatus::Canceled => Visibility::Killed {
+                since: item.committed_at,
+            },
+            _ => Visibility::Visible {
+                since: item.committed_at,
+                right: Right::Republish,
+            },
         };
     }
-    let Some((delay, right)) = effective_delay(viewer, item.owner, item.subjects, agreements) else {
+    let Some((delay, right)) = effective_delay(viewer, item.owner, item.subjects, agreements)
+    else {
         return Visibility::Hidden;
     };
     let since = item.available_at().plus_minutes(i64::from(delay));
@@ -112,7 +125,10 @@ mod tests {
             embargoed_until: Some(Timestamp(10 * MIN)),
             subjects: &[],
         };
-        assert!(matches!(visibility_for(&owner, &item, &[], Timestamp(101)), Visibility::Visible { .. }));
+        assert!(matches!(
+            visibility_for(&owner, &item, &[], Timestamp(101)),
+            Visibility::Visible { .. }
+        ));
     }
 
     #[test]
@@ -127,11 +143,20 @@ mod tests {
             subjects: &subjects,
         };
         let agreements = vec![grant(&owner, Grantee::Member(reader.clone()), &[], 5)];
-        assert_eq!(visibility_for(&stranger, &item, &agreements, Timestamp(100 * MIN)), Visibility::Hidden);
-        assert_eq!(visibility_for(&reader, &item, &agreements, Timestamp(14 * MIN)), Visibility::Hidden);
+        assert_eq!(
+            visibility_for(&stranger, &item, &agreements, Timestamp(100 * MIN)),
+            Visibility::Hidden
+        );
+        assert_eq!(
+            visibility_for(&reader, &item, &agreements, Timestamp(14 * MIN)),
+            Visibility::Hidden
+        );
         assert_eq!(
             visibility_for(&reader, &item, &agreements, Timestamp(15 * MIN)),
-            Visibility::Visible { since: Timestamp(15 * MIN), right: Right::View }
+            Visibility::Visible {
+                since: Timestamp(15 * MIN),
+                right: Right::View
+            }
         );
     }
 
@@ -147,12 +172,21 @@ mod tests {
             subjects: &subjects,
         };
         let only_economy = vec![grant(&owner, Grantee::Everyone, &["economy"], 0)];
-        assert_eq!(visibility_for(&reader, &item, &only_economy, Timestamp(MIN)), Visibility::Hidden);
-        let mut both = vec![grant(&owner, Grantee::Everyone, &[], 60), grant(&owner, Grantee::Member(reader.clone()), &["sport"], 0)];
+        assert_eq!(
+            visibility_for(&reader, &item, &only_economy, Timestamp(MIN)),
+            Visibility::Hidden
+        );
+        let mut both = vec![
+            grant(&owner, Grantee::Everyone, &[], 60),
+            grant(&owner, Grantee::Member(reader.clone()), &["sport"], 0),
+        ];
         both[1].right = Right::Republish;
         assert_eq!(
             visibility_for(&reader, &item, &both, Timestamp(1)),
-            Visibility::Visible { since: Timestamp(0), right: Right::Republish }
+            Visibility::Visible {
+                since: Timestamp(0),
+                right: Right::Republish
+            }
         );
     }
 
@@ -167,7 +201,15 @@ mod tests {
             subjects: &[],
         };
         let agreements = vec![grant(&owner, Grantee::Everyone, &[], 0)];
-        assert_eq!(visibility_for(&reader, &item, &agreements, Timestamp(1)), Visibility::Killed { since: Timestamp(0) });
-        assert_eq!(visibility_for(&member(9), &item, &[], Timestamp(1)), Visibility::Hidden);
+        assert_eq!(
+            visibility_for(&reader, &item, &agreements, Timestamp(1)),
+            Visibility::Killed {
+                since: Timestamp(0)
+            }
+        );
+        assert_eq!(
+            visibility_for(&member(9), &item, &[], Timestamp(1)),
+            Visibility::Hidden
+        );
     }
 }

@@ -1,1 +1,272 @@
-//! Karavan store.
+//! Karavan's store: members, API keys, sharing agreements and versioned news items, behind the
+//! [`Store`] trait. [`SqliteStore`] is the embedded default (one SQLite file in WAL mode in the data
+//! directory); every backend must pass the same test suite (`tests/store_suite.rs`).
+//!
+//! Architecture invariant: every read of items takes the viewer and applies the visibility rule of
+//! `karavan_domain::visibility_for` (in SQL, for lists); no method returns an item without a viewer.
+//! Architecture invariant: a publish is acknowledged only after its transaction is durably committed.
+
+mod sqlite;
+
+use karavan_domain::{
+    Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemId, KeyHash, KeyId, LanguageTag,
+    Member, MemberId, MemberName, PubStatus, Right, Role, Timestamp, Urgency,
+};
+use serde_json::{Map, Value};
+
+pub use sqlite::{SqliteConfig, SqliteStore};
+
+/// Errors of the store. `Conflict` and `NotFound` are the caller's fault; the others are ours.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A member to create.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub name: MemberName,
+    pub country: CountryCode,
+    pub languages: Vec<LanguageTag>,
+    pub contact: Option<String>,
+}
+
+/// What the store knows of an API key; never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: KeyId,
+    pub member: MemberId,
+    pub role: Role,
+    pub label: Option<String>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub member: MemberId,
+    pub role: Role,
+    pub key: KeyId,
+}
+
+/// An agreement to create.
+#[derive(Debug, Clone)]
+pub struct NewAgreement {
+    pub grantor: MemberId,
+    pub grantee: Grantee,
+    pub right: Right,
+    pub subjects: Vec<String>,
+    pub delay_minutes: u32,
+}
+
+/// One version of an item to store: a normalised ninjs 3.1 document and the facts extracted from it.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub owner: MemberId,
+    pub uri: String,
+    /// The document's `version`; `None` lets the store number the version (1, 2, …).
+    pub version: Option<String>,
+    /// The normalised ninjs 3.1 document.
+    pub document: Map<String, Value>,
+    /// Input properties that ninjs 3.1 has no place for; kept, not dropped.
+    pub extensions: Map<String, Value>,
+    /// The document exactly as it was received.
+    pub original: String,
+    /// The ninjs version the input was read as ("1.4", "3.1", …).
+    pub source_format: String,
+    pub pub_status: PubStatus,
+    pub embargoed_until: Option<Timestamp>,
+    pub urgency: Option<Urgency>,
+    pub language: Option<String>,
+    pub item_type: Option<String>,
+    pub version_created: Option<Timestamp>,
+    /// Subject keys (codes and URIs) for agreements limited to subjects.
+    pub subjects: Vec<String>,
+}
+
+/// A stored version of an item, as a reader may see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVersion {
+    pub item_id: ItemId,
+    pub seq: i64,
+    pub owner: MemberId,
+    pub uri: String,
+    pub version: String,
+    /// 1 for the first version stored, 2 for the first correction, …
+    pub number: i64,
+    pub document: Map<String, Value>,
+    pub extensions: Map<String, Value>,
+    pub original: String,
+    pub source_format: String,
+    pub pub_status: PubStatus,
+    pub committed_at: Timestamp,
+    pub available_at: Timestamp,
+}
+
+/// The result of a publish.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublishOutcome {
+    /// A new item was created.
+    Created(StoredVersion),
+    /// A new version of an existing item was stored (a correction, or a kill).
+    Corrected(StoredVersion),
+    /// The same uri and version with the same content was already stored; nothing changed.
+    Unchanged(StoredVersion),
+}
+
+impl PublishOutcome {
+    pub fn stored(&self) -> &StoredVersion {
+        match self {
+            PublishOutcome::Created(v)
+            | PublishOutcome::Corrected(v)
+            | PublishOutcome::Unchanged(v) => v,
+        }
+    }
+}
+
+/// What a viewer gets when asking for one item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemRead {
+    Visible(StoredVersion),
+    /// The item was killed; this is its kill notice (the canceled version).
+    Killed(StoredVersion),
+    /// Absent, or not visible to the viewer: the two are indistinguishable on purpose.
+    NotFound,
+}
+
+/// A position in a viewer's wire: the instant the viewer could first see an item version, then the
+/// version's sequence number to break ties. Lists are ordered by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub at: Timestamp,
+    pub seq: i64,
+}
+
+impl Cursor {
+    /// The opaque text form handed to clients.
+    pub fn to_token(self) -> String {
+        format!("{:x}-{:x}", self.at.micros(), self.seq)
+    }
+
+    pub fn parse_token(token: &str) -> Option<Cursor> {
+        let (at, seq) = token.split_once('-')?;
+        let at = i64::from_str_radix(at, 16).ok()?;
+        let seq = i64::from_str_radix(seq, 16).ok()?;
+        (at >= 0 && seq >= 0).then_some(Cursor {
+            at: Timestamp(at),
+            seq,
+        })
+    }
+}
+
+/// Which part of the wire a list asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Newest first, from the newest item (`None`) or from just before a cursor (`after=`).
+    NewestFirst(Option<Cursor>),
+    /// Oldest first, everything that appeared after a cursor (`since=`), for polling.
+    Since(Cursor),
+}
+
+/// Filters and paging for listing items.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub page: Page,
+    pub limit: u32,
+    pub owner: Option<MemberId>,
+    /// Language tags; `uz` matches `uz`, `uz-Latn` and `uz-Cyrl`.
+    pub languages: Vec<String>,
+    pub item_type: Option<String>,
+    /// Urgency range, inclusive.
+    pub urgency: Option<(u8, u8)>,
+    /// `versionCreated` range (the time the item was stored where it has none), inclusive.
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// Include kill notices of killed items the viewer could see.
+    pub include_kills: bool,
+}
+
+impl ListQuery {
+    pub fn newest(limit: u32) -> ListQuery {
+        ListQuery {
+            page: Page::NewestFirst(None),
+            limit,
+            owner: None,
+            languages: Vec::new(),
+            item_type: None,
+            urgency: None,
+            from: None,
+            to: None,
+            include_kills: false,
+        }
+    }
+}
+
+/// One entry of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListEntry {
+    pub cursor: Cursor,
+    pub version: StoredVersion,
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    /// Where to continue: the next older page for `NewestFirst`, the next poll for `Since`.
+    pub next: Option<Cursor>,
+    /// A cursor to poll from (`since=`) so as to see only what appears after this page was read.
+    pub horizon: Cursor,
+}
+
+/// The storage backend. Methods block; async callers run them on a blocking pool.
+pub trait Store: Send + Sync + 'static {
+    fn add_member(&self, member: NewMember) -> Result<Member>;
+    fn members(&self) -> Result<Vec<Member>>;
+    fn member(&self, id: &MemberId) -> Result<Option<Member>>;
+
+    /// Creates a key and returns it: the only time the secret is seen.
+    fn create_key(
+        &self,
+        member: &MemberId,
+        role: Role,
+        label: Option<String>,
+    ) -> Result<(KeyInfo, ApiKey)>;
+    fn keys(&self, member: &MemberId) -> Result<Vec<KeyInfo>>;
+    /// Revokes one of the member's keys; false when the member has no such live key.
+    fn revoke_key(&self, member: &MemberId, key: &KeyId) -> Result<bool>;
+    /// The principal of a live key, if any.
+    fn authenticate(&self, key: &KeyHash) -> Result<Option<Principal>>;
+
+    fn add_agreement(&self, agreement: NewAgreement) -> Result<Agreement>;
+    /// Live agreements the member granted or was granted (directly or as one of everyone).
+    fn agreements_of(&self, member: &MemberId) -> Result<Vec<Agreement>>;
+    fn revoke_agreement(&self, grantor: &MemberId, id: &AgreementId) -> Result<bool>;
+
+    fn publish(&self, version: NewVersion) -> Result<PublishOutcome>;
+    fn item(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<ItemRead>;
+    /// All versions the viewer may see, oldest first; `None` when the item is not visible at all.
+    fn versions(
+        &self,
+        viewer: &MemberId,
+        id: &ItemId,
+        now: Timestamp,
+    ) -> Result<Option<Vec<StoredVersion>>>;
+    fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage>;
+}

@@ -1,0 +1,977 @@
+//! The embedded default backend: one SQLite database (`karavan.db`, WAL mode) in the data directory.
+//!
+//! Writes go through one writer thread that commits in groups: every job waiting when a transaction
+//! starts joins it, each in its own savepoint, and all are answered after the single durable commit
+//! (`synchronous = FULL`). Reads use a small pool of connections, each read in its own snapshot.
+//! Other processes (the CLI) may write to the same file at the same time; SQLite's locking and the
+//! busy timeout serialise them.
+
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use karavan_domain::{
+    Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemAccess, ItemId, KeyHash, KeyId,
+    LanguageTag, Member, MemberId, MemberName, PubStatus, Right, Role, Timestamp, Ulid, Visibility,
+    visibility_for,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    Cursor, ItemRead, KeyInfo, ListEntry, ListPage, ListQuery, NewAgreement, NewMember, NewVersion,
+    Page, Principal, PublishOutcome, Result, Store, StoreError, StoredVersion,
+};
+use writer::{Writer, WriterClock};
+
+/// How to open the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The data directory; the database is `karavan.db` inside it.
+    pub data_dir: PathBuf,
+    /// The most jobs one group commit takes.
+    pub max_batch: usize,
+    /// How long a connection waits for another process's lock before failing.
+    pub busy_timeout: Duration,
+}
+
+impl SqliteConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> SqliteConfig {
+        SqliteConfig {
+            data_dir: data_dir.into(),
+            max_batch: 512,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    config: SqliteConfig,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn open_connection(path: &Path, config: &SqliteConfig) -> Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(config.busy_timeout)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(connection)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `config.data_dir` and migrates it.
+    pub fn open(config: SqliteConfig) -> Result<SqliteStore> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let path = config.data_dir.join("karavan.db");
+        let mut connection = open_connection(&path, &config)?;
+        schema::migrate(&mut connection)?;
+        let last: Option<i64> =
+            connection.query_row("SELECT MAX(committed_at) FROM versions", [], |r| r.get(0))?;
+        let writer = Writer::start(connection, config.max_batch, last.unwrap_or(0));
+        Ok(SqliteStore {
+            path,
+            config,
+            writer,
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on a pooled read connection inside one snapshot.
+    fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().map_err(|_| StoreError::Closed)?.pop();
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => open_connection(&self.path, &self.config)?,
+        };
+        let outcome = {
+            let transaction = connection.transaction()?;
+            let outcome = work(&transaction);
+            transaction.finish()?;
+            outcome
+        };
+        if let Ok(mut readers) = self.readers.lock()
+            && readers.len() < 16
+        {
+            readers.push(connection);
+        }
+        outcome
+    }
+}
+
+fn now_micros() -> i64 {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
+    Ok(bytes)
+}
+
+fn new_ulid() -> Result<Ulid> {
+    Ok(Ulid::from_parts(
+        (now_micros() / 1000) as u64,
+        random_bytes()?,
+    ))
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+fn member_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, Option<String>, i64)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn build_member(raw: (String, String, String, String, Option<String>, i64)) -> Result<Member> {
+    let (id, name, country, languages, contact, created_at) = raw;
+    let languages: Vec<String> =
+        serde_json::from_str(&languages).map_err(|e| corrupt("member languages", e))?;
+    Ok(Member {
+        id: MemberId::parse(&id).map_err(|e| corrupt("member id", e))?,
+        name: MemberName::parse(&name).map_err(|e| corrupt("member name", e))?,
+        country: CountryCode::parse(&country).map_err(|e| corrupt("member country", e))?,
+        languages: languages
+            .iter()
+            .map(|l| LanguageTag::parse(l))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| corrupt("member language", e))?,
+        contact,
+        created_at: Timestamp(created_at),
+    })
+}
+
+const AGREEMENT_COLUMNS: &str = "id, grantor, grantee, right, subjects, delay_minutes, created_at";
+
+fn agreement_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, String, i64, i64)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn build_agreement(raw: (String, String, String, String, String, i64, i64)) -> Result<Agreement> {
+    let (id, grantor, grantee, right, subjects, delay, created_at) = raw;
+    Ok(Agreement {
+        id: AgreementId::parse(&id).map_err(|e| corrupt("agreement id", e))?,
+        grantor: MemberId::parse(&grantor).map_err(|e| corrupt("agreement grantor", e))?,
+        grantee: Grantee::parse(&grantee).map_err(|e| corrupt("agreement grantee", e))?,
+        right: Right::parse(&right).map_err(|e| corrupt("agreement right", e))?,
+        subjects: serde_json::from_str(&subjects).map_err(|e| corrupt("agreement subjects", e))?,
+        delay_minutes: u32::try_from(delay).map_err(|e| corrupt("agreement delay", e))?,
+        created_at: Timestamp(created_at),
+    })
+}
+
+/// Live agreements that let `viewer` see other members' content.
+fn agreements_granted_to(connection: &Connection, viewer: &MemberId) -> Result<Vec<Agreement>> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {AGREEMENT_COLUMNS} FROM agreements
+         WHERE revoked_at IS NULL AND (grantee = ?1 OR grantee = '*') AND grantor != ?1"
+    ))?;
+    let rows = statement.query_map([viewer.as_str()], agreement_from_row)?;
+    rows.map(|row| build_agreement(row?)).collect()
+}
+
+const VERSION_COLUMNS: &str = "v.seq, v.item_id, i.owner, i.uri, v.version, v.number, v.document, v.extensions, \
+     v.original, v.source_format, v.pub_status, v.committed_at, v.available_at";
+
+fn version_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawVersion> {
+    Ok(RawVersion {
+        seq: row.get(0)?,
+        item_id: row.get(1)?,
+        owner: row.get(2)?,
+        uri: row.get(3)?,
+        version: row.get(4)?,
+        number: row.get(5)?,
+        document: row.get(6)?,
+        extensions: row.get(7)?,
+        original: row.get(8)?,
+        source_format: row.get(9)?,
+        pub_status: row.get(10)?,
+        committed_at: row.get(11)?,
+        available_at: row.get(12)?,
+    })
+}
+
+struct RawVersion {
+    seq: i64,
+    item_id: String,
+    owner: String,
+    uri: String,
+    version: String,
+    number: i64,
+    document: String,
+    extensions: String,
+    original: String,
+    source_format: String,
+    pub_status: String,
+    committed_at: i64,
+    available_at: i64,
+}
+
+impl RawVersion {
+    fn build(self) -> Result<StoredVersion> {
+        let object = |text: &str, what: &str| -> Result<Map<String, Value>> {
+            match serde_json::from_str(text).map_err(|e| corrupt(what, e))? {
+                Value::Object(map) => Ok(map),
+                _ => Err(corrupt(what, "not an object")),
+            }
+        };
+        Ok(StoredVersion {
+            item_id: ItemId::parse(&self.item_id).map_err(|e| corrupt("item id", e))?,
+            seq: self.seq,
+            owner: MemberId::parse(&self.owner).map_err(|e| corrupt("item owner", e))?,
+            uri: self.uri,
+            version: self.version,
+            number: self.number,
+            document: object(&self.document, "item document")?,
+            extensions: object(&self.extensions, "item extensions")?,
+            original: self.original,
+            source_format: self.source_format,
+            pub_status: PubStatus::parse(&self.pub_status)
+                .map_err(|e| corrupt("item status", e))?,
+            committed_at: Timestamp(self.committed_at),
+            available_at: Timestamp(self.available_at),
+        })
+    }
+}
+
+fn load_version(connection: &Connection, seq: i64) -> Result<StoredVersion> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v JOIN items i ON i.id = v.item_id WHERE v.seq = ?1"
+    ))?;
+    statement.query_row([seq], version_from_row)?.build()
+}
+
+fn subjects_of(connection: &Connection, seq: i64) -> Result<Vec<String>> {
+    let mut statement =
+        connection.prepare_cached("SELECT key FROM version_subjects WHERE seq = ?1")?;
+    let rows = statement.query_map([seq], |row| row.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn embargo_of(connection: &Connection, seq: i64) -> Result<Option<Timestamp>> {
+    let embargo: Option<i64> = connection.query_row(
+        "SELECT embargoed_until FROM versions WHERE seq = ?1",
+        [seq],
+        |row| row.get(0),
+    )?;
+    Ok(embargo.map(Timestamp))
+}
+
+/// A hash of what a client sent, to tell a retry from a conflicting resend.
+fn content_hash(version: &NewVersion) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(
+        Value::Object(version.document.clone())
+            .to_string()
+            .as_bytes(),
+    );
+    hasher.update([0]);
+    hasher.update(
+        Value::Object(version.extensions.clone())
+            .to_string()
+            .as_bytes(),
+    );
+    hasher.finalize().to_vec()
+}
+
+fn is_newer(new_version: &str, current_version: &str) -> Option<bool> {
+    match (new_version.parse::<u64>(), current_version.parse::<u64>()) {
+        (Ok(new), Ok(current)) => Some(new > current),
+        _ => None,
+    }
+}
+
+fn publish_in(
+    connection: &Connection,
+    clock: &mut WriterClock,
+    new: NewVersion,
+    hash: Vec<u8>,
+) -> Result<PublishOutcome> {
+    let existing: Option<(String, i64, i64, i64)> = connection
+        .query_row(
+            "SELECT id, current_seq, version_count, created_at FROM items WHERE owner = ?1 AND uri = ?2",
+            params![new.owner.as_str(), new.uri],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+
+    let (item_id, number, version, created_at) = match existing {
+        Some((item_id, current_seq, count, created_at)) => {
+            let (current_version, current_hash): (String, Vec<u8>) = connection.query_row(
+                "SELECT version, content_hash FROM versions WHERE seq = ?1",
+                [current_seq],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            match &new.version {
+                Some(version) => {
+                    let same: Option<(i64, Vec<u8>)> = connection
+                        .query_row(
+                            "SELECT seq, content_hash FROM versions WHERE item_id = ?1 AND version = ?2",
+                            params![item_id, version],
+                            |row| Ok((row.get(0)?, row.get(1)?)),
+                        )
+                        .optional()?;
+                    if let Some((seq, stored_hash)) = same {
+                        if stored_hash == hash {
+                            return Ok(PublishOutcome::Unchanged(load_version(connection, seq)?));
+                        }
+                        return Err(StoreError::Conflict {
+                            code: "version_conflict",
+                            message: format!(
+                                "version {version:?} of {:?} is already stored with different content; \
+                                 publish a correction with a new version",
+                                new.uri
+                            ),
+                        });
+                    }
+                    if is_newer(version, &current_version) == Some(false) {
+                        return Err(StoreError::Conflict {
+                            code: "stale_version",
+                            message: format!(
+                                "version {version:?} of {:?} is older than the current version {current_version:?}",
+                                new.uri
+                            ),
+                        });
+                    }
+                    (
+                        ItemId::parse(&item_id).map_err(|e| corrupt("item id", e))?,
+                        count + 1,
+                        version.clone(),
+                        created_at,
+                    )
+                }
+                None => {
+                    if current_hash == hash {
+                        return Ok(PublishOutcome::Unchanged(load_version(
+                            connection,
+                            current_seq,
+                        )?));
+                    }
+                    let next = match current_version.parse::<u64>() {
+                        Ok(number) => (number + 1).to_string(),
+                        Err(_) => (count + 1).to_string(),
+                    };
+                    (
+                        ItemId::parse(&item_id).map_err(|e| corrupt("item id", e))?,
+                        count + 1,
+                        next,
+                        created_at,
+                    )
+                }
+            }
+        }
+        None => (
+            ItemId::new(new_ulid()?),
+            1,
+            new.version.clone().unwrap_or_else(|| "1".to_string()),
+            -1,
+        ),
+    };
+
+    let committed_at = clock.next();
+    let created_at = if created_at < 0 {
+        committed_at.micros()
+    } else {
+        created_at
+    };
+    let available_at = match new.embargoed_until {
+        Some(until) if until > committed_at => until,
+        _ => committed_at,
+    };
+
+    let mut document = new.document;
+    document.insert("version".to_string(), Value::String(version.clone()));
+    document
+        .entry("versionCreated".to_string())
+        .or_insert_with(|| Value::String(committed_at.to_rfc3339()));
+    document
+        .entry("firstCreated".to_string())
+        .or_insert_with(|| Value::String(Timestamp(created_at).to_rfc3339()));
+    let document_text = Value::Object(document).to_string();
+    let extensions_text = Value::Object(new.extensions).to_string();
+    let dated_at = new.version_created.unwrap_or(committed_at).micros();
+
+    if number == 1 {
+        // The version row refers to its item, so a new item's row comes first (its current_seq is
+        // set by the upsert below).
+        connection.execute(
+            "INSERT INTO items (id, owner, uri, current_seq, version_count, pub_status, committed_at, available_at,
+                dated_at, created_at)
+             VALUES (?1, ?2, ?3, 0, 0, ?4, ?5, ?6, ?5, ?7)",
+            params![
+                item_id.as_str(),
+                new.owner.as_str(),
+                new.uri,
+                new.pub_status.as_str(),
+                committed_at.micros(),
+                available_at.micros(),
+                created_at
+            ],
+        )?;
+    }
+    connection.execute(
+        "INSERT INTO versions (item_id, version, number, content_hash, document, extensions, original,
+            source_format, pub_status, embargoed_until, committed_at, available_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            item_id.as_str(),
+            version,
+            number,
+            hash,
+            document_text,
+            extensions_text,
+            new.original,
+            new.source_format,
+            new.pub_status.as_str(),
+            new.embargoed_until.map(Timestamp::micros),
+            committed_at.micros(),
+            available_at.micros(),
+        ],
+    )?;
+    let seq = connection.last_insert_rowid();
+    {
+        let mut insert = connection
+            .prepare_cached("INSERT OR IGNORE INTO version_subjects (seq, key) VALUES (?1, ?2)")?;
+        for subject in &new.subjects {
+            insert.execute(params![seq, subject])?;
+        }
+    }
+    connection.execute(
+        "INSERT INTO items (id, owner, uri, current_seq, version_count, pub_status, committed_at, available_at,
+            language, type, urgency, dated_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (id) DO UPDATE SET current_seq = excluded.current_seq, version_count = excluded.version_count,
+            pub_status = excluded.pub_status, committed_at = excluded.committed_at,
+            available_at = excluded.available_at, language = excluded.language, type = excluded.type,
+            urgency = excluded.urgency, dated_at = excluded.dated_at",
+        params![
+            item_id.as_str(),
+            new.owner.as_str(),
+            new.uri,
+            seq,
+            number,
+            new.pub_status.as_str(),
+            committed_at.micros(),
+            available_at.micros(),
+            new.language,
+            new.item_type,
+            new.urgency.map(|u| u.get()),
+            dated_at,
+            created_at,
+        ],
+    )?;
+    let stored = load_version(connection, seq)?;
+    Ok(if number == 1 {
+        PublishOutcome::Created(stored)
+    } else {
+        PublishOutcome::Corrected(stored)
+    })
+}
+
+impl Store for SqliteStore {
+    fn add_member(&self, member: NewMember) -> Result<Member> {
+        let id = MemberId::new(new_ulid()?);
+        let languages: Vec<&str> = member.languages.iter().map(LanguageTag::as_str).collect();
+        let languages =
+            serde_json::to_string(&languages).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let created_at = Timestamp(now_micros());
+        let record = Member {
+            id: id.clone(),
+            name: member.name.clone(),
+            country: member.country.clone(),
+            languages: member.languages.clone(),
+            contact: member.contact.clone(),
+            created_at,
+        };
+        self.writer.run(move |connection, _| {
+            connection.execute(
+                "INSERT INTO members (id, name, country, languages, contact, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    id.as_str(),
+                    member.name.as_str(),
+                    member.country.as_str(),
+                    languages,
+                    member.contact,
+                    created_at.micros()
+                ],
+            )?;
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    fn members(&self) -> Result<Vec<Member>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, name, country, languages, contact, created_at FROM members ORDER BY id",
+            )?;
+            let rows = statement.query_map([], member_from_row)?;
+            rows.map(|row| build_member(row?)).collect()
+        })
+    }
+
+    fn member(&self, id: &MemberId) -> Result<Option<Member>> {
+        self.read(|connection| {
+            let raw = connection
+                .query_row(
+                    "SELECT id, name, country, languages, contact, created_at FROM members WHERE id = ?1",
+                    [id.as_str()],
+                    member_from_row,
+                )
+                .optional()?;
+            raw.map(build_member).transpose()
+        })
+    }
+
+    fn create_key(
+        &self,
+        member: &MemberId,
+        role: Role,
+        label: Option<String>,
+    ) -> Result<(KeyInfo, ApiKey)> {
+        let key = ApiKey::from_random(random_bytes()?);
+        let info = KeyInfo {
+            id: KeyId::new(new_ulid()?),
+            member: member.clone(),
+            role,
+            label,
+            created_at: Timestamp(now_micros()),
+            revoked_at: None,
+        };
+        let hash = key.hash();
+        let record = info.clone();
+        self.writer.run(move |connection, _| {
+            let exists: bool = connection.query_row(
+                "SELECT EXISTS (SELECT 1 FROM members WHERE id = ?1)",
+                [record.member.as_str()],
+                |row| row.get(0),
+            )?;
+            if !exists {
+                return Err(StoreError::NotFound(format!("no member {}", record.member)));
+            }
+            connection.execute(
+                "INSERT INTO api_keys (id, member_id, role, hash, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    record.id.as_str(),
+                    record.member.as_str(),
+                    record.role.as_str(),
+                    hash.0.to_vec(),
+                    record.label,
+                    record.created_at.micros()
+                ],
+            )?;
+            Ok(())
+        })?;
+        Ok((info, key))
+    }
+
+    fn keys(&self, member: &MemberId) -> Result<Vec<KeyInfo>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, role, label, created_at, revoked_at FROM api_keys WHERE member_id = ?1 ORDER BY id",
+            )?;
+            let rows = statement.query_map([member.as_str()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Option<i64>>(4)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (id, role, label, created_at, revoked_at) = row?;
+                Ok(KeyInfo {
+                    id: KeyId::parse(&id).map_err(|e| corrupt("key id", e))?,
+                    member: member.clone(),
+                    role: Role::parse(&role).map_err(|e| corrupt("key role", e))?,
+                    label,
+                    created_at: Timestamp(created_at),
+                    revoked_at: revoked_at.map(Timestamp),
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn revoke_key(&self, member: &MemberId, key: &KeyId) -> Result<bool> {
+        let (member, key) = (member.clone(), key.clone());
+        self.writer.run(move |connection, _| {
+            let changed = connection.execute(
+                "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND member_id = ?2 AND revoked_at IS NULL",
+                params![key.as_str(), member.as_str(), now_micros()],
+            )?;
+            Ok(changed > 0)
+        })
+    }
+
+    fn authenticate(&self, key: &KeyHash) -> Result<Option<Principal>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, member_id, role FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL",
+            )?;
+            let raw = statement
+                .query_row([key.0.to_vec()], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()?;
+            raw.map(|(id, member, role)| {
+                Ok(Principal {
+                    key: KeyId::parse(&id).map_err(|e| corrupt("key id", e))?,
+                    member: MemberId::parse(&member).map_err(|e| corrupt("key member", e))?,
+                    role: Role::parse(&role).map_err(|e| corrupt("key role", e))?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn add_agreement(&self, agreement: NewAgreement) -> Result<Agreement> {
+        if agreement.grantee == Grantee::Member(agreement.grantor.clone()) {
+            return Err(StoreError::Invalid(
+                "grantee: a member cannot grant an agreement to itself".to_string(),
+            ));
+        }
+        let record = Agreement {
+            id: AgreementId::new(new_ulid()?),
+            grantor: agreement.grantor,
+            grantee: agreement.grantee,
+            right: agreement.right,
+            subjects: agreement.subjects,
+            delay_minutes: agreement.delay_minutes,
+            created_at: Timestamp(now_micros()),
+        };
+        let stored = record.clone();
+        self.writer.run(move |connection, _| {
+            if let Grantee::Member(grantee) = &stored.grantee {
+                let exists: bool = connection.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM members WHERE id = ?1)",
+                    [grantee.as_str()],
+                    |row| row.get(0),
+                )?;
+                if !exists {
+                    return Err(StoreError::NotFound(format!("grantee: no member {grantee}")));
+                }
+            }
+            let subjects = serde_json::to_string(&stored.subjects).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            connection.execute(
+                "INSERT INTO agreements (id, grantor, grantee, right, subjects, delay_minutes, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    stored.id.as_str(),
+                    stored.grantor.as_str(),
+                    stored.grantee.to_string(),
+                    stored.right.as_str(),
+                    subjects,
+                    stored.delay_minutes,
+                    stored.created_at.micros()
+                ],
+            )?;
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    fn agreements_of(&self, member: &MemberId) -> Result<Vec<Agreement>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {AGREEMENT_COLUMNS} FROM agreements
+                 WHERE revoked_at IS NULL AND (grantor = ?1 OR grantee = ?1 OR grantee = '*') ORDER BY id"
+            ))?;
+            let rows = statement.query_map([member.as_str()], agreement_from_row)?;
+            rows.map(|row| build_agreement(row?)).collect()
+        })
+    }
+
+    fn revoke_agreement(&self, grantor: &MemberId, id: &AgreementId) -> Result<bool> {
+        let (grantor, id) = (grantor.clone(), id.clone());
+        self.writer.run(move |connection, _| {
+            let changed = connection.execute(
+                "UPDATE agreements SET revoked_at = ?3 WHERE id = ?1 AND grantor = ?2 AND revoked_at IS NULL",
+                params![id.as_str(), grantor.as_str(), now_micros()],
+            )?;
+            Ok(changed > 0)
+        })
+    }
+
+    fn publish(&self, version: NewVersion) -> Result<PublishOutcome> {
+        let hash = content_hash(&version);
+        self.writer
+            .run(move |connection, clock| publish_in(connection, clock, version, hash))
+    }
+
+    fn item(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<ItemRead> {
+        self.read(|connection| {
+            let Some(current) = current_seq(connection, id)? else {
+                return Ok(ItemRead::NotFound);
+            };
+            let version = load_version(connection, current)?;
+            let agreements = agreements_granted_to(connection, viewer)?;
+            let subjects = subjects_of(connection, current)?;
+            let access = ItemAccess {
+                owner: &version.owner,
+                pub_status: version.pub_status,
+                committed_at: version.committed_at,
+                embargoed_until: embargo_of(connection, current)?,
+                subjects: &subjects,
+            };
+            Ok(match visibility_for(viewer, &access, &agreements, now) {
+                Visibility::Visible { .. } => ItemRead::Visible(version),
+                Visibility::Killed { .. } => ItemRead::Killed(version),
+                Visibility::Hidden => ItemRead::NotFound,
+            })
+        })
+    }
+
+    fn versions(
+        &self,
+        viewer: &MemberId,
+        id: &ItemId,
+        now: Timestamp,
+    ) -> Result<Option<Vec<StoredVersion>>> {
+        self.read(|connection| {
+            let Some(current) = current_seq(connection, id)? else {
+                return Ok(None);
+            };
+            let agreements = agreements_granted_to(connection, viewer)?;
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions v JOIN items i ON i.id = v.item_id
+                 WHERE v.item_id = ?1 ORDER BY v.seq"
+            ))?;
+            let rows = statement.query_map([id.as_str()], version_from_row)?;
+            let mut visible = Vec::new();
+            let mut current_visible = false;
+            for row in rows {
+                let version = row?.build()?;
+                let subjects = subjects_of(connection, version.seq)?;
+                let access = ItemAccess {
+                    owner: &version.owner,
+                    pub_status: version.pub_status,
+                    committed_at: version.committed_at,
+                    embargoed_until: embargo_of(connection, version.seq)?,
+                    subjects: &subjects,
+                };
+                if visibility_for(viewer, &access, &agreements, now) != Visibility::Hidden {
+                    current_visible |= version.seq == current;
+                    visible.push(version);
+                }
+            }
+            Ok(current_visible.then_some(visible))
+        })
+    }
+
+    fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage> {
+        let horizon = Timestamp(self.writer.horizon(now.micros()));
+        self.read(|connection| list_in(connection, viewer, query, horizon))
+    }
+}
+
+fn current_seq(connection: &Connection, id: &ItemId) -> Result<Option<i64>> {
+    Ok(connection
+        .query_row(
+            "SELECT current_seq FROM items WHERE id = ?1",
+            [id.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// Lists a viewer's wire. The SQL mirrors `visibility_for`: the owner's items from their commit,
+/// others' from `available_at` plus the smallest delay of the agreements that cover them.
+fn list_in(
+    connection: &Connection,
+    viewer: &MemberId,
+    query: &ListQuery,
+    horizon: Timestamp,
+) -> Result<ListPage> {
+    let agreements = agreements_granted_to(connection, viewer)?;
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let mut push = |value: rusqlite::types::Value| {
+        values.push(value);
+        format!("?{}", values.len())
+    };
+    use rusqlite::types::Value as Sql;
+
+    let mut grants = Vec::new();
+    for agreement in &agreements {
+        let grantor = push(Sql::Text(agreement.grantor.to_string()));
+        let delay = push(Sql::Integer(i64::from(agreement.delay_minutes)));
+        if agreement.subjects.is_empty() {
+            grants.push(format!("({grantor}, {delay}, NULL)"));
+        }
+        for subject in &agreement.subjects {
+            let subject = push(Sql::Text(subject.clone()));
+            grants.push(format!("({grantor}, {delay}, {subject})"));
+        }
+    }
+    let grants_cte = if grants.is_empty() {
+        "g(grantor, delay, subject) AS (SELECT NULL, NULL, NULL WHERE 0)".to_string()
+    } else {
+        format!(
+            "g(grantor, delay, subject) AS (VALUES {})",
+            grants.join(", ")
+        )
+    };
+    let viewer_param = push(Sql::Text(viewer.to_string()));
+
+    let mut filters = Vec::new();
+    if let Some(owner) = &query.owner {
+        filters.push(format!("i.owner = {}", push(Sql::Text(owner.to_string()))));
+    }
+    if !query.languages.is_empty() {
+        let mut alternatives = Vec::new();
+        for language in &query.languages {
+            let exact = push(Sql::Text(language.to_ascii_lowercase()));
+            let prefix = push(Sql::Text(format!("{}-%", language.to_ascii_lowercase())));
+            alternatives.push(format!(
+                "lower(i.language) = {exact} OR lower(i.language) LIKE {prefix}"
+            ));
+        }
+        filters.push(format!("({})", alternatives.join(" OR ")));
+    }
+    if let Some(item_type) = &query.item_type {
+        filters.push(format!("i.type = {}", push(Sql::Text(item_type.clone()))));
+    }
+    if let Some((low, high)) = query.urgency {
+        let low = push(Sql::Integer(i64::from(low)));
+        let high = push(Sql::Integer(i64::from(high)));
+        filters.push(format!("i.urgency BETWEEN {low} AND {high}"));
+    }
+    if let Some(from) = query.from {
+        filters.push(format!(
+            "i.dated_at >= {}",
+            push(Sql::Integer(from.micros()))
+        ));
+    }
+    if let Some(to) = query.to {
+        filters.push(format!("i.dated_at <= {}", push(Sql::Integer(to.micros()))));
+    }
+    let filter_sql = filters
+        .iter()
+        .map(|f| format!(" AND {f}"))
+        .collect::<String>();
+
+    let horizon_param = push(Sql::Integer(horizon.micros()));
+    let mut outer = vec![format!("vt IS NOT NULL AND vt <= {horizon_param}")];
+    if !query.include_kills {
+        outer.push("pub_status != 'canceled'".to_string());
+    }
+    let order = match query.page {
+        Page::NewestFirst(None) => "vt DESC, seq DESC",
+        Page::NewestFirst(Some(cursor)) => {
+            let at = push(Sql::Integer(cursor.at.micros()));
+            let seq = push(Sql::Integer(cursor.seq));
+            outer.push(format!("(vt, seq) < ({at}, {seq})"));
+            "vt DESC, seq DESC"
+        }
+        Page::Since(cursor) => {
+            let at = push(Sql::Integer(cursor.at.micros()));
+            let seq = push(Sql::Integer(cursor.seq));
+            outer.push(format!("(vt, seq) > ({at}, {seq})"));
+            "vt ASC, seq ASC"
+        }
+    };
+    let limit = push(Sql::Integer(i64::from(query.limit.clamp(1, 1000))));
+    let sql = format!(
+        "WITH {grants_cte},
+         candidates AS (
+            SELECT i.current_seq AS seq, i.pub_status AS pub_status,
+                CASE WHEN i.owner = {viewer_param} THEN i.committed_at
+                     ELSE i.available_at + 60000000 * (
+                        SELECT MIN(g.delay) FROM g WHERE g.grantor = i.owner AND (g.subject IS NULL OR EXISTS (
+                            SELECT 1 FROM version_subjects s WHERE s.seq = i.current_seq AND s.key = g.subject)))
+                END AS vt
+            FROM items i
+            WHERE (i.owner = {viewer_param} OR i.owner IN (SELECT grantor FROM g)){filter_sql}
+         )
+         SELECT seq, vt FROM candidates WHERE {} ORDER BY {order} LIMIT {limit}",
+        outer.join(" AND ")
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let positions = statement
+        .query_map(rusqlite::params_from_iter(values.iter()), |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut entries = Vec::with_capacity(positions.len());
+    for (seq, at) in positions {
+        entries.push(ListEntry {
+            cursor: Cursor {
+                at: Timestamp(at),
+                seq,
+            },
+            version: load_version(connection, seq)?,
+        });
+    }
+    let full = entries.len() as u32 >= query.limit.clamp(1, 1000);
+    let horizon_cursor = Cursor {
+        at: horizon,
+        seq: i64::MAX,
+    };
+    let next = match query.page {
+        Page::NewestFirst(_) => full.then(|| entries.last().map(|e| e.cursor)).flatten(),
+        // Everything at or before the horizon has been seen when the page is not full, so the next poll
+        // may start at the horizon; a full page continues after its last entry.
+        Page::Since(cursor) => Some(if full {
+            entries.last().map_or(cursor, |e| e.cursor)
+        } else {
+            horizon_cursor.max(cursor)
+        }),
+    };
+    Ok(ListPage {
+        entries,
+        next,
+        horizon: horizon_cursor,
+    })
+}

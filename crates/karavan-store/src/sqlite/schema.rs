@@ -1,0 +1,98 @@
+//! The SQLite schema and its migrations, applied in order and recorded in `PRAGMA user_version`.
+//!
+//! A migration, once released, is never edited: a change to the schema is a new migration.
+
+use rusqlite::Connection;
+
+use crate::Result;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: members, keys, agreements, items and their versions.
+    r#"
+    CREATE TABLE members (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        country TEXT NOT NULL,
+        languages TEXT NOT NULL DEFAULT '[]',
+        contact TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id),
+        role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'reader')),
+        hash BLOB NOT NULL UNIQUE,
+        label TEXT,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE INDEX api_keys_member ON api_keys(member_id);
+    CREATE TABLE agreements (
+        id TEXT PRIMARY KEY,
+        grantor TEXT NOT NULL REFERENCES members(id),
+        grantee TEXT NOT NULL,
+        right TEXT NOT NULL CHECK (right IN ('view', 'republish')),
+        subjects TEXT NOT NULL DEFAULT '[]',
+        delay_minutes INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE INDEX agreements_grantee ON agreements(grantee);
+    CREATE INDEX agreements_grantor ON agreements(grantor);
+    -- One row per item, describing its current version (denormalised for listing).
+    CREATE TABLE items (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES members(id),
+        uri TEXT NOT NULL,
+        current_seq INTEGER NOT NULL,
+        version_count INTEGER NOT NULL,
+        pub_status TEXT NOT NULL,
+        committed_at INTEGER NOT NULL,
+        available_at INTEGER NOT NULL,
+        language TEXT,
+        type TEXT,
+        urgency INTEGER,
+        dated_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (owner, uri)
+    );
+    CREATE INDEX items_available ON items(available_at);
+    CREATE INDEX items_committed ON items(committed_at);
+    CREATE INDEX items_owner ON items(owner, committed_at);
+    CREATE TABLE versions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        item_id TEXT NOT NULL REFERENCES items(id),
+        version TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        content_hash BLOB NOT NULL,
+        document TEXT NOT NULL,
+        extensions TEXT NOT NULL DEFAULT '{}',
+        original TEXT NOT NULL,
+        source_format TEXT NOT NULL,
+        pub_status TEXT NOT NULL,
+        embargoed_until INTEGER,
+        committed_at INTEGER NOT NULL,
+        available_at INTEGER NOT NULL,
+        UNIQUE (item_id, version)
+    );
+    CREATE TABLE version_subjects (
+        seq INTEGER NOT NULL REFERENCES versions(seq),
+        key TEXT NOT NULL,
+        PRIMARY KEY (seq, key)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// Brings the database up to the newest schema. Safe to call on every open, from several processes.
+pub fn migrate(connection: &mut Connection) -> Result<()> {
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        transaction.execute_batch(migration)?;
+        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tracing::info!(migration = index + 1, "applied migration");
+    }
+    transaction.commit()?;
+    Ok(())
+}

@@ -1,0 +1,525 @@
+//! The store test suite. Every backend runs the same checks through the `Store` trait; today that is
+//! SQLite (PostgreSQL joins when cluster mode lands).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use karavan_domain::{
+    CountryCode, Grantee, LanguageTag, MemberId, MemberName, PubStatus, Right, Role, Timestamp,
+};
+use karavan_store::{
+    Cursor, ItemRead, ListQuery, NewAgreement, NewMember, NewVersion, Page, PublishOutcome,
+    SqliteConfig, SqliteStore, Store, StoreError,
+};
+use serde_json::{Map, Value, json};
+
+fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteConfig::new(dir.path())).unwrap();
+    (dir, Arc::new(store))
+}
+
+fn now() -> Timestamp {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    Timestamp(elapsed.as_micros() as i64)
+}
+
+fn member(store: &dyn Store, name: &str) -> MemberId {
+    store
+        .add_member(NewMember {
+            name: MemberName::parse(name).unwrap(),
+            country: CountryCode::parse("KZ").unwrap(),
+            languages: vec![LanguageTag::parse("kk").unwrap()],
+            contact: None,
+        })
+        .unwrap()
+        .id
+}
+
+fn grant(store: &dyn Store, grantor: &MemberId, grantee: Grantee, subjects: &[&str], delay: u32) {
+    store
+        .add_agreement(NewAgreement {
+            grantor: grantor.clone(),
+            grantee,
+            right: Right::View,
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            delay_minutes: delay,
+        })
+        .unwrap();
+}
+
+fn version(owner: &MemberId, uri: &str, version: Option<&str>, headline: &str) -> NewVersion {
+    let mut document = Map::new();
+    document.insert("uri".into(), json!(uri));
+    document.insert("headlines".into(), json!([{ "value": headline }]));
+    NewVersion {
+        owner: owner.clone(),
+        uri: uri.to_string(),
+        version: version.map(str::to_string),
+        original: Value::Object(document.clone()).to_string(),
+        document,
+        extensions: Map::new(),
+        source_format: "ninjs 3.1".into(),
+        pub_status: PubStatus::Usable,
+        embargoed_until: None,
+        urgency: None,
+        language: Some("kk".into()),
+        item_type: Some("text".into()),
+        version_created: None,
+        subjects: Vec::new(),
+    }
+}
+
+fn headline(document: &Map<String, Value>) -> &str {
+    document["headlines"][0]["value"].as_str().unwrap()
+}
+
+fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    keys_authenticate_until_revoked(make);
+    corrections_idempotency_and_conflicts(make);
+    agreements_embargo_and_kills(make);
+    cursors_page_and_poll_without_gaps_or_repeats(make);
+    concurrent_publishers_lose_nothing(make);
+    list_matches_the_visibility_rule(make);
+}
+
+#[test]
+fn sqlite_passes_the_suite() {
+    run_suite(sqlite);
+}
+
+fn keys_authenticate_until_revoked(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let agency = member(store.as_ref(), "Agency");
+    let (info, key) = store
+        .create_key(&agency, Role::Editor, Some("desk".into()))
+        .unwrap();
+    let principal = store
+        .authenticate(&key.hash())
+        .unwrap()
+        .expect("a live key authenticates");
+    assert_eq!(
+        (principal.member, principal.role),
+        (agency.clone(), Role::Editor)
+    );
+    assert_eq!(store.keys(&agency).unwrap().len(), 1);
+    assert!(store.revoke_key(&agency, &info.id).unwrap());
+    assert!(
+        store.authenticate(&key.hash()).unwrap().is_none(),
+        "a revoked key no longer authenticates"
+    );
+    assert!(
+        !store.revoke_key(&agency, &info.id).unwrap(),
+        "revoking twice reports nothing revoked"
+    );
+    let stranger = MemberId::parse("mbr_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap();
+    assert!(matches!(
+        store.create_key(&stranger, Role::Admin, None),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+fn corrections_idempotency_and_conflicts(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let agency = member(store.as_ref(), "Agency");
+    let first = store
+        .publish(version(&agency, "urn:a:1", Some("1"), "first"))
+        .unwrap();
+    let PublishOutcome::Created(first) = first else {
+        panic!("a new uri creates an item")
+    };
+    assert_eq!(first.document["version"], "1");
+    assert!(
+        first.document.contains_key("versionCreated")
+            && first.document.contains_key("firstCreated")
+    );
+
+    let again = store
+        .publish(version(&agency, "urn:a:1", Some("1"), "first"))
+        .unwrap();
+    assert!(
+        matches!(&again, PublishOutcome::Unchanged(v) if v.seq == first.seq),
+        "a resend is idempotent"
+    );
+
+    let clash = store
+        .publish(version(&agency, "urn:a:1", Some("1"), "different"))
+        .unwrap_err();
+    assert!(matches!(
+        clash,
+        StoreError::Conflict {
+            code: "version_conflict",
+            ..
+        }
+    ));
+
+    let second = store
+        .publish(version(&agency, "urn:a:1", Some("2"), "corrected"))
+        .unwrap();
+    let PublishOutcome::Corrected(second) = second else {
+        panic!("a new version corrects")
+    };
+    assert_eq!(second.item_id, first.item_id);
+    assert_eq!(second.number, 2);
+
+    let stale = store
+        .publish(version(&agency, "urn:a:1", Some("1"), "late"))
+        .unwrap_err();
+    assert!(
+        matches!(
+            stale,
+            StoreError::Conflict {
+                code: "version_conflict",
+                ..
+            }
+        ),
+        "version 1 exists: {stale}"
+    );
+    let older = store
+        .publish(version(&agency, "urn:a:1", Some("0"), "older"))
+        .unwrap_err();
+    assert!(matches!(
+        older,
+        StoreError::Conflict {
+            code: "stale_version",
+            ..
+        }
+    ));
+
+    // Without a version, the store numbers versions, and a resend of the current content is a no-op.
+    let third = store
+        .publish(version(&agency, "urn:a:1", None, "third"))
+        .unwrap();
+    assert_eq!(third.stored().version, "3");
+    assert!(matches!(
+        store
+            .publish(version(&agency, "urn:a:1", None, "third"))
+            .unwrap(),
+        PublishOutcome::Unchanged(_)
+    ));
+
+    let history = store
+        .versions(&agency, &first.item_id, now())
+        .unwrap()
+        .unwrap();
+    let headlines: Vec<&str> = history.iter().map(|v| headline(&v.document)).collect();
+    assert_eq!(
+        headlines,
+        ["first", "corrected", "third"],
+        "every version stays readable"
+    );
+    let ItemRead::Visible(current) = store.item(&agency, &first.item_id, now()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(headline(&current.document), "third");
+
+    // The same uri from another member is another item.
+    let other = member(store.as_ref(), "Other");
+    let theirs = store
+        .publish(version(&other, "urn:a:1", Some("1"), "theirs"))
+        .unwrap();
+    assert!(matches!(&theirs, PublishOutcome::Created(v) if v.item_id != first.item_id));
+}
+
+fn agreements_embargo_and_kills(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let (owner, partner, stranger) = (
+        member(store.as_ref(), "Owner"),
+        member(store.as_ref(), "Partner"),
+        member(store.as_ref(), "Stranger"),
+    );
+    grant(
+        store.as_ref(),
+        &owner,
+        Grantee::Member(partner.clone()),
+        &[],
+        0,
+    );
+
+    let open = store
+        .publish(version(&owner, "urn:open", None, "open"))
+        .unwrap()
+        .stored()
+        .item_id
+        .clone();
+    let mut embargoed = version(&owner, "urn:embargoed", None, "embargoed");
+    let until = now().plus_minutes(60);
+    embargoed.embargoed_until = Some(until);
+    let embargoed = store.publish(embargoed).unwrap().stored().item_id.clone();
+
+    let t = now();
+    assert!(matches!(
+        store.item(&partner, &open, t).unwrap(),
+        ItemRead::Visible(_)
+    ));
+    assert_eq!(
+        store.item(&stranger, &open, t).unwrap(),
+        ItemRead::NotFound,
+        "no agreement, no item"
+    );
+    assert_eq!(
+        store.item(&partner, &embargoed, t).unwrap(),
+        ItemRead::NotFound,
+        "embargo hides the item"
+    );
+    assert!(
+        matches!(
+            store.item(&owner, &embargoed, t).unwrap(),
+            ItemRead::Visible(_)
+        ),
+        "except from its owner"
+    );
+    assert!(store.versions(&partner, &embargoed, t).unwrap().is_none());
+    let listed: Vec<_> = store
+        .list(&partner, &ListQuery::newest(50), t)
+        .unwrap()
+        .entries;
+    assert_eq!(listed.len(), 1, "the embargoed item is not listed");
+    // When the embargo passes, the item appears by itself.
+    let later = until.plus_minutes(1);
+    assert!(matches!(
+        store.item(&partner, &embargoed, later).unwrap(),
+        ItemRead::Visible(_)
+    ));
+
+    let mut kill = version(&owner, "urn:open", None, "killed");
+    kill.pub_status = PubStatus::Canceled;
+    store.publish(kill).unwrap();
+    let t = now();
+    assert!(
+        matches!(store.item(&partner, &open, t).unwrap(), ItemRead::Killed(_)),
+        "a kill leaves a notice"
+    );
+    assert_eq!(store.item(&stranger, &open, t).unwrap(), ItemRead::NotFound);
+    let listed = store
+        .list(&partner, &ListQuery::newest(50), t)
+        .unwrap()
+        .entries;
+    assert!(listed.is_empty(), "a killed item leaves every list");
+    let mut with_kills = ListQuery::newest(50);
+    with_kills.include_kills = true;
+    let listed = store.list(&partner, &with_kills, t).unwrap().entries;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].version.pub_status, PubStatus::Canceled);
+}
+
+fn cursors_page_and_poll_without_gaps_or_repeats(
+    make: fn() -> (tempfile::TempDir, Arc<dyn Store>),
+) {
+    let (_dir, store) = make();
+    let (owner, reader) = (
+        member(store.as_ref(), "Owner"),
+        member(store.as_ref(), "Reader"),
+    );
+    grant(store.as_ref(), &owner, Grantee::Everyone, &[], 0);
+    for n in 0..25 {
+        store
+            .publish(version(
+                &owner,
+                &format!("urn:p:{n}"),
+                None,
+                &format!("item {n}"),
+            ))
+            .unwrap();
+    }
+    // Newest first, in pages of 10.
+    let mut seen = Vec::new();
+    let mut query = ListQuery::newest(10);
+    let first_page = store.list(&reader, &query, now()).unwrap();
+    let poll_from = first_page.horizon;
+    let mut page = first_page;
+    loop {
+        seen.extend(
+            page.entries
+                .iter()
+                .map(|e| headline(&e.version.document).to_string()),
+        );
+        let Some(next) = page.next else { break };
+        query.page = Page::NewestFirst(Some(next));
+        page = store.list(&reader, &query, now()).unwrap();
+    }
+    let expected: Vec<String> = (0..25).rev().map(|n| format!("item {n}")).collect();
+    assert_eq!(seen, expected);
+
+    // Polling from the horizon sees exactly what is published afterwards, oldest first.
+    let mut cursor: Cursor = poll_from;
+    let mut polled = Vec::new();
+    for n in 25..32 {
+        store
+            .publish(version(
+                &owner,
+                &format!("urn:p:{n}"),
+                None,
+                &format!("item {n}"),
+            ))
+            .unwrap();
+        let mut poll = ListQuery::newest(3);
+        poll.page = Page::Since(cursor);
+        loop {
+            let page = store.list(&reader, &poll, now()).unwrap();
+            polled.extend(
+                page.entries
+                    .iter()
+                    .map(|e| headline(&e.version.document).to_string()),
+            );
+            cursor = page.next.expect("a poll always says where to continue");
+            if page.entries.len() < 3 {
+                break;
+            }
+            poll.page = Page::Since(cursor);
+        }
+    }
+    let expected: Vec<String> = (25..32).map(|n| format!("item {n}")).collect();
+    assert_eq!(polled, expected);
+    // A correction shows up again in the poll, as its new version.
+    store
+        .publish(version(&owner, "urn:p:3", None, "item 3 corrected"))
+        .unwrap();
+    let mut poll = ListQuery::newest(10);
+    poll.page = Page::Since(cursor);
+    let page = store.list(&reader, &poll, now()).unwrap();
+    let again: Vec<&str> = page
+        .entries
+        .iter()
+        .map(|e| headline(&e.version.document))
+        .collect();
+    assert_eq!(again, ["item 3 corrected"]);
+}
+
+fn concurrent_publishers_lose_nothing(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let owner = member(store.as_ref(), "Owner");
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            let owner = owner.clone();
+            std::thread::spawn(move || {
+                for n in 0..40 {
+                    let uri = format!("urn:c:{t}:{n}");
+                    store.publish(version(&owner, &uri, None, &uri)).unwrap();
+                    // A retry of the same publish must not duplicate it.
+                    if n % 10 == 0 {
+                        assert!(matches!(
+                            store.publish(version(&owner, &uri, None, &uri)).unwrap(),
+                            PublishOutcome::Unchanged(_)
+                        ));
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut query = ListQuery::newest(1000);
+    query.limit = 1000;
+    let entries = store.list(&owner, &query, now()).unwrap().entries;
+    let uris: HashSet<&str> = entries.iter().map(|e| e.version.uri.as_str()).collect();
+    assert_eq!(entries.len(), 16 * 40);
+    assert_eq!(uris.len(), 16 * 40, "nothing duplicated");
+}
+
+/// A small deterministic generator, so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The SQL of `list` must agree with the domain's `visibility_for` on random agreements and items.
+fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let subjects = ["economy", "sport", "culture"];
+    for seed in 1..=6u64 {
+        let (_dir, store) = make();
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let members: Vec<MemberId> = (0..4)
+            .map(|n| member(store.as_ref(), &format!("M{n}")))
+            .collect();
+        for _ in 0..6 {
+            let grantor = &members[rng.below(4) as usize];
+            let grantee = match rng.below(5) {
+                0 => Grantee::Everyone,
+                n => Grantee::Member(members[(n - 1) as usize].clone()),
+            };
+            if grantee == Grantee::Member(grantor.clone()) {
+                continue;
+            }
+            let limited: Vec<&str> = subjects
+                .iter()
+                .copied()
+                .filter(|_| rng.below(3) == 0)
+                .collect();
+            let delay = [0, 0, 5, 120][rng.below(4) as usize];
+            grant(store.as_ref(), grantor, grantee, &limited, delay);
+        }
+        let base = now();
+        for n in 0..30 {
+            let owner = &members[rng.below(4) as usize];
+            let mut item = version(owner, &format!("urn:r:{n}"), None, "x");
+            item.subjects = subjects
+                .iter()
+                .filter(|_| rng.below(2) == 0)
+                .map(|s| s.to_string())
+                .collect();
+            if rng.below(4) == 0 {
+                item.embargoed_until = Some(base.plus_minutes(rng.below(200) as i64 - 20));
+            }
+            if rng.below(6) == 0 {
+                item.pub_status = PubStatus::Canceled;
+            }
+            store.publish(item).unwrap();
+        }
+        for minutes in [0, 10, 130, 400] {
+            let at = now().plus_minutes(minutes);
+            for viewer in &members {
+                let mut all = ListQuery::newest(1000);
+                all.include_kills = true;
+                let listed: HashSet<String> = store
+                    .list(viewer, &all, at)
+                    .unwrap()
+                    .entries
+                    .iter()
+                    .map(|e| e.version.uri.clone())
+                    .collect();
+                // The naive way: ask `item` (which applies the domain's `visibility_for` in Rust) about
+                // every item of every member, and compare with what the SQL of `list` returned.
+                let mut expected = HashSet::new();
+                for owner in &members {
+                    let mut everything = ListQuery::newest(1000);
+                    everything.include_kills = true;
+                    for entry in store.list(owner, &everything, at).unwrap().entries {
+                        if &entry.version.owner != owner {
+                            continue;
+                        }
+                        let id = &entry.version.item_id;
+                        let seq = entry.version.seq;
+                        let (ItemRead::Visible(v) | ItemRead::Killed(v)) =
+                            store.item(owner, id, at).unwrap()
+                        else {
+                            panic!("the owner sees its item")
+                        };
+                        assert_eq!(v.seq, seq);
+                        let read = store.item(viewer, id, at).unwrap();
+                        if read != ItemRead::NotFound {
+                            expected.insert(entry.version.uri.clone());
+                        }
+                    }
+                }
+                assert_eq!(
+                    listed, expected,
+                    "seed {seed}, +{minutes} min, viewer {viewer}"
+                );
+            }
+        }
+    }
+}
