@@ -2,6 +2,26 @@
 //! validating them against the rules of the version they follow, and normalising them to ninjs 3.1.
 //!
 //! This crate does no IO. The rest of Karavan only ever sees normalised 3.1 documents.
+//!
+//! - [`read`] is the publish path's entry point: it decides the version (the client's word, the
+//!   document's declaration, or a guess from its property names) and normalises.
+//! - [`validate`] checks a document against exactly one version's rules, which `rules.rs` writes
+//!   down as data (the IPTC schema files are not needed at run time).
+//! - [`normalize`] validates and converts to ninjs 3.1; `normalize.rs` lists every mapping and repair.
+//! - [`declared_version`] and [`extension_schema`] read what a document says about itself.
+
+mod detect;
+mod formats;
+mod geojson;
+mod normalize;
+mod read;
+mod rules;
+mod validate;
+
+pub use detect::{declared_version, extension_schema};
+pub use normalize::{NINJS_3_1_SCHEMA, normalize};
+pub use read::read;
+pub use validate::{MAX_ASSOCIATION_DEPTH, validate};
 
 use serde_json::{Map, Value};
 
@@ -96,6 +116,7 @@ impl NinjsVersion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     /// JSON pointer of the offending value, e.g. `/headlines/0/value`, or `/` for the document itself.
+    /// A missing required property is named by the pointer it would have (`/uri`).
     pub pointer: String,
     /// Lowercase message without a trailing period, naming the property and what is wrong with it.
     pub message: String,
@@ -108,7 +129,10 @@ pub enum NinjsError {
     #[error("a ninjs document must be a json object")]
     NotAnObject,
     #[error("not valid ninjs {version}: {}", .violations.first().map(|v| format!("{} at {}", v.message, v.pointer)).unwrap_or_default())]
-    Invalid { version: &'static str, violations: Vec<Violation> },
+    Invalid {
+        version: &'static str,
+        violations: Vec<Violation>,
+    },
 }
 
 /// A document read as ninjs of some version and normalised to ninjs 3.1.

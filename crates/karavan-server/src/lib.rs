@@ -1,1 +1,193 @@
-//! Karavan server.
+//! Karavan's HTTP API: the router, authentication, the wire types, the error table and the OpenAPI
+//! document. Only this crate knows the wire; it converts explicitly from domain and store types.
+//!
+//! Architecture invariant: handlers never touch the store or do CPU-heavy work on the async threads;
+//! they go through [`AppState::blocking`] and [`AppState::compute`].
+//! Architecture invariant: every route under `/v1/` takes a [`auth::Caller`]; only `/healthz` and the
+//! OpenAPI document are public.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod items;
+pub mod params;
+pub mod publish;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use karavan_domain::Timestamp;
+use karavan_store::{Store, StoreError};
+use tokio::net::TcpListener;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    store: Arc<dyn Store>,
+    config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> AppState {
+        AppState {
+            store,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Runs a store call on the blocking pool, keeping the current tracing span.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = Arc::clone(&self.store);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| work(store.as_ref())))
+            .await
+            .map_err(|error| ApiError::internal("blocking task", error))?
+            .map_err(ApiError::from)
+    }
+
+    /// Runs CPU work (parsing, validation) on the blocking pool.
+    pub async fn compute<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(work))
+            .await
+            .map_err(|error| ApiError::internal("blocking task", error))
+    }
+}
+
+/// The wall clock, read at the edge and passed into the store's visibility rule.
+pub fn now() -> Timestamp {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Every route the server answers, as (method, OpenAPI path). The OpenAPI document must list exactly
+/// these (a test checks both ways).
+pub const ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/healthz"),
+    (Method::GET, "/v1/openapi.json"),
+    (Method::GET, "/v1/me"),
+    (Method::GET, "/v1/members"),
+    (Method::GET, "/v1/members/{id}"),
+    (Method::GET, "/v1/keys"),
+    (Method::POST, "/v1/keys"),
+    (Method::DELETE, "/v1/keys/{id}"),
+    (Method::GET, "/v1/agreements"),
+    (Method::POST, "/v1/agreements"),
+    (Method::DELETE, "/v1/agreements/{id}"),
+    (Method::GET, "/v1/items"),
+    (Method::POST, "/v1/items"),
+    (Method::GET, "/v1/items/{id}"),
+    (Method::GET, "/v1/items/{id}/versions"),
+    (Method::POST, "/v1/items/{id}/kill"),
+];
+
+/// The OpenAPI 3.1 document, kept beside the routes it describes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        "no such route; see /v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method; see /v1/openapi.json",
+    )
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/me", get(admin::me))
+        .route("/v1/members", get(admin::list_members))
+        .route("/v1/members/{id}", get(admin::get_member))
+        .route("/v1/keys", get(admin::list_keys).post(admin::create_key))
+        .route("/v1/keys/{id}", delete(admin::revoke_key))
+        .route(
+            "/v1/agreements",
+            get(admin::list_agreements).post(admin::create_agreement),
+        )
+        .route("/v1/agreements/{id}", delete(admin::revoke_agreement))
+        .route("/v1/items", get(items::list_items).post(items::publish))
+        .route("/v1/items/{id}", get(items::get_item))
+        .route("/v1/items/{id}/versions", get(items::get_versions))
+        .route("/v1/items/{id}/kill", post(items::kill_item))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight (at most `grace`).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let app = router(state);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx = stop_rx;
+    tokio::select! {
+        result = server => result,
+        _ = async {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("requests still running after the grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}

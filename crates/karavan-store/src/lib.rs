@@ -260,6 +260,8 @@ pub trait Store: Send + Sync + 'static {
     fn revoke_agreement(&self, grantor: &MemberId, id: &AgreementId) -> Result<bool>;
 
     fn publish(&self, version: NewVersion) -> Result<PublishOutcome>;
+    /// Publishes several versions in order, all or none: one failure leaves nothing written.
+    fn publish_all(&self, versions: Vec<NewVersion>) -> Result<Vec<PublishOutcome>>;
     fn item(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<ItemRead>;
     /// All versions the viewer may see, oldest first; `None` when the item is not visible at all.
     fn versions(

@@ -1,1 +1,358 @@
-fn main() {}
+//! The `karavan` binary: parses the command line, builds the app and runs it. The work is in the
+//! library crates.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use karavan_domain::{
+    AgreementId, CountryCode, Grantee, KeyId, LanguageTag, MAX_DELAY_MINUTES, MemberId, MemberName,
+    Right, Role,
+};
+use karavan_server::{AppState, ServerConfig};
+use karavan_store::{NewAgreement, NewMember, SqliteConfig, SqliteStore, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "karavan",
+    version,
+    about = "Karavan: the multilingual news exchange"
+)]
+struct Cli {
+    /// The data directory (SQLite database, indexes, demo keys).
+    #[arg(long, global = true, env = "KARAVAN_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the HTTP server.
+    Serve(ServeArgs),
+    /// Manages member agencies.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Manages API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Manages sharing agreements.
+    #[command(subcommand)]
+    Agreement(AgreementCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Load demo members, agreements and items if the data directory has no members yet.
+    #[arg(long)]
+    demo: bool,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    max_body_bytes: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum MemberCommand {
+    /// Adds a member agency and prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// ISO 3166-1 alpha-2 country code.
+        #[arg(long)]
+        country: String,
+        /// BCP 47 language tags the member publishes in, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        languages: Vec<String>,
+        /// Public contact (address or URL).
+        #[arg(long)]
+        contact: Option<String>,
+    },
+    /// Lists members, one a line: id, country, languages, name.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Creates an API key and prints it (and nothing else) on stdout.
+    Create {
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Lists a member's keys, one a line: id, role, state, label.
+    List {
+        #[arg(long)]
+        member: String,
+    },
+    /// Revokes a key.
+    Revoke {
+        #[arg(long)]
+        member: String,
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgreementCommand {
+    /// Grants a member (or "*", every member) the right to view or republish the grantor's content.
+    Add {
+        #[arg(long)]
+        grantor: String,
+        #[arg(long)]
+        grantee: String,
+        #[arg(long, default_value = "view")]
+        right: String,
+        /// Subject codes or URIs to limit the agreement to, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        subjects: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        delay_minutes: u32,
+    },
+    /// Lists the agreements a member granted or received, one a line.
+    List {
+        #[arg(long)]
+        member: String,
+    },
+    /// Revokes an agreement.
+    Revoke {
+        #[arg(long)]
+        grantor: String,
+        agreement: String,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal; logs read by programs stay plain.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(SqliteConfig::new(data_dir))
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => serve(&cli.data_dir, args),
+        Command::Member(command) => member_command(&cli.data_dir, command),
+        Command::Key(command) => key_command(&cli.data_dir, command),
+        Command::Agreement(command) => agreement_command(&cli.data_dir, command),
+    }
+}
+
+fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    if args.demo {
+        demo::load(store.as_ref(), data_dir).context("loading the demo content")?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, data_dir = %data_dir.display(), "karavan is serving");
+        let state = AppState::new(
+            store,
+            ServerConfig {
+                max_body_bytes: args.max_body_bytes,
+            },
+        );
+        karavan_server::serve(listener, state, shutdown_signal(), Duration::from_secs(10)).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+fn member_command(data_dir: &std::path::Path, command: MemberCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    match command {
+        MemberCommand::Add {
+            name,
+            country,
+            languages,
+            contact,
+        } => {
+            let member = store.add_member(NewMember {
+                name: MemberName::parse(&name)?,
+                country: CountryCode::parse(&country)?,
+                languages: languages
+                    .iter()
+                    .map(|l| LanguageTag::parse(l))
+                    .collect::<Result<_, _>>()?,
+                contact,
+            })?;
+            println!("{}", member.id);
+        }
+        MemberCommand::List => {
+            for member in store.members()? {
+                let languages: Vec<&str> =
+                    member.languages.iter().map(LanguageTag::as_str).collect();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    member.id,
+                    member.country.as_str(),
+                    languages.join(","),
+                    member.name.as_str()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn existing_member(store: &SqliteStore, text: &str) -> anyhow::Result<MemberId> {
+    let id = MemberId::parse(text)?;
+    if store.member(&id)?.is_none() {
+        bail!("no member {id}; `karavan member list` shows the members");
+    }
+    Ok(id)
+}
+
+fn key_command(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    match command {
+        KeyCommand::Create {
+            member,
+            role,
+            label,
+        } => {
+            let member = existing_member(&store, &member)?;
+            let (info, key) = store.create_key(&member, Role::parse(&role)?, label)?;
+            tracing::info!(key_id = %info.id, member = %member, role = %info.role, "created an API key");
+            println!("{}", key.reveal());
+        }
+        KeyCommand::List { member } => {
+            let member = existing_member(&store, &member)?;
+            for key in store.keys(&member)? {
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "live"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    key.id,
+                    key.role,
+                    state,
+                    key.label.unwrap_or_default()
+                );
+            }
+        }
+        KeyCommand::Revoke { member, key } => {
+            let member = existing_member(&store, &member)?;
+            if !store.revoke_key(&member, &KeyId::parse(&key)?)? {
+                bail!("member {member} has no live key {key}");
+            }
+            println!("revoked {key}");
+        }
+    }
+    Ok(())
+}
+
+fn agreement_command(data_dir: &std::path::Path, command: AgreementCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    match command {
+        AgreementCommand::Add {
+            grantor,
+            grantee,
+            right,
+            subjects,
+            delay_minutes,
+        } => {
+            if delay_minutes > MAX_DELAY_MINUTES {
+                bail!("--delay-minutes: at most {MAX_DELAY_MINUTES}");
+            }
+            let agreement = store.add_agreement(NewAgreement {
+                grantor: existing_member(&store, &grantor)?,
+                grantee: Grantee::parse(&grantee)?,
+                right: Right::parse(&right)?,
+                subjects: subjects
+                    .into_iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                delay_minutes,
+            })?;
+            println!("{}", agreement.id);
+        }
+        AgreementCommand::List { member } => {
+            let member = existing_member(&store, &member)?;
+            for a in store.agreements_of(&member)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    a.id,
+                    a.grantor,
+                    a.grantee,
+                    a.right.as_str(),
+                    a.subjects.join(","),
+                    a.delay_minutes
+                );
+            }
+        }
+        AgreementCommand::Revoke { grantor, agreement } => {
+            let grantor = existing_member(&store, &grantor)?;
+            if !store.revoke_agreement(&grantor, &AgreementId::parse(&agreement)?)? {
+                bail!("member {grantor} granted no live agreement {agreement}");
+            }
+            println!("revoked {agreement}");
+        }
+    }
+    Ok(())
+}

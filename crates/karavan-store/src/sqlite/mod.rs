@@ -751,6 +751,21 @@ impl Store for SqliteStore {
             .run(move |connection, clock| publish_in(connection, clock, version, hash))
     }
 
+    fn publish_all(&self, versions: Vec<NewVersion>) -> Result<Vec<PublishOutcome>> {
+        let hashed: Vec<(NewVersion, Vec<u8>)> = versions
+            .into_iter()
+            .map(|v| (content_hash(&v), v))
+            .map(|(h, v)| (v, h))
+            .collect();
+        // One job, so one savepoint: a failure rolls the whole batch back.
+        self.writer.run(move |connection, clock| {
+            hashed
+                .into_iter()
+                .map(|(version, hash)| publish_in(connection, clock, version, hash))
+                .collect()
+        })
+    }
+
     fn item(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<ItemRead> {
         self.read(|connection| {
             let Some(current) = current_seq(connection, id)? else {

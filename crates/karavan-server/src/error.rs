@@ -1,0 +1,192 @@
+//! The HTTP API's one error type and its table of stable error codes.
+//!
+//! Every error body is `{ "error": { "code", "message" } }`, sometimes with more fields beside `error`
+//! (the violations of an invalid document, a kill notice). A 5xx never carries internals: they are
+//! logged with context and the client gets a generic message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use karavan_domain::ParseError;
+use karavan_store::StoreError;
+use serde_json::{Map, Value, json};
+
+/// A stable error code. The table below is the contract; codes are never renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 401: no `Authorization: Bearer KEY`, or a key that is malformed, unknown or revoked.
+    Unauthorized,
+    /// 403: the key's role may not do this, or the resource belongs to another member.
+    Forbidden,
+    /// 404: no such resource, or one the caller may not see (the two are not told apart).
+    NotFound,
+    /// 404: no such route.
+    RouteNotFound,
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed,
+    /// 410: the item was killed; the body carries the kill notice.
+    ItemKilled,
+    /// 400: the body is not well-formed JSON.
+    InvalidJson,
+    /// 400: a field, parameter or header has a bad value; the message names it.
+    InvalidRequest,
+    /// 422: the document is not valid ninjs of the version it was read as.
+    InvalidNinjs,
+    /// 409: this uri and version were stored before with different content.
+    VersionConflict,
+    /// 409: the version is older than the item's current version.
+    StaleVersion,
+    /// 413: the body is larger than the server accepts.
+    PayloadTooLarge,
+    /// 415: the body's content type is not one the route accepts.
+    UnsupportedMediaType,
+    /// 500: something broke on our side; see the server log.
+    Internal,
+    /// 503: the server is shutting down.
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound | ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::ItemKilled => StatusCode::GONE,
+            ErrorCode::InvalidJson | ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidNinjs => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::VersionConflict | ErrorCode::StaleVersion => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::RouteNotFound => "route_not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::ItemKilled => "item_killed",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidNinjs => "invalid_ninjs",
+            ErrorCode::VersionConflict => "version_conflict",
+            ErrorCode::StaleVersion => "stale_version",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::RouteNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::ItemKilled,
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidNinjs,
+        ErrorCode::VersionConflict,
+        ErrorCode::StaleVersion,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+    ];
+}
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Extra top-level fields of the body, beside `error`.
+    pub extra: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: Value) -> ApiError {
+        self.extra.insert(key.to_string(), value);
+        self
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::InvalidRequest, message)
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("no {what} with that id is visible to you"),
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Forbidden, message)
+    }
+
+    /// Logs an internal failure with its context and hides it from the client.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%error, context, "internal error");
+        ApiError::new(
+            ErrorCode::Internal,
+            "internal error; the server log has the details",
+        )
+    }
+}
+
+impl From<ParseError> for ApiError {
+    fn from(error: ParseError) -> ApiError {
+        ApiError::invalid(format!("{}: {}", error.field, error.message))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::NotFound(message) => ApiError::new(ErrorCode::NotFound, message),
+            StoreError::Invalid(message) => ApiError::invalid(message),
+            StoreError::Conflict {
+                code: "stale_version",
+                message,
+            } => ApiError::new(ErrorCode::StaleVersion, message),
+            StoreError::Conflict { message, .. } => {
+                ApiError::new(ErrorCode::VersionConflict, message)
+            }
+            StoreError::Closed => {
+                ApiError::new(ErrorCode::Unavailable, "the server is shutting down")
+            }
+            other => ApiError::internal("store", other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert(
+            "error".to_string(),
+            json!({ "code": self.code.as_str(), "message": self.message }),
+        );
+        body.extend(self.extra);
+        (self.code.status(), Json(Value::Object(body))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

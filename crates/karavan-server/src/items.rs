@@ -1,0 +1,434 @@
+//! Item routes: publish (new items, corrections, kills), get one, its versions, and the caller's wire.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use karavan_domain::{ItemId, Role};
+use karavan_ninjs::NinjsVersion;
+use karavan_store::{Cursor, ItemRead, ListQuery, NewVersion, Page, PublishOutcome};
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::params::Params;
+use crate::publish::{new_version, parse_json_body};
+use crate::{AppState, now, wire};
+
+/// The header a client may use to say which ninjs version a body follows.
+pub const NINJS_VERSION_HEADER: &str = "karavan-ninjs-version";
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "the body is larger than this server accepts",
+            )
+        } else {
+            ApiError::invalid(format!("body: {rejection}"))
+        }
+    })
+}
+
+fn require_json(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("content-type: {essence:?} is not accepted here; send application/json"),
+        ))
+    }
+}
+
+/// The most items one batch may carry.
+pub const MAX_BATCH: usize = 1000;
+
+fn outcome_json(outcome: &PublishOutcome) -> (StatusCode, Value) {
+    let (status, label) = match outcome {
+        PublishOutcome::Created(_) => (StatusCode::CREATED, "created"),
+        PublishOutcome::Corrected(_) => (StatusCode::CREATED, "corrected"),
+        PublishOutcome::Unchanged(_) => (StatusCode::OK, "unchanged"),
+    };
+    let stored = outcome.stored();
+    let body = json!({
+        "id": stored.item_id.as_str(),
+        "status": label,
+        "meta": wire::meta(stored),
+        "item": wire::ninjs(stored),
+    });
+    (status, body)
+}
+
+fn publish_response(outcome: PublishOutcome) -> Response {
+    let (status, body) = outcome_json(&outcome);
+    let location = format!("/v1/items/{}", outcome.stored().item_id);
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+fn batch_response(outcomes: Vec<PublishOutcome>) -> Response {
+    let results: Vec<(StatusCode, Value)> = outcomes.iter().map(outcome_json).collect();
+    let status = if results
+        .iter()
+        .any(|(status, _)| *status == StatusCode::CREATED)
+    {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let items: Vec<Value> = results.into_iter().map(|(_, body)| body).collect();
+    (status, Json(json!({ "items": items }))).into_response()
+}
+
+/// Reads each element of a batch; an error names the element's index in its message and pointers.
+fn read_batch(
+    owner: &karavan_domain::MemberId,
+    elements: &[Value],
+    client_says: Option<NinjsVersion>,
+) -> ApiResult<Vec<NewVersion>> {
+    if elements.is_empty() {
+        return Err(ApiError::invalid("body: the array of items is empty"));
+    }
+    if elements.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "body: at most {MAX_BATCH} items in one batch, got {}",
+            elements.len()
+        )));
+    }
+    elements
+        .iter()
+        .enumerate()
+        .map(|(index, element)| {
+            new_version(owner, element, element.to_string(), client_says).map_err(|mut error| {
+                error.message = format!("item {index}: {}", error.message);
+                if let Some(Value::Array(violations)) = error.extra.get_mut("violations") {
+                    for violation in violations {
+                        if let Some(pointer) = violation.get("pointer").and_then(Value::as_str) {
+                            violation["pointer"] =
+                                Value::String(format!("/{index}{}", pointer.trim_end_matches('/')));
+                        }
+                    }
+                }
+                error
+            })
+        })
+        .collect()
+}
+
+/// `POST /v1/items`: publish a new item, a correction (same uri, new version) or a kill
+/// (`pubStatus: canceled`).
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    caller.require(Role::Editor, "publishing")?;
+    let mut params = Params::parse(query)?;
+    let from_query = params.one("ninjs")?;
+    params.finish()?;
+    require_json(&headers)?;
+    let from_header = headers
+        .get(NINJS_VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let client_says = match from_query.or(from_header) {
+        None => None,
+        Some(text) => {
+            Some(NinjsVersion::parse(&text).map_err(|e| ApiError::invalid(format!("ninjs: {e}")))?)
+        }
+    };
+    let body = body_bytes(body)?;
+    let value = parse_json_body(&body)?;
+    let original = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(ErrorCode::InvalidJson, "the body is not UTF-8"))?;
+    let owner = caller.0.member.clone();
+    // A JSON array is a batch (a ninjs collection): stored all or nothing, in order.
+    if let Value::Array(elements) = value {
+        let versions = state
+            .compute(move || read_batch(&owner, &elements, client_says))
+            .await??;
+        let outcomes = state
+            .blocking(move |store| store.publish_all(versions))
+            .await?;
+        return Ok(batch_response(outcomes));
+    }
+    // Validation and normalisation are CPU work: keep them off the async threads.
+    let version: NewVersion = state
+        .compute(move || new_version(&owner, &value, original, client_says))
+        .await??;
+    let outcome = state.blocking(move |store| store.publish(version)).await?;
+    Ok(publish_response(outcome))
+}
+
+fn parse_item_id(text: &str) -> ApiResult<ItemId> {
+    ItemId::parse(text).map_err(ApiError::from)
+}
+
+/// `GET /v1/items/{id}`: the item as ninjs 3.1, or 410 with the kill notice.
+pub async fn get_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    let mut params = Params::parse(query)?;
+    let format = params.one("format")?;
+    params.finish()?;
+    if let Some(format) = format.as_deref()
+        && format != "ninjs"
+    {
+        return Err(ApiError::invalid(format!(
+            "format: {format:?} is not supported (ninjs)"
+        )));
+    }
+    let id = parse_item_id(&id)?;
+    let viewer = caller.0.member.clone();
+    let read = state
+        .blocking(move |store| store.item(&viewer, &id, now()))
+        .await?;
+    match read {
+        ItemRead::Visible(version) => {
+            let mut response = Json(wire::ninjs(&version)).into_response();
+            let headers = response.headers_mut();
+            for (name, value) in [
+                ("karavan-item-id", version.item_id.to_string()),
+                ("karavan-member", version.owner.to_string()),
+                ("etag", format!("\"{}\"", version.seq)),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
+            Ok(response)
+        }
+        ItemRead::Killed(notice) => Err(ApiError::new(
+            ErrorCode::ItemKilled,
+            format!("item {} was killed; do not use it", notice.item_id),
+        )
+        .with("notice", wire::ninjs(&notice))),
+        ItemRead::NotFound => Err(ApiError::not_found("item")),
+    }
+}
+
+/// `GET /v1/items/{id}/versions`: every version the caller may see, oldest first.
+pub async fn get_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse_item_id(&id)?;
+    let viewer = caller.0.member.clone();
+    let versions = state
+        .blocking(move |store| store.versions(&viewer, &id, now()))
+        .await?;
+    let versions = versions.ok_or_else(|| ApiError::not_found("item"))?;
+    let body = json!({
+        "versions": versions.iter().map(wire::ninjs).collect::<Vec<_>>(),
+        "meta": versions.iter().map(wire::meta).collect::<Vec<_>>(),
+    });
+    Ok(Json(body).into_response())
+}
+
+/// `POST /v1/items/{id}/kill`: withdraws an item everywhere by publishing a canceled version.
+pub async fn kill_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    caller.require(Role::Editor, "killing an item")?;
+    let id = parse_item_id(&id)?;
+    let body = body_bytes(body)?;
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let value = parse_json_body(&body)?;
+        match value.get("reason") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(reason)) => Some(reason.clone()),
+            Some(_) => return Err(ApiError::invalid("reason: must be a string")),
+        }
+    };
+    let viewer = caller.0.member.clone();
+    let lookup = id.clone();
+    let current = match state
+        .blocking(move |store| store.item(&viewer, &lookup, now()))
+        .await?
+    {
+        ItemRead::Visible(version) => version,
+        ItemRead::Killed(_) => {
+            return Err(ApiError::new(
+                ErrorCode::ItemKilled,
+                "the item is already killed",
+            ));
+        }
+        ItemRead::NotFound => return Err(ApiError::not_found("item")),
+    };
+    if current.owner != caller.0.member {
+        return Err(ApiError::forbidden(
+            "only the member that published an item may kill it",
+        ));
+    }
+    let mut document = current.document.clone();
+    document.insert(
+        "pubStatus".to_string(),
+        Value::String("canceled".to_string()),
+    );
+    document.remove("version");
+    document.remove("versionCreated");
+    if let Some(reason) = reason {
+        document.insert("edNote".to_string(), Value::String(reason));
+    }
+    // The kill goes through the same path as any publish, so its facts (subjects for agreements
+    // limited to subjects, language, type) are extracted the same way.
+    let value = Value::Object(document);
+    let original = value.to_string();
+    let owner = current.owner.clone();
+    let kill = state
+        .compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1)))
+        .await??;
+    let outcome = state.blocking(move |store| store.publish(kill)).await?;
+    Ok(publish_response(outcome))
+}
+
+fn parse_urgency(text: &str) -> ApiResult<(u8, u8)> {
+    let bad = || {
+        ApiError::invalid(format!(
+            "urgency: {text:?} is not an urgency (1-9) or a range like 1-3"
+        ))
+    };
+    let (low, high) = text.split_once('-').unwrap_or((text, text));
+    let low: u8 = low.trim().parse().map_err(|_| bad())?;
+    let high: u8 = high.trim().parse().map_err(|_| bad())?;
+    if !(1..=9).contains(&low) || !(1..=9).contains(&high) || low > high {
+        return Err(bad());
+    }
+    Ok((low, high))
+}
+
+fn parse_cursor(name: &str, token: &str) -> ApiResult<Cursor> {
+    Cursor::parse_token(token).ok_or_else(|| {
+        ApiError::invalid(format!("{name}: {token:?} is not a cursor from this API"))
+    })
+}
+
+/// `GET /v1/items`: the caller's wire, newest first (`after=` pages back), or everything that appeared
+/// since a cursor, oldest first (`since=`, for polling).
+pub async fn list_items(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    let mut params = Params::parse(query)?;
+    let since = params.one("since")?;
+    let after = params.one("after")?;
+    let page = match (since, after) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("since: give since or after, not both"));
+        }
+        (Some(token), None) => Page::Since(parse_cursor("since", &token)?),
+        (None, Some(token)) => Page::NewestFirst(Some(parse_cursor("after", &token)?)),
+        (None, None) => Page::NewestFirst(None),
+    };
+    let limit = match params.one("limit")? {
+        None => 50,
+        Some(text) => match text.parse::<u32>() {
+            Ok(limit) if (1..=500).contains(&limit) => limit,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "limit: {text:?} is not a number from 1 to 500"
+                )));
+            }
+        },
+    };
+    let owner = match params.one("member")? {
+        None => None,
+        Some(text) => Some(karavan_domain::MemberId::parse(&text)?),
+    };
+    let mut languages = params.all("lang");
+    languages.extend(params.all("language"));
+    for language in &languages {
+        karavan_domain::LanguageTag::parse(language)?;
+    }
+    let item_type = params.one("type")?;
+    if let Some(item_type) = &item_type
+        && ![
+            "text",
+            "audio",
+            "video",
+            "picture",
+            "graphic",
+            "composite",
+            "component",
+            "event",
+            "planning",
+        ]
+        .contains(&item_type.as_str())
+    {
+        return Err(ApiError::invalid(format!(
+            "type: {item_type:?} is not a ninjs type"
+        )));
+    }
+    let urgency = params
+        .one("urgency")?
+        .map(|text| parse_urgency(&text))
+        .transpose()?;
+    let from = params.time("from")?;
+    let to = params.time("to")?;
+    let include = params.all("include");
+    let include_kills = include.iter().any(|i| i == "kills");
+    if let Some(other) = include.iter().find(|i| *i != "kills") {
+        return Err(ApiError::invalid(format!(
+            "include: {other:?} is not something to include (kills)"
+        )));
+    }
+    params.finish()?;
+    let query = ListQuery {
+        page,
+        limit,
+        owner,
+        languages,
+        item_type,
+        urgency,
+        from,
+        to,
+        include_kills,
+    };
+    let viewer = caller.0.member.clone();
+    let listed = state
+        .blocking(move |store| store.list(&viewer, &query, now()))
+        .await?;
+    let body = json!({
+        "items": listed.entries.iter().map(|e| wire::ninjs(&e.version)).collect::<Vec<_>>(),
+        "meta": listed.entries.iter().map(|e| {
+            let mut meta = wire::meta(&e.version);
+            meta["cursor"] = Value::String(e.cursor.to_token());
+            meta
+        }).collect::<Vec<_>>(),
+        "next": listed.next.map(Cursor::to_token),
+        "latest": listed.horizon.to_token(),
+    });
+    Ok(Json(body).into_response())
+}

@@ -1,0 +1,79 @@
+//! JSON wire types of the HTTP API and their explicit conversions from domain and store types.
+
+use karavan_domain::{Agreement, Member};
+use karavan_store::{KeyInfo, StoredVersion};
+use serde_json::{Value, json};
+
+/// The role under which an item's Karavan id appears in its ninjs `altIds`.
+pub const ALT_ID_ROLE: &str = "karavan";
+
+/// An item version as ninjs 3.1, with its Karavan id added to `altIds` (the only place ninjs 3.1
+/// leaves for it: the document stays valid against the schema).
+pub fn ninjs(version: &StoredVersion) -> Value {
+    let mut document = version.document.clone();
+    let entry = json!({ "role": ALT_ID_ROLE, "value": version.item_id.as_str() });
+    match document.get_mut("altIds").and_then(Value::as_array_mut) {
+        Some(alt_ids) => {
+            if !alt_ids
+                .iter()
+                .any(|a| a.get("role").and_then(Value::as_str) == Some(ALT_ID_ROLE))
+            {
+                alt_ids.push(entry);
+            }
+        }
+        None => {
+            document.insert("altIds".to_string(), Value::Array(vec![entry]));
+        }
+    }
+    Value::Object(document)
+}
+
+/// What the exchange knows of an item version beside its content.
+pub fn meta(version: &StoredVersion) -> Value {
+    json!({
+        "id": version.item_id.as_str(),
+        "member": version.owner.as_str(),
+        "uri": version.uri,
+        "version": version.version,
+        "versionNumber": version.number,
+        "pubStatus": version.pub_status.as_str(),
+        "receivedAt": version.committed_at.to_rfc3339(),
+        "availableAt": version.available_at.to_rfc3339(),
+        "sourceFormat": version.source_format,
+        "extensions": version.extensions,
+    })
+}
+
+pub fn member(member: &Member) -> Value {
+    json!({
+        "id": member.id.as_str(),
+        "name": member.name.as_str(),
+        "country": member.country.as_str(),
+        "languages": member.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+        "contact": member.contact,
+        "createdAt": member.created_at.to_rfc3339(),
+    })
+}
+
+pub fn key(key: &KeyInfo) -> Value {
+    json!({
+        "id": key.id.as_str(),
+        "member": key.member.as_str(),
+        "role": key.role.as_str(),
+        "label": key.label,
+        "createdAt": key.created_at.to_rfc3339(),
+        "revokedAt": key.revoked_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+pub fn agreement(agreement: &Agreement) -> Value {
+    json!({
+        "id": agreement.id.as_str(),
+        "grantor": agreement.grantor.as_str(),
+        "grantee": agreement.grantee.to_string(),
+        "right": agreement.right.as_str(),
+        "subjects": agreement.subjects,
+        "delayMinutes": agreement.delay_minutes,
+        "createdAt": agreement.created_at.to_rfc3339(),
+    })
+}

@@ -1,0 +1,129 @@
+//! Publish throughput through the HTTP API of the real binary.
+//!
+//! Starts `karavan serve` on a fresh data directory, then publishes realistic items (about 2 KB of
+//! ninjs each) from concurrent clients over keep-alive connections, and prints items/s and latency
+//! percentiles. Settings: KARAVAN_BENCH_ITEMS (100000), KARAVAN_BENCH_CONCURRENCY (32).
+//! Run: `cargo bench -p karavan --bench publish`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use support::{Server, member_with_key, realistic_item};
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn main() {
+    let items = setting("KARAVAN_BENCH_ITEMS", 100_000);
+    let concurrency = setting("KARAVAN_BENCH_CONCURRENCY", 32);
+    let dir = tempfile::tempdir().unwrap();
+    let (_member, key) = member_with_key(dir.path(), "Bench Agency", "editor");
+    let server = Server::start(dir.path(), &[]);
+    let base = server.base.clone();
+
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..items)
+            .map(|n| serde_json::to_vec(&realistic_item(&format!("urn:bench:{n}"), n)).unwrap())
+            .collect(),
+    );
+    let mean_size = bodies.iter().map(Vec::len).sum::<usize>() / items.max(1);
+
+    // One client thread, so that the server keeps most of the machine.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (elapsed, mut latencies, failures) = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency)
+            .build()
+            .unwrap();
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (client, base, key, next, bodies) = (
+                client.clone(),
+                base.clone(),
+                key.clone(),
+                Arc::clone(&next),
+                Arc::clone(&bodies),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut failures = 0usize;
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= bodies.len() {
+                        return (latencies, failures);
+                    }
+                    let sent = Instant::now();
+                    let response = client
+                        .post(format!("{base}/v1/items"))
+                        .bearer_auth(&key)
+                        .header("content-type", "application/json")
+                        .body(bodies[n].clone())
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status().as_u16() == 201 => {
+                            let _ = r.bytes().await;
+                            latencies.push(sent.elapsed().as_micros() as u64);
+                        }
+                        _ => failures += 1,
+                    }
+                }
+            }));
+        }
+        let mut all = Vec::with_capacity(bodies.len());
+        let mut failures = 0;
+        for task in tasks {
+            let (latencies, failed) = task.await.unwrap();
+            all.extend(latencies);
+            failures += failed;
+        }
+        (started.elapsed(), all, failures)
+    });
+    latencies.sort_unstable();
+    let rss = peak_rss_mib(server.child.id());
+    println!(
+        "publish bench: {items} items of {mean_size} bytes, {concurrency} concurrent clients, SQLite synchronous=FULL"
+    );
+    println!(
+        "  throughput  {:.0} items/s ({:.1} s)",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency     p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 0.999),
+        percentile(&latencies, 1.0)
+    );
+    println!("  failures    {failures}");
+    if let Some(rss) = rss {
+        println!("  server peak RSS {rss:.0} MiB");
+    }
+}
