@@ -119,7 +119,22 @@ fn classify(url: &str) -> Option<SchemaUrl> {
 /// how many of the document's top-level names they define (1.x `headline`, `body_text`,
 /// `versioncreated`; 2.x `headlines`, `versioncreated`; 3.x `headlines`, `versionCreated`), newer line
 /// first on a tie, and within a line the newest version first.
+///
+/// A document whose every name is a ninjs 3.x name is read as 3.x only: 3.1 is the exchange's
+/// language, and such a document with a bad value (`urgency: 12`) must be refused as invalid 3.1
+/// rather than slip through as an older version that happens to allow the value.
 pub(crate) fn guessed_versions(doc: &Map<String, Value>) -> Vec<NinjsVersion> {
+    let line_three: Vec<NinjsVersion> = NinjsVersion::ALL
+        .into_iter()
+        .rev()
+        .filter(|v| v.line() == 3)
+        .collect();
+    if doc
+        .keys()
+        .all(|key| line_three.iter().any(|v| rules(*v).document.knows(key)))
+    {
+        return line_three;
+    }
     let mut lines: Vec<(u8, usize)> = [1u8, 2, 3]
         .into_iter()
         .map(|line| {

@@ -20,7 +20,7 @@ mod validate;
 
 pub use detect::{declared_version, extension_schema};
 pub use normalize::{NINJS_3_1_SCHEMA, normalize};
-pub use read::read;
+pub use read::{MAX_JSON_DEPTH, json_depth, read};
 pub use validate::{MAX_ASSOCIATION_DEPTH, validate};
 
 use serde_json::{Map, Value};

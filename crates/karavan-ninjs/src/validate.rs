@@ -14,7 +14,7 @@ use crate::rules::{Constraint, Format, Rule, Shape, VersionRules, rules};
 use crate::{NinjsError, NinjsVersion, Violation, formats};
 
 /// How many associations may nest inside one another.
-pub const MAX_ASSOCIATION_DEPTH: usize = 100;
+pub const MAX_ASSOCIATION_DEPTH: usize = 16;
 
 /// Validates `doc` strictly against the rules of exactly that version's IPTC schema: unknown
 /// properties are refused and `format` is not asserted. On failure, every violation found is in

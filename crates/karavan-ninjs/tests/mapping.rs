@@ -525,17 +525,36 @@ fn guessed_versions() {
         V3_1,
     );
     check_guess(json!({"uri": "urn:a"}), V3_1);
-    // 2.x-looking, but valid only in 2.0 (an association without a name): older versions of the
-    // line are tried too.
-    check_guess(
+    // Only 3.x names at the top level: read as 3.x, even where an older version would accept the
+    // document; the client must say so to have it read as 2.x.
+    for doc in [
+        json!({"uri": "urn:a", "headlines": [{"value": "h"}], "associations": [{"uri": "urn:b"}]}),
+        json!({"uri": "urn:a", "headlines": [{"contenttype": "text/plain", "value": "h"}]}),
+        json!({"uri": "urn:a", "urgency": 12}),
+    ] {
+        match read(&doc, None) {
+            Err(NinjsError::Invalid { version, .. }) => assert_eq!(version, "3.1", "{doc}"),
+            other => panic!("{doc} should be refused as 3.1, got {other:?}"),
+        }
+    }
+    check_guess_declared(
         json!({"uri": "urn:a", "headlines": [{"value": "h"}], "associations": [{"uri": "urn:b"}]}),
         V2_0,
     );
-    // 3.x camelCase wins the ranking but the document is valid only as 2.x: other lines are tried.
-    check_guess(
+    check_guess_declared(
         json!({"uri": "urn:a", "headlines": [{"contenttype": "text/plain", "value": "h"}]}),
         V2_2,
     );
+    // A lowercase 2.x name makes the other lines candidates again; the first valid version wins.
+    check_guess(
+        json!({"uri": "urn:a", "versioncreated": "2020-01-01T00:00:00Z", "associations": [{"uri": "urn:b"}]}),
+        V2_0,
+    );
+}
+
+fn check_guess_declared(doc: Value, version: NinjsVersion) {
+    let normalized = read(&doc, Some(version)).unwrap_or_else(|e| panic!("{doc}: {e}"));
+    assert_eq!(normalized.source_version, version);
 }
 
 #[test]

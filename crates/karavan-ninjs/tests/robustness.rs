@@ -254,19 +254,40 @@ fn every_document_gets_iptc_schemas_verdict_in_every_version() {
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
 
+/// Builds `{key: value, …}` by moving values in: `json!` would re-serialise the nested value at every
+/// level, recursing as deep as the document and overflowing the test's own stack.
+fn object(entries: Vec<(&str, Value)>) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
 fn nested_associations_2(depth: usize) -> Value {
-    let mut doc = json!({"name": "leaf", "uri": format!("urn:level:{depth}")});
+    let mut doc = object(vec![
+        ("name", json!("leaf")),
+        ("uri", json!(format!("urn:level:{depth}"))),
+    ]);
     for level in (0..depth).rev() {
-        doc = json!({"name": format!("level{level}"), "uri": format!("urn:level:{level}"), "associations": [doc]});
+        doc = object(vec![
+            ("name", json!(format!("level{level}"))),
+            ("uri", json!(format!("urn:level:{level}"))),
+            ("associations", Value::Array(vec![doc])),
+        ]);
     }
     doc.as_object_mut().expect("object").remove("name");
     doc
 }
 
 fn nested_associations_1(depth: usize) -> Value {
-    let mut doc = json!({"uri": format!("urn:level:{depth}")});
+    let mut doc = object(vec![("uri", json!(format!("urn:level:{depth}")))]);
     for level in (0..depth).rev() {
-        doc = json!({"uri": format!("urn:level:{level}"), "associations": {"inner": doc}});
+        doc = object(vec![
+            ("uri", json!(format!("urn:level:{level}"))),
+            ("associations", object(vec![("inner", doc)])),
+        ]);
     }
     doc
 }
@@ -327,24 +348,39 @@ fn deep_nesting_is_refused_past_the_limit_and_never_overflows() {
         }
     }
 
-    // Deep values where the rules accept any object (1.x altids): never walked, kept as extensions.
+    // Deep values where the rules accept any object (1.x altids): `validate` never walks them, and
+    // `read` refuses any document nested deeper than MAX_JSON_DEPTH before recursing at all.
     let mut deep_array = json!("bottom");
     for _ in 0..2_000 {
-        deep_array = json!([deep_array]);
+        deep_array = Value::Array(vec![deep_array]);
     }
-    let doc = json!({"uri": "urn:deep", "altids": {"deep": deep_array}});
+    let doc = object(vec![
+        ("uri", json!("urn:deep")),
+        ("altids", object(vec![("deep", deep_array)])),
+    ]);
     assert_eq!(validate(&doc, NinjsVersion::V1_3), Ok(()));
-    let normalized = read(&doc, Some(NinjsVersion::V1_3)).expect("converts");
-    assert!(normalized.extensions.contains_key("/altids/deep"));
+    match read(&doc, Some(NinjsVersion::V1_3)) {
+        Err(NinjsError::Invalid { violations, .. }) => {
+            assert!(
+                violations[0].message.contains("nested more than"),
+                "{violations:?}"
+            )
+        }
+        other => panic!("a 2,000-level document must be refused, got {other:?}"),
+    }
 
-    // As deep as serde_json parses by default.
-    let text = format!(
-        "{{\"uri\": \"urn:x\", \"altids\": {{\"a\": {}1{}}}}}",
-        "[".repeat(120),
-        "]".repeat(120)
-    );
-    let parsed: Value = serde_json::from_str(&text).expect("within serde_json's recursion limit");
-    assert!(read(&parsed, None).is_ok());
+    // As deep as serde_json parses by default: refused too, while 60 levels are fine.
+    for (levels, accepted) in [(120, false), (60, true)] {
+        let text = format!(
+            "{{\"uri\": \"urn:x\", \"altids\": {{\"a\": {}1{}}}}}",
+            "[".repeat(levels),
+            "]".repeat(levels)
+        );
+        let parsed: Value =
+            serde_json::from_str(&text).expect("within serde_json's recursion limit");
+        assert_eq!(read(&parsed, None).is_ok(), accepted, "{levels} levels");
+        assert_eq!(karavan_ninjs::json_depth(&parsed), levels + 3);
+    }
 }
 
 #[test]

@@ -455,6 +455,19 @@ async fn bad_input_is_refused_clearly() {
     );
     let (s, b) = app.post(&owner.editor, "/v1/items", &json!([1, 2])).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let deep = format!(
+        "{{\"uri\": \"urn:deep\", \"headlines\": [{{\"value\": \"x\", \"role\": {}1{}}}]}}",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let (s, b) = app.post_raw(&owner.editor, "/v1/items", deep).await;
+    check(
+        s,
+        &b,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_ninjs",
+        "nested",
+    );
     let (s, b) = app
         .post(&owner.editor, "/v1/items?ninjs=9.9", &item("urn:x", "x"))
         .await;

@@ -281,3 +281,82 @@ async fn iptc_examples_are_accepted_and_read_back_as_valid_ninjs_31() {
         "the reader sees every example through the list"
     );
 }
+
+/// Byte-level mutations of real documents sent to the publish path: every answer is a 2xx or a 4xx
+/// with an error code (never a 5xx or a panic), and whatever is accepted reads back as valid 3.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_bodies_never_break_the_publish_path() {
+    let app = TestApp::new();
+    let validator = ninjs31();
+    let member = app.member("Fuzz");
+    let examples = shared_dir().join("conformance/ninjs/examples");
+    let seeds: Vec<Vec<u8>> = [
+        "3.0/ntb_text.json",
+        "2.1/dpa_text.json",
+        "3.0/ap_video.json",
+        "1.4/ninjsExComplex1.json",
+    ]
+    .iter()
+    .map(|name| std::fs::read(examples.join(name)).unwrap())
+    .collect();
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let tokens: [&[u8]; 10] = [
+        b"\"",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b"null",
+        b"-1e999",
+        b"\"\\u0000\"",
+    ];
+    let (mut accepted, mut refused) = (0, 0);
+    for round in 0..1500 {
+        let mut body = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % body.len().max(1);
+            match next() % 4 {
+                0 => body[at] = next() as u8,
+                1 => {
+                    body.remove(at);
+                }
+                2 => body
+                    .splice(at..at, tokens[(next() % 10) as usize].iter().copied())
+                    .for_each(drop),
+                _ => body.truncate(at),
+            }
+        }
+        let (status, response) = app.post_raw(&member.editor, "/v1/items", body).await;
+        assert!(status.as_u16() < 500, "round {round}: {status} {response}");
+        if status.is_success() {
+            accepted += 1;
+            let id = response["id"]
+                .as_str()
+                .unwrap_or_else(|| response["items"][0]["id"].as_str().unwrap());
+            let (status, read) = app.get(&member.reader, &format!("/v1/items/{id}")).await;
+            assert!(
+                status == StatusCode::OK || status == StatusCode::GONE,
+                "round {round}: {status}"
+            );
+            if status == StatusCode::OK {
+                assert_ninjs31(&validator, &read, &format!("round {round}"));
+            }
+        } else {
+            assert!(
+                response["error"]["code"].is_string(),
+                "round {round}: {response}"
+            );
+            refused += 1;
+        }
+    }
+    eprintln!("mutated bodies: {accepted} accepted, {refused} refused with a 4xx");
+    assert!(accepted > 0 && refused > 0);
+}
