@@ -17,10 +17,7 @@ impl Right {
         match text {
             "view" => Ok(Right::View),
             "republish" => Ok(Right::Republish),
-            _ => Err(ParseError::new(
-                "right",
-                format!("{text:?} is not a right (view or republish)"),
-            )),
+            _ => Err(ParseError::new("right", format!("{text:?} is not a right (view or republish)"))),
         }
     }
 
@@ -45,12 +42,9 @@ impl Grantee {
         if text == "*" {
             return Ok(Grantee::Everyone);
         }
-        MemberId::parse(text).map(Grantee::Member).map_err(|error| {
-            ParseError::new(
-                "grantee",
-                format!("{} (or \"*\" for every member)", error.message),
-            )
-        })
+        MemberId::parse(text)
+            .map(Grantee::Member)
+            .map_err(|error| ParseError::new("grantee", format!("{} (or \"*\" for every member)", error.message)))
     }
 
     pub fn includes(&self, member: &MemberId) -> bool {
@@ -90,10 +84,6 @@ pub const MAX_DELAY_MINUTES: u32 = 30 * 24 * 60;
 impl Agreement {
     /// Whether the agreement covers an item with these subject keys (codes, URIs or names).
     pub fn covers_subjects(&self, item_subjects: &[String]) -> bool {
-        self.subjects.is_empty()
-            || self
-                .subjects
-                .iter()
-                .any(|wanted| item_subjects.iter().any(|have| have == wanted))
+        self.subjects.is_empty() || self.subjects.iter().any(|wanted| item_subjects.iter().any(|have| have == wanted))
     }
 }

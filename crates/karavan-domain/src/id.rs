@@ -36,9 +36,7 @@ impl Ulid {
         }
         let mut value: u128 = 0;
         for (i, ch) in text.bytes().enumerate() {
-            let digit = CROCKFORD
-                .iter()
-                .position(|c| *c == ch.to_ascii_uppercase())? as u128;
+            let digit = CROCKFORD.iter().position(|c| *c == ch.to_ascii_uppercase())? as u128;
             // The first character carries only 3 bits (128 = 26 * 5 - 2).
             if i == 0 && digit > 7 {
                 return None;
@@ -114,10 +112,7 @@ mod tests {
         let a = Ulid::from_parts(1_700_000_000_000, [0xFF; 10]);
         let b = Ulid::from_parts(1_700_000_000_001, [0; 10]);
         assert!(a < b);
-        assert!(
-            a.encode() < b.encode(),
-            "the text form sorts like the value"
-        );
+        assert!(a.encode() < b.encode(), "the text form sorts like the value");
         assert_eq!(Ulid::decode(&a.encode()), Some(a));
         assert_eq!(a.unix_millis(), 1_700_000_000_000);
     }
@@ -128,10 +123,7 @@ mod tests {
         assert_eq!(MemberId::parse(id.as_str()), Ok(id.clone()));
         assert!(MemberId::parse("itm_01ARZ3NDEKTSV4RRFFQ69G5FAV").is_err());
         assert!(MemberId::parse("mbr_short").is_err());
-        assert!(
-            MemberId::parse("mbr_81ARZ3NDEKTSV4RRFFQ69G5FAV").is_err(),
-            "overflowing first digit"
-        );
+        assert!(MemberId::parse("mbr_81ARZ3NDEKTSV4RRFFQ69G5FAV").is_err(), "overflowing first digit");
         // Lowercase input is accepted and canonicalised.
         let lower = id.as_str().to_ascii_lowercase();
         assert_eq!(MemberId::parse(&lower).unwrap(), id);

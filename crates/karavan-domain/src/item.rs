@@ -17,10 +17,7 @@ impl PubStatus {
             "usable" => Ok(PubStatus::Usable),
             "withheld" => Ok(PubStatus::Withheld),
             "canceled" => Ok(PubStatus::Canceled),
-            _ => Err(ParseError::new(
-                "pubStatus",
-                format!("{text:?} is not usable, withheld or canceled"),
-            )),
+            _ => Err(ParseError::new("pubStatus", format!("{text:?} is not usable, withheld or canceled"))),
         }
     }
 
@@ -42,10 +39,7 @@ impl Urgency {
         if (1..=9).contains(&value) {
             Ok(Urgency(value as u8))
         } else {
-            Err(ParseError::new(
-                "urgency",
-                format!("{value} is not between 1 and 9"),
-            ))
+            Err(ParseError::new("urgency", format!("{value} is not between 1 and 9")))
         }
     }
 

@@ -26,10 +26,7 @@ impl Role {
             "reader" => Ok(Role::Reader),
             "editor" => Ok(Role::Editor),
             "admin" => Ok(Role::Admin),
-            _ => Err(ParseError::new(
-                "role",
-                format!("{text:?} is not a role (admin, editor or reader)"),
-            )),
+            _ => Err(ParseError::new("role", format!("{text:?} is not a role (admin, editor or reader)"))),
         }
     }
 

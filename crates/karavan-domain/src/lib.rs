@@ -31,9 +31,6 @@ pub struct ParseError {
 
 impl ParseError {
     pub fn new(field: &'static str, message: impl Into<String>) -> ParseError {
-        ParseError {
-            field,
-            message: message.into(),
-        }
+        ParseError { field, message: message.into() }
     }
 }

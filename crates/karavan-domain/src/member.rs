@@ -30,10 +30,7 @@ impl MemberName {
             return Err(ParseError::new("name", "must be at most 200 characters"));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(ParseError::new(
-                "name",
-                "must not contain control characters",
-            ));
+            return Err(ParseError::new("name", "must not contain control characters"));
         }
         Ok(MemberName(trimmed.to_string()))
     }
@@ -53,9 +50,7 @@ impl CountryCode {
         if text.len() != 2 || !text.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(ParseError::new(
                 "country",
-                format!(
-                    "{text:?} is not an ISO 3166-1 alpha-2 country code (two letters, e.g. KZ)"
-                ),
+                format!("{text:?} is not an ISO 3166-1 alpha-2 country code (two letters, e.g. KZ)"),
             ));
         }
         Ok(CountryCode(text.to_ascii_uppercase()))
@@ -75,16 +70,10 @@ pub struct LanguageTag(String);
 
 impl LanguageTag {
     pub fn parse(text: &str) -> Result<LanguageTag, ParseError> {
-        let invalid = |why: &str| {
-            ParseError::new(
-                "language",
-                format!("{text:?} is not a BCP 47 language tag: {why}"),
-            )
-        };
+        let invalid = |why: &str| ParseError::new("language", format!("{text:?} is not a BCP 47 language tag: {why}"));
         let mut parts = text.trim().split(['-', '_']);
         let language = parts.next().unwrap_or_default();
-        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic())
-        {
+        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(invalid("the language subtag must be 2 or 3 letters"));
         }
         let mut out = language.to_ascii_lowercase();
@@ -99,13 +88,10 @@ impl LanguageTag {
                 let mut chars = part.chars();
                 out.extend(chars.next().map(|c| c.to_ascii_uppercase()));
                 out.extend(chars.map(|c| c.to_ascii_lowercase()));
-            } else if ((part.len() == 2 && is_alpha) || (part.len() == 3 && is_digit))
-                && !seen_region
-            {
+            } else if ((part.len() == 2 && is_alpha) || (part.len() == 3 && is_digit)) && !seen_region {
                 seen_region = true;
                 out.push_str(&part.to_ascii_uppercase());
-            } else if (5..=8).contains(&part.len())
-                && part.bytes().all(|b| b.is_ascii_alphanumeric())
+            } else if (5..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric())
                 || (part.len() == 4
                     && part.as_bytes()[0].is_ascii_digit()
                     && part.bytes().all(|b| b.is_ascii_alphanumeric()))
@@ -140,11 +126,7 @@ mod tests {
 
     fn check(input: &str, expected: Option<&str>) {
         let got = LanguageTag::parse(input).ok();
-        assert_eq!(
-            got.as_ref().map(LanguageTag::as_str),
-            expected,
-            "input {input:?}"
-        );
+        assert_eq!(got.as_ref().map(LanguageTag::as_str), expected, "input {input:?}");
     }
 
     #[test]
@@ -168,10 +150,7 @@ mod tests {
         assert_eq!(CountryCode::parse("kz").unwrap().as_str(), "KZ");
         assert!(CountryCode::parse("KAZ").is_err());
         assert!(CountryCode::parse("K1").is_err());
-        assert_eq!(
-            MemberName::parse("  Kazinform ").unwrap().as_str(),
-            "Kazinform"
-        );
+        assert_eq!(MemberName::parse("  Kazinform ").unwrap().as_str(), "Kazinform");
         assert!(MemberName::parse(" ").is_err());
         assert!(MemberName::parse("a\u{0}b").is_err());
     }

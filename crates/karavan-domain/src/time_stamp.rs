@@ -32,21 +32,14 @@ impl Timestamp {
     pub fn parse_rfc3339(field: &'static str, text: &str) -> Result<Timestamp, ParseError> {
         OffsetDateTime::parse(text, &Rfc3339)
             .map(Timestamp::from_offset_date_time)
-            .map_err(|error| {
-                ParseError::new(
-                    field,
-                    format!("{text:?} is not an RFC 3339 date-time ({error})"),
-                )
-            })
+            .map_err(|error| ParseError::new(field, format!("{text:?} is not an RFC 3339 date-time ({error})")))
     }
 
     /// RFC 3339 in UTC with the precision the value has (seconds, milliseconds or microseconds).
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000;
         match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(value) => value
-                .format(&Rfc3339)
-                .unwrap_or_else(|_| self.0.to_string()),
+            Ok(value) => value.format(&Rfc3339).unwrap_or_else(|_| self.0.to_string()),
             Err(_) => self.0.to_string(),
         }
     }

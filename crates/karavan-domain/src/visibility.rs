@@ -47,15 +47,13 @@ pub fn effective_delay(
     subjects: &[String],
     agreements: &[Agreement],
 ) -> Option<(u32, Right)> {
-    agreements
-        .iter()
-        .filter(|a| {
-            &a.grantor == owner && a.grantee.includes(viewer) && a.covers_subjects(subjects)
-        })
-        .fold(None, |best, a| match best {
+    agreements.iter().filter(|a| &a.grantor == owner && a.grantee.includes(viewer) && a.covers_subjects(subjects)).fold(
+        None,
+        |best, a| match best {
             None => Some((a.delay_minutes, a.right)),
             Some((delay, right)) => Some((delay.min(a.delay_minutes), right.max(a.right))),
-        })
+        },
+    )
 }
 
 /// Applies the rule. The owner sees its items at once, embargoed or killed. Anyone else needs an
@@ -69,17 +67,11 @@ pub fn visibility_for(
 ) -> Visibility {
     if viewer == item.owner {
         return match item.pub_status {
-            PubStatus::Canceled => Visibility::Killed {
-                since: item.committed_at,
-            },
-            _ => Visibility::Visible {
-                since: item.committed_at,
-                right: Right::Republish,
-            },
+            PubStatus::Canceled => Visibility::Killed { since: item.committed_at },
+            _ => Visibility::Visible { since: item.committed_at, right: Right::Republish },
         };
     }
-    let Some((delay, right)) = effective_delay(viewer, item.owner, item.subjects, agreements)
-    else {
+    let Some((delay, right)) = effective_delay(viewer, item.owner, item.subjects, agreements) else {
         return Visibility::Hidden;
     };
     let since = item.available_at().plus_minutes(i64::from(delay));
@@ -125,10 +117,7 @@ mod tests {
             embargoed_until: Some(Timestamp(10 * MIN)),
             subjects: &[],
         };
-        assert!(matches!(
-            visibility_for(&owner, &item, &[], Timestamp(101)),
-            Visibility::Visible { .. }
-        ));
+        assert!(matches!(visibility_for(&owner, &item, &[], Timestamp(101)), Visibility::Visible { .. }));
     }
 
     #[test]
@@ -143,20 +132,11 @@ mod tests {
             subjects: &subjects,
         };
         let agreements = vec![grant(&owner, Grantee::Member(reader.clone()), &[], 5)];
-        assert_eq!(
-            visibility_for(&stranger, &item, &agreements, Timestamp(100 * MIN)),
-            Visibility::Hidden
-        );
-        assert_eq!(
-            visibility_for(&reader, &item, &agreements, Timestamp(14 * MIN)),
-            Visibility::Hidden
-        );
+        assert_eq!(visibility_for(&stranger, &item, &agreements, Timestamp(100 * MIN)), Visibility::Hidden);
+        assert_eq!(visibility_for(&reader, &item, &agreements, Timestamp(14 * MIN)), Visibility::Hidden);
         assert_eq!(
             visibility_for(&reader, &item, &agreements, Timestamp(15 * MIN)),
-            Visibility::Visible {
-                since: Timestamp(15 * MIN),
-                right: Right::View
-            }
+            Visibility::Visible { since: Timestamp(15 * MIN), right: Right::View }
         );
     }
 
@@ -172,10 +152,7 @@ mod tests {
             subjects: &subjects,
         };
         let only_economy = vec![grant(&owner, Grantee::Everyone, &["economy"], 0)];
-        assert_eq!(
-            visibility_for(&reader, &item, &only_economy, Timestamp(MIN)),
-            Visibility::Hidden
-        );
+        assert_eq!(visibility_for(&reader, &item, &only_economy, Timestamp(MIN)), Visibility::Hidden);
         let mut both = vec![
             grant(&owner, Grantee::Everyone, &[], 60),
             grant(&owner, Grantee::Member(reader.clone()), &["sport"], 0),
@@ -183,10 +160,7 @@ mod tests {
         both[1].right = Right::Republish;
         assert_eq!(
             visibility_for(&reader, &item, &both, Timestamp(1)),
-            Visibility::Visible {
-                since: Timestamp(0),
-                right: Right::Republish
-            }
+            Visibility::Visible { since: Timestamp(0), right: Right::Republish }
         );
     }
 
@@ -203,13 +177,8 @@ mod tests {
         let agreements = vec![grant(&owner, Grantee::Everyone, &[], 0)];
         assert_eq!(
             visibility_for(&reader, &item, &agreements, Timestamp(1)),
-            Visibility::Killed {
-                since: Timestamp(0)
-            }
+            Visibility::Killed { since: Timestamp(0) }
         );
-        assert_eq!(
-            visibility_for(&member(9), &item, &[], Timestamp(1)),
-            Visibility::Hidden
-        );
+        assert_eq!(visibility_for(&member(9), &item, &[], Timestamp(1)), Visibility::Hidden);
     }
 }

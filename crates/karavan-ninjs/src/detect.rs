@@ -61,15 +61,8 @@ pub fn extension_schema(doc: &Map<String, Value>) -> Option<&str> {
         Some(Value::String(schema)) => Some(schema.as_str()),
         _ => None,
     };
-    let claims = [
-        nested("standard"),
-        nested("$standard"),
-        doc.get("$schema").and_then(Value::as_str),
-    ];
-    claims
-        .into_iter()
-        .flatten()
-        .find(|schema| matches!(classify(schema), Some(SchemaUrl::Other)))
+    let claims = [nested("standard"), nested("$standard"), doc.get("$schema").and_then(Value::as_str)];
+    claims.into_iter().flatten().find(|schema| matches!(classify(schema), Some(SchemaUrl::Other)))
 }
 
 /// What a schema URL points at.
@@ -87,15 +80,11 @@ fn classify(url: &str) -> Option<SchemaUrl> {
         return None;
     }
     let lower = url.to_ascii_lowercase();
-    let without_scheme = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
+    let without_scheme = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
     let Some(without_scheme) = without_scheme else {
         return Some(SchemaUrl::Other);
     };
-    let host_and_path = without_scheme
-        .strip_prefix("www.")
-        .unwrap_or(without_scheme);
+    let host_and_path = without_scheme.strip_prefix("www.").unwrap_or(without_scheme);
     let Some(path) = host_and_path.strip_prefix("iptc.org/") else {
         return Some(SchemaUrl::Other);
     };
@@ -105,9 +94,7 @@ fn classify(url: &str) -> Option<SchemaUrl> {
         if let Some(version) = file.strip_prefix("std/ninjs/ninjs-schema_") {
             NinjsVersion::parse(version).ok()
         } else if let Some(draft) = file.strip_prefix("std-dev/ninjs/ninjs-schema-dev_") {
-            draft
-                .rsplit_once("_v")
-                .and_then(|(_, version)| NinjsVersion::parse(version).ok())
+            draft.rsplit_once("_v").and_then(|(_, version)| NinjsVersion::parse(version).ok())
         } else {
             None
         }
@@ -124,40 +111,22 @@ fn classify(url: &str) -> Option<SchemaUrl> {
 /// language, and such a document with a bad value (`urgency: 12`) must be refused as invalid 3.1
 /// rather than slip through as an older version that happens to allow the value.
 pub(crate) fn guessed_versions(doc: &Map<String, Value>) -> Vec<NinjsVersion> {
-    let line_three: Vec<NinjsVersion> = NinjsVersion::ALL
-        .into_iter()
-        .rev()
-        .filter(|v| v.line() == 3)
-        .collect();
-    if doc
-        .keys()
-        .all(|key| line_three.iter().any(|v| rules(*v).document.knows(key)))
-    {
+    let line_three: Vec<NinjsVersion> = NinjsVersion::ALL.into_iter().rev().filter(|v| v.line() == 3).collect();
+    if doc.keys().all(|key| line_three.iter().any(|v| rules(*v).document.knows(key))) {
         return line_three;
     }
     let mut lines: Vec<(u8, usize)> = [1u8, 2, 3]
         .into_iter()
         .map(|line| {
-            let versions: Vec<NinjsVersion> = NinjsVersion::ALL
-                .into_iter()
-                .filter(|v| v.line() == line)
-                .collect();
-            let known = doc
-                .keys()
-                .filter(|key| versions.iter().any(|v| rules(*v).document.knows(key)))
-                .count();
+            let versions: Vec<NinjsVersion> = NinjsVersion::ALL.into_iter().filter(|v| v.line() == line).collect();
+            let known = doc.keys().filter(|key| versions.iter().any(|v| rules(*v).document.knows(key))).count();
             (line, known)
         })
         .collect();
     lines.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
     lines
         .into_iter()
-        .flat_map(|(line, _)| {
-            NinjsVersion::ALL
-                .into_iter()
-                .rev()
-                .filter(move |v| v.line() == line)
-        })
+        .flat_map(|(line, _)| NinjsVersion::ALL.into_iter().rev().filter(move |v| v.line() == line))
         .collect()
 }
 
@@ -168,30 +137,15 @@ mod tests {
     #[test]
     fn schema_urls() {
         let cases = [
-            (
-                "http://www.iptc.org/std/ninjs/ninjs-schema_1.3.json",
-                Some(SchemaUrl::Iptc(Some(NinjsVersion::V1_3))),
-            ),
-            (
-                "https://iptc.org/std/ninjs/ninjs-schema_2.1.json#",
-                Some(SchemaUrl::Iptc(Some(NinjsVersion::V2_1))),
-            ),
+            ("http://www.iptc.org/std/ninjs/ninjs-schema_1.3.json", Some(SchemaUrl::Iptc(Some(NinjsVersion::V1_3)))),
+            ("https://iptc.org/std/ninjs/ninjs-schema_2.1.json#", Some(SchemaUrl::Iptc(Some(NinjsVersion::V2_1)))),
             (
                 "http://www.iptc.org/std-dev/ninjs/ninjs-schema-dev_0.2_v1.4.json",
                 Some(SchemaUrl::Iptc(Some(NinjsVersion::V1_4))),
             ),
-            (
-                "http://www.iptc.org/std/ninjs/ninjs-schema_9.9.json",
-                Some(SchemaUrl::Iptc(None)),
-            ),
-            (
-                "https://tt.se/spec/ttninjs/ttninjs-schema_2.1.json",
-                Some(SchemaUrl::Other),
-            ),
-            (
-                "https://iptc.org.evil.example/std/ninjs/ninjs-schema_2.1.json",
-                Some(SchemaUrl::Other),
-            ),
+            ("http://www.iptc.org/std/ninjs/ninjs-schema_9.9.json", Some(SchemaUrl::Iptc(None))),
+            ("https://tt.se/spec/ttninjs/ttninjs-schema_2.1.json", Some(SchemaUrl::Other)),
+            ("https://iptc.org.evil.example/std/ninjs/ninjs-schema_2.1.json", Some(SchemaUrl::Other)),
             ("not a url", None),
         ];
         for (url, expected) in cases {

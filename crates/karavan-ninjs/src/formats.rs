@@ -36,11 +36,7 @@ fn is_full_date(bytes: &[u8]) -> bool {
     let [y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2] = *bytes else {
         return false;
     };
-    let (Some(year), Some(month), Some(day)) = (
-        digits(&[y1, y2, y3, y4]),
-        digits(&[m1, m2]),
-        digits(&[d1, d2]),
-    ) else {
+    let (Some(year), Some(month), Some(day)) = (digits(&[y1, y2, y3, y4]), digits(&[m1, m2]), digits(&[d1, d2])) else {
         return false;
     };
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
@@ -60,11 +56,8 @@ fn is_full_time(bytes: &[u8]) -> bool {
     let [h1, h2, b':', m1, m2, b':', s1, s2, rest @ ..] = bytes else {
         return false;
     };
-    let (Some(hour), Some(minute), Some(second)) = (
-        digits(&[*h1, *h2]),
-        digits(&[*m1, *m2]),
-        digits(&[*s1, *s2]),
-    ) else {
+    let (Some(hour), Some(minute), Some(second)) = (digits(&[*h1, *h2]), digits(&[*m1, *m2]), digits(&[*s1, *s2]))
+    else {
         return false;
     };
     if hour > 23 || minute > 59 || second > 59 {
@@ -81,9 +74,7 @@ fn is_full_time(bytes: &[u8]) -> bool {
     match rest {
         [b'Z' | b'z'] => true,
         [b'+' | b'-', o1, o2, b':', o3, o4] => match (digits(&[*o1, *o2]), digits(&[*o3, *o4])) {
-            (Some(offset_hours), Some(offset_minutes)) => {
-                offset_hours <= 23 && offset_minutes <= 59
-            }
+            (Some(offset_hours), Some(offset_minutes)) => offset_hours <= 23 && offset_minutes <= 59,
             _ => false,
         },
         _ => false,
@@ -91,9 +82,7 @@ fn is_full_time(bytes: &[u8]) -> bool {
 }
 
 fn digits(bytes: &[u8]) -> Option<u32> {
-    bytes.iter().try_fold(0u32, |acc, &b| {
-        b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
-    })
+    bytes.iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
 }
 
 /// Turns a near miss into a valid `date-time`, or says it cannot.
@@ -122,14 +111,8 @@ pub(crate) fn repair_date_time(text: &str) -> Option<String> {
         return None;
     }
     let time = &trimmed[11..];
-    let candidates = [
-        format!("{date}T{time}"),
-        format!("{date}T{time}Z"),
-        format!("{date}T{time}:00Z"),
-    ];
-    candidates
-        .into_iter()
-        .find(|candidate| is_date_time(candidate))
+    let candidates = [format!("{date}T{time}"), format!("{date}T{time}Z"), format!("{date}T{time}:00Z")];
+    candidates.into_iter().find(|candidate| is_date_time(candidate))
 }
 
 fn checked(candidate: String) -> Option<String> {
@@ -208,15 +191,11 @@ pub(crate) fn is_uri(text: &str) -> bool {
         None => (rest, None),
     };
     let (hier_part, query) = match before_fragment.find('?') {
-        Some(question) => (
-            &before_fragment[..question],
-            Some(&before_fragment[question + 1..]),
-        ),
+        Some(question) => (&before_fragment[..question], Some(&before_fragment[question + 1..])),
         None => (before_fragment, None),
     };
     let query_ok = query.is_none_or(|q| all_chars(q, |b| is_pchar(b) || b == b'/' || b == b'?'));
-    let fragment_ok =
-        fragment.is_none_or(|f| all_chars(f, |b| is_pchar(b) || b == b'/' || b == b'?'));
+    let fragment_ok = fragment.is_none_or(|f| all_chars(f, |b| is_pchar(b) || b == b'/' || b == b'?'));
     query_ok && fragment_ok && is_hier_part(hier_part)
 }
 
@@ -242,9 +221,7 @@ fn is_authority(text: &str) -> bool {
         None => (None, text),
     };
     if let Some(userinfo) = userinfo
-        && !all_chars(userinfo, |b| {
-            is_unreserved(b) || is_sub_delim(b) || b == b':'
-        })
+        && !all_chars(userinfo, |b| is_unreserved(b) || is_sub_delim(b) || b == b':')
     {
         return false;
     }
@@ -263,10 +240,8 @@ fn is_authority(text: &str) -> bool {
         }
     };
     let host_ok = host.is_none_or(|name| all_chars(name, |b| is_unreserved(b) || is_sub_delim(b)));
-    let port_ok = port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_empty() || port.strip_prefix(':').is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()));
     host_ok && port_ok
 }
 
@@ -298,10 +273,7 @@ fn is_unreserved(b: u8) -> bool {
 }
 
 fn is_sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
+    matches!(b, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
 }
 
 fn is_pchar(b: u8) -> bool {
@@ -357,10 +329,7 @@ mod tests {
             ("2019-09-24", Some("2019-09-24T00:00:00Z")),
             ("2019-10-08T12:00:00", Some("2019-10-08T12:00:00Z")),
             ("2019-10-08 12:00", Some("2019-10-08T12:00:00Z")),
-            (
-                "2019-10-08 12:00:00+02:00",
-                Some("2019-10-08T12:00:00+02:00"),
-            ),
+            ("2019-10-08 12:00:00+02:00", Some("2019-10-08T12:00:00+02:00")),
             ("2019-09-24T00:00:00Z", Some("2019-09-24T00:00:00Z")),
             ("Last Tuesday", None),
             ("2019-02-30", None),

@@ -16,23 +16,9 @@ pub(crate) struct GeoProblem {
     pub message: String,
 }
 
-const GEOMETRIES: &[&str] = &[
-    "Point",
-    "LineString",
-    "Polygon",
-    "MultiPoint",
-    "MultiLineString",
-    "MultiPolygon",
-];
-const GEOMETRIES_AND_COLLECTION: &[&str] = &[
-    "Point",
-    "LineString",
-    "Polygon",
-    "MultiPoint",
-    "MultiLineString",
-    "MultiPolygon",
-    "GeometryCollection",
-];
+const GEOMETRIES: &[&str] = &["Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon"];
+const GEOMETRIES_AND_COLLECTION: &[&str] =
+    &["Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon", "GeometryCollection"];
 const ALL_TYPES: &[&str] = &[
     "Point",
     "LineString",
@@ -48,10 +34,7 @@ const ALL_TYPES: &[&str] = &[
 type Checked = Result<(), GeoProblem>;
 
 fn problem(pointer: &str, message: String) -> Checked {
-    Err(GeoProblem {
-        pointer: pointer.to_string(),
-        message,
-    })
+    Err(GeoProblem { pointer: pointer.to_string(), message })
 }
 
 /// Checks a GeoJSON object of any of the nine types.
@@ -61,10 +44,7 @@ pub(crate) fn check(value: &Value) -> Checked {
 
 fn check_typed(value: &Value, at: &str, allowed: &[&str]) -> Checked {
     let Value::Object(map) = value else {
-        return problem(
-            at,
-            format!("must be a geojson object, got {}", describe(value)),
-        );
+        return problem(at, format!("must be a geojson object, got {}", describe(value)));
     };
     let kind = match map.get("type") {
         None => return problem(&format!("{at}/type"), "type is required".to_string()),
@@ -72,11 +52,7 @@ fn check_typed(value: &Value, at: &str, allowed: &[&str]) -> Checked {
         Some(other) => {
             return problem(
                 &format!("{at}/type"),
-                format!(
-                    "type must be one of {}, got {}",
-                    allowed.join(", "),
-                    describe(other)
-                ),
+                format!("type must be one of {}, got {}", allowed.join(", "), describe(other)),
             );
         }
     };
@@ -102,19 +78,13 @@ fn check_typed(value: &Value, at: &str, allowed: &[&str]) -> Checked {
                 let Value::Object(feature_map) = feature_value else {
                     return problem(
                         &feature_at,
-                        format!(
-                            "a feature must be an object, got {}",
-                            describe(feature_value)
-                        ),
+                        format!("a feature must be an object, got {}", describe(feature_value)),
                     );
                 };
                 match feature_map.get("type") {
                     Some(Value::String(kind)) if kind == "Feature" => {}
                     None => {
-                        return problem(
-                            &format!("{feature_at}/type"),
-                            "type is required".to_string(),
-                        );
+                        return problem(&format!("{feature_at}/type"), "type is required".to_string());
                     }
                     Some(other) => {
                         return problem(
@@ -131,17 +101,10 @@ fn check_typed(value: &Value, at: &str, allowed: &[&str]) -> Checked {
     bbox(map, at)
 }
 
-fn required_array<'v>(
-    map: &'v Map<String, Value>,
-    at: &str,
-    name: &str,
-) -> Result<&'v Vec<Value>, GeoProblem> {
+fn required_array<'v>(map: &'v Map<String, Value>, at: &str, name: &str) -> Result<&'v Vec<Value>, GeoProblem> {
     match map.get(name) {
         Some(Value::Array(items)) => Ok(items),
-        None => Err(GeoProblem {
-            pointer: format!("{at}/{name}"),
-            message: format!("{name} is required"),
-        }),
+        None => Err(GeoProblem { pointer: format!("{at}/{name}"), message: format!("{name} is required") }),
         Some(other) => Err(GeoProblem {
             pointer: format!("{at}/{name}"),
             message: format!("{name} must be an array, got {}", describe(other)),
@@ -161,30 +124,18 @@ fn nested(items: &[Value], at: &str, minimum_lengths: &[usize]) -> Checked {
         return Ok(());
     };
     if items.len() < *minimum {
-        return problem(
-            at,
-            format!(
-                "coordinates need at least {minimum} entries here, got {}",
-                items.len()
-            ),
-        );
+        return problem(at, format!("coordinates need at least {minimum} entries here, got {}", items.len()));
     }
     for (index, item) in items.iter().enumerate() {
         let item_at = format!("{at}/{index}");
         match (inner.is_empty(), item) {
             (true, Value::Number(_)) => {}
             (true, other) => {
-                return problem(
-                    &item_at,
-                    format!("a coordinate must be a number, got {}", describe(other)),
-                );
+                return problem(&item_at, format!("a coordinate must be a number, got {}", describe(other)));
             }
             (false, Value::Array(children)) => nested(children, &item_at, inner)?,
             (false, other) => {
-                return problem(
-                    &item_at,
-                    format!("coordinates must nest arrays here, got {}", describe(other)),
-                );
+                return problem(&item_at, format!("coordinates must nest arrays here, got {}", describe(other)));
             }
         }
     }
@@ -200,10 +151,7 @@ fn feature(map: &Map<String, Value>, at: &str) -> Checked {
     match map.get("id") {
         None | Some(Value::Number(_) | Value::String(_)) => {}
         Some(other) => {
-            return problem(
-                &format!("{at}/id"),
-                format!("id must be a number or a string, got {}", describe(other)),
-            );
+            return problem(&format!("{at}/id"), format!("id must be a number or a string, got {}", describe(other)));
         }
     }
     match map.get("properties") {
@@ -211,20 +159,13 @@ fn feature(map: &Map<String, Value>, at: &str) -> Checked {
         Some(other) => {
             return problem(
                 &format!("{at}/properties"),
-                format!(
-                    "properties must be null or an object, got {}",
-                    describe(other)
-                ),
+                format!("properties must be null or an object, got {}", describe(other)),
             );
         }
     }
     match map.get("geometry") {
         None | Some(Value::Null) => {}
-        Some(geometry) => check_typed(
-            geometry,
-            &format!("{at}/geometry"),
-            GEOMETRIES_AND_COLLECTION,
-        )?,
+        Some(geometry) => check_typed(geometry, &format!("{at}/geometry"), GEOMETRIES_AND_COLLECTION)?,
     }
     bbox(map, at)
 }
@@ -232,15 +173,10 @@ fn feature(map: &Map<String, Value>, at: &str) -> Checked {
 fn bbox(map: &Map<String, Value>, at: &str) -> Checked {
     match map.get("bbox") {
         None => Ok(()),
-        Some(Value::Array(items)) if items.len() >= 4 && items.iter().all(Value::is_number) => {
-            Ok(())
-        }
+        Some(Value::Array(items)) if items.len() >= 4 && items.iter().all(Value::is_number) => Ok(()),
         Some(other) => problem(
             &format!("{at}/bbox"),
-            format!(
-                "bbox must be an array of at least 4 numbers, got {}",
-                describe(other)
-            ),
+            format!("bbox must be an array of at least 4 numbers, got {}", describe(other)),
         ),
     }
 }
@@ -266,42 +202,20 @@ mod tests {
         }
         let bad = [
             (json!({"coordinates": [35, 39]}), "/type"),
-            (
-                json!({"type": "Foo", "co-ordinates": ["dog", "cat"]}),
-                "/type",
-            ),
-            (
-                json!({"type": "Point", "coordinates": [35]}),
-                "/coordinates",
-            ),
-            (
-                json!({"type": "Point", "coordinates": ["35", 39]}),
-                "/coordinates/0",
-            ),
-            (
-                json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]}),
-                "/coordinates/0",
-            ),
-            (
-                json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}),
-                "/properties",
-            ),
+            (json!({"type": "Foo", "co-ordinates": ["dog", "cat"]}), "/type"),
+            (json!({"type": "Point", "coordinates": [35]}), "/coordinates"),
+            (json!({"type": "Point", "coordinates": ["35", 39]}), "/coordinates/0"),
+            (json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]}), "/coordinates/0"),
+            (json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}), "/properties"),
             (
                 json!({"type": "GeometryCollection", "geometries": [{"type": "GeometryCollection", "geometries": []}]}),
                 "/geometries/0/type",
             ),
-            (
-                json!({"type": "Point", "coordinates": [1, 2], "bbox": [1, 2, 3]}),
-                "/bbox",
-            ),
+            (json!({"type": "Point", "coordinates": [1, 2], "bbox": [1, 2, 3]}), "/bbox"),
             (json!([1, 2]), ""),
         ];
         for (value, pointer) in bad {
-            assert_eq!(
-                check(&value).map_err(|p| p.pointer),
-                Err(pointer.to_string()),
-                "{value}"
-            );
+            assert_eq!(check(&value).map_err(|p| p.pointer), Err(pointer.to_string()), "{value}");
         }
     }
 }

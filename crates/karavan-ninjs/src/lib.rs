@@ -129,10 +129,7 @@ pub enum NinjsError {
     #[error("a ninjs document must be a json object")]
     NotAnObject,
     #[error("not valid ninjs {version}: {}", .violations.first().map(|v| format!("{} at {}", v.message, v.pointer)).unwrap_or_default())]
-    Invalid {
-        version: &'static str,
-        violations: Vec<Violation>,
-    },
+    Invalid { version: &'static str, violations: Vec<Violation> },
 }
 
 /// A document read as ninjs of some version and normalised to ninjs 3.1.

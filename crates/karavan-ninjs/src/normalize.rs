@@ -72,24 +72,14 @@ pub fn normalize(doc: &Value, version: NinjsVersion) -> Result<Normalized, Ninjs
     let Value::Object(source) = doc else {
         return Err(NinjsError::NotAnObject);
     };
-    let options = Options {
-        accept_unknown_top_level: extension_schema(source).is_some(),
-        check_formats: false,
-    };
+    let options = Options { accept_unknown_top_level: extension_schema(source).is_some(), check_formats: false };
     let outcome = validate::check(source, version, options);
     if !outcome.violations.is_empty() {
-        return Err(NinjsError::Invalid {
-            version: version.as_str(),
-            violations: outcome.violations,
-        });
+        return Err(NinjsError::Invalid { version: version.as_str(), violations: outcome.violations });
     }
 
-    let mut converter = Converter {
-        source: rules(version),
-        target: rules(NinjsVersion::V3_1),
-        leftovers: Vec::new(),
-        depth: 0,
-    };
+    let mut converter =
+        Converter { source: rules(version), target: rules(NinjsVersion::V3_1), leftovers: Vec::new(), depth: 0 };
     let body = converter.document(source, &Path::root(), Place::Root, &[]);
     let mut document = Map::new();
     document.insert("standard".to_string(), own_standard());
@@ -101,10 +91,7 @@ pub fn normalize(doc: &Value, version: NinjsVersion) -> Result<Normalized, Ninjs
     let produced = validate::check(
         &document,
         NinjsVersion::V3_1,
-        Options {
-            accept_unknown_top_level: false,
-            check_formats: true,
-        },
+        Options { accept_unknown_top_level: false, check_formats: true },
     );
     if !produced.violations.is_empty() {
         // A bug in the conversion, not in the input: refuse rather than store an invalid document.
@@ -116,16 +103,9 @@ pub fn normalize(doc: &Value, version: NinjsVersion) -> Result<Normalized, Ninjs
                 message: format!("the converted 3.1 document is invalid: {}", v.message),
             })
             .collect();
-        return Err(NinjsError::Invalid {
-            version: NinjsVersion::V3_1.as_str(),
-            violations,
-        });
+        return Err(NinjsError::Invalid { version: NinjsVersion::V3_1.as_str(), violations });
     }
-    Ok(Normalized {
-        source_version: version,
-        document,
-        extensions,
-    })
+    Ok(Normalized { source_version: version, document, extensions })
 }
 
 fn own_standard() -> Value {
@@ -156,10 +136,7 @@ impl Path {
     fn extension_key(&self) -> String {
         match self.0.as_slice() {
             [name] => name.clone(),
-            segments => segments
-                .iter()
-                .map(|segment| format!("/{}", escape(segment)))
-                .collect(),
+            segments => segments.iter().map(|segment| format!("/{}", escape(segment))).collect(),
         }
     }
 }
@@ -176,12 +153,7 @@ struct Rename {
 }
 
 const fn rename(from: &'static str, to: &'static str, members: &'static [Rename]) -> Rename {
-    Rename {
-        from,
-        to,
-        members,
-        unless_present: false,
-    }
+    Rename { from, to, members, unless_present: false }
 }
 
 const NONE: &[Rename] = &[];
@@ -189,12 +161,7 @@ const ADDRESS: &[Rename] = &[rename("postalcode", "postalCode", NONE)];
 const CONTACT: &[Rename] = &[rename("address", "address", ADDRESS)];
 const SYMBOL: &[Rename] = &[
     rename("symboltype", "symbolType", NONE),
-    Rename {
-        from: "ticker",
-        to: "symbol",
-        members: NONE,
-        unless_present: true,
-    },
+    Rename { from: "ticker", to: "symbol", members: NONE, unless_present: true },
 ];
 const ENTITY: &[Rename] = &[
     rename("contactinfo", "contactInfo", CONTACT),
@@ -245,11 +212,7 @@ const TOP: &[Rename] = &[
 ];
 
 /// The 3.1 name of `key` in `source`, and the renames of its members.
-fn renamed<'k>(
-    renames: &'static [Rename],
-    key: &'k str,
-    source: &Map<String, Value>,
-) -> (&'k str, &'static [Rename]) {
+fn renamed<'k>(renames: &'static [Rename], key: &'k str, source: &Map<String, Value>) -> (&'k str, &'static [Rename]) {
     match renames.iter().find(|entry| entry.from == key) {
         Some(entry) if entry.unless_present && source.contains_key(entry.to) => (key, NONE),
         Some(entry) => (entry.to, entry.members),
@@ -317,9 +280,7 @@ impl Converter {
         skip: &[String],
     ) -> Map<String, Value> {
         let source_shape = match (place, self.line()) {
-            (Place::Association, 2 | 3) if self.source.version != NinjsVersion::V2_0 => {
-                &self.source.association
-            }
+            (Place::Association, 2 | 3) if self.source.version != NinjsVersion::V2_0 => &self.source.association,
             _ => &self.source.document,
         };
         let target_shape = match place {
@@ -352,27 +313,10 @@ impl Converter {
                         self.leftover(&at, value);
                     }
                 }
-                _ if self.line() == 1 => self.member_1(
-                    key,
-                    value,
-                    &at,
-                    source,
-                    source_shape,
-                    target_shape,
-                    &mut out,
-                ),
+                _ if self.line() == 1 => self.member_1(key, value, &at, source, source_shape, target_shape, &mut out),
                 _ => {
                     let renames = if self.line() == 2 { TOP } else { NONE };
-                    self.member(
-                        key,
-                        value,
-                        &at,
-                        source,
-                        Some(source_shape),
-                        target_shape,
-                        renames,
-                        &mut out,
-                    );
+                    self.member(key, value, &at, source, Some(source_shape), target_shape, renames, &mut out);
                 }
             }
         }
@@ -385,10 +329,7 @@ impl Converter {
             Value::String(uri) if is_uri(uri) => Some(value.clone()),
             Value::String(uri) => {
                 self.leftover(at, value);
-                Some(Value::String(format!(
-                    "urn:karavan:ninjs:{}",
-                    percent_encode(uri)
-                )))
+                Some(Value::String(format!("urn:karavan:ninjs:{}", percent_encode(uri))))
             }
             _ => {
                 self.leftover(at, value);
@@ -433,25 +374,17 @@ impl Converter {
     ) -> Option<Value> {
         let fitted = match (target, value) {
             (Rule::String(None), Value::String(_)) => Some(value.clone()),
-            (Rule::String(Some(Format::DateTime)), Value::String(text)) => {
-                repair_date_time(text).map(Value::String)
-            }
-            (Rule::String(Some(Format::Uri)), Value::String(text)) => {
-                is_uri(text).then(|| value.clone())
-            }
+            (Rule::String(Some(Format::DateTime)), Value::String(text)) => repair_date_time(text).map(Value::String),
+            (Rule::String(Some(Format::Uri)), Value::String(text)) => is_uri(text).then(|| value.clone()),
             (Rule::Number, Value::Number(_)) => Some(value.clone()),
             (Rule::Integer { minimum, maximum }, Value::Number(number)) if is_integer(number) => {
                 let whole = as_whole_number(number);
-                let fits = whole
-                    .as_i64()
-                    .map_or(whole.is_u64() && maximum.is_none(), |n| {
-                        minimum.is_none_or(|low| n >= low) && maximum.is_none_or(|high| n <= high)
-                    });
+                let fits = whole.as_i64().map_or(whole.is_u64() && maximum.is_none(), |n| {
+                    minimum.is_none_or(|low| n >= low) && maximum.is_none_or(|high| n <= high)
+                });
                 fits.then_some(whole)
             }
-            (Rule::Enum(allowed), Value::String(text)) => {
-                allowed.contains(&text.as_str()).then(|| value.clone())
-            }
+            (Rule::Enum(allowed), Value::String(text)) => allowed.contains(&text.as_str()).then(|| value.clone()),
             (Rule::TruncatedDateTime, Value::String(text)) => {
                 formats::is_truncated_date_time(text).then(|| value.clone())
             }
@@ -463,9 +396,7 @@ impl Converter {
                 let fitted: Vec<Value> = items
                     .iter()
                     .enumerate()
-                    .filter_map(|(index, item)| {
-                        self.fit(item, source_item, item_rule, renames, &at.index(index))
-                    })
+                    .filter_map(|(index, item)| self.fit(item, source_item, item_rule, renames, &at.index(index)))
                     .collect();
                 return Some(Value::Array(fitted));
             }
@@ -505,16 +436,7 @@ impl Converter {
                 self.leftover(&child, value);
                 continue;
             }
-            self.member(
-                key,
-                value,
-                &child,
-                map,
-                source_shape,
-                target_shape,
-                renames,
-                &mut out,
-            );
+            self.member(key, value, &child, map, source_shape, target_shape, renames, &mut out);
         }
         self.accept(out, original, target_shape, at, mark)
     }
@@ -559,11 +481,7 @@ impl Converter {
             ("object", "objects", EntityKind::Plain),
             ("genre", "genres", EntityKind::Plain),
             ("infosource", "infoSources", EntityKind::InfoSource),
-            (
-                "trustindicator",
-                "trustIndicators",
-                EntityKind::TrustIndicator,
-            ),
+            ("trustindicator", "trustIndicators", EntityKind::TrustIndicator),
         ];
         if let Some((_, target_key, kind)) = entities.iter().find(|(name, _, _)| *name == key) {
             self.entities(
@@ -585,8 +503,7 @@ impl Converter {
                 } else if let Some(suffix) = key.strip_prefix("body_") {
                     Some(("bodies", text_kind(suffix)))
                 } else {
-                    key.strip_prefix("description_")
-                        .map(|suffix| ("descriptions", text_kind(suffix)))
+                    key.strip_prefix("description_").map(|suffix| ("descriptions", text_kind(suffix)))
                 }
             }
         };
@@ -600,10 +517,7 @@ impl Converter {
                 entry.insert(label.to_string(), Value::from(text));
             }
             entry.insert("value".to_string(), value.clone());
-            match out
-                .entry(target_key)
-                .or_insert_with(|| Value::Array(Vec::new()))
-            {
+            match out.entry(target_key).or_insert_with(|| Value::Array(Vec::new())) {
                 Value::Array(entries) => entries.push(Value::Object(entry)),
                 _ => self.leftover(at, value),
             }
@@ -637,16 +551,7 @@ impl Converter {
                 }
                 _ => self.leftover(at, value),
             },
-            _ => self.member(
-                key,
-                value,
-                at,
-                parent,
-                Some(source_shape),
-                target_shape,
-                TOP,
-                out,
-            ),
+            _ => self.member(key, value, at, parent, Some(source_shape), target_shape, TOP, out),
         }
     }
 
@@ -670,9 +575,7 @@ impl Converter {
         };
         let mut converted = Vec::new();
         for (index, item) in items.iter().enumerate() {
-            if let Some(entry) =
-                self.entity_1(item, &at.index(index), source_item, target_item, kind)
-            {
+            if let Some(entry) = self.entity_1(item, &at.index(index), source_item, target_item, kind) {
                 converted.push(entry);
             }
         }
@@ -680,14 +583,7 @@ impl Converter {
     }
 
     /// One 1.x subject-like entry.
-    fn entity_1(
-        &mut self,
-        item: &Value,
-        at: &Path,
-        source: &Shape,
-        target: &Shape,
-        kind: EntityKind,
-    ) -> Option<Value> {
+    fn entity_1(&mut self, item: &Value, at: &Path, source: &Shape, target: &Shape, kind: EntityKind) -> Option<Value> {
         let Value::Object(map) = item else {
             self.leftover(at, item);
             return None;
@@ -716,24 +612,13 @@ impl Converter {
                         self.leftover(&child, value);
                     }
                 }
-                _ => self.member(
-                    key,
-                    value,
-                    &child,
-                    map,
-                    Some(source),
-                    target,
-                    ENTITY,
-                    &mut out,
-                ),
+                _ => self.member(key, value, &child, map, Some(source), target, ENTITY, &mut out),
             }
         }
         let scheme = map.get("scheme").and_then(Value::as_str);
         let code = map.get("code").and_then(Value::as_str);
-        let joined = scheme
-            .zip(code)
-            .map(|(scheme, code)| join_scheme_and_code(scheme, code))
-            .filter(|uri| is_uri(uri));
+        let joined =
+            scheme.zip(code).map(|(scheme, code)| join_scheme_and_code(scheme, code)).filter(|uri| is_uri(uri));
         match kind {
             EntityKind::TrustIndicator => match joined {
                 Some(role) if !out.contains_key("role") => {
@@ -767,13 +652,7 @@ impl Converter {
     }
 
     /// 1.x `renditions`: an object keyed by rendition name.
-    fn renditions_1(
-        &mut self,
-        value: &Value,
-        at: &Path,
-        source_shape: &Shape,
-        out: &mut Map<String, Value>,
-    ) {
+    fn renditions_1(&mut self, value: &Value, at: &Path, source_shape: &Shape, out: &mut Map<String, Value>) {
         let source_rendition = match source_shape.property("renditions") {
             Some(Rule::Object(shape)) => shape.patterns.first().and_then(|(_, rule)| match rule {
                 Rule::Object(rendition) => Some(rendition.as_ref()),
@@ -826,10 +705,7 @@ impl Converter {
     fn associations(&mut self, value: &Value, at: &Path) -> Vec<Value> {
         let items: Vec<(String, Option<String>, &Value)> = match value {
             // 1.x: an object keyed by association name.
-            Value::Object(map) => map
-                .iter()
-                .map(|(name, item)| (name.clone(), Some(name.clone()), item))
-                .collect(),
+            Value::Object(map) => map.iter().map(|(name, item)| (name.clone(), Some(name.clone()), item)).collect(),
             Value::Array(items) => items
                 .iter()
                 .enumerate()
@@ -886,8 +762,7 @@ impl Converter {
 
 /// Whether `map` meets `shape`'s `required` and `oneOf` / `anyOf` rules.
 fn satisfies(shape: &Shape, map: &Map<String, Value>) -> bool {
-    shape.required.iter().all(|name| map.contains_key(*name))
-        && validate::constraint_holds(shape.constraint, map)
+    shape.required.iter().all(|name| map.contains_key(*name)) && validate::constraint_holds(shape.constraint, map)
 }
 
 /// The object shape of an array-of-objects rule.
@@ -914,11 +789,7 @@ fn text_kind(suffix: &str) -> Vec<(&'static str, &str)> {
 
 /// `scheme` + `code` as one URI: `http://cv.iptc.org/newscodes/mediatopic/` + `20000737`.
 fn join_scheme_and_code(scheme: &str, code: &str) -> String {
-    if scheme.ends_with(['/', '#', ':', '=', '?']) {
-        format!("{scheme}{code}")
-    } else {
-        format!("{scheme}/{code}")
-    }
+    if scheme.ends_with(['/', '#', ':', '=', '?']) { format!("{scheme}{code}") } else { format!("{scheme}/{code}") }
 }
 
 /// A whole number as an integer JSON number where it fits one (`5.0` → `5`).

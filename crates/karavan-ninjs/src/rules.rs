@@ -39,10 +39,7 @@ pub(crate) enum Rule {
     /// `"type": "number"`.
     Number,
     /// `"type": "integer"` with optional `minimum` and `maximum`.
-    Integer {
-        minimum: Option<i64>,
-        maximum: Option<i64>,
-    },
+    Integer { minimum: Option<i64>, maximum: Option<i64> },
     /// `"type": "string"` with an `enum`.
     Enum(&'static [&'static str]),
     /// 3.x `truncatedDateTimeType`.
@@ -104,10 +101,7 @@ pub(crate) struct Shape {
 
 impl Shape {
     fn closed() -> Shape {
-        Shape {
-            closed: true,
-            ..Shape::default()
-        }
+        Shape { closed: true, ..Shape::default() }
     }
 
     fn open() -> Shape {
@@ -121,19 +115,14 @@ impl Shape {
     }
 
     fn set(&mut self, name: &'static str, rule: Rule) {
-        match self
-            .properties
-            .iter_mut()
-            .find(|(existing, _)| *existing == name)
-        {
+        match self.properties.iter_mut().find(|(existing, _)| *existing == name) {
             Some(slot) => slot.1 = rule,
             None => self.properties.push((name, rule)),
         }
     }
 
     fn with_pattern(mut self, prefix: &'static str, underscore: bool, rule: Rule) -> Shape {
-        self.patterns
-            .push((NamePattern { prefix, underscore }, rule));
+        self.patterns.push((NamePattern { prefix, underscore }, rule));
         self
     }
 
@@ -169,11 +158,7 @@ impl Shape {
     }
 
     fn rule_mut(&mut self, name: &str) -> &mut Rule {
-        match self
-            .properties
-            .iter_mut()
-            .find(|(existing, _)| *existing == name)
-        {
+        match self.properties.iter_mut().find(|(existing, _)| *existing == name) {
             Some((_, rule)) => rule,
             None => panic!("rules table: no property {name}"),
         }
@@ -181,21 +166,15 @@ impl Shape {
 
     /// The declared property `name`, if any.
     pub(crate) fn property(&self, name: &str) -> Option<&Rule> {
-        self.properties
-            .iter()
-            .find(|(existing, _)| *existing == name)
-            .map(|(_, rule)| rule)
+        self.properties.iter().find(|(existing, _)| *existing == name).map(|(_, rule)| rule)
     }
 
     /// Every rule that applies to a member called `name`: its declared property and each pattern it
     /// matches (JSON Schema applies all of them).
     pub(crate) fn rules_for<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Rule> + 's {
-        self.property(name).into_iter().chain(
-            self.patterns
-                .iter()
-                .filter(move |(pattern, _)| pattern.matches(name))
-                .map(|(_, rule)| rule),
-        )
+        self.property(name)
+            .into_iter()
+            .chain(self.patterns.iter().filter(move |(pattern, _)| pattern.matches(name)).map(|(_, rule)| rule))
     }
 
     /// Whether the shape says anything about a member called `name`.
@@ -216,12 +195,8 @@ pub(crate) struct VersionRules {
 
 /// The rules of `version`. Built once; the tables never change.
 pub(crate) fn rules(version: NinjsVersion) -> &'static VersionRules {
-    static ALL: LazyLock<Vec<VersionRules>> =
-        LazyLock::new(|| NinjsVersion::ALL.into_iter().map(build).collect());
-    let index = NinjsVersion::ALL
-        .iter()
-        .position(|v| *v == version)
-        .unwrap_or(0);
+    static ALL: LazyLock<Vec<VersionRules>> = LazyLock::new(|| NinjsVersion::ALL.into_iter().map(build).collect());
+    let index = NinjsVersion::ALL.iter().position(|v| *v == version).unwrap_or(0);
     &ALL[index]
 }
 
@@ -238,21 +213,14 @@ fn build(version: NinjsVersion) -> VersionRules {
             shape
         }
         NinjsVersion::V3_0 | NinjsVersion::V3_1 => {
-            let mut shape = document
-                .clone()
-                .with("name", string())
-                .with("rel", string());
+            let mut shape = document.clone().with("name", string()).with("rel", string());
             shape.required = vec!["name", "uri"];
             shape
         }
         // 1.x and 2.0 associations are whole documents (2.0: or anything with a name).
         _ => document.clone(),
     };
-    VersionRules {
-        version,
-        document,
-        association,
-    }
+    VersionRules { version, document, association }
 }
 
 fn string() -> Rule {
@@ -268,17 +236,11 @@ fn date_time() -> Rule {
 }
 
 fn integer() -> Rule {
-    Rule::Integer {
-        minimum: None,
-        maximum: None,
-    }
+    Rule::Integer { minimum: None, maximum: None }
 }
 
 fn integer_between(minimum: i64, maximum: i64) -> Rule {
-    Rule::Integer {
-        minimum: Some(minimum),
-        maximum: Some(maximum),
-    }
+    Rule::Integer { minimum: Some(minimum), maximum: Some(maximum) }
 }
 
 fn array_of(rule: Rule) -> Rule {
@@ -294,26 +256,9 @@ fn array_of_objects(shape: Shape) -> Rule {
 }
 
 const TYPES_1_0: &[&str] = &["text", "audio", "video", "picture", "graphic", "composite"];
-const TYPES_1_2: &[&str] = &[
-    "text",
-    "audio",
-    "video",
-    "picture",
-    "graphic",
-    "composite",
-    "component",
-];
-const TYPES_3_0: &[&str] = &[
-    "text",
-    "audio",
-    "video",
-    "picture",
-    "graphic",
-    "composite",
-    "component",
-    "event",
-    "planning",
-];
+const TYPES_1_2: &[&str] = &["text", "audio", "video", "picture", "graphic", "composite", "component"];
+const TYPES_3_0: &[&str] =
+    &["text", "audio", "video", "picture", "graphic", "composite", "component", "event", "planning"];
 const PUB_STATUS: &[&str] = &["usable", "withheld", "canceled"];
 
 /// `oneOf` `required linkedrights` / `required encodedrights` (1.4 – 2.2).
@@ -324,11 +269,7 @@ const VALUE_OR_ADDRESS: Constraint = Constraint::ExactlyOneOf(&["value", "addres
 
 /// A 1.x subject-like entry: `name`, `rel`, `scheme` (uri), `code`.
 fn entity_1() -> Shape {
-    Shape::closed()
-        .with("name", string())
-        .with("rel", string())
-        .with("scheme", uri())
-        .with("code", string())
+    Shape::closed().with("name", string()).with("rel", string()).with("scheme", uri()).with("code", string())
 }
 
 /// ninjs 1.0, then each 1.x version's additions.
@@ -342,9 +283,7 @@ fn line_1(version: NinjsVersion) -> Shape {
         .with("height", Rule::Number)
         .with("width", Rule::Number)
         .with("sizeinbytes", Rule::Number);
-    let symbol = Shape::closed()
-        .with("ticker", string())
-        .with("exchange", string());
+    let symbol = Shape::closed().with("ticker", string()).with("exchange", string());
     let mut shape = Shape::closed()
         .requiring("uri")
         .with_pattern("description_", true, string())
@@ -352,10 +291,7 @@ fn line_1(version: NinjsVersion) -> Shape {
         .with("uri", uri())
         .with("type", Rule::Enum(TYPES_1_0))
         .with("mimetype", string())
-        .with(
-            "representationtype",
-            Rule::Enum(&["complete", "incomplete"]),
-        )
+        .with("representationtype", Rule::Enum(&["complete", "incomplete"]))
         .with("profile", string())
         .with("version", string())
         .with("versioncreated", date_time())
@@ -365,10 +301,7 @@ fn line_1(version: NinjsVersion) -> Shape {
         .with("copyrightnotice", string())
         .with("language", string())
         .with("person", array_of_objects(entity_1()))
-        .with(
-            "organisation",
-            array_of_objects(entity_1().with("symbols", array_of_objects(symbol))),
-        )
+        .with("organisation", array_of_objects(entity_1().with("symbols", array_of_objects(symbol))))
         .with("place", array_of_objects(entity_1()))
         .with("subject", array_of_objects(entity_1()))
         .with("event", array_of_objects(entity_1()))
@@ -376,24 +309,15 @@ fn line_1(version: NinjsVersion) -> Shape {
         .with("byline", string())
         .with("headline", string())
         .with("located", string())
-        .with(
-            "renditions",
-            object(Shape::closed().with_pattern("", false, object(rendition))),
-        )
-        .with(
-            "associations",
-            object(Shape::closed().with_pattern("", false, Rule::Document)),
-        );
+        .with("renditions", object(Shape::closed().with_pattern("", false, object(rendition))))
+        .with("associations", object(Shape::closed().with_pattern("", false, Rule::Document)));
     if version >= V1_1 {
         shape.set("urgency", Rule::Number);
         shape.set("usageterms", string());
-        shape.items_mut("place").patterns.push((
-            NamePattern {
-                prefix: "geometry_",
-                underscore: true,
-            },
-            Rule::AnyObject,
-        ));
+        shape
+            .items_mut("place")
+            .patterns
+            .push((NamePattern { prefix: "geometry_", underscore: true }, Rule::AnyObject));
     }
     if version >= V1_2 {
         shape.set("type", Rule::Enum(TYPES_1_2));
@@ -411,13 +335,7 @@ fn line_1(version: NinjsVersion) -> Shape {
         }
     }
     if version >= V1_3 {
-        shape.patterns.push((
-            NamePattern {
-                prefix: "headline_",
-                underscore: true,
-            },
-            string(),
-        ));
+        shape.patterns.push((NamePattern { prefix: "headline_", underscore: true }, string()));
         // Rendition and association names may start with "_" from 1.3 on.
         shape.object_mut("renditions").patterns[0].0.underscore = true;
         shape.object_mut("associations").patterns[0].0.underscore = true;
@@ -434,21 +352,11 @@ fn line_1(version: NinjsVersion) -> Shape {
         );
         shape.set(
             "$standard",
-            object(
-                Shape::closed()
-                    .with("name", string())
-                    .with("version", string())
-                    .with("schema", uri()),
-            ),
+            object(Shape::closed().with("name", string()).with("version", string()).with("schema", uri())),
         );
         shape.set(
             "genre",
-            array_of_objects(
-                Shape::closed()
-                    .with("name", string())
-                    .with("scheme", uri())
-                    .with("code", string()),
-            ),
+            array_of_objects(Shape::closed().with("name", string()).with("scheme", uri()).with("code", string())),
         );
     }
     if version >= V1_4 {
@@ -467,9 +375,7 @@ fn line_1(version: NinjsVersion) -> Shape {
     }
     if version >= V1_5 {
         for name in ["person", "organisation", "place", "infosource"] {
-            shape
-                .items_mut(name)
-                .set("contactinfo", array_of_objects(contact_info("postalcode")));
+            shape.items_mut(name).set("contactinfo", array_of_objects(contact_info("postalcode")));
         }
         let symbols = shape.items_mut("organisation").items_mut("symbols");
         symbols.set("symboltype", uri());
@@ -508,28 +414,17 @@ fn contact_info(postal_code: &'static str) -> Shape {
 }
 
 fn digital_source_type() -> Shape {
-    Shape::closed()
-        .with("name", string())
-        .with("uri", uri())
-        .with("literal", string())
+    Shape::closed().with("name", string()).with("uri", uri()).with("literal", string())
 }
 
 /// A 2.x/3.x subject-like entry: `name`, `rel`, `uri`, `literal`.
 fn entity_2() -> Shape {
-    Shape::closed()
-        .with("name", string())
-        .with("rel", string())
-        .with("uri", uri())
-        .with("literal", string())
+    Shape::closed().with("name", string()).with("rel", string()).with("uri", uri()).with("literal", string())
 }
 
 /// `{role, contenttype, value}` with `value` required (2.x headlines, descriptions).
 fn text_block(content_type: &'static str) -> Shape {
-    Shape::closed()
-        .requiring("value")
-        .with("role", string())
-        .with(content_type, string())
-        .with("value", string())
+    Shape::closed().requiring("value").with("role", string()).with(content_type, string()).with("value", string())
 }
 
 /// ninjs 2.0, then 2.1 and 2.2.
@@ -568,42 +463,25 @@ fn line_2(version: NinjsVersion) -> Shape {
         .with("descriptions", array_of_objects(text_block("contenttype")))
         .with(
             "bodies",
-            array_of_objects(
-                text_block("contenttype")
-                    .with("charcount", Rule::Number)
-                    .with("wordcount", Rule::Number),
-            ),
+            array_of_objects(text_block("contenttype").with("charcount", Rule::Number).with("wordcount", Rule::Number)),
         )
         .with("headlines", array_of_objects(text_block("contenttype")))
         .with("people", array_of_objects(entity_2()))
         .with(
             "organisations",
-            array_of_objects(
-                entity_2().with(
-                    "symbols",
-                    array_of_objects(
-                        Shape::closed()
-                            .with("ticker", string())
-                            .with("exchange", string()),
-                    ),
-                ),
-            ),
+            array_of_objects(entity_2().with(
+                "symbols",
+                array_of_objects(Shape::closed().with("ticker", string()).with("exchange", string())),
+            )),
         )
-        .with(
-            "places",
-            array_of_objects(entity_2().with("geojson", Rule::GeoJson)),
-        )
+        .with("places", array_of_objects(entity_2().with("geojson", Rule::GeoJson)))
         .with("subjects", array_of_objects(entity_2()))
         .with("events", array_of_objects(entity_2()))
         .with("objects", array_of_objects(entity_2()))
         .with(
             "infosources",
             array_of_objects(
-                Shape::closed()
-                    .with("name", string())
-                    .with("role", uri())
-                    .with("uri", uri())
-                    .with("literal", string()),
+                Shape::closed().with("name", string()).with("role", uri()).with("uri", uri()).with("literal", string()),
             ),
         )
         .with("title", string())
@@ -612,40 +490,18 @@ fn line_2(version: NinjsVersion) -> Shape {
         .with("located", string())
         .with("renditions", array_of_objects(rendition))
         .with("associations", array_of(Rule::NamedOrDocument))
-        .with(
-            "altids",
-            array_of_objects(
-                Shape::closed()
-                    .with("role", string())
-                    .with("value", string()),
-            ),
-        )
+        .with("altids", array_of_objects(Shape::closed().with("role", string()).with("value", string())))
         .with(
             "trustindicators",
-            array_of_objects(
-                Shape::closed()
-                    .with("role", uri())
-                    .with("title", string())
-                    .with("href", uri()),
-            ),
+            array_of_objects(Shape::closed().with("role", uri()).with("title", string()).with("href", uri())),
         )
         .with(
             "standard",
-            object(
-                Shape::closed()
-                    .with("name", string())
-                    .with("version", string())
-                    .with("schema", uri()),
-            ),
+            object(Shape::closed().with("name", string()).with("version", string()).with("schema", uri())),
         )
         .with(
             "genres",
-            array_of_objects(
-                Shape::closed()
-                    .with("name", string())
-                    .with("uri", uri())
-                    .with("literal", string()),
-            ),
+            array_of_objects(Shape::closed().with("name", string()).with("uri", uri()).with("literal", string())),
         )
         .with(
             "rightsinfo",
@@ -659,9 +515,7 @@ fn line_2(version: NinjsVersion) -> Shape {
         );
     if version >= V2_1 {
         for name in ["people", "organisations", "places", "infosources"] {
-            shape
-                .items_mut(name)
-                .set("contactinfo", array_of_objects(contact_info("postalcode")));
+            shape.items_mut(name).set("contactinfo", array_of_objects(contact_info("postalcode")));
         }
         let symbols = shape.items_mut("organisations").items_mut("symbols");
         symbols.set("symboltype", uri());
@@ -706,7 +560,9 @@ fn dates() -> Shape {
                             Shape::closed()
                                 .with(
                                     "frequency",
-                                    Rule::Enum(&["secondly", "minutely", "hourly", "daily", "weekly", "monthly", "yearly"]),
+                                    Rule::Enum(&[
+                                        "secondly", "minutely", "hourly", "daily", "weekly", "monthly", "yearly",
+                                    ]),
                                 )
                                 .with("interval", integer())
                                 .with("until", date_time())
@@ -715,7 +571,10 @@ fn dates() -> Shape {
                     ),
             ),
         )
-        .constrained(Constraint::AnyGroupExactlyOneOf(&[&["startDate", "expectedStartDate"], &["endDate", "expectedEndDate"]]))
+        .constrained(Constraint::AnyGroupExactlyOneOf(&[
+            &["startDate", "expectedStartDate"],
+            &["endDate", "expectedEndDate"],
+        ]))
 }
 
 /// `organisationType` (3.x).
@@ -724,10 +583,7 @@ fn organisation_3() -> Shape {
         .with(
             "symbols",
             array_of_objects(
-                Shape::closed()
-                    .with("exchange", string())
-                    .with("symbolType", uri())
-                    .with("symbol", string()),
+                Shape::closed().with("exchange", string()).with("symbolType", uri()).with("symbol", string()),
             ),
         )
         .with("contactInfo", array_of_objects(contact_info("postalCode")))
@@ -749,10 +605,7 @@ fn rendition_3() -> Shape {
         .with("aspectRatio", string())
         .with("videoCodec", string())
         .with("frameRate", Rule::Number)
-        .with(
-            "poi",
-            object(Shape::closed().with("x", integer()).with("y", integer())),
-        )
+        .with("poi", object(Shape::closed().with("x", integer()).with("y", integer())))
         .with("transportProtocol", string())
         .with("scanType", Rule::Enum(&["progressive", "interlaced"]))
         .with("bitrate", string())
@@ -782,26 +635,12 @@ fn line_3(version: NinjsVersion) -> Shape {
         .with("descriptions", array_of_objects(text_block("contentType")))
         .with(
             "bodies",
-            array_of_objects(
-                text_block("contentType")
-                    .with("charCount", integer())
-                    .with("wordCount", integer()),
-            ),
+            array_of_objects(text_block("contentType").with("charCount", integer()).with("wordCount", integer())),
         )
         .with("headlines", array_of_objects(text_block("contentType")))
-        .with(
-            "people",
-            array_of_objects(entity_2().with("contactInfo", contact())),
-        )
+        .with("people", array_of_objects(entity_2().with("contactInfo", contact())))
         .with("organisations", array_of_objects(organisation_3()))
-        .with(
-            "places",
-            array_of_objects(
-                entity_2()
-                    .with("contactInfo", contact())
-                    .with("geoJSON", Rule::GeoJson),
-            ),
-        )
+        .with("places", array_of_objects(entity_2().with("contactInfo", contact()).with("geoJSON", Rule::GeoJson)))
         .with(
             "subjects",
             array_of_objects(
@@ -842,41 +681,21 @@ fn line_3(version: NinjsVersion) -> Shape {
                     .with("type", Rule::Enum(TYPES_3_0))
                     .with(
                         "commissioned",
-                        object(
-                            Shape::closed()
-                                .with("by", string())
-                                .with("on", date_time())
-                                .with(
-                                    "references",
-                                    array_of_objects(
-                                        Shape::closed()
-                                            .with("name", string())
-                                            .with("value", string()),
-                                    ),
-                                ),
-                        ),
+                        object(Shape::closed().with("by", string()).with("on", date_time()).with(
+                            "references",
+                            array_of_objects(Shape::closed().with("name", string()).with("value", string())),
+                        )),
                     )
                     .with("dates", object(dates()))
                     .with(
                         "audiences",
-                        array_of_objects(
-                            Shape::closed()
-                                .with("audience", string())
-                                .with("significance", integer()),
-                        ),
+                        array_of_objects(Shape::closed().with("audience", string()).with("significance", integer())),
                     )
                     .with("exclAudience", array_of(string()))
                     .with("edNote", string())
                     .with("urgency", integer_between(1, 9))
                     .with("language", string())
-                    .with(
-                        "itemCount",
-                        object(
-                            Shape::closed()
-                                .with("rangeFrom", integer())
-                                .with("rangeTo", integer()),
-                        ),
-                    )
+                    .with("itemCount", object(Shape::closed().with("rangeFrom", integer()).with("rangeTo", integer())))
                     .with("wordCount", integer())
                     .with("renditions", array_of_objects(rendition_3())),
             ),
@@ -899,40 +718,18 @@ fn line_3(version: NinjsVersion) -> Shape {
         .with("located", string())
         .with("renditions", array_of_objects(rendition_3()))
         .with("associations", array_of(Rule::Association))
-        .with(
-            "altIds",
-            array_of_objects(
-                Shape::closed()
-                    .with("role", string())
-                    .with("value", string()),
-            ),
-        )
+        .with("altIds", array_of_objects(Shape::closed().with("role", string()).with("value", string())))
         .with(
             "trustIndicators",
-            array_of_objects(
-                Shape::closed()
-                    .with("role", uri())
-                    .with("title", string())
-                    .with("href", uri()),
-            ),
+            array_of_objects(Shape::closed().with("role", uri()).with("title", string()).with("href", uri())),
         )
         .with(
             "standard",
-            object(
-                Shape::closed()
-                    .with("name", string())
-                    .with("version", string())
-                    .with("schema", uri()),
-            ),
+            object(Shape::closed().with("name", string()).with("version", string()).with("schema", uri())),
         )
         .with(
             "genres",
-            array_of_objects(
-                Shape::closed()
-                    .with("name", string())
-                    .with("uri", string())
-                    .with("literal", string()),
-            ),
+            array_of_objects(Shape::closed().with("name", string()).with("uri", string()).with("literal", string())),
         )
         .with("expires", date_time())
         .with(
@@ -957,20 +754,14 @@ mod tests {
 
     #[test]
     fn name_patterns_are_prefixes() {
-        let headline = NamePattern {
-            prefix: "headline_",
-            underscore: true,
-        };
+        let headline = NamePattern { prefix: "headline_", underscore: true };
         assert!(headline.matches("headline_main"));
         assert!(headline.matches("headline______"));
         assert!(headline.matches("headline_test-bad-characters-#$^-é™£"));
         assert!(!headline.matches("headline_"));
         assert!(!headline.matches("headline_ééé"));
         assert!(!headline.matches("headline-with-dash"));
-        let key = NamePattern {
-            prefix: "",
-            underscore: false,
-        };
+        let key = NamePattern { prefix: "", underscore: false };
         assert!(key.matches("logo"));
         assert!(key.matches("a-b"));
         assert!(!key.matches("_logo"));

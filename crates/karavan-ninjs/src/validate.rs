@@ -27,10 +27,7 @@ pub fn validate(doc: &Value, version: NinjsVersion) -> Result<(), NinjsError> {
     if outcome.violations.is_empty() {
         Ok(())
     } else {
-        Err(NinjsError::Invalid {
-            version: version.as_str(),
-            violations: outcome.violations,
-        })
+        Err(NinjsError::Invalid { version: version.as_str(), violations: outcome.violations })
     }
 }
 
@@ -45,10 +42,7 @@ pub(crate) struct Options {
 }
 
 impl Options {
-    pub(crate) const STRICT: Options = Options {
-        accept_unknown_top_level: false,
-        check_formats: false,
-    };
+    pub(crate) const STRICT: Options = Options { accept_unknown_top_level: false, check_formats: false };
 }
 
 /// What a check found.
@@ -60,12 +54,7 @@ pub(crate) struct Outcome {
 
 pub(crate) fn check(doc: &Map<String, Value>, version: NinjsVersion, options: Options) -> Outcome {
     let rules = rules(version);
-    let mut checker = Checker {
-        rules,
-        options,
-        outcome: Outcome::default(),
-        depth: 0,
-    };
+    let mut checker = Checker { rules, options, outcome: Outcome::default(), depth: 0 };
     let label = format!("ninjs {}", version.as_str());
     checker.object(&rules.document, doc, "", &label, true);
     checker.outcome
@@ -74,18 +63,8 @@ pub(crate) fn check(doc: &Map<String, Value>, version: NinjsVersion, options: Op
 /// Checks one association item of `version` (a whole document in 1.x and 2.0) as if it were a
 /// document of its own, accepting unknown top-level members. Used to salvage 2.0 associations, whose
 /// content the schema does not constrain once they have a name.
-pub(crate) fn check_association_as_document(
-    item: &Map<String, Value>,
-    version: NinjsVersion,
-) -> Outcome {
-    check(
-        item,
-        version,
-        Options {
-            accept_unknown_top_level: true,
-            check_formats: false,
-        },
-    )
+pub(crate) fn check_association_as_document(item: &Map<String, Value>, version: NinjsVersion) -> Outcome {
+    check(item, version, Options { accept_unknown_top_level: true, check_formats: false })
 }
 
 struct Checker<'r> {
@@ -97,19 +76,12 @@ struct Checker<'r> {
 
 impl Checker<'_> {
     fn violation(&mut self, pointer: &str, message: String) {
-        let pointer = if pointer.is_empty() {
-            "/".to_string()
-        } else {
-            pointer.to_string()
-        };
+        let pointer = if pointer.is_empty() { "/".to_string() } else { pointer.to_string() };
         self.outcome.violations.push(Violation { pointer, message });
     }
 
     fn wrong_type(&mut self, pointer: &str, name: &str, expected: &str, value: &Value) {
-        self.violation(
-            pointer,
-            format!("{name} must be {expected}, got {}", describe(value)),
-        );
+        self.violation(pointer, format!("{name} must be {expected}, got {}", describe(value)));
     }
 
     fn value(&mut self, rule: &Rule, value: &Value, pointer: &str, name: &str) {
@@ -145,11 +117,7 @@ impl Checker<'_> {
                 if !value.as_str().is_some_and(|text| allowed.contains(&text)) {
                     self.violation(
                         pointer,
-                        format!(
-                            "{name} must be one of {}, got {}",
-                            allowed.join(", "),
-                            describe(value)
-                        ),
+                        format!("{name} must be one of {}, got {}", allowed.join(", "), describe(value)),
                     );
                 }
             }
@@ -183,15 +151,10 @@ impl Checker<'_> {
             }
             Rule::GeoJson => {
                 if let Err(problem) = geojson::check(value) {
-                    self.violation(
-                        &format!("{pointer}{}", problem.pointer),
-                        format!("{name} {}", problem.message),
-                    );
+                    self.violation(&format!("{pointer}{}", problem.pointer), format!("{name} {}", problem.message));
                 }
             }
-            Rule::Unsatisfiable(reason) => {
-                self.violation(pointer, format!("{name} can never be valid: {reason}"))
-            }
+            Rule::Unsatisfiable(reason) => self.violation(pointer, format!("{name} can never be valid: {reason}")),
             Rule::Document => self.nested(Nested::Document, value, pointer, name),
             Rule::Association => self.nested(Nested::Association, value, pointer, name),
             Rule::NamedOrDocument => match value {
@@ -211,19 +174,13 @@ impl Checker<'_> {
     fn format(&mut self, format: Option<Format>, text: &str, pointer: &str, name: &str) {
         match format {
             Some(Format::DateTime) if !formats::is_date_time(text) => {
-                let message = format!(
-                    "{name} must be an rfc 3339 date-time, got {}",
-                    describe(&Value::from(text))
-                );
+                let message = format!("{name} must be an rfc 3339 date-time, got {}", describe(&Value::from(text)));
                 self.violation(pointer, message);
             }
             Some(Format::Uri) if !formats::is_uri(text) => {
                 self.violation(
                     pointer,
-                    format!(
-                        "{name} must be an absolute uri, got {}",
-                        describe(&Value::from(text))
-                    ),
+                    format!("{name} must be an absolute uri, got {}", describe(&Value::from(text))),
                 );
             }
             _ => {}
@@ -236,10 +193,7 @@ impl Checker<'_> {
             return;
         };
         if self.depth >= MAX_ASSOCIATION_DEPTH {
-            self.violation(
-                pointer,
-                format!("associations are nested more than {MAX_ASSOCIATION_DEPTH} levels deep"),
-            );
+            self.violation(pointer, format!("associations are nested more than {MAX_ASSOCIATION_DEPTH} levels deep"));
             return;
         }
         let rules = self.rules;
@@ -252,14 +206,7 @@ impl Checker<'_> {
         self.depth -= 1;
     }
 
-    fn object(
-        &mut self,
-        shape: &Shape,
-        map: &Map<String, Value>,
-        pointer: &str,
-        label: &str,
-        top_level: bool,
-    ) {
+    fn object(&mut self, shape: &Shape, map: &Map<String, Value>, pointer: &str, label: &str, top_level: bool) {
         for (key, member) in map {
             let child = format!("{pointer}/{}", escape(key));
             let mut known = false;
@@ -277,10 +224,7 @@ impl Checker<'_> {
         }
         for name in &shape.required {
             if !map.contains_key(*name) {
-                self.violation(
-                    &format!("{pointer}/{}", escape(name)),
-                    format!("{name} is required"),
-                );
+                self.violation(&format!("{pointer}/{}", escape(name)), format!("{name} is required"));
             }
         }
         if constraint_holds(shape.constraint, map) {
@@ -288,31 +232,15 @@ impl Checker<'_> {
         }
         match shape.constraint {
             Some(Constraint::ExactlyOneOf(names)) => {
-                let present: Vec<&str> = names
-                    .iter()
-                    .copied()
-                    .filter(|name| map.contains_key(*name))
-                    .collect();
-                let found = if present.is_empty() {
-                    "neither".to_string()
-                } else {
-                    present.join(" and ")
-                };
-                let message = format!(
-                    "{label} must have exactly one of {}, it has {found}",
-                    names.join(" and ")
-                );
+                let present: Vec<&str> = names.iter().copied().filter(|name| map.contains_key(*name)).collect();
+                let found = if present.is_empty() { "neither".to_string() } else { present.join(" and ") };
+                let message = format!("{label} must have exactly one of {}, it has {found}", names.join(" and "));
                 self.violation(pointer, message);
             }
             Some(Constraint::AnyGroupExactlyOneOf(groups)) => {
-                let alternatives: Vec<String> = groups
-                    .iter()
-                    .map(|group| format!("exactly one of {}", group.join(" and ")))
-                    .collect();
-                self.violation(
-                    pointer,
-                    format!("{label} must have {}", alternatives.join(", or ")),
-                );
+                let alternatives: Vec<String> =
+                    groups.iter().map(|group| format!("exactly one of {}", group.join(" and "))).collect();
+                self.violation(pointer, format!("{label} must have {}", alternatives.join(", or ")));
             }
             None => {}
         }
@@ -325,9 +253,7 @@ pub(crate) fn constraint_holds(constraint: Option<Constraint>, map: &Map<String,
     match constraint {
         None => true,
         Some(Constraint::ExactlyOneOf(names)) => present(names) == 1,
-        Some(Constraint::AnyGroupExactlyOneOf(groups)) => {
-            groups.iter().any(|group| present(group) == 1)
-        }
+        Some(Constraint::AnyGroupExactlyOneOf(groups)) => groups.iter().any(|group| present(group) == 1),
     }
 }
 
@@ -340,11 +266,7 @@ enum Nested {
 /// JSON Schema's `integer`: a number without a fractional part (1.0 counts, as in draft 6 and later,
 /// the drafts of every schema that uses `integer`).
 pub(crate) fn is_integer(number: &Number) -> bool {
-    number.is_i64()
-        || number.is_u64()
-        || number
-            .as_f64()
-            .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+    number.is_i64() || number.is_u64() || number.as_f64().is_some_and(|f| f.is_finite() && f.fract() == 0.0)
 }
 
 fn in_range(number: &Number, minimum: Option<i64>, maximum: Option<i64>) -> bool {
@@ -391,49 +313,29 @@ mod tests {
     fn violations(doc: Value, version: NinjsVersion) -> Vec<(String, String)> {
         match validate(&doc, version) {
             Ok(()) => Vec::new(),
-            Err(NinjsError::Invalid { violations, .. }) => violations
-                .into_iter()
-                .map(|v| (v.pointer, v.message))
-                .collect(),
+            Err(NinjsError::Invalid { violations, .. }) => {
+                violations.into_iter().map(|v| (v.pointer, v.message)).collect()
+            }
             Err(other) => panic!("unexpected {other}"),
         }
     }
 
     #[test]
     fn messages_name_the_property() {
-        let found = violations(
-            json!({"uri": "x", "pubstatus": "cancelled"}),
-            NinjsVersion::V1_0,
-        );
+        let found = violations(json!({"uri": "x", "pubstatus": "cancelled"}), NinjsVersion::V1_0);
         assert_eq!(
             found,
             vec![(
                 "/pubstatus".to_string(),
-                "pubstatus must be one of usable, withheld, canceled, got \"cancelled\""
-                    .to_string()
+                "pubstatus must be one of usable, withheld, canceled, got \"cancelled\"".to_string()
             )]
         );
         let found = violations(json!({}), NinjsVersion::V2_2);
-        assert_eq!(
-            found,
-            vec![("/uri".to_string(), "uri is required".to_string())]
-        );
+        assert_eq!(found, vec![("/uri".to_string(), "uri is required".to_string())]);
         let found = violations(json!({"uri": "x", "urgency": 0.1}), NinjsVersion::V3_0);
-        assert_eq!(
-            found,
-            vec![(
-                "/urgency".to_string(),
-                "urgency must be an integer, got 0.1".to_string()
-            )]
-        );
+        assert_eq!(found, vec![("/urgency".to_string(), "urgency must be an integer, got 0.1".to_string())]);
         let found = violations(json!({"uri": "x", "a/b~c": 1}), NinjsVersion::V3_1);
-        assert_eq!(
-            found,
-            vec![(
-                "/a~1b~0c".to_string(),
-                "a/b~c is not a property of ninjs 3.1".to_string()
-            )]
-        );
+        assert_eq!(found, vec![("/a~1b~0c".to_string(), "a/b~c is not a property of ninjs 3.1".to_string())]);
     }
 
     #[test]
@@ -448,9 +350,6 @@ mod tests {
 
     #[test]
     fn not_an_object() {
-        assert_eq!(
-            validate(&json!([]), NinjsVersion::V1_0),
-            Err(NinjsError::NotAnObject)
-        );
+        assert_eq!(validate(&json!([]), NinjsVersion::V1_0), Err(NinjsError::NotAnObject));
     }
 }

@@ -27,16 +27,10 @@ fn the_suite_passes_and_fails_what_it_says() {
         let mut accepted = 0;
         for case in &passes {
             match &case.json {
-                Err(error) => problems.push(format!(
-                    "{}: should pass but is not JSON: {error}",
-                    case.name
-                )),
+                Err(error) => problems.push(format!("{}: should pass but is not JSON: {error}", case.name)),
                 Ok(doc) => match read(doc, Some(version)) {
                     Ok(_) => accepted += 1,
-                    Err(error) => problems.push(format!(
-                        "{}: should pass as {folder} but: {error}",
-                        case.name
-                    )),
+                    Err(error) => problems.push(format!("{}: should pass as {folder} but: {error}", case.name)),
                 },
             }
         }
@@ -51,10 +45,7 @@ fn the_suite_passes_and_fails_what_it_says() {
                 Ok(doc) => doc,
             };
             match read(doc, Some(version)) {
-                Ok(_) => problems.push(format!(
-                    "{}: should fail as {folder} but was accepted",
-                    case.name
-                )),
+                Ok(_) => problems.push(format!("{}: should fail as {folder} but was accepted", case.name)),
                 Err(NinjsError::Invalid { violations, .. }) => {
                     let blamed = oracle_blames(&oracle, doc);
                     let first = &violations[0];
@@ -74,10 +65,9 @@ fn the_suite_passes_and_fails_what_it_says() {
                         ));
                     }
                 }
-                Err(other) => problems.push(format!(
-                    "{}: refused with {other:?} instead of a list of violations",
-                    case.name
-                )),
+                Err(other) => {
+                    problems.push(format!("{}: refused with {other:?} instead of a list of violations", case.name))
+                }
             }
         }
         println!(
@@ -89,27 +79,16 @@ fn the_suite_passes_and_fails_what_it_says() {
         totals.0 += passes.len();
         totals.1 += fails.len();
     }
-    println!(
-        "suite total: {} should_pass, {} should_fail",
-        totals.0, totals.1
-    );
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    println!("suite total: {} should_pass, {} should_fail", totals.0, totals.1);
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 }
 
 /// Whether `message` names the last property of one of the blamed pointers.
 fn message_names_one(message: &str, blamed: &[String]) -> bool {
-    blamed
-        .iter()
-        .filter_map(|pointer| pointer.rsplit('/').next())
-        .any(|name| {
-            let name = name.replace("~1", "/").replace("~0", "~");
-            !name.is_empty() && name.parse::<usize>().is_err() && message.contains(&name)
-        })
+    blamed.iter().filter_map(|pointer| pointer.rsplit('/').next()).any(|name| {
+        let name = name.replace("~1", "/").replace("~0", "~");
+        !name.is_empty() && name.parse::<usize>().is_err() && message.contains(&name)
+    })
 }
 
 /// Without the client's word, a suite document that declares its folder's version, or declares
@@ -135,11 +114,7 @@ fn undeclared_and_self_declared_suite_documents_read_without_a_version() {
             match read(&Value::Object(doc.clone()), None) {
                 Ok(normalized) => {
                     if declared_version(doc).is_some() && normalized.source_version != version {
-                        problems.push(format!(
-                            "{}: read as {}",
-                            case.name,
-                            normalized.source_version.as_str()
-                        ));
+                        problems.push(format!("{}: read as {}", case.name, normalized.source_version.as_str()));
                     }
                 }
                 Err(error) => problems.push(format!("{}: {error}", case.name)),
@@ -164,26 +139,16 @@ fn undeclared_and_self_declared_suite_documents_read_without_a_version() {
 #[test]
 fn dev_folders_differ_from_published_versions_only_by_advices() {
     let mut problems = Vec::new();
-    for (folder, version) in [
-        ("1.x_dev", NinjsVersion::V1_5),
-        ("2.x_dev", NinjsVersion::V2_1),
-    ] {
+    for (folder, version) in [("1.x_dev", NinjsVersion::V1_5), ("2.x_dev", NinjsVersion::V2_1)] {
         let (mut with_advices, mut without) = (0, 0);
         for case in suite_cases(folder, "should_pass") {
-            let doc = case
-                .json
-                .as_ref()
-                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", case.name));
+            let doc = case.json.as_ref().unwrap_or_else(|e| panic!("{} is not JSON: {e}", case.name));
             let result = read(doc, Some(version));
             if doc.get("advices").is_some() {
                 with_advices += 1;
                 match result {
-                    Err(NinjsError::Invalid { violations, .. })
-                        if violations[0].pointer == "/advices" => {}
-                    other => problems.push(format!(
-                        "{}: expected advices to be refused, got {other:?}",
-                        case.name
-                    )),
+                    Err(NinjsError::Invalid { violations, .. }) if violations[0].pointer == "/advices" => {}
+                    other => problems.push(format!("{}: expected advices to be refused, got {other:?}", case.name)),
                 }
             } else {
                 without += 1;
@@ -208,10 +173,7 @@ fn dev_folders_differ_from_published_versions_only_by_advices() {
             version.as_str(),
             fails.len()
         );
-        assert!(
-            with_advices > 0 && without > 0 && !fails.is_empty(),
-            "the {folder} folder changed shape"
-        );
+        assert!(with_advices > 0 && without > 0 && !fails.is_empty(), "the {folder} folder changed shape");
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

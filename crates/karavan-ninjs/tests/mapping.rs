@@ -1,9 +1,7 @@
 //! The mappings to ninjs 3.1, one input and one expected output per case, through one `check` helper;
 //! and what documents declare about their version.
 
-use karavan_ninjs::{
-    NINJS_3_1_SCHEMA, NinjsError, NinjsVersion, declared_version, extension_schema, normalize, read,
-};
+use karavan_ninjs::{NINJS_3_1_SCHEMA, NinjsError, NinjsVersion, declared_version, extension_schema, normalize, read};
 use serde_json::{Value, json};
 
 use NinjsVersion::*;
@@ -12,8 +10,7 @@ use NinjsVersion::*;
 /// where `document` leaves out the `standard` every normalised document gets (checked once below).
 fn check(input: (NinjsVersion, Value), expected: Value) {
     let (version, doc) = input;
-    let normalized =
-        normalize(&doc, version).unwrap_or_else(|e| panic!("{doc} as {}: {e}", version.as_str()));
+    let normalized = normalize(&doc, version).unwrap_or_else(|e| panic!("{doc} as {}: {e}", version.as_str()));
     let mut document = normalized.document;
     assert_eq!(
         document.shift_remove("standard"),
@@ -232,7 +229,8 @@ fn renditions_and_associations_of_1x() {
 
 #[test]
 fn places_geometry_of_1x() {
-    let point = json!({"type": "Feature", "properties": null, "geometry": {"type": "Point", "coordinates": [46.05, 14.5]}});
+    let point =
+        json!({"type": "Feature", "properties": null, "geometry": {"type": "Point", "coordinates": [46.05, 14.5]}});
     check(
         (
             V1_1,
@@ -273,20 +271,14 @@ fn date_time_repairs() {
     );
     // 3.x input is repaired the same way, under its own names.
     check(
-        (
-            V3_0,
-            json!({"uri": "urn:a", "versionCreated": "Last Tuesday", "expires": "2030-01-01 10:00"}),
-        ),
+        (V3_0, json!({"uri": "urn:a", "versionCreated": "Last Tuesday", "expires": "2030-01-01 10:00"})),
         json!({"document": {"uri": "urn:a", "expires": "2030-01-01T10:00:00Z"}, "extensions": {"versionCreated": "Last Tuesday"}}),
     );
 }
 
 #[test]
 fn uri_repairs() {
-    check(
-        (V1_0, json!({"uri": ""})),
-        json!({"document": {"uri": "urn:karavan:ninjs:"}, "extensions": {"uri": ""}}),
-    );
+    check((V1_0, json!({"uri": ""})), json!({"document": {"uri": "urn:karavan:ninjs:"}, "extensions": {"uri": ""}}));
     check(
         (V2_0, json!({"uri": "002 schema/é"})),
         json!({"document": {"uri": "urn:karavan:ninjs:002%20schema%2F%C3%A9"}, "extensions": {"uri": "002 schema/é"}}),
@@ -401,7 +393,8 @@ fn documents_of_3x() {
         "rightsInfo": {"linkedRights": "http://tt.se/rights"}
     });
     let mut with_standard = event.clone();
-    with_standard["standard"] = json!({"name": "ninjs", "version": "3.0", "schema": "http://www.iptc.org/std/ninjs/ninjs-schema_3.0.json"});
+    with_standard["standard"] =
+        json!({"name": "ninjs", "version": "3.0", "schema": "http://www.iptc.org/std/ninjs/ninjs-schema_3.0.json"});
     check(
         (V3_0, with_standard),
         json!({"document": event, "extensions": {
@@ -422,10 +415,7 @@ fn extension_documents_keep_their_own_top_level_properties() {
         "headlines": [{"role": "main", "value": "h"}],
         "standard": {"name": "TTNINJS", "version": "2.1", "schema": "https://tt.se/spec/ttninjs/ttninjs-schema_2.1.json"}
     });
-    assert_eq!(
-        extension_schema(doc.as_object().unwrap()),
-        Some("https://tt.se/spec/ttninjs/ttninjs-schema_2.1.json")
-    );
+    assert_eq!(extension_schema(doc.as_object().unwrap()), Some("https://tt.se/spec/ttninjs/ttninjs-schema_2.1.json"));
     check(
         (V2_1, doc.clone()),
         json!({"document": {"uri": "http://tt.se/media/text/1", "headlines": [{"role": "main", "value": "h"}]}, "extensions": {
@@ -436,10 +426,7 @@ fn extension_documents_keep_their_own_top_level_properties() {
     // Its ninjs properties are still validated, and only top-level unknown members are accepted.
     let mut bad = doc.clone();
     bad["headlines"] = json!([{"role": "main", "value": "h", "extra": 1}]);
-    assert!(matches!(
-        normalize(&bad, V2_1),
-        Err(NinjsError::Invalid { .. })
-    ));
+    assert!(matches!(normalize(&bad, V2_1), Err(NinjsError::Invalid { .. })));
     // Without the extension schema, the unknown member is refused as the 2.1 schema says.
     let mut plain = doc;
     plain["standard"] = json!({"name": "ninjs", "version": "2.1"});
@@ -450,11 +437,7 @@ fn extension_documents_keep_their_own_top_level_properties() {
 }
 
 fn check_declared(doc: Value, expected: Option<NinjsVersion>) {
-    assert_eq!(
-        declared_version(doc.as_object().expect("object")),
-        expected,
-        "{doc}"
-    );
+    assert_eq!(declared_version(doc.as_object().expect("object")), expected, "{doc}");
 }
 
 #[test]
@@ -464,18 +447,9 @@ fn declared_versions() {
         json!({"$standard": {"name": "ninjs", "version": "1.3", "schema": "http://www.iptc.org/std/ninjs/ninjs-schema_1.3.json"}}),
         Some(V1_3),
     );
-    check_declared(
-        json!({"$standard": {"schema": "http://www.iptc.org/std/ninjs/ninjs-schema_1.3.json"}}),
-        Some(V1_3),
-    );
-    check_declared(
-        json!({"$standard": "http://www.iptc.org/std/ninjs/ninjs-schema_1.3.json"}),
-        Some(V1_3),
-    );
-    check_declared(
-        json!({"$schema": "https://iptc.org/std/ninjs/ninjs-schema_2.2.json"}),
-        Some(V2_2),
-    );
+    check_declared(json!({"$standard": {"schema": "http://www.iptc.org/std/ninjs/ninjs-schema_1.3.json"}}), Some(V1_3));
+    check_declared(json!({"$standard": "http://www.iptc.org/std/ninjs/ninjs-schema_1.3.json"}), Some(V1_3));
+    check_declared(json!({"$schema": "https://iptc.org/std/ninjs/ninjs-schema_2.2.json"}), Some(V2_2));
     // The schema URL wins over a version that is not one.
     check_declared(
         json!({"standard": {"name": "ninjs", "version": "2.0-dev", "schema": "http://www.iptc.org/std/ninjs/ninjs-schema_2.0.json"}}),
@@ -485,24 +459,15 @@ fn declared_versions() {
         json!({"$standard": {"version": "1.-x-dev", "schema": "https://www.iptc.org/std/ninjs/ninjs-schema_1.4.json"}}),
         Some(V1_4),
     );
-    check_declared(
-        json!({"standard": {"name": "ninjs", "version": "3.0"}}),
-        Some(V3_0),
-    );
+    check_declared(json!({"standard": {"name": "ninjs", "version": "3.0"}}), Some(V3_0));
     // An extension standard named after ninjs gives the ninjs version it is based on.
     check_declared(
         json!({"standard": {"name": "TTNINJS", "version": "2.1", "schema": "https://tt.se/spec/ttninjs/ttninjs-schema_2.1.json"}}),
         Some(V2_1),
     );
-    check_declared(
-        json!({"standard": {"name": "NewsML-G2", "version": "2.30"}}),
-        None,
-    );
+    check_declared(json!({"standard": {"name": "NewsML-G2", "version": "2.30"}}), None);
     check_declared(json!({"standard": {"version": "9.9"}}), None);
-    check_declared(
-        json!({"$schema": "http://json-schema.org/draft-04/schema#"}),
-        None,
-    );
+    check_declared(json!({"$schema": "http://json-schema.org/draft-04/schema#"}), None);
 }
 
 fn check_guess(doc: Value, expected: NinjsVersion) {
@@ -512,14 +477,8 @@ fn check_guess(doc: Value, expected: NinjsVersion) {
 
 #[test]
 fn guessed_versions() {
-    check_guess(
-        json!({"uri": "urn:a", "headline": "h", "body_text": "b", "pubstatus": "usable"}),
-        V1_6,
-    );
-    check_guess(
-        json!({"uri": "urn:a", "headlines": [{"value": "h"}], "versioncreated": "2020-01-01T00:00:00Z"}),
-        V2_2,
-    );
+    check_guess(json!({"uri": "urn:a", "headline": "h", "body_text": "b", "pubstatus": "usable"}), V1_6);
+    check_guess(json!({"uri": "urn:a", "headlines": [{"value": "h"}], "versioncreated": "2020-01-01T00:00:00Z"}), V2_2);
     check_guess(
         json!({"uri": "urn:a", "headlines": [{"value": "h"}], "versionCreated": "2020-01-01T00:00:00Z", "pubStatus": "usable"}),
         V3_1,
@@ -541,10 +500,7 @@ fn guessed_versions() {
         json!({"uri": "urn:a", "headlines": [{"value": "h"}], "associations": [{"uri": "urn:b"}]}),
         V2_0,
     );
-    check_guess_declared(
-        json!({"uri": "urn:a", "headlines": [{"contenttype": "text/plain", "value": "h"}]}),
-        V2_2,
-    );
+    check_guess_declared(json!({"uri": "urn:a", "headlines": [{"contenttype": "text/plain", "value": "h"}]}), V2_2);
     // A lowercase 2.x name makes the other lines candidates again; the first valid version wins.
     check_guess(
         json!({"uri": "urn:a", "versioncreated": "2020-01-01T00:00:00Z", "associations": [{"uri": "urn:b"}]}),
@@ -561,10 +517,7 @@ fn check_guess_declared(doc: Value, version: NinjsVersion) {
 fn guessing_reports_the_most_plausible_versions_violations() {
     let doc = json!({"uri": "urn:a", "headline": "h", "body_text": "b", "pubstatus": "cancelled"});
     match read(&doc, None) {
-        Err(NinjsError::Invalid {
-            version,
-            violations,
-        }) => {
+        Err(NinjsError::Invalid { version, violations }) => {
             assert_eq!(version, "1.6");
             assert_eq!(violations[0].pointer, "/pubstatus");
         }
@@ -575,16 +528,9 @@ fn guessing_reports_the_most_plausible_versions_violations() {
 #[test]
 fn the_clients_word_and_the_declaration_are_held_to() {
     let doc = json!({"uri": "urn:a", "headlines": [{"value": "h"}]});
-    assert!(matches!(
-        read(&doc, Some(V1_6)),
-        Err(NinjsError::Invalid { version: "1.6", .. })
-    ));
-    let declared =
-        json!({"uri": "urn:a", "headlines": [{"value": "h"}], "$standard": {"version": "1.3"}});
-    assert!(matches!(
-        read(&declared, None),
-        Err(NinjsError::Invalid { version: "1.3", .. })
-    ));
+    assert!(matches!(read(&doc, Some(V1_6)), Err(NinjsError::Invalid { version: "1.6", .. })));
+    let declared = json!({"uri": "urn:a", "headlines": [{"value": "h"}], "$standard": {"version": "1.3"}});
+    assert!(matches!(read(&declared, None), Err(NinjsError::Invalid { version: "1.3", .. })));
     assert_eq!(
         read(&declared, Some(V2_2)).map(|n| n.source_version),
         Err(NinjsError::Invalid {
@@ -602,21 +548,13 @@ fn violations_list_every_problem() {
     let doc = json!({"type": "invalid", "pubstatus": "cancelled", "person": "x", "mime_type": "y"});
     match normalize(&doc, V1_0) {
         Err(NinjsError::Invalid { violations, .. }) => {
-            let found: Vec<(&str, &str)> = violations
-                .iter()
-                .map(|v| (v.pointer.as_str(), v.message.as_str()))
-                .collect();
+            let found: Vec<(&str, &str)> =
+                violations.iter().map(|v| (v.pointer.as_str(), v.message.as_str())).collect();
             assert_eq!(
                 found,
                 vec![
-                    (
-                        "/type",
-                        "type must be one of text, audio, video, picture, graphic, composite, got \"invalid\""
-                    ),
-                    (
-                        "/pubstatus",
-                        "pubstatus must be one of usable, withheld, canceled, got \"cancelled\""
-                    ),
+                    ("/type", "type must be one of text, audio, video, picture, graphic, composite, got \"invalid\""),
+                    ("/pubstatus", "pubstatus must be one of usable, withheld, canceled, got \"cancelled\""),
                     ("/person", "person must be an array, got \"x\""),
                     ("/mime_type", "mime_type is not a property of ninjs 1.0"),
                     ("/uri", "uri is required"),

@@ -15,10 +15,7 @@ fn the_3_1_schema_has_no_references_but_geojson() {
     let mut references = Vec::new();
     collect_references(&schema, &mut references);
     references.retain(|reference| !reference.starts_with("#/"));
-    assert_eq!(
-        references,
-        vec!["https://geojson.org/schema/GeoJSON.json#".to_string(); 1]
-    );
+    assert_eq!(references, vec!["https://geojson.org/schema/GeoJSON.json#".to_string(); 1]);
 }
 
 fn collect_references(value: &Value, out: &mut Vec<String>) {
@@ -42,9 +39,7 @@ fn suite_and_examples_normalise_to_valid_ninjs_3_1() {
     let mut corpus: Vec<(String, NinjsVersion, Value)> = Vec::new();
     for (folder, version) in VERSION_FOLDERS {
         for case in suite_cases(folder, "should_pass") {
-            let doc = case
-                .json
-                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", case.name));
+            let doc = case.json.unwrap_or_else(|e| panic!("{} is not JSON: {e}", case.name));
             corpus.push((case.name, version, doc));
         }
     }
@@ -59,39 +54,24 @@ fn suite_and_examples_normalise_to_valid_ninjs_3_1() {
         match read(doc, Some(*version)) {
             Ok(normalized) => {
                 if !iptc_accepts && !is_extension {
-                    problems.push(format!(
-                        "{name}: accepted, but IPTC's {} schema refuses it",
-                        version.as_str()
-                    ));
+                    problems.push(format!("{name}: accepted, but IPTC's {} schema refuses it", version.as_str()));
                 }
                 converted += 1;
                 if !normalized.extensions.is_empty() {
                     extensions_kept += 1;
                 }
                 let document = Value::Object(normalized.document.clone());
-                let errors: Vec<String> = output_schema
-                    .iter_errors(&document)
-                    .map(|e| format!("{} at {}", e, e.instance_path))
-                    .collect();
+                let errors: Vec<String> =
+                    output_schema.iter_errors(&document).map(|e| format!("{} at {}", e, e.instance_path)).collect();
                 if !errors.is_empty() {
                     problems.push(format!("{name}: the 3.1 document is invalid: {errors:?}"));
                 }
-                problems.extend(
-                    lost_content(doc, &normalized)
-                        .into_iter()
-                        .map(|lost| format!("{name}: {lost}")),
-                );
-                problems.extend(
-                    dropped_values(doc, &normalized)
-                        .into_iter()
-                        .map(|lost| format!("{name}: {lost}")),
-                );
+                problems.extend(lost_content(doc, &normalized).into_iter().map(|lost| format!("{name}: {lost}")));
+                problems.extend(dropped_values(doc, &normalized).into_iter().map(|lost| format!("{name}: {lost}")));
             }
             Err(error) => {
                 if iptc_accepts {
-                    problems.push(format!(
-                        "{name}: IPTC's schema accepts it but we refused: {error}"
-                    ));
+                    problems.push(format!("{name}: IPTC's schema accepts it but we refused: {error}"));
                 } else {
                     refused_like_iptc.push(name.clone());
                 }
@@ -103,26 +83,16 @@ fn suite_and_examples_normalise_to_valid_ninjs_3_1() {
         corpus.len(),
         corpus.len() - suite_count
     );
-    println!(
-        "refused, as IPTC's own schema refuses them: {}: {refused_like_iptc:?}",
-        refused_like_iptc.len()
-    );
+    println!("refused, as IPTC's own schema refuses them: {}: {refused_like_iptc:?}", refused_like_iptc.len());
     assert!(converted > 150, "the corpus shrank: {converted}");
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 }
 
 fn text_values(items: Option<&Value>) -> Vec<String> {
     match items {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|item| item.get("value").and_then(Value::as_str))
-            .map(str::to_string)
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().filter_map(|item| item.get("value").and_then(Value::as_str)).map(str::to_string).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -145,93 +115,41 @@ fn lost_content(original: &Value, normalized: &Normalized) -> Vec<String> {
     let mut lost = Vec::new();
 
     let (headlines, bodies) = if line == 1 {
-        (
-            prefixed_strings(source, "headline", "headline_"),
-            prefixed_strings(source, "body_", "body_"),
-        )
+        (prefixed_strings(source, "headline", "headline_"), prefixed_strings(source, "body_", "body_"))
     } else {
-        (
-            text_values(source.get("headlines")),
-            text_values(source.get("bodies")),
-        )
+        (text_values(source.get("headlines")), text_values(source.get("bodies")))
     };
-    let (out_headlines, out_bodies) = (
-        text_values(out.get("headlines")),
-        text_values(out.get("bodies")),
-    );
-    lost.extend(
-        headlines
-            .iter()
-            .filter(|h| !out_headlines.contains(h))
-            .map(|h| format!("headline lost: {h:?}")),
-    );
-    lost.extend(
-        bodies
-            .iter()
-            .filter(|b| !out_bodies.contains(b))
-            .map(|b| format!("body lost: {b:.40?}")),
-    );
+    let (out_headlines, out_bodies) = (text_values(out.get("headlines")), text_values(out.get("bodies")));
+    lost.extend(headlines.iter().filter(|h| !out_headlines.contains(h)).map(|h| format!("headline lost: {h:?}")));
+    lost.extend(bodies.iter().filter(|b| !out_bodies.contains(b)).map(|b| format!("body lost: {b:.40?}")));
 
-    let (subjects_key, code_key) = if line == 1 {
-        ("subject", "code")
-    } else {
-        ("subjects", "literal")
-    };
-    let subjects = source
-        .get(subjects_key)
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let out_subjects = out
-        .get("subjects")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let (subjects_key, code_key) = if line == 1 { ("subject", "code") } else { ("subjects", "literal") };
+    let subjects = source.get(subjects_key).and_then(Value::as_array).cloned().unwrap_or_default();
+    let out_subjects = out.get("subjects").and_then(Value::as_array).cloned().unwrap_or_default();
     if subjects.len() != out_subjects.len() {
-        lost.push(format!(
-            "{} subjects became {}",
-            subjects.len(),
-            out_subjects.len()
-        ));
+        lost.push(format!("{} subjects became {}", subjects.len(), out_subjects.len()));
     }
     for (subject, out_subject) in subjects.iter().zip(&out_subjects) {
-        if subject.get("name") != out_subject.get("name")
-            || subject.get(code_key) != out_subject.get("literal")
-        {
+        if subject.get("name") != out_subject.get("name") || subject.get(code_key) != out_subject.get("literal") {
             lost.push(format!("subject {subject} became {out_subject}"));
         }
     }
 
     let (rights_key, members, copyright) = match line {
-        3 => (
-            "rightsInfo",
-            ["linkedRights", "encodedRights"],
-            ["copyrightHolder", "copyrightNotice"],
-        ),
-        _ => (
-            "rightsinfo",
-            ["linkedrights", "encodedrights"],
-            ["copyrightholder", "copyrightnotice"],
-        ),
+        3 => ("rightsInfo", ["linkedRights", "encodedRights"], ["copyrightHolder", "copyrightNotice"]),
+        _ => ("rightsinfo", ["linkedrights", "encodedrights"], ["copyrightholder", "copyrightnotice"]),
     };
     if let Some(rights) = source.get(rights_key) {
         for (member, out_member) in members.iter().zip(["linkedRights", "encodedRights"]) {
             let kept = out.get("rightsInfo").and_then(|r| r.get(out_member));
             if rights.get(member) != kept {
-                lost.push(format!(
-                    "rights {member} {:?} became {kept:?}",
-                    rights.get(member)
-                ));
+                lost.push(format!("rights {member} {:?} became {kept:?}", rights.get(member)));
             }
         }
     }
     for (member, out_member) in copyright.iter().zip(["copyrightHolder", "copyrightNotice"]) {
         if source.get(*member) != out.get(out_member) {
-            lost.push(format!(
-                "{member} {:?} became {:?}",
-                source.get(*member),
-                out.get(out_member)
-            ));
+            lost.push(format!("{member} {:?} became {:?}", source.get(*member), out.get(out_member)));
         }
     }
     lost
@@ -239,9 +157,7 @@ fn lost_content(original: &Value, normalized: &Normalized) -> Vec<String> {
 
 fn leaves<'v>(value: &'v Value, out: &mut Vec<(&'v Value, Option<&'v str>)>, key: Option<&'v str>) {
     match value {
-        Value::Object(map) => map
-            .iter()
-            .for_each(|(k, member)| leaves(member, out, Some(k))),
+        Value::Object(map) => map.iter().for_each(|(k, member)| leaves(member, out, Some(k))),
         Value::Array(items) => items.iter().for_each(|item| leaves(item, out, key)),
         leaf => out.push((leaf, key)),
     }
@@ -263,11 +179,7 @@ fn dropped_values(original: &Value, normalized: &Normalized) -> Vec<String> {
         let found = match leaf {
             Value::String(text) => {
                 key == Some("representationtype")
-                    || kept.iter().any(|(other, _)| {
-                        other
-                            .as_str()
-                            .is_some_and(|other| other.contains(text.as_str()))
-                    })
+                    || kept.iter().any(|(other, _)| other.as_str().is_some_and(|other| other.contains(text.as_str())))
             }
             Value::Number(number) => kept.iter().any(|(other, _)| match other {
                 Value::Number(other) => other.as_f64() == number.as_f64(),
@@ -276,9 +188,7 @@ fn dropped_values(original: &Value, normalized: &Normalized) -> Vec<String> {
             other => kept.iter().any(|(kept, _)| *kept == other),
         };
         if !found {
-            dropped.push(format!(
-                "value {leaf} of {key:?} is neither in the 3.1 document nor in the extensions"
-            ));
+            dropped.push(format!("value {leaf} of {key:?} is neither in the 3.1 document nor in the extensions"));
         }
     }
     dropped

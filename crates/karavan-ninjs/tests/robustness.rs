@@ -90,16 +90,7 @@ fn mutations(doc: &Value) -> Vec<Value> {
     }
     // Names on either side of the schemas' name patterns (`^headline_[a-zA-Z0-9_]+`, `^[a-zA-Z0-9]+`),
     // with a string and with a copy of a sibling (so that a map of renditions gets a rendition).
-    let names = [
-        "zz_unknown",
-        "_x",
-        "x-y",
-        "headline_",
-        "headline_a",
-        "body_é",
-        "description_x",
-        "geometry_x",
-    ];
+    let names = ["zz_unknown", "_x", "x-y", "headline_", "headline_a", "body_é", "description_x", "geometry_x"];
     for pointer in std::iter::once(String::new()).chain(places) {
         let sibling = match doc.pointer(&pointer) {
             Some(Value::Object(map)) => map.values().next().cloned(),
@@ -146,17 +137,8 @@ fn guarded<T>(what: &str, input: &Value, f: impl FnOnce() -> T) -> T {
 #[test]
 fn mutated_documents_never_panic_and_get_iptc_schemas_verdict() {
     let output_oracle = oracle(NinjsVersion::V3_1, true);
-    let oracles: Vec<_> = VERSION_FOLDERS
-        .iter()
-        .map(|(_, version)| (*version, oracle(*version, false)))
-        .collect();
-    let oracle_for = |version: NinjsVersion| {
-        &oracles
-            .iter()
-            .find(|(v, _)| *v == version)
-            .expect("oracle")
-            .1
-    };
+    let oracles: Vec<_> = VERSION_FOLDERS.iter().map(|(_, version)| (*version, oracle(*version, false))).collect();
+    let oracle_for = |version: NinjsVersion| &oracles.iter().find(|(v, _)| *v == version).expect("oracle").1;
 
     let mut disagreements = Vec::new();
     let mut unconvertible = Vec::new();
@@ -168,10 +150,8 @@ fn mutated_documents_never_panic_and_get_iptc_schemas_verdict() {
             let ours = guarded("validate", &variant, || validate(&variant, version));
             let theirs = iptc.is_valid(&variant);
             if ours.is_ok() != theirs {
-                disagreements.push(format!(
-                    "{name} as {}: ours {ours:?}, IPTC's schema {theirs}: {variant}",
-                    version.as_str()
-                ));
+                disagreements
+                    .push(format!("{name} as {}: ours {ours:?}, IPTC's schema {theirs}: {variant}", version.as_str()));
                 continue;
             }
             let normalized = guarded("read", &variant, || read(&variant, Some(version)));
@@ -181,29 +161,19 @@ fn mutated_documents_never_panic_and_get_iptc_schemas_verdict() {
                     valid_variants += 1;
                     let document = Value::Object(normalized.document);
                     if !output_oracle.is_valid(&document) {
-                        let errors: Vec<String> = output_oracle
-                            .iter_errors(&document)
-                            .map(|e| e.to_string())
-                            .collect();
-                        unconvertible.push(format!(
-                            "{name}: 3.1 output invalid {errors:?} for {variant}"
-                        ));
+                        let errors: Vec<String> = output_oracle.iter_errors(&document).map(|e| e.to_string()).collect();
+                        unconvertible.push(format!("{name}: 3.1 output invalid {errors:?} for {variant}"));
                     }
                 }
-                (true, Err(error)) => unconvertible.push(format!(
-                    "{name}: valid but not converted: {error} for {variant}"
-                )),
+                (true, Err(error)) => {
+                    unconvertible.push(format!("{name}: valid but not converted: {error} for {variant}"))
+                }
                 (false, Ok(_)) => {
                     // `read` accepts unknown top-level members of extension documents, which
                     // `validate` (strict) refuses; nothing else may pass `read` and fail `validate`.
-                    let is_extension = variant
-                        .as_object()
-                        .and_then(karavan_ninjs::extension_schema)
-                        .is_some();
+                    let is_extension = variant.as_object().and_then(karavan_ninjs::extension_schema).is_some();
                     if !is_extension {
-                        disagreements.push(format!(
-                            "{name}: read accepted what validate refused: {variant}"
-                        ));
+                        disagreements.push(format!("{name}: read accepted what validate refused: {variant}"));
                     }
                 }
                 (false, Err(_)) => {}
@@ -235,10 +205,7 @@ fn mutated_documents_never_panic_and_get_iptc_schemas_verdict() {
 /// version's IPTC schema.
 #[test]
 fn every_document_gets_iptc_schemas_verdict_in_every_version() {
-    let oracles: Vec<_> = VERSION_FOLDERS
-        .iter()
-        .map(|(_, version)| (*version, oracle(*version, false)))
-        .collect();
+    let oracles: Vec<_> = VERSION_FOLDERS.iter().map(|(_, version)| (*version, oracle(*version, false))).collect();
     let mut disagreements = Vec::new();
     let mut checked = 0;
     for (name, _, doc) in corpus() {
@@ -257,19 +224,11 @@ fn every_document_gets_iptc_schemas_verdict_in_every_version() {
 /// Builds `{key: value, …}` by moving values in: `json!` would re-serialise the nested value at every
 /// level, recursing as deep as the document and overflowing the test's own stack.
 fn object(entries: Vec<(&str, Value)>) -> Value {
-    Value::Object(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
+    Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 fn nested_associations_2(depth: usize) -> Value {
-    let mut doc = object(vec![
-        ("name", json!("leaf")),
-        ("uri", json!(format!("urn:level:{depth}"))),
-    ]);
+    let mut doc = object(vec![("name", json!("leaf")), ("uri", json!(format!("urn:level:{depth}")))]);
     for level in (0..depth).rev() {
         doc = object(vec![
             ("name", json!(format!("level{level}"))),
@@ -284,23 +243,17 @@ fn nested_associations_2(depth: usize) -> Value {
 fn nested_associations_1(depth: usize) -> Value {
     let mut doc = object(vec![("uri", json!(format!("urn:level:{depth}")))]);
     for level in (0..depth).rev() {
-        doc = object(vec![
-            ("uri", json!(format!("urn:level:{level}"))),
-            ("associations", object(vec![("inner", doc)])),
-        ]);
+        doc =
+            object(vec![("uri", json!(format!("urn:level:{level}"))), ("associations", object(vec![("inner", doc)]))]);
     }
     doc
 }
 
 #[test]
 fn deep_nesting_is_refused_past_the_limit_and_never_overflows() {
-    for (version, build) in [
-        (
-            NinjsVersion::V2_2,
-            nested_associations_2 as fn(usize) -> Value,
-        ),
-        (NinjsVersion::V1_6, nested_associations_1),
-    ] {
+    for (version, build) in
+        [(NinjsVersion::V2_2, nested_associations_2 as fn(usize) -> Value), (NinjsVersion::V1_6, nested_associations_1)]
+    {
         let shallow = build(MAX_ASSOCIATION_DEPTH - 1);
         assert_eq!(
             validate(&shallow, version),
@@ -310,10 +263,7 @@ fn deep_nesting_is_refused_past_the_limit_and_never_overflows() {
             version.as_str()
         );
         let normalized = read(&shallow, Some(version)).expect("shallow nesting converts");
-        assert_eq!(
-            normalized.document.get("associations").map(Value::is_array),
-            Some(true)
-        );
+        assert_eq!(normalized.document.get("associations").map(Value::is_array), Some(true));
         // The jsonschema crate's work grows quickly with nested `unevaluatedProperties`, so the
         // oracle only looks at a few levels.
         let few_levels = read(&build(6), Some(version)).expect("converts");
@@ -322,12 +272,7 @@ fn deep_nesting_is_refused_past_the_limit_and_never_overflows() {
         let deep = build(MAX_ASSOCIATION_DEPTH * 3);
         match validate(&deep, version) {
             Err(NinjsError::Invalid { violations, .. }) => {
-                assert!(
-                    violations
-                        .iter()
-                        .any(|v| v.message.contains("nested more than")),
-                    "{violations:?}"
-                );
+                assert!(violations.iter().any(|v| v.message.contains("nested more than")), "{violations:?}");
             }
             other => panic!("deep nesting must be refused, got {other:?}"),
         }
@@ -338,12 +283,7 @@ fn deep_nesting_is_refused_past_the_limit_and_never_overflows() {
             // deeper than the limit is kept in extensions, not walked.
             Ok(normalized) => {
                 assert_eq!(normalized.source_version, NinjsVersion::V2_0);
-                assert!(
-                    normalized
-                        .extensions
-                        .keys()
-                        .any(|key| key.starts_with("/associations/0/associations/0"))
-                );
+                assert!(normalized.extensions.keys().any(|key| key.starts_with("/associations/0/associations/0")));
             }
         }
     }
@@ -354,30 +294,20 @@ fn deep_nesting_is_refused_past_the_limit_and_never_overflows() {
     for _ in 0..2_000 {
         deep_array = Value::Array(vec![deep_array]);
     }
-    let doc = object(vec![
-        ("uri", json!("urn:deep")),
-        ("altids", object(vec![("deep", deep_array)])),
-    ]);
+    let doc = object(vec![("uri", json!("urn:deep")), ("altids", object(vec![("deep", deep_array)]))]);
     assert_eq!(validate(&doc, NinjsVersion::V1_3), Ok(()));
     match read(&doc, Some(NinjsVersion::V1_3)) {
         Err(NinjsError::Invalid { violations, .. }) => {
-            assert!(
-                violations[0].message.contains("nested more than"),
-                "{violations:?}"
-            )
+            assert!(violations[0].message.contains("nested more than"), "{violations:?}")
         }
         other => panic!("a 2,000-level document must be refused, got {other:?}"),
     }
 
     // As deep as serde_json parses by default: refused too, while 60 levels are fine.
     for (levels, accepted) in [(120, false), (60, true)] {
-        let text = format!(
-            "{{\"uri\": \"urn:x\", \"altids\": {{\"a\": {}1{}}}}}",
-            "[".repeat(levels),
-            "]".repeat(levels)
-        );
-        let parsed: Value =
-            serde_json::from_str(&text).expect("within serde_json's recursion limit");
+        let text =
+            format!("{{\"uri\": \"urn:x\", \"altids\": {{\"a\": {}1{}}}}}", "[".repeat(levels), "]".repeat(levels));
+        let parsed: Value = serde_json::from_str(&text).expect("within serde_json's recursion limit");
         assert_eq!(read(&parsed, None).is_ok(), accepted, "{levels} levels");
         assert_eq!(karavan_ninjs::json_depth(&parsed), levels + 3);
     }
@@ -385,32 +315,18 @@ fn deep_nesting_is_refused_past_the_limit_and_never_overflows() {
 
 #[test]
 fn non_objects_and_huge_numbers_are_refused_not_panicked_on() {
-    for value in [
-        Value::Null,
-        json!(1),
-        json!("uri"),
-        json!([{"uri": "urn:x"}]),
-        json!(true),
-    ] {
+    for value in [Value::Null, json!(1), json!("uri"), json!([{"uri": "urn:x"}]), json!(true)] {
         for version in NinjsVersion::ALL {
             assert_eq!(validate(&value, version), Err(NinjsError::NotAnObject));
             assert_eq!(read(&value, Some(version)), Err(NinjsError::NotAnObject));
         }
         assert_eq!(read(&value, None), Err(NinjsError::NotAnObject));
     }
-    for urgency in [
-        json!(1e308),
-        json!(-1e308),
-        json!(u64::MAX),
-        json!(i64::MIN),
-        json!(-0.0),
-        json!(9.000000000000002),
-    ] {
+    for urgency in
+        [json!(1e308), json!(-1e308), json!(u64::MAX), json!(i64::MIN), json!(-0.0), json!(9.000000000000002)]
+    {
         let doc = json!({"uri": "urn:x", "urgency": urgency});
-        assert!(
-            validate(&doc, NinjsVersion::V3_1).is_err(),
-            "{urgency} is not an urgency of 3.1"
-        );
+        assert!(validate(&doc, NinjsVersion::V3_1).is_err(), "{urgency} is not an urgency of 3.1");
         // 2.x urgency is any number: accepted, and moved to extensions because 3.1 wants 1–9.
         let normalized = read(&doc, Some(NinjsVersion::V2_2)).expect("any number is a 2.2 urgency");
         assert_eq!(normalized.extensions.get("urgency"), Some(&urgency));

@@ -17,16 +17,10 @@ use crate::publish::parse_json_body;
 use crate::{AppState, wire};
 
 /// Reads a JSON object body and refuses fields the route does not know.
-fn object_body(
-    body: Result<Bytes, BytesRejection>,
-    known: &[&str],
-) -> ApiResult<Map<String, Value>> {
+fn object_body(body: Result<Bytes, BytesRejection>, known: &[&str]) -> ApiResult<Map<String, Value>> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                "the body is larger than this server accepts",
-            )
+            ApiError::new(ErrorCode::PayloadTooLarge, "the body is larger than this server accepts")
         } else {
             ApiError::invalid(format!("body: {rejection}"))
         }
@@ -35,10 +29,7 @@ fn object_body(
         return Err(ApiError::invalid("body: expected a JSON object"));
     };
     if let Some(unknown) = object.keys().find(|key| !known.contains(&key.as_str())) {
-        return Err(ApiError::invalid(format!(
-            "{unknown}: unknown field (expected {})",
-            known.join(", ")
-        )));
+        return Err(ApiError::invalid(format!("{unknown}: unknown field (expected {})", known.join(", "))));
     }
     Ok(object)
 }
@@ -53,9 +44,7 @@ fn string_field(object: &Map<String, Value>, name: &str) -> ApiResult<Option<Str
 
 pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let member_id = caller.0.member.clone();
-    let member = state
-        .blocking(move |store| store.member(&member_id))
-        .await?;
+    let member = state.blocking(move |store| store.member(&member_id)).await?;
     Ok(Json(json!({
         "member": member.as_ref().map(wire::member),
         "role": caller.0.role.as_str(),
@@ -66,17 +55,10 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Resp
 
 pub async fn list_members(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
     let members = state.blocking(|store| store.members()).await?;
-    Ok(
-        Json(json!({ "members": members.iter().map(wire::member).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    Ok(Json(json!({ "members": members.iter().map(wire::member).collect::<Vec<_>>() })).into_response())
 }
 
-pub async fn get_member(
-    State(state): State<AppState>,
-    _caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+pub async fn get_member(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     let id = MemberId::parse(&id)?;
     let member = state.blocking(move |store| store.member(&id)).await?;
     let member = member.ok_or_else(|| ApiError::not_found("member"))?;
@@ -97,30 +79,22 @@ pub async fn create_key(
 ) -> ApiResult<Response> {
     caller.require(Role::Admin, "creating keys")?;
     let object = object_body(body, &["role", "label"])?;
-    let role = string_field(&object, "role")?
-        .ok_or_else(|| ApiError::invalid("role: required (admin, editor or reader)"))?;
+    let role =
+        string_field(&object, "role")?.ok_or_else(|| ApiError::invalid("role: required (admin, editor or reader)"))?;
     let role = Role::parse(&role)?;
     let label = string_field(&object, "label")?;
     let member = caller.0.member.clone();
-    let (info, key) = state
-        .blocking(move |store| store.create_key(&member, role, label))
-        .await?;
+    let (info, key) = state.blocking(move |store| store.create_key(&member, role, label)).await?;
     let mut body = wire::key(&info);
     body["key"] = Value::String(key.reveal().to_string());
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-pub async fn revoke_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     caller.require(Role::Admin, "revoking keys")?;
     let id = KeyId::parse(&id)?;
     let member = caller.0.member.clone();
-    let revoked = state
-        .blocking(move |store| store.revoke_key(&member, &id))
-        .await?;
+    let revoked = state.blocking(move |store| store.revoke_key(&member, &id)).await?;
     if !revoked {
         return Err(ApiError::not_found("live key of your member"));
     }
@@ -129,12 +103,8 @@ pub async fn revoke_key(
 
 pub async fn list_agreements(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let member = caller.0.member.clone();
-    let agreements = state
-        .blocking(move |store| store.agreements_of(&member))
-        .await?;
-    let (granted, received): (Vec<_>, Vec<_>) = agreements
-        .iter()
-        .partition(|a| a.grantor == caller.0.member);
+    let agreements = state.blocking(move |store| store.agreements_of(&member)).await?;
+    let (granted, received): (Vec<_>, Vec<_>) = agreements.iter().partition(|a| a.grantor == caller.0.member);
     Ok(Json(json!({
         "granted": granted.iter().map(|a| wire::agreement(a)).collect::<Vec<_>>(),
         "received": received.iter().map(|a| wire::agreement(a)).collect::<Vec<_>>(),
@@ -149,12 +119,11 @@ pub async fn create_agreement(
 ) -> ApiResult<Response> {
     caller.require(Role::Admin, "granting agreements")?;
     let object = object_body(body, &["grantee", "right", "subjects", "delayMinutes"])?;
-    let grantee = string_field(&object, "grantee")?.ok_or_else(|| {
-        ApiError::invalid("grantee: required (a member id, or \"*\" for every member)")
-    })?;
+    let grantee = string_field(&object, "grantee")?
+        .ok_or_else(|| ApiError::invalid("grantee: required (a member id, or \"*\" for every member)"))?;
     let grantee = Grantee::parse(&grantee)?;
-    let right = string_field(&object, "right")?
-        .ok_or_else(|| ApiError::invalid("right: required (view or republish)"))?;
+    let right =
+        string_field(&object, "right")?.ok_or_else(|| ApiError::invalid("right: required (view or republish)"))?;
     let right = Right::parse(&right)?;
     let subjects = match object.get("subjects") {
         None | Some(Value::Null) => Vec::new(),
@@ -163,15 +132,13 @@ pub async fn create_agreement(
             .enumerate()
             .map(|(i, s)| match s.as_str().map(str::trim) {
                 Some(text) if !text.is_empty() => Ok(text.to_string()),
-                _ => Err(ApiError::invalid(format!(
-                    "subjects[{i}]: must be a non-empty string (a subject code or URI)"
-                ))),
+                _ => {
+                    Err(ApiError::invalid(format!("subjects[{i}]: must be a non-empty string (a subject code or URI)")))
+                }
             })
             .collect::<ApiResult<Vec<_>>>()?,
         Some(_) => {
-            return Err(ApiError::invalid(
-                "subjects: must be an array of subject codes or URIs",
-            ));
+            return Err(ApiError::invalid("subjects: must be an array of subject codes or URIs"));
         }
     };
     let delay_minutes = match object.get("delayMinutes") {
@@ -185,16 +152,8 @@ pub async fn create_agreement(
             }
         },
     };
-    let agreement = NewAgreement {
-        grantor: caller.0.member.clone(),
-        grantee,
-        right,
-        subjects,
-        delay_minutes,
-    };
-    let stored = state
-        .blocking(move |store| store.add_agreement(agreement))
-        .await?;
+    let agreement = NewAgreement { grantor: caller.0.member.clone(), grantee, right, subjects, delay_minutes };
+    let stored = state.blocking(move |store| store.add_agreement(agreement)).await?;
     Ok((StatusCode::CREATED, Json(wire::agreement(&stored))).into_response())
 }
 
@@ -206,9 +165,7 @@ pub async fn revoke_agreement(
     caller.require(Role::Admin, "revoking agreements")?;
     let id = AgreementId::parse(&id)?;
     let grantor = caller.0.member.clone();
-    let revoked = state
-        .blocking(move |store| store.revoke_agreement(&grantor, &id))
-        .await?;
+    let revoked = state.blocking(move |store| store.revoke_agreement(&grantor, &id)).await?;
     if !revoked {
         return Err(ApiError::not_found("live agreement granted by your member"));
     }

@@ -19,10 +19,7 @@ impl Caller {
         if self.0.role >= role {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "{action} needs the {role} role; this key is {}",
-                self.0.role
-            )))
+            Err(ApiError::forbidden(format!("{action} needs the {role} role; this key is {}", self.0.role)))
         }
     }
 }
@@ -31,42 +28,23 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "authorization: send `Authorization: Bearer KEY`",
-            )
-        })?;
-        let text = header.to_str().map_err(|_| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "authorization: the header is not ASCII",
-            )
-        })?;
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "authorization: send `Authorization: Bearer KEY`"))?;
+        let text = header
+            .to_str()
+            .map_err(|_| ApiError::new(ErrorCode::Unauthorized, "authorization: the header is not ASCII"))?;
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "authorization: expected the Bearer scheme",
-                )
-            })?;
-        let key = ApiKey::parse(token.trim()).map_err(|_| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "authorization: the API key is malformed",
-            )
-        })?;
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "authorization: expected the Bearer scheme"))?;
+        let key = ApiKey::parse(token.trim())
+            .map_err(|_| ApiError::new(ErrorCode::Unauthorized, "authorization: the API key is malformed"))?;
         let hash = key.hash();
-        let principal = state
-            .blocking(move |store| store.authenticate(&hash))
-            .await?;
-        principal.map(Caller).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "authorization: unknown or revoked API key",
-            )
-        })
+        let principal = state.blocking(move |store| store.authenticate(&hash)).await?;
+        principal
+            .map(Caller)
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "authorization: unknown or revoked API key"))
     }
 }

@@ -114,11 +114,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-            extra: Map::new(),
-        }
+        ApiError { code, message: message.into(), extra: Map::new() }
     }
 
     pub fn with(mut self, key: &str, value: Value) -> ApiError {
@@ -131,10 +127,7 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!("no {what} with that id is visible to you"),
-        )
+        ApiError::new(ErrorCode::NotFound, format!("no {what} with that id is visible to you"))
     }
 
     pub fn forbidden(message: impl Into<String>) -> ApiError {
@@ -144,10 +137,7 @@ impl ApiError {
     /// Logs an internal failure with its context and hides it from the client.
     pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
         tracing::error!(%error, context, "internal error");
-        ApiError::new(
-            ErrorCode::Internal,
-            "internal error; the server log has the details",
-        )
+        ApiError::new(ErrorCode::Internal, "internal error; the server log has the details")
     }
 }
 
@@ -162,16 +152,9 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(message) => ApiError::new(ErrorCode::NotFound, message),
             StoreError::Invalid(message) => ApiError::invalid(message),
-            StoreError::Conflict {
-                code: "stale_version",
-                message,
-            } => ApiError::new(ErrorCode::StaleVersion, message),
-            StoreError::Conflict { message, .. } => {
-                ApiError::new(ErrorCode::VersionConflict, message)
-            }
-            StoreError::Closed => {
-                ApiError::new(ErrorCode::Unavailable, "the server is shutting down")
-            }
+            StoreError::Conflict { code: "stale_version", message } => ApiError::new(ErrorCode::StaleVersion, message),
+            StoreError::Conflict { message, .. } => ApiError::new(ErrorCode::VersionConflict, message),
+            StoreError::Closed => ApiError::new(ErrorCode::Unavailable, "the server is shutting down"),
             other => ApiError::internal("store", other),
         }
     }
@@ -180,10 +163,7 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = Map::new();
-        body.insert(
-            "error".to_string(),
-            json!({ "code": self.code.as_str(), "message": self.message }),
-        );
+        body.insert("error".to_string(), json!({ "code": self.code.as_str(), "message": self.message }));
         body.extend(self.extra);
         (self.code.status(), Json(Value::Object(body))).into_response()
     }

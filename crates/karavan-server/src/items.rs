@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use karavan_domain::{ItemId, Role};
+use karavan_domain::{ItemId, PubStatus, Role};
 use karavan_ninjs::NinjsVersion;
 use karavan_store::{Cursor, ItemRead, ListQuery, NewVersion, Page, PublishOutcome};
 use serde_json::{Value, json};
@@ -24,10 +24,7 @@ pub const NINJS_VERSION_HEADER: &str = "karavan-ninjs-version";
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                "the body is larger than this server accepts",
-            )
+            ApiError::new(ErrorCode::PayloadTooLarge, "the body is larger than this server accepts")
         } else {
             ApiError::invalid(format!("body: {rejection}"))
         }
@@ -38,17 +35,8 @@ fn require_json(headers: &HeaderMap) -> ApiResult<()> {
     let Some(value) = headers.get(CONTENT_TYPE) else {
         return Ok(());
     };
-    let essence = value
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
+    let essence = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -89,10 +77,7 @@ fn publish_response(outcome: PublishOutcome) -> Response {
 
 fn batch_response(outcomes: Vec<PublishOutcome>) -> Response {
     let results: Vec<(StatusCode, Value)> = outcomes.iter().map(outcome_json).collect();
-    let status = if results
-        .iter()
-        .any(|(status, _)| *status == StatusCode::CREATED)
-    {
+    let status = if results.iter().any(|(status, _)| *status == StatusCode::CREATED) {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -111,10 +96,7 @@ fn read_batch(
         return Err(ApiError::invalid("body: the array of items is empty"));
     }
     if elements.len() > MAX_BATCH {
-        return Err(ApiError::invalid(format!(
-            "body: at most {MAX_BATCH} items in one batch, got {}",
-            elements.len()
-        )));
+        return Err(ApiError::invalid(format!("body: at most {MAX_BATCH} items in one batch, got {}", elements.len())));
     }
     elements
         .iter()
@@ -125,8 +107,7 @@ fn read_batch(
                 if let Some(Value::Array(violations)) = error.extra.get_mut("violations") {
                     for violation in violations {
                         if let Some(pointer) = violation.get("pointer").and_then(Value::as_str) {
-                            violation["pointer"] =
-                                Value::String(format!("/{index}{}", pointer.trim_end_matches('/')));
+                            violation["pointer"] = Value::String(format!("/{index}{}", pointer.trim_end_matches('/')));
                         }
                     }
                 }
@@ -150,34 +131,24 @@ pub async fn publish(
     let from_query = params.one("ninjs")?;
     params.finish()?;
     require_json(&headers)?;
-    let from_header = headers
-        .get(NINJS_VERSION_HEADER)
-        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let from_header = headers.get(NINJS_VERSION_HEADER).map(|v| v.to_str().unwrap_or_default().to_string());
     let client_says = match from_query.or(from_header) {
         None => None,
-        Some(text) => {
-            Some(NinjsVersion::parse(&text).map_err(|e| ApiError::invalid(format!("ninjs: {e}")))?)
-        }
+        Some(text) => Some(NinjsVersion::parse(&text).map_err(|e| ApiError::invalid(format!("ninjs: {e}")))?),
     };
     let body = body_bytes(body)?;
     let value = parse_json_body(&body)?;
-    let original = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::new(ErrorCode::InvalidJson, "the body is not UTF-8"))?;
+    let original =
+        String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(ErrorCode::InvalidJson, "the body is not UTF-8"))?;
     let owner = caller.0.member.clone();
     // A JSON array is a batch (a ninjs collection): stored all or nothing, in order.
     if let Value::Array(elements) = value {
-        let versions = state
-            .compute(move || read_batch(&owner, &elements, client_says))
-            .await??;
-        let outcomes = state
-            .blocking(move |store| store.publish_all(versions))
-            .await?;
+        let versions = state.compute(move || read_batch(&owner, &elements, client_says)).await??;
+        let outcomes = state.blocking(move |store| store.publish_all(versions)).await?;
         return Ok(batch_response(outcomes));
     }
     // Validation and normalisation are CPU work: keep them off the async threads.
-    let version: NewVersion = state
-        .compute(move || new_version(&owner, &value, original, client_says))
-        .await??;
+    let version: NewVersion = state.compute(move || new_version(&owner, &value, original, client_says)).await??;
     let outcome = state.blocking(move |store| store.publish(version)).await?;
     Ok(publish_response(outcome))
 }
@@ -199,15 +170,11 @@ pub async fn get_item(
     if let Some(format) = format.as_deref()
         && format != "ninjs"
     {
-        return Err(ApiError::invalid(format!(
-            "format: {format:?} is not supported (ninjs)"
-        )));
+        return Err(ApiError::invalid(format!("format: {format:?} is not supported (ninjs)")));
     }
     let id = parse_item_id(&id)?;
     let viewer = caller.0.member.clone();
-    let read = state
-        .blocking(move |store| store.item(&viewer, &id, now()))
-        .await?;
+    let read = state.blocking(move |store| store.item(&viewer, &id, now())).await?;
     match read {
         ItemRead::Visible(version) => {
             let mut response = Json(wire::ninjs(&version)).into_response();
@@ -223,11 +190,10 @@ pub async fn get_item(
             }
             Ok(response)
         }
-        ItemRead::Killed(notice) => Err(ApiError::new(
-            ErrorCode::ItemKilled,
-            format!("item {} was killed; do not use it", notice.item_id),
-        )
-        .with("notice", wire::ninjs(&notice))),
+        ItemRead::Killed(notice) => {
+            Err(ApiError::new(ErrorCode::ItemKilled, format!("item {} was killed; do not use it", notice.item_id))
+                .with("notice", wire::ninjs(&notice)))
+        }
         ItemRead::NotFound => Err(ApiError::not_found("item")),
     }
 }
@@ -240,10 +206,13 @@ pub async fn get_versions(
 ) -> ApiResult<Response> {
     let id = parse_item_id(&id)?;
     let viewer = caller.0.member.clone();
-    let versions = state
-        .blocking(move |store| store.versions(&viewer, &id, now()))
-        .await?;
+    let versions = state.blocking(move |store| store.versions(&viewer, &id, now())).await?;
     let versions = versions.ok_or_else(|| ApiError::not_found("item"))?;
+    if let Some(notice) = versions.last().filter(|v| v.pub_status == PubStatus::Canceled && v.owner != caller.0.member)
+    {
+        return Err(ApiError::new(ErrorCode::ItemKilled, format!("item {} was killed; do not use it", notice.item_id))
+            .with("notice", wire::ninjs(notice)));
+    }
     let body = json!({
         "versions": versions.iter().map(wire::ninjs).collect::<Vec<_>>(),
         "meta": versions.iter().map(wire::meta).collect::<Vec<_>>(),
@@ -273,29 +242,22 @@ pub async fn kill_item(
     };
     let viewer = caller.0.member.clone();
     let lookup = id.clone();
-    let current = match state
-        .blocking(move |store| store.item(&viewer, &lookup, now()))
-        .await?
-    {
+    let current = match state.blocking(move |store| store.item(&viewer, &lookup, now())).await? {
         ItemRead::Visible(version) => version,
         ItemRead::Killed(_) => {
-            return Err(ApiError::new(
-                ErrorCode::ItemKilled,
-                "the item is already killed",
-            ));
+            return Err(ApiError::new(ErrorCode::ItemKilled, "the item is already killed"));
         }
         ItemRead::NotFound => return Err(ApiError::not_found("item")),
     };
     if current.owner != caller.0.member {
-        return Err(ApiError::forbidden(
-            "only the member that published an item may kill it",
-        ));
+        return Err(ApiError::forbidden("only the member that published an item may kill it"));
     }
     let mut document = current.document.clone();
-    document.insert(
-        "pubStatus".to_string(),
-        Value::String("canceled".to_string()),
-    );
+    document.insert("pubStatus".to_string(), Value::String("canceled".to_string()));
+    // The notice identifies the story (uri, headline, subjects) but carries none of its content.
+    for content in ["bodies", "descriptions", "renditions", "associations"] {
+        document.remove(content);
+    }
     document.remove("version");
     document.remove("versionCreated");
     if let Some(reason) = reason {
@@ -306,19 +268,13 @@ pub async fn kill_item(
     let value = Value::Object(document);
     let original = value.to_string();
     let owner = current.owner.clone();
-    let kill = state
-        .compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1)))
-        .await??;
+    let kill = state.compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1))).await??;
     let outcome = state.blocking(move |store| store.publish(kill)).await?;
     Ok(publish_response(outcome))
 }
 
 fn parse_urgency(text: &str) -> ApiResult<(u8, u8)> {
-    let bad = || {
-        ApiError::invalid(format!(
-            "urgency: {text:?} is not an urgency (1-9) or a range like 1-3"
-        ))
-    };
+    let bad = || ApiError::invalid(format!("urgency: {text:?} is not an urgency (1-9) or a range like 1-3"));
     let (low, high) = text.split_once('-').unwrap_or((text, text));
     let low: u8 = low.trim().parse().map_err(|_| bad())?;
     let high: u8 = high.trim().parse().map_err(|_| bad())?;
@@ -329,18 +285,13 @@ fn parse_urgency(text: &str) -> ApiResult<(u8, u8)> {
 }
 
 fn parse_cursor(name: &str, token: &str) -> ApiResult<Cursor> {
-    Cursor::parse_token(token).ok_or_else(|| {
-        ApiError::invalid(format!("{name}: {token:?} is not a cursor from this API"))
-    })
+    Cursor::parse_token(token)
+        .ok_or_else(|| ApiError::invalid(format!("{name}: {token:?} is not a cursor from this API")))
 }
 
 /// `GET /v1/items`: the caller's wire, newest first (`after=` pages back), or everything that appeared
 /// since a cursor, oldest first (`since=`, for polling).
-pub async fn list_items(
-    State(state): State<AppState>,
-    caller: Caller,
-    query: RawQuery,
-) -> ApiResult<Response> {
+pub async fn list_items(State(state): State<AppState>, caller: Caller, query: RawQuery) -> ApiResult<Response> {
     let mut params = Params::parse(query)?;
     let since = params.one("since")?;
     let after = params.one("after")?;
@@ -357,9 +308,7 @@ pub async fn list_items(
         Some(text) => match text.parse::<u32>() {
             Ok(limit) if (1..=500).contains(&limit) => limit,
             _ => {
-                return Err(ApiError::invalid(format!(
-                    "limit: {text:?} is not a number from 1 to 500"
-                )));
+                return Err(ApiError::invalid(format!("limit: {text:?} is not a number from 1 to 500")));
             }
         },
     };
@@ -374,52 +323,23 @@ pub async fn list_items(
     }
     let item_type = params.one("type")?;
     if let Some(item_type) = &item_type
-        && ![
-            "text",
-            "audio",
-            "video",
-            "picture",
-            "graphic",
-            "composite",
-            "component",
-            "event",
-            "planning",
-        ]
-        .contains(&item_type.as_str())
+        && !["text", "audio", "video", "picture", "graphic", "composite", "component", "event", "planning"]
+            .contains(&item_type.as_str())
     {
-        return Err(ApiError::invalid(format!(
-            "type: {item_type:?} is not a ninjs type"
-        )));
+        return Err(ApiError::invalid(format!("type: {item_type:?} is not a ninjs type")));
     }
-    let urgency = params
-        .one("urgency")?
-        .map(|text| parse_urgency(&text))
-        .transpose()?;
+    let urgency = params.one("urgency")?.map(|text| parse_urgency(&text)).transpose()?;
     let from = params.time("from")?;
     let to = params.time("to")?;
     let include = params.all("include");
     let include_kills = include.iter().any(|i| i == "kills");
     if let Some(other) = include.iter().find(|i| *i != "kills") {
-        return Err(ApiError::invalid(format!(
-            "include: {other:?} is not something to include (kills)"
-        )));
+        return Err(ApiError::invalid(format!("include: {other:?} is not something to include (kills)")));
     }
     params.finish()?;
-    let query = ListQuery {
-        page,
-        limit,
-        owner,
-        languages,
-        item_type,
-        urgency,
-        from,
-        to,
-        include_kills,
-    };
+    let query = ListQuery { page, limit, owner, languages, item_type, urgency, from, to, include_kills };
     let viewer = caller.0.member.clone();
-    let listed = state
-        .blocking(move |store| store.list(&viewer, &query, now()))
-        .await?;
+    let listed = state.blocking(move |store| store.list(&viewer, &query, now())).await?;
     let body = json!({
         "items": listed.entries.iter().map(|e| wire::ninjs(&e.version)).collect::<Vec<_>>(),
         "meta": listed.entries.iter().map(|e| {

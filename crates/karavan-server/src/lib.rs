@@ -37,9 +37,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
-        ServerConfig {
-            max_body_bytes: 4 * 1024 * 1024,
-        }
+        ServerConfig { max_body_bytes: 4 * 1024 * 1024 }
     }
 }
 
@@ -52,10 +50,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> AppState {
-        AppState {
-            store,
-            config: Arc::new(config),
-        }
+        AppState { store, config: Arc::new(config) }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -76,10 +71,7 @@ impl AppState {
     }
 
     /// Runs CPU work (parsing, validation) on the blocking pool.
-    pub async fn compute<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    pub async fn compute<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(work))
             .await
@@ -89,9 +81,7 @@ impl AppState {
 
 /// The wall clock, read at the edge and passed into the store's visibility rule.
 pub fn now() -> Timestamp {
-    let elapsed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp(i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
 }
 
@@ -128,17 +118,11 @@ async fn openapi() -> Response {
 }
 
 async fn route_not_found() -> ApiError {
-    ApiError::new(
-        ErrorCode::RouteNotFound,
-        "no such route; see /v1/openapi.json",
-    )
+    ApiError::new(ErrorCode::RouteNotFound, "no such route; see /v1/openapi.json")
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        "this route does not take that method; see /v1/openapi.json",
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method; see /v1/openapi.json")
 }
 
 pub fn router(state: AppState) -> Router {
@@ -151,10 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/members/{id}", get(admin::get_member))
         .route("/v1/keys", get(admin::list_keys).post(admin::create_key))
         .route("/v1/keys/{id}", delete(admin::revoke_key))
-        .route(
-            "/v1/agreements",
-            get(admin::list_agreements).post(admin::create_agreement),
-        )
+        .route("/v1/agreements", get(admin::list_agreements).post(admin::create_agreement))
         .route("/v1/agreements/{id}", delete(admin::revoke_agreement))
         .route("/v1/items", get(items::list_items).post(items::publish))
         .route("/v1/items/{id}", get(items::get_item))

@@ -18,10 +18,7 @@ impl Params {
             None => Vec::new(),
             Some(query) => parse_pairs(&query)?,
         };
-        Ok(Params {
-            pairs,
-            known: Vec::new(),
-        })
+        Ok(Params { pairs, known: Vec::new() })
     }
 
     /// All values of a parameter; `a=1&a=2` and `a=1,2` both give two.
@@ -30,28 +27,16 @@ impl Params {
         self.pairs
             .iter()
             .filter(|(key, _)| key == name)
-            .flat_map(|(_, value)| {
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_string)
-            })
+            .flat_map(|(_, value)| value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_string))
             .collect()
     }
 
     pub fn one(&mut self, name: &'static str) -> Result<Option<String>, ApiError> {
         self.known.push(name);
-        let mut values = self
-            .pairs
-            .iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, v)| v.clone());
+        let mut values = self.pairs.iter().filter(|(key, _)| key == name).map(|(_, v)| v.clone());
         let first = values.next();
         if values.next().is_some() {
-            return Err(ApiError::invalid(format!(
-                "{name}: give this parameter once"
-            )));
+            return Err(ApiError::invalid(format!("{name}: give this parameter once")));
         }
         Ok(first)
     }
@@ -61,14 +46,8 @@ impl Params {
             None => Ok(None),
             Some(text) => {
                 // A bare date means the start of that day in UTC.
-                let full = if text.len() == 10 {
-                    format!("{text}T00:00:00Z")
-                } else {
-                    text.clone()
-                };
-                Timestamp::parse_rfc3339(name, &full)
-                    .map(Some)
-                    .map_err(ApiError::from)
+                let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.clone() };
+                Timestamp::parse_rfc3339(name, &full).map(Some).map_err(ApiError::from)
             }
         }
     }
@@ -77,27 +56,18 @@ impl Params {
         match self.one(name)?.as_deref() {
             None | Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") | Some("") => Ok(true),
-            Some(other) => Err(ApiError::invalid(format!(
-                "{name}: {other:?} is not true or false"
-            ))),
+            Some(other) => Err(ApiError::invalid(format!("{name}: {other:?} is not true or false"))),
         }
     }
 
     /// Refuses parameters no getter asked for, so that a typo is not silently ignored.
     pub fn finish(self) -> Result<(), ApiError> {
-        match self
-            .pairs
-            .iter()
-            .find(|(key, _)| !self.known.contains(&key.as_str()))
-        {
+        match self.pairs.iter().find(|(key, _)| !self.known.contains(&key.as_str())) {
             Some((key, _)) => {
                 let mut known = self.known.clone();
                 known.sort_unstable();
                 known.dedup();
-                Err(ApiError::invalid(format!(
-                    "{key}: unknown parameter (this route takes {})",
-                    known.join(", ")
-                )))
+                Err(ApiError::invalid(format!("{key}: unknown parameter (this route takes {})", known.join(", "))))
             }
             None => Ok(()),
         }
@@ -127,9 +97,7 @@ fn decode(text: &str) -> Result<String, ApiError> {
                     .get(i + 1..i + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| {
-                        ApiError::invalid(format!("query: bad percent-encoding in {text:?}"))
-                    })?;
+                    .ok_or_else(|| ApiError::invalid(format!("query: bad percent-encoding in {text:?}")))?;
                 out.push(hex);
                 i += 2;
             }
@@ -158,21 +126,10 @@ mod tests {
         let mut p = params("lang=kk&lnag=ru");
         p.all("lang");
         let error = p.finish().unwrap_err();
-        assert!(
-            error.message.starts_with("lnag: unknown parameter"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.starts_with("lnag: unknown parameter"), "{}", error.message);
 
         assert!(Params::parse(RawQuery(Some("a=%zz".to_string()))).is_err());
         assert!(params("x=1&x=2").one("x").is_err());
-        assert_eq!(
-            params("from=2026-01-02")
-                .time("from")
-                .unwrap()
-                .unwrap()
-                .to_rfc3339(),
-            "2026-01-02T00:00:00Z"
-        );
+        assert_eq!(params("from=2026-01-02").time("from").unwrap().unwrap().to_rfc3339(), "2026-01-02T00:00:00Z");
     }
 }

@@ -11,19 +11,12 @@ use crate::error::{ApiError, ErrorCode};
 /// Parses a JSON body with an error that says where it broke.
 pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidJson,
-            "the request body is empty; send a JSON document",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidJson, "the request body is empty; send a JSON document"));
     }
     serde_json::from_slice(body).map_err(|error| {
         ApiError::new(
             ErrorCode::InvalidJson,
-            format!(
-                "the body is not valid JSON: {error} (line {}, column {})",
-                error.line(),
-                error.column()
-            ),
+            format!("the body is not valid JSON: {error} (line {}, column {})", error.line(), error.column()),
         )
     })
 }
@@ -31,23 +24,15 @@ pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
 /// Turns a ninjs error into the API's 422 naming the failing property.
 pub fn ninjs_error(error: NinjsError) -> ApiError {
     match error {
-        NinjsError::Invalid {
-            version,
-            violations,
-        } => {
+        NinjsError::Invalid { version, violations } => {
             let first = violations
                 .first()
                 .map(|v| format!("{} (at {})", v.message, v.pointer))
                 .unwrap_or_else(|| "the document is invalid".to_string());
-            let details: Vec<Value> = violations
-                .iter()
-                .map(|v| json!({ "pointer": v.pointer, "message": v.message }))
-                .collect();
-            ApiError::new(
-                ErrorCode::InvalidNinjs,
-                format!("not valid ninjs {version}: {first}"),
-            )
-            .with("violations", Value::Array(details))
+            let details: Vec<Value> =
+                violations.iter().map(|v| json!({ "pointer": v.pointer, "message": v.message })).collect();
+            ApiError::new(ErrorCode::InvalidNinjs, format!("not valid ninjs {version}: {first}"))
+                .with("violations", Value::Array(details))
         }
         NinjsError::UnknownVersion(_) => ApiError::invalid(format!("ninjs: {error}")),
         NinjsError::NotAnObject => ApiError::new(ErrorCode::InvalidNinjs, error.to_string()),
@@ -58,18 +43,12 @@ fn text<'a>(document: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     document.get(key).and_then(Value::as_str)
 }
 
-fn time_field(
-    document: &Map<String, Value>,
-    key: &'static str,
-) -> Result<Option<Timestamp>, ApiError> {
+fn time_field(document: &Map<String, Value>, key: &'static str) -> Result<Option<Timestamp>, ApiError> {
     match text(document, key) {
         None => Ok(None),
-        Some(value) => Timestamp::parse_rfc3339(key, value).map(Some).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidNinjs,
-                format!("{}: {} (at /{key})", e.field, e.message),
-            )
-        }),
+        Some(value) => Timestamp::parse_rfc3339(key, value)
+            .map(Some)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidNinjs, format!("{}: {} (at /{key})", e.field, e.message))),
     }
 }
 
@@ -83,12 +62,7 @@ pub fn subject_keys(document: &Map<String, Value>) -> Vec<String> {
             keys.push(key);
         }
     };
-    for subject in document
-        .get("subjects")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for subject in document.get("subjects").and_then(Value::as_array).into_iter().flatten() {
         if let Some(literal) = subject.get("literal").and_then(Value::as_str) {
             add(literal.trim().to_string());
         }
@@ -126,36 +100,23 @@ pub fn new_version(
     let document = normalized.document;
     let uri = text(&document, "uri")
         .filter(|uri| !uri.trim().is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidNinjs,
-                "uri: a ninjs item needs a non-empty uri (at /uri)",
-            )
-        })?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidNinjs, "uri: a ninjs item needs a non-empty uri (at /uri)"))?
         .to_string();
     let pub_status = match text(&document, "pubStatus") {
         None => PubStatus::Usable,
         Some(status) => PubStatus::parse(status).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidNinjs,
-                format!("{}: {} (at /pubStatus)", e.field, e.message),
-            )
+            ApiError::new(ErrorCode::InvalidNinjs, format!("{}: {} (at /pubStatus)", e.field, e.message))
         })?,
     };
     let urgency = match document.get("urgency").and_then(Value::as_i64) {
         None => None,
         Some(value) => Some(Urgency::new(value).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidNinjs,
-                format!("{}: {} (at /urgency)", e.field, e.message),
-            )
+            ApiError::new(ErrorCode::InvalidNinjs, format!("{}: {} (at /urgency)", e.field, e.message))
         })?),
     };
     // ninjs allows any string as a language; canonicalise well-formed BCP 47 tags, keep others as sent.
     let language = text(&document, "language").map(|language| {
-        LanguageTag::parse(language)
-            .map(|tag| tag.as_str().to_string())
-            .unwrap_or(language.to_string())
+        LanguageTag::parse(language).map(|tag| tag.as_str().to_string()).unwrap_or(language.to_string())
     });
     let subjects = subject_keys(&document);
     Ok(NewVersion {

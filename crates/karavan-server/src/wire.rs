@@ -14,10 +14,7 @@ pub fn ninjs(version: &StoredVersion) -> Value {
     let entry = json!({ "role": ALT_ID_ROLE, "value": version.item_id.as_str() });
     match document.get_mut("altIds").and_then(Value::as_array_mut) {
         Some(alt_ids) => {
-            if !alt_ids
-                .iter()
-                .any(|a| a.get("role").and_then(Value::as_str) == Some(ALT_ID_ROLE))
-            {
+            if !alt_ids.iter().any(|a| a.get("role").and_then(Value::as_str) == Some(ALT_ID_ROLE)) {
                 alt_ids.push(entry);
             }
         }

@@ -11,9 +11,7 @@ use axum::http::StatusCode;
 use common::{TestApp, assert_ninjs31, ninjs31, shared_dir};
 use serde_json::{Value, json};
 
-const VERSIONS: [&str; 12] = [
-    "1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "2.0", "2.1", "2.2", "3.0", "3.1",
-];
+const VERSIONS: [&str; 12] = ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "2.0", "2.1", "2.2", "3.0", "3.1"];
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -30,24 +28,9 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Each document gets its own member: suite files reuse uris with different content.
-async fn publish_as_new_member(
-    app: &TestApp,
-    path: &Path,
-    version: Option<&str>,
-) -> (StatusCode, Value, String) {
-    let member = app.member(
-        &format!("Member {}", path.display())
-            .chars()
-            .take(190)
-            .collect::<String>(),
-    );
-    let (status, _) = app
-        .post(
-            &member.admin,
-            "/v1/agreements",
-            &json!({ "grantee": "*", "right": "view" }),
-        )
-        .await;
+async fn publish_as_new_member(app: &TestApp, path: &Path, version: Option<&str>) -> (StatusCode, Value, String) {
+    let member = app.member(&format!("Member {}", path.display()).chars().take(190).collect::<String>());
+    let (status, _) = app.post(&member.admin, "/v1/agreements", &json!({ "grantee": "*", "right": "view" })).await;
     assert_eq!(status, StatusCode::CREATED);
     let body = std::fs::read(path).unwrap();
     let route = match version {
@@ -71,11 +54,7 @@ async fn iptc_validation_suite_through_the_publish_path() {
     for version in VERSIONS {
         for path in json_files(&suite.join(version).join("should_pass")) {
             let (status, body, _) = publish_as_new_member(&app, &path, Some(version)).await;
-            assert!(
-                status.is_success(),
-                "{} as {version} should be accepted, got {status}: {body}",
-                path.display()
-            );
+            assert!(status.is_success(), "{} as {version} should be accepted, got {status}: {body}", path.display());
             passed += 1;
         }
         for path in json_files(&suite.join(version).join("should_fail")) {
@@ -85,27 +64,16 @@ async fn iptc_validation_suite_through_the_publish_path() {
                 "{} as {version} should be refused, got {status}: {body}",
                 path.display()
             );
-            let message = body["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let message = body["error"]["message"].as_str().unwrap_or_default().to_string();
             match top_level_keys(&path) {
                 // Not even JSON: the parser's error says where.
                 None => assert_eq!(body["error"]["code"], "invalid_json", "{}", path.display()),
                 Some(keys) => {
                     // The refusal names a property of the document (or uri, when it is missing).
-                    let pointer = body["violations"][0]["pointer"]
-                        .as_str()
-                        .unwrap_or_default();
-                    let first = pointer
-                        .trim_start_matches('/')
-                        .split('/')
-                        .next()
-                        .unwrap_or_default()
-                        .replace("~1", "/");
-                    let named = keys
-                        .iter()
-                        .any(|k| *k == first || message.contains(k.as_str()))
+                    let pointer = body["violations"][0]["pointer"].as_str().unwrap_or_default();
+                    let first =
+                        pointer.trim_start_matches('/').split('/').next().unwrap_or_default().replace("~1", "/");
+                    let named = keys.iter().any(|k| *k == first || message.contains(k.as_str()))
                         || (!keys.contains(&"uri".to_string()) && message.contains("uri"));
                     assert!(
                         named,
@@ -117,22 +85,15 @@ async fn iptc_validation_suite_through_the_publish_path() {
             refused += 1;
         }
     }
-    eprintln!(
-        "IPTC suite through POST /v1/items: {passed} should_pass accepted, {refused} should_fail refused"
-    );
-    assert!(
-        passed > 100 && refused > 40,
-        "the suite was not found whole ({passed}, {refused})"
-    );
+    eprintln!("IPTC suite through POST /v1/items: {passed} should_pass accepted, {refused} should_fail refused");
+    assert!(passed > 100 && refused > 40, "the suite was not found whole ({passed}, {refused})");
 }
 
 /// Every string under the properties a publisher cares about most.
 fn strings_under(value: &Value, wanted: &[&str], inside: bool, out: &mut Vec<String>) {
     match value {
         Value::String(text) if inside => out.push(text.clone()),
-        Value::Array(items) => items
-            .iter()
-            .for_each(|v| strings_under(v, wanted, inside, out)),
+        Value::Array(items) => items.iter().for_each(|v| strings_under(v, wanted, inside, out)),
         Value::Object(map) => {
             for (key, v) in map {
                 let lower = key.to_ascii_lowercase();
@@ -159,10 +120,7 @@ fn all_strings(value: &Value, out: &mut Vec<String>) {
 
 /// Whether a document declares a schema other than IPTC's (a ninjs extension, like TT's ttninjs).
 fn declares_extension_schema(document: &Value) -> bool {
-    let schema = document["standard"]["schema"]
-        .as_str()
-        .or(document["$schema"].as_str())
-        .unwrap_or_default();
+    let schema = document["standard"]["schema"].as_str().or(document["$schema"].as_str()).unwrap_or_default();
     !schema.is_empty() && !schema.contains("iptc.org")
 }
 
@@ -171,14 +129,7 @@ async fn iptc_examples_are_accepted_and_read_back_as_valid_ninjs_31() {
     let app = TestApp::new();
     let validator = ninjs31();
     let examples = shared_dir().join("conformance/ninjs/examples");
-    let wanted = [
-        "headline",
-        "bod",
-        "subject",
-        "rights",
-        "copyright",
-        "usageterms",
-    ];
+    let wanted = ["headline", "bod", "subject", "rights", "copyright", "usageterms"];
     let (mut items, mut files, mut invalid_upstream) = (0, 0, 0);
     for version in ["2.1", "3.0"] {
         // The verdict of IPTC's own schema for the folder's version decides what we must do: accept
@@ -195,9 +146,7 @@ async fn iptc_examples_are_accepted_and_read_back_as_valid_ninjs_31() {
                 Value::Array(elements) => elements.clone(),
                 single => vec![single.clone()],
             };
-            let valid_upstream = elements
-                .iter()
-                .all(|e| upstream.is_valid(e) || declares_extension_schema(e));
+            let valid_upstream = elements.iter().all(|e| upstream.is_valid(e) || declares_extension_schema(e));
             let (status, body, reader) = publish_as_new_member(&app, path, None).await;
             if !valid_upstream {
                 assert_eq!(
@@ -226,11 +175,7 @@ async fn iptc_examples_are_accepted_and_read_back_as_valid_ninjs_31() {
                 let mut kept = Vec::new();
                 all_strings(&read, &mut kept);
                 for text in must_keep {
-                    assert!(
-                        kept.contains(&text),
-                        "{}: {text:?} was lost",
-                        path.display()
-                    );
+                    assert!(kept.contains(&text), "{}: {text:?} was lost", path.display());
                 }
                 items += 1;
             }
@@ -240,10 +185,7 @@ async fn iptc_examples_are_accepted_and_read_back_as_valid_ninjs_31() {
         "{files} IPTC example files: {items} items accepted and read back as valid ninjs 3.1; \
          {invalid_upstream} files refused as IPTC's own schema refuses them"
     );
-    assert!(
-        files >= 25 && invalid_upstream <= 1,
-        "{files} files, {invalid_upstream} invalid upstream"
-    );
+    assert!(files >= 25 && invalid_upstream <= 1, "{files} files, {invalid_upstream} invalid upstream");
 
     // Every read path over all of it returns valid ninjs 3.1.
     let reader = app.member("Reader");
@@ -254,18 +196,11 @@ async fn iptc_examples_are_accepted_and_read_back_as_valid_ninjs_31() {
         assert_eq!(status, StatusCode::OK);
         for item in page["items"].as_array().unwrap() {
             assert_ninjs31(&validator, item, "list");
-            let id = item["altIds"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["role"] == "karavan")
-                .unwrap()["value"]
+            let id = item["altIds"].as_array().unwrap().iter().find(|a| a["role"] == "karavan").unwrap()["value"]
                 .as_str()
                 .unwrap()
                 .to_string();
-            let (_, versions) = app
-                .get(&reader.reader, &format!("/v1/items/{id}/versions"))
-                .await;
+            let (_, versions) = app.get(&reader.reader, &format!("/v1/items/{id}/versions")).await;
             for version in versions["versions"].as_array().unwrap() {
                 assert_ninjs31(&validator, version, "versions");
             }
@@ -276,10 +211,7 @@ async fn iptc_examples_are_accepted_and_read_back_as_valid_ninjs_31() {
             None => break,
         }
     }
-    assert_eq!(
-        count, items,
-        "the reader sees every example through the list"
-    );
+    assert_eq!(count, items, "the reader sees every example through the list");
 }
 
 /// Byte-level mutations of real documents sent to the publish path: every answer is a 2xx or a 4xx
@@ -290,15 +222,11 @@ async fn mutated_bodies_never_break_the_publish_path() {
     let validator = ninjs31();
     let member = app.member("Fuzz");
     let examples = shared_dir().join("conformance/ninjs/examples");
-    let seeds: Vec<Vec<u8>> = [
-        "3.0/ntb_text.json",
-        "2.1/dpa_text.json",
-        "3.0/ap_video.json",
-        "1.4/ninjsExComplex1.json",
-    ]
-    .iter()
-    .map(|name| std::fs::read(examples.join(name)).unwrap())
-    .collect();
+    let seeds: Vec<Vec<u8>> =
+        ["3.0/ntb_text.json", "2.1/dpa_text.json", "3.0/ap_video.json", "1.4/ninjsExComplex1.json"]
+            .iter()
+            .map(|name| std::fs::read(examples.join(name)).unwrap())
+            .collect();
     let mut state: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next = move || {
         state ^= state << 13;
@@ -306,18 +234,7 @@ async fn mutated_bodies_never_break_the_publish_path() {
         state ^= state << 17;
         state
     };
-    let tokens: [&[u8]; 10] = [
-        b"\"",
-        b"{",
-        b"}",
-        b"[",
-        b"]",
-        b",",
-        b":",
-        b"null",
-        b"-1e999",
-        b"\"\\u0000\"",
-    ];
+    let tokens: [&[u8]; 10] = [b"\"", b"{", b"}", b"[", b"]", b",", b":", b"null", b"-1e999", b"\"\\u0000\""];
     let (mut accepted, mut refused) = (0, 0);
     for round in 0..1500 {
         let mut body = seeds[round % seeds.len()].clone();
@@ -328,9 +245,7 @@ async fn mutated_bodies_never_break_the_publish_path() {
                 1 => {
                     body.remove(at);
                 }
-                2 => body
-                    .splice(at..at, tokens[(next() % 10) as usize].iter().copied())
-                    .for_each(drop),
+                2 => body.splice(at..at, tokens[(next() % 10) as usize].iter().copied()).for_each(drop),
                 _ => body.truncate(at),
             }
         }
@@ -338,22 +253,14 @@ async fn mutated_bodies_never_break_the_publish_path() {
         assert!(status.as_u16() < 500, "round {round}: {status} {response}");
         if status.is_success() {
             accepted += 1;
-            let id = response["id"]
-                .as_str()
-                .unwrap_or_else(|| response["items"][0]["id"].as_str().unwrap());
+            let id = response["id"].as_str().unwrap_or_else(|| response["items"][0]["id"].as_str().unwrap());
             let (status, read) = app.get(&member.reader, &format!("/v1/items/{id}")).await;
-            assert!(
-                status == StatusCode::OK || status == StatusCode::GONE,
-                "round {round}: {status}"
-            );
+            assert!(status == StatusCode::OK || status == StatusCode::GONE, "round {round}: {status}");
             if status == StatusCode::OK {
                 assert_ninjs31(&validator, &read, &format!("round {round}"));
             }
         } else {
-            assert!(
-                response["error"]["code"].is_string(),
-                "round {round}: {response}"
-            );
+            assert!(response["error"]["code"].is_string(), "round {round}: {response}");
             refused += 1;
         }
     }

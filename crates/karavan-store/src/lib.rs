@@ -9,8 +9,8 @@
 mod sqlite;
 
 use karavan_domain::{
-    Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemId, KeyHash, KeyId, LanguageTag,
-    Member, MemberId, MemberName, PubStatus, Right, Role, Timestamp, Urgency,
+    Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemId, KeyHash, KeyId, LanguageTag, Member, MemberId,
+    MemberName, PubStatus, Right, Role, Timestamp, Urgency,
 };
 use serde_json::{Map, Value};
 
@@ -133,9 +133,7 @@ pub enum PublishOutcome {
 impl PublishOutcome {
     pub fn stored(&self) -> &StoredVersion {
         match self {
-            PublishOutcome::Created(v)
-            | PublishOutcome::Corrected(v)
-            | PublishOutcome::Unchanged(v) => v,
+            PublishOutcome::Created(v) | PublishOutcome::Corrected(v) | PublishOutcome::Unchanged(v) => v,
         }
     }
 }
@@ -168,10 +166,7 @@ impl Cursor {
         let (at, seq) = token.split_once('-')?;
         let at = i64::from_str_radix(at, 16).ok()?;
         let seq = i64::from_str_radix(seq, 16).ok()?;
-        (at >= 0 && seq >= 0).then_some(Cursor {
-            at: Timestamp(at),
-            seq,
-        })
+        (at >= 0 && seq >= 0).then_some(Cursor { at: Timestamp(at), seq })
     }
 }
 
@@ -242,12 +237,7 @@ pub trait Store: Send + Sync + 'static {
     fn member(&self, id: &MemberId) -> Result<Option<Member>>;
 
     /// Creates a key and returns it: the only time the secret is seen.
-    fn create_key(
-        &self,
-        member: &MemberId,
-        role: Role,
-        label: Option<String>,
-    ) -> Result<(KeyInfo, ApiKey)>;
+    fn create_key(&self, member: &MemberId, role: Role, label: Option<String>) -> Result<(KeyInfo, ApiKey)>;
     fn keys(&self, member: &MemberId) -> Result<Vec<KeyInfo>>;
     /// Revokes one of the member's keys; false when the member has no such live key.
     fn revoke_key(&self, member: &MemberId, key: &KeyId) -> Result<bool>;
@@ -264,11 +254,6 @@ pub trait Store: Send + Sync + 'static {
     fn publish_all(&self, versions: Vec<NewVersion>) -> Result<Vec<PublishOutcome>>;
     fn item(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<ItemRead>;
     /// All versions the viewer may see, oldest first; `None` when the item is not visible at all.
-    fn versions(
-        &self,
-        viewer: &MemberId,
-        id: &ItemId,
-        now: Timestamp,
-    ) -> Result<Option<Vec<StoredVersion>>>;
+    fn versions(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<Option<Vec<StoredVersion>>>;
     fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage>;
 }

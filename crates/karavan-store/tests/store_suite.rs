@@ -4,12 +4,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use karavan_domain::{
-    CountryCode, Grantee, LanguageTag, MemberId, MemberName, PubStatus, Right, Role, Timestamp,
-};
+use karavan_domain::{CountryCode, Grantee, LanguageTag, MemberId, MemberName, PubStatus, Right, Role, Timestamp};
 use karavan_store::{
-    Cursor, ItemRead, ListQuery, NewAgreement, NewMember, NewVersion, Page, PublishOutcome,
-    SqliteConfig, SqliteStore, Store, StoreError,
+    Cursor, ItemRead, ListQuery, NewAgreement, NewMember, NewVersion, Page, PublishOutcome, SqliteConfig, SqliteStore,
+    Store, StoreError,
 };
 use serde_json::{Map, Value, json};
 
@@ -20,9 +18,7 @@ fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
 }
 
 fn now() -> Timestamp {
-    let elapsed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     Timestamp(elapsed.as_micros() as i64)
 }
 
@@ -93,210 +89,95 @@ fn sqlite_passes_the_suite() {
 fn keys_authenticate_until_revoked(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     let (_dir, store) = make();
     let agency = member(store.as_ref(), "Agency");
-    let (info, key) = store
-        .create_key(&agency, Role::Editor, Some("desk".into()))
-        .unwrap();
-    let principal = store
-        .authenticate(&key.hash())
-        .unwrap()
-        .expect("a live key authenticates");
-    assert_eq!(
-        (principal.member, principal.role),
-        (agency.clone(), Role::Editor)
-    );
+    let (info, key) = store.create_key(&agency, Role::Editor, Some("desk".into())).unwrap();
+    let principal = store.authenticate(&key.hash()).unwrap().expect("a live key authenticates");
+    assert_eq!((principal.member, principal.role), (agency.clone(), Role::Editor));
     assert_eq!(store.keys(&agency).unwrap().len(), 1);
     assert!(store.revoke_key(&agency, &info.id).unwrap());
-    assert!(
-        store.authenticate(&key.hash()).unwrap().is_none(),
-        "a revoked key no longer authenticates"
-    );
-    assert!(
-        !store.revoke_key(&agency, &info.id).unwrap(),
-        "revoking twice reports nothing revoked"
-    );
+    assert!(store.authenticate(&key.hash()).unwrap().is_none(), "a revoked key no longer authenticates");
+    assert!(!store.revoke_key(&agency, &info.id).unwrap(), "revoking twice reports nothing revoked");
     let stranger = MemberId::parse("mbr_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap();
-    assert!(matches!(
-        store.create_key(&stranger, Role::Admin, None),
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.create_key(&stranger, Role::Admin, None), Err(StoreError::NotFound(_))));
 }
 
 fn corrections_idempotency_and_conflicts(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     let (_dir, store) = make();
     let agency = member(store.as_ref(), "Agency");
-    let first = store
-        .publish(version(&agency, "urn:a:1", Some("1"), "first"))
-        .unwrap();
-    let PublishOutcome::Created(first) = first else {
-        panic!("a new uri creates an item")
-    };
+    let first = store.publish(version(&agency, "urn:a:1", Some("1"), "first")).unwrap();
+    let PublishOutcome::Created(first) = first else { panic!("a new uri creates an item") };
     assert_eq!(first.document["version"], "1");
-    assert!(
-        first.document.contains_key("versionCreated")
-            && first.document.contains_key("firstCreated")
-    );
+    assert!(first.document.contains_key("versionCreated") && first.document.contains_key("firstCreated"));
 
-    let again = store
-        .publish(version(&agency, "urn:a:1", Some("1"), "first"))
-        .unwrap();
-    assert!(
-        matches!(&again, PublishOutcome::Unchanged(v) if v.seq == first.seq),
-        "a resend is idempotent"
-    );
+    let again = store.publish(version(&agency, "urn:a:1", Some("1"), "first")).unwrap();
+    assert!(matches!(&again, PublishOutcome::Unchanged(v) if v.seq == first.seq), "a resend is idempotent");
 
-    let clash = store
-        .publish(version(&agency, "urn:a:1", Some("1"), "different"))
-        .unwrap_err();
-    assert!(matches!(
-        clash,
-        StoreError::Conflict {
-            code: "version_conflict",
-            ..
-        }
-    ));
+    let clash = store.publish(version(&agency, "urn:a:1", Some("1"), "different")).unwrap_err();
+    assert!(matches!(clash, StoreError::Conflict { code: "version_conflict", .. }));
 
-    let second = store
-        .publish(version(&agency, "urn:a:1", Some("2"), "corrected"))
-        .unwrap();
-    let PublishOutcome::Corrected(second) = second else {
-        panic!("a new version corrects")
-    };
+    let second = store.publish(version(&agency, "urn:a:1", Some("2"), "corrected")).unwrap();
+    let PublishOutcome::Corrected(second) = second else { panic!("a new version corrects") };
     assert_eq!(second.item_id, first.item_id);
     assert_eq!(second.number, 2);
 
-    let stale = store
-        .publish(version(&agency, "urn:a:1", Some("1"), "late"))
-        .unwrap_err();
-    assert!(
-        matches!(
-            stale,
-            StoreError::Conflict {
-                code: "version_conflict",
-                ..
-            }
-        ),
-        "version 1 exists: {stale}"
-    );
-    let older = store
-        .publish(version(&agency, "urn:a:1", Some("0"), "older"))
-        .unwrap_err();
-    assert!(matches!(
-        older,
-        StoreError::Conflict {
-            code: "stale_version",
-            ..
-        }
-    ));
+    let stale = store.publish(version(&agency, "urn:a:1", Some("1"), "late")).unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict { code: "version_conflict", .. }), "version 1 exists: {stale}");
+    let older = store.publish(version(&agency, "urn:a:1", Some("0"), "older")).unwrap_err();
+    assert!(matches!(older, StoreError::Conflict { code: "stale_version", .. }));
 
     // Without a version, the store numbers versions, and a resend of the current content is a no-op.
-    let third = store
-        .publish(version(&agency, "urn:a:1", None, "third"))
-        .unwrap();
+    let third = store.publish(version(&agency, "urn:a:1", None, "third")).unwrap();
     assert_eq!(third.stored().version, "3");
-    assert!(matches!(
-        store
-            .publish(version(&agency, "urn:a:1", None, "third"))
-            .unwrap(),
-        PublishOutcome::Unchanged(_)
-    ));
+    assert!(matches!(store.publish(version(&agency, "urn:a:1", None, "third")).unwrap(), PublishOutcome::Unchanged(_)));
 
-    let history = store
-        .versions(&agency, &first.item_id, now())
-        .unwrap()
-        .unwrap();
+    let history = store.versions(&agency, &first.item_id, now()).unwrap().unwrap();
     let headlines: Vec<&str> = history.iter().map(|v| headline(&v.document)).collect();
-    assert_eq!(
-        headlines,
-        ["first", "corrected", "third"],
-        "every version stays readable"
-    );
-    let ItemRead::Visible(current) = store.item(&agency, &first.item_id, now()).unwrap() else {
-        panic!()
-    };
+    assert_eq!(headlines, ["first", "corrected", "third"], "every version stays readable");
+    let ItemRead::Visible(current) = store.item(&agency, &first.item_id, now()).unwrap() else { panic!() };
     assert_eq!(headline(&current.document), "third");
 
     // The same uri from another member is another item.
     let other = member(store.as_ref(), "Other");
-    let theirs = store
-        .publish(version(&other, "urn:a:1", Some("1"), "theirs"))
-        .unwrap();
+    let theirs = store.publish(version(&other, "urn:a:1", Some("1"), "theirs")).unwrap();
     assert!(matches!(&theirs, PublishOutcome::Created(v) if v.item_id != first.item_id));
 }
 
 fn agreements_embargo_and_kills(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     let (_dir, store) = make();
-    let (owner, partner, stranger) = (
-        member(store.as_ref(), "Owner"),
-        member(store.as_ref(), "Partner"),
-        member(store.as_ref(), "Stranger"),
-    );
-    grant(
-        store.as_ref(),
-        &owner,
-        Grantee::Member(partner.clone()),
-        &[],
-        0,
-    );
+    let (owner, partner, stranger) =
+        (member(store.as_ref(), "Owner"), member(store.as_ref(), "Partner"), member(store.as_ref(), "Stranger"));
+    grant(store.as_ref(), &owner, Grantee::Member(partner.clone()), &[], 0);
 
-    let open = store
-        .publish(version(&owner, "urn:open", None, "open"))
-        .unwrap()
-        .stored()
-        .item_id
-        .clone();
+    let open = store.publish(version(&owner, "urn:open", None, "open")).unwrap().stored().item_id.clone();
     let mut embargoed = version(&owner, "urn:embargoed", None, "embargoed");
     let until = now().plus_minutes(60);
     embargoed.embargoed_until = Some(until);
     let embargoed = store.publish(embargoed).unwrap().stored().item_id.clone();
 
     let t = now();
-    assert!(matches!(
-        store.item(&partner, &open, t).unwrap(),
-        ItemRead::Visible(_)
-    ));
-    assert_eq!(
-        store.item(&stranger, &open, t).unwrap(),
-        ItemRead::NotFound,
-        "no agreement, no item"
-    );
-    assert_eq!(
-        store.item(&partner, &embargoed, t).unwrap(),
-        ItemRead::NotFound,
-        "embargo hides the item"
-    );
-    assert!(
-        matches!(
-            store.item(&owner, &embargoed, t).unwrap(),
-            ItemRead::Visible(_)
-        ),
-        "except from its owner"
-    );
+    assert!(matches!(store.item(&partner, &open, t).unwrap(), ItemRead::Visible(_)));
+    assert_eq!(store.item(&stranger, &open, t).unwrap(), ItemRead::NotFound, "no agreement, no item");
+    assert_eq!(store.item(&partner, &embargoed, t).unwrap(), ItemRead::NotFound, "embargo hides the item");
+    assert!(matches!(store.item(&owner, &embargoed, t).unwrap(), ItemRead::Visible(_)), "except from its owner");
     assert!(store.versions(&partner, &embargoed, t).unwrap().is_none());
-    let listed: Vec<_> = store
-        .list(&partner, &ListQuery::newest(50), t)
-        .unwrap()
-        .entries;
+    let listed: Vec<_> = store.list(&partner, &ListQuery::newest(50), t).unwrap().entries;
     assert_eq!(listed.len(), 1, "the embargoed item is not listed");
     // When the embargo passes, the item appears by itself.
     let later = until.plus_minutes(1);
-    assert!(matches!(
-        store.item(&partner, &embargoed, later).unwrap(),
-        ItemRead::Visible(_)
-    ));
+    assert!(matches!(store.item(&partner, &embargoed, later).unwrap(), ItemRead::Visible(_)));
 
     let mut kill = version(&owner, "urn:open", None, "killed");
     kill.pub_status = PubStatus::Canceled;
     store.publish(kill).unwrap();
     let t = now();
-    assert!(
-        matches!(store.item(&partner, &open, t).unwrap(), ItemRead::Killed(_)),
-        "a kill leaves a notice"
-    );
+    assert!(matches!(store.item(&partner, &open, t).unwrap(), ItemRead::Killed(_)), "a kill leaves a notice");
     assert_eq!(store.item(&stranger, &open, t).unwrap(), ItemRead::NotFound);
-    let listed = store
-        .list(&partner, &ListQuery::newest(50), t)
-        .unwrap()
-        .entries;
+    let history = store.versions(&partner, &open, t).unwrap().unwrap();
+    assert!(
+        history.iter().all(|v| v.pub_status == PubStatus::Canceled),
+        "the killed content is withdrawn from the version history too"
+    );
+    assert_eq!(store.versions(&owner, &open, t).unwrap().unwrap().len(), 2, "its owner keeps the history");
+    let listed = store.list(&partner, &ListQuery::newest(50), t).unwrap().entries;
     assert!(listed.is_empty(), "a killed item leaves every list");
     let mut with_kills = ListQuery::newest(50);
     with_kills.include_kills = true;
@@ -305,24 +186,12 @@ fn agreements_embargo_and_kills(make: fn() -> (tempfile::TempDir, Arc<dyn Store>
     assert_eq!(listed[0].version.pub_status, PubStatus::Canceled);
 }
 
-fn cursors_page_and_poll_without_gaps_or_repeats(
-    make: fn() -> (tempfile::TempDir, Arc<dyn Store>),
-) {
+fn cursors_page_and_poll_without_gaps_or_repeats(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     let (_dir, store) = make();
-    let (owner, reader) = (
-        member(store.as_ref(), "Owner"),
-        member(store.as_ref(), "Reader"),
-    );
+    let (owner, reader) = (member(store.as_ref(), "Owner"), member(store.as_ref(), "Reader"));
     grant(store.as_ref(), &owner, Grantee::Everyone, &[], 0);
     for n in 0..25 {
-        store
-            .publish(version(
-                &owner,
-                &format!("urn:p:{n}"),
-                None,
-                &format!("item {n}"),
-            ))
-            .unwrap();
+        store.publish(version(&owner, &format!("urn:p:{n}"), None, &format!("item {n}"))).unwrap();
     }
     // Newest first, in pages of 10.
     let mut seen = Vec::new();
@@ -331,11 +200,7 @@ fn cursors_page_and_poll_without_gaps_or_repeats(
     let poll_from = first_page.horizon;
     let mut page = first_page;
     loop {
-        seen.extend(
-            page.entries
-                .iter()
-                .map(|e| headline(&e.version.document).to_string()),
-        );
+        seen.extend(page.entries.iter().map(|e| headline(&e.version.document).to_string()));
         let Some(next) = page.next else { break };
         query.page = Page::NewestFirst(Some(next));
         page = store.list(&reader, &query, now()).unwrap();
@@ -347,23 +212,12 @@ fn cursors_page_and_poll_without_gaps_or_repeats(
     let mut cursor: Cursor = poll_from;
     let mut polled = Vec::new();
     for n in 25..32 {
-        store
-            .publish(version(
-                &owner,
-                &format!("urn:p:{n}"),
-                None,
-                &format!("item {n}"),
-            ))
-            .unwrap();
+        store.publish(version(&owner, &format!("urn:p:{n}"), None, &format!("item {n}"))).unwrap();
         let mut poll = ListQuery::newest(3);
         poll.page = Page::Since(cursor);
         loop {
             let page = store.list(&reader, &poll, now()).unwrap();
-            polled.extend(
-                page.entries
-                    .iter()
-                    .map(|e| headline(&e.version.document).to_string()),
-            );
+            polled.extend(page.entries.iter().map(|e| headline(&e.version.document).to_string()));
             cursor = page.next.expect("a poll always says where to continue");
             if page.entries.len() < 3 {
                 break;
@@ -374,17 +228,11 @@ fn cursors_page_and_poll_without_gaps_or_repeats(
     let expected: Vec<String> = (25..32).map(|n| format!("item {n}")).collect();
     assert_eq!(polled, expected);
     // A correction shows up again in the poll, as its new version.
-    store
-        .publish(version(&owner, "urn:p:3", None, "item 3 corrected"))
-        .unwrap();
+    store.publish(version(&owner, "urn:p:3", None, "item 3 corrected")).unwrap();
     let mut poll = ListQuery::newest(10);
     poll.page = Page::Since(cursor);
     let page = store.list(&reader, &poll, now()).unwrap();
-    let again: Vec<&str> = page
-        .entries
-        .iter()
-        .map(|e| headline(&e.version.document))
-        .collect();
+    let again: Vec<&str> = page.entries.iter().map(|e| headline(&e.version.document)).collect();
     assert_eq!(again, ["item 3 corrected"]);
 }
 
@@ -442,9 +290,7 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
     for seed in 1..=6u64 {
         let (_dir, store) = make();
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let members: Vec<MemberId> = (0..4)
-            .map(|n| member(store.as_ref(), &format!("M{n}")))
-            .collect();
+        let members: Vec<MemberId> = (0..4).map(|n| member(store.as_ref(), &format!("M{n}"))).collect();
         for _ in 0..6 {
             let grantor = &members[rng.below(4) as usize];
             let grantee = match rng.below(5) {
@@ -454,11 +300,7 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
             if grantee == Grantee::Member(grantor.clone()) {
                 continue;
             }
-            let limited: Vec<&str> = subjects
-                .iter()
-                .copied()
-                .filter(|_| rng.below(3) == 0)
-                .collect();
+            let limited: Vec<&str> = subjects.iter().copied().filter(|_| rng.below(3) == 0).collect();
             let delay = [0, 0, 5, 120][rng.below(4) as usize];
             grant(store.as_ref(), grantor, grantee, &limited, delay);
         }
@@ -466,11 +308,7 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
         for n in 0..30 {
             let owner = &members[rng.below(4) as usize];
             let mut item = version(owner, &format!("urn:r:{n}"), None, "x");
-            item.subjects = subjects
-                .iter()
-                .filter(|_| rng.below(2) == 0)
-                .map(|s| s.to_string())
-                .collect();
+            item.subjects = subjects.iter().filter(|_| rng.below(2) == 0).map(|s| s.to_string()).collect();
             if rng.below(4) == 0 {
                 item.embargoed_until = Some(base.plus_minutes(rng.below(200) as i64 - 20));
             }
@@ -484,13 +322,8 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
             for viewer in &members {
                 let mut all = ListQuery::newest(1000);
                 all.include_kills = true;
-                let listed: HashSet<String> = store
-                    .list(viewer, &all, at)
-                    .unwrap()
-                    .entries
-                    .iter()
-                    .map(|e| e.version.uri.clone())
-                    .collect();
+                let listed: HashSet<String> =
+                    store.list(viewer, &all, at).unwrap().entries.iter().map(|e| e.version.uri.clone()).collect();
                 // The naive way: ask `item` (which applies the domain's `visibility_for` in Rust) about
                 // every item of every member, and compare with what the SQL of `list` returned.
                 let mut expected = HashSet::new();
@@ -503,9 +336,7 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
                         }
                         let id = &entry.version.item_id;
                         let seq = entry.version.seq;
-                        let (ItemRead::Visible(v) | ItemRead::Killed(v)) =
-                            store.item(owner, id, at).unwrap()
-                        else {
+                        let (ItemRead::Visible(v) | ItemRead::Killed(v)) = store.item(owner, id, at).unwrap() else {
                             panic!("the owner sees its item")
                         };
                         assert_eq!(v.seq, seq);
@@ -515,10 +346,7 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
                         }
                     }
                 }
-                assert_eq!(
-                    listed, expected,
-                    "seed {seed}, +{minutes} min, viewer {viewer}"
-                );
+                assert_eq!(listed, expected, "seed {seed}, +{minutes} min, viewer {viewer}");
             }
         }
     }

@@ -15,10 +15,7 @@ use std::time::Instant;
 use support::{Server, member_with_key, realistic_item};
 
 fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -42,34 +39,20 @@ fn main() {
     let base = server.base.clone();
 
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..items)
-            .map(|n| serde_json::to_vec(&realistic_item(&format!("urn:bench:{n}"), n)).unwrap())
-            .collect(),
+        (0..items).map(|n| serde_json::to_vec(&realistic_item(&format!("urn:bench:{n}"), n)).unwrap()).collect(),
     );
     let mean_size = bodies.iter().map(Vec::len).sum::<usize>() / items.max(1);
 
     // One client thread, so that the server keeps most of the machine.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (elapsed, mut latencies, failures) = runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency)
-            .build()
-            .unwrap();
+        let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
-            let (client, base, key, next, bodies) = (
-                client.clone(),
-                base.clone(),
-                key.clone(),
-                Arc::clone(&next),
-                Arc::clone(&bodies),
-            );
+            let (client, base, key, next, bodies) =
+                (client.clone(), base.clone(), key.clone(), Arc::clone(&next), Arc::clone(&bodies));
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut failures = 0usize;

@@ -17,10 +17,7 @@ const DEMO: &str = include_str!("../demo/demo.json");
 pub const KEYS_FILE: &str = "demo-keys.txt";
 
 fn text<'a>(value: &'a Value, key: &str) -> anyhow::Result<&'a str> {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .with_context(|| format!("demo.json: {key} missing in {value}"))
+    value.get(key).and_then(Value::as_str).with_context(|| format!("demo.json: {key} missing in {value}"))
 }
 
 pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
@@ -31,10 +28,7 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
     let demo: Value = serde_json::from_str(DEMO).context("demo.json is not JSON")?;
     let mut members: HashMap<String, MemberId> = HashMap::new();
     let mut keys_file = std::fs::File::create(data_dir.join(KEYS_FILE))?;
-    writeln!(
-        keys_file,
-        "# Demo API keys: member key, member id, role, API key, member name"
-    )?;
+    writeln!(keys_file, "# Demo API keys: member key, member id, role, API key, member name")?;
     for member in demo["members"].as_array().context("demo.json: members")? {
         let languages = member["languages"]
             .as_array()
@@ -47,34 +41,17 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
             name: MemberName::parse(text(member, "name")?)?,
             country: CountryCode::parse(text(member, "country")?)?,
             languages,
-            contact: member
-                .get("contact")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            contact: member.get("contact").and_then(Value::as_str).map(str::to_string),
         })?;
         let short = text(member, "key")?;
         for role in [Role::Admin, Role::Editor, Role::Reader] {
             let (_, key) = store.create_key(&stored.id, role, Some(format!("demo {role}")))?;
-            writeln!(
-                keys_file,
-                "{short}\t{}\t{role}\t{}\t{}",
-                stored.id,
-                key.reveal(),
-                stored.name.as_str()
-            )?;
+            writeln!(keys_file, "{short}\t{}\t{role}\t{}\t{}", stored.id, key.reveal(), stored.name.as_str())?;
         }
         members.insert(short.to_string(), stored.id);
     }
-    let member = |key: &str| {
-        members
-            .get(key)
-            .cloned()
-            .with_context(|| format!("demo.json: no member {key:?}"))
-    };
-    for agreement in demo["agreements"]
-        .as_array()
-        .context("demo.json: agreements")?
-    {
+    let member = |key: &str| members.get(key).cloned().with_context(|| format!("demo.json: no member {key:?}"));
+    for agreement in demo["agreements"].as_array().context("demo.json: agreements")? {
         let grantee = match text(agreement, "grantee")? {
             "*" => Grantee::Everyone,
             key => Grantee::Member(member(key)?),
@@ -85,12 +62,7 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
             right: Right::parse(text(agreement, "right")?)?,
             subjects: agreement["subjects"]
                 .as_array()
-                .map(|list| {
-                    list.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|list| list.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default(),
             delay_minutes: agreement["delayMinutes"].as_u64().unwrap_or(0) as u32,
         })?;
@@ -100,8 +72,7 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
         let owner = member(text(entry, "member")?)?;
         let mut document = entry["ninjs"].clone();
         if let Some(minutes) = entry["embargoMinutes"].as_i64() {
-            document["embargoedUntil"] =
-                Value::String(karavan_server::now().plus_minutes(minutes).to_rfc3339());
+            document["embargoedUntil"] = Value::String(karavan_server::now().plus_minutes(minutes).to_rfc3339());
         }
         let original = document.to_string();
         let version = karavan_server::publish::new_version(&owner, &document, original, None)

@@ -11,18 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use karavan_domain::{
-    AgreementId, CountryCode, Grantee, KeyId, LanguageTag, MAX_DELAY_MINUTES, MemberId, MemberName,
-    Right, Role,
+    AgreementId, CountryCode, Grantee, KeyId, LanguageTag, MAX_DELAY_MINUTES, MemberId, MemberName, Right, Role,
 };
 use karavan_server::{AppState, ServerConfig};
 use karavan_store::{NewAgreement, NewMember, SqliteConfig, SqliteStore, Store};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "karavan",
-    version,
-    about = "Karavan: the multilingual news exchange"
-)]
+#[command(name = "karavan", version, about = "Karavan: the multilingual news exchange")]
 struct Cli {
     /// The data directory (SQLite database, indexes, demo keys).
     #[arg(long, global = true, env = "KARAVAN_DATA_DIR", default_value = "data")]
@@ -146,10 +141,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only for a person at a terminal; logs read by programs stay plain.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -178,21 +170,14 @@ fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         demo::load(store.as_ref(), data_dir).context("loading the demo content")?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, data_dir = %data_dir.display(), "karavan is serving");
-        let state = AppState::new(
-            store,
-            ServerConfig {
-                max_body_bytes: args.max_body_bytes,
-            },
-        );
+        let state = AppState::new(store, ServerConfig { max_body_bytes: args.max_body_bytes });
         karavan_server::serve(listener, state, shutdown_signal(), Duration::from_secs(10)).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
@@ -203,14 +188,13 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -223,27 +207,18 @@ async fn shutdown_signal() {
 fn member_command(data_dir: &std::path::Path, command: MemberCommand) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     match command {
-        MemberCommand::Add {
-            name,
-            country,
-            languages,
-            contact,
-        } => {
+        MemberCommand::Add { name, country, languages, contact } => {
             let member = store.add_member(NewMember {
                 name: MemberName::parse(&name)?,
                 country: CountryCode::parse(&country)?,
-                languages: languages
-                    .iter()
-                    .map(|l| LanguageTag::parse(l))
-                    .collect::<Result<_, _>>()?,
+                languages: languages.iter().map(|l| LanguageTag::parse(l)).collect::<Result<_, _>>()?,
                 contact,
             })?;
             println!("{}", member.id);
         }
         MemberCommand::List => {
             for member in store.members()? {
-                let languages: Vec<&str> =
-                    member.languages.iter().map(LanguageTag::as_str).collect();
+                let languages: Vec<&str> = member.languages.iter().map(LanguageTag::as_str).collect();
                 println!(
                     "{}\t{}\t{}\t{}",
                     member.id,
@@ -268,11 +243,7 @@ fn existing_member(store: &SqliteStore, text: &str) -> anyhow::Result<MemberId> 
 fn key_command(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     match command {
-        KeyCommand::Create {
-            member,
-            role,
-            label,
-        } => {
+        KeyCommand::Create { member, role, label } => {
             let member = existing_member(&store, &member)?;
             let (info, key) = store.create_key(&member, Role::parse(&role)?, label)?;
             tracing::info!(key_id = %info.id, member = %member, role = %info.role, "created an API key");
@@ -281,18 +252,8 @@ fn key_command(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Resul
         KeyCommand::List { member } => {
             let member = existing_member(&store, &member)?;
             for key in store.keys(&member)? {
-                let state = if key.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "live"
-                };
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    key.id,
-                    key.role,
-                    state,
-                    key.label.unwrap_or_default()
-                );
+                let state = if key.revoked_at.is_some() { "revoked" } else { "live" };
+                println!("{}\t{}\t{}\t{}", key.id, key.role, state, key.label.unwrap_or_default());
             }
         }
         KeyCommand::Revoke { member, key } => {
@@ -309,13 +270,7 @@ fn key_command(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Resul
 fn agreement_command(data_dir: &std::path::Path, command: AgreementCommand) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     match command {
-        AgreementCommand::Add {
-            grantor,
-            grantee,
-            right,
-            subjects,
-            delay_minutes,
-        } => {
+        AgreementCommand::Add { grantor, grantee, right, subjects, delay_minutes } => {
             if delay_minutes > MAX_DELAY_MINUTES {
                 bail!("--delay-minutes: at most {MAX_DELAY_MINUTES}");
             }
@@ -323,11 +278,7 @@ fn agreement_command(data_dir: &std::path::Path, command: AgreementCommand) -> a
                 grantor: existing_member(&store, &grantor)?,
                 grantee: Grantee::parse(&grantee)?,
                 right: Right::parse(&right)?,
-                subjects: subjects
-                    .into_iter()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
+                subjects: subjects.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
                 delay_minutes,
             })?;
             println!("{}", agreement.id);

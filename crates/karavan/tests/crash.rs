@@ -15,15 +15,7 @@ async fn all_uris(client: &reqwest::Client, base: &str, key: &str) -> Vec<String
     let mut uris = Vec::new();
     let mut url = format!("{base}/v1/items?limit=500");
     loop {
-        let page: Value = client
-            .get(&url)
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = client.get(&url).bearer_auth(key).send().await.unwrap().json().await.unwrap();
         for item in page["items"].as_array().unwrap() {
             uris.push(item["uri"].as_str().unwrap().to_string());
         }
@@ -46,12 +38,7 @@ async fn sigkill_during_publishing_loses_no_acknowledged_item() {
     // Eight publishers stream items until the server dies under them.
     let mut publishers = Vec::new();
     for worker in 0..8 {
-        let (client, base, key, acknowledged) = (
-            client.clone(),
-            base.clone(),
-            key.clone(),
-            Arc::clone(&acknowledged),
-        );
+        let (client, base, key, acknowledged) = (client.clone(), base.clone(), key.clone(), Arc::clone(&acknowledged));
         publishers.push(tokio::spawn(async move {
             for n in 0.. {
                 let uri = format!("urn:crash:{worker}:{n}");
@@ -63,9 +50,7 @@ async fn sigkill_during_publishing_loses_no_acknowledged_item() {
                     .send()
                     .await;
                 match sent {
-                    Ok(response) if response.status().is_success() => {
-                        acknowledged.lock().unwrap().push(uri)
-                    }
+                    Ok(response) if response.status().is_success() => acknowledged.lock().unwrap().push(uri),
                     Ok(response) => {
                         panic!("publish refused before the kill: {}", response.status())
                     }
@@ -78,10 +63,7 @@ async fn sigkill_during_publishing_loses_no_acknowledged_item() {
     // Kill once a good number of publishes were acknowledged, while more are in flight.
     let deadline = Instant::now() + Duration::from_secs(120);
     while acknowledged.lock().unwrap().len() < 400 {
-        assert!(
-            Instant::now() < deadline,
-            "publishing is too slow to reach 400 acknowledgements"
-        );
+        assert!(Instant::now() < deadline, "publishing is too slow to reach 400 acknowledgements");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.kill();
@@ -94,21 +76,9 @@ async fn sigkill_during_publishing_loses_no_acknowledged_item() {
     let stored = all_uris(&client, &restarted.base, &key).await;
     let stored_set: HashSet<&str> = stored.iter().map(String::as_str).collect();
     assert_eq!(stored.len(), stored_set.len(), "no item is stored twice");
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|uri| !stored_set.contains(uri.as_str()))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged publishes were lost, e.g. {:?}",
-        lost.len(),
-        lost.first()
-    );
-    eprintln!(
-        "acknowledged {} before SIGKILL; {} stored after restart",
-        acknowledged.len(),
-        stored.len()
-    );
+    let lost: Vec<&String> = acknowledged.iter().filter(|uri| !stored_set.contains(uri.as_str())).collect();
+    assert!(lost.is_empty(), "{} acknowledged publishes were lost, e.g. {:?}", lost.len(), lost.first());
+    eprintln!("acknowledged {} before SIGKILL; {} stored after restart", acknowledged.len(), stored.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,8 +16,7 @@ struct DemoKey {
 }
 
 fn demo_keys(dir: &std::path::Path) -> Vec<DemoKey> {
-    let text =
-        std::fs::read_to_string(dir.join("demo-keys.txt")).expect("the demo writes its keys");
+    let text = std::fs::read_to_string(dir.join("demo-keys.txt")).expect("the demo writes its keys");
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .map(|line| {
@@ -66,29 +65,17 @@ async fn demo_opens_on_a_working_exchange() {
     // The Chinese agency's reader sees a wire in many languages.
     let wire = list_all(&client, &server.base, &key_of("cn", "reader"), "").await;
     let languages: HashSet<&str> = wire.iter().filter_map(|i| i["language"].as_str()).collect();
-    for language in [
-        "zh", "ru", "kk", "ky", "tg", "tk", "uz-Latn", "uz-Cyrl", "en",
-    ] {
-        assert!(
-            languages.contains(language),
-            "no {language} item on the demo wire: {languages:?}"
-        );
+    for language in ["zh", "ru", "kk", "ky", "tg", "tk", "uz-Latn", "uz-Cyrl", "en"] {
+        assert!(languages.contains(language), "no {language} item on the demo wire: {languages:?}");
     }
     assert!(wire.len() >= 25, "only {} items", wire.len());
     // Corrections show their newest version; the killed item is gone; embargoed items are hidden.
     let uris: Vec<&str> = wire.iter().map(|i| i["uri"].as_str().unwrap()).collect();
-    assert_eq!(
-        uris.len(),
-        uris.iter().collect::<HashSet<_>>().len(),
-        "one entry per item"
-    );
+    assert_eq!(uris.len(), uris.iter().collect::<HashSet<_>>().len(), "one entry per item");
     let demo: Value = serde_json::from_str(include_str!("../demo/demo.json")).unwrap();
     let mut by_uri: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for entry in demo["items"].as_array().unwrap() {
-        by_uri
-            .entry(entry["ninjs"]["uri"].as_str().unwrap())
-            .or_default()
-            .push(entry);
+        by_uri.entry(entry["ninjs"]["uri"].as_str().unwrap()).or_default().push(entry);
     }
     let mut hidden_by_embargo = 0;
     for (uri, versions) in &by_uri {
@@ -101,10 +88,7 @@ async fn demo_opens_on_a_working_exchange() {
             hidden_by_embargo += usize::from(embargoed);
             assert!(seen.is_none(), "{uri} should not be on the wire");
         } else if let Some(item) = seen {
-            assert_eq!(
-                item["version"], last["ninjs"]["version"],
-                "{uri} shows its newest version"
-            );
+            assert_eq!(item["version"], last["ninjs"]["version"], "{uri} shows its newest version");
         }
     }
     assert!(hidden_by_embargo >= 1, "the demo has embargoed items");
@@ -114,20 +98,11 @@ async fn demo_opens_on_a_working_exchange() {
         if versions.iter().any(|v| v.get("embargoMinutes").is_some()) {
             let owner = versions[0]["member"].as_str().unwrap();
             let own = list_all(&client, &server.base, &key_of(owner, "reader"), "").await;
-            assert!(
-                own.iter().any(|i| i["uri"] == *uri),
-                "{owner} sees its embargoed {uri}"
-            );
+            assert!(own.iter().any(|i| i["uri"] == *uri), "{owner} sees its embargoed {uri}");
         }
     }
     let member_id = &keys.iter().find(|k| k.member == "kz").unwrap().member_id;
-    let kz_only = list_all(
-        &client,
-        &server.base,
-        &key_of("cn", "reader"),
-        &format!("&member={member_id}"),
-    )
-    .await;
+    let kz_only = list_all(&client, &server.base, &key_of("cn", "reader"), &format!("&member={member_id}")).await;
     assert!(!kz_only.is_empty());
 
     // Restarting with --demo again loads nothing twice.

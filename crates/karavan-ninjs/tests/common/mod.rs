@@ -55,24 +55,15 @@ pub struct Case {
 }
 
 fn read_case(path: &Path) -> Case {
-    let name = path
-        .strip_prefix(ninjs_dir())
-        .unwrap_or(path)
-        .display()
-        .to_string();
-    let text =
-        fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    Case {
-        name,
-        json: serde_json::from_str(&text).map_err(|e| e.to_string()),
-    }
+    let name = path.strip_prefix(ninjs_dir()).unwrap_or(path).display().to_string();
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    Case { name, json: serde_json::from_str(&text).map_err(|e| e.to_string()) }
 }
 
 /// The `*.json` files of a folder, sorted; with `recursive`, of its subfolders too.
 pub fn json_files(dir: &Path, recursive: bool) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let entries =
-        fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     for entry in entries {
         let path = entry.expect("directory entry").path();
         if path.is_dir() {
@@ -89,30 +80,18 @@ pub fn json_files(dir: &Path, recursive: bool) -> Vec<PathBuf> {
 
 /// `validation/test_suite/<folder>/<kind>/*.json`.
 pub fn suite_cases(folder: &str, kind: &str) -> Vec<Case> {
-    let dir = ninjs_dir()
-        .join("validation/test_suite")
-        .join(folder)
-        .join(kind);
-    json_files(&dir, false)
-        .iter()
-        .map(|path| read_case(path))
-        .collect()
+    let dir = ninjs_dir().join("validation/test_suite").join(folder).join(kind);
+    json_files(&dir, false).iter().map(|path| read_case(path)).collect()
 }
 
 /// Every document of `examples/1.4`, `examples/2.1` and `examples/3.0` (subfolders included), with the
 /// version its folder is for. A file holding an array of documents yields each of them.
 pub fn example_documents() -> Vec<(String, NinjsVersion, Value)> {
     let mut documents = Vec::new();
-    for (folder, version) in [
-        ("1.4", NinjsVersion::V1_4),
-        ("2.1", NinjsVersion::V2_1),
-        ("3.0", NinjsVersion::V3_0),
-    ] {
+    for (folder, version) in [("1.4", NinjsVersion::V1_4), ("2.1", NinjsVersion::V2_1), ("3.0", NinjsVersion::V3_0)] {
         for path in json_files(&ninjs_dir().join("examples").join(folder), true) {
             let case = read_case(&path);
-            let value = case
-                .json
-                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", case.name));
+            let value = case.json.unwrap_or_else(|e| panic!("{} is not JSON: {e}", case.name));
             match value {
                 Value::Array(items) => {
                     for (index, item) in items.into_iter().enumerate() {
@@ -127,8 +106,7 @@ pub fn example_documents() -> Vec<(String, NinjsVersion, Value)> {
 }
 
 fn load(path: &Path) -> Value {
-    let text =
-        fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
@@ -136,10 +114,7 @@ fn load(path: &Path) -> Value {
 /// `jsonschema` crate does not run; its only draft-03 feature is `"required": true` on `uri`, which
 /// becomes the draft-04 `"required": ["uri"]`.
 pub fn iptc_schema(version: NinjsVersion) -> Value {
-    let path = ninjs_dir().join(format!(
-        "specification/ninjs-schema_{}.json",
-        version.as_str()
-    ));
+    let path = ninjs_dir().join(format!("specification/ninjs-schema_{}.json", version.as_str()));
     let mut schema = load(&path);
     if version == NinjsVersion::V1_0 {
         draft3_to_draft4(&mut schema);
@@ -180,18 +155,12 @@ pub fn geojson_schema() -> Value {
 /// IPTC's schema for `version` compiled by the `jsonschema` crate, with GeoJSON resolved locally;
 /// `formats` turns `format` assertion on.
 pub fn oracle(version: NinjsVersion, formats: bool) -> jsonschema::Validator {
-    let geojson =
-        jsonschema::Resource::from_contents(geojson_schema()).expect("GeoJSON schema resource");
+    let geojson = jsonschema::Resource::from_contents(geojson_schema()).expect("GeoJSON schema resource");
     jsonschema::options()
         .should_validate_formats(formats)
         .with_resource("https://geojson.org/schema/GeoJSON.json", geojson)
         .build(&iptc_schema(version))
-        .unwrap_or_else(|e| {
-            panic!(
-                "the jsonschema crate cannot compile the IPTC {} schema: {e}",
-                version.as_str()
-            )
-        })
+        .unwrap_or_else(|e| panic!("the jsonschema crate cannot compile the IPTC {} schema: {e}", version.as_str()))
 }
 
 /// The places the oracle blames for a document's invalidity: each error's instance path and, for
@@ -204,17 +173,10 @@ pub fn oracle_blames(validator: &jsonschema::Validator, doc: &Value) -> Vec<Stri
         match &error.kind {
             ValidationErrorKind::AdditionalProperties { unexpected }
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-                blamed.extend(
-                    unexpected
-                        .iter()
-                        .map(|name| format!("{base}/{}", escape(name))),
-                );
+                blamed.extend(unexpected.iter().map(|name| format!("{base}/{}", escape(name))));
             }
             ValidationErrorKind::Required { property } => {
-                blamed.push(format!(
-                    "{base}/{}",
-                    escape(property.as_str().unwrap_or_default())
-                ));
+                blamed.push(format!("{base}/{}", escape(property.as_str().unwrap_or_default())));
             }
             _ => {}
         }

@@ -21,11 +21,7 @@ pub fn shared_dir() -> PathBuf {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
     };
-    assert!(
-        dir.join("conformance").is_dir(),
-        "the shared conformance material is missing at {}",
-        dir.display()
-    );
+    assert!(dir.join("conformance").is_dir(), "the shared conformance material is missing at {}", dir.display());
     dir
 }
 
@@ -49,14 +45,9 @@ impl TestApp {
 
     pub fn with_config(config: ServerConfig) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(SqliteConfig::new(dir.path())).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path())).unwrap());
         let router = router(AppState::new(Arc::clone(&store), config));
-        TestApp {
-            _dir: dir,
-            store,
-            router,
-        }
+        TestApp { _dir: dir, store, router }
     }
 
     pub fn member(&self, name: &str) -> Member {
@@ -69,14 +60,7 @@ impl TestApp {
                 contact: None,
             })
             .unwrap();
-        let key = |role| {
-            self.store
-                .create_key(&member.id, role, None)
-                .unwrap()
-                .1
-                .reveal()
-                .to_string()
-        };
+        let key = |role| self.store.create_key(&member.id, role, None).unwrap().1.reveal().to_string();
         Member {
             id: member.id.to_string(),
             admin: key(Role::Admin),
@@ -93,32 +77,21 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
         };
         (status, body)
     }
 
     pub async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
-        self.send(
-            Request::get(path)
-                .header("authorization", format!("Bearer {key}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
+        self.send(Request::get(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap())
+            .await
     }
 
     pub async fn post(&self, key: &str, path: &str, body: &Value) -> (StatusCode, Value) {
         self.post_raw(key, path, body.to_string()).await
     }
 
-    pub async fn post_raw(
-        &self,
-        key: &str,
-        path: &str,
-        body: impl Into<Body>,
-    ) -> (StatusCode, Value) {
+    pub async fn post_raw(&self, key: &str, path: &str, body: impl Into<Body>) -> (StatusCode, Value) {
         self.send(
             Request::post(path)
                 .header("authorization", format!("Bearer {key}"))
@@ -130,13 +103,8 @@ impl TestApp {
     }
 
     pub async fn delete(&self, key: &str, path: &str) -> (StatusCode, Value) {
-        self.send(
-            Request::delete(path)
-                .header("authorization", format!("Bearer {key}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
+        self.send(Request::delete(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap())
+            .await
     }
 }
 
@@ -147,33 +115,20 @@ pub fn ninjs31() -> jsonschema::Validator {
 
 /// A validator for one ninjs version (2.1 or later: draft 2020-12), from IPTC's own schema file.
 pub fn ninjs_schema(version: &str) -> jsonschema::Validator {
-    let path = shared_dir().join(format!(
-        "conformance/ninjs/specification/ninjs-schema_{version}.json"
-    ));
+    let path = shared_dir().join(format!("conformance/ninjs/specification/ninjs-schema_{version}.json"));
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     // The schema refers to GeoJSON's; IPTC ships a copy beside its test suite.
-    let geojson_path =
-        shared_dir().join("conformance/ninjs/validation/test_suite/GeoJSON-schema.json");
-    let geojson: Value =
-        serde_json::from_str(&std::fs::read_to_string(&geojson_path).unwrap()).unwrap();
+    let geojson_path = shared_dir().join("conformance/ninjs/validation/test_suite/GeoJSON-schema.json");
+    let geojson: Value = serde_json::from_str(&std::fs::read_to_string(&geojson_path).unwrap()).unwrap();
     jsonschema::draft202012::options()
         .should_validate_formats(true)
-        .with_resource(
-            "https://geojson.org/schema/GeoJSON.json",
-            jsonschema::Resource::from_contents(geojson).unwrap(),
-        )
+        .with_resource("https://geojson.org/schema/GeoJSON.json", jsonschema::Resource::from_contents(geojson).unwrap())
         .build(&schema)
         .unwrap()
 }
 
 /// Panics with every violation when `item` is not valid ninjs 3.1.
 pub fn assert_ninjs31(validator: &jsonschema::Validator, item: &Value, context: &str) {
-    let errors: Vec<String> = validator
-        .iter_errors(item)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{context}: not valid ninjs 3.1: {errors:#?}\n{item:#}"
-    );
+    let errors: Vec<String> = validator.iter_errors(item).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    assert!(errors.is_empty(), "{context}: not valid ninjs 3.1: {errors:#?}\n{item:#}");
 }

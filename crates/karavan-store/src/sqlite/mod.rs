@@ -14,17 +14,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use karavan_domain::{
-    Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemAccess, ItemId, KeyHash, KeyId,
-    LanguageTag, Member, MemberId, MemberName, PubStatus, Right, Role, Timestamp, Ulid, Visibility,
-    visibility_for,
+    Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemAccess, ItemId, KeyHash, KeyId, LanguageTag, Member,
+    MemberId, MemberName, PubStatus, Right, Role, Timestamp, Ulid, Visibility, visibility_for,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Cursor, ItemRead, KeyInfo, ListEntry, ListPage, ListQuery, NewAgreement, NewMember, NewVersion,
-    Page, Principal, PublishOutcome, Result, Store, StoreError, StoredVersion,
+    Cursor, ItemRead, KeyInfo, ListEntry, ListPage, ListQuery, NewAgreement, NewMember, NewVersion, Page, Principal,
+    PublishOutcome, Result, Store, StoreError, StoredVersion,
 };
 use writer::{Writer, WriterClock};
 
@@ -41,11 +40,7 @@ pub struct SqliteConfig {
 
 impl SqliteConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> SqliteConfig {
-        SqliteConfig {
-            data_dir: data_dir.into(),
-            max_batch: 512,
-            busy_timeout: Duration::from_secs(10),
-        }
+        SqliteConfig { data_dir: data_dir.into(), max_batch: 512, busy_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -58,18 +53,14 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
     }
 }
 
 fn open_connection(path: &Path, config: &SqliteConfig) -> Result<Connection> {
     let connection = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(config.busy_timeout)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
@@ -85,15 +76,9 @@ impl SqliteStore {
         let path = config.data_dir.join("karavan.db");
         let mut connection = open_connection(&path, &config)?;
         schema::migrate(&mut connection)?;
-        let last: Option<i64> =
-            connection.query_row("SELECT MAX(committed_at) FROM versions", [], |r| r.get(0))?;
+        let last: Option<i64> = connection.query_row("SELECT MAX(committed_at) FROM versions", [], |r| r.get(0))?;
         let writer = Writer::start(connection, config.max_batch, last.unwrap_or(0));
-        Ok(SqliteStore {
-            path,
-            config,
-            writer,
-            readers: Mutex::new(Vec::new()),
-        })
+        Ok(SqliteStore { path, config, writer, readers: Mutex::new(Vec::new()) })
     }
 
     pub fn path(&self) -> &Path {
@@ -123,47 +108,31 @@ impl SqliteStore {
 }
 
 fn now_micros() -> i64 {
-    let elapsed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
+    getrandom::fill(&mut bytes).map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
     Ok(bytes)
 }
 
 fn new_ulid() -> Result<Ulid> {
-    Ok(Ulid::from_parts(
-        (now_micros() / 1000) as u64,
-        random_bytes()?,
-    ))
+    Ok(Ulid::from_parts((now_micros() / 1000) as u64, random_bytes()?))
 }
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {error}"))
 }
 
-fn member_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, String, Option<String>, i64)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-    ))
+fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, Option<String>, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
 }
 
 fn build_member(raw: (String, String, String, String, Option<String>, i64)) -> Result<Member> {
     let (id, name, country, languages, contact, created_at) = raw;
-    let languages: Vec<String> =
-        serde_json::from_str(&languages).map_err(|e| corrupt("member languages", e))?;
+    let languages: Vec<String> = serde_json::from_str(&languages).map_err(|e| corrupt("member languages", e))?;
     Ok(Member {
         id: MemberId::parse(&id).map_err(|e| corrupt("member id", e))?,
         name: MemberName::parse(&name).map_err(|e| corrupt("member name", e))?,
@@ -180,18 +149,8 @@ fn build_member(raw: (String, String, String, String, Option<String>, i64)) -> R
 
 const AGREEMENT_COLUMNS: &str = "id, grantor, grantee, right, subjects, delay_minutes, created_at";
 
-fn agreement_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, String, String, i64, i64)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+fn agreement_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, String, i64, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
 }
 
 fn build_agreement(raw: (String, String, String, String, String, i64, i64)) -> Result<Agreement> {
@@ -273,8 +232,7 @@ impl RawVersion {
             extensions: object(&self.extensions, "item extensions")?,
             original: self.original,
             source_format: self.source_format,
-            pub_status: PubStatus::parse(&self.pub_status)
-                .map_err(|e| corrupt("item status", e))?,
+            pub_status: PubStatus::parse(&self.pub_status).map_err(|e| corrupt("item status", e))?,
             committed_at: Timestamp(self.committed_at),
             available_at: Timestamp(self.available_at),
         })
@@ -289,35 +247,23 @@ fn load_version(connection: &Connection, seq: i64) -> Result<StoredVersion> {
 }
 
 fn subjects_of(connection: &Connection, seq: i64) -> Result<Vec<String>> {
-    let mut statement =
-        connection.prepare_cached("SELECT key FROM version_subjects WHERE seq = ?1")?;
+    let mut statement = connection.prepare_cached("SELECT key FROM version_subjects WHERE seq = ?1")?;
     let rows = statement.query_map([seq], |row| row.get::<_, String>(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 fn embargo_of(connection: &Connection, seq: i64) -> Result<Option<Timestamp>> {
-    let embargo: Option<i64> = connection.query_row(
-        "SELECT embargoed_until FROM versions WHERE seq = ?1",
-        [seq],
-        |row| row.get(0),
-    )?;
+    let embargo: Option<i64> =
+        connection.query_row("SELECT embargoed_until FROM versions WHERE seq = ?1", [seq], |row| row.get(0))?;
     Ok(embargo.map(Timestamp))
 }
 
 /// A hash of what a client sent, to tell a retry from a conflicting resend.
 fn content_hash(version: &NewVersion) -> Vec<u8> {
     let mut hasher = Sha256::new();
-    hasher.update(
-        Value::Object(version.document.clone())
-            .to_string()
-            .as_bytes(),
-    );
+    hasher.update(Value::Object(version.document.clone()).to_string().as_bytes());
     hasher.update([0]);
-    hasher.update(
-        Value::Object(version.extensions.clone())
-            .to_string()
-            .as_bytes(),
-    );
+    hasher.update(Value::Object(version.extensions.clone()).to_string().as_bytes());
     hasher.finalize().to_vec()
 }
 
@@ -389,38 +335,21 @@ fn publish_in(
                 }
                 None => {
                     if current_hash == hash {
-                        return Ok(PublishOutcome::Unchanged(load_version(
-                            connection,
-                            current_seq,
-                        )?));
+                        return Ok(PublishOutcome::Unchanged(load_version(connection, current_seq)?));
                     }
                     let next = match current_version.parse::<u64>() {
                         Ok(number) => (number + 1).to_string(),
                         Err(_) => (count + 1).to_string(),
                     };
-                    (
-                        ItemId::parse(&item_id).map_err(|e| corrupt("item id", e))?,
-                        count + 1,
-                        next,
-                        created_at,
-                    )
+                    (ItemId::parse(&item_id).map_err(|e| corrupt("item id", e))?, count + 1, next, created_at)
                 }
             }
         }
-        None => (
-            ItemId::new(new_ulid()?),
-            1,
-            new.version.clone().unwrap_or_else(|| "1".to_string()),
-            -1,
-        ),
+        None => (ItemId::new(new_ulid()?), 1, new.version.clone().unwrap_or_else(|| "1".to_string()), -1),
     };
 
     let committed_at = clock.next();
-    let created_at = if created_at < 0 {
-        committed_at.micros()
-    } else {
-        created_at
-    };
+    let created_at = if created_at < 0 { committed_at.micros() } else { created_at };
     let available_at = match new.embargoed_until {
         Some(until) if until > committed_at => until,
         _ => committed_at,
@@ -428,12 +357,8 @@ fn publish_in(
 
     let mut document = new.document;
     document.insert("version".to_string(), Value::String(version.clone()));
-    document
-        .entry("versionCreated".to_string())
-        .or_insert_with(|| Value::String(committed_at.to_rfc3339()));
-    document
-        .entry("firstCreated".to_string())
-        .or_insert_with(|| Value::String(Timestamp(created_at).to_rfc3339()));
+    document.entry("versionCreated".to_string()).or_insert_with(|| Value::String(committed_at.to_rfc3339()));
+    document.entry("firstCreated".to_string()).or_insert_with(|| Value::String(Timestamp(created_at).to_rfc3339()));
     let document_text = Value::Object(document).to_string();
     let extensions_text = Value::Object(new.extensions).to_string();
     let dated_at = new.version_created.unwrap_or(committed_at).micros();
@@ -477,8 +402,8 @@ fn publish_in(
     )?;
     let seq = connection.last_insert_rowid();
     {
-        let mut insert = connection
-            .prepare_cached("INSERT OR IGNORE INTO version_subjects (seq, key) VALUES (?1, ?2)")?;
+        let mut insert =
+            connection.prepare_cached("INSERT OR IGNORE INTO version_subjects (seq, key) VALUES (?1, ?2)")?;
         for subject in &new.subjects {
             insert.execute(params![seq, subject])?;
         }
@@ -508,19 +433,14 @@ fn publish_in(
         ],
     )?;
     let stored = load_version(connection, seq)?;
-    Ok(if number == 1 {
-        PublishOutcome::Created(stored)
-    } else {
-        PublishOutcome::Corrected(stored)
-    })
+    Ok(if number == 1 { PublishOutcome::Created(stored) } else { PublishOutcome::Corrected(stored) })
 }
 
 impl Store for SqliteStore {
     fn add_member(&self, member: NewMember) -> Result<Member> {
         let id = MemberId::new(new_ulid()?);
         let languages: Vec<&str> = member.languages.iter().map(LanguageTag::as_str).collect();
-        let languages =
-            serde_json::to_string(&languages).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let languages = serde_json::to_string(&languages).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let created_at = Timestamp(now_micros());
         let record = Member {
             id: id.clone(),
@@ -549,9 +469,8 @@ impl Store for SqliteStore {
 
     fn members(&self) -> Result<Vec<Member>> {
         self.read(|connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT id, name, country, languages, contact, created_at FROM members ORDER BY id",
-            )?;
+            let mut statement = connection
+                .prepare_cached("SELECT id, name, country, languages, contact, created_at FROM members ORDER BY id")?;
             let rows = statement.query_map([], member_from_row)?;
             rows.map(|row| build_member(row?)).collect()
         })
@@ -570,12 +489,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn create_key(
-        &self,
-        member: &MemberId,
-        role: Role,
-        label: Option<String>,
-    ) -> Result<(KeyInfo, ApiKey)> {
+    fn create_key(&self, member: &MemberId, role: Role, label: Option<String>) -> Result<(KeyInfo, ApiKey)> {
         let key = ApiKey::from_random(random_bytes()?);
         let info = KeyInfo {
             id: KeyId::new(new_ulid()?),
@@ -654,16 +568,11 @@ impl Store for SqliteStore {
 
     fn authenticate(&self, key: &KeyHash) -> Result<Option<Principal>> {
         self.read(|connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT id, member_id, role FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL",
-            )?;
+            let mut statement = connection
+                .prepare_cached("SELECT id, member_id, role FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL")?;
             let raw = statement
                 .query_row([key.0.to_vec()], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
                 })
                 .optional()?;
             raw.map(|(id, member, role)| {
@@ -679,9 +588,7 @@ impl Store for SqliteStore {
 
     fn add_agreement(&self, agreement: NewAgreement) -> Result<Agreement> {
         if agreement.grantee == Grantee::Member(agreement.grantor.clone()) {
-            return Err(StoreError::Invalid(
-                "grantee: a member cannot grant an agreement to itself".to_string(),
-            ));
+            return Err(StoreError::Invalid("grantee: a member cannot grant an agreement to itself".to_string()));
         }
         let record = Agreement {
             id: AgreementId::new(new_ulid()?),
@@ -747,22 +654,15 @@ impl Store for SqliteStore {
 
     fn publish(&self, version: NewVersion) -> Result<PublishOutcome> {
         let hash = content_hash(&version);
-        self.writer
-            .run(move |connection, clock| publish_in(connection, clock, version, hash))
+        self.writer.run(move |connection, clock| publish_in(connection, clock, version, hash))
     }
 
     fn publish_all(&self, versions: Vec<NewVersion>) -> Result<Vec<PublishOutcome>> {
-        let hashed: Vec<(NewVersion, Vec<u8>)> = versions
-            .into_iter()
-            .map(|v| (content_hash(&v), v))
-            .map(|(h, v)| (v, h))
-            .collect();
+        let hashed: Vec<(NewVersion, Vec<u8>)> =
+            versions.into_iter().map(|v| (content_hash(&v), v)).map(|(h, v)| (v, h)).collect();
         // One job, so one savepoint: a failure rolls the whole batch back.
         self.writer.run(move |connection, clock| {
-            hashed
-                .into_iter()
-                .map(|(version, hash)| publish_in(connection, clock, version, hash))
-                .collect()
+            hashed.into_iter().map(|(version, hash)| publish_in(connection, clock, version, hash)).collect()
         })
     }
 
@@ -789,12 +689,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn versions(
-        &self,
-        viewer: &MemberId,
-        id: &ItemId,
-        now: Timestamp,
-    ) -> Result<Option<Vec<StoredVersion>>> {
+    fn versions(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<Option<Vec<StoredVersion>>> {
         self.read(|connection| {
             let Some(current) = current_seq(connection, id)? else {
                 return Ok(None);
@@ -822,6 +717,11 @@ impl Store for SqliteStore {
                     visible.push(version);
                 }
             }
+            // A kill withdraws the content everywhere: others keep only the kill notice.
+            let killed = visible.last().is_some_and(|v| v.pub_status == PubStatus::Canceled && &v.owner != viewer);
+            if killed {
+                visible.retain(|v| v.pub_status == PubStatus::Canceled);
+            }
             Ok(current_visible.then_some(visible))
         })
     }
@@ -834,22 +734,13 @@ impl Store for SqliteStore {
 
 fn current_seq(connection: &Connection, id: &ItemId) -> Result<Option<i64>> {
     Ok(connection
-        .query_row(
-            "SELECT current_seq FROM items WHERE id = ?1",
-            [id.as_str()],
-            |row| row.get(0),
-        )
+        .query_row("SELECT current_seq FROM items WHERE id = ?1", [id.as_str()], |row| row.get(0))
         .optional()?)
 }
 
 /// Lists a viewer's wire. The SQL mirrors `visibility_for`: the owner's items from their commit,
 /// others' from `available_at` plus the smallest delay of the agreements that cover them.
-fn list_in(
-    connection: &Connection,
-    viewer: &MemberId,
-    query: &ListQuery,
-    horizon: Timestamp,
-) -> Result<ListPage> {
+fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizon: Timestamp) -> Result<ListPage> {
     let agreements = agreements_granted_to(connection, viewer)?;
     let mut values: Vec<rusqlite::types::Value> = Vec::new();
     let mut push = |value: rusqlite::types::Value| {
@@ -873,10 +764,7 @@ fn list_in(
     let grants_cte = if grants.is_empty() {
         "g(grantor, delay, subject) AS (SELECT NULL, NULL, NULL WHERE 0)".to_string()
     } else {
-        format!(
-            "g(grantor, delay, subject) AS (VALUES {})",
-            grants.join(", ")
-        )
+        format!("g(grantor, delay, subject) AS (VALUES {})", grants.join(", "))
     };
     let viewer_param = push(Sql::Text(viewer.to_string()));
 
@@ -889,9 +777,7 @@ fn list_in(
         for language in &query.languages {
             let exact = push(Sql::Text(language.to_ascii_lowercase()));
             let prefix = push(Sql::Text(format!("{}-%", language.to_ascii_lowercase())));
-            alternatives.push(format!(
-                "lower(i.language) = {exact} OR lower(i.language) LIKE {prefix}"
-            ));
+            alternatives.push(format!("lower(i.language) = {exact} OR lower(i.language) LIKE {prefix}"));
         }
         filters.push(format!("({})", alternatives.join(" OR ")));
     }
@@ -904,18 +790,12 @@ fn list_in(
         filters.push(format!("i.urgency BETWEEN {low} AND {high}"));
     }
     if let Some(from) = query.from {
-        filters.push(format!(
-            "i.dated_at >= {}",
-            push(Sql::Integer(from.micros()))
-        ));
+        filters.push(format!("i.dated_at >= {}", push(Sql::Integer(from.micros()))));
     }
     if let Some(to) = query.to {
         filters.push(format!("i.dated_at <= {}", push(Sql::Integer(to.micros()))));
     }
-    let filter_sql = filters
-        .iter()
-        .map(|f| format!(" AND {f}"))
-        .collect::<String>();
+    let filter_sql = filters.iter().map(|f| format!(" AND {f}")).collect::<String>();
 
     let horizon_param = push(Sql::Integer(horizon.micros()));
     let mut outer = vec![format!("vt IS NOT NULL AND vt <= {horizon_param}")];
@@ -955,38 +835,21 @@ fn list_in(
     );
     let mut statement = connection.prepare_cached(&sql)?;
     let positions = statement
-        .query_map(rusqlite::params_from_iter(values.iter()), |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-        })?
+        .query_map(rusqlite::params_from_iter(values.iter()), |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut entries = Vec::with_capacity(positions.len());
     for (seq, at) in positions {
-        entries.push(ListEntry {
-            cursor: Cursor {
-                at: Timestamp(at),
-                seq,
-            },
-            version: load_version(connection, seq)?,
-        });
+        entries.push(ListEntry { cursor: Cursor { at: Timestamp(at), seq }, version: load_version(connection, seq)? });
     }
     let full = entries.len() as u32 >= query.limit.clamp(1, 1000);
-    let horizon_cursor = Cursor {
-        at: horizon,
-        seq: i64::MAX,
-    };
+    let horizon_cursor = Cursor { at: horizon, seq: i64::MAX };
     let next = match query.page {
         Page::NewestFirst(_) => full.then(|| entries.last().map(|e| e.cursor)).flatten(),
         // Everything at or before the horizon has been seen when the page is not full, so the next poll
         // may start at the horizon; a full page continues after its last entry.
-        Page::Since(cursor) => Some(if full {
-            entries.last().map_or(cursor, |e| e.cursor)
-        } else {
-            horizon_cursor.max(cursor)
-        }),
+        Page::Since(cursor) => {
+            Some(if full { entries.last().map_or(cursor, |e| e.cursor) } else { horizon_cursor.max(cursor) })
+        }
     };
-    Ok(ListPage {
-        entries,
-        next,
-        horizon: horizon_cursor,
-    })
+    Ok(ListPage { entries, next, horizon: horizon_cursor })
 }

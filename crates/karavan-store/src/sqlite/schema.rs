@@ -85,8 +85,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
 pub fn migrate(connection: &mut Connection) -> Result<()> {
-    let transaction =
-        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let current: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         transaction.execute_batch(migration)?;

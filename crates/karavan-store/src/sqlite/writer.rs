@@ -33,8 +33,7 @@ impl WriterClock {
 
 type Finish = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 /// A job gets the open transaction, or the reason none could be begun.
-type Job =
-    Box<dyn FnOnce(std::result::Result<(&Connection, &mut WriterClock), String>) -> Finish + Send>;
+type Job = Box<dyn FnOnce(std::result::Result<(&Connection, &mut WriterClock), String>) -> Finish + Send>;
 
 pub struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
@@ -51,11 +50,7 @@ impl Writer {
             .name("karavan-sqlite-writer".to_string())
             .spawn(move || write_loop(connection, receiver, thread_floor, max_batch, last_commit))
             .expect("the writer thread starts");
-        Writer {
-            jobs: Some(sender),
-            floor,
-            thread: Some(thread),
-        }
+        Writer { jobs: Some(sender), floor, thread: Some(thread) }
     }
 
     /// Runs `work` inside the next group's transaction (in its own savepoint, so that its failure does
@@ -69,20 +64,14 @@ impl Writer {
             let (connection, clock) = match transaction {
                 Ok(open) => open,
                 Err(message) => {
-                    let _ = reply.send(Err(StoreError::Corrupt(format!(
-                        "could not begin a transaction: {message}"
-                    ))));
+                    let _ = reply.send(Err(StoreError::Corrupt(format!("could not begin a transaction: {message}"))));
                     return Box::new(|_| ());
                 }
             };
             let outcome = match connection.execute_batch("SAVEPOINT job") {
                 Ok(()) => {
                     let outcome = work(connection, clock);
-                    let end = if outcome.is_ok() {
-                        "RELEASE job"
-                    } else {
-                        "ROLLBACK TO job; RELEASE job"
-                    };
+                    let end = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
                     match connection.execute_batch(end) {
                         Ok(()) => outcome,
                         Err(error) => Err(StoreError::Database(error)),
@@ -98,11 +87,7 @@ impl Writer {
                 let _ = reply.send(outcome);
             })
         });
-        self.jobs
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(job)
-            .map_err(|_| StoreError::Closed)?;
+        self.jobs.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)?;
         answer.recv().map_err(|_| StoreError::Closed)?
     }
 
@@ -122,13 +107,7 @@ impl Drop for Writer {
     }
 }
 
-fn write_loop(
-    connection: Connection,
-    jobs: mpsc::Receiver<Job>,
-    floor: Arc<AtomicI64>,
-    max_batch: usize,
-    last: i64,
-) {
+fn write_loop(connection: Connection, jobs: mpsc::Receiver<Job>, floor: Arc<AtomicI64>, max_batch: usize, last: i64) {
     let mut clock = WriterClock { last };
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -143,10 +122,7 @@ fn write_loop(
         let finishes: Vec<Finish>;
         let committed = match connection.execute_batch("BEGIN IMMEDIATE") {
             Ok(()) => {
-                finishes = batch
-                    .into_iter()
-                    .map(|job| job(Ok((&connection, &mut clock))))
-                    .collect();
+                finishes = batch.into_iter().map(|job| job(Ok((&connection, &mut clock)))).collect();
                 match connection.execute_batch("COMMIT") {
                     Ok(()) => Ok(()),
                     Err(error) => {
@@ -159,10 +135,7 @@ fn write_loop(
             Err(error) => {
                 tracing::error!(%error, "could not begin a write transaction");
                 let message = error.to_string();
-                finishes = batch
-                    .into_iter()
-                    .map(|job| job(Err(message.clone())))
-                    .collect();
+                finishes = batch.into_iter().map(|job| job(Err(message.clone()))).collect();
                 Err(message)
             }
         };

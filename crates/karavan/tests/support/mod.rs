@@ -19,36 +19,14 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> String {
         .env("RUST_LOG", "warn")
         .output()
         .expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "karavan {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("utf-8 output")
-        .trim()
-        .to_string()
+    assert!(output.status.success(), "karavan {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8 output").trim().to_string()
 }
 
 /// Creates a member with an admin key; returns (member id, key).
 pub fn member_with_key(data_dir: &Path, name: &str, role: &str) -> (String, String) {
-    let id = cli(
-        data_dir,
-        &[
-            "member",
-            "add",
-            "--name",
-            name,
-            "--country",
-            "KZ",
-            "--languages",
-            "kk,ru",
-        ],
-    );
-    let key = cli(
-        data_dir,
-        &["key", "create", "--member", &id, "--role", role],
-    );
+    let id = cli(data_dir, &["member", "add", "--name", name, "--country", "KZ", "--languages", "kk,ru"]);
+    let key = cli(data_dir, &["key", "create", "--member", &id, "--role", role]);
     (id, key)
 }
 
@@ -80,23 +58,14 @@ impl Server {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if !sent && let Some(rest) = line.split("address=").nth(1) {
-                    let address = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
+                    let address = rest.split_whitespace().next().unwrap_or_default().to_string();
                     let _ = sender.send(address);
                     sent = true;
                 }
             }
         });
-        let address = receiver
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs its address");
-        let server = Server {
-            child,
-            base: format!("http://{address}"),
-        };
+        let address = receiver.recv_timeout(Duration::from_secs(60)).expect("the server logs its address");
+        let server = Server { child, base: format!("http://{address}") };
         server.wait_healthy();
         server
     }
@@ -140,10 +109,7 @@ mod probe {
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut stream = TcpStream::connect(host)?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        write!(
-            stream,
-            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )?;
+        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         Ok(response.starts_with("HTTP/1.1 200"))
