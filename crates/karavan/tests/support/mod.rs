@@ -134,7 +134,12 @@ pub fn realistic_item(uri: &str, n: usize) -> serde_json::Value {
                  and one to Baku, and that customs clearance at the border now takes less than a day on average. \
                  Traders in Urumqi welcomed the change, citing lower costs for electronics and textiles.</p><p>The \
                  operator expects volumes to keep growing next year as a second track opens and the dry port in \
-                 Khorgos extends its container yard, according to a statement published on its website.</p>"
+                 Khorgos extends its container yard, according to a statement published on its website.</p><p>Freight \
+                 forwarders said the main bottleneck is now the change of gauge at the border, where containers are \
+                 moved between Chinese standard-gauge and Kazakh broad-gauge wagons. New gantry cranes installed in \
+                 the spring have cut the average transfer time to about four hours per train.</p><p>Exporters of \
+                 agricultural products in Uzbekistan and Kazakhstan hope to use the returning trains, which often \
+                 travel east half empty, to ship dried fruit, cotton yarn and flour to markets in western China.</p>"
             )
         }],
         "subjects": [
@@ -142,6 +147,8 @@ pub fn realistic_item(uri: &str, n: usize) -> serde_json::Value {
             { "name": "transport", "uri": "http://cv.iptc.org/newscodes/mediatopic/20000290" }
         ],
         "places": [{ "name": "Khorgos" }, { "name": "Tashkent" }],
+        "descriptions": [{ "role": "summary", "value": "Container traffic through Khorgos keeps rising as shippers move cargo to rail." }],
+        "slugline": "kz-rail-khorgos",
         "located": "Almaty",
         "by": "Demo Reporter",
         "copyrightHolder": "Demo Agency",
