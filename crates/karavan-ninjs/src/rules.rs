@@ -243,6 +243,33 @@ fn integer_between(minimum: i64, maximum: i64) -> Rule {
     Rule::Integer { minimum: Some(minimum), maximum: Some(maximum) }
 }
 
+/// The lowercase `rightsinfo` object of 1.4 – 2.x.
+fn rights_info_lowercase() -> Rule {
+    object(
+        Shape::open()
+            .with("langid", uri())
+            .with("linkedrights", uri())
+            .with("encodedrights", string())
+            .constrained(ONE_RIGHTS_1),
+    )
+}
+
+/// What 1.5 added and 2.1 added again under plural names: contact info on people, organisations,
+/// places and info sources, ticker symbols on organisations, and creator and scores on subjects.
+/// `parties` is (people, organisations, places, info sources) in the line's naming.
+fn add_contacts_symbols_and_subject_scores(shape: &mut Shape, parties: [&str; 4], subject: &str) {
+    for name in parties {
+        shape.items_mut(name).set("contactinfo", array_of_objects(contact_info("postalcode")));
+    }
+    let symbols = shape.items_mut(parties[1]).items_mut("symbols");
+    symbols.set("symboltype", uri());
+    symbols.set("symbol", string());
+    let subject = shape.items_mut(subject);
+    subject.set("creator", string());
+    subject.set("relevance", integer_between(0, 100));
+    subject.set("confidence", integer_between(0, 100));
+}
+
 fn array_of(rule: Rule) -> Rule {
     Rule::Array(Box::new(rule))
 }
@@ -362,28 +389,14 @@ fn line_1(version: NinjsVersion) -> Shape {
     if version >= V1_4 {
         shape.set("contentcreated", date_time());
         shape.set("expires", date_time());
-        shape.set(
-            "rightsinfo",
-            object(
-                Shape::open()
-                    .with("langid", uri())
-                    .with("linkedrights", uri())
-                    .with("encodedrights", string())
-                    .constrained(ONE_RIGHTS_1),
-            ),
-        );
+        shape.set("rightsinfo", rights_info_lowercase());
     }
     if version >= V1_5 {
-        for name in ["person", "organisation", "place", "infosource"] {
-            shape.items_mut(name).set("contactinfo", array_of_objects(contact_info("postalcode")));
-        }
-        let symbols = shape.items_mut("organisation").items_mut("symbols");
-        symbols.set("symboltype", uri());
-        symbols.set("symbol", string());
-        let subject = shape.items_mut("subject");
-        subject.set("creator", string());
-        subject.set("relevance", integer_between(0, 100));
-        subject.set("confidence", integer_between(0, 100));
+        add_contacts_symbols_and_subject_scores(
+            &mut shape,
+            ["person", "organisation", "place", "infosource"],
+            "subject",
+        );
     }
     if version >= V1_6 {
         shape.set("digitalsourcetype", object(digital_source_type()));
@@ -503,27 +516,13 @@ fn line_2(version: NinjsVersion) -> Shape {
             "genres",
             array_of_objects(Shape::closed().with("name", string()).with("uri", uri()).with("literal", string())),
         )
-        .with(
-            "rightsinfo",
-            object(
-                Shape::open()
-                    .with("langid", uri())
-                    .with("linkedrights", uri())
-                    .with("encodedrights", string())
-                    .constrained(ONE_RIGHTS_1),
-            ),
-        );
+        .with("rightsinfo", rights_info_lowercase());
     if version >= V2_1 {
-        for name in ["people", "organisations", "places", "infosources"] {
-            shape.items_mut(name).set("contactinfo", array_of_objects(contact_info("postalcode")));
-        }
-        let symbols = shape.items_mut("organisations").items_mut("symbols");
-        symbols.set("symboltype", uri());
-        symbols.set("symbol", string());
-        let subjects = shape.items_mut("subjects");
-        subjects.set("creator", string());
-        subjects.set("relevance", integer_between(0, 100));
-        subjects.set("confidence", integer_between(0, 100));
+        add_contacts_symbols_and_subject_scores(
+            &mut shape,
+            ["people", "organisations", "places", "infosources"],
+            "subjects",
+        );
         // 2.1 dropped `format: uri` from infosources role and genres uri.
         shape.items_mut("infosources").set("role", string());
         shape.items_mut("genres").set("uri", string());
