@@ -2,7 +2,8 @@
 //!
 //! Starts `karavan serve` on a fresh data directory, then publishes realistic items (about 2 KB of
 //! ninjs each) from concurrent clients over keep-alive connections, and prints items/s and latency
-//! percentiles. Settings: KARAVAN_BENCH_ITEMS (100000), KARAVAN_BENCH_CONCURRENCY (32).
+//! percentiles; then a partner member lists its wire (the newest 50) and the list latency is printed.
+//! Settings: KARAVAN_BENCH_ITEMS (100000), KARAVAN_BENCH_CONCURRENCY (32), KARAVAN_BENCH_LISTS (200).
 //! Run: `cargo bench -p karavan --bench publish`.
 
 #[path = "../tests/support/mod.rs"]
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use support::{Server, member_with_key, realistic_item};
+use support::{Server, cli, member_with_key, realistic_item};
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -34,7 +35,11 @@ fn main() {
     let items = setting("KARAVAN_BENCH_ITEMS", 100_000);
     let concurrency = setting("KARAVAN_BENCH_CONCURRENCY", 32);
     let dir = tempfile::tempdir().unwrap();
-    let (_member, key) = member_with_key(dir.path(), "Bench Agency", "editor");
+    let (member, key) = member_with_key(dir.path(), "Bench Agency", "editor");
+    // A second member reads everything through an agreement, as partners do.
+    let (_reader_member, reader_key) = member_with_key(dir.path(), "Reading Agency", "reader");
+    cli(dir.path(), &["agreement", "add", "--grantor", &member, "--grantee", "*", "--right", "view"]);
+    let lists = setting("KARAVAN_BENCH_LISTS", 200);
     let server = Server::start(dir.path(), &[]);
     let base = server.base.clone();
 
@@ -45,7 +50,7 @@ fn main() {
 
     // One client thread, so that the server keeps most of the machine.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (elapsed, mut latencies, failures) = runtime.block_on(async {
+    let (elapsed, mut latencies, failures, mut list_latencies) = runtime.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
@@ -86,7 +91,18 @@ fn main() {
             all.extend(latencies);
             failures += failed;
         }
-        (started.elapsed(), all, failures)
+        let elapsed = started.elapsed();
+        // Then the partner reads its wire: the first page, newest first, 50 items.
+        let mut list_latencies = Vec::with_capacity(lists);
+        for _ in 0..lists {
+            let sent = Instant::now();
+            let response =
+                client.get(format!("{base}/v1/items?limit=50")).bearer_auth(&reader_key).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            let _ = response.bytes().await;
+            list_latencies.push(sent.elapsed().as_micros() as u64);
+        }
+        (elapsed, all, failures, list_latencies)
     });
     latencies.sort_unstable();
     let rss = peak_rss_mib(server.child.id());
@@ -106,6 +122,12 @@ fn main() {
         percentile(&latencies, 1.0)
     );
     println!("  failures    {failures}");
+    list_latencies.sort_unstable();
+    println!(
+        "  then {lists} wire reads by a partner (newest 50 of {items}): p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&list_latencies, 0.50),
+        percentile(&list_latencies, 0.99)
+    );
     if let Some(rss) = rss {
         println!("  server peak RSS {rss:.0} MiB");
     }

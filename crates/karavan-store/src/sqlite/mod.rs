@@ -818,25 +818,64 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
         }
     };
     let limit = push(Sql::Integer(i64::from(query.limit.clamp(1, 1000))));
-    let sql = format!(
-        "WITH {grants_cte},
-         candidates AS (
-            SELECT i.current_seq AS seq, i.pub_status AS pub_status,
-                CASE WHEN i.owner = {viewer_param} THEN i.committed_at
-                     ELSE i.available_at + 60000000 * (
-                        SELECT MIN(g.delay) FROM g WHERE g.grantor = i.owner AND (g.subject IS NULL OR EXISTS (
-                            SELECT 1 FROM version_subjects s WHERE s.seq = i.current_seq AND s.key = g.subject)))
-                END AS vt
-            FROM items i
-            WHERE (i.owner = {viewer_param} OR i.owner IN (SELECT grantor FROM g)){filter_sql}
-         )
-         SELECT seq, vt FROM candidates WHERE {} ORDER BY {order} LIMIT {limit}",
-        outer.join(" AND ")
+    // Every query below ends with one more parameter: a bound on `available_at` that keeps the scan to
+    // a narrow range of the `items_available` index. The index is named because SQLite's planner
+    // otherwise prefers `items_owner` for the owner test and then sorts every row of those owners.
+    let bound = format!("?{}", values.len() + 1);
+    let candidates = |range: &str| {
+        format!(
+            "WITH {grants_cte},
+             candidates AS (
+                SELECT i.current_seq AS seq, i.pub_status AS pub_status, i.available_at AS available_at,
+                    CASE WHEN i.owner = {viewer_param} THEN i.committed_at
+                         ELSE i.available_at + 60000000 * (
+                            SELECT MIN(g.delay) FROM g WHERE g.grantor = i.owner AND (g.subject IS NULL OR EXISTS (
+                                SELECT 1 FROM version_subjects s WHERE s.seq = i.current_seq AND s.key = g.subject)))
+                    END AS vt
+                FROM items i INDEXED BY items_available
+                WHERE (i.owner = {viewer_param} OR i.owner IN (SELECT grantor FROM g)){filter_sql}{range}
+             )"
+        )
+    };
+    let outer_sql = outer.join(" AND ");
+    let max_delay = agreements.iter().map(|a| i64::from(a.delay_minutes) * 60_000_000).max().unwrap_or(0);
+    let run = |sql: &str, bound_value: i64| -> Result<Vec<(i64, i64)>> {
+        let mut statement = connection.prepare_cached(sql)?;
+        let parameters = values.iter().cloned().chain(std::iter::once(Sql::Integer(bound_value)));
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(parameters), |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    };
+    let main_sql = format!(
+        "{} SELECT seq, vt FROM candidates WHERE {outer_sql} ORDER BY {order} LIMIT {limit}",
+        candidates(&format!(" AND i.available_at >= {bound}"))
     );
-    let mut statement = connection.prepare_cached(&sql)?;
-    let positions = statement
-        .query_map(rusqlite::params_from_iter(values.iter()), |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // A version's visibility time `vt` is at least its `available_at` for its owner (who sees it from
+    // its commit, which comes first) and at most `available_at + max_delay` for anyone else. So:
+    let lower_bound = match query.page {
+        // Polling: every row with vt > the cursor has available_at >= cursor - max_delay.
+        Page::Since(cursor) => cursor.at.micros().saturating_sub(max_delay),
+        // Newest first: probe the index for `limit` visible rows, newest by available_at; the smallest
+        // vt among them, T, is a floor for the answer (at least `limit` rows reach it), and every row
+        // with vt >= T has available_at >= T - max_delay. Too few rows found: scan everything.
+        Page::NewestFirst(cursor) => {
+            let ceiling = cursor.map_or(horizon.micros().saturating_add(1), |c| c.at.micros().saturating_add(1));
+            let probe_sql = format!(
+                "{} SELECT seq, vt FROM candidates WHERE {outer_sql} ORDER BY available_at DESC LIMIT {limit}",
+                candidates(&format!(" AND i.available_at < {bound}"))
+            );
+            let probe = run(&probe_sql, ceiling)?;
+            if probe.len() as u32 >= query.limit.clamp(1, 1000) {
+                probe.iter().map(|(_, vt)| *vt).min().unwrap_or(i64::MIN).saturating_sub(max_delay)
+            } else {
+                i64::MIN
+            }
+        }
+    };
+    let positions = run(&main_sql, lower_bound)?;
     let mut entries = Vec::with_capacity(positions.len());
     for (seq, at) in positions {
         entries.push(ListEntry { cursor: Cursor { at: Timestamp(at), seq }, version: load_version(connection, seq)? });
