@@ -176,12 +176,13 @@ pub async fn get_item(
     let viewer = caller.0.member.clone();
     let read = state.blocking(move |store| store.item(&viewer, &id, now())).await?;
     match read {
-        ItemRead::Visible(version) => {
+        ItemRead::Visible(version, right) => {
             let mut response = Json(wire::ninjs(&version)).into_response();
             let headers = response.headers_mut();
             for (name, value) in [
                 ("karavan-item-id", version.item_id.to_string()),
                 ("karavan-member", version.owner.to_string()),
+                ("karavan-right", right.as_str().to_string()),
                 ("etag", format!("\"{}\"", version.seq)),
             ] {
                 if let Ok(value) = HeaderValue::from_str(&value) {
@@ -243,7 +244,7 @@ pub async fn kill_item(
     let viewer = caller.0.member.clone();
     let lookup = id.clone();
     let current = match state.blocking(move |store| store.item(&viewer, &lookup, now())).await? {
-        ItemRead::Visible(version) => version,
+        ItemRead::Visible(version, _) => version,
         ItemRead::Killed(_) => {
             return Err(ApiError::new(ErrorCode::ItemKilled, "the item is already killed"));
         }
@@ -345,6 +346,7 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, query: Ra
         "meta": listed.entries.iter().map(|e| {
             let mut meta = wire::meta(&e.version);
             meta["cursor"] = Value::String(e.cursor.to_token());
+            meta["right"] = Value::String(e.right.as_str().to_string());
             meta
         }).collect::<Vec<_>>(),
         "next": listed.next.map(Cursor::to_token),

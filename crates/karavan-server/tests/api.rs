@@ -95,6 +95,8 @@ async fn publish_read_correct_and_kill() {
     // The partner reads it as ninjs 3.1, with the Karavan id in altIds.
     let (status, read) = app.get(&partner.reader, &format!("/v1/items/{id}")).await;
     assert_eq!(status, StatusCode::OK);
+    let (_, wire) = app.get(&partner.reader, "/v1/items").await;
+    assert_eq!(wire["meta"][0]["right"], "republish", "the partner may republish: {wire}");
     assert_ninjs31(&validator, &read, "get");
     assert_eq!(read["headlines"][0]["value"], "Rail record");
     assert_eq!(read["version"], "1");

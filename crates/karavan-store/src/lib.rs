@@ -141,7 +141,8 @@ impl PublishOutcome {
 /// What a viewer gets when asking for one item.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemRead {
-    Visible(StoredVersion),
+    /// Visible, with the strongest right the viewer holds on it (its owner: republish).
+    Visible(StoredVersion, Right),
     /// The item was killed; this is its kill notice (the canceled version).
     Killed(StoredVersion),
     /// Absent, or not visible to the viewer: the two are indistinguishable on purpose.
@@ -218,6 +219,8 @@ impl ListQuery {
 pub struct ListEntry {
     pub cursor: Cursor,
     pub version: StoredVersion,
+    /// The strongest right the viewer holds on the item (its owner: republish).
+    pub right: Right,
 }
 
 /// A page of a list.

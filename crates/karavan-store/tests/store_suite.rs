@@ -35,11 +35,15 @@ fn member(store: &dyn Store, name: &str) -> MemberId {
 }
 
 fn grant(store: &dyn Store, grantor: &MemberId, grantee: Grantee, subjects: &[&str], delay: u32) {
+    grant_with(store, grantor, grantee, subjects, delay, Right::View);
+}
+
+fn grant_with(store: &dyn Store, grantor: &MemberId, grantee: Grantee, subjects: &[&str], delay: u32, right: Right) {
     store
         .add_agreement(NewAgreement {
             grantor: grantor.clone(),
             grantee,
-            right: Right::View,
+            right,
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
             delay_minutes: delay,
         })
@@ -132,7 +136,7 @@ fn corrections_idempotency_and_conflicts(make: fn() -> (tempfile::TempDir, Arc<d
     let history = store.versions(&agency, &first.item_id, now()).unwrap().unwrap();
     let headlines: Vec<&str> = history.iter().map(|v| headline(&v.document)).collect();
     assert_eq!(headlines, ["first", "corrected", "third"], "every version stays readable");
-    let ItemRead::Visible(current) = store.item(&agency, &first.item_id, now()).unwrap() else { panic!() };
+    let ItemRead::Visible(current, _) = store.item(&agency, &first.item_id, now()).unwrap() else { panic!() };
     assert_eq!(headline(&current.document), "third");
 
     // The same uri from another member is another item.
@@ -154,16 +158,16 @@ fn agreements_embargo_and_kills(make: fn() -> (tempfile::TempDir, Arc<dyn Store>
     let embargoed = store.publish(embargoed).unwrap().stored().item_id.clone();
 
     let t = now();
-    assert!(matches!(store.item(&partner, &open, t).unwrap(), ItemRead::Visible(_)));
+    assert!(matches!(store.item(&partner, &open, t).unwrap(), ItemRead::Visible(..)));
     assert_eq!(store.item(&stranger, &open, t).unwrap(), ItemRead::NotFound, "no agreement, no item");
     assert_eq!(store.item(&partner, &embargoed, t).unwrap(), ItemRead::NotFound, "embargo hides the item");
-    assert!(matches!(store.item(&owner, &embargoed, t).unwrap(), ItemRead::Visible(_)), "except from its owner");
+    assert!(matches!(store.item(&owner, &embargoed, t).unwrap(), ItemRead::Visible(..)), "except from its owner");
     assert!(store.versions(&partner, &embargoed, t).unwrap().is_none());
     let listed: Vec<_> = store.list(&partner, &ListQuery::newest(50), t).unwrap().entries;
     assert_eq!(listed.len(), 1, "the embargoed item is not listed");
     // When the embargo passes, the item appears by itself.
     let later = until.plus_minutes(1);
-    assert!(matches!(store.item(&partner, &embargoed, later).unwrap(), ItemRead::Visible(_)));
+    assert!(matches!(store.item(&partner, &embargoed, later).unwrap(), ItemRead::Visible(..)));
 
     let mut kill = version(&owner, "urn:open", None, "killed");
     kill.pub_status = PubStatus::Canceled;
@@ -302,7 +306,8 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
             }
             let limited: Vec<&str> = subjects.iter().copied().filter(|_| rng.below(3) == 0).collect();
             let delay = [0, 0, 5, 120][rng.below(4) as usize];
-            grant(store.as_ref(), grantor, grantee, &limited, delay);
+            let right = if rng.below(2) == 0 { Right::View } else { Right::Republish };
+            grant_with(store.as_ref(), grantor, grantee, &limited, delay, right);
         }
         let base = now();
         for n in 0..30 {
@@ -322,8 +327,14 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
             for viewer in &members {
                 let mut all = ListQuery::newest(1000);
                 all.include_kills = true;
-                let listed: HashSet<String> =
-                    store.list(viewer, &all, at).unwrap().entries.iter().map(|e| e.version.uri.clone()).collect();
+                let entries = store.list(viewer, &all, at).unwrap().entries;
+                let listed: HashSet<String> = entries.iter().map(|e| e.version.uri.clone()).collect();
+                // The right the SQL computes is the right `item` (the Rust rule) gives.
+                for entry in &entries {
+                    if let ItemRead::Visible(_, right) = store.item(viewer, &entry.version.item_id, at).unwrap() {
+                        assert_eq!(entry.right, right, "seed {seed}: right on {}", entry.version.uri);
+                    }
+                }
                 // The naive way: ask `item` (which applies the domain's `visibility_for` in Rust) about
                 // every item of every member, and compare with what the SQL of `list` returned.
                 let mut expected = HashSet::new();
@@ -336,7 +347,7 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
                         }
                         let id = &entry.version.item_id;
                         let seq = entry.version.seq;
-                        let (ItemRead::Visible(v) | ItemRead::Killed(v)) = store.item(owner, id, at).unwrap() else {
+                        let (ItemRead::Visible(v, _) | ItemRead::Killed(v)) = store.item(owner, id, at).unwrap() else {
                             panic!("the owner sees its item")
                         };
                         assert_eq!(v.seq, seq);

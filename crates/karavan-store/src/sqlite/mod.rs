@@ -682,7 +682,7 @@ impl Store for SqliteStore {
                 subjects: &subjects,
             };
             Ok(match visibility_for(viewer, &access, &agreements, now) {
-                Visibility::Visible { .. } => ItemRead::Visible(version),
+                Visibility::Visible { right, .. } => ItemRead::Visible(version, right),
                 Visibility::Killed { .. } => ItemRead::Killed(version),
                 Visibility::Hidden => ItemRead::NotFound,
             })
@@ -753,18 +753,19 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
     for agreement in &agreements {
         let grantor = push(Sql::Text(agreement.grantor.to_string()));
         let delay = push(Sql::Integer(i64::from(agreement.delay_minutes)));
+        let republish = i64::from(agreement.right == Right::Republish);
         if agreement.subjects.is_empty() {
-            grants.push(format!("({grantor}, {delay}, NULL)"));
+            grants.push(format!("({grantor}, {delay}, NULL, {republish})"));
         }
         for subject in &agreement.subjects {
             let subject = push(Sql::Text(subject.clone()));
-            grants.push(format!("({grantor}, {delay}, {subject})"));
+            grants.push(format!("({grantor}, {delay}, {subject}, {republish})"));
         }
     }
     let grants_cte = if grants.is_empty() {
-        "g(grantor, delay, subject) AS (SELECT NULL, NULL, NULL WHERE 0)".to_string()
+        "g(grantor, delay, subject, republish) AS (SELECT NULL, NULL, NULL, NULL WHERE 0)".to_string()
     } else {
-        format!("g(grantor, delay, subject) AS (VALUES {})", grants.join(", "))
+        format!("g(grantor, delay, subject, republish) AS (VALUES {})", grants.join(", "))
     };
     let viewer_param = push(Sql::Text(viewer.to_string()));
 
@@ -831,7 +832,11 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
                          ELSE i.available_at + 60000000 * (
                             SELECT MIN(g.delay) FROM g WHERE g.grantor = i.owner AND (g.subject IS NULL OR EXISTS (
                                 SELECT 1 FROM version_subjects s WHERE s.seq = i.current_seq AND s.key = g.subject)))
-                    END AS vt
+                    END AS vt,
+                    CASE WHEN i.owner = {viewer_param} THEN 1
+                         ELSE (SELECT MAX(g.republish) FROM g WHERE g.grantor = i.owner AND (g.subject IS NULL OR EXISTS (
+                                SELECT 1 FROM version_subjects s WHERE s.seq = i.current_seq AND s.key = g.subject)))
+                    END AS republish
                 FROM items i INDEXED BY items_available
                 WHERE (i.owner = {viewer_param} OR i.owner IN (SELECT grantor FROM g)){filter_sql}{range}
              )"
@@ -839,18 +844,18 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
     };
     let outer_sql = outer.join(" AND ");
     let max_delay = agreements.iter().map(|a| i64::from(a.delay_minutes) * 60_000_000).max().unwrap_or(0);
-    let run = |sql: &str, bound_value: i64| -> Result<Vec<(i64, i64)>> {
+    let run = |sql: &str, bound_value: i64| -> Result<Vec<(i64, i64, bool)>> {
         let mut statement = connection.prepare_cached(sql)?;
         let parameters = values.iter().cloned().chain(std::iter::once(Sql::Integer(bound_value)));
         let rows = statement
             .query_map(rusqlite::params_from_iter(parameters), |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, Option<i64>>(2)? == Some(1)))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     };
     let main_sql = format!(
-        "{} SELECT seq, vt FROM candidates WHERE {outer_sql} ORDER BY {order} LIMIT {limit}",
+        "{} SELECT seq, vt, republish FROM candidates WHERE {outer_sql} ORDER BY {order} LIMIT {limit}",
         candidates(&format!(" AND i.available_at >= {bound}"))
     );
     // A version's visibility time `vt` is at least its `available_at` for its owner (who sees it from
@@ -864,12 +869,12 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
         Page::NewestFirst(cursor) => {
             let ceiling = cursor.map_or(horizon.micros().saturating_add(1), |c| c.at.micros().saturating_add(1));
             let probe_sql = format!(
-                "{} SELECT seq, vt FROM candidates WHERE {outer_sql} ORDER BY available_at DESC LIMIT {limit}",
+                "{} SELECT seq, vt, republish FROM candidates WHERE {outer_sql} ORDER BY available_at DESC LIMIT {limit}",
                 candidates(&format!(" AND i.available_at < {bound}"))
             );
             let probe = run(&probe_sql, ceiling)?;
             if probe.len() as u32 >= query.limit.clamp(1, 1000) {
-                probe.iter().map(|(_, vt)| *vt).min().unwrap_or(i64::MIN).saturating_sub(max_delay)
+                probe.iter().map(|(_, vt, _)| *vt).min().unwrap_or(i64::MIN).saturating_sub(max_delay)
             } else {
                 i64::MIN
             }
@@ -877,8 +882,13 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
     };
     let positions = run(&main_sql, lower_bound)?;
     let mut entries = Vec::with_capacity(positions.len());
-    for (seq, at) in positions {
-        entries.push(ListEntry { cursor: Cursor { at: Timestamp(at), seq }, version: load_version(connection, seq)? });
+    for (seq, at, republish) in positions {
+        let right = if republish { Right::Republish } else { Right::View };
+        entries.push(ListEntry {
+            cursor: Cursor { at: Timestamp(at), seq },
+            version: load_version(connection, seq)?,
+            right,
+        });
     }
     let full = entries.len() as u32 >= query.limit.clamp(1, 1000);
     let horizon_cursor = Cursor { at: horizon, seq: i64::MAX };
