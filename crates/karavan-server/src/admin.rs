@@ -12,19 +12,14 @@ use karavan_store::NewAgreement;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult};
+use crate::items::body_bytes;
 use crate::publish::parse_json_body;
 use crate::{AppState, wire};
 
 /// Reads a JSON object body and refuses fields the route does not know.
 fn object_body(body: Result<Bytes, BytesRejection>, known: &[&str]) -> ApiResult<Map<String, Value>> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorCode::PayloadTooLarge, "the body is larger than this server accepts")
-        } else {
-            ApiError::invalid(format!("body: {rejection}"))
-        }
-    })?;
+    let body = body_bytes(body)?;
     let Value::Object(object) = parse_json_body(&body)? else {
         return Err(ApiError::invalid("body: expected a JSON object"));
     };

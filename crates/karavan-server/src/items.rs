@@ -21,7 +21,8 @@ use crate::{AppState, now, wire};
 /// The header a client may use to say which ninjs version a body follows.
 pub const NINJS_VERSION_HEADER: &str = "karavan-ninjs-version";
 
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+/// The body, or the API's error for a body that could not be read (413 when it is too large).
+pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(ErrorCode::PayloadTooLarge, "the body is larger than this server accepts")
