@@ -135,7 +135,6 @@ fn latin_letter(language: Language, c: char, at_start: bool) -> Option<&'static 
         (Tajik, 'ӯ') => "u",
         (Tajik, 'ъ') => "’",
         (_, 'ы') => "y",
-        (_, 'ъ') => "",
         _ => "",
     };
     let text = if specific.is_empty() { common } else { specific };
