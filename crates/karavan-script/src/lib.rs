@@ -6,7 +6,7 @@
 //! Pure functions, no IO.
 
 /// The languages with a Cyrillic → Latin table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Language {
     Uzbek,
     Kazakh,

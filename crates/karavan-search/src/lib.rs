@@ -1,0 +1,5 @@
+//! Karavan's full-text search: one tantivy index (derived data, rebuilt from the store) over the
+//! current version of every item, with per-language analysis, facets, snippets and the visibility rule
+//! applied inside the query, so that no hit, snippet or facet count reveals what a caller may not see.
+
+pub mod analysis;
