@@ -214,24 +214,31 @@ pub fn strip_suffixes(language: Language, folded: &str) -> &str {
         Language::Tajik => &["ro"][..],
     };
     let plurals: &[&str] = if language == Language::Tajik { &["ho", "on"] } else { PLURALS };
+    // Strip to a fixed point, so that a word and its inflected forms meet whatever they started as
+    // (a few rounds at most: a case ending, then a plural).
     let mut stem = folded;
-    for suffix in cases {
-        if let Some(rest) = stem.strip_suffix(suffix)
-            && rest.chars().count() >= 4
-        {
-            stem = rest;
-            break;
-        }
-    }
-    for suffix in plurals {
-        if let Some(rest) = stem.strip_suffix(suffix)
-            && rest.chars().count() >= 4
-        {
-            stem = rest;
+    for _ in 0..3 {
+        let before = stem;
+        stem = strip_one(stem, cases);
+        stem = strip_one(stem, plurals);
+        if stem == before {
             break;
         }
     }
     stem
+}
+
+fn strip_one<'a>(word: &'a str, suffixes: &[&str]) -> &'a str {
+    for suffix in suffixes {
+        if let Some(rest) = word.strip_suffix(suffix)
+            && rest.chars().count() >= 4
+            // Place names in -stan (Qazaqstan, Tojikiston) are not ablatives in -tan.
+            && !(matches!(*suffix, "tan" | "ten") && rest.ends_with('s'))
+        {
+            return rest;
+        }
+    }
+    word
 }
 
 #[cfg(test)]
@@ -284,5 +291,7 @@ mod tests {
         assert_eq!(stem(Language::Turkmen, "Aşgabatda"), "ashgabat");
         assert_eq!(stem(Language::Kyrgyz, "Бишкекте"), "bishkek");
         assert_eq!(stem(Language::Kazakh, "ata"), "ata", "short words keep their ending");
+        assert_eq!(stem(Language::Kazakh, "Qazaqstan"), "qazaqstan", "-stan is not an ablative");
+        assert_eq!(stem(Language::Uzbek, "shaharlardan"), "shahar");
     }
 }

@@ -3,3 +3,8 @@
 //! applied inside the query, so that no hit, snippet or facet count reveals what a caller may not see.
 
 pub mod analysis;
+mod index;
+
+pub use index::{
+    Audience, Facets, Grant, IndexDoc, Result, SearchError, SearchHit, SearchIndex, SearchRequest, SearchResults, Sort,
+};

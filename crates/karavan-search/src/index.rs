@@ -1,0 +1,504 @@
+//! The search index: schema, near-real-time updates, and queries with the caller's visibility inside.
+//!
+//! The index holds one document per item: its current version. It is derived data: the commit payload
+//! records the highest store sequence number indexed, so that a restart can catch up from the store.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::aggregation::AggregationCollector;
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions,
+    Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, Term};
+
+use crate::analysis::{self, Analyzer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The query text could not be parsed; the message says where.
+    #[error("q: {0}")]
+    BadQuery(String),
+    #[error("search index error: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("search index directory error: {0}")]
+    Directory(String),
+    #[error("search index io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, SearchError>;
+
+/// What the index stores of an item's current version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexDoc {
+    pub item_id: String,
+    pub seq: i64,
+    pub owner: String,
+    pub country: Option<String>,
+    pub language: Option<String>,
+    pub item_type: Option<String>,
+    pub urgency: Option<u8>,
+    /// `versionCreated`, or when the version was stored (µs since the epoch).
+    pub dated_at: i64,
+    /// When others may first see it, before agreement delays (µs).
+    pub available_at: i64,
+    pub pub_status: String,
+    /// Subject keys (codes and URIs), for filters, facets and subject-limited agreements.
+    pub subjects: Vec<String>,
+    pub genres: Vec<String>,
+    pub headline: String,
+    /// Plain text of the bodies and descriptions.
+    pub body: String,
+}
+
+/// One agreement, as the search needs it.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub grantor: String,
+    pub delay_minutes: u32,
+    /// Empty: all of the grantor's items.
+    pub subjects: Vec<String>,
+}
+
+/// Who is searching, and what they may see: the visibility rule of `karavan_domain::visibility_for`,
+/// as index queries.
+#[derive(Debug, Clone)]
+pub struct Audience {
+    pub viewer: String,
+    pub grants: Vec<Grant>,
+    /// Now, in µs since the epoch.
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Relevance,
+    Newest,
+}
+
+/// A search request, already validated by the caller.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// The query text in the query language (phrases, AND / OR, -exclusion); `None` matches all.
+    pub text: Option<String>,
+    /// The language to analyse the query in; `None`: detected from the script, else every language.
+    pub query_language: Option<String>,
+    pub members: Vec<String>,
+    pub countries: Vec<String>,
+    /// Language tags; `uz` matches `uz-Latn` and `uz-Cyrl`.
+    pub languages: Vec<String>,
+    pub subjects: Vec<String>,
+    pub genres: Vec<String>,
+    pub types: Vec<String>,
+    pub urgency: Option<(u8, u8)>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub sort: Sort,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl SearchRequest {
+    pub fn text(text: &str) -> SearchRequest {
+        SearchRequest {
+            text: Some(text.to_string()),
+            query_language: None,
+            members: Vec::new(),
+            countries: Vec::new(),
+            languages: Vec::new(),
+            subjects: Vec::new(),
+            genres: Vec::new(),
+            types: Vec::new(),
+            urgency: None,
+            from: None,
+            to: None,
+            sort: Sort::Relevance,
+            offset: 0,
+            limit: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub item_id: String,
+    pub seq: i64,
+    pub score: f32,
+    /// HTML: the text escaped, the matched words in `<b>`.
+    pub snippet: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Facets {
+    pub members: Vec<(String, u64)>,
+    pub languages: Vec<(String, u64)>,
+    pub subjects: Vec<(String, u64)>,
+    /// Start of each day (µs) with at least one hit, and the count.
+    pub days: Vec<(i64, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResults {
+    pub hits: Vec<SearchHit>,
+    pub total: usize,
+    pub facets: Facets,
+}
+
+struct Fields {
+    item_id: Field,
+    seq: Field,
+    owner: Field,
+    country: Field,
+    language: Field,
+    language_match: Field,
+    item_type: Field,
+    urgency: Field,
+    dated_at: Field,
+    available_at: Field,
+    pub_status: Field,
+    subjects: Field,
+    genres: Field,
+    analyzer: Field,
+    text: HashMap<Analyzer, Field>,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let mut text = HashMap::new();
+    for analyzer in Analyzer::ALL {
+        let indexing = TextFieldIndexing::default()
+            .set_tokenizer(&analyzer.tokenizer_name())
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        let options = TextOptions::default().set_indexing_options(indexing).set_stored();
+        text.insert(analyzer, builder.add_text_field(&format!("text_{}", analyzer.name()), options));
+    }
+    let fields = Fields {
+        item_id: builder.add_text_field("item_id", STRING | STORED),
+        seq: builder.add_i64_field("seq", STORED | FAST),
+        owner: builder.add_text_field("owner", STRING | FAST),
+        country: builder.add_text_field("country", STRING | FAST),
+        language: builder.add_text_field("language", STRING | FAST),
+        language_match: builder.add_text_field("language_match", STRING),
+        item_type: builder.add_text_field("type", STRING),
+        urgency: builder.add_u64_field("urgency", INDEXED | FAST),
+        dated_at: builder.add_i64_field("dated_at", INDEXED | FAST),
+        available_at: builder.add_i64_field("available_at", INDEXED | FAST),
+        pub_status: builder.add_text_field("pub_status", STRING),
+        subjects: builder.add_text_field("subjects", STRING | FAST),
+        genres: builder.add_text_field("genres", STRING),
+        analyzer: builder.add_text_field("analyzer", STRING | STORED),
+        text,
+    };
+    (builder.build(), fields)
+}
+
+/// The index, its single writer and its reader.
+pub struct SearchIndex {
+    index: Index,
+    fields: Fields,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+    /// Highest store sequence number added since the last commit, if any.
+    pending: Mutex<Option<i64>>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex").finish_non_exhaustive()
+    }
+}
+
+const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it (empty) if needed. An index whose schema differs from this
+    /// version's is recreated empty: it is derived data, and the caller catches up from the store.
+    pub fn open(dir: &Path) -> Result<SearchIndex> {
+        std::fs::create_dir_all(dir)?;
+        let (schema, fields) = schema();
+        let directory =
+            tantivy::directory::MmapDirectory::open(dir).map_err(|e| SearchError::Directory(e.to_string()))?;
+        let index = match Index::open_or_create(directory, schema.clone()) {
+            Ok(index) => index,
+            Err(error) => {
+                tracing::warn!(%error, dir = %dir.display(), "search index unreadable or of another schema; recreating it");
+                std::fs::remove_dir_all(dir)?;
+                std::fs::create_dir_all(dir)?;
+                let directory =
+                    tantivy::directory::MmapDirectory::open(dir).map_err(|e| SearchError::Directory(e.to_string()))?;
+                Index::create(directory, schema, tantivy::IndexSettings::default())?
+            }
+        };
+        analysis::register(index.tokenizers());
+        let writer = index.writer(WRITER_MEMORY)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(SearchIndex { index, fields, writer: Mutex::new(writer), reader, pending: Mutex::new(None) })
+    }
+
+    /// The highest store sequence number that is committed in the index (0 for a new index).
+    pub fn indexed_seq(&self) -> Result<i64> {
+        let metas = self.index.load_metas()?;
+        Ok(metas.payload.as_deref().and_then(|p| p.parse().ok()).unwrap_or(0))
+    }
+
+    /// Adds or replaces an item's document. Visible to searches after the next [`SearchIndex::commit`].
+    pub fn upsert(&self, doc: &IndexDoc) -> Result<()> {
+        let f = &self.fields;
+        let analyzer = Analyzer::for_language(doc.language.as_deref());
+        let mut document = TantivyDocument::default();
+        document.add_text(f.item_id, &doc.item_id);
+        document.add_i64(f.seq, doc.seq);
+        document.add_text(f.owner, &doc.owner);
+        if let Some(country) = &doc.country {
+            document.add_text(f.country, country);
+        }
+        if let Some(language) = &doc.language {
+            let lower = language.to_ascii_lowercase();
+            document.add_text(f.language, &lower);
+            let primary = lower.split('-').next().unwrap_or_default().to_string();
+            document.add_text(f.language_match, &lower);
+            if primary != lower {
+                document.add_text(f.language_match, &primary);
+            }
+        }
+        if let Some(item_type) = &doc.item_type {
+            document.add_text(f.item_type, item_type);
+        }
+        if let Some(urgency) = doc.urgency {
+            document.add_u64(f.urgency, u64::from(urgency));
+        }
+        document.add_i64(f.dated_at, doc.dated_at);
+        document.add_i64(f.available_at, doc.available_at);
+        document.add_text(f.pub_status, &doc.pub_status);
+        for subject in &doc.subjects {
+            document.add_text(f.subjects, subject);
+        }
+        for genre in &doc.genres {
+            document.add_text(f.genres, genre);
+        }
+        document.add_text(f.analyzer, analyzer.name());
+        document.add_text(f.text[&analyzer], format!("{}\n{}", doc.headline, doc.body));
+        let writer = self.writer.lock().map_err(|_| SearchError::Directory("writer lock poisoned".into()))?;
+        writer.delete_term(Term::from_field_text(f.item_id, &doc.item_id));
+        writer.add_document(document)?;
+        let mut pending = self.pending.lock().map_err(|_| SearchError::Directory("lock poisoned".into()))?;
+        *pending = Some(pending.map_or(doc.seq, |p| p.max(doc.seq)));
+        Ok(())
+    }
+
+    /// Commits what was added, records the highest sequence number seen, and makes it searchable.
+    /// Returns whether there was anything to commit.
+    pub fn commit(&self) -> Result<bool> {
+        let Some(seq) = self.pending.lock().map_err(|_| SearchError::Directory("lock poisoned".into()))?.take() else {
+            return Ok(false);
+        };
+        let seq = seq.max(self.indexed_seq()?);
+        {
+            let mut writer = self.writer.lock().map_err(|_| SearchError::Directory("writer lock poisoned".into()))?;
+            let mut prepared = writer.prepare_commit()?;
+            prepared.set_payload(&seq.to_string());
+            prepared.commit()?;
+        }
+        self.reader.reload()?;
+        Ok(true)
+    }
+
+    /// Removes every document (before a rebuild).
+    pub fn clear(&self) -> Result<()> {
+        let mut writer = self.writer.lock().map_err(|_| SearchError::Directory("writer lock poisoned".into()))?;
+        writer.delete_all_documents()?;
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload("0");
+        prepared.commit()?;
+        drop(writer);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    fn term(&self, field: Field, text: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::Basic))
+    }
+
+    fn any_of(&self, field: Field, values: &[String]) -> Box<dyn Query> {
+        Box::new(BooleanQuery::new(values.iter().map(|v| (Occur::Should, self.term(field, v))).collect()))
+    }
+
+    /// The visibility rule as a query: the viewer's own items, and the items an agreement covers once
+    /// their embargo and the agreement's delay have passed; killed items never.
+    fn visibility(&self, audience: &Audience) -> Box<dyn Query> {
+        let f = &self.fields;
+        let mut allowed: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, self.term(f.owner, &audience.viewer))];
+        for grant in &audience.grants {
+            let until = audience.now.saturating_sub(i64::from(grant.delay_minutes) * 60_000_000);
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+                (Occur::Must, self.term(f.owner, &grant.grantor)),
+                (
+                    Occur::Must,
+                    Box::new(RangeQuery::new(
+                        Bound::Unbounded,
+                        Bound::Included(Term::from_field_i64(f.available_at, until)),
+                    )),
+                ),
+            ];
+            if !grant.subjects.is_empty() {
+                clauses.push((Occur::Must, self.any_of(f.subjects, &grant.subjects)));
+            }
+            allowed.push((Occur::Should, Box::new(BooleanQuery::new(clauses))));
+        }
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(BooleanQuery::new(allowed))),
+            (Occur::MustNot, self.term(f.pub_status, "canceled")),
+        ]))
+    }
+
+    fn text_fields_for(&self, request: &SearchRequest) -> Vec<Analyzer> {
+        let language = request.query_language.as_deref().or(match request.languages.as_slice() {
+            [only] => Some(only.as_str()),
+            _ => None,
+        });
+        if let Some(language) = language {
+            return vec![Analyzer::for_language(Some(language))];
+        }
+        // Han characters can only be Chinese; other scripts are shared by several member languages.
+        let text = request.text.as_deref().unwrap_or_default();
+        if text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c)) {
+            return vec![Analyzer::Chinese];
+        }
+        Analyzer::ALL.to_vec()
+    }
+
+    /// Runs a search as `audience`.
+    pub fn search(&self, request: &SearchRequest, audience: &Audience) -> Result<SearchResults> {
+        let f = &self.fields;
+        let analyzers = self.text_fields_for(request);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.visibility(audience))];
+        match request.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(text) => {
+                let fields = analyzers.iter().map(|a| f.text[a]).collect();
+                let mut parser = QueryParser::for_index(&self.index, fields);
+                parser.set_conjunction_by_default();
+                let query = parser.parse_query(text).map_err(|e| SearchError::BadQuery(e.to_string()))?;
+                clauses.push((Occur::Must, query));
+            }
+            None => clauses.push((Occur::Must, Box::new(AllQuery))),
+        }
+        let filters: [(Field, &[String]); 6] = [
+            (f.owner, &request.members),
+            (f.country, &request.countries),
+            (f.language_match, &request.languages),
+            (f.subjects, &request.subjects),
+            (f.genres, &request.genres),
+            (f.item_type, &request.types),
+        ];
+        for (field, values) in filters {
+            if !values.is_empty() {
+                let values: Vec<String> = if field == f.language_match {
+                    values.iter().map(|v| v.to_ascii_lowercase()).collect()
+                } else {
+                    values.to_vec()
+                };
+                clauses.push((Occur::Must, self.any_of(field, &values)));
+            }
+        }
+        if let Some((low, high)) = request.urgency {
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_u64(f.urgency, u64::from(low))),
+                    Bound::Included(Term::from_field_u64(f.urgency, u64::from(high))),
+                )),
+            ));
+        }
+        if request.from.is_some() || request.to.is_some() {
+            let bound =
+                |v: Option<i64>| v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(f.dated_at, v)));
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(bound(request.from), bound(request.to)))));
+        }
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+
+        let aggregations: Aggregations = serde_json::from_value(serde_json::json!({
+            "members": { "terms": { "field": "owner", "size": 100 } },
+            "languages": { "terms": { "field": "language", "size": 100 } },
+            "subjects": { "terms": { "field": "subjects", "size": 50 } },
+            "days": { "histogram": { "field": "dated_at", "interval": 86_400_000_000i64, "min_doc_count": 1 } },
+        }))
+        .map_err(|e| SearchError::Directory(format!("aggregation request: {e}")))?;
+        let facets_collector = AggregationCollector::from_aggs(aggregations, Default::default());
+        let limit = request.limit.clamp(1, 200);
+        let top: Vec<(Score, DocAddress)> = match request.sort {
+            Sort::Relevance => {
+                let (top, _) = searcher
+                    .search(&query, &(TopDocs::with_limit(limit).and_offset(request.offset).order_by_score(), Count))?;
+                top
+            }
+            Sort::Newest => {
+                let collector = TopDocs::with_limit(limit)
+                    .and_offset(request.offset)
+                    .order_by_fast_field::<i64>("dated_at", Order::Desc);
+                let found: Vec<(Option<i64>, DocAddress)> = searcher.search(&query, &collector)?;
+                found.into_iter().map(|(_, address)| (0.0, address)).collect()
+            }
+        };
+        let (total, facet_results) = searcher.search(&query, &(Count, facets_collector))?;
+        let facets = read_facets(&serde_json::to_value(&facet_results).unwrap_or_default());
+
+        let mut generators: HashMap<String, SnippetGenerator> = HashMap::new();
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            let text =
+                |field: Field| document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let analyzer_name = text(f.analyzer);
+            let analyzer = Analyzer::ALL.into_iter().find(|a| a.name() == analyzer_name).unwrap_or(Analyzer::Other);
+            let field = f.text[&analyzer];
+            let snippet = match request.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                None => String::new(),
+                Some(_) => {
+                    if !generators.contains_key(&analyzer_name) {
+                        let mut generator = SnippetGenerator::create(&searcher, &query, field)?;
+                        generator.set_max_num_chars(240);
+                        generators.insert(analyzer_name.clone(), generator);
+                    }
+                    generators[&analyzer_name].snippet_from_doc(&document).to_html()
+                }
+            };
+            let seq = document.get_first(f.seq).and_then(|v| v.as_i64()).unwrap_or_default();
+            hits.push(SearchHit { item_id: text(f.item_id), seq, score, snippet });
+        }
+        Ok(SearchResults { hits, total, facets })
+    }
+}
+
+fn read_facets(results: &serde_json::Value) -> Facets {
+    let terms = |name: &str| -> Vec<(String, u64)> {
+        results[name]["buckets"]
+            .as_array()
+            .map(|buckets| {
+                buckets
+                    .iter()
+                    .filter_map(|b| Some((b["key"].as_str()?.to_string(), b["doc_count"].as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let days = results["days"]["buckets"]
+        .as_array()
+        .map(|buckets| {
+            buckets.iter().filter_map(|b| Some((b["key"].as_f64()? as i64, b["doc_count"].as_u64()?))).collect()
+        })
+        .unwrap_or_default();
+    Facets { members: terms("members"), languages: terms("languages"), subjects: terms("subjects"), days }
+}
