@@ -259,4 +259,8 @@ pub trait Store: Send + Sync + 'static {
     /// All versions the viewer may see, oldest first; `None` when the item is not visible at all.
     fn versions(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<Option<Vec<StoredVersion>>>;
     fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage>;
+
+    /// For derived data (the search index), not for readers: the current versions of the items whose
+    /// current version has a sequence number above `after`, in sequence order, at most `limit`.
+    fn current_versions_after(&self, after: i64, limit: u32) -> Result<Vec<StoredVersion>>;
 }

@@ -133,6 +133,11 @@ fn corrections_idempotency_and_conflicts(make: fn() -> (tempfile::TempDir, Arc<d
     assert_eq!(third.stored().version, "3");
     assert!(matches!(store.publish(version(&agency, "urn:a:1", None, "third")).unwrap(), PublishOutcome::Unchanged(_)));
 
+    // Derived data catches up through the current versions after a sequence number.
+    let current = store.current_versions_after(0, 100).unwrap();
+    assert_eq!(current.len(), 1, "one item, its current version only");
+    assert_eq!(headline(&current[0].document), "third");
+    assert!(store.current_versions_after(current[0].seq, 100).unwrap().is_empty());
     let history = store.versions(&agency, &first.item_id, now()).unwrap().unwrap();
     let headlines: Vec<&str> = history.iter().map(|v| headline(&v.document)).collect();
     assert_eq!(headlines, ["first", "corrected", "third"], "every version stays readable");

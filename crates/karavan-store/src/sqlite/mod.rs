@@ -726,6 +726,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn current_versions_after(&self, after: i64, limit: u32) -> Result<Vec<StoredVersion>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM items i JOIN versions v ON v.seq = i.current_seq
+                 WHERE i.current_seq > ?1 ORDER BY i.current_seq LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![after, limit], version_from_row)?;
+            rows.map(|row| row?.build()).collect()
+        })
+    }
+
     fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage> {
         let horizon = Timestamp(self.writer.horizon(now.micros()));
         self.read(|connection| list_in(connection, viewer, query, horizon))
