@@ -1,5 +1,7 @@
 //! Item routes: publish (new items, corrections, kills), get one, its versions, and the caller's wire.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -145,12 +147,28 @@ pub async fn publish(
     // A JSON array is a batch (a ninjs collection): stored all or nothing, in order.
     if let Value::Array(elements) = value {
         let versions = state.compute(move || read_batch(&owner, &elements, client_says)).await??;
-        let outcomes = state.blocking(move |store| store.publish_all(versions)).await?;
+        let search = Arc::clone(state.search());
+        let outcomes = state
+            .blocking(move |store| {
+                let outcomes = store.publish_all(versions)?;
+                for outcome in &outcomes {
+                    index_outcome(store, &search, outcome);
+                }
+                Ok(outcomes)
+            })
+            .await?;
         return Ok(batch_response(outcomes));
     }
     // Validation and normalisation are CPU work: keep them off the async threads.
     let version: NewVersion = state.compute(move || new_version(&owner, &value, original, client_says)).await??;
-    let outcome = state.blocking(move |store| store.publish(version)).await?;
+    let search = Arc::clone(state.search());
+    let outcome = state
+        .blocking(move |store| {
+            let outcome = store.publish(version)?;
+            index_outcome(store, &search, &outcome);
+            Ok(outcome)
+        })
+        .await?;
     Ok(publish_response(outcome))
 }
 
@@ -271,11 +289,18 @@ pub async fn kill_item(
     let original = value.to_string();
     let owner = current.owner.clone();
     let kill = state.compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1))).await??;
-    let outcome = state.blocking(move |store| store.publish(kill)).await?;
+    let search = Arc::clone(state.search());
+    let outcome = state
+        .blocking(move |store| {
+            let outcome = store.publish(kill)?;
+            index_outcome(store, &search, &outcome);
+            Ok(outcome)
+        })
+        .await?;
     Ok(publish_response(outcome))
 }
 
-fn parse_urgency(text: &str) -> ApiResult<(u8, u8)> {
+pub fn parse_urgency(text: &str) -> ApiResult<(u8, u8)> {
     let bad = || ApiError::invalid(format!("urgency: {text:?} is not an urgency (1-9) or a range like 1-3"));
     let (low, high) = text.split_once('-').unwrap_or((text, text));
     let low: u8 = low.trim().parse().map_err(|_| bad())?;
@@ -354,4 +379,15 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, query: Ra
         "latest": listed.horizon.to_token(),
     });
     Ok(Json(body).into_response())
+}
+
+/// Puts a stored version into the search index. A failure is logged, not returned: the publish is
+/// durable, and the index catches up from the store on the next start (`karavan reindex` rebuilds it).
+fn index_outcome(store: &dyn karavan_store::Store, search: &karavan_search::SearchIndex, outcome: &PublishOutcome) {
+    if matches!(outcome, PublishOutcome::Unchanged(_)) {
+        return;
+    }
+    if let Err(error) = crate::search::index_version(store, search, outcome.stored()) {
+        tracing::error!(%error, item_id = %outcome.stored().item_id, "could not index the item; a restart catches up");
+    }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod items;
 pub mod params;
 pub mod publish;
+pub mod search;
 pub mod wire;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use karavan_domain::Timestamp;
+use karavan_search::SearchIndex;
 use karavan_store::{Store, StoreError};
 use tokio::net::TcpListener;
 
@@ -45,16 +47,21 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     store: Arc<dyn Store>,
+    search: Arc<SearchIndex>,
     config: Arc<ServerConfig>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> AppState {
-        AppState { store, config: Arc::new(config) }
+    pub fn new(store: Arc<dyn Store>, search: Arc<SearchIndex>, config: ServerConfig) -> AppState {
+        AppState { store, search, config: Arc::new(config) }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    pub fn search(&self) -> &Arc<SearchIndex> {
+        &self.search
     }
 
     /// Runs a store call on the blocking pool, keeping the current tracing span.
@@ -104,6 +111,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/items/{id}"),
     (Method::GET, "/v1/items/{id}/versions"),
     (Method::POST, "/v1/items/{id}/kill"),
+    (Method::GET, "/v1/search"),
 ];
 
 /// The OpenAPI 3.1 document, kept beside the routes it describes.
@@ -141,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/items/{id}", get(items::get_item))
         .route("/v1/items/{id}/versions", get(items::get_versions))
         .route("/v1/items/{id}/kill", post(items::kill_item))
+        .route("/v1/search", get(search::search))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

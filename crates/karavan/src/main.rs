@@ -48,6 +48,8 @@ enum Command {
     /// Manages sharing agreements.
     #[command(subcommand)]
     Agreement(AgreementCommand),
+    /// Rebuilds the search index from the store (stop the server first).
+    Reindex,
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +164,7 @@ fn main() -> anyhow::Result<()> {
         Command::Member(command) => member_command(&cli.data_dir, command),
         Command::Key(command) => key_command(&cli.data_dir, command),
         Command::Agreement(command) => agreement_command(&cli.data_dir, command),
+        Command::Reindex => reindex(&cli.data_dir),
     }
 }
 
@@ -170,6 +173,11 @@ fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         demo::load(store.as_ref(), data_dir).context("loading the demo content")?;
     }
+    let search = open_search(data_dir)?;
+    // The index is derived data: after a crash, or on a new index, it catches up from the store.
+    let caught_up =
+        karavan_server::search::catch_up(store.as_ref(), &search).context("catching the search index up")?;
+    tracing::info!(items = caught_up, documents = search.num_docs(), "search index is up to date");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -177,7 +185,8 @@ fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, data_dir = %data_dir.display(), "karavan is serving");
-        let state = AppState::new(store, ServerConfig { max_body_bytes: args.max_body_bytes });
+        karavan_server::search::spawn_committer(Arc::clone(&search), Duration::from_millis(250));
+        let state = AppState::new(store, search, ServerConfig { max_body_bytes: args.max_body_bytes });
         karavan_server::serve(listener, state, shutdown_signal(), Duration::from_secs(10)).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
@@ -202,6 +211,22 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+fn open_search(data_dir: &std::path::Path) -> anyhow::Result<Arc<karavan_search::SearchIndex>> {
+    let dir = data_dir.join("search");
+    let search = karavan_search::SearchIndex::open(&dir)
+        .with_context(|| format!("opening the search index in {}", dir.display()))?;
+    Ok(Arc::new(search))
+}
+
+fn reindex(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let search = open_search(data_dir)?;
+    search.clear()?;
+    let count = karavan_server::search::catch_up(store.as_ref(), &search)?;
+    println!("indexed {count} items");
+    Ok(())
 }
 
 fn member_command(data_dir: &std::path::Path, command: MemberCommand) -> anyhow::Result<()> {

@@ -28,6 +28,7 @@ pub fn shared_dir() -> PathBuf {
 pub struct TestApp {
     pub _dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
+    pub search: Arc<karavan_search::SearchIndex>,
     pub router: Router,
 }
 
@@ -46,8 +47,9 @@ impl TestApp {
     pub fn with_config(config: ServerConfig) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path())).unwrap());
-        let router = router(AppState::new(Arc::clone(&store), config));
-        TestApp { _dir: dir, store, router }
+        let search = Arc::new(karavan_search::SearchIndex::open(&dir.path().join("search")).unwrap());
+        let router = router(AppState::new(Arc::clone(&store), Arc::clone(&search), config));
+        TestApp { _dir: dir, store, search, router }
     }
 
     pub fn member(&self, name: &str) -> Member {
