@@ -102,6 +102,10 @@ prefixed_id!(
     /// A sharing agreement.
     AgreementId, "agr_", "agreement"
 );
+prefixed_id!(
+    /// A saved search.
+    SavedSearchId, "srch_", "saved search"
+);
 
 #[cfg(test)]
 mod tests {

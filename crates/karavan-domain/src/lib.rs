@@ -14,7 +14,7 @@ mod time_stamp;
 mod visibility;
 
 pub use agreement::{Agreement, Grantee, MAX_DELAY_MINUTES, Right};
-pub use id::{AgreementId, ItemId, KeyId, MemberId, Ulid};
+pub use id::{AgreementId, ItemId, KeyId, MemberId, SavedSearchId, Ulid};
 pub use item::{PubStatus, Urgency};
 pub use key::{ApiKey, KeyHash, Role};
 pub use member::{CountryCode, LanguageTag, Member, MemberName};

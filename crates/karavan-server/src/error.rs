@@ -36,6 +36,8 @@ pub enum ErrorCode {
     VersionConflict,
     /// 409: the version is older than the item's current version.
     StaleVersion,
+    /// 409: another conflict, such as a name already taken.
+    Conflict,
     /// 413: the body is larger than the server accepts.
     PayloadTooLarge,
     /// 415: the body's content type is not one the route accepts.
@@ -56,7 +58,7 @@ impl ErrorCode {
             ErrorCode::ItemKilled => StatusCode::GONE,
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorCode::InvalidNinjs => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::VersionConflict | ErrorCode::StaleVersion => StatusCode::CONFLICT,
+            ErrorCode::VersionConflict | ErrorCode::StaleVersion | ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,6 +79,7 @@ impl ErrorCode {
             ErrorCode::InvalidNinjs => "invalid_ninjs",
             ErrorCode::VersionConflict => "version_conflict",
             ErrorCode::StaleVersion => "stale_version",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Internal => "internal",
@@ -84,7 +87,7 @@ impl ErrorCode {
         }
     }
 
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -96,6 +99,7 @@ impl ErrorCode {
         ErrorCode::InvalidNinjs,
         ErrorCode::VersionConflict,
         ErrorCode::StaleVersion,
+        ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Internal,
@@ -153,7 +157,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(message) => ApiError::new(ErrorCode::NotFound, message),
             StoreError::Invalid(message) => ApiError::invalid(message),
             StoreError::Conflict { code: "stale_version", message } => ApiError::new(ErrorCode::StaleVersion, message),
-            StoreError::Conflict { message, .. } => ApiError::new(ErrorCode::VersionConflict, message),
+            StoreError::Conflict { code: "version_conflict", message } => {
+                ApiError::new(ErrorCode::VersionConflict, message)
+            }
+            StoreError::Conflict { message, .. } => ApiError::new(ErrorCode::Conflict, message),
             StoreError::Closed => ApiError::new(ErrorCode::Unavailable, "the server is shutting down"),
             other => ApiError::internal("store", other),
         }

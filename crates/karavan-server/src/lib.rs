@@ -112,6 +112,11 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/items/{id}/versions"),
     (Method::POST, "/v1/items/{id}/kill"),
     (Method::GET, "/v1/search"),
+    (Method::GET, "/v1/searches"),
+    (Method::POST, "/v1/searches"),
+    (Method::GET, "/v1/searches/{id}"),
+    (Method::DELETE, "/v1/searches/{id}"),
+    (Method::GET, "/v1/searches/{id}/results"),
 ];
 
 /// The OpenAPI 3.1 document, kept beside the routes it describes.
@@ -150,6 +155,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/items/{id}/versions", get(items::get_versions))
         .route("/v1/items/{id}/kill", post(items::kill_item))
         .route("/v1/search", get(search::search))
+        .route("/v1/searches", get(search::list_saved).post(search::create_saved))
+        .route("/v1/searches/{id}", get(search::get_saved).delete(search::delete_saved))
+        .route("/v1/searches/{id}/results", get(search::run_saved))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -21,6 +21,11 @@ impl Params {
         Ok(Params { pairs, known: Vec::new() })
     }
 
+    /// Parameters given as pairs (a saved search's query), read with the same rules.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Params {
+        Params { pairs, known: Vec::new() }
+    }
+
     /// All values of a parameter; `a=1&a=2` and `a=1,2` both give two.
     pub fn all(&mut self, name: &'static str) -> Vec<String> {
         self.known.push(name);

@@ -158,9 +158,8 @@ fn audience(viewer: &MemberId, agreements: &[Agreement], now: Timestamp) -> Audi
 /// The most hits one can page through: deep offsets cost more than they help.
 const MAX_OFFSET: usize = 10_000;
 
-/// `GET /v1/search?q=…`: full-text search over what the caller may see, with filters, facets, snippets.
-pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQuery) -> ApiResult<Response> {
-    let mut params = Params::parse(query)?;
+/// Reads the query and filter parameters of a search (everything but paging).
+fn parse_search_query(params: &mut Params) -> ApiResult<SearchRequest> {
     let text = params.one("q")?;
     let query_language = params.one("qlang")?;
     let mut request = SearchRequest::text(text.as_deref().unwrap_or_default());
@@ -190,6 +189,11 @@ pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQue
         Some("date") => Sort::Newest,
         Some(other) => return Err(ApiError::invalid(format!("sort: {other:?} is not relevance or date"))),
     };
+    Ok(request)
+}
+
+/// Reads `limit` and `cursor` into a request.
+fn parse_paging(params: &mut Params, request: &mut SearchRequest) -> ApiResult<()> {
     request.limit = match params.one("limit")? {
         None => 20,
         Some(text) => match text.parse::<usize>() {
@@ -204,8 +208,19 @@ pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQue
             _ => return Err(ApiError::invalid(format!("cursor: {token:?} is not a cursor from this API"))),
         },
     };
-    params.finish()?;
+    Ok(())
+}
 
+/// `GET /v1/search?q=…`: full-text search over what the caller may see, with filters, facets, snippets.
+pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQuery) -> ApiResult<Response> {
+    let mut params = Params::parse(query)?;
+    let mut request = parse_search_query(&mut params)?;
+    parse_paging(&mut params, &mut request)?;
+    params.finish()?;
+    run_search(&state, &caller, request).await
+}
+
+async fn run_search(state: &AppState, caller: &Caller, request: SearchRequest) -> ApiResult<Response> {
     let viewer = caller.0.member.clone();
     let search = Arc::clone(state.search());
     let store = Arc::clone(state.store());
@@ -251,4 +266,125 @@ pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQue
         })
         .await??;
     Ok(Json(results).into_response())
+}
+
+/// The parameters a saved search may hold: the query and filters of `GET /v1/search`, not paging.
+const SAVED_PARAMETERS: [&str; 12] =
+    ["q", "qlang", "member", "country", "lang", "subject", "genre", "type", "urgency", "from", "to", "sort"];
+
+fn saved_json(saved: &karavan_store::SavedSearch) -> Value {
+    let mut query = Map::new();
+    for (key, value) in &saved.query {
+        match query.get_mut(key) {
+            Some(Value::Array(values)) => values.push(json!(value)),
+            Some(single) => *single = json!([single.clone(), value]),
+            None => {
+                query.insert(key.clone(), json!(value));
+            }
+        }
+    }
+    json!({ "id": saved.id.as_str(), "name": saved.name, "query": query, "createdAt": saved.created_at.to_rfc3339() })
+}
+
+/// `POST /v1/searches {"name", "query": {"q": "…", "lang": ["kk", "ru"], …}}`: saves a named search for
+/// the caller's member; the query is checked exactly as `GET /v1/search` would check it.
+pub async fn create_saved(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let body = crate::items::body_bytes(body)?;
+    let Value::Object(object) = crate::publish::parse_json_body(&body)? else {
+        return Err(ApiError::invalid("body: expected a JSON object with name and query"));
+    };
+    if let Some(unknown) = object.keys().find(|k| !["name", "query"].contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!("{unknown}: unknown field (expected name, query)")));
+    }
+    let name = match object.get("name").and_then(Value::as_str).map(str::trim) {
+        Some(name) if !name.is_empty() && name.chars().count() <= 200 => name.to_string(),
+        _ => return Err(ApiError::invalid("name: required, a non-empty string of at most 200 characters")),
+    };
+    let Some(Value::Object(query)) = object.get("query") else {
+        return Err(ApiError::invalid("query: required, an object of search parameters"));
+    };
+    let mut pairs = Vec::new();
+    for (key, value) in query {
+        if !SAVED_PARAMETERS.contains(&key.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "query.{key}: not a search parameter ({})",
+                SAVED_PARAMETERS.join(", ")
+            )));
+        }
+        let values: Vec<&Value> = match value {
+            Value::Array(values) => values.iter().collect(),
+            single => vec![single],
+        };
+        for value in values {
+            match value {
+                Value::String(text) => pairs.push((key.clone(), text.clone())),
+                Value::Number(number) => pairs.push((key.clone(), number.to_string())),
+                _ => return Err(ApiError::invalid(format!("query.{key}: must be a string or an array of strings"))),
+            }
+        }
+    }
+    // Validate now, so that a saved search always runs.
+    let mut params = Params::from_pairs(pairs.clone());
+    parse_search_query(&mut params).map_err(|mut e| {
+        e.message = format!("query.{}", e.message);
+        e
+    })?;
+    params.finish()?;
+    let member = caller.0.member.clone();
+    let saved = state.blocking(move |store| store.add_saved_search(&member, &name, pairs)).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(saved_json(&saved))).into_response())
+}
+
+pub async fn list_saved(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let member = caller.0.member.clone();
+    let saved = state.blocking(move |store| store.saved_searches(&member)).await?;
+    Ok(Json(json!({ "searches": saved.iter().map(saved_json).collect::<Vec<_>>() })).into_response())
+}
+
+async fn find_saved(state: &AppState, caller: &Caller, id: &str) -> ApiResult<karavan_store::SavedSearch> {
+    let id = karavan_domain::SavedSearchId::parse(id)?;
+    let member = caller.0.member.clone();
+    state
+        .blocking(move |store| store.saved_search(&member, &id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("saved search of your member"))
+}
+
+pub async fn get_saved(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Response> {
+    Ok(Json(saved_json(&find_saved(&state, &caller, &id).await?)).into_response())
+}
+
+pub async fn delete_saved(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Response> {
+    let saved = find_saved(&state, &caller, &id).await?;
+    let member = caller.0.member.clone();
+    state.blocking(move |store| store.delete_saved_search(&member, &saved.id)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/searches/{id}/results?limit=&cursor=`: runs a saved search now, as the caller.
+pub async fn run_saved(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    let saved = find_saved(&state, &caller, &id).await?;
+    let mut stored = Params::from_pairs(saved.query.clone());
+    let mut request = parse_search_query(&mut stored)?;
+    let mut paging = Params::parse(query)?;
+    parse_paging(&mut paging, &mut request)?;
+    paging.finish()?;
+    run_search(&state, &caller, request).await
 }

@@ -135,3 +135,53 @@ async fn bad_search_requests_are_refused_clearly() {
         app.send(axum::http::Request::get("/v1/search?q=x").body(axum::body::Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn saved_searches_are_checked_kept_per_member_and_run() {
+    let app = TestApp::new();
+    let owner = app.member("Owner");
+    let other = app.member("Other");
+    app.post(&owner.editor, "/v1/items", &story("urn:ss:1", "uz-Latn", "Toshkentda yangi bekat", "Toshkent shahrida."))
+        .await;
+    app.post(&owner.editor, "/v1/items", &story("urn:ss:2", "ru", "Ташкент", "Новый вокзал.")).await;
+    app.search.commit().unwrap();
+
+    let (status, saved) = app
+        .post(
+            &owner.reader,
+            "/v1/searches",
+            &json!({ "name": "Tashkent rail", "query": { "q": "Toshkent", "lang": ["uz"] } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    let id = saved["id"].as_str().unwrap().to_string();
+    assert_eq!(saved["query"]["lang"], "uz");
+    let (status, body) =
+        app.post(&owner.reader, "/v1/searches", &json!({ "name": "Tashkent rail", "query": {} })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+    for (body, mentions) in [
+        (json!({ "name": "x", "query": { "lang": "klingon" } }), "query.language"),
+        (json!({ "name": "x", "query": { "cursor": "o5" } }), "query.cursor"),
+        (json!({ "name": "x", "query": { "q": { "a": 1 } } }), "query.q"),
+        (json!({ "name": "", "query": {} }), "name"),
+        (json!({ "query": {} }), "name"),
+        (json!({ "name": "x" }), "query"),
+    ] {
+        let (status, response) = app.post(&owner.reader, "/v1/searches", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {response}");
+        assert!(response["error"]["message"].as_str().unwrap().starts_with(mentions), "{body}: {response}");
+    }
+
+    let (_, results) = app.get(&owner.reader, &format!("/v1/searches/{id}/results")).await;
+    assert_eq!(hit_uris(&results), ["urn:ss:1"], "the saved filters apply");
+    let (_, list) = app.get(&owner.reader, "/v1/searches").await;
+    assert_eq!(list["searches"].as_array().unwrap().len(), 1);
+    let (status, _) = app.get(&other.reader, &format!("/v1/searches/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another member cannot see it");
+    let (status, _) = app.get(&other.reader, &format!("/v1/searches/{id}/results")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.delete(&owner.reader, &format!("/v1/searches/{id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.get(&owner.reader, &format!("/v1/searches/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -10,7 +10,7 @@ mod sqlite;
 
 use karavan_domain::{
     Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemId, KeyHash, KeyId, LanguageTag, Member, MemberId,
-    MemberName, PubStatus, Right, Role, Timestamp, Urgency,
+    MemberName, PubStatus, Right, Role, SavedSearchId, Timestamp, Urgency,
 };
 use serde_json::{Map, Value};
 
@@ -233,6 +233,18 @@ pub struct ListPage {
     pub horizon: Cursor,
 }
 
+/// A member's named search: the query parameters as a client gives them to `GET /v1/search`.
+/// Stored: changing it needs a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSearch {
+    pub id: SavedSearchId,
+    pub member: MemberId,
+    pub name: String,
+    /// (parameter, value) pairs, in order.
+    pub query: Vec<(String, String)>,
+    pub created_at: Timestamp,
+}
+
 /// The storage backend. Methods block; async callers run them on a blocking pool.
 pub trait Store: Send + Sync + 'static {
     fn add_member(&self, member: NewMember) -> Result<Member>;
@@ -259,6 +271,12 @@ pub trait Store: Send + Sync + 'static {
     /// All versions the viewer may see, oldest first; `None` when the item is not visible at all.
     fn versions(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<Option<Vec<StoredVersion>>>;
     fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage>;
+
+    /// Saves a named search; a name is unique per member (`Conflict` otherwise).
+    fn add_saved_search(&self, member: &MemberId, name: &str, query: Vec<(String, String)>) -> Result<SavedSearch>;
+    fn saved_searches(&self, member: &MemberId) -> Result<Vec<SavedSearch>>;
+    fn saved_search(&self, member: &MemberId, id: &SavedSearchId) -> Result<Option<SavedSearch>>;
+    fn delete_saved_search(&self, member: &MemberId, id: &SavedSearchId) -> Result<bool>;
 
     /// For derived data (the search index), not for readers: the current versions of the items whose
     /// current version has a sequence number above `after`, in sequence order, at most `limit`.

@@ -78,6 +78,7 @@ fn headline(document: &Map<String, Value>) -> &str {
 
 fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     keys_authenticate_until_revoked(make);
+    saved_searches_are_per_member(make);
     corrections_idempotency_and_conflicts(make);
     agreements_embargo_and_kills(make);
     cursors_page_and_poll_without_gaps_or_repeats(make);
@@ -88,6 +89,21 @@ fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
 #[test]
 fn sqlite_passes_the_suite() {
     run_suite(sqlite);
+}
+
+fn saved_searches_are_per_member(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let (a, b) = (member(store.as_ref(), "A"), member(store.as_ref(), "B"));
+    let query = vec![("q".to_string(), "railway".to_string()), ("lang".to_string(), "kk".to_string())];
+    let saved = store.add_saved_search(&a, "rail", query.clone()).unwrap();
+    assert_eq!(store.saved_search(&a, &saved.id).unwrap().unwrap().query, query);
+    assert!(store.saved_search(&b, &saved.id).unwrap().is_none(), "another member's search is invisible");
+    assert!(matches!(store.add_saved_search(&a, "rail", Vec::new()), Err(StoreError::Conflict { .. })));
+    assert!(store.add_saved_search(&b, "rail", Vec::new()).is_ok(), "names are per member");
+    assert_eq!(store.saved_searches(&a).unwrap().len(), 1);
+    assert!(!store.delete_saved_search(&b, &saved.id).unwrap());
+    assert!(store.delete_saved_search(&a, &saved.id).unwrap());
+    assert!(store.saved_searches(&a).unwrap().is_empty());
 }
 
 fn keys_authenticate_until_revoked(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use karavan_domain::{
     Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemAccess, ItemId, KeyHash, KeyId, LanguageTag, Member,
-    MemberId, MemberName, PubStatus, Right, Role, Timestamp, Ulid, Visibility, visibility_for,
+    MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, Timestamp, Ulid, Visibility, visibility_for,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     Cursor, ItemRead, KeyInfo, ListEntry, ListPage, ListQuery, NewAgreement, NewMember, NewVersion, Page, Principal,
-    PublishOutcome, Result, Store, StoreError, StoredVersion,
+    PublishOutcome, Result, SavedSearch, Store, StoreError, StoredVersion,
 };
 use writer::{Writer, WriterClock};
 
@@ -726,6 +726,67 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_saved_search(&self, member: &MemberId, name: &str, query: Vec<(String, String)>) -> Result<SavedSearch> {
+        let record = SavedSearch {
+            id: SavedSearchId::new(new_ulid()?),
+            member: member.clone(),
+            name: name.to_string(),
+            query,
+            created_at: Timestamp(now_micros()),
+        };
+        let stored = record.clone();
+        self.writer.run(move |connection, _| {
+            let query = serde_json::to_string(&stored.query).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let inserted = connection.execute(
+                "INSERT INTO saved_searches (id, member_id, name, query, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (member_id, name) DO NOTHING",
+                params![stored.id.as_str(), stored.member.as_str(), stored.name, query, stored.created_at.micros()],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict {
+                    code: "name_taken",
+                    message: format!("name: your member already has a saved search called {:?}", stored.name),
+                });
+            }
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    fn saved_searches(&self, member: &MemberId) -> Result<Vec<SavedSearch>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, name, query, created_at FROM saved_searches WHERE member_id = ?1 ORDER BY name",
+            )?;
+            let rows = statement.query_map([member.as_str()], saved_search_row)?;
+            rows.map(|row| build_saved_search(member, row?)).collect()
+        })
+    }
+
+    fn saved_search(&self, member: &MemberId, id: &SavedSearchId) -> Result<Option<SavedSearch>> {
+        self.read(|connection| {
+            let raw = connection
+                .query_row(
+                    "SELECT id, name, query, created_at FROM saved_searches WHERE member_id = ?1 AND id = ?2",
+                    [member.as_str(), id.as_str()],
+                    saved_search_row,
+                )
+                .optional()?;
+            raw.map(|raw| build_saved_search(member, raw)).transpose()
+        })
+    }
+
+    fn delete_saved_search(&self, member: &MemberId, id: &SavedSearchId) -> Result<bool> {
+        let (member, id) = (member.clone(), id.clone());
+        self.writer.run(move |connection, _| {
+            let deleted = connection.execute(
+                "DELETE FROM saved_searches WHERE member_id = ?1 AND id = ?2",
+                [member.as_str(), id.as_str()],
+            )?;
+            Ok(deleted > 0)
+        })
+    }
+
     fn current_versions_after(&self, after: i64, limit: u32) -> Result<Vec<StoredVersion>> {
         self.read(|connection| {
             let mut statement = connection.prepare_cached(&format!(
@@ -741,6 +802,23 @@ impl Store for SqliteStore {
         let horizon = Timestamp(self.writer.horizon(now.micros()));
         self.read(|connection| list_in(connection, viewer, query, horizon))
     }
+}
+
+type RawSavedSearch = (String, String, String, i64);
+
+fn saved_search_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawSavedSearch> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn build_saved_search(member: &MemberId, raw: RawSavedSearch) -> Result<SavedSearch> {
+    let (id, name, query, created_at) = raw;
+    Ok(SavedSearch {
+        id: SavedSearchId::parse(&id).map_err(|e| corrupt("saved search id", e))?,
+        member: member.clone(),
+        name,
+        query: serde_json::from_str(&query).map_err(|e| corrupt("saved search query", e))?,
+        created_at: Timestamp(created_at),
+    })
 }
 
 fn current_seq(connection: &Connection, id: &ItemId) -> Result<Option<i64>> {

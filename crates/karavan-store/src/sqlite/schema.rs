@@ -81,6 +81,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (seq, key)
     ) WITHOUT ROWID;
     "#,
+    // 2: saved searches (a member's named queries, reused by subscriptions).
+    r#"
+    CREATE TABLE saved_searches (
+        id TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id),
+        name TEXT NOT NULL,
+        query TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (member_id, name)
+    );
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
