@@ -438,21 +438,18 @@ impl SearchIndex {
         .map_err(|e| SearchError::Directory(format!("aggregation request: {e}")))?;
         let facets_collector = AggregationCollector::from_aggs(aggregations, Default::default());
         let limit = request.limit.clamp(1, 200);
-        let top: Vec<(Score, DocAddress)> = match request.sort {
+        // One pass over the matches: the top hits, the total and the facets together.
+        let (top, total, facet_results): (Vec<(Score, DocAddress)>, usize, _) = match request.sort {
             Sort::Relevance => {
-                let (top, _) = searcher
-                    .search(&query, &(TopDocs::with_limit(limit).and_offset(request.offset).order_by_score(), Count))?;
-                top
+                let top = TopDocs::with_limit(limit).and_offset(request.offset).order_by_score();
+                searcher.search(&query, &(top, Count, facets_collector))?
             }
             Sort::Newest => {
-                let collector = TopDocs::with_limit(limit)
-                    .and_offset(request.offset)
-                    .order_by_fast_field::<i64>("dated_at", Order::Desc);
-                let found: Vec<(Option<i64>, DocAddress)> = searcher.search(&query, &collector)?;
-                found.into_iter().map(|(_, address)| (0.0, address)).collect()
+                let top = TopDocs::with_limit(limit).and_offset(request.offset).order_by_fast_field::<i64>("dated_at", Order::Desc);
+                let (found, total, facets) = searcher.search(&query, &(top, Count, facets_collector))?;
+                (found.into_iter().map(|(_, address)| (0.0, address)).collect(), total, facets)
             }
         };
-        let (total, facet_results) = searcher.search(&query, &(Count, facets_collector))?;
         let facets = read_facets(&serde_json::to_value(&facet_results).unwrap_or_default());
 
         let mut generators: HashMap<String, SnippetGenerator> = HashMap::new();
