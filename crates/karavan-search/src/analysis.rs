@@ -151,11 +151,16 @@ impl Tokenizer for ChineseTokenizer {
         let source: &str = if same_shape { &simplified } else { text };
         let original_offsets: Vec<usize> =
             text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len())).collect();
+        // Search mode also emits the shorter words inside a long one, after it and overlapping it.
+        // Each token takes the position of the whole word that contains it (so phrases still work),
+        // and tokens are ordered by offset: highlighting needs offsets that never go back.
+        let words: Vec<usize> = self.jieba.cut(source, true).iter().map(|w| w.start).collect();
         let mut tokens = Vec::new();
-        for (position, word) in self.jieba.cut_for_search(source, true).into_iter().enumerate() {
+        for word in self.jieba.cut_for_search(source, true) {
             if !word.word.chars().any(char::is_alphanumeric) {
                 continue;
             }
+            let position = words.partition_point(|&start| start <= word.start).saturating_sub(1);
             let (from, to) = if same_shape {
                 (original_offsets[word.start], original_offsets[word.end.min(original_offsets.len() - 1)])
             } else {
@@ -169,6 +174,7 @@ impl Tokenizer for ChineseTokenizer {
                 position_length: 1,
             });
         }
+        tokens.sort_by_key(|t| (t.offset_from, t.offset_to));
         VecTokenStream { tokens, index: 0 }
     }
 }
@@ -240,6 +246,20 @@ mod tests {
         assert!(words.contains(&"铁路".to_string()), "{words:?}");
         let traditional = tokens(Analyzer::Chinese, "中吉烏鐵路項目");
         assert!(traditional.contains(&"铁路".to_string()), "traditional folds to simplified: {traditional:?}");
+    }
+
+    #[test]
+    fn chinese_tokens_never_go_back_in_offset_or_position() {
+        let manager = TokenizerManager::default();
+        register(&manager);
+        let mut tokenizer = manager.get(&Analyzer::Chinese.tokenizer_name()).unwrap();
+        let mut stream = tokenizer.token_stream("中国—中亚媒体在哈萨克斯坦首都阿斯塔纳举行联合采访成果分享会");
+        let (mut last_offset, mut last_position) = (0, 0);
+        while stream.advance() {
+            let token = stream.token();
+            assert!(token.offset_from >= last_offset && token.position >= last_position, "{token:?}");
+            (last_offset, last_position) = (token.offset_from, token.position);
+        }
     }
 
     #[test]

@@ -445,7 +445,9 @@ impl SearchIndex {
                 searcher.search(&query, &(top, Count, facets_collector))?
             }
             Sort::Newest => {
-                let top = TopDocs::with_limit(limit).and_offset(request.offset).order_by_fast_field::<i64>("dated_at", Order::Desc);
+                let top = TopDocs::with_limit(limit)
+                    .and_offset(request.offset)
+                    .order_by_fast_field::<i64>("dated_at", Order::Desc);
                 let (found, total, facets) = searcher.search(&query, &(top, Count, facets_collector))?;
                 (found.into_iter().map(|(_, address)| (0.0, address)).collect(), total, facets)
             }

@@ -245,3 +245,70 @@ fn term_queries_match_a_naive_scan() {
         }
     }
 }
+
+/// Kyrgyz, Turkmen and Tajik sentences, written for this test: a query in the other script, or in
+/// another inflection, finds them.
+#[test]
+fn kyrgyz_turkmen_and_tajik_are_found_across_inflections_and_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(dir.path()).unwrap();
+    for d in [
+        doc("ky1", "a", "ky", "Бишкекте жаңы көпүрө ачылды", "Шаардын чыгышында жаңы көпүрө курулду."),
+        doc("tk1", "a", "tk", "Aşgabatda täze demir ýol menzili açyldy", "Menzil şäheriň günbatarynda ýerleşýär."),
+        doc("tg1", "a", "tg", "Дар Душанбе нерӯгоҳи нав сохта шуд", "Нерӯгоҳҳо барқи шаҳрро таъмин мекунанд."),
+    ] {
+        index.upsert(&d).unwrap();
+    }
+    index.commit().unwrap();
+    let audience = everyone_sees("a");
+    let check = |query: &str, language: &str, expected: &[&str]| {
+        let mut request = SearchRequest::text(query);
+        request.query_language = Some(language.to_string());
+        assert_eq!(ids(&index, &request, &audience), expected, "query {query:?} as {language}");
+    };
+    check("Бишкек", "ky", &["ky1"]);
+    check("Bishkek", "ky", &["ky1"]);
+    check("Ашгабат", "tk", &["tk1"]);
+    check("Aşgabat", "tk", &["tk1"]);
+    check("нерӯгоҳ", "tg", &["tg1"]);
+    check("Dushanbe", "tg", &["tg1"]);
+    // Without a query language, every language field is searched.
+    assert_eq!(ids(&index, &SearchRequest::text("Bishkek"), &audience), ["ky1"]);
+}
+
+/// Real Chinese press text from `../shared/seeds/` (read at test time): a word inside a longer compound
+/// and the traditional spelling of a word both find the story.
+#[test]
+fn chinese_press_text_from_the_seeds() {
+    let seeds = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds");
+    let seeds = std::env::var_os("KARAVAN_SHARED").map(|d| std::path::PathBuf::from(d).join("seeds")).unwrap_or(seeds);
+    let mut files: Vec<_> = std::fs::read_dir(&seeds)
+        .unwrap_or_else(|e| panic!("the shared seeds are missing at {}: {e}", seeds.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(dir.path()).unwrap();
+    let texts: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    for (n, text) in texts.iter().enumerate() {
+        let headline = text.lines().find(|l| l.chars().count() > 8).unwrap_or_default();
+        index.upsert(&doc(&format!("seed{n}"), "a", "zh", headline, text)).unwrap();
+    }
+    index.commit().unwrap();
+    let audience = everyone_sees("a");
+    // 哈萨克斯坦 appears in the seed press text; 哈萨克 is the shorter word inside it.
+    let with_kazakhstan: Vec<String> =
+        texts.iter().enumerate().filter(|(_, t)| t.contains("哈萨克斯坦")).map(|(n, _)| format!("seed{n}")).collect();
+    assert!(!with_kazakhstan.is_empty(), "the seeds mention 哈萨克斯坦");
+    let mut request = SearchRequest::text("哈萨克斯坦");
+    request.limit = 50;
+    let found = ids(&index, &request, &audience);
+    for id in &with_kazakhstan {
+        assert!(found.contains(id), "{id} mentions 哈萨克斯坦 but was not found: {found:?}");
+    }
+    // The traditional spelling finds the simplified text.
+    let mut traditional = SearchRequest::text("哈薩克斯坦");
+    traditional.limit = 50;
+    assert_eq!(ids(&index, &traditional, &audience), found);
+}
