@@ -63,22 +63,31 @@ fn is_full_time(bytes: &[u8]) -> bool {
     if hour > 23 || minute > 59 || second > 59 {
         return false;
     }
-    let mut rest = rest;
-    if let [b'.', fraction @ ..] = rest {
-        let count = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
-        if count == 0 {
-            return false;
-        }
-        rest = &fraction[count..];
+    match after_fraction(rest) {
+        Some([b'Z' | b'z']) => true,
+        Some(offset) => is_numeric_offset(offset),
+        None => false,
     }
+}
+
+/// What follows an optional `.fraction` (at least one digit after the dot); `None` when the fraction is
+/// malformed.
+fn after_fraction(rest: &[u8]) -> Option<&[u8]> {
     match rest {
-        [b'Z' | b'z'] => true,
-        [b'+' | b'-', o1, o2, b':', o3, o4] => match (digits(&[*o1, *o2]), digits(&[*o3, *o4])) {
-            (Some(offset_hours), Some(offset_minutes)) => offset_hours <= 23 && offset_minutes <= 59,
-            _ => false,
-        },
-        _ => false,
+        [b'.', fraction @ ..] => {
+            let count = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+            (count > 0).then(|| &fraction[count..])
+        }
+        _ => Some(rest),
     }
+}
+
+/// `+hh:mm` or `-hh:mm` with hours up to 23 and minutes up to 59.
+fn is_numeric_offset(bytes: &[u8]) -> bool {
+    let [b'+' | b'-', o1, o2, b':', o3, o4] = *bytes else {
+        return false;
+    };
+    matches!((digits(&[o1, o2]), digits(&[o3, o4])), (Some(hours), Some(minutes)) if hours <= 23 && minutes <= 59)
 }
 
 fn digits(bytes: &[u8]) -> Option<u32> {
@@ -159,18 +168,10 @@ pub(crate) fn is_truncated_date_time(text: &str) -> bool {
     if !(in_range([*h1, *h2], 23) && in_range([*n1, *n2], 59) && in_range([*s1, *s2], 59)) {
         return false;
     }
-    let mut rest = after_time;
-    if let [b'.', fraction @ ..] = rest {
-        let count = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
-        if count == 0 {
-            return false;
-        }
-        rest = &fraction[count..];
-    }
-    match rest {
-        [] | [b'Z'] => true,
-        [b'+' | b'-', o1, o2, b':', o3, o4] => in_range([*o1, *o2], 23) && in_range([*o3, *o4], 59),
-        _ => false,
+    match after_fraction(after_time) {
+        Some([] | [b'Z']) => true,
+        Some(offset) => is_numeric_offset(offset),
+        None => false,
     }
 }
 

@@ -85,6 +85,12 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Marks a live row revoked now; `update` binds ?1 the row's id, ?2 its owner, ?3 the time.
+    fn revoke(&self, update: &'static str, id: &str, owner: &str) -> Result<bool> {
+        let (id, owner) = (id.to_string(), owner.to_string());
+        self.writer.run(move |connection, _| Ok(connection.execute(update, params![id, owner, now_micros()])? > 0))
+    }
+
     /// Runs `work` on a pooled read connection inside one snapshot.
     fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let pooled = self.readers.lock().map_err(|_| StoreError::Closed)?.pop();
@@ -260,11 +266,23 @@ fn embargo_of(connection: &Connection, seq: i64) -> Result<Option<Timestamp>> {
 
 /// A hash of what a client sent, to tell a retry from a conflicting resend.
 fn content_hash(version: &NewVersion) -> Vec<u8> {
-    let mut hasher = Sha256::new();
-    hasher.update(Value::Object(version.document.clone()).to_string().as_bytes());
-    hasher.update([0]);
-    hasher.update(Value::Object(version.extensions.clone()).to_string().as_bytes());
-    hasher.finalize().to_vec()
+    /// Feeds serialised JSON straight into the hash: no copy of the maps, no intermediate string.
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut writer = HashWriter(Sha256::new());
+    // Serialising a map of JSON values into a writer that cannot fail does not fail.
+    let _ = serde_json::to_writer(&mut writer, &version.document);
+    writer.0.update([0]);
+    let _ = serde_json::to_writer(&mut writer, &version.extensions);
+    writer.0.finalize().to_vec()
 }
 
 fn is_newer(new_version: &str, current_version: &str) -> Option<bool> {
@@ -359,8 +377,8 @@ fn publish_in(
     document.insert("version".to_string(), Value::String(version.clone()));
     document.entry("versionCreated".to_string()).or_insert_with(|| Value::String(committed_at.to_rfc3339()));
     document.entry("firstCreated".to_string()).or_insert_with(|| Value::String(Timestamp(created_at).to_rfc3339()));
-    let document_text = Value::Object(document).to_string();
-    let extensions_text = Value::Object(new.extensions).to_string();
+    let document_text = serde_json::to_string(&document).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let extensions_text = serde_json::to_string(&new.extensions).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let dated_at = new.version_created.unwrap_or(committed_at).micros();
 
     if number == 1 {
@@ -392,8 +410,8 @@ fn publish_in(
             hash,
             document_text,
             extensions_text,
-            new.original,
-            new.source_format,
+            &new.original,
+            &new.source_format,
             new.pub_status.as_str(),
             new.embargoed_until.map(Timestamp::micros),
             committed_at.micros(),
@@ -432,7 +450,22 @@ fn publish_in(
             created_at,
         ],
     )?;
-    let stored = load_version(connection, seq)?;
+    // What was just written, built from what is in hand rather than read back and parsed again.
+    let stored = StoredVersion {
+        item_id,
+        seq,
+        owner: new.owner,
+        uri: new.uri,
+        version,
+        number,
+        document,
+        extensions: new.extensions,
+        original: new.original,
+        source_format: new.source_format,
+        pub_status: new.pub_status,
+        committed_at,
+        available_at,
+    };
     Ok(if number == 1 { PublishOutcome::Created(stored) } else { PublishOutcome::Corrected(stored) })
 }
 
@@ -556,14 +589,11 @@ impl Store for SqliteStore {
     }
 
     fn revoke_key(&self, member: &MemberId, key: &KeyId) -> Result<bool> {
-        let (member, key) = (member.clone(), key.clone());
-        self.writer.run(move |connection, _| {
-            let changed = connection.execute(
-                "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND member_id = ?2 AND revoked_at IS NULL",
-                params![key.as_str(), member.as_str(), now_micros()],
-            )?;
-            Ok(changed > 0)
-        })
+        self.revoke(
+            "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND member_id = ?2 AND revoked_at IS NULL",
+            key.as_str(),
+            member.as_str(),
+        )
     }
 
     fn authenticate(&self, key: &KeyHash) -> Result<Option<Principal>> {
@@ -642,14 +672,11 @@ impl Store for SqliteStore {
     }
 
     fn revoke_agreement(&self, grantor: &MemberId, id: &AgreementId) -> Result<bool> {
-        let (grantor, id) = (grantor.clone(), id.clone());
-        self.writer.run(move |connection, _| {
-            let changed = connection.execute(
-                "UPDATE agreements SET revoked_at = ?3 WHERE id = ?1 AND grantor = ?2 AND revoked_at IS NULL",
-                params![id.as_str(), grantor.as_str(), now_micros()],
-            )?;
-            Ok(changed > 0)
-        })
+        self.revoke(
+            "UPDATE agreements SET revoked_at = ?3 WHERE id = ?1 AND grantor = ?2 AND revoked_at IS NULL",
+            id.as_str(),
+            grantor.as_str(),
+        )
     }
 
     fn publish(&self, version: NewVersion) -> Result<PublishOutcome> {
