@@ -216,7 +216,10 @@ impl std::fmt::Debug for SearchIndex {
     }
 }
 
-const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+/// One indexing thread with a modest arena: the index shares a small machine with the server, and
+/// publishes arrive one by one, so more threads only compete with request handling for the cores.
+const WRITER_THREADS: usize = 1;
+const WRITER_MEMORY: usize = 32 * 1024 * 1024;
 
 impl SearchIndex {
     /// Opens the index in `dir`, creating it (empty) if needed. An index whose schema differs from this
@@ -238,7 +241,7 @@ impl SearchIndex {
             }
         };
         analysis::register(index.tokenizers());
-        let writer = index.writer(WRITER_MEMORY)?;
+        let writer = index.writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(SearchIndex { index, fields, writer: Mutex::new(writer), reader, pending: Mutex::new(None) })
     }
