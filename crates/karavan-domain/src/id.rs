@@ -106,6 +106,14 @@ prefixed_id!(
     /// A saved search.
     SavedSearchId, "srch_", "saved search"
 );
+prefixed_id!(
+    /// A subscription: a saved query with delivery options.
+    SubscriptionId, "sub_", "subscription"
+);
+prefixed_id!(
+    /// One delivery of one item event to one subscription; also its idempotency key.
+    DeliveryId, "dlv_", "delivery"
+);
 
 #[cfg(test)]
 mod tests {

@@ -14,12 +14,12 @@ mod time_stamp;
 mod visibility;
 
 pub use agreement::{Agreement, Grantee, MAX_DELAY_MINUTES, Right};
-pub use id::{AgreementId, ItemId, KeyId, MemberId, SavedSearchId, Ulid};
-pub use item::{PubStatus, Urgency};
+pub use id::{AgreementId, DeliveryId, ItemId, KeyId, MemberId, SavedSearchId, SubscriptionId, Ulid};
+pub use item::{EventKind, PubStatus, Urgency};
 pub use key::{ApiKey, KeyHash, Role};
 pub use member::{CountryCode, LanguageTag, Member, MemberName};
 pub use time_stamp::Timestamp;
-pub use visibility::{ItemAccess, Visibility, effective_delay, visibility_for};
+pub use visibility::{ItemAccess, Visibility, effective_delay, visibility_for, visible_from};
 
 /// Why a value from outside could not become a domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -56,6 +56,16 @@ pub fn effective_delay(
     )
 }
 
+/// From when `viewer` may see the version under these agreements, and with which right: the owner from
+/// its commit, anyone else from `available_at + delay` of the agreements that cover it; `None`: never.
+pub fn visible_from(viewer: &MemberId, item: &ItemAccess<'_>, agreements: &[Agreement]) -> Option<(Timestamp, Right)> {
+    if viewer == item.owner {
+        return Some((item.committed_at, Right::Republish));
+    }
+    let (delay, right) = effective_delay(viewer, item.owner, item.subjects, agreements)?;
+    Some((item.available_at().plus_minutes(i64::from(delay)), right))
+}
+
 /// Applies the rule. The owner sees its items at once, embargoed or killed. Anyone else needs an
 /// agreement that covers the item, and sees it from `available_at + delay`; a killed item then shows
 /// only as a kill notice.
@@ -65,16 +75,9 @@ pub fn visibility_for(
     agreements: &[Agreement],
     now: Timestamp,
 ) -> Visibility {
-    if viewer == item.owner {
-        return match item.pub_status {
-            PubStatus::Canceled => Visibility::Killed { since: item.committed_at },
-            _ => Visibility::Visible { since: item.committed_at, right: Right::Republish },
-        };
-    }
-    let Some((delay, right)) = effective_delay(viewer, item.owner, item.subjects, agreements) else {
+    let Some((since, right)) = visible_from(viewer, item, agreements) else {
         return Visibility::Hidden;
     };
-    let since = item.available_at().plus_minutes(i64::from(delay));
     if since > now {
         return Visibility::Hidden;
     }

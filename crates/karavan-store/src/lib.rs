@@ -9,8 +9,8 @@
 mod sqlite;
 
 use karavan_domain::{
-    Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemId, KeyHash, KeyId, LanguageTag, Member, MemberId,
-    MemberName, PubStatus, Right, Role, SavedSearchId, Timestamp, Urgency,
+    Agreement, AgreementId, ApiKey, CountryCode, DeliveryId, EventKind, Grantee, ItemId, KeyHash, KeyId, LanguageTag,
+    Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp, Urgency,
 };
 use serde_json::{Map, Value};
 
@@ -245,6 +245,189 @@ pub struct SavedSearch {
     pub created_at: Timestamp,
 }
 
+/// Where a webhook subscription pushes, and the secret it signs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: String,
+}
+
+/// What a member asks to receive: a saved query, the events wanted, the format, and where to push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionSpec {
+    pub name: String,
+    /// (parameter, value) pairs of `GET /v1/search`, in order.
+    pub query: Vec<(String, String)>,
+    pub events: Vec<EventKind>,
+    /// The format items are delivered in ("ninjs").
+    pub format: String,
+    pub webhook: Option<Webhook>,
+}
+
+/// A stored subscription. Its feed token is kept only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub member: MemberId,
+    pub spec: SubscriptionSpec,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An item event from the outbox, with the version it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// The outbox position; events are fanned out in this order.
+    pub id: i64,
+    pub kind: EventKind,
+    /// When the event takes effect for others (after an embargo, its end).
+    pub due_at: Timestamp,
+    pub version: StoredVersion,
+    pub subjects: Vec<String>,
+    pub embargoed_until: Option<Timestamp>,
+}
+
+/// A delivery the fan-out decided on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub subscription: SubscriptionId,
+    pub event_id: i64,
+    pub seq: i64,
+    pub item_id: ItemId,
+    pub kind: EventKind,
+    /// The earliest instant the subscriber may see it (embargo and agreement delay applied).
+    pub due_at: Timestamp,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting to be pushed (or retried).
+    Pending,
+    Delivered,
+    /// Every retry failed.
+    Dead,
+    /// Not sent: by the time it was due the subscriber could no longer see the item (killed, agreement
+    /// revoked).
+    Withdrawn,
+    /// The subscription has no webhook: the delivery is only in its changes feed.
+    Feed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+            DeliveryState::Withdrawn => "withdrawn",
+            DeliveryState::Feed => "feed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Dead,
+            DeliveryState::Withdrawn,
+            DeliveryState::Feed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+}
+
+/// A pending delivery whose time has come, with what is needed to push it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub n: i64,
+    pub id: DeliveryId,
+    pub subscription: SubscriptionId,
+    pub member: MemberId,
+    pub kind: EventKind,
+    pub seq: i64,
+    pub item_id: ItemId,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub webhook: Webhook,
+    pub listed_at: Timestamp,
+}
+
+/// What became of one attempt, and what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    RetryAt(Timestamp),
+    Dead,
+    Withdrawn,
+}
+
+/// One attempt to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub n: i64,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub at: Timestamp,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    pub latency_micros: i64,
+    pub error: Option<String>,
+    pub outcome: AttemptOutcome,
+}
+
+/// One attempt, as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub status: Option<u16>,
+    pub latency_micros: i64,
+    pub error: Option<String>,
+}
+
+/// A delivery, as the log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub n: i64,
+    pub id: DeliveryId,
+    pub kind: EventKind,
+    pub item_id: ItemId,
+    pub seq: i64,
+    pub state: DeliveryState,
+    pub listed_at: Timestamp,
+    pub next_attempt_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// One entry of a subscription's changes feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub cursor: Cursor,
+    pub delivery: DeliveryId,
+    pub kind: EventKind,
+    pub item_id: ItemId,
+    pub seq: i64,
+}
+
+/// A page of a changes feed, oldest first; `next` is where the next poll continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangesPage {
+    pub changes: Vec<Change>,
+    pub next: Cursor,
+}
+
+/// What a viewer gets when asking for one version of an item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VersionRead {
+    Visible(StoredVersion, Right),
+    /// The item was killed; this is its kill notice (whatever version was asked for).
+    Killed(StoredVersion),
+    NotFound,
+}
+
 /// The storage backend. Methods block; async callers run them on a blocking pool.
 pub trait Store: Send + Sync + 'static {
     fn add_member(&self, member: NewMember) -> Result<Member>;
@@ -277,6 +460,75 @@ pub trait Store: Send + Sync + 'static {
     fn saved_searches(&self, member: &MemberId) -> Result<Vec<SavedSearch>>;
     fn saved_search(&self, member: &MemberId, id: &SavedSearchId) -> Result<Option<SavedSearch>>;
     fn delete_saved_search(&self, member: &MemberId, id: &SavedSearchId) -> Result<bool>;
+
+    /// One version of an item as `viewer` may see it: the version if visible, the kill notice if the item
+    /// was killed since, or nothing.
+    fn version_for(&self, viewer: &MemberId, id: &ItemId, seq: i64, now: Timestamp) -> Result<VersionRead>;
+
+    /// Creates a subscription; `feed_token_hash` is the SHA-256 of its feed token. Names are unique per
+    /// member (`Conflict`).
+    fn add_subscription(
+        &self,
+        member: &MemberId,
+        spec: SubscriptionSpec,
+        feed_token_hash: [u8; 32],
+    ) -> Result<Subscription>;
+    fn subscriptions(&self, member: &MemberId) -> Result<Vec<Subscription>>;
+    fn subscription(&self, member: &MemberId, id: &SubscriptionId) -> Result<Option<Subscription>>;
+    /// Replaces what a subscription asks for; its id, feed token and deliveries stay.
+    fn update_subscription(&self, member: &MemberId, id: &SubscriptionId, spec: SubscriptionSpec) -> Result<bool>;
+    /// Deletes a subscription with its deliveries.
+    fn delete_subscription(&self, member: &MemberId, id: &SubscriptionId) -> Result<bool>;
+    /// Replaces a subscription's feed token.
+    fn set_feed_token(&self, member: &MemberId, id: &SubscriptionId, feed_token_hash: [u8; 32]) -> Result<bool>;
+    /// The subscription a feed token opens.
+    fn subscription_by_feed_token(&self, feed_token_hash: [u8; 32]) -> Result<Option<Subscription>>;
+    /// Every subscription of every member, for the fan-out.
+    fn all_subscriptions(&self) -> Result<Vec<Subscription>>;
+    /// Every live agreement, for the fan-out.
+    fn live_agreements(&self) -> Result<Vec<Agreement>>;
+
+    /// How far the fan-out has gone through the outbox.
+    fn outbox_position(&self) -> Result<i64>;
+    /// Outbox events after `after`, in order, at most `limit`.
+    fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>>;
+    /// The (subscription, item) pairs among these items that already have a delivery.
+    fn delivered_items(&self, items: &[ItemId]) -> Result<Vec<(SubscriptionId, ItemId)>>;
+    /// Stores the deliveries of a fan-out and moves the outbox position to `through`, atomically.
+    /// A delivery for a (subscription, event) pair that exists already is skipped.
+    fn record_fanout(&self, through: i64, deliveries: Vec<NewDelivery>) -> Result<usize>;
+    /// Pending webhook deliveries due at `now`, oldest first, leaving out the given subscriptions (busy)
+    /// and deliveries (in flight).
+    fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        skip_subscriptions: &[SubscriptionId],
+        skip_deliveries: &[i64],
+    ) -> Result<Vec<DueDelivery>>;
+    /// When the next pending delivery falls due, if any is pending.
+    fn next_due(&self) -> Result<Option<Timestamp>>;
+    /// Records attempts and their outcomes in one transaction.
+    fn record_attempts(&self, attempts: Vec<AttemptRecord>) -> Result<()>;
+    /// A subscription's deliveries that have been listed by `now`, newest first, before `before` (n).
+    fn deliveries(
+        &self,
+        subscription: &SubscriptionId,
+        now: Timestamp,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>>;
+    /// A subscription's changes feed: deliveries listed after `since` (the newest edge when `None`), up
+    /// to the writer's horizon, oldest first.
+    fn changes(
+        &self,
+        subscription: &SubscriptionId,
+        since: Option<Cursor>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<ChangesPage>;
+    /// A subscription's latest changes, newest first (for its Atom feed).
+    fn recent_changes(&self, subscription: &SubscriptionId, limit: u32, now: Timestamp) -> Result<Vec<Change>>;
 
     /// For derived data (the search index), not for readers: the current versions of the items whose
     /// current version has a sequence number above `after`, in sequence order, at most `limit`.

@@ -4,10 +4,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use karavan_domain::{CountryCode, Grantee, LanguageTag, MemberId, MemberName, PubStatus, Right, Role, Timestamp};
+use karavan_domain::{
+    CountryCode, EventKind, Grantee, LanguageTag, MemberId, MemberName, PubStatus, Right, Role, Timestamp,
+};
 use karavan_store::{
-    Cursor, ItemRead, ListQuery, NewAgreement, NewMember, NewVersion, Page, PublishOutcome, SqliteConfig, SqliteStore,
-    Store, StoreError,
+    AttemptOutcome, AttemptRecord, Cursor, DeliveryState, ItemRead, ListQuery, NewAgreement, NewDelivery, NewMember,
+    NewVersion, Page, PublishOutcome, SqliteConfig, SqliteStore, Store, StoreError, SubscriptionSpec, VersionRead,
+    Webhook,
 };
 use serde_json::{Map, Value, json};
 
@@ -77,6 +80,7 @@ fn headline(document: &Map<String, Value>) -> &str {
 }
 
 fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    outbox_fanout_deliveries_and_changes(make);
     keys_authenticate_until_revoked(make);
     saved_searches_are_per_member(make);
     corrections_idempotency_and_conflicts(make);
@@ -410,4 +414,158 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
             }
         }
     }
+}
+
+fn outbox_fanout_deliveries_and_changes(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let store = store.as_ref();
+    let (a, b) = (member(store, "Agency A"), member(store, "Agency B"));
+    grant(store, &a, Grantee::Everyone, &[], 0);
+    let start = store.outbox_position().unwrap();
+    assert_eq!(start, 0);
+
+    // Every stored version leaves one event in the outbox, of the right kind; a resend leaves none.
+    store.publish(version(&a, "urn:1", Some("1"), "First")).unwrap();
+    store.publish(version(&a, "urn:1", Some("1"), "First")).unwrap();
+    store.publish(version(&a, "urn:1", Some("2"), "First, corrected")).unwrap();
+    let mut embargoed = version(&a, "urn:2", None, "Embargoed");
+    embargoed.embargoed_until = Some(Timestamp(now().micros() + 3_600_000_000));
+    store.publish(embargoed).unwrap();
+    let mut kill = version(&a, "urn:1", Some("3"), "First, killed");
+    kill.pub_status = PubStatus::Canceled;
+    store.publish(kill).unwrap();
+    let events = store.outbox_after(start, 100).unwrap();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Publish, EventKind::Correction, EventKind::EmbargoRelease, EventKind::Kill]);
+    assert!(events[2].due_at.micros() > now().micros() + 3_000_000_000, "an embargo release falls due at its end");
+
+    // A subscription with a webhook gets pending deliveries; one without only feed entries.
+    let hook = SubscriptionSpec {
+        name: "pushed".into(),
+        query: vec![("q".into(), "first".into())],
+        events: EventKind::ALL.to_vec(),
+        format: "ninjs".into(),
+        webhook: Some(Webhook { url: "http://127.0.0.1:9/hook".into(), secret: "s".into() }),
+    };
+    let pushed = store.add_subscription(&b, hook.clone(), [1; 32]).unwrap();
+    let pulled = store
+        .add_subscription(&b, SubscriptionSpec { name: "pulled".into(), webhook: None, ..hook.clone() }, [2; 32])
+        .unwrap();
+    assert!(matches!(store.add_subscription(&b, hook.clone(), [3; 32]), Err(StoreError::Conflict { .. })));
+    assert_eq!(store.subscription_by_feed_token([2; 32]).unwrap().unwrap().id, pulled.id);
+    assert!(store.subscription(&a, &pushed.id).unwrap().is_none(), "subscriptions are per member");
+    let before = store.changes(&pulled.id, None, 10, now()).unwrap().next;
+
+    let first = &events[0];
+    let deliveries: Vec<NewDelivery> = [&pushed, &pulled]
+        .iter()
+        .map(|s| NewDelivery {
+            subscription: s.id.clone(),
+            event_id: first.id,
+            seq: first.version.seq,
+            item_id: first.version.item_id.clone(),
+            kind: first.kind,
+            due_at: first.due_at,
+        })
+        .collect();
+    assert_eq!(store.record_fanout(first.id, deliveries.clone()).unwrap(), 2);
+    assert_eq!(store.record_fanout(first.id, deliveries).unwrap(), 0, "a fan-out replayed writes nothing twice");
+    assert_eq!(store.outbox_position().unwrap(), first.id);
+    assert_eq!(store.outbox_after(store.outbox_position().unwrap(), 100).unwrap().len(), 3);
+    assert_eq!(store.delivered_items(std::slice::from_ref(&first.version.item_id)).unwrap().len(), 2);
+
+    // The pull feed lists the entry after the cursor taken before it, and not again after it.
+    let page = store.changes(&pulled.id, Some(before), 10, now()).unwrap();
+    assert_eq!(page.changes.len(), 1);
+    assert_eq!(page.changes[0].kind, EventKind::Publish);
+    assert!(store.changes(&pulled.id, Some(page.next), 10, now()).unwrap().changes.is_empty());
+
+    // Only the webhook's delivery is due for pushing; busy subscriptions and in-flight ones are left out.
+    let due = store.due_deliveries(now(), 10, &[], &[]).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].subscription, pushed.id);
+    assert!(store.due_deliveries(now(), 10, std::slice::from_ref(&pushed.id), &[]).unwrap().is_empty());
+    assert!(store.due_deliveries(now(), 10, &[], &[due[0].n]).unwrap().is_empty());
+
+    // A failed attempt schedules a retry; a success ends it; the log shows both attempts.
+    let retry_at = Timestamp(now().micros() + 60_000_000);
+    let failed = AttemptRecord {
+        n: due[0].n,
+        attempt: 1,
+        at: now(),
+        status: Some(503),
+        latency_micros: 1200,
+        error: Some("HTTP 503".into()),
+        outcome: AttemptOutcome::RetryAt(retry_at),
+    };
+    store.record_attempts(vec![failed]).unwrap();
+    assert!(store.due_deliveries(now(), 10, &[], &[]).unwrap().is_empty());
+    assert_eq!(store.next_due().unwrap(), Some(retry_at));
+    let later = Timestamp(retry_at.micros() + 1);
+    let again = store.due_deliveries(later, 10, &[], &[]).unwrap();
+    assert_eq!(again[0].attempts, 1);
+    let done = AttemptRecord {
+        n: again[0].n,
+        attempt: 2,
+        at: later,
+        status: Some(200),
+        latency_micros: 900,
+        error: None,
+        outcome: AttemptOutcome::Delivered,
+    };
+    store.record_attempts(vec![done]).unwrap();
+    let log = store.deliveries(&pushed.id, now(), None, 10).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].state, DeliveryState::Delivered);
+    assert_eq!(log[0].attempts.iter().map(|a| a.status).collect::<Vec<_>>(), [Some(503), Some(200)]);
+    assert_eq!(store.next_due().unwrap(), None);
+
+    // A delivery due in the future (the embargo) stays out of the feed and the log until then.
+    let release = &events[2];
+    store
+        .record_fanout(
+            release.id,
+            vec![NewDelivery {
+                subscription: pulled.id.clone(),
+                event_id: release.id,
+                seq: release.version.seq,
+                item_id: release.version.item_id.clone(),
+                kind: release.kind,
+                due_at: release.due_at,
+            }],
+        )
+        .unwrap();
+    assert!(store.changes(&pulled.id, Some(page.next), 10, now()).unwrap().changes.is_empty());
+    assert_eq!(store.deliveries(&pulled.id, now(), None, 10).unwrap().len(), 1);
+    assert_eq!(store.recent_changes(&pulled.id, 10, now()).unwrap().len(), 1);
+
+    // The version read applies visibility: the killed item shows only its notice to others.
+    match store.version_for(&b, &first.version.item_id, first.version.seq, now()).unwrap() {
+        VersionRead::Killed(notice) => assert_eq!(notice.pub_status, PubStatus::Canceled),
+        other => panic!("expected the kill notice, got {other:?}"),
+    }
+    match store.version_for(&a, &first.version.item_id, first.version.seq, now()).unwrap() {
+        VersionRead::Killed(_) => {}
+        other => panic!("the owner's item is killed too, got {other:?}"),
+    }
+    assert_eq!(
+        store.version_for(&b, &release.version.item_id, release.version.seq, now()).unwrap(),
+        VersionRead::NotFound,
+        "embargoed"
+    );
+    assert!(matches!(
+        store.version_for(&a, &release.version.item_id, release.version.seq, now()).unwrap(),
+        VersionRead::Visible(..)
+    ));
+
+    // Deleting a subscription deletes its deliveries; without a webhook nothing is pushed.
+    assert!(store.delete_subscription(&b, &pushed.id).unwrap());
+    assert!(!store.delete_subscription(&b, &pushed.id).unwrap());
+    assert!(
+        store
+            .update_subscription(&b, &pulled.id, SubscriptionSpec { name: "renamed".into(), ..pulled.spec.clone() })
+            .unwrap()
+    );
+    assert_eq!(store.subscriptions(&b).unwrap().iter().map(|s| s.spec.name.as_str()).collect::<Vec<_>>(), ["renamed"]);
+    assert!(store.due_deliveries(Timestamp(i64::MAX), 10, &[], &[]).unwrap().is_empty());
 }

@@ -6,6 +6,7 @@
 //! Other processes (the CLI) may write to the same file at the same time; SQLite's locking and the
 //! busy timeout serialise them.
 
+mod distribution;
 mod schema;
 mod writer;
 
@@ -14,16 +15,18 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use karavan_domain::{
-    Agreement, AgreementId, ApiKey, CountryCode, Grantee, ItemAccess, ItemId, KeyHash, KeyId, LanguageTag, Member,
-    MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, Timestamp, Ulid, Visibility, visibility_for,
+    Agreement, AgreementId, ApiKey, CountryCode, EventKind, Grantee, ItemAccess, ItemId, KeyHash, KeyId, LanguageTag,
+    Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp, Ulid, Visibility,
+    visibility_for,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Cursor, ItemRead, KeyInfo, ListEntry, ListPage, ListQuery, NewAgreement, NewMember, NewVersion, Page, Principal,
-    PublishOutcome, Result, SavedSearch, Store, StoreError, StoredVersion,
+    AttemptRecord, Change, ChangesPage, Cursor, DeliveryRecord, DueDelivery, ItemRead, KeyInfo, ListEntry, ListPage,
+    ListQuery, NewAgreement, NewDelivery, NewMember, NewVersion, OutboxEvent, Page, Principal, PublishOutcome, Result,
+    SavedSearch, Store, StoreError, StoredVersion, Subscription, SubscriptionSpec, VersionRead,
 };
 use writer::{Writer, WriterClock};
 
@@ -419,6 +422,12 @@ fn publish_in(
         ],
     )?;
     let seq = connection.last_insert_rowid();
+    // The outbox row is part of the same transaction: a stored version always has its event, and an
+    // event never exists without its version (see `distribution.rs` for the fan-out).
+    let kind = EventKind::of_version(number, new.pub_status, available_at > committed_at);
+    connection
+        .prepare_cached("INSERT INTO outbox (seq, item_id, kind, due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![seq, item_id.as_str(), kind.as_str(), available_at.micros(), committed_at.micros()])?;
     {
         let mut insert =
             connection.prepare_cached("INSERT OR IGNORE INTO version_subjects (seq, key) VALUES (?1, ?2)")?;
@@ -812,6 +821,109 @@ impl Store for SqliteStore {
             )?;
             Ok(deleted > 0)
         })
+    }
+
+    fn version_for(&self, viewer: &MemberId, id: &ItemId, seq: i64, now: Timestamp) -> Result<VersionRead> {
+        self.version_for_in(viewer, id, seq, now)
+    }
+
+    fn add_subscription(
+        &self,
+        member: &MemberId,
+        spec: SubscriptionSpec,
+        feed_token_hash: [u8; 32],
+    ) -> Result<Subscription> {
+        self.add_subscription_in(member, spec, feed_token_hash)
+    }
+
+    fn subscriptions(&self, member: &MemberId) -> Result<Vec<Subscription>> {
+        self.subscriptions_in(member)
+    }
+
+    fn subscription(&self, member: &MemberId, id: &SubscriptionId) -> Result<Option<Subscription>> {
+        self.subscription_in(member, id)
+    }
+
+    fn update_subscription(&self, member: &MemberId, id: &SubscriptionId, spec: SubscriptionSpec) -> Result<bool> {
+        self.update_subscription_in(member, id, spec)
+    }
+
+    fn delete_subscription(&self, member: &MemberId, id: &SubscriptionId) -> Result<bool> {
+        self.delete_subscription_in(member, id)
+    }
+
+    fn set_feed_token(&self, member: &MemberId, id: &SubscriptionId, feed_token_hash: [u8; 32]) -> Result<bool> {
+        self.set_feed_token_in(member, id, feed_token_hash)
+    }
+
+    fn subscription_by_feed_token(&self, feed_token_hash: [u8; 32]) -> Result<Option<Subscription>> {
+        self.subscription_by_feed_token_in(feed_token_hash)
+    }
+
+    fn all_subscriptions(&self) -> Result<Vec<Subscription>> {
+        self.all_subscriptions_in()
+    }
+
+    fn live_agreements(&self) -> Result<Vec<Agreement>> {
+        self.live_agreements_in()
+    }
+
+    fn outbox_position(&self) -> Result<i64> {
+        self.outbox_position_in()
+    }
+
+    fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>> {
+        self.outbox_after_in(after, limit)
+    }
+
+    fn delivered_items(&self, items: &[ItemId]) -> Result<Vec<(SubscriptionId, ItemId)>> {
+        self.delivered_items_in(items)
+    }
+
+    fn record_fanout(&self, through: i64, deliveries: Vec<NewDelivery>) -> Result<usize> {
+        self.record_fanout_in(through, deliveries)
+    }
+
+    fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        skip_subscriptions: &[SubscriptionId],
+        skip_deliveries: &[i64],
+    ) -> Result<Vec<DueDelivery>> {
+        self.due_deliveries_in(now, limit, skip_subscriptions, skip_deliveries)
+    }
+
+    fn next_due(&self) -> Result<Option<Timestamp>> {
+        self.next_due_in()
+    }
+
+    fn record_attempts(&self, attempts: Vec<AttemptRecord>) -> Result<()> {
+        self.record_attempts_in(attempts)
+    }
+
+    fn deliveries(
+        &self,
+        subscription: &SubscriptionId,
+        now: Timestamp,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>> {
+        self.deliveries_in(subscription, now, before, limit)
+    }
+
+    fn changes(
+        &self,
+        subscription: &SubscriptionId,
+        since: Option<Cursor>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<ChangesPage> {
+        self.changes_in(subscription, since, limit, now)
+    }
+
+    fn recent_changes(&self, subscription: &SubscriptionId, limit: u32, now: Timestamp) -> Result<Vec<Change>> {
+        self.recent_changes_in(subscription, limit, now)
     }
 
     fn current_versions_after(&self, after: i64, limit: u32) -> Result<Vec<StoredVersion>> {

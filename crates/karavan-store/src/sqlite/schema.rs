@@ -92,6 +92,64 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (member_id, name)
     );
     "#,
+    // 3: distribution: subscriptions, the outbox of item events (written in the publish's transaction),
+    // the deliveries the fan-out makes of them, and every push attempt.
+    r#"
+    CREATE TABLE subscriptions (
+        id TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id),
+        name TEXT NOT NULL,
+        query TEXT NOT NULL,
+        events TEXT NOT NULL,
+        format TEXT NOT NULL,
+        webhook_url TEXT,
+        webhook_secret TEXT,
+        feed_token_hash BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (member_id, name)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER NOT NULL,
+        item_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('publish', 'correction', 'kill', 'embargo_release')),
+        due_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE outbox_position (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL
+    );
+    INSERT INTO outbox_position (name, position) VALUES ('fanout', 0);
+    CREATE TABLE deliveries (
+        n INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+        event_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        item_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        listed_at INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead', 'withdrawn', 'feed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER,
+        delivered_at INTEGER,
+        UNIQUE (subscription_id, event_id)
+    );
+    CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX deliveries_feed ON deliveries(subscription_id, listed_at, n);
+    CREATE INDEX deliveries_item ON deliveries(item_id, subscription_id);
+    CREATE TABLE delivery_attempts (
+        delivery_n INTEGER NOT NULL REFERENCES deliveries(n) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        status INTEGER,
+        latency_us INTEGER NOT NULL,
+        error TEXT,
+        PRIMARY KEY (delivery_n, attempt)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.

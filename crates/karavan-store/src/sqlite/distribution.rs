@@ -1,0 +1,630 @@
+//! Distribution in SQLite: subscriptions, the outbox, deliveries and their attempts.
+//!
+//! The path of an item event: `publish_in` writes an `outbox` row in the publish's own transaction; the
+//! fan-out reads the outbox in order and, in one transaction, writes a `deliveries` row per matching
+//! subscription and moves its position past those events (deleting them); the pusher sends pending
+//! deliveries and records each attempt. A crash at any point leaves either the event in the outbox or
+//! its deliveries pending, so nothing is lost; a delivery may be sent twice (after a crash between the
+//! send and its record), always under its one id.
+//!
+//! A delivery's `listed_at` (when it enters the changes feed and falls due) is never earlier than the
+//! commit time of the transaction that wrote it, which the writer clock guards like item commit times:
+//! so a feed read up to the writer's horizon never misses a delivery that commits later.
+
+use karavan_domain::{
+    Agreement, DeliveryId, EventKind, ItemAccess, ItemId, MemberId, SubscriptionId, Timestamp, Visibility,
+    visibility_for,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    AGREEMENT_COLUMNS, SqliteStore, agreement_from_row, build_agreement, corrupt, embargo_of, load_version, new_ulid,
+    now_micros, subjects_of,
+};
+use crate::{
+    Attempt, AttemptOutcome, AttemptRecord, Change, ChangesPage, Cursor, DeliveryRecord, DeliveryState, DueDelivery,
+    ItemRead, NewDelivery, OutboxEvent, Result, Store, StoreError, Subscription, SubscriptionSpec, VersionRead,
+    Webhook,
+};
+
+const SUBSCRIPTION_COLUMNS: &str =
+    "id, member_id, name, query, events, format, webhook_url, webhook_secret, created_at, updated_at";
+
+type RawSubscription = (String, String, String, String, String, String, Option<String>, Option<String>, i64, i64);
+
+fn subscription_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawSubscription> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+    ))
+}
+
+fn build_subscription(raw: RawSubscription) -> Result<Subscription> {
+    let (id, member, name, query, events, format, url, secret, created_at, updated_at) = raw;
+    let events: Vec<String> = serde_json::from_str(&events).map_err(|e| corrupt("subscription events", e))?;
+    let webhook = match (url, secret) {
+        (Some(url), Some(secret)) => Some(Webhook { url, secret }),
+        _ => None,
+    };
+    Ok(Subscription {
+        id: SubscriptionId::parse(&id).map_err(|e| corrupt("subscription id", e))?,
+        member: MemberId::parse(&member).map_err(|e| corrupt("subscription member", e))?,
+        spec: SubscriptionSpec {
+            name,
+            query: serde_json::from_str(&query).map_err(|e| corrupt("subscription query", e))?,
+            events: events
+                .iter()
+                .map(|e| EventKind::parse(e))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| corrupt("subscription event", e))?,
+            format,
+            webhook,
+        },
+        created_at: Timestamp(created_at),
+        updated_at: Timestamp(updated_at),
+    })
+}
+
+fn spec_columns(spec: &SubscriptionSpec) -> Result<(String, String)> {
+    let query = serde_json::to_string(&spec.query).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
+    let events = serde_json::to_string(&events).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok((query, events))
+}
+
+fn name_taken(name: &str) -> StoreError {
+    StoreError::Conflict {
+        code: "name_taken",
+        message: format!("name: your member already has a subscription called {name:?}"),
+    }
+}
+
+fn event_kind(text: &str) -> Result<EventKind> {
+    EventKind::parse(text).map_err(|e| corrupt("event kind", e))
+}
+
+fn item_id(text: &str) -> Result<ItemId> {
+    ItemId::parse(text).map_err(|e| corrupt("item id", e))
+}
+
+fn delivery_id(text: &str) -> Result<DeliveryId> {
+    DeliveryId::parse(text).map_err(|e| corrupt("delivery id", e))
+}
+
+fn query_subscriptions(
+    connection: &Connection,
+    filter: &str,
+    values: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Subscription>> {
+    let mut statement =
+        connection.prepare_cached(&format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions {filter}"))?;
+    let rows = statement.query_map(values, subscription_row)?;
+    rows.map(|row| build_subscription(row?)).collect()
+}
+
+impl SqliteStore {
+    pub(super) fn version_for_in(
+        &self,
+        viewer: &MemberId,
+        id: &ItemId,
+        seq: i64,
+        now: Timestamp,
+    ) -> Result<VersionRead> {
+        let current = match self.item(viewer, id, now)? {
+            ItemRead::NotFound => return Ok(VersionRead::NotFound),
+            ItemRead::Killed(notice) => return Ok(VersionRead::Killed(notice)),
+            ItemRead::Visible(current, right) if current.seq == seq => return Ok(VersionRead::Visible(current, right)),
+            ItemRead::Visible(current, _) => current,
+        };
+        self.read(|connection| {
+            let owner: Option<String> = connection
+                .query_row("SELECT item_id FROM versions WHERE seq = ?1", [seq], |row| row.get(0))
+                .optional()?;
+            if owner.as_deref() != Some(current.item_id.as_str()) {
+                return Ok(VersionRead::NotFound);
+            }
+            let version = load_version(connection, seq)?;
+            let subjects = subjects_of(connection, seq)?;
+            let agreements = super::agreements_granted_to(connection, viewer)?;
+            let access = ItemAccess {
+                owner: &version.owner,
+                pub_status: version.pub_status,
+                committed_at: version.committed_at,
+                embargoed_until: embargo_of(connection, seq)?,
+                subjects: &subjects,
+            };
+            Ok(match visibility_for(viewer, &access, &agreements, now) {
+                Visibility::Visible { right, .. } => VersionRead::Visible(version, right),
+                Visibility::Killed { .. } => VersionRead::Killed(version),
+                Visibility::Hidden => VersionRead::NotFound,
+            })
+        })
+    }
+
+    pub(super) fn add_subscription_in(
+        &self,
+        member: &MemberId,
+        spec: SubscriptionSpec,
+        feed_token_hash: [u8; 32],
+    ) -> Result<Subscription> {
+        let now = Timestamp(now_micros());
+        let record = Subscription {
+            id: SubscriptionId::new(new_ulid()?),
+            member: member.clone(),
+            spec,
+            created_at: now,
+            updated_at: now,
+        };
+        let stored = record.clone();
+        let (query, events) = spec_columns(&stored.spec)?;
+        self.writer.run(move |connection, _| {
+            let spec = &stored.spec;
+            let inserted = connection.execute(
+                "INSERT INTO subscriptions (id, member_id, name, query, events, format, webhook_url, webhook_secret,
+                    feed_token_hash, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+                 ON CONFLICT (member_id, name) DO NOTHING",
+                params![
+                    stored.id.as_str(),
+                    stored.member.as_str(),
+                    spec.name,
+                    query,
+                    events,
+                    spec.format,
+                    spec.webhook.as_ref().map(|w| w.url.clone()),
+                    spec.webhook.as_ref().map(|w| w.secret.clone()),
+                    feed_token_hash.to_vec(),
+                    stored.created_at.micros(),
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(name_taken(&spec.name));
+            }
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    pub(super) fn subscriptions_in(&self, member: &MemberId) -> Result<Vec<Subscription>> {
+        self.read(|connection| {
+            query_subscriptions(connection, "WHERE member_id = ?1 ORDER BY name", &[&member.as_str()])
+        })
+    }
+
+    pub(super) fn subscription_in(&self, member: &MemberId, id: &SubscriptionId) -> Result<Option<Subscription>> {
+        self.read(|connection| {
+            let found =
+                query_subscriptions(connection, "WHERE member_id = ?1 AND id = ?2", &[&member.as_str(), &id.as_str()])?;
+            Ok(found.into_iter().next())
+        })
+    }
+
+    pub(super) fn update_subscription_in(
+        &self,
+        member: &MemberId,
+        id: &SubscriptionId,
+        spec: SubscriptionSpec,
+    ) -> Result<bool> {
+        let (member, id) = (member.clone(), id.clone());
+        let (query, events) = spec_columns(&spec)?;
+        self.writer.run(move |connection, _| {
+            let clash: bool = connection.query_row(
+                "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE member_id = ?1 AND name = ?2 AND id != ?3)",
+                params![member.as_str(), spec.name, id.as_str()],
+                |row| row.get(0),
+            )?;
+            if clash {
+                return Err(name_taken(&spec.name));
+            }
+            let updated = connection.execute(
+                "UPDATE subscriptions SET name = ?3, query = ?4, events = ?5, format = ?6, webhook_url = ?7,
+                    webhook_secret = ?8, updated_at = ?9
+                 WHERE member_id = ?1 AND id = ?2",
+                params![
+                    member.as_str(),
+                    id.as_str(),
+                    spec.name,
+                    query,
+                    events,
+                    spec.format,
+                    spec.webhook.as_ref().map(|w| w.url.clone()),
+                    spec.webhook.as_ref().map(|w| w.secret.clone()),
+                    now_micros(),
+                ],
+            )?;
+            if updated > 0 && spec.webhook.is_none() {
+                // Without a webhook nothing is pushed any more; what waited stays in the changes feed.
+                connection.execute(
+                    "UPDATE deliveries SET state = 'feed', next_attempt_at = NULL
+                     WHERE subscription_id = ?1 AND state = 'pending'",
+                    [id.as_str()],
+                )?;
+            }
+            Ok(updated > 0)
+        })
+    }
+
+    pub(super) fn delete_subscription_in(&self, member: &MemberId, id: &SubscriptionId) -> Result<bool> {
+        let (member, id) = (member.clone(), id.clone());
+        self.writer.run(move |connection, _| {
+            let deleted = connection.execute(
+                "DELETE FROM subscriptions WHERE member_id = ?1 AND id = ?2",
+                [member.as_str(), id.as_str()],
+            )?;
+            Ok(deleted > 0)
+        })
+    }
+
+    pub(super) fn set_feed_token_in(&self, member: &MemberId, id: &SubscriptionId, hash: [u8; 32]) -> Result<bool> {
+        let (member, id) = (member.clone(), id.clone());
+        self.writer.run(move |connection, _| {
+            let updated = connection.execute(
+                "UPDATE subscriptions SET feed_token_hash = ?3, updated_at = ?4 WHERE member_id = ?1 AND id = ?2",
+                params![member.as_str(), id.as_str(), hash.to_vec(), now_micros()],
+            )?;
+            Ok(updated > 0)
+        })
+    }
+
+    pub(super) fn subscription_by_feed_token_in(&self, hash: [u8; 32]) -> Result<Option<Subscription>> {
+        self.read(|connection| {
+            let found = query_subscriptions(connection, "WHERE feed_token_hash = ?1", &[&hash.to_vec()])?;
+            Ok(found.into_iter().next())
+        })
+    }
+
+    pub(super) fn all_subscriptions_in(&self) -> Result<Vec<Subscription>> {
+        self.read(|connection| query_subscriptions(connection, "ORDER BY id", &[]))
+    }
+
+    pub(super) fn live_agreements_in(&self) -> Result<Vec<Agreement>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {AGREEMENT_COLUMNS} FROM agreements WHERE revoked_at IS NULL ORDER BY id"
+            ))?;
+            let rows = statement.query_map([], agreement_from_row)?;
+            rows.map(|row| build_agreement(row?)).collect()
+        })
+    }
+
+    pub(super) fn outbox_position_in(&self) -> Result<i64> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row("SELECT position FROM outbox_position WHERE name = 'fanout'", [], |row| row.get(0))?)
+        })
+    }
+
+    pub(super) fn outbox_after_in(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT id, seq, kind, due_at FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            let rows = statement
+                .query_map(params![after, limit], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(id, seq, kind, due_at)| {
+                    Ok(OutboxEvent {
+                        id,
+                        kind: event_kind(&kind)?,
+                        due_at: Timestamp(due_at),
+                        version: load_version(connection, seq)?,
+                        subjects: subjects_of(connection, seq)?,
+                        embargoed_until: embargo_of(connection, seq)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub(super) fn delivered_items_in(&self, items: &[ItemId]) -> Result<Vec<(SubscriptionId, ItemId)>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = items.iter().map(ItemId::as_str).collect();
+        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT DISTINCT subscription_id, item_id FROM deliveries
+                 WHERE item_id IN (SELECT value FROM json_each(?1)) AND state != 'withdrawn'",
+            )?;
+            let rows = statement
+                .query_map([ids], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(subscription, item)| {
+                    Ok((
+                        SubscriptionId::parse(&subscription).map_err(|e| corrupt("subscription id", e))?,
+                        item_id(&item)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    pub(super) fn record_fanout_in(&self, through: i64, deliveries: Vec<NewDelivery>) -> Result<usize> {
+        let ids = deliveries.iter().map(|_| new_ulid().map(DeliveryId::new)).collect::<Result<Vec<_>>>()?;
+        self.writer.run(move |connection, clock| {
+            // Every delivery of this transaction is listed no earlier than its commit time.
+            let floor = clock.next();
+            let mut written = 0;
+            {
+                let mut insert = connection.prepare_cached(
+                    "INSERT INTO deliveries (id, subscription_id, event_id, seq, item_id, kind, listed_at, state,
+                        next_attempt_at)
+                     SELECT ?1, s.id, ?3, ?4, ?5, ?6, ?7,
+                        CASE WHEN s.webhook_url IS NULL THEN 'feed' ELSE 'pending' END,
+                        CASE WHEN s.webhook_url IS NULL THEN NULL ELSE ?7 END
+                     FROM subscriptions s WHERE s.id = ?2
+                     ON CONFLICT (subscription_id, event_id) DO NOTHING",
+                )?;
+                for (delivery, id) in deliveries.iter().zip(&ids) {
+                    let listed_at = delivery.due_at.max(floor);
+                    written += insert.execute(params![
+                        id.as_str(),
+                        delivery.subscription.as_str(),
+                        delivery.event_id,
+                        delivery.seq,
+                        delivery.item_id.as_str(),
+                        delivery.kind.as_str(),
+                        listed_at.micros(),
+                    ])?;
+                }
+            }
+            connection
+                .execute("UPDATE outbox_position SET position = MAX(position, ?1) WHERE name = 'fanout'", [through])?;
+            connection.execute("DELETE FROM outbox WHERE id <= ?1", [through])?;
+            Ok(written)
+        })
+    }
+
+    pub(super) fn due_deliveries_in(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        skip_subscriptions: &[SubscriptionId],
+        skip_deliveries: &[i64],
+    ) -> Result<Vec<DueDelivery>> {
+        let skip_subscriptions: Vec<&str> = skip_subscriptions.iter().map(SubscriptionId::as_str).collect();
+        let skip_subscriptions =
+            serde_json::to_string(&skip_subscriptions).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let skip_deliveries = serde_json::to_string(skip_deliveries).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT d.n, d.id, d.subscription_id, s.member_id, d.kind, d.seq, d.item_id, d.attempts,
+                    s.webhook_url, s.webhook_secret, d.listed_at
+                 FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+                 WHERE d.state = 'pending' AND d.next_attempt_at <= ?1
+                    AND d.subscription_id NOT IN (SELECT value FROM json_each(?2))
+                    AND d.n NOT IN (SELECT value FROM json_each(?3))
+                    AND s.webhook_url IS NOT NULL
+                 ORDER BY d.next_attempt_at, d.n LIMIT ?4",
+            )?;
+            type Raw = (i64, String, String, String, String, i64, String, i64, String, String, i64);
+            let rows = statement
+                .query_map(params![now.micros(), skip_subscriptions, skip_deliveries, limit], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                        row.get(8)?,
+                        row.get(9)?,
+                        row.get(10)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<Raw>>>()?;
+            rows.into_iter()
+                .map(|(n, id, subscription, member, kind, seq, item, attempts, url, secret, listed_at)| {
+                    Ok(DueDelivery {
+                        n,
+                        id: delivery_id(&id)?,
+                        subscription: SubscriptionId::parse(&subscription)
+                            .map_err(|e| corrupt("subscription id", e))?,
+                        member: MemberId::parse(&member).map_err(|e| corrupt("member id", e))?,
+                        kind: event_kind(&kind)?,
+                        seq,
+                        item_id: item_id(&item)?,
+                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        webhook: Webhook { url, secret },
+                        listed_at: Timestamp(listed_at),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub(super) fn next_due_in(&self) -> Result<Option<Timestamp>> {
+        self.read(|connection| {
+            let next: Option<i64> = connection.query_row(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
+                [],
+                |row| row.get(0),
+            )?;
+            Ok(next.map(Timestamp))
+        })
+    }
+
+    pub(super) fn record_attempts_in(&self, attempts: Vec<AttemptRecord>) -> Result<()> {
+        self.writer.run(move |connection, _| {
+            let mut insert = connection.prepare_cached(
+                "INSERT OR IGNORE INTO delivery_attempts (delivery_n, attempt, at, status, latency_us, error)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM deliveries WHERE n = ?1)",
+            )?;
+            let mut update = connection.prepare_cached(
+                "UPDATE deliveries SET attempts = MAX(attempts, ?2), state = ?3, next_attempt_at = ?4,
+                    delivered_at = COALESCE(delivered_at, ?5)
+                 WHERE n = ?1 AND state = 'pending'",
+            )?;
+            for record in attempts {
+                if record.outcome != AttemptOutcome::Withdrawn {
+                    insert.execute(params![
+                        record.n,
+                        record.attempt,
+                        record.at.micros(),
+                        record.status,
+                        record.latency_micros,
+                        record.error,
+                    ])?;
+                }
+                let (state, next, delivered) = match record.outcome {
+                    AttemptOutcome::Delivered => (DeliveryState::Delivered, None, Some(record.at.micros())),
+                    AttemptOutcome::RetryAt(at) => (DeliveryState::Pending, Some(at.micros()), None),
+                    AttemptOutcome::Dead => (DeliveryState::Dead, None, None),
+                    AttemptOutcome::Withdrawn => (DeliveryState::Withdrawn, None, None),
+                };
+                let attempts = if record.outcome == AttemptOutcome::Withdrawn { 0 } else { record.attempt };
+                update.execute(params![record.n, attempts, state.as_str(), next, delivered])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn deliveries_in(
+        &self,
+        subscription: &SubscriptionId,
+        now: Timestamp,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT n, id, kind, item_id, seq, state, listed_at, next_attempt_at, delivered_at FROM deliveries
+                 WHERE subscription_id = ?1 AND listed_at <= ?2 AND n < ?3 ORDER BY n DESC LIMIT ?4",
+            )?;
+            type Raw = (i64, String, String, String, i64, String, i64, Option<i64>, Option<i64>);
+            let rows = statement
+                .query_map(params![subscription.as_str(), now.micros(), before.unwrap_or(i64::MAX), limit], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                        row.get(8)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<Raw>>>()?;
+            let mut attempts_of = connection.prepare_cached(
+                "SELECT attempt, at, status, latency_us, error FROM delivery_attempts WHERE delivery_n = ?1
+                 ORDER BY attempt",
+            )?;
+            rows.into_iter()
+                .map(|(n, id, kind, item, seq, state, listed_at, next, delivered)| {
+                    let attempts = attempts_of
+                        .query_map([n], |row| {
+                            Ok(Attempt {
+                                attempt: row.get(0)?,
+                                at: Timestamp(row.get(1)?),
+                                status: row.get(2)?,
+                                latency_micros: row.get(3)?,
+                                error: row.get(4)?,
+                            })
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(DeliveryRecord {
+                        n,
+                        id: delivery_id(&id)?,
+                        kind: event_kind(&kind)?,
+                        item_id: item_id(&item)?,
+                        seq,
+                        state: DeliveryState::parse(&state).ok_or_else(|| corrupt("delivery state", &state))?,
+                        listed_at: Timestamp(listed_at),
+                        next_attempt_at: next.map(Timestamp),
+                        delivered_at: delivered.map(Timestamp),
+                        attempts,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub(super) fn changes_in(
+        &self,
+        subscription: &SubscriptionId,
+        since: Option<Cursor>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<ChangesPage> {
+        let horizon = Cursor { at: Timestamp(self.writer.horizon(now.micros())), seq: i64::MAX };
+        let Some(since) = since else {
+            return Ok(ChangesPage { changes: Vec::new(), next: horizon });
+        };
+        let limit = limit.clamp(1, 1000);
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT n, id, kind, item_id, seq, listed_at FROM deliveries
+                 WHERE subscription_id = ?1 AND (listed_at, n) > (?2, ?3) AND listed_at <= ?4
+                 ORDER BY listed_at, n LIMIT ?5",
+            )?;
+            let changes = change_rows(
+                &mut statement,
+                params![subscription.as_str(), since.at.micros(), since.seq, horizon.at.micros(), limit],
+            )?;
+            let full = changes.len() as u32 >= limit;
+            let next = match changes.last() {
+                Some(last) if full => last.cursor,
+                _ => horizon.max(since),
+            };
+            Ok(ChangesPage { changes, next })
+        })
+    }
+
+    pub(super) fn recent_changes_in(
+        &self,
+        subscription: &SubscriptionId,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Change>> {
+        let horizon = self.writer.horizon(now.micros());
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT n, id, kind, item_id, seq, listed_at FROM deliveries
+                 WHERE subscription_id = ?1 AND listed_at <= ?2 ORDER BY listed_at DESC, n DESC LIMIT ?3",
+            )?;
+            change_rows(&mut statement, params![subscription.as_str(), horizon, limit.clamp(1, 1000)])
+        })
+    }
+}
+
+fn change_rows(statement: &mut rusqlite::CachedStatement<'_>, values: impl rusqlite::Params) -> Result<Vec<Change>> {
+    let rows = statement
+        .query_map(values, |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(n, id, kind, item, seq, listed_at)| {
+            Ok(Change {
+                cursor: Cursor { at: Timestamp(listed_at), seq: n },
+                delivery: delivery_id(&id)?,
+                kind: event_kind(&kind)?,
+                item_id: item_id(&item)?,
+                seq,
+            })
+        })
+        .collect()
+}
