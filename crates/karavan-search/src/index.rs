@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use tantivy::aggregation::AggregationCollector;
 use tantivy::aggregation::agg_req::Aggregations;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions,
@@ -220,6 +220,19 @@ impl std::fmt::Debug for SearchIndex {
 /// publishes arrive one by one, so more threads only compete with request handling for the cores.
 const WRITER_THREADS: usize = 1;
 const WRITER_MEMORY: usize = 32 * 1024 * 1024;
+/// The arena of the in-memory index a percolation builds (tantivy's minimum).
+const PERCOLATE_MEMORY: usize = 15_000_000;
+
+/// A search request's query and filters, compiled (see [`SearchIndex::matcher`]).
+pub struct Matcher {
+    query: Box<dyn Query>,
+}
+
+impl std::fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Matcher").finish_non_exhaustive()
+    }
+}
 
 impl SearchIndex {
     /// Opens the index in `dir`, creating it (empty) if needed. An index whose schema differs from this
@@ -252,8 +265,7 @@ impl SearchIndex {
         Ok(metas.payload.as_deref().and_then(|p| p.parse().ok()).unwrap_or(0))
     }
 
-    /// Adds or replaces an item's document. Visible to searches after the next [`SearchIndex::commit`].
-    pub fn upsert(&self, doc: &IndexDoc) -> Result<()> {
+    fn document(&self, doc: &IndexDoc) -> TantivyDocument {
         let f = &self.fields;
         let analyzer = Analyzer::for_language(doc.language.as_deref());
         let mut document = TantivyDocument::default();
@@ -289,6 +301,13 @@ impl SearchIndex {
         }
         document.add_text(f.analyzer, analyzer.name());
         document.add_text(f.text[&analyzer], format!("{}\n{}", doc.headline, doc.body));
+        document
+    }
+
+    /// Adds or replaces an item's document. Visible to searches after the next [`SearchIndex::commit`].
+    pub fn upsert(&self, doc: &IndexDoc) -> Result<()> {
+        let f = &self.fields;
+        let document = self.document(doc);
         let writer = self.writer.lock().map_err(|_| SearchError::Directory("writer lock poisoned".into()))?;
         writer.delete_term(Term::from_field_text(f.item_id, &doc.item_id));
         writer.add_document(document)?;
@@ -382,11 +401,11 @@ impl SearchIndex {
         Analyzer::ALL.to_vec()
     }
 
-    /// Runs a search as `audience`.
-    pub fn search(&self, request: &SearchRequest, audience: &Audience) -> Result<SearchResults> {
+    /// The query text and filters of a request as query clauses (everything but visibility).
+    fn request_clauses(&self, request: &SearchRequest) -> Result<Vec<(Occur, Box<dyn Query>)>> {
         let f = &self.fields;
         let analyzers = self.text_fields_for(request);
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.visibility(audience))];
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         match request.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             Some(text) => {
                 let fields = analyzers.iter().map(|a| f.text[a]).collect();
@@ -429,6 +448,48 @@ impl SearchIndex {
                 |v: Option<i64>| v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(f.dated_at, v)));
             clauses.push((Occur::Must, Box::new(RangeQuery::new(bound(request.from), bound(request.to)))));
         }
+        Ok(clauses)
+    }
+
+    /// Compiles a request's query and filters once, to test item documents against (subscriptions).
+    pub fn matcher(&self, request: &SearchRequest) -> Result<Matcher> {
+        Ok(Matcher { query: Box::new(BooleanQuery::new(self.request_clauses(request)?)) })
+    }
+
+    /// Tests documents against matchers with exactly the analysis and query semantics of a search:
+    /// the documents go into a small index in memory, and each matcher runs over it once. Returns, per
+    /// matcher, the positions of the documents it matches (ascending).
+    pub fn percolate(&self, docs: &[IndexDoc], matchers: &[&Matcher]) -> Result<Vec<Vec<usize>>> {
+        if docs.is_empty() {
+            return Ok(vec![Vec::new(); matchers.len()]);
+        }
+        // A single-segment writer starts no threads; documents keep their order as doc ids.
+        let mut writer = Index::builder()
+            .schema(self.index.schema())
+            .tokenizers(self.index.tokenizers().clone())
+            .single_segment_index_writer(tantivy::directory::RamDirectory::create(), PERCOLATE_MEMORY)?;
+        for doc in docs {
+            writer.add_document(self.document(doc))?;
+        }
+        let index = writer.finalize()?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let searcher: tantivy::Searcher = reader.searcher();
+        matchers
+            .iter()
+            .map(|matcher| {
+                let found = searcher.search(matcher.query.as_ref(), &DocSetCollector)?;
+                let mut positions: Vec<usize> = found.into_iter().map(|address| address.doc_id as usize).collect();
+                positions.sort_unstable();
+                Ok(positions)
+            })
+            .collect()
+    }
+
+    /// Runs a search as `audience`.
+    pub fn search(&self, request: &SearchRequest, audience: &Audience) -> Result<SearchResults> {
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.visibility(audience))];
+        clauses.extend(self.request_clauses(request)?);
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
 

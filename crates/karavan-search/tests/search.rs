@@ -312,3 +312,40 @@ fn chinese_press_text_from_the_seeds() {
     traditional.limit = 50;
     assert_eq!(ids(&index, &traditional, &audience), found);
 }
+
+/// Subscriptions test new items with `percolate`: it must say exactly what a search says.
+#[test]
+fn percolation_agrees_with_search() {
+    let (_dir, index) = corpus();
+    let docs = [
+        doc("zh1", "a", "zh", "中吉乌铁路项目正式开工", "连接中国、吉尔吉斯斯坦和乌兹别克斯坦的铁路今天开工建设。"),
+        doc("zh2", "a", "zh-Hant", "鐵路貨運創新高", "霍爾果斯口岸的集裝箱列車數量再創新高。"),
+        doc("ru1", "a", "ru", "Новая железная дорога", "Строительство железной дороги началось в Оше."),
+        doc("ru2", "a", "ru", "Урожай пшеницы", "Фермеры собрали рекордный урожай пшеницы."),
+        doc("uz1", "a", "uz-Cyrl", "Тошкентда янги бекат очилди", "Тошкент шаҳрида янги темир йўл бекати очилди."),
+        doc("uz2", "a", "uz-Latn", "Samarqandga yangi poyezd", "Toshkentdan Samarqandga yangi tezyurar poyezd qatnay boshladi."),
+        doc("kk1", "a", "kk", "Қазақстанда жаңа теміржол", "Қазақстанның оңтүстігінде жаңа теміржол желісі ашылды."),
+        doc("en1", "a", "en", "Railways connect Central Asia", "New railways and roads are connecting the region."),
+    ];
+    let requests: Vec<SearchRequest> = vec![
+        SearchRequest::text("铁路"),
+        SearchRequest::text("железная дорога"),
+        SearchRequest::text("\"железной дороги\""),
+        SearchRequest::text("Toshkent"),
+        SearchRequest::text("railway -roads"),
+        SearchRequest::text("railway OR пшеница"),
+        SearchRequest::text(""),
+        SearchRequest { languages: vec!["uz".into()], ..SearchRequest::text("") },
+        SearchRequest { urgency: Some((1, 3)), ..SearchRequest::text("") },
+        SearchRequest { subjects: vec!["medtop:04000000".into()], ..SearchRequest::text("теміржол") },
+    ];
+    let audience = everyone_sees("a");
+    let matchers: Vec<_> = requests.iter().map(|r| index.matcher(r).unwrap()).collect();
+    let found = index.percolate(&docs, &matchers.iter().collect::<Vec<_>>()).unwrap();
+    for (request, positions) in requests.iter().zip(found) {
+        let mut percolated: Vec<String> = positions.iter().map(|&p| docs[p].item_id.clone()).collect();
+        percolated.sort();
+        assert_eq!(percolated, ids(&index, request, &audience), "for {:?}", request.text);
+    }
+    assert!(index.percolate(&[], &matchers.iter().collect::<Vec<_>>()).unwrap().iter().all(Vec::is_empty));
+}
