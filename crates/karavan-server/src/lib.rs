@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod items;
+pub mod outbound;
 pub mod params;
 pub mod publish;
 pub mod search;
