@@ -6,5 +6,6 @@ pub mod analysis;
 mod index;
 
 pub use index::{
-    Audience, Facets, Grant, IndexDoc, Matcher, Result, SearchError, SearchHit, SearchIndex, SearchRequest, SearchResults, Sort,
+    Audience, Facets, Grant, IndexDoc, Matcher, Result, SearchError, SearchHit, SearchIndex, SearchRequest,
+    SearchResults, Sort,
 };

@@ -323,7 +323,13 @@ fn percolation_agrees_with_search() {
         doc("ru1", "a", "ru", "Новая железная дорога", "Строительство железной дороги началось в Оше."),
         doc("ru2", "a", "ru", "Урожай пшеницы", "Фермеры собрали рекордный урожай пшеницы."),
         doc("uz1", "a", "uz-Cyrl", "Тошкентда янги бекат очилди", "Тошкент шаҳрида янги темир йўл бекати очилди."),
-        doc("uz2", "a", "uz-Latn", "Samarqandga yangi poyezd", "Toshkentdan Samarqandga yangi tezyurar poyezd qatnay boshladi."),
+        doc(
+            "uz2",
+            "a",
+            "uz-Latn",
+            "Samarqandga yangi poyezd",
+            "Toshkentdan Samarqandga yangi tezyurar poyezd qatnay boshladi.",
+        ),
         doc("kk1", "a", "kk", "Қазақстанда жаңа теміржол", "Қазақстанның оңтүстігінде жаңа теміржол желісі ашылды."),
         doc("en1", "a", "en", "Railways connect Central Asia", "New railways and roads are connecting the region."),
     ];

@@ -157,6 +157,7 @@ pub async fn publish(
                 Ok(outcomes)
             })
             .await?;
+        announce(&state, &outcomes);
         return Ok(batch_response(outcomes));
     }
     // Validation and normalisation are CPU work: keep them off the async threads.
@@ -169,7 +170,15 @@ pub async fn publish(
             Ok(outcome)
         })
         .await?;
+    announce(&state, std::slice::from_ref(&outcome));
     Ok(publish_response(outcome))
+}
+
+/// Wakes distribution (fan-out, live wire) when a publish stored something.
+fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
+    if outcomes.iter().any(|o| !matches!(o, PublishOutcome::Unchanged(_))) {
+        state.distribution().item_published();
+    }
 }
 
 fn parse_item_id(text: &str) -> ApiResult<ItemId> {
@@ -297,6 +306,7 @@ pub async fn kill_item(
             Ok(outcome)
         })
         .await?;
+    announce(&state, std::slice::from_ref(&outcome));
     Ok(publish_response(outcome))
 }
 

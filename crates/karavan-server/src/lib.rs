@@ -4,16 +4,20 @@
 //! Architecture invariant: handlers never touch the store or do CPU-heavy work on the async threads;
 //! they go through [`AppState::blocking`] and [`AppState::compute`].
 //! Architecture invariant: every route under `/v1/` takes a [`auth::Caller`]; only `/healthz` and the
-//! OpenAPI document are public.
+//! OpenAPI document are public, and `/feeds/{token}` authenticates by its feed token.
 
 pub mod admin;
+pub mod atom;
 pub mod auth;
+pub mod distribution;
 pub mod error;
 pub mod items;
 pub mod outbound;
 pub mod params;
 pub mod publish;
 pub mod search;
+pub mod stream;
+pub mod subscriptions;
 pub mod wire;
 
 use std::sync::Arc;
@@ -29,6 +33,7 @@ use karavan_search::SearchIndex;
 use karavan_store::{Store, StoreError};
 use tokio::net::TcpListener;
 
+use crate::distribution::{Distribution, DistributionConfig};
 use crate::error::{ApiError, ErrorCode};
 
 /// Server settings.
@@ -36,11 +41,15 @@ use crate::error::{ApiError, ErrorCode};
 pub struct ServerConfig {
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The server's address as clients see it (`https://karavan.example.org`), for the absolute URLs it
+    /// hands out (feed URLs); `None`: relative URLs.
+    pub public_url: Option<String>,
+    pub distribution: DistributionConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
-        ServerConfig { max_body_bytes: 4 * 1024 * 1024 }
+        ServerConfig { max_body_bytes: 4 * 1024 * 1024, public_url: None, distribution: DistributionConfig::default() }
     }
 }
 
@@ -50,11 +59,27 @@ pub struct AppState {
     store: Arc<dyn Store>,
     search: Arc<SearchIndex>,
     config: Arc<ServerConfig>,
+    distribution: Arc<Distribution>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, search: Arc<SearchIndex>, config: ServerConfig) -> AppState {
-        AppState { store, search, config: Arc::new(config) }
+    /// The state of a server; fails only if the outbound HTTP client cannot be built.
+    pub fn new(store: Arc<dyn Store>, search: Arc<SearchIndex>, config: ServerConfig) -> Result<AppState, String> {
+        let distribution = Arc::new(Distribution::new(config.distribution.clone())?);
+        Ok(AppState { store, search, config: Arc::new(config), distribution })
+    }
+
+    /// Starts the background work of distribution (fan-out, pusher); call once, inside the runtime.
+    pub fn start_distribution(&self) {
+        distribution::spawn(Arc::clone(&self.store), Arc::clone(&self.search), Arc::clone(&self.distribution));
+    }
+
+    pub fn distribution(&self) -> &Arc<Distribution> {
+        &self.distribution
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -118,6 +143,16 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/searches/{id}"),
     (Method::DELETE, "/v1/searches/{id}"),
     (Method::GET, "/v1/searches/{id}/results"),
+    (Method::GET, "/v1/subscriptions"),
+    (Method::POST, "/v1/subscriptions"),
+    (Method::GET, "/v1/subscriptions/{id}"),
+    (Method::PUT, "/v1/subscriptions/{id}"),
+    (Method::DELETE, "/v1/subscriptions/{id}"),
+    (Method::POST, "/v1/subscriptions/{id}/feed-token"),
+    (Method::GET, "/v1/subscriptions/{id}/deliveries"),
+    (Method::GET, "/v1/subscriptions/{id}/changes"),
+    (Method::GET, "/v1/wire/stream"),
+    (Method::GET, "/feeds/{token}"),
 ];
 
 /// The OpenAPI 3.1 document, kept beside the routes it describes.
@@ -159,6 +194,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/searches", get(search::list_saved).post(search::create_saved))
         .route("/v1/searches/{id}", get(search::get_saved).delete(search::delete_saved))
         .route("/v1/searches/{id}/results", get(search::run_saved))
+        .route("/v1/subscriptions", get(subscriptions::list).post(subscriptions::create))
+        .route(
+            "/v1/subscriptions/{id}",
+            get(subscriptions::get).put(subscriptions::update).delete(subscriptions::delete),
+        )
+        .route("/v1/subscriptions/{id}/feed-token", post(subscriptions::rotate_feed_token))
+        .route("/v1/subscriptions/{id}/deliveries", get(subscriptions::deliveries))
+        .route("/v1/subscriptions/{id}/changes", get(subscriptions::changes))
+        .route("/v1/wire/stream", get(stream::stream))
+        .route("/feeds/{token}", get(subscriptions::atom))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

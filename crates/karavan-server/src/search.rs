@@ -159,7 +159,7 @@ fn audience(viewer: &MemberId, agreements: &[Agreement], now: Timestamp) -> Audi
 const MAX_OFFSET: usize = 10_000;
 
 /// Reads the query and filter parameters of a search (everything but paging).
-fn parse_search_query(params: &mut Params) -> ApiResult<SearchRequest> {
+pub(crate) fn parse_search_query(params: &mut Params) -> ApiResult<SearchRequest> {
     let text = params.one("q")?;
     let query_language = params.one("qlang")?;
     let mut request = SearchRequest::text(text.as_deref().unwrap_or_default());
@@ -307,6 +307,15 @@ pub async fn create_saved(
     let Some(Value::Object(query)) = object.get("query") else {
         return Err(ApiError::invalid("query: required, an object of search parameters"));
     };
+    let pairs = query_pairs(query)?;
+    let member = caller.0.member.clone();
+    let saved = state.blocking(move |store| store.add_saved_search(&member, &name, pairs)).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(saved_json(&saved))).into_response())
+}
+
+/// Reads a JSON object of search parameters (`{"q": "…", "lang": ["kk", "ru"]}`) into (name, value)
+/// pairs, checked exactly as `GET /v1/search` would check them, so that a stored query always runs.
+pub(crate) fn query_pairs(query: &Map<String, Value>) -> ApiResult<Vec<(String, String)>> {
     let mut pairs = Vec::new();
     for (key, value) in query {
         if !SAVED_PARAMETERS.contains(&key.as_str()) {
@@ -327,16 +336,13 @@ pub async fn create_saved(
             }
         }
     }
-    // Validate now, so that a saved search always runs.
     let mut params = Params::from_pairs(pairs.clone());
     parse_search_query(&mut params).map_err(|mut e| {
         e.message = format!("query.{}", e.message);
         e
     })?;
     params.finish()?;
-    let member = caller.0.member.clone();
-    let saved = state.blocking(move |store| store.add_saved_search(&member, &name, pairs)).await?;
-    Ok((axum::http::StatusCode::CREATED, Json(saved_json(&saved))).into_response())
+    Ok(pairs)
 }
 
 pub async fn list_saved(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {

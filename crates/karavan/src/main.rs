@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use karavan_domain::{
     AgreementId, CountryCode, Grantee, KeyId, LanguageTag, MAX_DELAY_MINUTES, MemberId, MemberName, Right, Role,
 };
+use karavan_server::distribution::DistributionConfig;
 use karavan_server::{AppState, ServerConfig};
 use karavan_store::{NewAgreement, NewMember, SqliteConfig, SqliteStore, Store};
 
@@ -63,6 +64,24 @@ struct ServeArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// The server's address as clients reach it (for feed URLs); default: http://LISTEN.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Let webhooks reach private, loopback and link-local addresses (off by default).
+    #[arg(long)]
+    allow_private_webhooks: bool,
+    /// How long one webhook request may take, connecting and answering, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    webhook_timeout_ms: u64,
+    /// The delay before the first webhook retry, in milliseconds; each retry doubles it (up to an hour).
+    #[arg(long, default_value_t = 10_000)]
+    webhook_retry_base_ms: u64,
+    /// Attempts before a webhook delivery is given up as dead.
+    #[arg(long, default_value_t = 15)]
+    webhook_max_attempts: u32,
+    /// Webhook deliveries in flight to one subscription at most.
+    #[arg(long, default_value_t = 4)]
+    webhook_concurrency: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,7 +205,17 @@ fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         tracing::info!(%address, data_dir = %data_dir.display(), "karavan is serving");
         karavan_server::search::spawn_committer(Arc::clone(&search), Duration::from_millis(250));
-        let state = AppState::new(store, search, ServerConfig { max_body_bytes: args.max_body_bytes });
+        let mut distribution = DistributionConfig::default();
+        distribution.outbound.allow_private = args.allow_private_webhooks;
+        distribution.outbound.timeout = Duration::from_millis(args.webhook_timeout_ms.max(1));
+        distribution.outbound.connect_timeout = distribution.outbound.timeout.min(Duration::from_secs(5));
+        distribution.retry_base = Duration::from_millis(args.webhook_retry_base_ms.max(1));
+        distribution.max_attempts = args.webhook_max_attempts.max(1);
+        distribution.per_subscription = args.webhook_concurrency.max(1);
+        let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+        let config = ServerConfig { max_body_bytes: args.max_body_bytes, public_url: Some(public_url), distribution };
+        let state = AppState::new(store, search, config).map_err(anyhow::Error::msg)?;
+        state.start_distribution();
         karavan_server::serve(listener, state, shutdown_signal(), Duration::from_secs(10)).await?;
         tracing::info!("stopped");
         anyhow::Ok(())

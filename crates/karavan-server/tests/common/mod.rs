@@ -48,7 +48,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path())).unwrap());
         let search = Arc::new(karavan_search::SearchIndex::open(&dir.path().join("search")).unwrap());
-        let router = router(AppState::new(Arc::clone(&store), Arc::clone(&search), config));
+        let router = router(AppState::new(Arc::clone(&store), Arc::clone(&search), config).unwrap());
         TestApp { _dir: dir, store, search, router }
     }
 

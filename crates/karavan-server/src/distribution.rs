@@ -1,0 +1,584 @@
+//! Distribution: the fan-out of item events to subscriptions, and the pusher that delivers them to
+//! webhooks with retries.
+//!
+//! The store's outbox holds one event per stored version, written in the publish's own transaction.
+//! The fan-out reads it in order, tests each batch of events against every subscription's query at
+//! once (`SearchIndex::percolate`, the same analysis and semantics as a search), applies agreements and
+//! embargo (a delivery falls due when the subscriber may first see the version), and writes the
+//! deliveries in one transaction with its new outbox position. The pusher sends due deliveries with a
+//! limit per subscription and overall, so a slow receiver only ever holds its own slots; a recorder
+//! writes the attempts in batches.
+//!
+//! Architecture invariant: nothing here runs on the publish path; a publish only writes its outbox row
+//! and wakes the fan-out.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use karavan_domain::{EventKind, ItemAccess, ItemId, MemberId, SubscriptionId, Timestamp, visible_from};
+use karavan_search::{Matcher, SearchIndex};
+use karavan_store::{
+    AttemptOutcome, AttemptRecord, DueDelivery, NewDelivery, OutboxEvent, Store, StoreError, StoredVersion,
+    Subscription, VersionRead,
+};
+use serde_json::json;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::outbound::{OutboundClient, OutboundConfig, signature_header};
+use crate::params::Params;
+use crate::{now, wire};
+
+/// Header names of a webhook delivery.
+pub const SIGNATURE_HEADER: &str = "karavan-signature";
+pub const DELIVERY_HEADER: &str = "karavan-delivery";
+pub const EVENT_HEADER: &str = "karavan-event";
+pub const SUBSCRIPTION_HEADER: &str = "karavan-subscription";
+pub const ATTEMPT_HEADER: &str = "karavan-attempt";
+
+/// How deliveries are pushed.
+#[derive(Debug, Clone)]
+pub struct DistributionConfig {
+    /// The delay before the first retry; each retry doubles it (with jitter), up to `retry_max_delay`.
+    pub retry_base: Duration,
+    pub retry_max_delay: Duration,
+    /// Attempts before a delivery is declared dead.
+    pub max_attempts: u32,
+    /// Deliveries in flight to one subscription at most.
+    pub per_subscription: usize,
+    /// Deliveries in flight overall at most.
+    pub max_in_flight: usize,
+    pub outbound: OutboundConfig,
+}
+
+impl Default for DistributionConfig {
+    fn default() -> DistributionConfig {
+        // 10 s, 20 s, 40 s … capped at an hour: 15 attempts span about five to eight hours.
+        DistributionConfig {
+            retry_base: Duration::from_secs(10),
+            retry_max_delay: Duration::from_secs(3600),
+            max_attempts: 15,
+            per_subscription: 4,
+            max_in_flight: 512,
+            outbound: OutboundConfig::default(),
+        }
+    }
+}
+
+/// The shared state of distribution: its settings, its client, and the signals between the publish
+/// path, the fan-out, the pusher and the readers that wait (long-polls, live wire).
+pub struct Distribution {
+    config: DistributionConfig,
+    client: OutboundClient,
+    /// Something was published in this process.
+    published: Notify,
+    /// Counts publishes, for live-wire streams waiting for news.
+    wire: watch::Sender<u64>,
+    /// Counts fan-outs that wrote deliveries, for changes feeds waiting for news.
+    fanned: watch::Sender<u64>,
+    /// Deliveries became due, or slots became free.
+    pusher: Notify,
+    /// Bumped when a subscription is created, changed or deleted.
+    subscriptions_version: AtomicU64,
+}
+
+impl std::fmt::Debug for Distribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Distribution").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Distribution {
+    pub fn new(config: DistributionConfig) -> Result<Distribution, String> {
+        let client = OutboundClient::new(config.outbound.clone())?;
+        Ok(Distribution {
+            config,
+            client,
+            published: Notify::new(),
+            wire: watch::channel(0).0,
+            fanned: watch::channel(0).0,
+            pusher: Notify::new(),
+            subscriptions_version: AtomicU64::new(1),
+        })
+    }
+
+    pub fn config(&self) -> &DistributionConfig {
+        &self.config
+    }
+
+    /// Called after every publish that stored something.
+    pub fn item_published(&self) {
+        self.published.notify_one();
+        self.wire.send_modify(|n| *n += 1);
+    }
+
+    pub fn subscriptions_changed(&self) {
+        self.subscriptions_version.fetch_add(1, Ordering::SeqCst);
+        self.published.notify_one();
+    }
+
+    pub fn wire_watch(&self) -> watch::Receiver<u64> {
+        self.wire.subscribe()
+    }
+
+    pub fn fanned_watch(&self) -> watch::Receiver<u64> {
+        self.fanned.subscribe()
+    }
+}
+
+/// Starts the fan-out, the pusher and its recorder.
+pub fn spawn(store: Arc<dyn Store>, search: Arc<SearchIndex>, distribution: Arc<Distribution>) {
+    let (records, recorded) = mpsc::unbounded_channel();
+    let in_flight = Arc::new(Mutex::new(InFlight::default()));
+    tokio::spawn(run_fanout(Arc::clone(&store), search, Arc::clone(&distribution)));
+    tokio::spawn(run_recorder(Arc::clone(&store), Arc::clone(&distribution), recorded, Arc::clone(&in_flight)));
+    tokio::spawn(run_pusher(store, distribution, records, in_flight));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Fan-out
+
+/// What the fan-out keeps between batches.
+#[derive(Default)]
+struct FanoutCache {
+    subscriptions_version: u64,
+    subscriptions: Vec<Subscription>,
+    /// Compiled queries by subscription, with the `updated_at` they were compiled for; `None` when the
+    /// stored query no longer compiles (logged, matches nothing).
+    matchers: HashMap<SubscriptionId, (Timestamp, Option<Matcher>)>,
+    countries: HashMap<MemberId, Option<String>>,
+}
+
+/// The most outbox events fanned out in one transaction.
+const FANOUT_BATCH: u32 = 500;
+
+async fn run_fanout(store: Arc<dyn Store>, search: Arc<SearchIndex>, distribution: Arc<Distribution>) {
+    let mut position: Option<i64> = None;
+    let mut cache = Some(FanoutCache::default());
+    loop {
+        let (store_, search_, distribution_) = (Arc::clone(&store), Arc::clone(&search), Arc::clone(&distribution));
+        let mut taken = cache.take().unwrap_or_default();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let result = fanout_once(store_.as_ref(), &search_, &distribution_, &mut taken, position);
+            (result, taken)
+        })
+        .await;
+        let (result, returned) = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::error!(%error, "fan-out task failed");
+                (Err(StoreError::Closed), FanoutCache::default())
+            }
+        };
+        cache = Some(returned);
+        match result {
+            Ok((through, events, written)) => {
+                position = Some(through);
+                if written > 0 {
+                    distribution.fanned.send_modify(|n| *n += 1);
+                    distribution.pusher.notify_one();
+                }
+                if events as u32 >= FANOUT_BATCH {
+                    continue;
+                }
+            }
+            Err(StoreError::Closed) => return,
+            Err(error) => {
+                tracing::error!(%error, "fan-out failed; retrying");
+                position = None;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        // Wait for a publish in this process, or look again soon (the CLI may write too).
+        let _ = tokio::time::timeout(Duration::from_secs(1), distribution.published.notified()).await;
+    }
+}
+
+/// One fan-out batch: returns the new outbox position, the events read and the deliveries written.
+fn fanout_once(
+    store: &dyn Store,
+    search: &SearchIndex,
+    distribution: &Distribution,
+    cache: &mut FanoutCache,
+    position: Option<i64>,
+) -> Result<(i64, usize, usize), StoreError> {
+    let position = match position {
+        Some(position) => position,
+        None => store.outbox_position()?,
+    };
+    let events = store.outbox_after(position, FANOUT_BATCH)?;
+    let Some(last) = events.last().map(|e| e.id) else {
+        return Ok((position, 0, 0));
+    };
+    let version = distribution.subscriptions_version.load(Ordering::SeqCst);
+    if version != cache.subscriptions_version {
+        cache.subscriptions = store.all_subscriptions()?;
+        cache.subscriptions_version = version;
+        let live: HashSet<&SubscriptionId> = cache.subscriptions.iter().map(|s| &s.id).collect();
+        cache.matchers.retain(|id, _| live.contains(id));
+    }
+    if cache.subscriptions.is_empty() {
+        store.record_fanout(last, Vec::new())?;
+        return Ok((last, events.len(), 0));
+    }
+    for subscription in &cache.subscriptions {
+        let stale = cache.matchers.get(&subscription.id).is_none_or(|(at, _)| *at != subscription.updated_at);
+        if stale {
+            let matcher = compile(search, subscription);
+            cache.matchers.insert(subscription.id.clone(), (subscription.updated_at, matcher));
+        }
+    }
+    let mut docs = Vec::with_capacity(events.len());
+    for event in &events {
+        let owner = &event.version.owner;
+        if !cache.countries.contains_key(owner) {
+            let country = store.member(owner)?.map(|m| m.country.as_str().to_string());
+            cache.countries.insert(owner.clone(), country);
+        }
+        docs.push(crate::search::index_doc(&event.version, cache.countries[owner].clone()));
+    }
+    let matchers: Vec<&Matcher> =
+        cache.subscriptions.iter().filter_map(|s| cache.matchers.get(&s.id).and_then(|(_, m)| m.as_ref())).collect();
+    let found = search.percolate(&docs, &matchers).map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    let mut matched: HashMap<&SubscriptionId, &[usize]> = HashMap::new();
+    let mut found = found.iter();
+    for subscription in &cache.subscriptions {
+        if let Some((_, Some(_))) = cache.matchers.get(&subscription.id)
+            && let Some(positions) = found.next()
+        {
+            matched.insert(&subscription.id, positions.as_slice());
+        }
+    }
+    // Corrections and kills also reach every subscription that received the item before.
+    let followed: Vec<ItemId> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Correction | EventKind::Kill))
+        .map(|e| e.version.item_id.clone())
+        .collect();
+    let received: HashSet<(SubscriptionId, ItemId)> = store.delivered_items(&followed)?.into_iter().collect();
+    let agreements = store.live_agreements()?;
+
+    let mut deliveries = Vec::new();
+    for subscription in &cache.subscriptions {
+        let positions = matched.get(&subscription.id).copied().unwrap_or_default();
+        for (index, event) in events.iter().enumerate() {
+            if !subscription.spec.events.contains(&event.kind) {
+                continue;
+            }
+            let hit = positions.binary_search(&index).is_ok();
+            let wanted = match event.kind {
+                EventKind::Publish | EventKind::EmbargoRelease => hit,
+                EventKind::Correction => {
+                    hit || received.contains(&(subscription.id.clone(), event.version.item_id.clone()))
+                }
+                EventKind::Kill => received.contains(&(subscription.id.clone(), event.version.item_id.clone())),
+            };
+            if !wanted {
+                continue;
+            }
+            if let Some(due_at) = due_for(&subscription.member, event, &agreements) {
+                deliveries.push(NewDelivery {
+                    subscription: subscription.id.clone(),
+                    event_id: event.id,
+                    seq: event.version.seq,
+                    item_id: event.version.item_id.clone(),
+                    kind: event.kind,
+                    due_at,
+                });
+            }
+        }
+    }
+    let written = store.record_fanout(last, deliveries)?;
+    Ok((last, events.len(), written))
+}
+
+/// When the subscriber's member may first see the event's version; `None` if it may not.
+fn due_for(member: &MemberId, event: &OutboxEvent, agreements: &[karavan_domain::Agreement]) -> Option<Timestamp> {
+    let version = &event.version;
+    let access = ItemAccess {
+        owner: &version.owner,
+        pub_status: version.pub_status,
+        committed_at: version.committed_at,
+        embargoed_until: event.embargoed_until,
+        subjects: &event.subjects,
+    };
+    visible_from(member, &access, agreements).map(|(since, _)| since)
+}
+
+/// A subscription's stored query as a matcher.
+fn compile(search: &SearchIndex, subscription: &Subscription) -> Option<Matcher> {
+    let mut params = Params::from_pairs(subscription.spec.query.clone());
+    let compiled = crate::search::parse_search_query(&mut params)
+        .map_err(|e| e.message)
+        .and_then(|request| search.matcher(&request).map_err(|e| e.to_string()));
+    match compiled {
+        Ok(matcher) => Some(matcher),
+        Err(error) => {
+            tracing::error!(subscription = %subscription.id, %error, "a subscription's query does not compile");
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Pusher
+
+#[derive(Default)]
+struct InFlight {
+    deliveries: HashSet<i64>,
+    per_subscription: HashMap<SubscriptionId, usize>,
+}
+
+impl InFlight {
+    fn take(&mut self, delivery: &DueDelivery) {
+        self.deliveries.insert(delivery.n);
+        *self.per_subscription.entry(delivery.subscription.clone()).or_default() += 1;
+    }
+
+    fn release(&mut self, n: i64, subscription: &SubscriptionId) {
+        if self.deliveries.remove(&n)
+            && let Some(count) = self.per_subscription.get_mut(subscription)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.per_subscription.remove(subscription);
+            }
+        }
+    }
+}
+
+/// An attempt's record, with what the in-flight bookkeeping needs once it is stored.
+struct Finished {
+    record: AttemptRecord,
+    subscription: SubscriptionId,
+}
+
+async fn run_pusher(
+    store: Arc<dyn Store>,
+    distribution: Arc<Distribution>,
+    records: mpsc::UnboundedSender<Finished>,
+    in_flight: Arc<Mutex<InFlight>>,
+) {
+    let config = distribution.config.clone();
+    loop {
+        let (free, busy, flying) = {
+            let Ok(state) = in_flight.lock() else { return };
+            let busy: Vec<SubscriptionId> = state
+                .per_subscription
+                .iter()
+                .filter(|(_, count)| **count >= config.per_subscription)
+                .map(|(id, _)| id.clone())
+                .collect();
+            (
+                config.max_in_flight.saturating_sub(state.deliveries.len()),
+                busy,
+                state.deliveries.iter().copied().collect::<Vec<i64>>(),
+            )
+        };
+        let mut wait = Duration::from_secs(1);
+        if free > 0 {
+            let store_ = Arc::clone(&store);
+            let limit = free.min(1000) as u32;
+            let due = tokio::task::spawn_blocking(move || {
+                let now = now();
+                let due = store_.due_deliveries(now, limit, &busy, &flying)?;
+                let next = if due.is_empty() { store_.next_due()? } else { None };
+                Ok::<_, StoreError>((due, next, now))
+            })
+            .await;
+            match due {
+                Ok(Ok((due, next, now))) => {
+                    let mut started = 0;
+                    if let Ok(mut state) = in_flight.lock() {
+                        for delivery in due {
+                            let count = state.per_subscription.get(&delivery.subscription).copied().unwrap_or(0);
+                            if count >= config.per_subscription {
+                                continue;
+                            }
+                            state.take(&delivery);
+                            started += 1;
+                            tokio::spawn(push(
+                                Arc::clone(&store),
+                                Arc::clone(&distribution),
+                                delivery,
+                                records.clone(),
+                            ));
+                        }
+                    }
+                    if started > 0 {
+                        wait = Duration::ZERO;
+                    } else if let Some(next) = next {
+                        let until = Duration::from_micros(next.micros().saturating_sub(now.micros()).max(0) as u64);
+                        wait = wait.min(until);
+                    }
+                }
+                Ok(Err(StoreError::Closed)) => return,
+                Ok(Err(error)) => tracing::error!(%error, "could not read due deliveries"),
+                Err(error) => tracing::error!(%error, "pusher task failed"),
+            }
+        }
+        if !wait.is_zero() {
+            let _ = tokio::time::timeout(wait, distribution.pusher.notified()).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// The JSON body of a delivery: the event, ids, and the item as ninjs 3.1 (the kill notice for kills).
+pub fn delivery_body(delivery: &DueDelivery, version: &StoredVersion) -> Vec<u8> {
+    let body = json!({
+        "event": delivery.kind.as_str(),
+        "delivery": delivery.id.as_str(),
+        "subscription": delivery.subscription.as_str(),
+        "occurredAt": delivery.listed_at.to_rfc3339(),
+        "meta": wire::meta(version),
+        "item": wire::ninjs(version),
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Sends one delivery (or withdraws it if the subscriber may no longer see it) and hands the attempt
+/// to the recorder.
+async fn push(
+    store: Arc<dyn Store>,
+    distribution: Arc<Distribution>,
+    delivery: DueDelivery,
+    records: mpsc::UnboundedSender<Finished>,
+) {
+    let config = &distribution.config;
+    let lookup = (Arc::clone(&store), delivery.member.clone(), delivery.item_id.clone(), delivery.seq);
+    let read = tokio::task::spawn_blocking(move || lookup.0.version_for(&lookup.1, &lookup.2, lookup.3, now())).await;
+    let attempt = delivery.attempts + 1;
+    let started_at = now();
+    let record =
+        |status: Option<u16>, latency: Duration, error: Option<String>, outcome: AttemptOutcome| AttemptRecord {
+            n: delivery.n,
+            attempt,
+            at: started_at,
+            status,
+            latency_micros: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
+            error,
+            outcome,
+        };
+    let version = match (delivery.kind, read) {
+        (EventKind::Kill, Ok(Ok(VersionRead::Killed(notice)))) => Some(notice),
+        (EventKind::Kill, _) => None,
+        (_, Ok(Ok(VersionRead::Visible(version, _)))) => Some(version),
+        (_, Ok(Ok(_))) => None,
+        (_, Ok(Err(error))) => {
+            tracing::error!(%error, delivery = %delivery.id, "could not load a delivery's item; retrying");
+            let retry = retry_at(config, attempt, started_at);
+            let record = record(None, Duration::ZERO, Some(format!("store: {error}")), AttemptOutcome::RetryAt(retry));
+            let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+            return;
+        }
+        (_, Err(error)) => {
+            tracing::error!(%error, "delivery lookup task failed");
+            None
+        }
+    };
+    let Some(version) = version else {
+        let record = record(None, Duration::ZERO, None, AttemptOutcome::Withdrawn);
+        let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+        return;
+    };
+    let body = delivery_body(&delivery, &version);
+    let timestamp = started_at.micros() / 1_000_000;
+    let headers = vec![
+        ("content-type", "application/json".to_string()),
+        (SIGNATURE_HEADER, signature_header(&delivery.webhook.secret, timestamp, &body)),
+        (DELIVERY_HEADER, delivery.id.to_string()),
+        (EVENT_HEADER, delivery.kind.as_str().to_string()),
+        (SUBSCRIPTION_HEADER, delivery.subscription.to_string()),
+        (ATTEMPT_HEADER, attempt.to_string()),
+    ];
+    let clock = Instant::now();
+    let answer = distribution.client.post(&delivery.webhook.url, headers, body).await;
+    let latency = clock.elapsed();
+    let failed = |status: Option<u16>, error: String| {
+        let outcome = if attempt >= config.max_attempts {
+            AttemptOutcome::Dead
+        } else {
+            AttemptOutcome::RetryAt(retry_at(config, attempt, now()))
+        };
+        record(status, latency, Some(error), outcome)
+    };
+    let record = match answer {
+        Ok(answer) if (200..300).contains(&answer.status) => {
+            record(Some(answer.status), latency, None, AttemptOutcome::Delivered)
+        }
+        Ok(answer) => {
+            let excerpt: String = String::from_utf8_lossy(&answer.body).chars().take(200).collect();
+            failed(Some(answer.status), format!("HTTP {}: {}", answer.status, excerpt.trim()))
+        }
+        Err(error) => failed(None, error),
+    };
+    let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+}
+
+/// When to try again after `attempt` failed: exponential backoff from `retry_base`, capped, with
+/// jitter (a random point in the upper half of the interval).
+pub fn retry_at(config: &DistributionConfig, attempt: u32, now: Timestamp) -> Timestamp {
+    let exponent = attempt.saturating_sub(1).min(30);
+    let delay = config.retry_base.saturating_mul(1u32 << exponent).min(config.retry_max_delay);
+    let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
+    let mut random = [0u8; 8];
+    let fraction = match getrandom::fill(&mut random) {
+        Ok(()) => (u64::from_le_bytes(random) % 1_000_000) as i64,
+        Err(_) => 500_000,
+    };
+    let jittered = micros / 2 + (micros / 2).saturating_mul(fraction) / 1_000_000;
+    Timestamp(now.micros().saturating_add(jittered.max(1)))
+}
+
+/// Writes finished attempts in batches, then frees their slots.
+async fn run_recorder(
+    store: Arc<dyn Store>,
+    distribution: Arc<Distribution>,
+    mut recorded: mpsc::UnboundedReceiver<Finished>,
+    in_flight: Arc<Mutex<InFlight>>,
+) {
+    while let Some(first) = recorded.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 1000 {
+            match recorded.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<AttemptRecord> = batch.iter().map(|f| f.record.clone()).collect();
+        let store_ = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || store_.record_attempts(records)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "could not record delivery attempts; they will be retried"),
+            Err(error) => tracing::error!(%error, "recorder task failed"),
+        }
+        if let Ok(mut state) = in_flight.lock() {
+            for finished in &batch {
+                state.release(finished.record.n, &finished.subscription);
+            }
+        }
+        distribution.pusher.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_up_to_the_cap() {
+        let config = DistributionConfig::default();
+        let start = Timestamp(0);
+        for attempt in 1..=20 {
+            let delay = retry_at(&config, attempt, start).micros();
+            let full = (10_000_000i64 << (attempt - 1).min(30)).min(3_600_000_000);
+            assert!(delay >= full / 2 && delay <= full, "attempt {attempt}: {delay} not in [{}, {full}]", full / 2);
+        }
+        // Across the default 15 attempts, retrying lasts hours.
+        let total: i64 = (1..config.max_attempts).map(|a| (10_000_000i64 << (a - 1)).min(3_600_000_000)).sum();
+        assert!(total / 2 > 3 * 3_600_000_000, "retries span at least three hours");
+    }
+}

@@ -1,0 +1,451 @@
+//! Subscription routes: create, read, change and delete subscriptions; their delivery log; their
+//! changes feed (cursor, long-poll); and their Atom feed, opened by a feed token.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use karavan_domain::{EventKind, MemberId, Role, SubscriptionId, Timestamp};
+use karavan_store::{Change, Cursor, Store, Subscription, SubscriptionSpec, VersionRead, Webhook};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::items::body_bytes;
+use crate::outbound::{check_url, hex};
+use crate::params::Params;
+use crate::publish::parse_json_body;
+use crate::{AppState, now, wire};
+
+/// The most seconds a changes long-poll may wait.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+fn random_token(prefix: &str) -> ApiResult<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random token", e))?;
+    Ok(format!("{prefix}{}", hex(&bytes)))
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn feed_url(state: &AppState, token: &str) -> String {
+    let base = state.config().public_url.as_deref().unwrap_or("").trim_end_matches('/');
+    format!("{base}/feeds/{token}")
+}
+
+fn subscription_json(state: &AppState, subscription: &Subscription) -> Value {
+    let spec = &subscription.spec;
+    let mut query = Map::new();
+    for (key, value) in &spec.query {
+        match query.get_mut(key) {
+            Some(Value::Array(values)) => values.push(json!(value)),
+            Some(single) => *single = json!([single.clone(), value]),
+            None => {
+                query.insert(key.clone(), json!(value));
+            }
+        }
+    }
+    let id = subscription.id.as_str();
+    let base = state.config().public_url.as_deref().unwrap_or("").trim_end_matches('/');
+    json!({
+        "id": id,
+        "name": spec.name,
+        "query": query,
+        "events": spec.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "format": spec.format,
+        "webhook": spec.webhook.as_ref().map(|w| json!({ "url": w.url, "secretSet": true })),
+        "changes_url": format!("{base}/v1/subscriptions/{id}/changes"),
+        "deliveries_url": format!("{base}/v1/subscriptions/{id}/deliveries"),
+        "createdAt": subscription.created_at.to_rfc3339(),
+        "updatedAt": subscription.updated_at.to_rfc3339(),
+    })
+}
+
+/// Reads a subscription body. `existing` supplies the webhook secret when an update leaves it out.
+/// Returns the spec and, when the server made the secret up, that secret.
+fn read_spec(
+    state: &AppState,
+    body: &[u8],
+    existing: Option<&Subscription>,
+) -> ApiResult<(SubscriptionSpec, Option<String>)> {
+    let Value::Object(object) = parse_json_body(body)? else {
+        return Err(ApiError::invalid("body: expected a JSON object with name, query, events, format and webhook"));
+    };
+    const FIELDS: [&str; 5] = ["name", "query", "events", "format", "webhook"];
+    if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!("{unknown}: unknown field (expected {})", FIELDS.join(", "))));
+    }
+    let name = match object.get("name").and_then(Value::as_str).map(str::trim) {
+        Some(name) if !name.is_empty() && name.chars().count() <= 200 => name.to_string(),
+        _ => return Err(ApiError::invalid("name: required, a non-empty string of at most 200 characters")),
+    };
+    let query = match object.get("query") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(query)) => query.clone(),
+        Some(_) => return Err(ApiError::invalid("query: must be an object of search parameters (q, lang, …)")),
+    };
+    let pairs = crate::search::query_pairs(&query)?;
+    // A query that does not compile would match nothing, silently: refuse it now.
+    let request = crate::search::parse_search_query(&mut Params::from_pairs(pairs.clone()))?;
+    state.search().matcher(&request).map_err(|e| match e {
+        karavan_search::SearchError::BadQuery(message) => ApiError::invalid(format!("query.q: {message}")),
+        other => ApiError::internal("compiling a subscription query", other),
+    })?;
+    let events = match object.get("events") {
+        None | Some(Value::Null) => EventKind::ALL.to_vec(),
+        Some(Value::Array(values)) if !values.is_empty() => {
+            let mut events = Vec::new();
+            for value in values {
+                let Some(text) = value.as_str() else {
+                    return Err(ApiError::invalid("events: must be an array of event names"));
+                };
+                let kind = EventKind::parse(text).map_err(|e| ApiError::invalid(format!("events: {}", e.message)))?;
+                if !events.contains(&kind) {
+                    events.push(kind);
+                }
+            }
+            events
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "events: must be a non-empty array of publish, correction, kill, embargo_release",
+            ));
+        }
+    };
+    let format = match object.get("format") {
+        None | Some(Value::Null) => "ninjs".to_string(),
+        Some(Value::String(format)) if format == "ninjs" => format.clone(),
+        Some(other) => return Err(ApiError::invalid(format!("format: {other} is not supported (ninjs)"))),
+    };
+    let mut generated = None;
+    let webhook = match object.get("webhook") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(webhook)) => {
+            if let Some(unknown) = webhook.keys().find(|k| !["url", "secret"].contains(&k.as_str())) {
+                return Err(ApiError::invalid(format!("webhook.{unknown}: unknown field (expected url, secret)")));
+            }
+            let Some(url) = webhook.get("url").and_then(Value::as_str) else {
+                return Err(ApiError::invalid("webhook.url: required, the URL to POST deliveries to"));
+            };
+            let allow_private = state.config().distribution.outbound.allow_private;
+            let url =
+                check_url(url.trim(), allow_private).map_err(|e| ApiError::invalid(format!("webhook.url: {e}")))?;
+            let secret = match webhook.get("secret") {
+                Some(Value::String(secret)) if (16..=256).contains(&secret.len()) => secret.clone(),
+                Some(Value::String(_)) => {
+                    return Err(ApiError::invalid("webhook.secret: must be 16 to 256 characters"));
+                }
+                Some(_) => return Err(ApiError::invalid("webhook.secret: must be a string")),
+                None => match existing.and_then(|s| s.spec.webhook.as_ref()) {
+                    Some(old) => old.secret.clone(),
+                    None => {
+                        let secret = random_token("whsec_")?;
+                        generated = Some(secret.clone());
+                        secret
+                    }
+                },
+            };
+            Some(Webhook { url: url.to_string(), secret })
+        }
+        Some(_) => return Err(ApiError::invalid("webhook: must be an object with url and secret")),
+    };
+    Ok((SubscriptionSpec { name, query: pairs, events, format, webhook }, generated))
+}
+
+/// `POST /v1/subscriptions`: a saved query plus delivery options. Answers with the subscription, its
+/// feed URL (the only time the feed token is shown) and, if the server chose it, the webhook secret.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    caller.require(Role::Editor, "creating subscriptions")?;
+    let body = body_bytes(body)?;
+    let (spec, generated) = read_spec(&state, &body, None)?;
+    let token = random_token("kft_")?;
+    let hash = token_hash(&token);
+    let member = caller.0.member.clone();
+    let subscription = state.blocking(move |store| store.add_subscription(&member, spec, hash)).await?;
+    state.distribution().subscriptions_changed();
+    let mut answer = subscription_json(&state, &subscription);
+    answer["feed_url"] = json!(feed_url(&state, &token));
+    if let Some(secret) = generated {
+        answer["webhook"]["secret"] = json!(secret);
+    }
+    let location = format!("/v1/subscriptions/{}", subscription.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(answer)).into_response())
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let member = caller.0.member.clone();
+    let subscriptions = state.blocking(move |store| store.subscriptions(&member)).await?;
+    let list: Vec<Value> = subscriptions.iter().map(|s| subscription_json(&state, s)).collect();
+    Ok(Json(json!({ "subscriptions": list })).into_response())
+}
+
+async fn find(state: &AppState, member: &MemberId, id: &str) -> ApiResult<Subscription> {
+    let id = SubscriptionId::parse(id)?;
+    let member = member.clone();
+    state
+        .blocking(move |store| store.subscription(&member, &id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription of your member"))
+}
+
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    let subscription = find(&state, &caller.0.member, &id).await?;
+    Ok(Json(subscription_json(&state, &subscription)).into_response())
+}
+
+/// `PUT /v1/subscriptions/{id}`: replaces what the subscription asks for (a webhook without a secret
+/// keeps its secret). Deliveries already made stay.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    caller.require(Role::Editor, "changing subscriptions")?;
+    let existing = find(&state, &caller.0.member, &id).await?;
+    let body = body_bytes(body)?;
+    let (spec, generated) = read_spec(&state, &body, Some(&existing))?;
+    let member = caller.0.member.clone();
+    let subscription_id = existing.id.clone();
+    let updated = state
+        .blocking(move |store| {
+            store.update_subscription(&member, &subscription_id, spec)?;
+            store.subscription(&member, &subscription_id)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription of your member"))?;
+    state.distribution().subscriptions_changed();
+    let mut answer = subscription_json(&state, &updated);
+    if let Some(secret) = generated {
+        answer["webhook"]["secret"] = json!(secret);
+    }
+    Ok(Json(answer).into_response())
+}
+
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    caller.require(Role::Editor, "deleting subscriptions")?;
+    let subscription = find(&state, &caller.0.member, &id).await?;
+    let member = caller.0.member.clone();
+    state.blocking(move |store| store.delete_subscription(&member, &subscription.id)).await?;
+    state.distribution().subscriptions_changed();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/subscriptions/{id}/feed-token`: a new feed token (the old feed URL stops working).
+pub async fn rotate_feed_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Role::Editor, "changing subscriptions")?;
+    let subscription = find(&state, &caller.0.member, &id).await?;
+    let token = random_token("kft_")?;
+    let hash = token_hash(&token);
+    let member = caller.0.member.clone();
+    state.blocking(move |store| store.set_feed_token(&member, &subscription.id, hash)).await?;
+    Ok(Json(json!({ "feed_url": feed_url(&state, &token) })).into_response())
+}
+
+/// `GET /v1/subscriptions/{id}/deliveries?limit=&before=`: the delivery log, newest first, with every
+/// attempt (time, HTTP status, latency, error).
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    let mut params = Params::parse(query)?;
+    let limit = limit_param(&mut params, 50, 500)?;
+    let before = match params.one("before")? {
+        None => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::invalid(format!("before: {text:?} is not a position from this log")))?,
+        ),
+    };
+    params.finish()?;
+    let subscription = find(&state, &caller.0.member, &id).await?;
+    let records = state.blocking(move |store| store.deliveries(&subscription.id, now(), before, limit)).await?;
+    let next = (records.len() as u32 >= limit).then(|| records.last().map(|r| r.n.to_string())).flatten();
+    let entries: Vec<Value> = records
+        .iter()
+        .map(|record| {
+            json!({
+                "id": record.id.as_str(),
+                "position": record.n,
+                "event": record.kind.as_str(),
+                "itemId": record.item_id.as_str(),
+                "state": record.state.as_str(),
+                "dueAt": record.listed_at.to_rfc3339(),
+                "nextAttemptAt": record.next_attempt_at.map(Timestamp::to_rfc3339),
+                "deliveredAt": record.delivered_at.map(Timestamp::to_rfc3339),
+                "attempts": record.attempts.iter().map(|a| json!({
+                    "attempt": a.attempt,
+                    "at": a.at.to_rfc3339(),
+                    "status": a.status,
+                    "latencyMs": a.latency_micros as f64 / 1000.0,
+                    "error": a.error,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "deliveries": entries, "next": next })).into_response())
+}
+
+fn limit_param(params: &mut Params, default: u32, max: u32) -> ApiResult<u32> {
+    match params.one("limit")? {
+        None => Ok(default),
+        Some(text) => match text.parse::<u32>() {
+            Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
+            _ => Err(ApiError::invalid(format!("limit: {text:?} is not a number from 1 to {max}"))),
+        },
+    }
+}
+
+/// One change as JSON, with the item as the subscriber may see it now: a kill notice for kills, and
+/// no content for an item withdrawn since (killed, or no longer shared).
+fn change_json(store: &dyn Store, member: &MemberId, change: &Change) -> Result<Value, karavan_store::StoreError> {
+    let read = store.version_for(member, &change.item_id, change.seq, now())?;
+    let mut entry = json!({
+        "cursor": change.cursor.to_token(),
+        "event": change.kind.as_str(),
+        "delivery": change.delivery.as_str(),
+        "itemId": change.item_id.as_str(),
+        "at": change.cursor.at.to_rfc3339(),
+    });
+    match (change.kind, read) {
+        (EventKind::Kill, VersionRead::Killed(notice)) => {
+            entry["meta"] = wire::meta(&notice);
+            entry["item"] = wire::ninjs(&notice);
+        }
+        (EventKind::Kill, _) => {
+            entry["item"] = Value::Null;
+        }
+        (_, VersionRead::Visible(version, right)) => {
+            let mut meta = wire::meta(&version);
+            meta["right"] = json!(right.as_str());
+            entry["meta"] = meta;
+            entry["item"] = wire::ninjs(&version);
+        }
+        (_, VersionRead::Killed(_)) => {
+            entry["item"] = Value::Null;
+            entry["withdrawn"] = json!("killed");
+        }
+        (_, VersionRead::NotFound) => {
+            entry["item"] = Value::Null;
+            entry["withdrawn"] = json!("no longer visible to your member");
+        }
+    }
+    Ok(entry)
+}
+
+/// `GET /v1/subscriptions/{id}/changes?since=CURSOR&wait=SECONDS&limit=`: what the subscription
+/// received after the cursor (from its start without one), oldest first. With `wait`, an empty answer
+/// waits up to that many seconds for news. Poll again with `next`.
+pub async fn changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    let mut params = Params::parse(query)?;
+    let since = match params.one("since")? {
+        None => Cursor { at: Timestamp(0), seq: 0 },
+        Some(token) => Cursor::parse_token(&token)
+            .ok_or_else(|| ApiError::invalid(format!("since: {token:?} is not a cursor from this API")))?,
+    };
+    let wait = match params.one("wait")? {
+        None => 0,
+        Some(text) => match text.parse::<u64>() {
+            Ok(seconds) if seconds <= MAX_WAIT_SECONDS => seconds,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "wait: {text:?} is not a number of seconds from 0 to {MAX_WAIT_SECONDS}"
+                )));
+            }
+        },
+    };
+    let limit = limit_param(&mut params, 100, 1000)?;
+    params.finish()?;
+    let subscription = find(&state, &caller.0.member, &id).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut fanned = state.distribution().fanned_watch();
+    loop {
+        // Mark what has been seen before reading, so that a fan-out during the read wakes the wait.
+        fanned.borrow_and_update();
+        let (id, member) = (subscription.id.clone(), subscription.member.clone());
+        let page = state
+            .blocking(move |store| {
+                let page = store.changes(&id, Some(since), limit, now())?;
+                let entries = page
+                    .changes
+                    .iter()
+                    .map(|change| change_json(store, &member, change))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((entries, page.next))
+            })
+            .await?;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !page.0.is_empty() || remaining.is_zero() {
+            return Ok(Json(json!({ "changes": page.0, "next": page.1.to_token() })).into_response());
+        }
+        // Deliveries due later (embargo, agreement delays) appear without a fan-out: look every second.
+        let _ = tokio::time::timeout(remaining.min(Duration::from_secs(1)), fanned.changed()).await;
+    }
+}
+
+/// `GET /feeds/{token}`: the subscription's Atom 1.0 feed, for feed readers (the token in the URL is
+/// the credential). Each item appears once, at its latest change.
+pub async fn atom(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
+    if !token.starts_with("kft_") || token.len() != 68 || !token[4..].bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::not_found("feed"));
+    }
+    let hash = token_hash(&token);
+    let public_url = state.config().public_url.clone().unwrap_or_default();
+    let xml = state
+        .blocking(move |store| {
+            let Some(subscription) = store.subscription_by_feed_token(hash)? else {
+                return Ok(None);
+            };
+            let changes = store.recent_changes(&subscription.id, 200, now())?;
+            let mut seen = std::collections::HashSet::new();
+            let mut entries = Vec::new();
+            for change in &changes {
+                if entries.len() >= 50 || !seen.insert(change.item_id.clone()) {
+                    continue;
+                }
+                let read = store.version_for(&subscription.member, &change.item_id, change.seq, now())?;
+                let owner_name = |owner: &MemberId| -> Result<String, karavan_store::StoreError> {
+                    Ok(store.member(owner)?.map(|m| m.name.as_str().to_string()).unwrap_or_default())
+                };
+                match read {
+                    VersionRead::Visible(version, _) => {
+                        let name = owner_name(&version.owner)?;
+                        entries.push(crate::atom::Entry::of(&version, change, &name, false));
+                    }
+                    VersionRead::Killed(notice) => {
+                        let name = owner_name(&notice.owner)?;
+                        entries.push(crate::atom::Entry::of(&notice, change, &name, true));
+                    }
+                    VersionRead::NotFound => {}
+                }
+            }
+            Ok(Some(crate::atom::feed(&subscription, &entries, &public_url, &token)))
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("feed"))?;
+    Ok(([(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")], xml).into_response())
+}
