@@ -156,3 +156,130 @@ pub fn realistic_item(uri: &str, n: usize) -> serde_json::Value {
         "usageTerms": "For use by exchange members only"
     })
 }
+
+/// A webhook receiver for tests and benches: an HTTP server in the test process that records every
+/// delivery. Paths: `/ok` answers 200; `/flaky` answers 503 to a delivery's first attempt, then 200;
+/// `/hang` never answers.
+pub mod receiver {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+
+    #[derive(Debug, Clone)]
+    pub struct Received {
+        pub path: &'static str,
+        pub delivery: String,
+        pub event: String,
+        pub attempt: u32,
+        pub subscription: String,
+        /// Whether `Karavan-Signature` verified with the receiver's secret.
+        pub signature_ok: bool,
+        pub body: serde_json::Value,
+        pub at: Instant,
+    }
+
+    impl Received {
+        pub fn uri(&self) -> &str {
+            self.body["meta"]["uri"].as_str().unwrap_or_default()
+        }
+    }
+
+    #[derive(Default)]
+    pub struct Log {
+        pub received: Vec<Received>,
+        /// Requests to `/hang` now waiting, and the most at once.
+        pub hanging: usize,
+        pub most_hanging: usize,
+    }
+
+    #[derive(Clone)]
+    struct Shared {
+        secret: String,
+        log: Arc<Mutex<Log>>,
+    }
+
+    pub struct Receiver {
+        pub base: String,
+        pub log: Arc<Mutex<Log>>,
+    }
+
+    impl Receiver {
+        /// Starts on a free loopback port; deliveries are verified with `secret`.
+        pub async fn start(secret: &str) -> Receiver {
+            let log = Arc::new(Mutex::new(Log::default()));
+            let shared = Shared { secret: secret.to_string(), log: Arc::clone(&log) };
+            let app = axum::Router::new()
+                .route("/ok", post(|s: State<Shared>, h: HeaderMap, b: Bytes| record(s, h, b, "/ok")))
+                .route("/flaky", post(|s: State<Shared>, h: HeaderMap, b: Bytes| record(s, h, b, "/flaky")))
+                .route("/hang", post(hang))
+                .with_state(shared);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            Receiver { base, log }
+        }
+
+        pub fn received(&self) -> Vec<Received> {
+            self.log.lock().unwrap().received.clone()
+        }
+    }
+
+    fn header(headers: &HeaderMap, name: &str) -> String {
+        headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    }
+
+    /// Checks `t=UNIX_SECONDS,v1=HEX` against HMAC-SHA256(secret, "UNIX_SECONDS.BODY").
+    pub fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
+        let mut timestamp = None;
+        let mut signature = None;
+        for part in header.split(',') {
+            match part.split_once('=') {
+                Some(("t", value)) => timestamp = Some(value),
+                Some(("v1", value)) => signature = Some(value),
+                _ => {}
+            }
+        }
+        let (Some(timestamp), Some(signature)) = (timestamp, signature) else { return false };
+        let mut message = format!("{timestamp}.").into_bytes();
+        message.extend_from_slice(body);
+        karavan_server::outbound::hex(&karavan_server::outbound::hmac_sha256(secret.as_bytes(), &message)) == signature
+    }
+
+    async fn record(State(shared): State<Shared>, headers: HeaderMap, body: Bytes, path: &'static str) -> StatusCode {
+        let attempt: u32 = header(&headers, "karavan-attempt").parse().unwrap_or(0);
+        let received = Received {
+            path,
+            delivery: header(&headers, "karavan-delivery"),
+            event: header(&headers, "karavan-event"),
+            attempt,
+            subscription: header(&headers, "karavan-subscription"),
+            signature_ok: verify(&shared.secret, &header(&headers, "karavan-signature"), &body),
+            body: serde_json::from_slice(&body).unwrap_or_default(),
+            at: Instant::now(),
+        };
+        shared.log.lock().unwrap().received.push(received);
+        if path == "/flaky" && attempt == 1 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+    }
+
+    async fn hang(State(shared): State<Shared>) -> StatusCode {
+        {
+            let mut log = shared.log.lock().unwrap();
+            log.hanging += 1;
+            log.most_hanging = log.most_hanging.max(log.hanging);
+        }
+        // Never answers; the sender's timeout ends the request (and the guard counts it out).
+        struct Leaving(Arc<Mutex<Log>>);
+        impl Drop for Leaving {
+            fn drop(&mut self) {
+                self.0.lock().unwrap().hanging -= 1;
+            }
+        }
+        let _leaving = Leaving(Arc::clone(&shared.log));
+        std::future::pending::<()>().await;
+        StatusCode::OK
+    }
+}
