@@ -23,7 +23,6 @@ use karavan_store::{
     AttemptOutcome, AttemptRecord, DueDelivery, NewDelivery, OutboxEvent, Store, StoreError, StoredVersion,
     Subscription, VersionRead,
 };
-use serde_json::json;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::outbound::{OutboundClient, OutboundConfig, signature_header};
@@ -389,7 +388,8 @@ async fn run_pusher(
             .await;
             match due {
                 Ok(Ok((due, next, now))) => {
-                    let mut started = 0;
+                    // Deliveries of one version to one member share one visibility check and one body.
+                    let mut groups: HashMap<(MemberId, i64, EventKind), Vec<DueDelivery>> = HashMap::new();
                     if let Ok(mut state) = in_flight.lock() {
                         for delivery in due {
                             let count = state.per_subscription.get(&delivery.subscription).copied().unwrap_or(0);
@@ -397,19 +397,22 @@ async fn run_pusher(
                                 continue;
                             }
                             state.take(&delivery);
-                            started += 1;
-                            tokio::spawn(push(
-                                Arc::clone(&store),
-                                Arc::clone(&distribution),
-                                delivery,
-                                records.clone(),
-                            ));
+                            groups
+                                .entry((delivery.member.clone(), delivery.seq, delivery.kind))
+                                .or_default()
+                                .push(delivery);
                         }
                     }
-                    if started > 0 {
+                    let started = !groups.is_empty();
+                    for (_, group) in groups {
+                        tokio::spawn(push_group(Arc::clone(&store), Arc::clone(&distribution), group, records.clone()));
+                    }
+                    if started {
                         wait = Duration::ZERO;
-                    } else if let Some(next) = next {
-                        let until = Duration::from_micros(next.micros().saturating_sub(now.micros()).max(0) as u64);
+                    } else if let Some(next) = next.filter(|next| *next > now) {
+                        // Nothing due now but something later; what is due already is in flight or
+                        // busy, and its end wakes this loop.
+                        let until = Duration::from_micros(next.micros().saturating_sub(now.micros()) as u64);
                         wait = wait.min(until);
                     }
                 }
@@ -426,69 +429,105 @@ async fn run_pusher(
     }
 }
 
-/// The JSON body of a delivery: the event, ids, and the item as ninjs 3.1 (the kill notice for kills).
-pub fn delivery_body(delivery: &DueDelivery, version: &StoredVersion) -> Vec<u8> {
-    let body = json!({
-        "event": delivery.kind.as_str(),
-        "delivery": delivery.id.as_str(),
-        "subscription": delivery.subscription.as_str(),
-        "occurredAt": delivery.listed_at.to_rfc3339(),
-        "meta": wire::meta(version),
-        "item": wire::ninjs(version),
-    });
-    serde_json::to_vec(&body).unwrap_or_default()
+/// The parts of a delivery body shared by every delivery of one version: its meta and item as JSON.
+pub struct BodyParts {
+    meta: String,
+    item: String,
 }
 
-/// Sends one delivery (or withdraws it if the subscriber may no longer see it) and hands the attempt
-/// to the recorder.
-async fn push(
+impl BodyParts {
+    pub fn of(version: &StoredVersion) -> BodyParts {
+        BodyParts { meta: wire::meta(version).to_string(), item: wire::ninjs(version).to_string() }
+    }
+
+    /// The JSON body of a delivery: the event, ids, and the item as ninjs 3.1 (the kill notice for
+    /// kills). Ids, event names and times need no escaping.
+    pub fn body(&self, delivery: &DueDelivery) -> Vec<u8> {
+        format!(
+            r#"{{"event":"{}","delivery":"{}","subscription":"{}","occurredAt":"{}","meta":{},"item":{}}}"#,
+            delivery.kind.as_str(),
+            delivery.id,
+            delivery.subscription,
+            delivery.listed_at.to_rfc3339(),
+            self.meta,
+            self.item
+        )
+        .into_bytes()
+    }
+}
+
+/// Sends deliveries of one version to one member (or withdraws them if the member may no longer see
+/// it) and hands the attempts to the recorder.
+async fn push_group(
     store: Arc<dyn Store>,
     distribution: Arc<Distribution>,
-    delivery: DueDelivery,
+    group: Vec<DueDelivery>,
     records: mpsc::UnboundedSender<Finished>,
 ) {
+    let Some(first) = group.first() else { return };
     let config = &distribution.config;
-    let lookup = (Arc::clone(&store), delivery.member.clone(), delivery.item_id.clone(), delivery.seq);
+    let lookup = (Arc::clone(&store), first.member.clone(), first.item_id.clone(), first.seq);
     let read = tokio::task::spawn_blocking(move || lookup.0.version_for(&lookup.1, &lookup.2, lookup.3, now())).await;
-    let attempt = delivery.attempts + 1;
-    let started_at = now();
-    let record =
-        |status: Option<u16>, latency: Duration, error: Option<String>, outcome: AttemptOutcome| AttemptRecord {
+    let kind = first.kind;
+    let finish = |delivery: &DueDelivery, status, latency: Duration, error, outcome| {
+        let record = AttemptRecord {
             n: delivery.n,
-            attempt,
-            at: started_at,
+            attempt: delivery.attempts + 1,
+            at: now(),
             status,
             latency_micros: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
             error,
             outcome,
         };
-    let version = match (delivery.kind, read) {
+        let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+    };
+    let version = match (kind, read) {
         (EventKind::Kill, Ok(Ok(VersionRead::Killed(notice)))) => Some(notice),
-        (EventKind::Kill, _) => None,
+        (EventKind::Kill, Ok(Ok(_))) => None,
         (_, Ok(Ok(VersionRead::Visible(version, _)))) => Some(version),
         (_, Ok(Ok(_))) => None,
         (_, Ok(Err(error))) => {
-            tracing::error!(%error, delivery = %delivery.id, "could not load a delivery's item; retrying");
-            let retry = retry_at(config, attempt, started_at);
-            let record = record(None, Duration::ZERO, Some(format!("store: {error}")), AttemptOutcome::RetryAt(retry));
-            let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+            tracing::error!(%error, item = %first.item_id, "could not load a delivery's item; retrying");
+            for delivery in &group {
+                let retry = AttemptOutcome::RetryAt(retry_at(config, delivery.attempts + 1, now()));
+                finish(delivery, None, Duration::ZERO, Some(format!("store: {error}")), retry);
+            }
             return;
         }
         (_, Err(error)) => {
             tracing::error!(%error, "delivery lookup task failed");
-            None
+            for delivery in &group {
+                let retry = AttemptOutcome::RetryAt(retry_at(config, delivery.attempts + 1, now()));
+                finish(delivery, None, Duration::ZERO, Some("internal error".to_string()), retry);
+            }
+            return;
         }
     };
     let Some(version) = version else {
-        let record = record(None, Duration::ZERO, None, AttemptOutcome::Withdrawn);
-        let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+        for delivery in &group {
+            finish(delivery, None, Duration::ZERO, None, AttemptOutcome::Withdrawn);
+        }
         return;
     };
-    let body = delivery_body(&delivery, &version);
-    let timestamp = started_at.micros() / 1_000_000;
+    let parts = Arc::new(BodyParts::of(&version));
+    for delivery in group {
+        let (distribution, parts, records) = (Arc::clone(&distribution), Arc::clone(&parts), records.clone());
+        tokio::spawn(async move {
+            let record = send(&distribution, &delivery, &parts).await;
+            let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+        });
+    }
+}
+
+/// One signed POST, and what became of it.
+async fn send(distribution: &Distribution, delivery: &DueDelivery, parts: &BodyParts) -> AttemptRecord {
+    let config = &distribution.config;
+    let attempt = delivery.attempts + 1;
+    let started_at = now();
+    let body = parts.body(delivery);
     let headers = vec![
         ("content-type", "application/json".to_string()),
-        (SIGNATURE_HEADER, signature_header(&delivery.webhook.secret, timestamp, &body)),
+        (SIGNATURE_HEADER, signature_header(&delivery.webhook.secret, started_at.micros() / 1_000_000, &body)),
         (DELIVERY_HEADER, delivery.id.to_string()),
         (EVENT_HEADER, delivery.kind.as_str().to_string()),
         (SUBSCRIPTION_HEADER, delivery.subscription.to_string()),
@@ -497,25 +536,33 @@ async fn push(
     let clock = Instant::now();
     let answer = distribution.client.post(&delivery.webhook.url, headers, body).await;
     let latency = clock.elapsed();
+    let record = |status: Option<u16>, error: Option<String>, outcome: AttemptOutcome| AttemptRecord {
+        n: delivery.n,
+        attempt,
+        at: started_at,
+        status,
+        latency_micros: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
+        error,
+        outcome,
+    };
     let failed = |status: Option<u16>, error: String| {
         let outcome = if attempt >= config.max_attempts {
             AttemptOutcome::Dead
         } else {
             AttemptOutcome::RetryAt(retry_at(config, attempt, now()))
         };
-        record(status, latency, Some(error), outcome)
+        record(status, Some(error), outcome)
     };
-    let record = match answer {
+    match answer {
         Ok(answer) if (200..300).contains(&answer.status) => {
-            record(Some(answer.status), latency, None, AttemptOutcome::Delivered)
+            record(Some(answer.status), None, AttemptOutcome::Delivered)
         }
         Ok(answer) => {
             let excerpt: String = String::from_utf8_lossy(&answer.body).chars().take(200).collect();
             failed(Some(answer.status), format!("HTTP {}: {}", answer.status, excerpt.trim()))
         }
         Err(error) => failed(None, error),
-    };
-    let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+    }
 }
 
 /// When to try again after `attempt` failed: exponential backoff from `retry_base`, capped, with

@@ -201,7 +201,7 @@ impl OutboundClient {
             .redirect(redirects)
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
-            .pool_max_idle_per_host(8)
+            .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| format!("could not build the HTTP client: {e}"))?;
         Ok(OutboundClient { client, config: Arc::new(config) })
