@@ -116,11 +116,13 @@ fn main() {
         let got = wait_deliveries(&receiver, expected, Duration::from_secs(120)).await;
         let elapsed = started.elapsed();
         let received = receiver.log.lock().unwrap().received.clone();
-        let sent_at = sent_at.lock().unwrap();
-        let mut latencies: Vec<f64> = received
-            .iter()
-            .filter_map(|r| Some(r.at.duration_since(*sent_at.get(r.uri())?).as_secs_f64() * 1000.0))
-            .collect();
+        let mut latencies: Vec<f64> = {
+            let sent_at = sent_at.lock().unwrap();
+            received
+                .iter()
+                .filter_map(|r| Some(r.at.duration_since(*sent_at.get(r.uri())?).as_secs_f64() * 1000.0))
+                .collect()
+        };
         latencies.sort_by(f64::total_cmp);
         publish_latencies.sort_by(f64::total_cmp);
         let last = received.iter().map(|r| r.at).max().unwrap_or(started);
@@ -141,7 +143,6 @@ fn main() {
             elapsed.as_secs_f64()
         );
         assert!(received.iter().all(|r| r.signature_ok), "every delivery is signed correctly");
-        drop(sent_at);
         receiver.log.lock().unwrap().received.clear();
 
         // 2. Throughput: a burst, then wait for every delivery.
