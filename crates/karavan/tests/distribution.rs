@@ -520,3 +520,52 @@ async fn sigkill_during_a_burst_loses_no_delivery() {
         receiver.received().len() - keys.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_keeps_failing_ends_dead_with_every_attempt_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_member, key) = member_with_key(dir.path(), "Failing Agency", "editor");
+    let receiver = Receiver::start(SECRET).await;
+    let flags = ["--allow-private-webhooks", "--webhook-retry-base-ms", "100", "--webhook-max-attempts", "3"];
+    let server = Server::start(dir.path(), &flags);
+    let (base, client) = (server.base.clone(), reqwest::Client::new());
+    let failing = subscribe(
+        &client,
+        &base,
+        &key,
+        json!({ "name": "fails", "webhook": { "url": format!("{}/fail", receiver.base), "secret": SECRET } }),
+    )
+    .await;
+    // Nothing listens on port 9 of loopback: the connection is refused.
+    let refused = subscribe(
+        &client,
+        &base,
+        &key,
+        json!({ "name": "refused", "webhook": { "url": "http://127.0.0.1:9/hook", "secret": SECRET } }),
+    )
+    .await;
+    publish(&client, &base, &key, &small_item("urn:dead:1", "Nobody takes this", "en")).await;
+    for (subscription, error) in [(&failing, "HTTP 500"), (&refused, "")] {
+        let id = subscription["id"].as_str().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let log = loop {
+            let (_, log) = send(client.get(format!("{base}/v1/subscriptions/{id}/deliveries")).bearer_auth(&key)).await;
+            if log["deliveries"][0]["state"] == json!("dead") {
+                break log;
+            }
+            assert!(Instant::now() < deadline, "the delivery never went dead: {log}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let attempts = log["deliveries"][0]["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 3, "{log}");
+        assert!(log["deliveries"][0]["nextAttemptAt"].is_null());
+        for attempt in attempts {
+            assert!(attempt["error"].as_str().unwrap().contains(error), "{attempt}");
+        }
+    }
+    assert_eq!(
+        receiver.received().iter().filter(|r| r.path == "/fail").count(),
+        3,
+        "three attempts reached the receiver"
+    );
+}

@@ -159,7 +159,7 @@ pub fn realistic_item(uri: &str, n: usize) -> serde_json::Value {
 
 /// A webhook receiver for tests and benches: an HTTP server in the test process that records every
 /// delivery. Paths: `/ok` answers 200; `/flaky` answers 503 to a delivery's first attempt, then 200;
-/// `/hang` never answers.
+/// `/fail` always answers 500; `/hang` never answers.
 pub mod receiver {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
@@ -215,6 +215,7 @@ pub mod receiver {
             let app = axum::Router::new()
                 .route("/ok", post(|s: State<Shared>, h: HeaderMap, b: Bytes| record(s, h, b, "/ok")))
                 .route("/flaky", post(|s: State<Shared>, h: HeaderMap, b: Bytes| record(s, h, b, "/flaky")))
+                .route("/fail", post(|s: State<Shared>, h: HeaderMap, b: Bytes| record(s, h, b, "/fail")))
                 .route("/hang", post(hang))
                 .with_state(shared);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -262,7 +263,11 @@ pub mod receiver {
             at: Instant::now(),
         };
         shared.log.lock().unwrap().received.push(received);
-        if path == "/flaky" && attempt == 1 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+        match path {
+            "/fail" => StatusCode::INTERNAL_SERVER_ERROR,
+            "/flaky" if attempt == 1 => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::OK,
+        }
     }
 
     async fn hang(State(shared): State<Shared>) -> StatusCode {
