@@ -41,10 +41,8 @@ fn ids(index: &SearchIndex, request: &SearchRequest, audience: &Audience) -> Vec
     found
 }
 
-fn corpus() -> (tempfile::TempDir, SearchIndex) {
-    let dir = tempfile::tempdir().unwrap();
-    let index = SearchIndex::open(dir.path()).unwrap();
-    let docs = [
+fn corpus_docs() -> Vec<IndexDoc> {
+    vec![
         doc("zh1", "a", "zh", "中吉乌铁路项目正式开工", "连接中国、吉尔吉斯斯坦和乌兹别克斯坦的铁路今天开工建设。"),
         doc("zh2", "a", "zh-Hant", "鐵路貨運創新高", "霍爾果斯口岸的集裝箱列車數量再創新高。"),
         doc("ru1", "a", "ru", "Новая железная дорога", "Строительство железной дороги началось в Оше."),
@@ -59,7 +57,13 @@ fn corpus() -> (tempfile::TempDir, SearchIndex) {
         ),
         doc("kk1", "a", "kk", "Қазақстанда жаңа теміржол", "Қазақстанның оңтүстігінде жаңа теміржол желісі ашылды."),
         doc("en1", "a", "en", "Railways connect Central Asia", "New railways and roads are connecting the region."),
-    ];
+    ]
+}
+
+fn corpus() -> (tempfile::TempDir, SearchIndex) {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(dir.path()).unwrap();
+    let docs = corpus_docs();
     for d in &docs {
         index.upsert(d).unwrap();
     }
@@ -317,22 +321,7 @@ fn chinese_press_text_from_the_seeds() {
 #[test]
 fn percolation_agrees_with_search() {
     let (_dir, index) = corpus();
-    let docs = [
-        doc("zh1", "a", "zh", "中吉乌铁路项目正式开工", "连接中国、吉尔吉斯斯坦和乌兹别克斯坦的铁路今天开工建设。"),
-        doc("zh2", "a", "zh-Hant", "鐵路貨運創新高", "霍爾果斯口岸的集裝箱列車數量再創新高。"),
-        doc("ru1", "a", "ru", "Новая железная дорога", "Строительство железной дороги началось в Оше."),
-        doc("ru2", "a", "ru", "Урожай пшеницы", "Фермеры собрали рекордный урожай пшеницы."),
-        doc("uz1", "a", "uz-Cyrl", "Тошкентда янги бекат очилди", "Тошкент шаҳрида янги темир йўл бекати очилди."),
-        doc(
-            "uz2",
-            "a",
-            "uz-Latn",
-            "Samarqandga yangi poyezd",
-            "Toshkentdan Samarqandga yangi tezyurar poyezd qatnay boshladi.",
-        ),
-        doc("kk1", "a", "kk", "Қазақстанда жаңа теміржол", "Қазақстанның оңтүстігінде жаңа теміржол желісі ашылды."),
-        doc("en1", "a", "en", "Railways connect Central Asia", "New railways and roads are connecting the region."),
-    ];
+    let docs = corpus_docs();
     let requests: Vec<SearchRequest> = vec![
         SearchRequest::text("铁路"),
         SearchRequest::text("железная дорога"),

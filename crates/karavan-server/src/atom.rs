@@ -4,8 +4,6 @@
 use karavan_store::{Change, StoredVersion, Subscription};
 use serde_json::Value;
 
-use crate::search::html_to_text;
-
 /// What one feed entry shows.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -21,17 +19,10 @@ pub struct Entry {
     pub item_id: String,
 }
 
+/// Plain text of a ninjs text array, each entry's whitespace collapsed.
 fn texts(document: &serde_json::Map<String, Value>, key: &str) -> Vec<String> {
-    document
-        .get(key)
-        .and_then(Value::as_array)
+    crate::search::texts(document, key)
         .into_iter()
-        .flatten()
-        .filter_map(|entry| {
-            let value = entry.get("value")?.as_str()?;
-            let html = entry.get("contentType").and_then(Value::as_str).is_some_and(|t| t.contains("html"));
-            Some(if html { html_to_text(value) } else { value.to_string() })
-        })
         .map(|text| text.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|text| !text.is_empty())
         .collect()

@@ -41,7 +41,8 @@ pub fn html_to_text(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn texts(document: &Map<String, Value>, key: &str) -> Vec<String> {
+/// The plain text of each entry of a ninjs text array (`headlines`, `bodies`, …); HTML made plain.
+pub(crate) fn texts(document: &Map<String, Value>, key: &str) -> Vec<String> {
     document
         .get(key)
         .and_then(Value::as_array)

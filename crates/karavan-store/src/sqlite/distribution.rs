@@ -11,10 +11,7 @@
 //! commit time of the transaction that wrote it, which the writer clock guards like item commit times:
 //! so a feed read up to the writer's horizon never misses a delivery that commits later.
 
-use karavan_domain::{
-    Agreement, DeliveryId, EventKind, ItemAccess, ItemId, MemberId, SubscriptionId, Timestamp, Visibility,
-    visibility_for,
-};
+use karavan_domain::{Agreement, DeliveryId, EventKind, ItemId, MemberId, SubscriptionId, Timestamp, Visibility};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
@@ -132,16 +129,7 @@ impl SqliteStore {
                 return Ok(VersionRead::NotFound);
             }
             let version = load_version(connection, seq)?;
-            let subjects = subjects_of(connection, seq)?;
-            let agreements = super::agreements_granted_to(connection, viewer)?;
-            let access = ItemAccess {
-                owner: &version.owner,
-                pub_status: version.pub_status,
-                committed_at: version.committed_at,
-                embargoed_until: embargo_of(connection, seq)?,
-                subjects: &subjects,
-            };
-            Ok(match visibility_for(viewer, &access, &agreements, now) {
+            Ok(match super::visibility_of(connection, viewer, &version, now)? {
                 Visibility::Visible { right, .. } => VersionRead::Visible(version, right),
                 Visibility::Killed { .. } => VersionRead::Killed(version),
                 Visibility::Hidden => VersionRead::NotFound,

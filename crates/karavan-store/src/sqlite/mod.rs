@@ -261,6 +261,25 @@ fn subjects_of(connection: &Connection, seq: i64) -> Result<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The visibility rule for one stored version, as `viewer` sees it at `now`.
+fn visibility_of(
+    connection: &Connection,
+    viewer: &MemberId,
+    version: &StoredVersion,
+    now: Timestamp,
+) -> Result<Visibility> {
+    let agreements = agreements_granted_to(connection, viewer)?;
+    let subjects = subjects_of(connection, version.seq)?;
+    let access = ItemAccess {
+        owner: &version.owner,
+        pub_status: version.pub_status,
+        committed_at: version.committed_at,
+        embargoed_until: embargo_of(connection, version.seq)?,
+        subjects: &subjects,
+    };
+    Ok(visibility_for(viewer, &access, &agreements, now))
+}
+
 fn embargo_of(connection: &Connection, seq: i64) -> Result<Option<Timestamp>> {
     let embargo: Option<i64> =
         connection.query_row("SELECT embargoed_until FROM versions WHERE seq = ?1", [seq], |row| row.get(0))?;
@@ -708,16 +727,7 @@ impl Store for SqliteStore {
                 return Ok(ItemRead::NotFound);
             };
             let version = load_version(connection, current)?;
-            let agreements = agreements_granted_to(connection, viewer)?;
-            let subjects = subjects_of(connection, current)?;
-            let access = ItemAccess {
-                owner: &version.owner,
-                pub_status: version.pub_status,
-                committed_at: version.committed_at,
-                embargoed_until: embargo_of(connection, current)?,
-                subjects: &subjects,
-            };
-            Ok(match visibility_for(viewer, &access, &agreements, now) {
+            Ok(match visibility_of(connection, viewer, &version, now)? {
                 Visibility::Visible { right, .. } => ItemRead::Visible(version, right),
                 Visibility::Killed { .. } => ItemRead::Killed(version),
                 Visibility::Hidden => ItemRead::NotFound,
