@@ -111,6 +111,10 @@ prefixed_id!(
     SubscriptionId, "sub_", "subscription"
 );
 prefixed_id!(
+    /// A person who signs in to the web newsroom, on behalf of one member.
+    UserId, "usr_", "user"
+);
+prefixed_id!(
     /// One delivery of one item event to one subscription; also its idempotency key.
     DeliveryId, "dlv_", "delivery"
 );

@@ -10,7 +10,7 @@ mod sqlite;
 
 use karavan_domain::{
     Agreement, AgreementId, ApiKey, CountryCode, DeliveryId, EventKind, Grantee, ItemId, KeyHash, KeyId, LanguageTag,
-    Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp, Urgency,
+    Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp, Urgency, UserId,
 };
 use serde_json::{Map, Value};
 
@@ -243,6 +243,41 @@ pub struct SavedSearch {
     /// (parameter, value) pairs, in order.
     pub query: Vec<(String, String)>,
     pub created_at: Timestamp,
+}
+
+/// A person to create, who signs in to the web newsroom for a member.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub member: MemberId,
+    /// The sign-in name, lowercased; unique across the exchange.
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    /// A PHC string (argon2id); the password itself is never stored.
+    pub password_hash: String,
+}
+
+/// A stored user. Stored: changing it needs a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub member: MemberId,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub password_hash: String,
+    /// The UI language the user chose, if any.
+    pub locale: Option<String>,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// A signed-in session: its user and its CSRF token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: User,
+    pub csrf: String,
+    pub expires_at: Timestamp,
 }
 
 /// Where a webhook subscription pushes, and the secret it signs with.
@@ -529,6 +564,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ChangesPage>;
     /// A subscription's latest changes, newest first (for its Atom feed).
     fn recent_changes(&self, subscription: &SubscriptionId, limit: u32, now: Timestamp) -> Result<Vec<Change>>;
+
+    /// Creates a user; an email already taken is a `Conflict`.
+    fn add_user(&self, user: NewUser) -> Result<User>;
+    fn users(&self, member: &MemberId) -> Result<Vec<User>>;
+    fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    /// Changes a user's password hash, UI language or disabled state; false when the member has no
+    /// such user.
+    fn update_user(
+        &self,
+        member: &MemberId,
+        id: &UserId,
+        password_hash: Option<String>,
+        locale: Option<Option<String>>,
+        disabled: Option<bool>,
+    ) -> Result<bool>;
+    /// Starts a session; `token_hash` is the SHA-256 of the session cookie.
+    fn create_session(&self, user: &UserId, token_hash: [u8; 32], csrf: &str, expires_at: Timestamp) -> Result<()>;
+    /// The live session of a cookie: not expired, its user not disabled.
+    fn session(&self, token_hash: [u8; 32], now: Timestamp) -> Result<Option<Session>>;
+    fn end_session(&self, token_hash: [u8; 32]) -> Result<()>;
 
     /// For derived data (the search index), not for readers: the current versions of the items whose
     /// current version has a sequence number above `after`, in sequence order, at most `limit`.

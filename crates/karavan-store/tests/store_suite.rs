@@ -9,8 +9,8 @@ use karavan_domain::{
 };
 use karavan_store::{
     AttemptOutcome, AttemptRecord, Cursor, DeliveryState, ItemRead, ListQuery, NewAgreement, NewDelivery, NewMember,
-    NewVersion, Page, PublishOutcome, SqliteConfig, SqliteStore, Store, StoreError, SubscriptionSpec, VersionRead,
-    Webhook,
+    NewUser, NewVersion, Page, PublishOutcome, SqliteConfig, SqliteStore, Store, StoreError, SubscriptionSpec,
+    VersionRead, Webhook,
 };
 use serde_json::{Map, Value, json};
 
@@ -81,6 +81,7 @@ fn headline(document: &Map<String, Value>) -> &str {
 
 fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     outbox_fanout_deliveries_and_changes(make);
+    users_and_sessions(make);
     keys_authenticate_until_revoked(make);
     saved_searches_are_per_member(make);
     corrections_idempotency_and_conflicts(make);
@@ -568,4 +569,48 @@ fn outbox_fanout_deliveries_and_changes(make: fn() -> (tempfile::TempDir, Arc<dy
     );
     assert_eq!(store.subscriptions(&b).unwrap().iter().map(|s| s.spec.name.as_str()).collect::<Vec<_>>(), ["renamed"]);
     assert!(store.due_deliveries(Timestamp(i64::MAX), 10, &[], &[]).unwrap().is_empty());
+}
+
+fn users_and_sessions(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let store = store.as_ref();
+    let (a, b) = (member(store, "Agency A"), member(store, "Agency B"));
+    let new = |member: &MemberId, email: &str| NewUser {
+        member: member.clone(),
+        email: email.to_string(),
+        display_name: "Aigerim".to_string(),
+        role: Role::Editor,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string(),
+    };
+    let user = store.add_user(new(&a, " Aigerim@Example.KZ ")).unwrap();
+    assert_eq!(user.email, "aigerim@example.kz", "emails are kept trimmed and lowercased");
+    assert!(matches!(store.add_user(new(&b, "AIGERIM@example.kz")), Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        store.add_user(new(&MemberId::parse("mbr_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap(), "x@example.kz")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.user_by_email("AIGERIM@EXAMPLE.KZ").unwrap().unwrap().id, user.id);
+    assert_eq!(store.users(&a).unwrap().len(), 1);
+    assert!(store.users(&b).unwrap().is_empty());
+
+    let later = Timestamp(now().micros() + 3_600_000_000);
+    store.create_session(&user.id, [7; 32], "csrf-token", later).unwrap();
+    let session = store.session([7; 32], now()).unwrap().unwrap();
+    assert_eq!((session.user.id.clone(), session.csrf.as_str()), (user.id.clone(), "csrf-token"));
+    assert!(store.session([7; 32], Timestamp(later.micros() + 1)).unwrap().is_none(), "expired");
+    assert!(store.session([8; 32], now()).unwrap().is_none());
+
+    // Another member cannot touch the user; a locale is remembered; disabling ends the sessions.
+    assert!(!store.update_user(&b, &user.id, None, Some(Some("kk".into())), None).unwrap());
+    assert!(store.update_user(&a, &user.id, None, Some(Some("kk".into())), None).unwrap());
+    assert_eq!(store.session([7; 32], now()).unwrap().unwrap().user.locale.as_deref(), Some("kk"));
+    assert!(store.update_user(&a, &user.id, None, None, Some(true)).unwrap());
+    assert!(store.session([7; 32], now()).unwrap().is_none(), "a disabled user has no session");
+    assert!(store.update_user(&a, &user.id, None, None, Some(false)).unwrap());
+    store.create_session(&user.id, [9; 32], "c2", later).unwrap();
+    assert!(store.update_user(&a, &user.id, Some("$argon2id$new".into()), None, None).unwrap());
+    assert!(store.session([9; 32], now()).unwrap().is_none(), "a new password ends every session");
+    store.create_session(&user.id, [10; 32], "c3", later).unwrap();
+    store.end_session([10; 32]).unwrap();
+    assert!(store.session([10; 32], now()).unwrap().is_none(), "logged out");
 }

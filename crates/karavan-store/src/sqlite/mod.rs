@@ -8,6 +8,7 @@
 
 mod distribution;
 mod schema;
+mod users;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -16,8 +17,8 @@ use std::time::Duration;
 
 use karavan_domain::{
     Agreement, AgreementId, ApiKey, CountryCode, EventKind, Grantee, ItemAccess, ItemId, KeyHash, KeyId, LanguageTag,
-    Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp, Ulid, Visibility,
-    visibility_for,
+    Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp, Ulid, UserId,
+    Visibility, visibility_for,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -25,8 +26,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     AttemptRecord, Change, ChangesPage, Cursor, DeliveryRecord, DueDelivery, ItemRead, KeyInfo, ListEntry, ListPage,
-    ListQuery, NewAgreement, NewDelivery, NewMember, NewVersion, OutboxEvent, Page, Principal, PublishOutcome, Result,
-    SavedSearch, Store, StoreError, StoredVersion, Subscription, SubscriptionSpec, VersionRead,
+    ListQuery, NewAgreement, NewDelivery, NewMember, NewUser, NewVersion, OutboxEvent, Page, Principal, PublishOutcome,
+    Result, SavedSearch, Session, Store, StoreError, StoredVersion, Subscription, SubscriptionSpec, User, VersionRead,
 };
 use writer::{Writer, WriterClock};
 
@@ -934,6 +935,41 @@ impl Store for SqliteStore {
 
     fn recent_changes(&self, subscription: &SubscriptionId, limit: u32, now: Timestamp) -> Result<Vec<Change>> {
         self.recent_changes_in(subscription, limit, now)
+    }
+
+    fn add_user(&self, user: NewUser) -> Result<User> {
+        self.add_user_in(user)
+    }
+
+    fn users(&self, member: &MemberId) -> Result<Vec<User>> {
+        self.users_in(member)
+    }
+
+    fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        self.user_by_email_in(email)
+    }
+
+    fn update_user(
+        &self,
+        member: &MemberId,
+        id: &UserId,
+        password_hash: Option<String>,
+        locale: Option<Option<String>>,
+        disabled: Option<bool>,
+    ) -> Result<bool> {
+        self.update_user_in(member, id, password_hash, locale, disabled)
+    }
+
+    fn create_session(&self, user: &UserId, token_hash: [u8; 32], csrf: &str, expires_at: Timestamp) -> Result<()> {
+        self.create_session_in(user, token_hash, csrf, expires_at)
+    }
+
+    fn session(&self, token_hash: [u8; 32], now: Timestamp) -> Result<Option<Session>> {
+        self.session_in(token_hash, now)
+    }
+
+    fn end_session(&self, token_hash: [u8; 32]) -> Result<()> {
+        self.end_session_in(token_hash)
     }
 
     fn current_versions_after(&self, after: i64, limit: u32) -> Result<Vec<StoredVersion>> {

@@ -150,6 +150,29 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (delivery_n, attempt)
     ) WITHOUT ROWID;
     "#,
+    // 4: people who sign in to the web newsroom, and their sessions.
+    r#"
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id),
+        email TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'reader')),
+        password_hash TEXT NOT NULL,
+        locale TEXT,
+        created_at INTEGER NOT NULL,
+        disabled_at INTEGER
+    );
+    CREATE INDEX users_member ON users(member_id);
+    CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_user ON sessions(user_id);
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
