@@ -14,6 +14,7 @@ pub mod error;
 pub mod items;
 pub mod outbound;
 pub mod params;
+pub mod password;
 pub mod publish;
 pub mod search;
 pub mod stream;

@@ -11,11 +11,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use karavan_domain::{
-    AgreementId, CountryCode, Grantee, KeyId, LanguageTag, MAX_DELAY_MINUTES, MemberId, MemberName, Right, Role,
+    AgreementId, CountryCode, Grantee, KeyId, LanguageTag, MAX_DELAY_MINUTES, MemberId, MemberName, Right, Role, UserId,
 };
 use karavan_server::distribution::DistributionConfig;
 use karavan_server::{AppState, ServerConfig};
-use karavan_store::{NewAgreement, NewMember, SqliteConfig, SqliteStore, Store};
+use karavan_store::{NewAgreement, NewMember, NewUser, SqliteConfig, SqliteStore, Store};
 
 #[derive(Debug, Parser)]
 #[command(name = "karavan", version, about = "Karavan: the multilingual news exchange")]
@@ -49,8 +49,45 @@ enum Command {
     /// Manages sharing agreements.
     #[command(subcommand)]
     Agreement(AgreementCommand),
+    /// Manages people who sign in to the web newsroom.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Rebuilds the search index from the store (stop the server first).
     Reindex,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Adds a user; the password is read from the first line of standard input. Prints the user's id.
+    Add {
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "editor")]
+        role: String,
+    },
+    /// Lists a member's users, one a line: id, role, state, email, name.
+    List {
+        #[arg(long)]
+        member: String,
+    },
+    /// Sets a user's password (read from the first line of standard input); ends the user's sessions.
+    Password {
+        #[arg(long)]
+        member: String,
+        user: String,
+    },
+    /// Disables a user (their sessions end at once) or, with --enable, enables them again.
+    Disable {
+        #[arg(long)]
+        member: String,
+        user: String,
+        #[arg(long)]
+        enable: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +220,7 @@ fn main() -> anyhow::Result<()> {
         Command::Member(command) => member_command(&cli.data_dir, command),
         Command::Key(command) => key_command(&cli.data_dir, command),
         Command::Agreement(command) => agreement_command(&cli.data_dir, command),
+        Command::User(command) => user_command(&cli.data_dir, command),
         Command::Reindex => reindex(&cli.data_dir),
     }
 }
@@ -316,6 +354,58 @@ fn key_command(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Resul
                 bail!("member {member} has no live key {key}");
             }
             println!("revoked {key}");
+        }
+    }
+    Ok(())
+}
+
+/// The first line of standard input, without its line ending.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn user_command(data_dir: &std::path::Path, command: UserCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    match command {
+        UserCommand::Add { member, email, name, role } => {
+            let member = existing_member(&store, &member)?;
+            let email = email.trim().to_lowercase();
+            if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+                bail!("--email: {email:?} is not an email address");
+            }
+            let name = name.trim().to_string();
+            if name.is_empty() || name.chars().count() > 200 {
+                bail!("--name: a name of 1 to 200 characters");
+            }
+            let role = Role::parse(&role)?;
+            let password_hash = karavan_server::password::hash(&password_from_stdin()?).map_err(anyhow::Error::msg)?;
+            let user = store.add_user(NewUser { member, email, display_name: name, role, password_hash })?;
+            tracing::info!(user = %user.id, member = %user.member, role = %user.role, "added a user");
+            println!("{}", user.id);
+        }
+        UserCommand::List { member } => {
+            let member = existing_member(&store, &member)?;
+            for user in store.users(&member)? {
+                let state = if user.disabled_at.is_some() { "disabled" } else { "active" };
+                println!("{}\t{}\t{}\t{}\t{}", user.id, user.role, state, user.email, user.display_name);
+            }
+        }
+        UserCommand::Password { member, user } => {
+            let member = existing_member(&store, &member)?;
+            let hash = karavan_server::password::hash(&password_from_stdin()?).map_err(anyhow::Error::msg)?;
+            if !store.update_user(&member, &UserId::parse(&user)?, Some(hash), None, None)? {
+                bail!("member {member} has no user {user}");
+            }
+            println!("changed the password of {user}");
+        }
+        UserCommand::Disable { member, user, enable } => {
+            let member = existing_member(&store, &member)?;
+            if !store.update_user(&member, &UserId::parse(&user)?, None, None, Some(!enable))? {
+                bail!("member {member} has no user {user}");
+            }
+            println!("{} {user}", if enable { "enabled" } else { "disabled" });
         }
     }
     Ok(())
