@@ -54,6 +54,7 @@ fn users_are_added_listed_refused_and_disabled_from_the_command_line() {
     cli(dir.path(), &["user", "disable", "--member", &member, &id]);
     assert!(cli(dir.path(), &["user", "list", "--member", &member]).contains("\tdisabled\t"));
     cli(dir.path(), &["user", "disable", "--member", &member, &id, "--enable"]);
-    let (ok, out, _) = run_with_input(dir.path(), &["user", "password", "--member", &member, &id], "a brand new password\n");
+    let (ok, out, _) =
+        run_with_input(dir.path(), &["user", "password", "--member", &member, &id], "a brand new password\n");
     assert!(ok, "{out}");
 }
