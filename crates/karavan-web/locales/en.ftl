@@ -1,0 +1,16 @@
+# Karavan web newsroom: English. Every message here exists in every locale (a test checks).
+
+app-name = Karavan
+sign-in = Sign in
+sign-out = Sign out
+email = Email
+password = Password
+sign-in-failed = Wrong email or password.
+signed-in-as = Signed in as { $name }
+nav-wire = Wire
+nav-search = Search
+nav-subscriptions = Subscriptions
+nav-publish = Publish
+nav-admin = Administration
+language = Language
+unread-count = { $count } unread

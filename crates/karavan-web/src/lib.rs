@@ -1,0 +1,148 @@
+//! The web newsroom's localisation: every UI string in every member language, as Project Fluent
+//! messages embedded in the binary (`locales/*.ftl`).
+//!
+//! Architecture invariant: every message exists in every locale (a test fails otherwise), so a page
+//! never falls back to a message id or to another language.
+
+use fluent_bundle::{FluentArgs, FluentBundle, FluentResource};
+use unic_langid::LanguageIdentifier;
+
+/// The UI languages, in the order the language switch shows them: (code, Fluent source).
+pub const LOCALES: [(&str, &str); 8] = [
+    ("en", include_str!("../locales/en.ftl")),
+    ("zh", include_str!("../locales/zh.ftl")),
+    ("ru", include_str!("../locales/ru.ftl")),
+    ("kk", include_str!("../locales/kk.ftl")),
+    ("ky", include_str!("../locales/ky.ftl")),
+    ("tg", include_str!("../locales/tg.ftl")),
+    ("tk", include_str!("../locales/tk.ftl")),
+    ("uz", include_str!("../locales/uz.ftl")),
+];
+
+/// One loaded locale.
+pub struct Locale {
+    code: &'static str,
+    bundle: FluentBundle<FluentResource>,
+}
+
+impl std::fmt::Debug for Locale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locale").field("code", &self.code).finish()
+    }
+}
+
+/// Every locale, loaded once.
+#[derive(Debug)]
+pub struct Localizer {
+    locales: Vec<Locale>,
+}
+
+impl Localizer {
+    /// Loads every locale; an error names the locale and what is wrong in it.
+    pub fn load() -> Result<Localizer, String> {
+        let mut locales = Vec::new();
+        for (code, source) in LOCALES {
+            let resource = FluentResource::try_new(source.to_string())
+                .map_err(|(_, errors)| format!("locale {code}: {errors:?}"))?;
+            let language: LanguageIdentifier = code.parse().map_err(|e| format!("locale {code}: {e}"))?;
+            let mut bundle = FluentBundle::new(vec![language]);
+            // No bidi isolation marks around arguments: the UI languages are all left-to-right.
+            bundle.set_use_isolating(false);
+            bundle.add_resource(resource).map_err(|errors| format!("locale {code}: {errors:?}"))?;
+            locales.push(Locale { code, bundle });
+        }
+        Ok(Localizer { locales })
+    }
+
+    /// The supported locale for a requested language tag (`kk-KZ` → `kk`, `zh-Hant-TW` → `zh`), if any.
+    pub fn supported(&self, tag: &str) -> Option<&'static str> {
+        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        self.locales.iter().map(|l| l.code).find(|code| *code == primary)
+    }
+
+    /// The best locale for an `Accept-Language` header (by quality, then order), else English.
+    pub fn negotiate(&self, accept_language: &str) -> &'static str {
+        let mut wanted: Vec<(f32, usize, &str)> = accept_language
+            .split(',')
+            .enumerate()
+            .filter_map(|(index, part)| {
+                let mut pieces = part.split(';');
+                let tag = pieces.next()?.trim();
+                let quality = pieces
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+                (!tag.is_empty() && quality > 0.0).then_some((quality, index, tag))
+            })
+            .collect();
+        wanted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        wanted.iter().find_map(|(_, _, tag)| self.supported(tag)).unwrap_or("en")
+    }
+
+    /// A message in a locale, with arguments; a missing message (impossible while the tests pass)
+    /// shows its id rather than failing the page.
+    pub fn message(&self, locale: &str, id: &str, args: &[(&str, &str)]) -> String {
+        let Some(locale) = self.locales.iter().find(|l| l.code == locale).or_else(|| self.locales.first()) else {
+            return id.to_string();
+        };
+        let Some(pattern) = locale.bundle.get_message(id).and_then(|m| m.value()) else {
+            return id.to_string();
+        };
+        let mut fluent_args = FluentArgs::new();
+        for (name, value) in args {
+            fluent_args.set(*name, *value);
+        }
+        let mut errors = Vec::new();
+        locale.bundle.format_pattern(pattern, Some(&fluent_args), &mut errors).into_owned()
+    }
+
+    /// The ids of every message of a locale.
+    pub fn ids(&self, locale: &str) -> Vec<String> {
+        let Some((_, source)) = LOCALES.iter().find(|(code, _)| *code == locale) else {
+            return Vec::new();
+        };
+        source
+            .lines()
+            .filter(|line| line.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
+            .filter_map(|line| line.split_once('=').map(|(id, _)| id.trim().to_string()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_is_in_every_locale_and_formats() {
+        let localizer = Localizer::load().unwrap();
+        let english = localizer.ids("en");
+        assert!(!english.is_empty());
+        for (code, _) in LOCALES {
+            let mut ids = localizer.ids(code);
+            ids.sort();
+            let mut expected = english.clone();
+            expected.sort();
+            let missing: Vec<&String> = expected.iter().filter(|id| !ids.contains(id)).collect();
+            let extra: Vec<&String> = ids.iter().filter(|id| !expected.contains(id)).collect();
+            assert!(missing.is_empty() && extra.is_empty(), "locale {code}: missing {missing:?}, extra {extra:?}");
+            for id in &english {
+                let text = localizer.message(code, id, &[("name", "Aigerim"), ("count", "3")]);
+                assert!(!text.is_empty() && text != *id, "locale {code}: {id} does not format");
+                assert!(!text.contains('{'), "locale {code}: {id} left a placeholder: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn locales_are_negotiated_from_accept_language() {
+        let localizer = Localizer::load().unwrap();
+        assert_eq!(localizer.negotiate("kk-KZ,kk;q=0.9,ru;q=0.8"), "kk");
+        assert_eq!(localizer.negotiate("de-DE,ru;q=0.5"), "ru");
+        assert_eq!(localizer.negotiate("zh-Hant-TW"), "zh");
+        assert_eq!(localizer.negotiate("fr, de"), "en");
+        assert_eq!(localizer.negotiate("ru;q=0.2, uz;q=0.9"), "uz");
+        assert_eq!(localizer.negotiate("ky;q=0, tg"), "tg");
+        assert_eq!(localizer.negotiate(""), "en");
+        assert_eq!(localizer.message("kk", "sign-in", &[]), "Кіру");
+    }
+}
