@@ -1,11 +1,93 @@
-//! The web newsroom's localisation: every UI string in every member language, as Project Fluent
-//! messages embedded in the binary (`locales/*.ftl`).
+//! The web newsroom's pages and their localisation: server-rendered templates (minijinja, HTML
+//! auto-escaped) and every UI string in every member language, as Project Fluent messages; templates,
+//! messages and assets are embedded in the binary.
 //!
 //! Architecture invariant: every message exists in every locale (a test fails otherwise), so a page
 //! never falls back to a message id or to another language.
 
-use fluent_bundle::{FluentArgs, FluentBundle, FluentResource};
+use std::sync::Arc;
+
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource};
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Environment, State};
 use unic_langid::LanguageIdentifier;
+
+/// Each UI language's name in itself, for the language switch.
+pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
+    ("en", "English"),
+    ("zh", "中文"),
+    ("ru", "Русский"),
+    ("kk", "Қазақша"),
+    ("ky", "Кыргызча"),
+    ("tg", "Тоҷикӣ"),
+    ("tk", "Türkmençe"),
+    ("uz", "Oʻzbekcha"),
+];
+
+const TEMPLATES: [(&str, &str); 3] = [
+    ("base.html", include_str!("../templates/base.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("home.html", include_str!("../templates/home.html")),
+];
+
+const ASSETS: [(&str, &str, &str); 1] =
+    [("newsroom.css", "text/css; charset=utf-8", include_str!("../assets/newsroom.css"))];
+
+/// The embedded static file at `/assets/{name}`: (content type, body).
+pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
+    ASSETS.iter().find(|(file, _, _)| *file == name).map(|(_, kind, body)| (*kind, *body))
+}
+
+/// The templates, with `t(id, arg=value…)` translating into the page's `locale`.
+pub struct Pages {
+    environment: Environment<'static>,
+    localizer: Arc<Localizer>,
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pages").finish_non_exhaustive()
+    }
+}
+
+impl Pages {
+    pub fn load() -> Result<Pages, String> {
+        let localizer = Arc::new(Localizer::load()?);
+        let mut environment = Environment::new();
+        for (name, source) in TEMPLATES {
+            environment.add_template(name, source).map_err(|e| format!("template {name}: {e}"))?;
+        }
+        let messages = Arc::clone(&localizer);
+        environment.add_function(
+            "t",
+            move |state: &State, id: String, kwargs: Kwargs| -> Result<String, minijinja::Error> {
+                let locale =
+                    state.lookup("locale").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "en".into());
+                let mut args: Vec<(String, String)> = Vec::new();
+                for name in kwargs.args() {
+                    let value: Value = kwargs.get(name)?;
+                    args.push((name.to_string(), value.to_string()));
+                }
+                let borrowed: Vec<(&str, &str)> = args.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                Ok(messages.message(&locale, &id, &borrowed))
+            },
+        );
+        Ok(Pages { environment, localizer })
+    }
+
+    pub fn localizer(&self) -> &Localizer {
+        &self.localizer
+    }
+
+    /// Renders a page in `locale`; the context's values are escaped as HTML.
+    pub fn render(&self, template: &str, locale: &str, context: Value) -> Result<String, String> {
+        let page = self.environment.get_template(template).map_err(|e| format!("template {template}: {e}"))?;
+        let languages: Vec<Vec<&str>> = LANGUAGE_NAMES.iter().map(|(code, name)| vec![*code, *name]).collect();
+        let context = minijinja::context! { locale => locale, languages => languages, ..context };
+        page.render(context).map_err(|e| format!("rendering {template}: {e}"))
+    }
+}
 
 /// The UI languages, in the order the language switch shows them: (code, Fluent source).
 pub const LOCALES: [(&str, &str); 8] = [
@@ -45,7 +127,7 @@ impl Localizer {
             let resource = FluentResource::try_new(source.to_string())
                 .map_err(|(_, errors)| format!("locale {code}: {errors:?}"))?;
             let language: LanguageIdentifier = code.parse().map_err(|e| format!("locale {code}: {e}"))?;
-            let mut bundle = FluentBundle::new(vec![language]);
+            let mut bundle = FluentBundle::new_concurrent(vec![language]);
             // No bidi isolation marks around arguments: the UI languages are all left-to-right.
             bundle.set_use_isolating(false);
             bundle.add_resource(resource).map_err(|errors| format!("locale {code}: {errors:?}"))?;
@@ -131,6 +213,22 @@ mod tests {
                 assert!(!text.contains('{'), "locale {code}: {id} left a placeholder: {text}");
             }
         }
+    }
+
+    #[test]
+    fn pages_render_translated_and_escaped() {
+        let pages = Pages::load().unwrap();
+        let context =
+            minijinja::context! { csrf => "c", next => "/", email => "<script>alert(1)</script>", failed => true };
+        let kazakh = pages.render("login.html", "kk", context.clone()).unwrap();
+        assert!(kazakh.contains("<html lang=\"kk\">") && kazakh.contains("Құпиясөз"), "{kazakh}");
+        assert!(kazakh.contains("&lt;script&gt;") && !kazakh.contains("<script>alert"), "values are escaped");
+        let english = pages.render("login.html", "en", context).unwrap();
+        assert!(english.contains("Wrong email or password."));
+        let user = minijinja::context! { name => "Aigerim & Co" };
+        let home = pages.render("home.html", "zh", minijinja::context! { user => user, csrf => "c" }).unwrap();
+        assert!(home.contains("当前用户：Aigerim &amp; Co"), "{home}");
+        assert!(asset("newsroom.css").is_some() && asset("../Cargo.toml").is_none());
     }
 
     #[test]
