@@ -19,6 +19,7 @@ pub mod publish;
 pub mod search;
 pub mod stream;
 pub mod subscriptions;
+pub mod web;
 pub mod wire;
 
 use std::sync::Arc;
@@ -61,18 +62,25 @@ pub struct AppState {
     search: Arc<SearchIndex>,
     config: Arc<ServerConfig>,
     distribution: Arc<Distribution>,
+    pages: Arc<karavan_web::Pages>,
 }
 
 impl AppState {
     /// The state of a server; fails only if the outbound HTTP client cannot be built.
     pub fn new(store: Arc<dyn Store>, search: Arc<SearchIndex>, config: ServerConfig) -> Result<AppState, String> {
         let distribution = Arc::new(Distribution::new(config.distribution.clone())?);
-        Ok(AppState { store, search, config: Arc::new(config), distribution })
+        let pages = Arc::new(karavan_web::Pages::load()?);
+        Ok(AppState { store, search, config: Arc::new(config), distribution, pages })
     }
 
     /// Starts the background work of distribution (fan-out, pusher); call once, inside the runtime.
     pub fn start_distribution(&self) {
         distribution::spawn(Arc::clone(&self.store), Arc::clone(&self.search), Arc::clone(&self.distribution));
+    }
+
+    /// The web newsroom's templates and messages.
+    pub fn pages(&self) -> &karavan_web::Pages {
+        &self.pages
     }
 
     pub fn distribution(&self) -> &Arc<Distribution> {
@@ -205,6 +213,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/subscriptions/{id}/changes", get(subscriptions::changes))
         .route("/v1/wire/stream", get(stream::stream))
         .route("/feeds/{token}", get(subscriptions::atom))
+        // The web newsroom (pages, not API: not in ROUTES or the OpenAPI document).
+        .route("/", get(web::home))
+        .route("/login", get(web::login_form).post(web::login))
+        .route("/logout", post(web::logout))
+        .route("/assets/{file}", get(web::assets))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+pub use minijinja::context;
+
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource};
 use minijinja::value::{Kwargs, Value};

@@ -1,0 +1,304 @@
+//! The web newsroom's routes (server-rendered pages): sign-in with sessions in secure cookies and CSRF
+//! tokens, sign-out, the UI language switch, and the embedded assets. Pages come from `karavan-web`.
+//!
+//! Architecture invariant: every web response carries a Content-Security-Policy that allows scripts
+//! and styles only from this server (no inline script), and every form that changes state carries a
+//! CSRF token checked against the session (or, before sign-in, against a cookie).
+
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use karavan_domain::Timestamp;
+use karavan_store::Session;
+use karavan_web::context;
+use sha2::{Digest, Sha256};
+
+use crate::outbound::hex;
+use crate::{AppState, now, password};
+
+pub const SESSION_COOKIE: &str = "karavan_session";
+pub const CSRF_COOKIE: &str = "karavan_csrf";
+pub const UI_COOKIE: &str = "karavan_ui";
+/// How long a session lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+/// The Content-Security-Policy of every page.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; \
+     object-src 'none'";
+
+fn random_hex() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(hex(&bytes))
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn secure(state: &AppState) -> bool {
+    state.config().public_url.as_deref().is_some_and(|url| url.starts_with("https://"))
+}
+
+fn set_cookie(state: &AppState, name: &str, value: &str, max_age_seconds: i64, http_only: bool) -> String {
+    let mut cookie = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age_seconds}");
+    if http_only {
+        cookie.push_str("; HttpOnly");
+    }
+    if secure(state) {
+        cookie.push_str("; Secure");
+    }
+    cookie
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The signed-in session of a request, if any.
+async fn session_of(state: &AppState, headers: &HeaderMap) -> Option<Session> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let hash = token_hash(token);
+    state.blocking(move |store| store.session(hash, now())).await.ok().flatten()
+}
+
+/// The UI language: `?ui=`, then the cookie, then the user's setting, then `Accept-Language`.
+fn locale_of(state: &AppState, headers: &HeaderMap, asked: Option<&str>, session: Option<&Session>) -> &'static str {
+    let localizer = state.pages().localizer();
+    asked
+        .and_then(|tag| localizer.supported(tag))
+        .or_else(|| cookie(headers, UI_COOKIE).and_then(|tag| localizer.supported(tag)))
+        .or_else(|| session.and_then(|s| s.user.locale.as_deref()).and_then(|tag| localizer.supported(tag)))
+        .unwrap_or_else(|| {
+            localizer.negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or(""))
+        })
+}
+
+/// A page response with the security headers every page carries.
+fn page(status: StatusCode, html: String, cookies: Vec<String>) -> Response {
+    let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+fn redirect(to: &str, cookies: Vec<String>) -> Response {
+    let mut response = page(StatusCode::SEE_OTHER, String::new(), cookies);
+    if let Ok(value) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn failure(error: String) -> Response {
+    tracing::error!(%error, "a web page failed");
+    page(StatusCode::INTERNAL_SERVER_ERROR, "<!doctype html><title>Error</title><p>Internal error.</p>".into(), vec![])
+}
+
+/// Query parameters of a page: `ui` (the language switch) and the others, as given.
+fn query_pairs(query: &RawQuery) -> Vec<(String, String)> {
+    query.0.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+/// Remembers a language chosen with `?ui=`: in a cookie, and for a signed-in user in their settings.
+async fn remember_language(state: &AppState, asked: Option<&str>, session: Option<&Session>) -> Vec<String> {
+    let Some(code) = asked.and_then(|tag| state.pages().localizer().supported(tag)) else {
+        return Vec::new();
+    };
+    if let Some(session) = session {
+        let (member, user) = (session.user.member.clone(), session.user.id.clone());
+        let locale = Some(Some(code.to_string()));
+        if let Err(error) = state.blocking(move |store| store.update_user(&member, &user, None, locale, None)).await {
+            tracing::warn!(error = %error.message, "could not remember the UI language");
+        }
+    }
+    vec![set_cookie(state, UI_COOKIE, code, 365 * 24 * 3600, false)]
+}
+
+/// A local path to return to after sign-in; anything else becomes `/`.
+fn local_path(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.contains(['\r', '\n']) {
+        next.to_string()
+    } else {
+        "/".to_string()
+    }
+}
+
+/// `GET /`: the newsroom (for now its shell), or the sign-in page.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
+    let pairs = query_pairs(&query);
+    let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
+    let Some(session) = session_of(&state, &headers).await else {
+        let cookies = remember_language(&state, asked, None).await;
+        return redirect("/login?next=%2F", cookies);
+    };
+    let cookies = remember_language(&state, asked, Some(&session)).await;
+    let locale = locale_of(&state, &headers, asked, Some(&session));
+    let user = context! { name => session.user.display_name, role => session.user.role.as_str() };
+    match state.pages().render("home.html", locale, context! { user => user, csrf => session.csrf }) {
+        Ok(html) => page(StatusCode::OK, html, cookies),
+        Err(error) => failure(error),
+    }
+}
+
+fn login_page(
+    state: &AppState,
+    locale: &str,
+    csrf: &str,
+    next: &str,
+    email: &str,
+    failed: bool,
+) -> Result<String, String> {
+    state.pages().render(
+        "login.html",
+        locale,
+        context! { csrf => csrf, next => next, email => email, failed => failed },
+    )
+}
+
+/// `GET /login`: the sign-in form, with a fresh CSRF token in a cookie and in the form.
+pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
+    let pairs = query_pairs(&query);
+    let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
+    let next = local_path(pairs.iter().find(|(k, _)| k == "next").map_or("/", |(_, v)| v.as_str()));
+    let mut cookies = remember_language(&state, asked, None).await;
+    let Some(csrf) = random_hex() else { return failure("no randomness".into()) };
+    cookies.push(set_cookie(&state, CSRF_COOKIE, &csrf, 3600, true));
+    let locale = locale_of(&state, &headers, asked, None);
+    match login_page(&state, locale, &csrf, &next, "", false) {
+        Ok(html) => page(StatusCode::OK, html, cookies),
+        Err(error) => failure(error),
+    }
+}
+
+/// A hash to verify against when the email is unknown, so that a wrong email and a wrong password
+/// take the same time.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| password::hash("karavan dummy password").unwrap_or_default())
+}
+
+/// `POST /login` (form: email, password, csrf, next): starts a session and returns to `next`.
+pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let Ok(body) = body else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "<!doctype html><title>Bad request</title><p>Bad request.</p>".into(),
+            vec![],
+        );
+    };
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (email, secret, csrf, next) = (field("email"), field("password"), field("csrf"), local_path(&field("next")));
+    let locale = locale_of(&state, &headers, None, None);
+    let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_string();
+    if expected.is_empty() || csrf != expected {
+        // The form is stale or forged: show a fresh one.
+        let Some(fresh) = random_hex() else { return failure("no randomness".into()) };
+        let cookies = vec![set_cookie(&state, CSRF_COOKIE, &fresh, 3600, true)];
+        return match login_page(&state, locale, &fresh, &next, &email, false) {
+            Ok(html) => page(StatusCode::FORBIDDEN, html, cookies),
+            Err(error) => failure(error),
+        };
+    }
+    let lookup = email.clone();
+    let user = state.blocking(move |store| store.user_by_email(&lookup)).await.ok().flatten();
+    let stored = user.as_ref().filter(|u| u.disabled_at.is_none()).map(|u| u.password_hash.clone());
+    let verified = state
+        .compute(move || match stored {
+            Some(hash) => password::verify(&hash, &secret),
+            None => {
+                password::verify(dummy_hash(), &secret);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| verified) else {
+        tracing::info!(email = %email, "a sign-in failed");
+        return match login_page(&state, locale, &expected, &next, &email, true) {
+            Ok(html) => page(StatusCode::UNAUTHORIZED, html, vec![]),
+            Err(error) => failure(error),
+        };
+    };
+    let (Some(token), Some(session_csrf)) = (random_hex(), random_hex()) else {
+        return failure("no randomness".into());
+    };
+    let hash = token_hash(&token);
+    let expires = Timestamp(now().micros() + SESSION_HOURS * 3_600_000_000);
+    let id = user.id.clone();
+    if let Err(error) = state.blocking(move |store| store.create_session(&id, hash, &session_csrf, expires)).await {
+        return failure(error.message);
+    }
+    tracing::info!(user = %user.id, member = %user.member, "signed in");
+    let cookies = vec![
+        set_cookie(&state, SESSION_COOKIE, &token, SESSION_HOURS * 3600, true),
+        set_cookie(&state, CSRF_COOKIE, "", 0, true),
+    ];
+    redirect(&next, cookies)
+}
+
+/// `POST /logout` (form: csrf): ends the session.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form: Vec<(String, String)> =
+        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
+    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+    if let Some(session) = session_of(&state, &headers).await {
+        if session.csrf != csrf {
+            return page(
+                StatusCode::FORBIDDEN,
+                "<!doctype html><title>Forbidden</title><p>Stale form.</p>".into(),
+                vec![],
+            );
+        }
+        if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+            let hash = token_hash(token);
+            if let Err(error) = state.blocking(move |store| store.end_session(hash)).await {
+                return failure(error.message);
+            }
+        }
+    }
+    redirect("/login", vec![set_cookie(&state, SESSION_COOKIE, "", 0, true)])
+}
+
+/// `GET /assets/{file}`: the embedded stylesheet (and later scripts).
+pub async fn assets(Path(file): Path<String>) -> Response {
+    match karavan_web::asset(&file) {
+        Some((kind, body)) => {
+            ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}

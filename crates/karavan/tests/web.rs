@@ -1,0 +1,182 @@
+//! The web newsroom through the real binary over HTTP: sign-in with a CSRF-protected form, session
+//! cookies, the UI language (browser, switch, remembered), sign-out, and the security headers.
+//! (Browser tests with chromium come with the newsroom's pages.)
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use support::{Server, binary, cli};
+
+const PASSWORD: &str = "a long enough password";
+
+fn add_user(data_dir: &std::path::Path, member: &str, email: &str) -> String {
+    let mut child = Command::new(binary())
+        .args(["user", "add", "--member", member, "--email", email, "--name", "Айгерім Сейіт", "--role", "editor"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// The value a response sets for a cookie, and the whole Set-Cookie line.
+fn set_cookie(headers: &HeaderMap, name: &str) -> Option<(String, String)> {
+    headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|line| {
+        let (pair, _) = line.split_once(';').unwrap_or((line, ""));
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| (value.to_string(), line.to_string()))
+    })
+}
+
+/// The value of a hidden form field.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} field in {html}")) + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editors_sign_in_switch_language_and_sign_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let member = cli(dir.path(), &["member", "add", "--name", "Kazinform", "--country", "KZ", "--languages", "kk,ru"]);
+    let user = add_user(dir.path(), &member, "editor@kazinform.kz");
+    let server = Server::start(dir.path(), &[]);
+    let base = server.base.clone();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // Not signed in: the newsroom sends the browser to sign in.
+    let response = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/login?next=%2F");
+
+    // The form in the browser's language, with a CSRF token in a cookie and in the form.
+    let response =
+        client.get(format!("{base}/login")).header("accept-language", "kk-KZ,ru;q=0.8").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let policy = response.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    let (csrf, line) = set_cookie(response.headers(), "karavan_csrf").unwrap();
+    assert!(line.contains("HttpOnly") && line.contains("SameSite=Lax"), "{line}");
+    let html = response.text().await.unwrap();
+    assert!(html.contains("<html lang=\"kk\">") && html.contains("Құпиясөз"), "Kazakh labels");
+    assert_eq!(hidden(&html, "csrf"), csrf);
+    let csrf_cookie = format!("karavan_csrf={csrf}");
+
+    let sign_in = |form: Vec<(&'static str, String)>, cookie: String| {
+        let client = client.clone();
+        let url = format!("{base}/login");
+        async move { client.post(url).header("cookie", cookie).form(&form).send().await.unwrap() }
+    };
+    // A forged form (no matching CSRF cookie) and a wrong password are refused.
+    let forged = sign_in(
+        vec![("email", "editor@kazinform.kz".into()), ("password", PASSWORD.into()), ("csrf", "x".into())],
+        csrf_cookie.clone(),
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let wrong = sign_in(
+        vec![("email", "editor@kazinform.kz".into()), ("password", "not the password".into()), ("csrf", csrf.clone())],
+        csrf_cookie.clone(),
+    )
+    .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(wrong.headers(), "karavan_session").is_none());
+    let unknown = sign_in(
+        vec![("email", "nobody@kazinform.kz".into()), ("password", PASSWORD.into()), ("csrf", csrf.clone())],
+        csrf_cookie.clone(),
+    )
+    .await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+
+    // The right password: a session cookie and back to where the editor was going.
+    let signed = sign_in(
+        vec![
+            ("email", "Editor@Kazinform.kz".into()),
+            ("password", PASSWORD.into()),
+            ("csrf", csrf.clone()),
+            ("next", "/search".into()),
+        ],
+        csrf_cookie.clone(),
+    )
+    .await;
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed.headers()[LOCATION], "/search");
+    let (token, line) = set_cookie(signed.headers(), "karavan_session").unwrap();
+    assert!(line.contains("HttpOnly") && line.contains("Path=/"), "{line}");
+    let session = format!("karavan_session={token}");
+    let open = sign_in(
+        vec![
+            ("email", "editor@kazinform.kz".into()),
+            ("password", PASSWORD.into()),
+            ("csrf", csrf.clone()),
+            ("next", "https://evil.example/".into()),
+        ],
+        csrf_cookie,
+    )
+    .await;
+    assert_eq!(open.headers()[LOCATION], "/", "no open redirect");
+
+    let home =
+        client.get(format!("{base}/")).header("cookie", &session).header("accept-language", "en").send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    let html = home.text().await.unwrap();
+    assert!(html.contains("Signed in as Айгерім Сейіт"), "{html}");
+    let logout_csrf = hidden(&html, "csrf");
+
+    // Switching to Kyrgyz: remembered in a cookie, and for the user (a new browser shows Kyrgyz too).
+    let switched = client.get(format!("{base}/?ui=ky")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(set_cookie(switched.headers(), "karavan_ui").unwrap().0, "ky");
+    assert!(switched.text().await.unwrap().contains("<html lang=\"ky\">"));
+    let elsewhere =
+        client.get(format!("{base}/")).header("cookie", &session).header("accept-language", "en").send().await.unwrap();
+    assert!(elsewhere.text().await.unwrap().contains("<html lang=\"ky\">"), "the user's language follows them");
+
+    // Signing out needs the session's CSRF token; afterwards the cookie opens nothing.
+    let forged = client
+        .post(format!("{base}/logout"))
+        .header("cookie", &session)
+        .form(&[("csrf", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let out = client
+        .post(format!("{base}/logout"))
+        .header("cookie", &session)
+        .form(&[("csrf", logout_csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((out.status(), out.headers()[LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    let after = client.get(format!("{base}/")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::SEE_OTHER, "the old session is gone");
+
+    // A disabled user cannot sign in.
+    cli(dir.path(), &["user", "disable", "--member", &member, &user]);
+    let response = client.get(format!("{base}/login")).send().await.unwrap();
+    let (csrf, _) = set_cookie(response.headers(), "karavan_csrf").unwrap();
+    let refused = client
+        .post(format!("{base}/login"))
+        .header("cookie", format!("karavan_csrf={csrf}"))
+        .form(&[("email", "editor@kazinform.kz"), ("password", PASSWORD), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let css = client.get(format!("{base}/assets/newsroom.css")).send().await.unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    assert_eq!(
+        client.get(format!("{base}/assets/..%2FCargo.toml")).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}
