@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use karavan_domain::{CountryCode, Grantee, LanguageTag, MemberId, MemberName, Right, Role};
-use karavan_store::{NewAgreement, NewMember, Store};
+use karavan_store::{NewAgreement, NewMember, NewUser, Store};
 use serde_json::Value;
 
 const DEMO: &str = include_str!("../demo/demo.json");
@@ -27,6 +27,7 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
     }
     let demo: Value = serde_json::from_str(DEMO).context("demo.json is not JSON")?;
     let mut members: HashMap<String, MemberId> = HashMap::new();
+    let mut demo_users: Vec<(String, MemberId)> = Vec::new();
     let mut keys_file = std::fs::File::create(data_dir.join(KEYS_FILE))?;
     writeln!(keys_file, "# Demo API keys: member key, member id, role, API key, member name")?;
     for member in demo["members"].as_array().context("demo.json: members")? {
@@ -48,7 +49,28 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
             let (_, key) = store.create_key(&stored.id, role, Some(format!("demo {role}")))?;
             writeln!(keys_file, "{short}\t{}\t{role}\t{}\t{}", stored.id, key.reveal(), stored.name.as_str())?;
         }
-        members.insert(short.to_string(), stored.id);
+        members.insert(short.to_string(), stored.id.clone());
+        demo_users.push((short.to_string(), stored.id));
+    }
+    // People to sign in to the web newsroom with: an admin and an editor per member.
+    writeln!(keys_file, "# Demo users of the web newsroom: member key, role, email, password")?;
+    for (short, member_id) in &demo_users {
+        for role in [Role::Admin, Role::Editor] {
+            let mut random = [0u8; 9];
+            getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("random password: {e}"))?;
+            let password = karavan_server::outbound::hex(&random);
+            let email = format!("{role}@{short}.demo");
+            let password_hash = karavan_server::password::hash(&password).map_err(anyhow::Error::msg)?;
+            let display_name = format!("Demo {role} ({short})");
+            store.add_user(NewUser {
+                member: member_id.clone(),
+                email: email.clone(),
+                display_name,
+                role,
+                password_hash,
+            })?;
+            writeln!(keys_file, "#user\t{short}\t{role}\t{email}\t{password}")?;
+        }
     }
     let member = |key: &str| members.get(key).cloned().with_context(|| format!("demo.json: no member {key:?}"));
     for agreement in demo["agreements"].as_array().context("demo.json: agreements")? {

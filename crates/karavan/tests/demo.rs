@@ -62,6 +62,30 @@ async fn demo_opens_on_a_working_exchange() {
             .clone()
     };
 
+    // Each member has an admin and an editor to sign in to the web newsroom with.
+    let text = std::fs::read_to_string(dir.path().join("demo-keys.txt")).unwrap();
+    let users: Vec<Vec<&str>> =
+        text.lines().filter_map(|l| l.strip_prefix("#user\t")).map(|l| l.split('\t').collect()).collect();
+    assert_eq!(users.len(), 14);
+    let editor = users.iter().find(|u| u[0] == "kz" && u[1] == "editor").unwrap();
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = browser.get(format!("{}/login", server.base)).send().await.unwrap();
+    let csrf = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("karavan_csrf=").map(|rest| rest.split(';').next().unwrap().to_string()))
+        .unwrap();
+    let signed = browser
+        .post(format!("{}/login", server.base))
+        .header("cookie", format!("karavan_csrf={csrf}"))
+        .form(&[("email", editor[2]), ("password", editor[3]), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), reqwest::StatusCode::SEE_OTHER, "the demo editor signs in");
+
     // The Chinese agency's reader sees a wire in many languages.
     let wire = list_all(&client, &server.base, &key_of("cn", "reader"), "").await;
     let languages: HashSet<&str> = wire.iter().filter_map(|i| i["language"].as_str()).collect();
