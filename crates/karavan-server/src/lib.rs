@@ -217,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(web::home))
         .route("/login", get(web::login_form).post(web::login))
         .route("/logout", post(web::logout))
+        .route("/wire/stream", get(web::wire_stream))
         .route("/assets/{file}", get(web::assets))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

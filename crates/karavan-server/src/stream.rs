@@ -28,9 +28,12 @@ pub fn wire_event(entry: &ListEntry) -> EventKind {
     }
 }
 
-fn event_of(entry: &ListEntry) -> Event {
+fn event_of(entry: &ListEntry, names: &std::collections::HashMap<String, String>) -> Event {
     let kind = wire_event(entry);
     let mut meta = wire::meta(&entry.version);
+    if let Some(name) = names.get(entry.version.owner.as_str()) {
+        meta["memberName"] = Value::String(name.clone());
+    }
     meta["cursor"] = Value::String(entry.cursor.to_token());
     meta["right"] = Value::String(entry.right.as_str().to_string());
     let data = json!({ "event": kind.as_str(), "meta": meta, "item": wire::ninjs(&entry.version) });
@@ -44,6 +47,8 @@ struct Streaming {
     cursor: Cursor,
     pending: VecDeque<Event>,
     wire: tokio::sync::watch::Receiver<u64>,
+    /// Member names by id, for `meta.memberName`; reloaded when an unknown member appears.
+    names: std::collections::HashMap<String, String>,
 }
 
 /// `GET /v1/wire/stream?lang=&member=&type=&urgency=&since=`: server-sent events of the caller's wire.
@@ -52,6 +57,16 @@ pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    stream_for(state, caller.0.member.clone(), &headers, query).await
+}
+
+/// The live wire of `viewer`'s member, for the API (a key) and the web newsroom (a session).
+pub async fn stream_for(
+    state: AppState,
+    viewer: MemberId,
+    headers: &HeaderMap,
     query: RawQuery,
 ) -> ApiResult<Response> {
     let mut params = Params::parse(query)?;
@@ -72,7 +87,6 @@ pub async fn stream(
         })?),
         None => None,
     };
-    let viewer = caller.0.member.clone();
     let query = ListQuery {
         page: Page::NewestFirst(None),
         limit: 200,
@@ -94,7 +108,8 @@ pub async fn stream(
             state.blocking(move |store| Ok(store.list(&viewer, &probe, now())?.horizon)).await?
         }
     };
-    let streaming = Streaming { state, viewer, query, cursor, pending: VecDeque::new(), wire };
+    let names = member_names(&state).await?;
+    let streaming = Streaming { state, viewer, query, cursor, pending: VecDeque::new(), wire, names };
     let events = futures_util::stream::unfold(streaming, |mut s| async move {
         loop {
             if let Some(event) = s.pending.pop_front() {
@@ -106,7 +121,14 @@ pub async fn stream(
             let viewer = s.viewer.clone();
             match s.state.blocking(move |store| store.list(&viewer, &query, now())).await {
                 Ok(page) => {
-                    s.pending.extend(page.entries.iter().map(event_of));
+                    if page.entries.iter().any(|e| !s.names.contains_key(e.version.owner.as_str()))
+                        && let Ok(names) = member_names(&s.state).await
+                    {
+                        s.names = names;
+                    }
+                    let names = &s.names;
+                    let events: Vec<Event> = page.entries.iter().map(|e| event_of(e, names)).collect();
+                    s.pending.extend(events);
                     if let Some(next) = page.next {
                         s.cursor = next;
                     }
@@ -125,4 +147,12 @@ pub async fn stream(
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+async fn member_names(state: &AppState) -> ApiResult<std::collections::HashMap<String, String>> {
+    state
+        .blocking(|store| {
+            Ok(store.members()?.into_iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect())
+        })
+        .await
 }

@@ -162,8 +162,49 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
     };
     let cookies = remember_language(&state, asked, Some(&session)).await;
     let locale = locale_of(&state, &headers, asked, Some(&session));
+    let viewer = session.user.member.clone();
+    let listed = state
+        .blocking(move |store| {
+            let names: std::collections::HashMap<String, String> =
+                store.members()?.into_iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect();
+            Ok((store.list(&viewer, &karavan_store::ListQuery::newest(50), now())?, names))
+        })
+        .await;
+    let (listed, names) = match listed {
+        Ok(found) => found,
+        Err(error) => return failure(error.message),
+    };
+    let items: Vec<karavan_web::Value> = listed
+        .entries
+        .iter()
+        .map(|entry| {
+            let document = &entry.version.document;
+            let text =
+                |key: &str| document.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+            let headline = crate::search::texts(document, "headlines")
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| entry.version.uri.clone());
+            let at = document
+                .get("versionCreated")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| entry.version.committed_at.to_rfc3339());
+            context! {
+                id => entry.version.item_id.as_str(),
+                cursor => entry.cursor.to_token(),
+                event => crate::stream::wire_event(entry).as_str(),
+                headline => headline,
+                member => names.get(entry.version.owner.as_str()).cloned().unwrap_or_default(),
+                language => text("language"),
+                urgency => document.get("urgency").and_then(serde_json::Value::as_u64),
+                at_text => at.get(..16).unwrap_or(&at).replace('T', " "),
+                at => at,
+            }
+        })
+        .collect();
     let user = context! { name => session.user.display_name, role => session.user.role.as_str() };
-    match state.pages().render("home.html", locale, context! { user => user, csrf => session.csrf }) {
+    match state.pages().render("home.html", locale, context! { user => user, csrf => session.csrf, items => items }) {
         Ok(html) => page(StatusCode::OK, html, cookies),
         Err(error) => failure(error),
     }
@@ -291,6 +332,17 @@ pub async fn logout(
         }
     }
     redirect("/login", vec![set_cookie(&state, SESSION_COOKIE, "", 0, true)])
+}
+
+/// `GET /wire/stream`: the live wire (server-sent events) of the signed-in user's member.
+pub async fn wire_stream(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
+    let Some(session) = session_of(&state, &headers).await else {
+        return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
+    };
+    match crate::stream::stream_for(state, session.user.member.clone(), &headers, query).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `GET /assets/{file}`: the embedded stylesheet (and later scripts).

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-pub use minijinja::context;
+pub use minijinja::{Value, context};
 
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource};
-use minijinja::value::{Kwargs, Value};
+use minijinja::value::Kwargs;
 use minijinja::{Environment, State};
 use unic_langid::LanguageIdentifier;
 
@@ -228,7 +228,9 @@ mod tests {
         let english = pages.render("login.html", "en", context).unwrap();
         assert!(english.contains("Wrong email or password."));
         let user = minijinja::context! { name => "Aigerim & Co" };
-        let home = pages.render("home.html", "zh", minijinja::context! { user => user, csrf => "c" }).unwrap();
+        let home = pages
+            .render("home.html", "zh", minijinja::context! { user => user, csrf => "c", items => Vec::<u8>::new() })
+            .unwrap();
         assert!(home.contains("当前用户：Aigerim &amp; Co"), "{home}");
         assert!(asset("newsroom.css").is_some() && asset("../Cargo.toml").is_none());
     }

@@ -126,11 +126,32 @@ async fn editors_sign_in_switch_language_and_sign_out() {
     .await;
     assert_eq!(open.headers()[LOCATION], "/", "no open redirect");
 
+    // The wire page lists the member's items (escaped), and the live wire streams to the session.
+    let key = cli(dir.path(), &["key", "create", "--member", &member, "--role", "editor"]);
+    let item = serde_json::json!({
+        "uri": "urn:web:1", "language": "kk", "urgency": 2,
+        "headlines": [{ "value": "Астанада <b>жаңа</b> көпір ашылды" }],
+    });
+    let published = client.post(format!("{base}/v1/items")).bearer_auth(&key).json(&item).send().await.unwrap();
+    assert_eq!(published.status(), StatusCode::CREATED);
     let home =
         client.get(format!("{base}/")).header("cookie", &session).header("accept-language", "en").send().await.unwrap();
     assert_eq!(home.status(), StatusCode::OK);
     let html = home.text().await.unwrap();
     assert!(html.contains("Signed in as Айгерім Сейіт"), "{html}");
+    assert!(html.contains("Астанада &lt;b&gt;жаңа&lt;") && !html.contains("<b>жаңа"), "the headline, escaped: {html}");
+    assert!(html.contains("<td>Kazinform</td>") && html.contains("/assets/newsroom.js"));
+    let mut live = client.get(format!("{base}/wire/stream")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    assert!(live.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut second = item.clone();
+    second["uri"] = serde_json::json!("urn:web:2");
+    client.post(format!("{base}/v1/items")).bearer_auth(&key).json(&second).send().await.unwrap();
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), live.chunk()).await.unwrap().unwrap().unwrap();
+    let text = String::from_utf8_lossy(&chunk).to_string();
+    assert!(text.contains("event: publish") && text.contains("\"memberName\":\"Kazinform\""), "{text}");
+    drop(live);
+    assert_eq!(client.get(format!("{base}/wire/stream")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let logout_csrf = hidden(&html, "csrf");
 
     // Switching to Kyrgyz: remembered in a cookie, and for the user (a new browser shows Kyrgyz too).

@@ -1,0 +1,87 @@
+// Karavan newsroom: the live wire (server-sent events) and keyboard navigation (j / k / Enter).
+// Text from items is only ever set with textContent: no item HTML reaches the page from here.
+"use strict";
+
+(function () {
+  const table = document.getElementById("wire");
+  if (!table) return;
+  const body = table.tBodies[0];
+  let selected = -1;
+
+  function select(index) {
+    const rows = body.rows;
+    if (rows.length === 0) return;
+    selected = Math.max(0, Math.min(rows.length - 1, index));
+    for (const row of rows) row.classList.remove("selected");
+    const row = rows[selected];
+    row.classList.add("selected");
+    row.classList.remove("unread");
+    const link = row.querySelector("a");
+    if (link) link.focus();
+  }
+
+  function cell(text, className, lang) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    if (lang) td.lang = lang;
+    td.textContent = text;
+    return td;
+  }
+
+  function addRow(kind, data) {
+    const meta = data.meta || {};
+    const item = data.item || {};
+    const id = meta.id || "";
+    const old = body.querySelector('tr[data-id="' + CSS.escape(id) + '"]');
+    if (old) old.remove();
+    const row = document.createElement("tr");
+    row.className = kind + " unread";
+    row.dataset.id = id;
+    row.dataset.cursor = meta.cursor || "";
+    const at = item.versionCreated || meta.receivedAt || "";
+    const time = document.createElement("time");
+    time.dateTime = at;
+    time.textContent = at ? new Date(at).toLocaleString(document.documentElement.lang) : "";
+    const timeCell = document.createElement("td");
+    timeCell.appendChild(time);
+    row.appendChild(timeCell);
+    const urgency = item.urgency === undefined ? "" : String(item.urgency);
+    row.appendChild(cell(urgency, "urgency u" + urgency));
+    row.appendChild(cell(meta.memberName || meta.member || ""));
+    const language = item.language || "";
+    row.appendChild(cell(language, "", language));
+    const headlineCell = cell("", "", language);
+    const link = document.createElement("a");
+    link.href = "/items/" + encodeURIComponent(id);
+    const headlines = item.headlines || [];
+    link.textContent = (kind === "kill" ? "KILL: " : "") + (headlines.length ? headlines[0].value : id);
+    headlineCell.appendChild(link);
+    row.appendChild(headlineCell);
+    body.insertBefore(row, body.firstChild);
+    if (selected >= 0) selected += 1;
+    const empty = document.querySelector(".empty");
+    if (empty) empty.remove();
+  }
+
+  const stream = new EventSource(table.dataset.stream);
+  for (const kind of ["publish", "correction", "kill"]) {
+    stream.addEventListener(kind, function (event) {
+      try {
+        addRow(kind, JSON.parse(event.data));
+      } catch (error) {
+        console.error("live wire event", error);
+      }
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    const target = event.target;
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
+    if (event.key === "j") { select(selected + 1); event.preventDefault(); }
+    else if (event.key === "k") { select(selected - 1); event.preventDefault(); }
+    else if (event.key === "Enter" && selected >= 0) {
+      const link = body.rows[selected] && body.rows[selected].querySelector("a");
+      if (link) { window.location.href = link.href; event.preventDefault(); }
+    }
+  });
+})();
