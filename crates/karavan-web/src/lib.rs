@@ -33,8 +33,10 @@ const TEMPLATES: [(&str, &str); 3] = [
     ("home.html", include_str!("../templates/home.html")),
 ];
 
-const ASSETS: [(&str, &str, &str); 1] =
-    [("newsroom.css", "text/css; charset=utf-8", include_str!("../assets/newsroom.css"))];
+const ASSETS: [(&str, &str, &str); 2] = [
+    ("newsroom.css", "text/css; charset=utf-8", include_str!("../assets/newsroom.css")),
+    ("newsroom.js", "text/javascript; charset=utf-8", include_str!("../assets/newsroom.js")),
+];
 
 /// The embedded static file at `/assets/{name}`: (content type, body).
 pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
@@ -232,7 +234,7 @@ mod tests {
             .render("home.html", "zh", minijinja::context! { user => user, csrf => "c", items => Vec::<u8>::new() })
             .unwrap();
         assert!(home.contains("当前用户：Aigerim &amp; Co"), "{home}");
-        assert!(asset("newsroom.css").is_some() && asset("../Cargo.toml").is_none());
+        assert!(asset("newsroom.css").is_some() && asset("newsroom.js").is_some() && asset("../Cargo.toml").is_none());
     }
 
     #[test]

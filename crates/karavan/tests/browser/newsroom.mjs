@@ -1,0 +1,82 @@
+// The web newsroom in a real browser (Debian's chromium driven by playwright-core).
+// Run by crates/karavan/tests/browser.rs with: KARAVAN_BASE, KARAVAN_EMAIL, KARAVAN_PASSWORD, KARAVAN_KEY,
+// KARAVAN_SCREENSHOTS (a folder), and NODE_PATH pointing at playwright-core's node_modules.
+import { createRequire } from "node:module";
+import assert from "node:assert/strict";
+
+const require = createRequire(import.meta.url);
+const { chromium } = require("playwright-core");
+const { KARAVAN_BASE: base, KARAVAN_EMAIL: email, KARAVAN_PASSWORD: password, KARAVAN_KEY: key, KARAVAN_SCREENSHOTS: shots } = process.env;
+
+async function publish(item) {
+  const response = await fetch(`${base}/v1/items`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify(item),
+  });
+  const text = await response.text();
+  assert.equal(response.status, 201, text);
+  return JSON.parse(text);
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+});
+try {
+  const context = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const dialogs = [];
+  page.on("dialog", (dialog) => { dialogs.push(dialog.message()); dialog.dismiss(); });
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(String(error)));
+  page.on("console", (message) => console.error(`console ${message.type()}: ${message.text()}`));
+  page.on("requestfailed", (request) => console.error(`request failed: ${request.url()} ${request.failure()?.errorText}`));
+
+  // Sign in.
+  await page.goto(`${base}/`);
+  assert.match(page.url(), /\/login/);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${base}/`);
+  await page.getByRole("heading", { name: "Wire" }).waitFor();
+  await page.screenshot({ path: `${shots}/wire.png`, fullPage: true });
+
+  // An item published through the API arrives on the live wire, unread, without a reload.
+  await publish({ uri: "urn:browser:1", language: "kk", urgency: 1, headlines: [{ value: "Қорғаста жаңа терминал ашылды" }] });
+  const row = page.locator("#wire tbody tr", { hasText: "Қорғаста жаңа терминал ашылды" });
+  await row.waitFor({ timeout: 10000 });
+  assert.ok((await row.getAttribute("class")).includes("unread"));
+  // j selects the newest row and marks it read.
+  await page.keyboard.press("j");
+  assert.ok((await row.getAttribute("class")).includes("selected"));
+
+  // A script-laden headline is shown as text, and nothing runs.
+  await publish({ uri: "urn:browser:xss", language: "en", headlines: [{ value: "<img src=x onerror=alert('xss')><script>alert('xss')</script>Evil" }] });
+  const evil = page.locator("#wire tbody tr", { hasText: "Evil" });
+  await evil.waitFor({ timeout: 10000 });
+  await page.reload();
+  await page.locator("#wire tbody tr", { hasText: "Evil" }).waitFor();
+  assert.equal(await page.locator("#wire img").count(), 0, "no element from the headline");
+  assert.deepEqual(dialogs, [], "no script from an item ran");
+
+  // Switch the UI to Kazakh: Kazakh labels, remembered on the next page.
+  await page.goto(`${base}/?ui=kk`);
+  await page.getByRole("heading", { name: "Лента" }).waitFor();
+  await page.goto(`${base}/`);
+  assert.equal(await page.locator("html").getAttribute("lang"), "kk");
+  assert.ok(await page.getByText("Тіл").first().isVisible());
+  await page.screenshot({ path: `${shots}/wire-kk.png`, fullPage: true });
+
+  assert.equal(await page.locator("#wire tbody tr", { hasText: "Evil" }).locator("td.urgency").textContent(), "", "no urgency shows empty");
+
+  // A phone-sized screen still shows the wire.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${shots}/wire-phone.png`, fullPage: true });
+
+  assert.deepEqual(errors, [], "no script errors on the pages");
+  console.log("browser: ok");
+} finally {
+  await browser.close();
+}
