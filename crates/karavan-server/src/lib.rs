@@ -218,6 +218,8 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(web::login_form).post(web::login))
         .route("/logout", post(web::logout))
         .route("/wire/stream", get(web::wire_stream))
+        .route("/items/{id}", get(web::item_page))
+        .route("/items/{id}/ninjs", get(web::item_ninjs))
         .route("/assets/{file}", get(web::assets))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

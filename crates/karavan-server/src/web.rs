@@ -334,6 +334,169 @@ pub async fn logout(
     redirect("/login", vec![set_cookie(&state, SESSION_COOKIE, "", 0, true)])
 }
 
+/// The signed-in session, or a redirect to sign in and come back to `path`.
+async fn require_session(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Session, Response> {
+    match session_of(state, headers).await {
+        Some(session) => Ok(session),
+        None => {
+            let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+            Err(redirect(&format!("/login?next={next}"), vec![]))
+        }
+    }
+}
+
+/// The shared context of a signed-in page.
+fn signed_in(session: &Session) -> karavan_web::Value {
+    context! { name => session.user.display_name.clone(), role => session.user.role.as_str() }
+}
+
+fn short_time(at: &str) -> String {
+    at.get(..16).unwrap_or(at).replace('T', " ")
+}
+
+/// `GET /items/{id}`: one item as its reader may see it, its body sanitised, with its versions.
+pub async fn item_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: RawQuery,
+) -> Response {
+    let session = match require_session(&state, &headers, &format!("/items/{id}")).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let pairs = query_pairs(&query);
+    let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
+    let cookies = remember_language(&state, asked, Some(&session)).await;
+    let locale = locale_of(&state, &headers, asked, Some(&session));
+    let user = signed_in(&session);
+    let not_found = |state: &AppState| match state.pages().render(
+        "not_found.html",
+        locale,
+        context! { user => user.clone(), csrf => session.csrf.clone() },
+    ) {
+        Ok(html) => page(StatusCode::NOT_FOUND, html, vec![]),
+        Err(error) => failure(error),
+    };
+    let Ok(item_id) = karavan_domain::ItemId::parse(&id) else { return not_found(&state) };
+    let viewer = session.user.member.clone();
+    let read = state
+        .blocking(move |store| {
+            let read = store.item(&viewer, &item_id, now())?;
+            let versions = match &read {
+                karavan_store::ItemRead::Visible(..) => store.versions(&viewer, &item_id, now())?.unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let names: std::collections::HashMap<String, String> =
+                store.members()?.into_iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect();
+            Ok((read, versions, names))
+        })
+        .await;
+    let (read, versions, names) = match read {
+        Ok(found) => found,
+        Err(error) => return failure(error.message),
+    };
+    let describe = |version: &karavan_store::StoredVersion| {
+        let document = &version.document;
+        let text = |key: &str| document.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let headline =
+            crate::search::texts(document, "headlines").into_iter().next().unwrap_or_else(|| version.uri.clone());
+        let at = document
+            .get("versionCreated")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| version.committed_at.to_rfc3339());
+        (text("language"), headline, at)
+    };
+    let (html, status) = match read {
+        karavan_store::ItemRead::Visible(version, right) => {
+            let document = &version.document;
+            let (language, headline, at) = describe(&version);
+            let mut body = String::new();
+            for entry in document.get("bodies").and_then(serde_json::Value::as_array).into_iter().flatten() {
+                let value = entry.get("value").and_then(serde_json::Value::as_str).unwrap_or_default();
+                let html =
+                    entry.get("contentType").and_then(serde_json::Value::as_str).is_some_and(|t| t.contains("html"));
+                body.push_str(&if html { karavan_web::sanitize(value) } else { karavan_web::text_to_html(value) });
+            }
+            let subjects: Vec<String> = document
+                .get("subjects")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| {
+                    s.get("name").or_else(|| s.get("uri")).and_then(serde_json::Value::as_str).map(str::to_string)
+                })
+                .collect();
+            let embargo = document.get("embargoedUntil").and_then(serde_json::Value::as_str).map(short_time);
+            let item = context! {
+                id => version.item_id.as_str(),
+                headline => headline,
+                language => language,
+                member => names.get(version.owner.as_str()).cloned().unwrap_or_default(),
+                at_text => short_time(&at),
+                at => at,
+                urgency => document.get("urgency").and_then(serde_json::Value::as_u64),
+                version => version.version.clone(),
+                embargo => embargo,
+                byline => document.get("by").and_then(serde_json::Value::as_str),
+                description => crate::search::texts(document, "descriptions").into_iter().next(),
+                body => karavan_web::safe(body),
+                right => right.as_str(),
+                subjects => subjects,
+            };
+            let history: Vec<karavan_web::Value> = versions
+                .iter()
+                .rev()
+                .map(|v| {
+                    let (_, headline, at) = describe(v);
+                    context! { version => v.version.clone(), headline => headline, at_text => short_time(&at), at => at }
+                })
+                .collect();
+            let context = context! { user => user, csrf => session.csrf.clone(), item => item, versions => history, killed => false };
+            (state.pages().render("item.html", locale, context), StatusCode::OK)
+        }
+        karavan_store::ItemRead::Killed(notice) => {
+            let (language, headline, _) = describe(&notice);
+            let ednote = notice.document.get("edNote").and_then(serde_json::Value::as_str).map(str::to_string);
+            let item = context! { headline => headline, language => language, ednote => ednote };
+            let context = context! { user => user, csrf => session.csrf.clone(), item => item, killed => true };
+            (state.pages().render("item.html", locale, context), StatusCode::GONE)
+        }
+        karavan_store::ItemRead::NotFound => return not_found(&state),
+    };
+    match html {
+        Ok(html) => page(status, html, cookies),
+        Err(error) => failure(error),
+    }
+}
+
+/// `GET /items/{id}/ninjs`: the item as ninjs 3.1, downloaded with the session's visibility.
+pub async fn item_ninjs(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let session = match require_session(&state, &headers, &format!("/items/{id}")).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(item_id) = karavan_domain::ItemId::parse(&id) else {
+        return (StatusCode::NOT_FOUND, "no such item").into_response();
+    };
+    let viewer = session.user.member.clone();
+    match state.blocking(move |store| store.item(&viewer, &item_id, now())).await {
+        Ok(karavan_store::ItemRead::Visible(version, _)) => {
+            let body = crate::wire::ninjs(&version).to_string();
+            let disposition = format!("attachment; filename=\"{}.json\"", version.item_id);
+            let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Ok(karavan_store::ItemRead::Killed(_)) => (StatusCode::GONE, "the item was killed").into_response(),
+        Ok(karavan_store::ItemRead::NotFound) => (StatusCode::NOT_FOUND, "no such item").into_response(),
+        Err(error) => failure(error.message),
+    }
+}
+
 /// `GET /wire/stream`: the live wire (server-sent events) of the signed-in user's member.
 pub async fn wire_stream(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
     let Some(session) = session_of(&state, &headers).await else {

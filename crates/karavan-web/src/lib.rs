@@ -27,11 +27,34 @@ pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
     ("uz", "Oʻzbekcha"),
 ];
 
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 5] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("home.html", include_str!("../templates/home.html")),
+    ("item.html", include_str!("../templates/item.html")),
+    ("not_found.html", include_str!("../templates/not_found.html")),
 ];
+
+/// Item HTML from a member, made safe to show: an allow-list of tags and attributes (ammonia's), no
+/// scripts, styles, event handlers or `javascript:` links; links open with `rel="noopener noreferrer"`.
+pub fn sanitize(html: &str) -> String {
+    ammonia::clean(html)
+}
+
+/// Plain item text as HTML paragraphs, escaped.
+pub fn text_to_html(text: &str) -> String {
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    text.split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("<p>{}</p>", escape(p).replace('\n', "<br>")))
+        .collect()
+}
+
+/// HTML already made safe (by [`sanitize`] or [`text_to_html`]), to put in a page unescaped.
+pub fn safe(html: String) -> Value {
+    Value::from_safe_string(html)
+}
 
 const ASSETS: [(&str, &str, &str); 2] = [
     ("newsroom.css", "text/css; charset=utf-8", include_str!("../assets/newsroom.css")),
@@ -235,6 +258,17 @@ mod tests {
             .unwrap();
         assert!(home.contains("当前用户：Aigerim &amp; Co"), "{home}");
         assert!(asset("newsroom.css").is_some() && asset("newsroom.js").is_some() && asset("../Cargo.toml").is_none());
+    }
+
+    #[test]
+    fn item_html_is_sanitised() {
+        let dirty = r#"<p onclick="x()">Hi <script>alert(1)</script><img src=x onerror=alert(2)><a href="javascript:alert(3)">link</a><iframe src="//evil"></iframe><style>body{}</style><b>bold</b></p>"#;
+        let clean = sanitize(dirty);
+        for forbidden in ["<script", "onerror", "onclick", "javascript:", "<iframe", "<style", "alert(1)"] {
+            assert!(!clean.contains(forbidden), "{forbidden} survived: {clean}");
+        }
+        assert!(clean.contains("<b>bold</b>") && clean.contains("Hi "));
+        assert_eq!(text_to_html("a < b\n\nsecond\nline"), "<p>a &lt; b</p><p>second<br>line</p>");
     }
 
     #[test]

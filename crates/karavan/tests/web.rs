@@ -152,6 +152,41 @@ async fn editors_sign_in_switch_language_and_sign_out() {
     assert!(text.contains("event: publish") && text.contains("\"memberName\":\"Kazinform\""), "{text}");
     drop(live);
     assert_eq!(client.get(format!("{base}/wire/stream")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // The item page, its ninjs download, and what is not there.
+    let published: serde_json::Value = published.json().await.unwrap();
+    let item_id = published["id"].as_str().unwrap();
+    let item_page = client.get(format!("{base}/items/{item_id}")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(item_page.status(), StatusCode::OK);
+    assert!(item_page.text().await.unwrap().contains("Астанада &lt;b&gt;жаңа&lt;"));
+    let download = client.get(format!("{base}/items/{item_id}/ninjs")).header("cookie", &session).send().await.unwrap();
+    assert!(download.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let ninjs: serde_json::Value = download.json().await.unwrap();
+    assert_eq!(ninjs["uri"], "urn:web:1");
+    for missing in ["itm_01ARZ3NDEKTSV4RRFFQ69G5FAV", "garbage"] {
+        let response = client.get(format!("{base}/items/{missing}")).header("cookie", &session).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{missing}");
+    }
+    let anonymous = client.get(format!("{base}/items/{item_id}")).send().await.unwrap();
+    assert_eq!(anonymous.headers()[LOCATION], format!("/login?next=%2Fitems%2F{item_id}"));
+    let killed = client
+        .post(format!("{base}/v1/items/{item_id}/kill"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"reason": "wrong bridge"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(killed.status(), StatusCode::CREATED);
+    let gone = client
+        .get(format!("{base}/items/{item_id}"))
+        .header("cookie", &session)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::GONE);
+    let html = gone.text().await.unwrap();
+    assert!(html.contains("killed by its publisher") && html.contains("wrong bridge"), "{html}");
     let logout_csrf = hidden(&html, "csrf");
 
     // Switching to Kyrgyz: remembered in a cookie, and for the user (a new browser shows Kyrgyz too).

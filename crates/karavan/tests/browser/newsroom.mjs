@@ -61,6 +61,28 @@ try {
   assert.equal(await page.locator("#wire img").count(), 0, "no element from the headline");
   assert.deepEqual(dialogs, [], "no script from an item ran");
 
+  // The item page: the body's HTML is sanitised (nothing runs), the history lists every version.
+  const dirty = await publish({
+    uri: "urn:browser:body", language: "en", headlines: [{ value: "Body test" }],
+    bodies: [{ contentType: "text/html", value: "<p>Safe paragraph</p><script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\"><a href=\"javascript:window.__xss=3\">link</a>" }],
+  });
+  await publish({
+    uri: "urn:browser:body", version: "2", language: "en", headlines: [{ value: "Body test, corrected" }],
+    bodies: [{ contentType: "text/html", value: "<p>Safe paragraph, corrected</p><script>window.__xss = 1</script>" }],
+  });
+  await page.goto(`${base}/items/${dirty.id}`);
+  await page.getByRole("heading", { name: "Body test, corrected" }).waitFor();
+  assert.ok(await page.getByText("Safe paragraph, corrected").isVisible());
+  assert.equal(await page.locator("article script").count(), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined, "no item script ran");
+  assert.equal(await page.locator(".versions li").count(), 2, "both versions are listed");
+  await page.screenshot({ path: `${shots}/item.png`, fullPage: true });
+  // The wire row opens the item with Enter.
+  await page.goto(`${base}/`);
+  await page.keyboard.press("j");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/items\/itm_/);
+
   // Switch the UI to Kazakh: Kazakh labels, remembered on the next page.
   await page.goto(`${base}/?ui=kk`);
   await page.getByRole("heading", { name: "Лента" }).waitFor();
