@@ -218,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(web::login_form).post(web::login))
         .route("/logout", post(web::logout))
         .route("/wire/stream", get(web::wire_stream))
+        .route("/search", get(web::search_page))
         .route("/items/{id}", get(web::item_page))
         .route("/items/{id}/ninjs", get(web::item_ninjs))
         .route("/assets/{file}", get(web::assets))

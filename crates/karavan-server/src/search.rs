@@ -222,7 +222,12 @@ pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQue
 }
 
 async fn run_search(state: &AppState, caller: &Caller, request: SearchRequest) -> ApiResult<Response> {
-    let viewer = caller.0.member.clone();
+    let results = search_json(state, caller.0.member.clone(), request).await?;
+    Ok(Json(results).into_response())
+}
+
+/// Runs a search as `viewer`'s member: the answer of `GET /v1/search` (hits, total, facets, next).
+pub async fn search_json(state: &AppState, viewer: MemberId, request: SearchRequest) -> ApiResult<Value> {
     let search = Arc::clone(state.search());
     let store = Arc::clone(state.store());
     let results = state
@@ -240,6 +245,7 @@ async fn run_search(state: &AppState, caller: &Caller, request: SearchRequest) -
                 if let ItemRead::Visible(version, _) = store.item(&viewer, &id, now).map_err(ApiError::from)? {
                     hits.push(json!({
                         "id": hit.item_id,
+                        "member": version.owner.as_str(),
                         "score": hit.score,
                         "item": wire::ninjs(&version),
                         "snippet": hit.snippet,
@@ -266,7 +272,7 @@ async fn run_search(state: &AppState, caller: &Caller, request: SearchRequest) -
             }))
         })
         .await??;
-    Ok(Json(results).into_response())
+    Ok(results)
 }
 
 /// The parameters a saved search may hold: the query and filters of `GET /v1/search`, not paging.

@@ -497,6 +497,103 @@ pub async fn item_ninjs(State(state): State<AppState>, headers: HeaderMap, Path(
     }
 }
 
+/// `GET /search?q=&lang=&sort=`: search over what the user's member may see, with facets and snippets
+/// (the query language and checks of `GET /v1/search`).
+pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
+    let pairs = query_pairs(&query);
+    let path = match &query.0 {
+        Some(raw) => format!("/search?{raw}"),
+        None => "/search".to_string(),
+    };
+    let session = match require_session(&state, &headers, &path).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let value =
+        |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
+    let cookies = remember_language(&state, asked, Some(&session)).await;
+    let locale = locale_of(&state, &headers, asked, Some(&session));
+    let (q, lang, sort) = (value("q"), value("lang"), value("sort"));
+    let searched = pairs.iter().any(|(k, _)| k == "q");
+    let mut error: Option<String> = None;
+    let mut hits: Vec<karavan_web::Value> = Vec::new();
+    let mut total = 0u64;
+    let mut facets = context! {};
+    if searched {
+        let mut search_pairs = vec![("q".to_string(), q.clone())];
+        if !lang.is_empty() {
+            search_pairs.push(("lang".to_string(), lang.clone()));
+        }
+        if sort == "date" {
+            search_pairs.push(("sort".to_string(), "date".to_string()));
+        }
+        let mut params = crate::params::Params::from_pairs(search_pairs);
+        let outcome = match crate::search::parse_search_query(&mut params) {
+            Ok(mut request) => {
+                request.limit = 50;
+                crate::search::search_json(&state, session.user.member.clone(), request).await
+            }
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(results) => {
+                let names = match state.blocking(|store| store.members()).await {
+                    Ok(members) => {
+                        members.into_iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect()
+                    }
+                    Err(_) => std::collections::HashMap::new(),
+                };
+                total = results["total"].as_u64().unwrap_or(0);
+                for hit in results["hits"].as_array().into_iter().flatten() {
+                    let item = &hit["item"];
+                    let at = item["versionCreated"].as_str().unwrap_or_default().to_string();
+                    let headline = item["headlines"][0]["value"].as_str().unwrap_or_default().to_string();
+                    hits.push(context! {
+                        id => hit["id"].as_str().unwrap_or_default(),
+                        headline => headline,
+                        language => item["language"].as_str().unwrap_or_default(),
+                        member => names.get(hit["member"].as_str().unwrap_or_default()).cloned().unwrap_or_default(),
+                        at_text => short_time(&at),
+                        at => at,
+                        // tantivy escapes the text and adds only <b>; sanitised all the same.
+                        snippet => karavan_web::safe(karavan_web::sanitize(hit["snippet"].as_str().unwrap_or_default())),
+                    });
+                }
+                let pairs_of = |facet: &serde_json::Value, rename: bool| -> Vec<(String, u64)> {
+                    facet
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(key, count)| {
+                            let label = if rename {
+                                names.get(key).cloned().unwrap_or_else(|| key.clone())
+                            } else {
+                                key.clone()
+                            };
+                            (label, count.as_u64().unwrap_or(0))
+                        })
+                        .collect()
+                };
+                facets = context! {
+                    member => pairs_of(&results["facets"]["member"], true),
+                    language => pairs_of(&results["facets"]["language"], false),
+                };
+            }
+            Err(api_error) => error = Some(api_error.message),
+        }
+    }
+    let context = context! {
+        user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => lang, sort => sort,
+        searched => searched, error => error, hits => hits, total => total, facets => facets,
+    };
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    match state.pages().render("search.html", locale, context) {
+        Ok(html) => page(status, html, cookies),
+        Err(error) => failure(error),
+    }
+}
+
 /// `GET /wire/stream`: the live wire (server-sent events) of the signed-in user's member.
 pub async fn wire_stream(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
     let Some(session) = session_of(&state, &headers).await else {

@@ -27,7 +27,8 @@ pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
     ("uz", "Oʻzbekcha"),
 ];
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
+    ("search.html", include_str!("../templates/search.html")),
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("home.html", include_str!("../templates/home.html")),

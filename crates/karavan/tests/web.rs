@@ -153,6 +153,28 @@ async fn editors_sign_in_switch_language_and_sign_out() {
     drop(live);
     assert_eq!(client.get(format!("{base}/wire/stream")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
 
+    // The search page: results, a clear message for a query it cannot read, sign-in first.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let found = client
+        .get(format!("{base}/search?q=%D0%BA%D3%A9%D0%BF%D1%96%D1%80"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.status(), StatusCode::OK);
+    assert!(found.text().await.unwrap().contains("class=\"hit\""));
+    let bad = client
+        .get(format!("{base}/search?q=%28unclosed"))
+        .header("cookie", &session)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("The query could not be read"));
+    let anonymous = client.get(format!("{base}/search?q=x")).send().await.unwrap();
+    assert_eq!(anonymous.headers()[LOCATION], "/login?next=%2Fsearch%3Fq%3Dx");
+
     // The item page, its ninjs download, and what is not there.
     let published: serde_json::Value = published.json().await.unwrap();
     let item_id = published["id"].as_str().unwrap();

@@ -83,6 +83,19 @@ try {
   await page.keyboard.press("Enter");
   await page.waitForURL(/\/items\/itm_/);
 
+  // Search: the query finds the item across scripts' folding, with a snippet, facets and a link.
+  await page.goto(`${base}/search?q=${encodeURIComponent("терминал")}`);
+  const hit = page.locator(".hit", { hasText: "Қорғаста жаңа терминал ашылды" });
+  await hit.waitFor();
+  assert.ok((await hit.locator(".snippet b").count()) >= 1, "the match is marked in the snippet");
+  assert.ok(await page.locator(".facets").getByText("Kazinform").isVisible());
+  await page.getByLabel("Search the wire").fill("Evil");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.locator(".hit", { hasText: "Evil" }).waitFor();
+  assert.equal(await page.locator(".results img").count(), 0);
+  assert.deepEqual(dialogs, [], "no script from a search hit ran");
+  await page.screenshot({ path: `${shots}/search.png`, fullPage: true });
+
   // Switch the UI to Kazakh: Kazakh labels, remembered on the next page.
   await page.goto(`${base}/?ui=kk`);
   await page.getByRole("heading", { name: "Лента" }).waitFor();
