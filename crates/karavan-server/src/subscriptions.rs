@@ -25,17 +25,17 @@ use crate::{AppState, now, wire};
 /// The most seconds a changes long-poll may wait.
 pub const MAX_WAIT_SECONDS: u64 = 60;
 
-fn random_token(prefix: &str) -> ApiResult<String> {
+pub(crate) fn random_token(prefix: &str) -> ApiResult<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random token", e))?;
     Ok(format!("{prefix}{}", hex(&bytes)))
 }
 
-fn token_hash(token: &str) -> [u8; 32] {
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn feed_url(state: &AppState, token: &str) -> String {
+pub(crate) fn feed_url(state: &AppState, token: &str) -> String {
     let base = state.config().public_url.as_deref().unwrap_or("").trim_end_matches('/');
     format!("{base}/feeds/{token}")
 }
@@ -70,7 +70,7 @@ fn subscription_json(state: &AppState, subscription: &Subscription) -> Value {
 
 /// Reads a subscription body. `existing` supplies the webhook secret when an update leaves it out.
 /// Returns the spec and, when the server made the secret up, that secret.
-fn read_spec(
+pub(crate) fn read_spec(
     state: &AppState,
     body: &[u8],
     existing: Option<&Subscription>,

@@ -594,6 +594,198 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     }
 }
 
+fn subscription_row(subscription: &karavan_store::Subscription) -> karavan_web::Value {
+    let query: Vec<String> = subscription.spec.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    context! {
+        id => subscription.id.as_str(),
+        name => subscription.spec.name.clone(),
+        query => query.join(" "),
+        events => subscription.spec.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        webhook => subscription.spec.webhook.as_ref().map(|w| w.url.clone()),
+    }
+}
+
+/// Renders the subscriptions page with what the member has, and the outcome of a creation.
+async fn subscriptions_page(
+    state: &AppState,
+    session: &Session,
+    locale: &str,
+    status: StatusCode,
+    extra: (Option<karavan_web::Value>, Option<String>, karavan_web::Value),
+    cookies: Vec<String>,
+) -> Response {
+    let member = session.user.member.clone();
+    let subscriptions = match state.blocking(move |store| store.subscriptions(&member)).await {
+        Ok(found) => found,
+        Err(error) => return failure(error.message),
+    };
+    let (created, error, form) = extra;
+    let context = context! {
+        user => signed_in(session), csrf => session.csrf.clone(),
+        subscriptions => subscriptions.iter().map(subscription_row).collect::<Vec<_>>(),
+        can_edit => session.user.role >= karavan_domain::Role::Editor,
+        created => created, error => error, form => form,
+    };
+    match state.pages().render("subscriptions.html", locale, context) {
+        Ok(html) => page(status, html, cookies),
+        Err(error) => failure(error),
+    }
+}
+
+/// `GET /subscriptions`: the member's subscriptions and a form to create one.
+pub async fn subscriptions_list(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
+    let session = match require_session(&state, &headers, "/subscriptions").await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let pairs = query_pairs(&query);
+    let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
+    let cookies = remember_language(&state, asked, Some(&session)).await;
+    let locale = locale_of(&state, &headers, asked, Some(&session));
+    subscriptions_page(&state, &session, locale, StatusCode::OK, (None, None, context! {}), cookies).await
+}
+
+/// `POST /subscriptions` (form: csrf, name, q, lang, events…, webhook): creates a subscription, checked
+/// exactly as `POST /v1/subscriptions` checks it, and shows its feed URL once.
+pub async fn subscriptions_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let session = match require_session(&state, &headers, "/subscriptions").await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let locale = locale_of(&state, &headers, None, Some(&session));
+    let form: Vec<(String, String)> =
+        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
+    let field =
+        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    if field("csrf") != session.csrf {
+        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Stale form.</p>".into(), vec![]);
+    }
+    let values =
+        context! { name => field("name"), q => field("q"), lang => field("lang"), webhook => field("webhook") };
+    if session.user.role < karavan_domain::Role::Editor {
+        let message = state.pages().localizer().message(locale, "subs-forbidden", &[]);
+        return subscriptions_page(
+            &state,
+            &session,
+            locale,
+            StatusCode::FORBIDDEN,
+            (None, Some(message), values),
+            vec![],
+        )
+        .await;
+    }
+    let mut query = serde_json::Map::new();
+    if !field("q").is_empty() {
+        query.insert("q".into(), serde_json::Value::String(field("q")));
+    }
+    if !field("lang").is_empty() {
+        query.insert("lang".into(), serde_json::Value::String(field("lang")));
+    }
+    let events: Vec<serde_json::Value> =
+        form.iter().filter(|(k, _)| k == "events").map(|(_, v)| serde_json::Value::String(v.clone())).collect();
+    let mut spec = serde_json::json!({ "name": field("name"), "query": query, "events": events });
+    if !field("webhook").is_empty() {
+        spec["webhook"] = serde_json::json!({ "url": field("webhook") });
+    }
+    let body = spec.to_string().into_bytes();
+    let created = async {
+        let (spec, secret) = crate::subscriptions::read_spec(&state, &body, None)?;
+        let token = crate::subscriptions::random_token("kft_")?;
+        let hash = crate::subscriptions::token_hash(&token);
+        let member = session.user.member.clone();
+        state.blocking(move |store| store.add_subscription(&member, spec, hash)).await?;
+        state.distribution().subscriptions_changed();
+        Ok::<_, crate::error::ApiError>((crate::subscriptions::feed_url(&state, &token), secret))
+    }
+    .await;
+    match created {
+        Ok((feed_url, secret)) => {
+            let created = context! { feed_url => feed_url, secret => secret };
+            subscriptions_page(
+                &state,
+                &session,
+                locale,
+                StatusCode::CREATED,
+                (Some(created), None, context! {}),
+                vec![],
+            )
+            .await
+        }
+        Err(error) => {
+            subscriptions_page(
+                &state,
+                &session,
+                locale,
+                error.code.status(),
+                (None, Some(error.message), values),
+                vec![],
+            )
+            .await
+        }
+    }
+}
+
+/// `GET /subscriptions/{id}`: one subscription and its delivery log.
+pub async fn subscription_detail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let locale = locale_of(&state, &headers, None, Some(&session));
+    let member = session.user.member.clone();
+    let found = match karavan_domain::SubscriptionId::parse(&id) {
+        Ok(id) => {
+            state
+                .blocking(move |store| {
+                    let Some(subscription) = store.subscription(&member, &id)? else { return Ok(None) };
+                    let deliveries = store.deliveries(&subscription.id, now(), None, 100)?;
+                    Ok(Some((subscription, deliveries)))
+                })
+                .await
+        }
+        Err(_) => Ok(None),
+    };
+    let (subscription, deliveries) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return match state.pages().render(
+                "not_found.html",
+                locale,
+                context! { user => signed_in(&session), csrf => session.csrf.clone() },
+            ) {
+                Ok(html) => page(StatusCode::NOT_FOUND, html, vec![]),
+                Err(error) => failure(error),
+            };
+        }
+        Err(error) => return failure(error.message),
+    };
+    let rows: Vec<karavan_web::Value> = deliveries
+        .iter()
+        .map(|d| {
+            let at = d.listed_at.to_rfc3339();
+            context! {
+                at_text => short_time(&at), at => at, event => d.kind.as_str(), item => d.item_id.as_str(), state => d.state.as_str(),
+                attempts => d.attempts.iter().map(|a| context! {
+                    status => a.status, latency => format!("{:.1}", a.latency_micros as f64 / 1000.0), error => a.error.clone(),
+                }).collect::<Vec<_>>(),
+            }
+        })
+        .collect();
+    let context = context! { user => signed_in(&session), csrf => session.csrf.clone(), subscription => subscription_row(&subscription), deliveries => rows };
+    match state.pages().render("subscription.html", locale, context) {
+        Ok(html) => page(StatusCode::OK, html, vec![]),
+        Err(error) => failure(error),
+    }
+}
+
 /// `GET /wire/stream`: the live wire (server-sent events) of the signed-in user's member.
 pub async fn wire_stream(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
     let Some(session) = session_of(&state, &headers).await else {

@@ -27,7 +27,9 @@ pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
     ("uz", "Oʻzbekcha"),
 ];
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 8] = [
+    ("subscriptions.html", include_str!("../templates/subscriptions.html")),
+    ("subscription.html", include_str!("../templates/subscription.html")),
     ("search.html", include_str!("../templates/search.html")),
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),

@@ -96,6 +96,25 @@ try {
   assert.deepEqual(dialogs, [], "no script from a search hit ran");
   await page.screenshot({ path: `${shots}/search.png`, fullPage: true });
 
+  // Subscriptions: create one from the form, see its feed URL once, then its delivery log.
+  await page.goto(`${base}/subscriptions`);
+  await page.getByLabel("Name").fill("Terminals");
+  await page.getByLabel("Search query").fill("терминал");
+  await page.getByRole("button", { name: "Create subscription" }).click();
+  const feedUrl = await page.getByLabel("Atom feed").inputValue();
+  assert.match(feedUrl, /\/feeds\/kft_[0-9a-f]{64}$/);
+  const feed = await fetch(feedUrl);
+  assert.equal(feed.status, 200);
+  await publish({ uri: "urn:browser:terminal2", language: "kk", headlines: [{ value: "Екінші терминал салынады" }] });
+  await page.getByRole("link", { name: "Terminals" }).click();
+  await page.locator(".deliveries tbody tr").first().waitFor({ timeout: 1000 }).catch(() => {});
+  for (let tries = 0; tries < 20 && (await page.locator(".deliveries tbody tr").count()) === 0; tries++) {
+    await page.waitForTimeout(250);
+    await page.reload();
+  }
+  assert.equal(await page.locator(".deliveries tbody tr").count(), 1, "the new item was delivered to the feed");
+  await page.screenshot({ path: `${shots}/subscription.png`, fullPage: true });
+
   // Switch the UI to Kazakh: Kazakh labels, remembered on the next page.
   await page.goto(`${base}/?ui=kk`);
   await page.getByRole("heading", { name: "Лента" }).waitFor();
