@@ -175,7 +175,7 @@ pub async fn publish(
 }
 
 /// Wakes distribution (fan-out, live wire) when a publish stored something.
-fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
+pub(crate) fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
     if outcomes.iter().any(|o| !matches!(o, PublishOutcome::Unchanged(_))) {
         state.distribution().item_published();
     }
@@ -269,7 +269,18 @@ pub async fn kill_item(
             Some(_) => return Err(ApiError::invalid("reason: must be a string")),
         }
     };
-    let viewer = caller.0.member.clone();
+    let outcome = kill(&state, &caller.0.member, id, reason).await?;
+    Ok(publish_response(outcome))
+}
+
+/// Kills one of `member`'s items by publishing a canceled version (the API and the web newsroom).
+pub async fn kill(
+    state: &AppState,
+    member: &karavan_domain::MemberId,
+    id: ItemId,
+    reason: Option<String>,
+) -> ApiResult<PublishOutcome> {
+    let viewer = member.clone();
     let lookup = id.clone();
     let current = match state.blocking(move |store| store.item(&viewer, &lookup, now())).await? {
         ItemRead::Visible(version, _) => version,
@@ -278,7 +289,7 @@ pub async fn kill_item(
         }
         ItemRead::NotFound => return Err(ApiError::not_found("item")),
     };
-    if current.owner != caller.0.member {
+    if &current.owner != member {
         return Err(ApiError::forbidden("only the member that published an item may kill it"));
     }
     let mut document = current.document.clone();
@@ -306,8 +317,8 @@ pub async fn kill_item(
             Ok(outcome)
         })
         .await?;
-    announce(&state, std::slice::from_ref(&outcome));
-    Ok(publish_response(outcome))
+    announce(state, std::slice::from_ref(&outcome));
+    Ok(outcome)
 }
 
 pub fn parse_urgency(text: &str) -> ApiResult<(u8, u8)> {
@@ -393,7 +404,11 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, query: Ra
 
 /// Puts a stored version into the search index. A failure is logged, not returned: the publish is
 /// durable, and the index catches up from the store on the next start (`karavan reindex` rebuilds it).
-fn index_outcome(store: &dyn karavan_store::Store, search: &karavan_search::SearchIndex, outcome: &PublishOutcome) {
+pub(crate) fn index_outcome(
+    store: &dyn karavan_store::Store,
+    search: &karavan_search::SearchIndex,
+    outcome: &PublishOutcome,
+) {
     if matches!(outcome, PublishOutcome::Unchanged(_)) {
         return;
     }

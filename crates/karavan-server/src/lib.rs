@@ -223,6 +223,8 @@ pub fn router(state: AppState) -> Router {
         .route("/subscriptions/{id}", get(web::subscription_detail))
         .route("/items/{id}", get(web::item_page))
         .route("/items/{id}/ninjs", get(web::item_ninjs))
+        .route("/items/{id}/kill", post(web::item_kill))
+        .route("/publish", get(web::publish_form).post(web::publish_submit))
         .route("/assets/{file}", get(web::assets))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -453,7 +453,8 @@ pub async fn item_page(
                     context! { version => v.version.clone(), headline => headline, at_text => short_time(&at), at => at }
                 })
                 .collect();
-            let context = context! { user => user, csrf => session.csrf.clone(), item => item, versions => history, killed => false };
+            let can_edit = version.owner == session.user.member && session.user.role >= karavan_domain::Role::Editor;
+            let context = context! { user => user, csrf => session.csrf.clone(), item => item, versions => history, killed => false, can_edit => can_edit };
             (state.pages().render("item.html", locale, context), StatusCode::OK)
         }
         karavan_store::ItemRead::Killed(notice) => {
@@ -783,6 +784,203 @@ pub async fn subscription_detail(
     match state.pages().render("subscription.html", locale, context) {
         Ok(html) => page(StatusCode::OK, html, vec![]),
         Err(error) => failure(error),
+    }
+}
+
+fn publish_page(
+    state: &AppState,
+    session: &Session,
+    locale: &str,
+    status: StatusCode,
+    form: karavan_web::Value,
+    error: Option<String>,
+) -> Response {
+    let context = context! { user => signed_in(session), csrf => session.csrf.clone(), form => form, error => error };
+    match state.pages().render("publish.html", locale, context) {
+        Ok(html) => page(status, html, vec![]),
+        Err(error) => failure(error),
+    }
+}
+
+/// `GET /publish` (`?correct=ITEM_ID` to correct an item): the publishing form.
+pub async fn publish_form(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
+    let session = match require_session(&state, &headers, "/publish").await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let locale = locale_of(&state, &headers, None, Some(&session));
+    if session.user.role < karavan_domain::Role::Editor {
+        let message = state.pages().localizer().message(locale, "publish-forbidden", &[]);
+        return publish_page(&state, &session, locale, StatusCode::FORBIDDEN, context! {}, Some(message));
+    }
+    let pairs = query_pairs(&query);
+    let Some(correct) = pairs.iter().find(|(k, _)| k == "correct").map(|(_, v)| v.clone()) else {
+        return publish_page(
+            &state,
+            &session,
+            locale,
+            StatusCode::OK,
+            context! { language => "kk", urgency => 4 },
+            None,
+        );
+    };
+    let viewer = session.user.member.clone();
+    let current = match karavan_domain::ItemId::parse(&correct) {
+        Ok(id) => state.blocking(move |store| store.item(&viewer, &id, now())).await.ok(),
+        Err(_) => None,
+    };
+    match current {
+        Some(karavan_store::ItemRead::Visible(version, _)) if version.owner == session.user.member => {
+            let document = &version.document;
+            let body: String = document
+                .get("bodies")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b.get("value").and_then(serde_json::Value::as_str))
+                .map(karavan_web::sanitize)
+                .collect();
+            let subjects: Vec<String> = document
+                .get("subjects")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.get("name").and_then(serde_json::Value::as_str).map(str::to_string))
+                .collect();
+            let form = context! {
+                uri => version.uri.clone(),
+                headline => crate::search::texts(document, "headlines").into_iter().next().unwrap_or_default(),
+                language => document.get("language").and_then(serde_json::Value::as_str).unwrap_or("kk"),
+                urgency => document.get("urgency").and_then(serde_json::Value::as_u64).unwrap_or(4),
+                subjects => subjects.join(", "),
+                body => body,
+            };
+            publish_page(&state, &session, locale, StatusCode::OK, form, None)
+        }
+        _ => match state.pages().render(
+            "not_found.html",
+            locale,
+            context! { user => signed_in(&session), csrf => session.csrf.clone() },
+        ) {
+            Ok(html) => page(StatusCode::NOT_FOUND, html, vec![]),
+            Err(error) => failure(error),
+        },
+    }
+}
+
+/// `POST /publish` (form: csrf, uri for a correction, headline, language, urgency, subjects, embargo,
+/// body): builds a ninjs 3.1 item, its body HTML sanitised, and publishes it through the API's path.
+pub async fn publish_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let session = match require_session(&state, &headers, "/publish").await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let locale = locale_of(&state, &headers, None, Some(&session));
+    let form: Vec<(String, String)> =
+        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
+    let field =
+        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    if field("csrf") != session.csrf {
+        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Stale form.</p>".into(), vec![]);
+    }
+    let values = context! {
+        uri => field("uri"), headline => field("headline"), language => field("language"),
+        urgency => field("urgency").parse::<u64>().unwrap_or(4), subjects => field("subjects"),
+        embargo => field("embargo"), body => field("body"),
+    };
+    if session.user.role < karavan_domain::Role::Editor {
+        let message = state.pages().localizer().message(locale, "publish-forbidden", &[]);
+        return publish_page(&state, &session, locale, StatusCode::FORBIDDEN, values, Some(message));
+    }
+    let correcting = !field("uri").is_empty();
+    let uri = if correcting {
+        field("uri")
+    } else {
+        match crate::subscriptions::random_token("urn:karavan:web:") {
+            Ok(uri) => uri,
+            Err(error) => return failure(error.message),
+        }
+    };
+    let mut document = serde_json::json!({
+        "uri": uri,
+        "type": "text",
+        "language": field("language"),
+        "headlines": [{ "value": field("headline") }],
+        "bodies": [{ "role": "main", "contentType": "text/html", "value": karavan_web::sanitize(&field("body")) }],
+    });
+    if let Ok(urgency) = field("urgency").parse::<u64>() {
+        document["urgency"] = serde_json::json!(urgency);
+    }
+    let subjects: Vec<serde_json::Value> = field("subjects")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| serde_json::json!({ "name": s }))
+        .collect();
+    if !subjects.is_empty() {
+        document["subjects"] = serde_json::Value::Array(subjects);
+    }
+    if !field("embargo").is_empty() {
+        // `datetime-local` gives "YYYY-MM-DDTHH:MM"; the form says UTC.
+        let text = field("embargo");
+        let text = if text.len() == 16 { format!("{text}:00Z") } else { format!("{}Z", text.trim_end_matches('Z')) };
+        document["embargoedUntil"] = serde_json::Value::String(text);
+    }
+    let owner = session.user.member.clone();
+    let original = document.to_string();
+    let published = async {
+        let version = state
+            .compute(move || {
+                crate::publish::new_version(&owner, &document, original, Some(karavan_ninjs::NinjsVersion::V3_1))
+            })
+            .await??;
+        let search = std::sync::Arc::clone(state.search());
+        let outcome = state
+            .blocking(move |store| {
+                let outcome = store.publish(version)?;
+                crate::items::index_outcome(store, &search, &outcome);
+                Ok(outcome)
+            })
+            .await?;
+        crate::items::announce(&state, std::slice::from_ref(&outcome));
+        Ok::<_, crate::error::ApiError>(outcome)
+    }
+    .await;
+    match published {
+        Ok(outcome) => redirect(&format!("/items/{}", outcome.stored().item_id), vec![]),
+        Err(error) => publish_page(&state, &session, locale, error.code.status(), values, Some(error.message)),
+    }
+}
+
+/// `POST /items/{id}/kill` (form: csrf, reason): kills one of the member's items.
+pub async fn item_kill(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let session = match require_session(&state, &headers, &format!("/items/{id}")).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let form: Vec<(String, String)> =
+        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
+    let field =
+        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    if field("csrf") != session.csrf || session.user.role < karavan_domain::Role::Editor {
+        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![]);
+    }
+    let Ok(item_id) = karavan_domain::ItemId::parse(&id) else {
+        return (StatusCode::NOT_FOUND, "no such item").into_response();
+    };
+    let reason = Some(field("reason")).filter(|r| !r.is_empty());
+    match crate::items::kill(&state, &session.user.member, item_id, reason).await {
+        Ok(_) => redirect(&format!("/items/{id}"), vec![]),
+        Err(error) => (error.code.status(), error.message).into_response(),
     }
 }
 

@@ -85,3 +85,38 @@
     }
   });
 })();
+
+// The publishing form's rich-text editor: a contenteditable area that writes its HTML back into the
+// form's textarea on submit (the server sanitises it). Without scripts the textarea takes plain text.
+(function () {
+  const toolbar = document.querySelector(".editor-toolbar");
+  if (!toolbar) return;
+  const textarea = document.getElementById(toolbar.dataset.for);
+  const form = textarea.form;
+  const editor = document.createElement("div");
+  editor.className = "editor";
+  editor.contentEditable = "true";
+  editor.setAttribute("role", "textbox");
+  editor.setAttribute("aria-multiline", "true");
+  editor.setAttribute("aria-labelledby", "body-label");
+  const label = document.querySelector('label[for="' + textarea.id + '"]');
+  if (label) { label.id = "body-label"; label.htmlFor = ""; }
+  // The textarea holds HTML when correcting an item; parse it inertly, keep only the text structure.
+  // Cleaned while still in the inert parsed document, before anything enters the page.
+  const parsed = new DOMParser().parseFromString(textarea.value, "text/html");
+  for (const element of parsed.body.querySelectorAll("script, style, iframe, object, embed, img, svg, math")) element.remove();
+  for (const element of parsed.body.querySelectorAll("*")) {
+    for (const attribute of Array.from(element.attributes)) element.removeAttribute(attribute.name);
+  }
+  for (const node of Array.from(parsed.body.childNodes)) editor.appendChild(document.importNode(node, true));
+  textarea.hidden = true;
+  textarea.parentNode.insertBefore(editor, textarea);
+  toolbar.hidden = false;
+  for (const button of toolbar.querySelectorAll("button")) {
+    button.addEventListener("click", function () {
+      editor.focus();
+      document.execCommand(button.dataset.command, false, null);
+    });
+  }
+  form.addEventListener("submit", function () { textarea.value = editor.innerHTML; });
+})();

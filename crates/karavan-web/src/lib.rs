@@ -27,7 +27,8 @@ pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
     ("uz", "Oʻzbekcha"),
 ];
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
+    ("publish.html", include_str!("../templates/publish.html")),
     ("subscriptions.html", include_str!("../templates/subscriptions.html")),
     ("subscription.html", include_str!("../templates/subscription.html")),
     ("search.html", include_str!("../templates/search.html")),

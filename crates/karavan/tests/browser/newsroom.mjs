@@ -115,6 +115,31 @@ try {
   assert.equal(await page.locator(".deliveries tbody tr").count(), 1, "the new item was delivered to the feed");
   await page.screenshot({ path: `${shots}/subscription.png`, fullPage: true });
 
+  // Publishing from the form with the rich-text editor, then correcting and killing from the item page.
+  await page.goto(`${base}/publish`);
+  await page.getByLabel("Headline").fill("Жаңа вокзал ашылды");
+  await page.getByLabel("Subjects").fill("transport, economy");
+  await page.locator(".editor").click();
+  await page.keyboard.type("Бірінші абзац. ");
+  await page.getByRole("button", { name: "Bold" }).click();
+  await page.keyboard.type("Маңызды");
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.waitForURL(/\/items\/itm_/);
+  await page.getByRole("heading", { name: "Жаңа вокзал ашылды" }).waitFor();
+  assert.ok(await page.locator(".body b, .body strong").first().isVisible(), "the bold text survives, cleanly");
+  const published = page.url();
+  await page.getByRole("link", { name: "Correct this item" }).click();
+  await page.getByLabel("Headline").fill("Жаңа вокзал ашылды (түзетілді)");
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.waitForURL(published);
+  await page.getByRole("heading", { name: "Жаңа вокзал ашылды (түзетілді)" }).waitFor();
+  assert.equal(await page.locator(".versions li").count(), 2);
+  await page.screenshot({ path: `${shots}/published.png`, fullPage: true });
+  await page.getByLabel("Reason for the kill").fill("Wrong station");
+  await page.getByRole("button", { name: "Kill this item" }).click();
+  await page.getByText("This item was killed by its publisher").waitFor();
+  assert.ok(await page.getByText("Wrong station").isVisible());
+
   // Switch the UI to Kazakh: Kazakh labels, remembered on the next page.
   await page.goto(`${base}/?ui=kk`);
   await page.getByRole("heading", { name: "Лента" }).waitFor();
