@@ -20,6 +20,7 @@ pub mod search;
 pub mod stream;
 pub mod subscriptions;
 pub mod web;
+pub mod web_admin;
 pub mod wire;
 
 use std::sync::Arc;
@@ -225,6 +226,12 @@ pub fn router(state: AppState) -> Router {
         .route("/items/{id}/ninjs", get(web::item_ninjs))
         .route("/items/{id}/kill", post(web::item_kill))
         .route("/publish", get(web::publish_form).post(web::publish_submit))
+        .route("/admin", get(web_admin::admin))
+        .route("/admin/users", post(web_admin::add_user))
+        .route("/admin/keys", post(web_admin::create_key))
+        .route("/admin/keys/{id}/revoke", post(web_admin::revoke_key))
+        .route("/admin/agreements", post(web_admin::add_agreement))
+        .route("/admin/agreements/{id}/revoke", post(web_admin::revoke_agreement))
         .route("/assets/{file}", get(web::assets))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

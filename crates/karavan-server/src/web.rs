@@ -78,7 +78,12 @@ async fn session_of(state: &AppState, headers: &HeaderMap) -> Option<Session> {
 }
 
 /// The UI language: `?ui=`, then the cookie, then the user's setting, then `Accept-Language`.
-fn locale_of(state: &AppState, headers: &HeaderMap, asked: Option<&str>, session: Option<&Session>) -> &'static str {
+pub(crate) fn locale_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    asked: Option<&str>,
+    session: Option<&Session>,
+) -> &'static str {
     let localizer = state.pages().localizer();
     asked
         .and_then(|tag| localizer.supported(tag))
@@ -90,7 +95,7 @@ fn locale_of(state: &AppState, headers: &HeaderMap, asked: Option<&str>, session
 }
 
 /// A page response with the security headers every page carries.
-fn page(status: StatusCode, html: String, cookies: Vec<String>) -> Response {
+pub(crate) fn page(status: StatusCode, html: String, cookies: Vec<String>) -> Response {
     let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     let headers = response.headers_mut();
     for (name, value) in [
@@ -110,7 +115,7 @@ fn page(status: StatusCode, html: String, cookies: Vec<String>) -> Response {
     response
 }
 
-fn redirect(to: &str, cookies: Vec<String>) -> Response {
+pub(crate) fn redirect(to: &str, cookies: Vec<String>) -> Response {
     let mut response = page(StatusCode::SEE_OTHER, String::new(), cookies);
     if let Ok(value) = HeaderValue::from_str(to) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -118,7 +123,7 @@ fn redirect(to: &str, cookies: Vec<String>) -> Response {
     response
 }
 
-fn failure(error: String) -> Response {
+pub(crate) fn failure(error: String) -> Response {
     tracing::error!(%error, "a web page failed");
     page(StatusCode::INTERNAL_SERVER_ERROR, "<!doctype html><title>Error</title><p>Internal error.</p>".into(), vec![])
 }
@@ -335,7 +340,7 @@ pub async fn logout(
 }
 
 /// The signed-in session, or a redirect to sign in and come back to `path`.
-async fn require_session(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Session, Response> {
+pub(crate) async fn require_session(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Session, Response> {
     match session_of(state, headers).await {
         Some(session) => Ok(session),
         None => {
@@ -346,7 +351,7 @@ async fn require_session(state: &AppState, headers: &HeaderMap, path: &str) -> R
 }
 
 /// The shared context of a signed-in page.
-fn signed_in(session: &Session) -> karavan_web::Value {
+pub(crate) fn signed_in(session: &Session) -> karavan_web::Value {
     context! { name => session.user.display_name.clone(), role => session.user.role.as_str() }
 }
 

@@ -27,7 +27,8 @@ pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
     ("uz", "Oʻzbekcha"),
 ];
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 10] = [
+    ("admin.html", include_str!("../templates/admin.html")),
     ("publish.html", include_str!("../templates/publish.html")),
     ("subscriptions.html", include_str!("../templates/subscriptions.html")),
     ("subscription.html", include_str!("../templates/subscription.html")),

@@ -26,17 +26,20 @@ fn the_newsroom_works_in_chromium() {
     let member = cli(dir.path(), &["member", "add", "--name", "Kazinform", "--country", "KZ", "--languages", "kk,ru"]);
     let key = cli(dir.path(), &["key", "create", "--member", &member, "--role", "editor"]);
     let password = "browser test password";
-    let mut add = Command::new(binary())
-        .args(["user", "add", "--member", &member, "--email", "editor@kazinform.kz", "--name", "Aigerim"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    assert!(add.wait().unwrap().success());
+    cli(dir.path(), &["member", "add", "--name", "Kabar", "--country", "KG", "--languages", "ky,ru"]);
+    for (email, role) in [("editor@kazinform.kz", "editor"), ("admin@kazinform.kz", "admin")] {
+        let mut add = Command::new(binary())
+            .args(["user", "add", "--member", &member, "--email", email, "--name", "Aigerim", "--role", role])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        assert!(add.wait().unwrap().success());
+    }
     let server = Server::start(dir.path(), &[]);
     let screenshots = repository().join(".cache/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
@@ -45,6 +48,7 @@ fn the_newsroom_works_in_chromium() {
         .env("NODE_PATH", &modules)
         .env("KARAVAN_BASE", &server.base)
         .env("KARAVAN_EMAIL", "editor@kazinform.kz")
+        .env("KARAVAN_ADMIN_EMAIL", "admin@kazinform.kz")
         .env("KARAVAN_PASSWORD", password)
         .env("KARAVAN_KEY", &key)
         .env("KARAVAN_SCREENSHOTS", &screenshots)

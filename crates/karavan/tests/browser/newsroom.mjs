@@ -155,6 +155,37 @@ try {
   await page.screenshot({ path: `${shots}/wire-phone.png`, fullPage: true });
 
   assert.deepEqual(errors, [], "no script errors on the pages");
+
+  // An admin manages the agency: adds a user, creates and revokes a key, shares with another member.
+  const admin = await (await browser.newContext({ locale: "en-US" })).newPage();
+  await admin.goto(`${base}/login`);
+  await admin.getByLabel("Email").fill(process.env.KARAVAN_ADMIN_EMAIL);
+  await admin.getByLabel("Password").fill(password);
+  await admin.getByRole("button", { name: "Sign in" }).click();
+  await admin.waitForURL(`${base}/`);
+  await admin.getByRole("link", { name: "Administration" }).click();
+  await admin.locator("#user-email").fill("reporter@kazinform.kz");
+  await admin.locator("#user-name").fill("Reporter");
+  await admin.locator("#user-role").selectOption("reader");
+  await admin.locator("#user-password").fill("reporter password 1");
+  await admin.getByRole("button", { name: "Add user" }).click();
+  await admin.getByRole("cell", { name: "reporter@kazinform.kz" }).waitFor();
+  await admin.locator("#key-label").fill("wire robot");
+  await admin.getByRole("button", { name: "Create key" }).click();
+  const newKey = await admin.locator(".created input").inputValue();
+  assert.match(newKey, /^kvn_[0-9a-f]{64}$/);
+  const me = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${newKey}` } });
+  assert.equal(me.status, 200, "the new key works");
+  await admin.goto(`${base}/admin`);
+  await admin.locator("tr", { hasText: "wire robot" }).getByRole("button", { name: "Revoke" }).click();
+  await admin.locator("tr", { hasText: "wire robot" }).getByText("revoked").waitFor();
+  const revoked = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${newKey}` } });
+  assert.equal(revoked.status, 401, "the revoked key stops working");
+  await admin.locator("#grantee").selectOption({ label: "Kabar" });
+  await admin.locator("#delay").fill("30");
+  await admin.getByRole("button", { name: "Add agreement" }).click();
+  await admin.locator("tr", { hasText: "Kabar" }).getByText("view").waitFor();
+  await admin.screenshot({ path: `${shots}/admin.png`, fullPage: true });
   console.log("browser: ok");
 } finally {
   await browser.close();

@@ -1,0 +1,273 @@
+//! The web newsroom's administration page: an agency's admins manage its users, API keys and sharing
+//! agreements, and see the exchange's members. Every form is CSRF-checked and needs the admin role.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use karavan_domain::{AgreementId, Grantee, KeyId, MAX_DELAY_MINUTES, MemberId, Right, Role};
+use karavan_store::{NewAgreement, NewUser, Session};
+use karavan_web::context;
+
+use crate::error::ApiError;
+use crate::web::{failure, locale_of, page, redirect, require_session, signed_in};
+use crate::{AppState, password};
+
+fn forbidden_page() -> Response {
+    page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![])
+}
+
+/// The session of an admin whose form carries the session's CSRF token; otherwise the response to give.
+async fn admin_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Option<&[(String, String)]>,
+) -> Result<Session, Response> {
+    let session = require_session(state, headers, "/admin").await?;
+    if session.user.role < Role::Admin {
+        return Err(forbidden_page());
+    }
+    if let Some(form) = form {
+        let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+        if csrf != session.csrf {
+            return Err(forbidden_page());
+        }
+    }
+    Ok(session)
+}
+
+fn read_form(body: Result<Bytes, BytesRejection>) -> Vec<(String, String)> {
+    body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default()
+}
+
+fn field(form: &[(String, String)], name: &str) -> String {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default()
+}
+
+async fn admin_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &Session,
+    status: StatusCode,
+    error: Option<String>,
+    new_key: Option<String>,
+) -> Response {
+    let locale = locale_of(state, headers, None, Some(session));
+    if session.user.role < Role::Admin {
+        let message = state.pages().localizer().message(locale, "admin-forbidden", &[]);
+        return page(StatusCode::FORBIDDEN, message, vec![]);
+    }
+    let member = session.user.member.clone();
+    let loaded = state
+        .blocking(move |store| {
+            Ok((store.users(&member)?, store.keys(&member)?, store.agreements_of(&member)?, store.members()?, member))
+        })
+        .await;
+    let (users, keys, agreements, members, own) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => return failure(error.message),
+    };
+    let name_of =
+        |id: &MemberId| members.iter().find(|m| &m.id == id).map(|m| m.name.as_str().to_string()).unwrap_or_default();
+    let context = context! {
+        user => signed_in(session), csrf => session.csrf.clone(), error => error, new_key => new_key,
+        users => users.iter().map(|u| context! {
+            email => u.email.clone(), name => u.display_name.clone(), role => u.role.as_str(),
+            state => if u.disabled_at.is_some() { "disabled" } else { "active" },
+        }).collect::<Vec<_>>(),
+        keys => keys.iter().map(|k| context! {
+            id => k.id.as_str(), role => k.role.as_str(), label => k.label.clone(),
+            state => if k.revoked_at.is_some() { "revoked" } else { "active" },
+        }).collect::<Vec<_>>(),
+        agreements => agreements.iter().filter(|a| a.grantor == own).map(|a| context! {
+            id => a.id.as_str(),
+            grantee => match &a.grantee { Grantee::Everyone => "*".to_string(), Grantee::Member(id) => name_of(id) },
+            right => a.right.as_str(), subjects => a.subjects.join(", "), delay => a.delay_minutes,
+        }).collect::<Vec<_>>(),
+        members => members.iter().map(|m| context! {
+            id => m.id.as_str(), name => m.name.as_str(), country => m.country.as_str(), own => m.id == own,
+            languages => m.languages.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "),
+        }).collect::<Vec<_>>(),
+    };
+    match state.pages().render("admin.html", locale, context) {
+        Ok(html) => page(status, html, vec![]),
+        Err(error) => failure(error),
+    }
+}
+
+fn error_page_status(error: &ApiError) -> StatusCode {
+    error.code.status()
+}
+
+/// `GET /admin`.
+pub async fn admin(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match admin_session(&state, &headers, None).await {
+        Ok(session) => admin_page(&state, &headers, &session, StatusCode::OK, None, None).await,
+        Err(response) => response,
+    }
+}
+
+/// `POST /admin/users` (form: csrf, email, name, role, password): adds a user to the admin's agency.
+pub async fn add_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = read_form(body);
+    let session = match admin_session(&state, &headers, Some(&form)).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let (email, name, role, secret) =
+        (field(&form, "email").to_lowercase(), field(&form, "name"), field(&form, "role"), field(&form, "password"));
+    let checked = (|| {
+        if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+            return Err(ApiError::invalid(format!("email: {email:?} is not an email address")));
+        }
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::invalid("name: a name of 1 to 200 characters"));
+        }
+        let role = Role::parse(&role).map_err(ApiError::from)?;
+        password::check(&secret).map_err(ApiError::invalid)?;
+        Ok(role)
+    })();
+    let outcome = match checked {
+        Ok(role) => {
+            let member = session.user.member.clone();
+            match state.compute(move || password::hash(&secret)).await {
+                Ok(Ok(password_hash)) => {
+                    state
+                        .blocking(move |store| {
+                            store
+                                .add_user(NewUser { member, email, display_name: name, role, password_hash })
+                                .map(|_| ())
+                        })
+                        .await
+                }
+                Ok(Err(message)) => Err(ApiError::invalid(message)),
+                Err(error) => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => redirect("/admin", vec![]),
+        Err(error) => {
+            admin_page(&state, &headers, &session, error_page_status(&error), Some(error.message), None).await
+        }
+    }
+}
+
+/// `POST /admin/keys` (form: csrf, role, label): creates an API key and shows it once.
+pub async fn create_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = read_form(body);
+    let session = match admin_session(&state, &headers, Some(&form)).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let role = match Role::parse(&field(&form, "role")) {
+        Ok(role) => role,
+        Err(error) => {
+            return admin_page(&state, &headers, &session, StatusCode::BAD_REQUEST, Some(error.message), None).await;
+        }
+    };
+    let label = Some(field(&form, "label")).filter(|l| !l.is_empty());
+    let member = session.user.member.clone();
+    match state.blocking(move |store| store.create_key(&member, role, label)).await {
+        Ok((_, key)) => {
+            admin_page(&state, &headers, &session, StatusCode::CREATED, None, Some(key.reveal().to_string())).await
+        }
+        Err(error) => {
+            admin_page(&state, &headers, &session, error_page_status(&error), Some(error.message), None).await
+        }
+    }
+}
+
+/// `POST /admin/keys/{id}/revoke` (form: csrf).
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = read_form(body);
+    let session = match admin_session(&state, &headers, Some(&form)).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(key) = KeyId::parse(&id) else { return forbidden_page() };
+    let member = session.user.member.clone();
+    match state.blocking(move |store| store.revoke_key(&member, &key)).await {
+        Ok(_) => redirect("/admin", vec![]),
+        Err(error) => failure(error.message),
+    }
+}
+
+/// `POST /admin/agreements` (form: csrf, grantee, right, subjects, delay): shares the agency's items.
+pub async fn add_agreement(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = read_form(body);
+    let session = match admin_session(&state, &headers, Some(&form)).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let checked = (|| {
+        let grantee = Grantee::parse(&field(&form, "grantee")).map_err(ApiError::from)?;
+        let right = Right::parse(&field(&form, "right")).map_err(ApiError::from)?;
+        let delay = field(&form, "delay");
+        let delay_minutes = if delay.is_empty() {
+            0
+        } else {
+            delay.parse::<u32>().ok().filter(|d| *d <= MAX_DELAY_MINUTES).ok_or_else(|| {
+                ApiError::invalid(format!("delay: a whole number of minutes from 0 to {MAX_DELAY_MINUTES}"))
+            })?
+        };
+        let subjects: Vec<String> =
+            field(&form, "subjects").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        Ok::<_, ApiError>(NewAgreement {
+            grantor: session.user.member.clone(),
+            grantee,
+            right,
+            subjects,
+            delay_minutes,
+        })
+    })();
+    let outcome = match checked {
+        Ok(agreement) => state.blocking(move |store| store.add_agreement(agreement).map(|_| ())).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => redirect("/admin", vec![]),
+        Err(error) => {
+            admin_page(&state, &headers, &session, error_page_status(&error), Some(error.message), None).await
+        }
+    }
+}
+
+/// `POST /admin/agreements/{id}/revoke` (form: csrf).
+pub async fn revoke_agreement(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = read_form(body);
+    let session = match admin_session(&state, &headers, Some(&form)).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(agreement) = AgreementId::parse(&id) else { return forbidden_page() };
+    let member = session.user.member.clone();
+    match state.blocking(move |store| store.revoke_agreement(&member, &agreement)).await {
+        Ok(_) => redirect("/admin", vec![]),
+        Err(error) => failure(error.message),
+    }
+}
