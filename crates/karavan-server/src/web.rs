@@ -450,14 +450,29 @@ pub async fn item_page(
                 right => right.as_str(),
                 subjects => subjects,
             };
-            let history: Vec<karavan_web::Value> = versions
-                .iter()
-                .rev()
-                .map(|v| {
-                    let (_, headline, at) = describe(v);
-                    context! { version => v.version.clone(), headline => headline, at_text => short_time(&at), at => at }
-                })
-                .collect();
+            // Each version with its word differences from the one before (headline and text).
+            let plain = |v: &karavan_store::StoredVersion| {
+                let mut text = crate::search::texts(&v.document, "headlines");
+                text.extend(crate::search::texts(&v.document, "descriptions"));
+                text.extend(crate::search::texts(&v.document, "bodies"));
+                text.join("\n")
+            };
+            let mut history: Vec<karavan_web::Value> = Vec::new();
+            for (index, v) in versions.iter().enumerate() {
+                let (_, headline, at) = describe(v);
+                let (diff, previous) = match index.checked_sub(1).map(|p| &versions[p]) {
+                    Some(before) => {
+                        let runs = karavan_web::diff::words(&plain(before), &plain(v));
+                        (Some(karavan_web::safe(karavan_web::diff::to_html(&runs))), Some(before.version.clone()))
+                    }
+                    None => (None, None),
+                };
+                history.push(context! {
+                    version => v.version.clone(), headline => headline, at_text => short_time(&at), at => at,
+                    diff => diff, previous => previous,
+                });
+            }
+            history.reverse();
             let can_edit = version.owner == session.user.member && session.user.role >= karavan_domain::Role::Editor;
             let context = context! { user => user, csrf => session.csrf.clone(), item => item, versions => history, killed => false, can_edit => can_edit };
             (state.pages().render("item.html", locale, context), StatusCode::OK)

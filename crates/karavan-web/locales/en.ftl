@@ -88,3 +88,4 @@ admin-forbidden = Only your agency's admins can use this page.
 admin-country = Country
 admin-state-active = active
 admin-state-revoked = revoked
+item-changes = Changes from version { $name }

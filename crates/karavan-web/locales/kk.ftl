@@ -88,3 +88,4 @@ admin-forbidden = Бұл бетті тек агенттігіңіздің әкі
 admin-country = Ел
 admin-state-active = белсенді
 admin-state-revoked = қайтарылған
+item-changes = { $name }-нұсқамен салыстырғандағы өзгерістер

@@ -88,3 +88,4 @@ admin-forbidden = Бул баракты агенттигиңиздин адми�
 admin-country = Өлкө
 admin-state-active = активдүү
 admin-state-revoked = кайтарылган
+item-changes = { $name }-версияга салыштырмалуу өзгөрүүлөр

@@ -88,3 +88,4 @@ admin-forbidden = Эта страница доступна только адми
 admin-country = Страна
 admin-state-active = действует
 admin-state-revoked = отозван
+item-changes = Изменения по сравнению с версией { $name }

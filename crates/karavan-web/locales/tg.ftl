@@ -88,3 +88,4 @@ admin-forbidden = Ин саҳифаро танҳо маъмурони агент
 admin-country = Кишвар
 admin-state-active = фаъол
 admin-state-revoked = бозхонда
+item-changes = Тағйирот нисбат ба версияи { $name }

@@ -88,3 +88,4 @@ admin-forbidden = Bu sahypany diňe agentligiňiziň administratorlary ulanyp bi
 admin-country = Ýurt
 admin-state-active = işjeň
 admin-state-revoked = yzyna alnan
+item-changes = { $name }-nji wersiýa bilen deňeşdirilende üýtgeşmeler

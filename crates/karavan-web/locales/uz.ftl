@@ -88,3 +88,4 @@ admin-forbidden = Bu sahifadan faqat agentligingiz administratorlari foydalana o
 admin-country = Mamlakat
 admin-state-active = faol
 admin-state-revoked = bekor qilingan
+item-changes = { $name }-versiyaga nisbatan oʻzgarishlar

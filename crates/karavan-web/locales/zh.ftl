@@ -88,3 +88,4 @@ admin-forbidden = 只有贵社的管理员可以使用此页面。
 admin-country = 国家
 admin-state-active = 有效
 admin-state-revoked = 已吊销
+item-changes = 相对于第 { $name } 版的改动

@@ -5,6 +5,8 @@
 //! Architecture invariant: every message exists in every locale (a test fails otherwise), so a page
 //! never falls back to a message id or to another language.
 
+pub mod diff;
+
 use std::sync::Arc;
 
 pub use minijinja::{Value, context};

@@ -134,6 +134,8 @@ try {
   await page.waitForURL(published);
   await page.getByRole("heading", { name: "Жаңа вокзал ашылды (түзетілді)" }).waitFor();
   assert.equal(await page.locator(".versions li").count(), 2);
+  await page.locator(".versions summary").first().click();
+  assert.equal(await page.locator(".versions .diff ins").first().textContent(), "(түзетілді)", "the change is shown");
   await page.screenshot({ path: `${shots}/published.png`, fullPage: true });
   await page.getByLabel("Reason for the kill").fill("Wrong station");
   await page.getByRole("button", { name: "Kill this item" }).click();
