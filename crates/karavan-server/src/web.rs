@@ -203,7 +203,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
                 member => names.get(entry.version.owner.as_str()).cloned().unwrap_or_default(),
                 language => text("language"),
                 urgency => document.get("urgency").and_then(serde_json::Value::as_u64),
-                at_text => at.get(..16).unwrap_or(&at).replace('T', " "),
+                at_text => local_time(locale, &at),
                 at => at,
             }
         })
@@ -355,8 +355,12 @@ pub(crate) fn signed_in(session: &Session) -> karavan_web::Value {
     context! { name => session.user.display_name.clone(), role => session.user.role.as_str() }
 }
 
-fn short_time(at: &str) -> String {
-    at.get(..16).unwrap_or(at).replace('T', " ")
+/// An RFC 3339 time as the UI language writes it.
+fn local_time(locale: &str, at: &str) -> String {
+    match Timestamp::parse_rfc3339("at", at) {
+        Ok(time) => karavan_web::format::date_time(locale, time.micros()),
+        Err(_) => at.to_string(),
+    }
 }
 
 /// `GET /items/{id}`: one item as its reader may see it, its body sanitised, with its versions.
@@ -433,13 +437,14 @@ pub async fn item_page(
                     s.get("name").or_else(|| s.get("uri")).and_then(serde_json::Value::as_str).map(str::to_string)
                 })
                 .collect();
-            let embargo = document.get("embargoedUntil").and_then(serde_json::Value::as_str).map(short_time);
+            let embargo =
+                document.get("embargoedUntil").and_then(serde_json::Value::as_str).map(|at| local_time(locale, at));
             let item = context! {
                 id => version.item_id.as_str(),
                 headline => headline,
                 language => language,
                 member => names.get(version.owner.as_str()).cloned().unwrap_or_default(),
-                at_text => short_time(&at),
+                at_text => local_time(locale, &at),
                 at => at,
                 urgency => document.get("urgency").and_then(serde_json::Value::as_u64),
                 version => version.version.clone(),
@@ -468,7 +473,7 @@ pub async fn item_page(
                     None => (None, None),
                 };
                 history.push(context! {
-                    version => v.version.clone(), headline => headline, at_text => short_time(&at), at => at,
+                    version => v.version.clone(), headline => headline, at_text => local_time(locale, &at), at => at,
                     diff => diff, previous => previous,
                 });
             }
@@ -575,7 +580,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
                         headline => headline,
                         language => item["language"].as_str().unwrap_or_default(),
                         member => names.get(hit["member"].as_str().unwrap_or_default()).cloned().unwrap_or_default(),
-                        at_text => short_time(&at),
+                        at_text => local_time(locale, &at),
                         at => at,
                         // tantivy escapes the text and adds only <b>; sanitised all the same.
                         snippet => karavan_web::safe(karavan_web::sanitize(hit["snippet"].as_str().unwrap_or_default())),
@@ -606,7 +611,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     }
     let context = context! {
         user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => lang, sort => sort,
-        searched => searched, error => error, hits => hits, total => total, facets => facets,
+        searched => searched, error => error, hits => hits, total => karavan_web::format::number(locale, total), facets => facets,
     };
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     match state.pages().render("search.html", locale, context) {
@@ -793,7 +798,7 @@ pub async fn subscription_detail(
         .map(|d| {
             let at = d.listed_at.to_rfc3339();
             context! {
-                at_text => short_time(&at), at => at, event => d.kind.as_str(), item => d.item_id.as_str(), state => d.state.as_str(),
+                at_text => local_time(locale, &at), at => at, event => d.kind.as_str(), item => d.item_id.as_str(), state => d.state.as_str(),
                 attempts => d.attempts.iter().map(|a| context! {
                     status => a.status, latency => format!("{:.1}", a.latency_micros as f64 / 1000.0), error => a.error.clone(),
                 }).collect::<Vec<_>>(),

@@ -41,7 +41,9 @@
     const at = item.versionCreated || meta.receivedAt || "";
     const time = document.createElement("time");
     time.dateTime = at;
-    time.textContent = at ? new Date(at).toLocaleString(document.documentElement.lang) : "";
+    time.textContent = at
+      ? new Date(at).toLocaleString(document.documentElement.lang, { timeZone: "UTC", dateStyle: "medium", timeStyle: "short" }) + " UTC"
+      : "";
     const timeCell = document.createElement("td");
     timeCell.appendChild(time);
     row.appendChild(timeCell);

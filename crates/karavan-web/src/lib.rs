@@ -6,6 +6,7 @@
 //! never falls back to a message id or to another language.
 
 pub mod diff;
+pub mod format;
 
 use std::sync::Arc;
 
