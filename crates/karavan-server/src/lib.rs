@@ -220,6 +220,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(web::logout))
         .route("/wire/stream", get(web::wire_stream))
         .route("/search", get(web::search_page))
+        .route("/search/save", post(web::search_save))
         .route("/subscriptions", get(web::subscriptions_list).post(web::subscriptions_create))
         .route("/subscriptions/{id}", get(web::subscription_detail))
         .route("/items/{id}", get(web::item_page))

@@ -609,7 +609,20 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
             Err(api_error) => error = Some(api_error.message),
         }
     }
+    let member = session.user.member.clone();
+    let saved: Vec<karavan_web::Value> = match state.blocking(move |store| store.saved_searches(&member)).await {
+        Ok(saved) => saved
+            .iter()
+            .map(|s| {
+                let query: String =
+                    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&s.query).finish();
+                context! { name => s.name.clone(), query => query }
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let context = context! {
+        saved => saved,
         user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => lang, sort => sort,
         searched => searched, error => error, hits => hits, total => karavan_web::format::number(locale, total), facets => facets,
     };
@@ -1005,6 +1018,43 @@ pub async fn item_kill(
     let reason = Some(field("reason")).filter(|r| !r.is_empty());
     match crate::items::kill(&state, &session.user.member, item_id, reason).await {
         Ok(_) => redirect(&format!("/items/{id}"), vec![]),
+        Err(error) => (error.code.status(), error.message).into_response(),
+    }
+}
+
+/// `POST /search/save` (form: csrf, name, q, lang, sort): saves the search for the user's member.
+pub async fn search_save(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let session = match require_session(&state, &headers, "/search").await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let form: Vec<(String, String)> =
+        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
+    let field =
+        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    if field("csrf") != session.csrf {
+        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Stale form.</p>".into(), vec![]);
+    }
+    let mut query = serde_json::Map::new();
+    for name in ["q", "lang", "sort"] {
+        if !field(name).is_empty() {
+            query.insert(name.to_string(), serde_json::Value::String(field(name)));
+        }
+    }
+    let name = field("name");
+    let pairs = match crate::search::query_pairs(&query) {
+        Ok(pairs) if !name.is_empty() && name.chars().count() <= 200 => pairs,
+        Ok(_) => return (StatusCode::BAD_REQUEST, "name: a name of 1 to 200 characters").into_response(),
+        Err(error) => return (error.code.status(), error.message).into_response(),
+    };
+    let back: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+    let member = session.user.member.clone();
+    match state.blocking(move |store| store.add_saved_search(&member, &name, pairs)).await {
+        Ok(_) => redirect(&format!("/search?{back}"), vec![]),
         Err(error) => (error.code.status(), error.message).into_response(),
     }
 }

@@ -89,3 +89,6 @@ admin-country = Country
 admin-state-active = active
 admin-state-revoked = revoked
 item-changes = Changes from version { $name }
+search-save = Save this search
+search-saved = Saved searches
+search-save-name = Name of the search

@@ -89,3 +89,6 @@ admin-country = Ел
 admin-state-active = белсенді
 admin-state-revoked = қайтарылған
 item-changes = { $name }-нұсқамен салыстырғандағы өзгерістер
+search-save = Іздеуді сақтау
+search-saved = Сақталған іздеулер
+search-save-name = Іздеу атауы

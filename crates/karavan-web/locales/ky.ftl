@@ -89,3 +89,6 @@ admin-country = Өлкө
 admin-state-active = активдүү
 admin-state-revoked = кайтарылган
 item-changes = { $name }-версияга салыштырмалуу өзгөрүүлөр
+search-save = Издөөнү сактоо
+search-saved = Сакталган издөөлөр
+search-save-name = Издөөнүн аталышы

@@ -89,3 +89,6 @@ admin-country = Страна
 admin-state-active = действует
 admin-state-revoked = отозван
 item-changes = Изменения по сравнению с версией { $name }
+search-save = Сохранить поиск
+search-saved = Сохранённые поиски
+search-save-name = Название поиска

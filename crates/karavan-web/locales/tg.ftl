@@ -89,3 +89,6 @@ admin-country = Кишвар
 admin-state-active = фаъол
 admin-state-revoked = бозхонда
 item-changes = Тағйирот нисбат ба версияи { $name }
+search-save = Нигоҳ доштани ҷустуҷӯ
+search-saved = Ҷустуҷӯҳои нигоҳдошта
+search-save-name = Номи ҷустуҷӯ

@@ -89,3 +89,6 @@ admin-country = Ýurt
 admin-state-active = işjeň
 admin-state-revoked = yzyna alnan
 item-changes = { $name }-nji wersiýa bilen deňeşdirilende üýtgeşmeler
+search-save = Gözlegi sakla
+search-saved = Saklanan gözlegler
+search-save-name = Gözlegiň ady

@@ -89,3 +89,6 @@ admin-country = Mamlakat
 admin-state-active = faol
 admin-state-revoked = bekor qilingan
 item-changes = { $name }-versiyaga nisbatan oʻzgarishlar
+search-save = Qidiruvni saqlash
+search-saved = Saqlangan qidiruvlar
+search-save-name = Qidiruv nomi

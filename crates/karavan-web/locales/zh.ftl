@@ -89,3 +89,6 @@ admin-country = 国家
 admin-state-active = 有效
 admin-state-revoked = 已吊销
 item-changes = 相对于第 { $name } 版的改动
+search-save = 保存此搜索
+search-saved = 已保存的搜索
+search-save-name = 搜索名称

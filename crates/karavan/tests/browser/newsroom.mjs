@@ -90,10 +90,13 @@ try {
   assert.ok((await hit.locator(".snippet b").count()) >= 1, "the match is marked in the snippet");
   assert.ok(await page.locator(".facets").getByText("Kazinform").isVisible());
   await page.getByLabel("Search the wire").fill("Evil");
-  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("button", { name: "Search", exact: true }).click();
   await page.locator(".hit", { hasText: "Evil" }).waitFor();
   assert.equal(await page.locator(".results img").count(), 0);
   assert.deepEqual(dialogs, [], "no script from a search hit ran");
+  await page.getByLabel("Name of the search").fill("Evil things");
+  await page.getByRole("button", { name: "Save this search" }).click();
+  await page.getByRole("link", { name: "Evil things" }).waitFor();
   await page.screenshot({ path: `${shots}/search.png`, fullPage: true });
 
   // Subscriptions: create one from the form, see its feed URL once, then its delivery log.
