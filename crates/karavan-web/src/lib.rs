@@ -279,6 +279,26 @@ mod tests {
         assert_eq!(text_to_html("a < b\n\nsecond\nline"), "<p>a &lt; b</p><p>second<br>line</p>");
     }
 
+    /// Templates build some message ids from values (`t("role-" ~ user.role)`): every value has one.
+    #[test]
+    fn every_value_shown_through_a_built_message_id_has_its_message() {
+        let localizer = Localizer::load().unwrap();
+        let english = localizer.ids("en");
+        let families: [(&str, &[&str]); 5] = [
+            ("event-", &["publish", "correction", "kill", "embargo_release"]),
+            ("right-", &["view", "republish"]),
+            ("role-", &["reader", "editor", "admin"]),
+            ("state-", &["pending", "delivered", "dead", "withdrawn", "feed", "active", "disabled"]),
+            ("admin-state-", &["active", "revoked"]),
+        ];
+        for (prefix, values) in families {
+            for value in values {
+                let id = format!("{prefix}{value}");
+                assert!(english.contains(&id), "no message {id}");
+            }
+        }
+    }
+
     #[test]
     fn locales_are_negotiated_from_accept_language() {
         let localizer = Localizer::load().unwrap();
