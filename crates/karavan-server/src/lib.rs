@@ -176,8 +176,16 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn route_not_found() -> ApiError {
-    ApiError::new(ErrorCode::RouteNotFound, "no such route; see /v1/openapi.json")
+async fn route_not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/v1/") || uri.path() == "/v1" {
+        return ApiError::new(ErrorCode::RouteNotFound, "no such route; see /v1/openapi.json").into_response();
+    }
+    // A person in a browser: a page, not JSON.
+    web::page(
+        axum::http::StatusCode::NOT_FOUND,
+        "<!doctype html><title>Not found</title><p>Not found. <a href=\"/\">Karavan</a></p>".to_string(),
+        vec![],
+    )
 }
 
 async fn method_not_allowed() -> ApiError {

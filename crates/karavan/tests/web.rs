@@ -251,6 +251,9 @@ async fn editors_sign_in_switch_language_and_sign_out() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let missing = client.get(format!("{base}/no-such-page")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let css = client.get(format!("{base}/assets/newsroom.css")).send().await.unwrap();
     assert_eq!(css.status(), StatusCode::OK);
     assert_eq!(
