@@ -641,7 +641,28 @@ fn subscription_row(subscription: &karavan_store::Subscription) -> karavan_web::
         query => query.join(" "),
         events => subscription.spec.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
         webhook => subscription.spec.webhook.as_ref().map(|w| w.url.clone()),
+        q => subscription.spec.query.iter().find(|(k, _)| k == "q").map(|(_, v)| v.clone()).unwrap_or_default(),
+        lang => subscription.spec.query.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.clone()).unwrap_or_default(),
     }
+}
+
+/// The JSON body of a subscription from its form, for the API's own checks.
+fn subscription_body(form: &[(String, String)]) -> Vec<u8> {
+    let field =
+        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let mut query = serde_json::Map::new();
+    for name in ["q", "lang"] {
+        if !field(name).is_empty() {
+            query.insert(name.into(), serde_json::Value::String(field(name)));
+        }
+    }
+    let events: Vec<serde_json::Value> =
+        form.iter().filter(|(k, _)| k == "events").map(|(_, v)| serde_json::Value::String(v.clone())).collect();
+    let mut spec = serde_json::json!({ "name": field("name"), "query": query, "events": events });
+    if !field("webhook").is_empty() {
+        spec["webhook"] = serde_json::json!({ "url": field("webhook") });
+    }
+    spec.to_string().into_bytes()
 }
 
 /// Renders the subscriptions page with what the member has, and the outcome of a creation.
@@ -717,20 +738,7 @@ pub async fn subscriptions_create(
         )
         .await;
     }
-    let mut query = serde_json::Map::new();
-    if !field("q").is_empty() {
-        query.insert("q".into(), serde_json::Value::String(field("q")));
-    }
-    if !field("lang").is_empty() {
-        query.insert("lang".into(), serde_json::Value::String(field("lang")));
-    }
-    let events: Vec<serde_json::Value> =
-        form.iter().filter(|(k, _)| k == "events").map(|(_, v)| serde_json::Value::String(v.clone())).collect();
-    let mut spec = serde_json::json!({ "name": field("name"), "query": query, "events": events });
-    if !field("webhook").is_empty() {
-        spec["webhook"] = serde_json::json!({ "url": field("webhook") });
-    }
-    let body = spec.to_string().into_bytes();
+    let body = subscription_body(&form);
     let created = async {
         let (spec, secret) = crate::subscriptions::read_spec(&state, &body, None)?;
         let token = crate::subscriptions::random_token("kft_")?;
@@ -773,6 +781,16 @@ pub async fn subscription_detail(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+) -> Response {
+    subscription_detail_page(state, headers, id, StatusCode::OK, None).await
+}
+
+async fn subscription_detail_page(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    status: StatusCode,
+    error: Option<String>,
 ) -> Response {
     let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
         Ok(session) => session,
@@ -818,9 +836,13 @@ pub async fn subscription_detail(
             }
         })
         .collect();
-    let context = context! { user => signed_in(&session), csrf => session.csrf.clone(), subscription => subscription_row(&subscription), deliveries => rows };
+    let can_edit = session.user.role >= karavan_domain::Role::Editor;
+    let context = context! {
+        user => signed_in(&session), csrf => session.csrf.clone(), subscription => subscription_row(&subscription),
+        deliveries => rows, can_edit => can_edit, error => error,
+    };
     match state.pages().render("subscription.html", locale, context) {
-        Ok(html) => page(StatusCode::OK, html, vec![]),
+        Ok(html) => page(status, html, vec![]),
         Err(error) => failure(error),
     }
 }
@@ -1056,6 +1078,79 @@ pub async fn search_save(
     match state.blocking(move |store| store.add_saved_search(&member, &name, pairs)).await {
         Ok(_) => redirect(&format!("/search?{back}"), vec![]),
         Err(error) => (error.code.status(), error.message).into_response(),
+    }
+}
+
+/// `POST /subscriptions/{id}` (the edit form): changes the subscription, checked like
+/// `PUT /v1/subscriptions/{id}` (the webhook keeps its secret).
+pub async fn subscription_update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let form: Vec<(String, String)> =
+        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
+    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+    if csrf != session.csrf || session.user.role < karavan_domain::Role::Editor {
+        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![]);
+    }
+    let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
+        return (StatusCode::NOT_FOUND, "no such subscription").into_response();
+    };
+    let member = session.user.member.clone();
+    let lookup = subscription_id.clone();
+    let existing = match state.blocking(move |store| store.subscription(&member, &lookup)).await {
+        Ok(Some(existing)) => existing,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such subscription").into_response(),
+        Err(error) => return failure(error.message),
+    };
+    let body = subscription_body(&form);
+    let updated = async {
+        let (spec, _) = crate::subscriptions::read_spec(&state, &body, Some(&existing))?;
+        let member = session.user.member.clone();
+        state.blocking(move |store| store.update_subscription(&member, &subscription_id, spec)).await?;
+        state.distribution().subscriptions_changed();
+        Ok::<_, crate::error::ApiError>(())
+    }
+    .await;
+    match updated {
+        Ok(()) => redirect(&format!("/subscriptions/{id}"), vec![]),
+        Err(error) => subscription_detail_page(state, headers, id, error.code.status(), Some(error.message)).await,
+    }
+}
+
+/// `POST /subscriptions/{id}/delete`.
+pub async fn subscription_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let form: Vec<(String, String)> =
+        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
+    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+    if csrf != session.csrf || session.user.role < karavan_domain::Role::Editor {
+        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![]);
+    }
+    let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
+        return (StatusCode::NOT_FOUND, "no such subscription").into_response();
+    };
+    let member = session.user.member.clone();
+    match state.blocking(move |store| store.delete_subscription(&member, &subscription_id)).await {
+        Ok(_) => {
+            state.distribution().subscriptions_changed();
+            redirect("/subscriptions", vec![])
+        }
+        Err(error) => failure(error.message),
     }
 }
 

@@ -104,3 +104,5 @@ state-withdrawn = withdrawn
 state-feed = in the feed
 state-active = active
 state-disabled = disabled
+subs-save = Save changes
+subs-delete = Delete subscription

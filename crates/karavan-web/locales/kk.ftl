@@ -104,3 +104,5 @@ state-withdrawn = кері алынды
 state-feed = арнада
 state-active = белсенді
 state-disabled = өшірілген
+subs-save = Өзгерістерді сақтау
+subs-delete = Жазылымды жою

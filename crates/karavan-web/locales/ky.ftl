@@ -104,3 +104,5 @@ state-withdrawn = кайтарылды
 state-feed = тасмада
 state-active = активдүү
 state-disabled = өчүрүлгөн
+subs-save = Өзгөрүүлөрдү сактоо
+subs-delete = Жазылууну өчүрүү

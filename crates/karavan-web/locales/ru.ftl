@@ -104,3 +104,5 @@ state-withdrawn = отозвано
 state-feed = в ленте
 state-active = активен
 state-disabled = отключён
+subs-save = Сохранить изменения
+subs-delete = Удалить подписку

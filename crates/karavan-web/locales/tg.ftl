@@ -104,3 +104,5 @@ state-withdrawn = бозхонда шуд
 state-feed = дар навор
 state-active = фаъол
 state-disabled = хомӯш
+subs-save = Нигоҳ доштани тағйирот
+subs-delete = Нест кардани обуна

@@ -104,3 +104,5 @@ state-withdrawn = yzyna alyndy
 state-feed = lentada
 state-active = işjeň
 state-disabled = öçürilen
+subs-save = Üýtgeşmeleri sakla
+subs-delete = Abunalygy poz

@@ -104,3 +104,5 @@ state-withdrawn = qaytarib olindi
 state-feed = lentada
 state-active = faol
 state-disabled = oʻchirilgan
+subs-save = Oʻzgarishlarni saqlash
+subs-delete = Obunani oʻchirish

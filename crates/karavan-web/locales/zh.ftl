@@ -104,3 +104,5 @@ state-withdrawn = 已撤回
 state-feed = 在订阅源中
 state-active = 有效
 state-disabled = 已停用
+subs-save = 保存修改
+subs-delete = 删除订阅

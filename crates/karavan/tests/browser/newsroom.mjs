@@ -117,6 +117,12 @@ try {
   }
   assert.equal(await page.locator(".deliveries tbody tr").count(), 1, "the new item was delivered to the feed");
   await page.screenshot({ path: `${shots}/subscription.png`, fullPage: true });
+  await page.getByLabel("Name").fill("Terminals and stations");
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await page.getByRole("heading", { name: "Terminals and stations" }).waitFor();
+  await page.getByRole("button", { name: "Delete subscription" }).click();
+  await page.waitForURL(`${base}/subscriptions`);
+  assert.equal(await page.getByRole("link", { name: "Terminals and stations" }).count(), 0);
 
   // Publishing from the form with the rich-text editor, then correcting and killing from the item page.
   await page.goto(`${base}/publish`);
