@@ -106,3 +106,4 @@ state-active = active
 state-disabled = disabled
 subs-save = Save changes
 subs-delete = Delete subscription
+search-sort = Sort

@@ -106,3 +106,4 @@ state-active = белсенді
 state-disabled = өшірілген
 subs-save = Өзгерістерді сақтау
 subs-delete = Жазылымды жою
+search-sort = Сұрыптау

@@ -106,3 +106,4 @@ state-active = активдүү
 state-disabled = өчүрүлгөн
 subs-save = Өзгөрүүлөрдү сактоо
 subs-delete = Жазылууну өчүрүү
+search-sort = Иреттөө

@@ -106,3 +106,4 @@ state-active = активен
 state-disabled = отключён
 subs-save = Сохранить изменения
 subs-delete = Удалить подписку
+search-sort = Сортировка

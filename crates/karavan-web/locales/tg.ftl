@@ -106,3 +106,4 @@ state-active = фаъол
 state-disabled = хомӯш
 subs-save = Нигоҳ доштани тағйирот
 subs-delete = Нест кардани обуна
+search-sort = Тартиб

@@ -106,3 +106,4 @@ state-active = işjeň
 state-disabled = öçürilen
 subs-save = Üýtgeşmeleri sakla
 subs-delete = Abunalygy poz
+search-sort = Tertiple

@@ -106,3 +106,4 @@ state-active = faol
 state-disabled = oʻchirilgan
 subs-save = Oʻzgarishlarni saqlash
 subs-delete = Obunani oʻchirish
+search-sort = Saralash

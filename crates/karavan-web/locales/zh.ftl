@@ -106,3 +106,4 @@ state-active = 有效
 state-disabled = 已停用
 subs-save = 保存修改
 subs-delete = 删除订阅
+search-sort = 排序

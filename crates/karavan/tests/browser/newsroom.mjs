@@ -19,6 +19,28 @@ async function publish(item) {
   return JSON.parse(text);
 }
 
+// Accessibility basics of a page: a language, every control labelled, every button named, every image
+// described, no positive tabindex (focus follows the page order), one h1.
+async function checkAccessible(page, name) {
+  const problems = await page.evaluate(() => {
+    const found = [];
+    if (!document.documentElement.lang) found.push("no lang on html");
+    for (const control of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+      if (control.hidden || control.closest("[hidden]")) continue;
+      const labelled = (control.labels && control.labels.length > 0) || control.getAttribute("aria-label") || control.getAttribute("aria-labelledby");
+      if (!labelled) found.push(`unlabelled ${control.tagName.toLowerCase()} ${control.name || control.id}`);
+    }
+    for (const button of document.querySelectorAll("button")) {
+      if (!button.textContent.trim() && !button.getAttribute("aria-label")) found.push("a button without a name");
+    }
+    for (const image of document.querySelectorAll("img")) if (!image.hasAttribute("alt")) found.push("an image without alt");
+    for (const element of document.querySelectorAll("[tabindex]")) if (Number(element.getAttribute("tabindex")) > 0) found.push("a positive tabindex");
+    if (document.querySelectorAll("h1").length !== 1) found.push(`${document.querySelectorAll("h1").length} h1 elements`);
+    return found;
+  });
+  assert.deepEqual(problems, [], `accessibility of ${name}`);
+}
+
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
@@ -36,11 +58,13 @@ try {
   // Sign in.
   await page.goto(`${base}/`);
   assert.match(page.url(), /\/login/);
+  await checkAccessible(page, "the sign-in page");
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`${base}/`);
   await page.getByRole("heading", { name: "Wire" }).waitFor();
+  await checkAccessible(page, "the wire");
   await page.screenshot({ path: `${shots}/wire.png`, fullPage: true });
 
   // An item published through the API arrives on the live wire, unread, without a reload.
@@ -76,6 +100,7 @@ try {
   assert.equal(await page.locator("article script").count(), 0);
   assert.equal(await page.evaluate(() => window.__xss), undefined, "no item script ran");
   assert.equal(await page.locator(".versions li").count(), 2, "both versions are listed");
+  await checkAccessible(page, "the item page");
   await page.screenshot({ path: `${shots}/item.png`, fullPage: true });
   // The wire row opens the item with Enter.
   await page.goto(`${base}/`);
@@ -97,10 +122,12 @@ try {
   await page.getByLabel("Name of the search").fill("Evil things");
   await page.getByRole("button", { name: "Save this search" }).click();
   await page.getByRole("link", { name: "Evil things" }).waitFor();
+  await checkAccessible(page, "the search page");
   await page.screenshot({ path: `${shots}/search.png`, fullPage: true });
 
   // Subscriptions: create one from the form, see its feed URL once, then its delivery log.
   await page.goto(`${base}/subscriptions`);
+  await checkAccessible(page, "the subscriptions page");
   await page.getByLabel("Name").fill("Terminals");
   await page.getByLabel("Search query").fill("терминал");
   await page.getByRole("button", { name: "Create subscription" }).click();
@@ -116,6 +143,7 @@ try {
     await page.reload();
   }
   assert.equal(await page.locator(".deliveries tbody tr").count(), 1, "the new item was delivered to the feed");
+  await checkAccessible(page, "a subscription");
   await page.screenshot({ path: `${shots}/subscription.png`, fullPage: true });
   await page.getByLabel("Name").fill("Terminals and stations");
   await page.getByRole("button", { name: "Save changes" }).click();
@@ -126,6 +154,7 @@ try {
 
   // Publishing from the form with the rich-text editor, then correcting and killing from the item page.
   await page.goto(`${base}/publish`);
+  await checkAccessible(page, "the publishing form");
   await page.getByLabel("Headline").fill("Жаңа вокзал ашылды");
   await page.getByLabel("Subjects").fill("transport, economy");
   await page.locator(".editor").click();
@@ -196,6 +225,7 @@ try {
   await admin.locator("#delay").fill("30");
   await admin.getByRole("button", { name: "Add agreement" }).click();
   await admin.locator("tr", { hasText: "Kabar" }).getByText("view").waitFor();
+  await checkAccessible(admin, "the administration page");
   await admin.screenshot({ path: `${shots}/admin.png`, fullPage: true });
   console.log("browser: ok");
 } finally {
