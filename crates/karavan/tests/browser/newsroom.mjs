@@ -225,6 +225,7 @@ try {
   await admin.locator("#delay").fill("30");
   await admin.getByRole("button", { name: "Add agreement" }).click();
   await admin.locator("tr", { hasText: "Kabar" }).getByText("view").waitFor();
+  assert.equal(await admin.getByText("None", { exact: true }).count(), 0, "no Rust None leaks into a page");
   await checkAccessible(admin, "the administration page");
   await admin.screenshot({ path: `${shots}/admin.png`, fullPage: true });
   console.log("browser: ok");
