@@ -93,6 +93,14 @@ impl Pages {
         for (name, source) in TEMPLATES {
             environment.add_template(name, source).map_err(|e| format!("template {name}: {e}"))?;
         }
+        // A missing value (None) prints nothing rather than "none"; everything else is escaped.
+        environment.set_formatter(|out, state, value| {
+            if value.is_none() || value.is_undefined() {
+                Ok(())
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         let messages = Arc::clone(&localizer);
         environment.add_function(
             "t",
@@ -265,6 +273,9 @@ mod tests {
             .render("home.html", "zh", minijinja::context! { user => user, csrf => "c", items => Vec::<u8>::new() })
             .unwrap();
         assert!(home.contains("当前用户：Aigerim &amp; Co"), "{home}");
+        let none =
+            pages.render("login.html", "en", minijinja::context! { csrf => "c", next => "/", email => () }).unwrap();
+        assert!(!none.to_lowercase().contains("value=\"none\""), "None prints as nothing");
         assert!(asset("newsroom.css").is_some() && asset("newsroom.js").is_some() && asset("../Cargo.toml").is_none());
     }
 
