@@ -190,6 +190,17 @@ try {
 
   assert.equal(await page.locator("#wire tbody tr", { hasText: "Evil" }).locator("td.urgency").textContent(), "", "no urgency shows empty");
 
+  // Every UI language renders the wire with its own labels (screenshots for a person to review).
+  for (const [code, wire] of [["zh", "电讯"], ["ru", "Лента"], ["ky", "Тасма"], ["tg", "Навор"], ["tk", "Lenta"], ["uz", "Lenta"], ["en", "Wire"]]) {
+    await page.goto(`${base}/?ui=${code}`);
+    await page.getByRole("heading", { name: wire }).waitFor();
+    assert.equal(await page.locator("html").getAttribute("lang"), code);
+    await page.screenshot({ path: `${shots}/wire-${code}.png` });
+    // Every wire row lays out as a table row (a page style once leaked onto rows of one class).
+    const displays = await page.evaluate(() => Array.from(document.querySelectorAll("#wire tbody tr")).map((tr) => getComputedStyle(tr).display));
+    assert.ok(displays.every((d) => d === "table-row"), `wire rows display as ${displays}`);
+  }
+
   // A phone-sized screen still shows the wire.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: `${shots}/wire-phone.png`, fullPage: true });
