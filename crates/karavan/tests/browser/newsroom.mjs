@@ -207,6 +207,19 @@ try {
 
   assert.deepEqual(errors, [], "no script errors on the pages");
 
+  // Keyboard only: Tab reaches the sign-in fields in order, Enter signs in.
+  const keyboard = await (await browser.newContext({ locale: "en-US" })).newPage();
+  await keyboard.goto(`${base}/login`);
+  const focused = () => keyboard.evaluate(() => document.activeElement && document.activeElement.id);
+  for (let presses = 0; presses < 10 && (await focused()) !== "email"; presses++) await keyboard.keyboard.press("Tab");
+  assert.equal(await focused(), "email", "Tab reaches the email field");
+  await keyboard.keyboard.type(email);
+  await keyboard.keyboard.press("Tab");
+  assert.equal(await focused(), "password", "the password field comes next");
+  await keyboard.keyboard.type(password);
+  await keyboard.keyboard.press("Enter");
+  await keyboard.waitForURL(`${base}/`);
+
   // An admin manages the agency: adds a user, creates and revokes a key, shares with another member.
   const admin = await (await browser.newContext({ locale: "en-US" })).newPage();
   await admin.goto(`${base}/login`);
