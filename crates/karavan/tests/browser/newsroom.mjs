@@ -187,6 +187,12 @@ try {
   assert.equal(await page.locator("html").getAttribute("lang"), "kk");
   assert.ok(await page.getByText("Тіл").first().isVisible());
   await page.screenshot({ path: `${shots}/wire-kk.png`, fullPage: true });
+  for (const [name, path] of [["search", `/search?q=${encodeURIComponent("терминал")}`], ["subscriptions", "/subscriptions"], ["publish", "/publish"], ["item", `/items/${dirty.id}`]]) {
+    await page.goto(`${base}${path}`);
+    assert.equal(await page.locator("html").getAttribute("lang"), "kk");
+    await page.screenshot({ path: `${shots}/${name}-kk.png`, fullPage: true });
+  }
+  await page.goto(`${base}/`);
 
   assert.equal(await page.locator("#wire tbody tr", { hasText: "Evil" }).locator("td.urgency").textContent(), "", "no urgency shows empty");
 
