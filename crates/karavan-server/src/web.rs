@@ -167,12 +167,31 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
     };
     let cookies = remember_language(&state, asked, Some(&session)).await;
     let locale = locale_of(&state, &headers, asked, Some(&session));
+    // Filters: a language and an urgency range, for the list and for its live stream.
+    let value =
+        |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let (lang, urgency) = (value("lang"), value("urgency"));
+    let mut list = karavan_store::ListQuery::newest(50);
+    let mut filter_pairs: Vec<(String, String)> = Vec::new();
+    if karavan_domain::LanguageTag::parse(&lang).is_ok() {
+        list.languages = vec![lang.clone()];
+        filter_pairs.push(("lang".into(), lang.clone()));
+    }
+    if let Ok(range) = crate::items::parse_urgency(&urgency) {
+        list.urgency = Some(range);
+        filter_pairs.push(("urgency".into(), urgency.clone()));
+    }
+    let filter_query = if filter_pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&filter_pairs).finish())
+    };
     let viewer = session.user.member.clone();
     let listed = state
         .blocking(move |store| {
             let names: std::collections::HashMap<String, String> =
                 store.members()?.into_iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect();
-            Ok((store.list(&viewer, &karavan_store::ListQuery::newest(50), now())?, names))
+            Ok((store.list(&viewer, &list, now())?, names))
         })
         .await;
     let (listed, names) = match listed {
@@ -209,7 +228,10 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
         })
         .collect();
     let user = context! { name => session.user.display_name, role => session.user.role.as_str() };
-    match state.pages().render("home.html", locale, context! { user => user, csrf => session.csrf, items => items }) {
+    let context = context! {
+        user => user, csrf => session.csrf, items => items, lang => lang, urgency => urgency, filter_query => filter_query,
+    };
+    match state.pages().render("home.html", locale, context) {
         Ok(html) => page(StatusCode::OK, html, cookies),
         Err(error) => failure(error),
     }
@@ -453,6 +475,7 @@ pub async fn item_page(
                 description => crate::search::texts(document, "descriptions").into_iter().next(),
                 body => karavan_web::safe(body),
                 right => right.as_str(),
+                usage => document.get("usageTerms").and_then(serde_json::Value::as_str),
                 subjects => subjects,
             };
             // Each version with its word differences from the one before (headline and text).
@@ -913,6 +936,7 @@ pub async fn publish_form(State(state): State<AppState>, headers: HeaderMap, que
                 language => document.get("language").and_then(serde_json::Value::as_str).unwrap_or("kk"),
                 urgency => document.get("urgency").and_then(serde_json::Value::as_u64).unwrap_or(4),
                 subjects => subjects.join(", "),
+                usage => document.get("usageTerms").and_then(serde_json::Value::as_str).unwrap_or_default(),
                 body => body,
             };
             publish_page(&state, &session, locale, StatusCode::OK, form, None)
@@ -950,7 +974,7 @@ pub async fn publish_submit(
     let values = context! {
         uri => field("uri"), headline => field("headline"), language => field("language"),
         urgency => field("urgency").parse::<u64>().unwrap_or(4), subjects => field("subjects"),
-        embargo => field("embargo"), body => field("body"),
+        embargo => field("embargo"), body => field("body"), usage => field("usage"),
     };
     if session.user.role < karavan_domain::Role::Editor {
         let message = state.pages().localizer().message(locale, "publish-forbidden", &[]);
@@ -983,6 +1007,9 @@ pub async fn publish_submit(
         .collect();
     if !subjects.is_empty() {
         document["subjects"] = serde_json::Value::Array(subjects);
+    }
+    if !field("usage").is_empty() {
+        document["usageTerms"] = serde_json::Value::String(field("usage"));
     }
     if !field("embargo").is_empty() {
         // `datetime-local` gives "YYYY-MM-DDTHH:MM"; the form says UTC.

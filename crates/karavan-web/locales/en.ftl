@@ -107,3 +107,6 @@ state-disabled = disabled
 subs-save = Save changes
 subs-delete = Delete subscription
 search-sort = Sort
+wire-filter = Show
+publish-rights = Usage terms
+publish-rights-help = Who may use it, and how (for example: for exchange members only)

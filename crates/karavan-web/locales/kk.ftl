@@ -107,3 +107,6 @@ state-disabled = өшірілген
 subs-save = Өзгерістерді сақтау
 subs-delete = Жазылымды жою
 search-sort = Сұрыптау
+wire-filter = Көрсету
+publish-rights = Пайдалану шарттары
+publish-rights-help = Кім және қалай пайдалана алады (мысалы: тек алмасу мүшелері үшін)

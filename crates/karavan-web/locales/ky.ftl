@@ -107,3 +107,6 @@ state-disabled = өчүрүлгөн
 subs-save = Өзгөрүүлөрдү сактоо
 subs-delete = Жазылууну өчүрүү
 search-sort = Иреттөө
+wire-filter = Көрсөтүү
+publish-rights = Колдонуу шарттары
+publish-rights-help = Ким жана кантип колдоно алат (мисалы: алмашуунун мүчөлөрү үчүн гана)

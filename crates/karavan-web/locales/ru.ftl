@@ -107,3 +107,6 @@ state-disabled = отключён
 subs-save = Сохранить изменения
 subs-delete = Удалить подписку
 search-sort = Сортировка
+wire-filter = Показать
+publish-rights = Условия использования
+publish-rights-help = Кто и как может использовать материал (например: только для участников обмена)

@@ -107,3 +107,6 @@ state-disabled = хомӯш
 subs-save = Нигоҳ доштани тағйирот
 subs-delete = Нест кардани обуна
 search-sort = Тартиб
+wire-filter = Нишон додан
+publish-rights = Шартҳои истифода
+publish-rights-help = Кӣ ва чӣ тавр истифода бурда метавонад (масалан: танҳо барои аъзоёни мубодила)

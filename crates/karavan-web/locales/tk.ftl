@@ -107,3 +107,6 @@ state-disabled = öçürilen
 subs-save = Üýtgeşmeleri sakla
 subs-delete = Abunalygy poz
 search-sort = Tertiple
+wire-filter = Görkez
+publish-rights = Ulanyş şertleri
+publish-rights-help = Kim we nähili ulanyp biler (mysal üçin: diňe alyş-çalyş agzalary üçin)

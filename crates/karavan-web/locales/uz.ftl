@@ -107,3 +107,6 @@ state-disabled = oʻchirilgan
 subs-save = Oʻzgarishlarni saqlash
 subs-delete = Obunani oʻchirish
 search-sort = Saralash
+wire-filter = Koʻrsatish
+publish-rights = Foydalanish shartlari
+publish-rights-help = Kim va qanday foydalanishi mumkin (masalan: faqat almashinuv aʼzolari uchun)

@@ -107,3 +107,6 @@ state-disabled = 已停用
 subs-save = 保存修改
 subs-delete = 删除订阅
 search-sort = 排序
+wire-filter = 显示
+publish-rights = 使用条款
+publish-rights-help = 谁可以使用以及如何使用（例如：仅限交换成员）

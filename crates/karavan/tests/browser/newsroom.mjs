@@ -157,6 +157,7 @@ try {
   await checkAccessible(page, "the publishing form");
   await page.getByLabel("Headline").fill("Жаңа вокзал ашылды");
   await page.getByLabel("Subjects").fill("transport, economy");
+  await page.getByLabel("Usage terms").fill("For exchange members only");
   await page.locator(".editor").click();
   await page.keyboard.type("Бірінші абзац. ");
   await page.getByRole("button", { name: "Bold" }).click();
@@ -165,6 +166,7 @@ try {
   await page.waitForURL(/\/items\/itm_/);
   await page.getByRole("heading", { name: "Жаңа вокзал ашылды" }).waitFor();
   assert.ok(await page.locator(".body b, .body strong").first().isVisible(), "the bold text survives, cleanly");
+  assert.ok(await page.getByText("For exchange members only").isVisible(), "the usage terms are shown");
   const published = page.url();
   await page.getByRole("link", { name: "Correct this item" }).click();
   await page.getByLabel("Headline").fill("Жаңа вокзал ашылды (түзетілді)");
@@ -179,6 +181,15 @@ try {
   await page.getByRole("button", { name: "Kill this item" }).click();
   await page.getByText("This item was killed by its publisher").waitFor();
   assert.ok(await page.getByText("Wrong station").isVisible());
+
+  // Filtering the wire by language keeps only those items (and so does its live stream).
+  await page.goto(`${base}/`);
+  await page.getByLabel("Language", { exact: true }).last().selectOption("en");
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.waitForURL(/lang=en/);
+  const languages = await page.locator("#wire tbody tr td:nth-child(4)").allTextContents();
+  assert.ok(languages.length > 0 && languages.every((l) => l === "en"), `only English items: ${languages}`);
+  assert.match(await page.locator("#wire").getAttribute("data-stream"), /lang=en/);
 
   // Switch the UI to Kazakh: Kazakh labels, remembered on the next page.
   await page.goto(`${base}/?ui=kk`);
