@@ -563,7 +563,8 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
     let cookies = remember_language(&state, asked, Some(&session)).await;
     let locale = locale_of(&state, &headers, asked, Some(&session));
-    let (q, lang, sort) = (value("q"), value("lang"), value("sort"));
+    let (q, lang, sort, member_filter, subject) =
+        (value("q"), value("lang"), value("sort"), value("member"), value("subject"));
     let searched = pairs.iter().any(|(k, _)| k == "q");
     let mut error: Option<String> = None;
     let mut hits: Vec<karavan_web::Value> = Vec::new();
@@ -576,6 +577,12 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
         }
         if sort == "date" {
             search_pairs.push(("sort".to_string(), "date".to_string()));
+        }
+        if !member_filter.is_empty() {
+            search_pairs.push(("member".to_string(), member_filter.clone()));
+        }
+        if !subject.is_empty() {
+            search_pairs.push(("subject".to_string(), subject.clone()));
         }
         let mut params = crate::params::Params::from_pairs(search_pairs);
         let outcome = match crate::search::parse_search_query(&mut params) {
@@ -632,6 +639,10 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
             Err(api_error) => error = Some(api_error.message),
         }
     }
+    let all_members: Vec<karavan_web::Value> = match state.blocking(|store| store.members()).await {
+        Ok(members) => members.iter().map(|m| context! { id => m.id.as_str(), name => m.name.as_str() }).collect(),
+        Err(_) => Vec::new(),
+    };
     let member = session.user.member.clone();
     let saved: Vec<karavan_web::Value> = match state.blocking(move |store| store.saved_searches(&member)).await {
         Ok(saved) => saved
@@ -645,7 +656,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
         Err(_) => Vec::new(),
     };
     let context = context! {
-        saved => saved,
+        saved => saved, members => all_members, member => member_filter, subject => subject,
         user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => lang, sort => sort,
         searched => searched, error => error, hits => hits, total => karavan_web::format::number(locale, total), facets => facets,
     };
@@ -1089,7 +1100,7 @@ pub async fn search_save(
         return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Stale form.</p>".into(), vec![]);
     }
     let mut query = serde_json::Map::new();
-    for name in ["q", "lang", "sort"] {
+    for name in ["q", "lang", "sort", "member", "subject"] {
         if !field(name).is_empty() {
             query.insert(name.to_string(), serde_json::Value::String(field(name)));
         }

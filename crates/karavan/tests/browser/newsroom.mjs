@@ -114,6 +114,16 @@ try {
   await hit.waitFor();
   assert.ok((await hit.locator(".snippet b").count()) >= 1, "the match is marked in the snippet");
   assert.ok(await page.locator(".facets").getByText("Kazinform").isVisible());
+  // The member filter keeps the same hit (every item here is Kazinform's).
+  await page.locator("#member").selectOption({ label: "Kazinform" });
+  await page.getByRole("button", { name: "Search", exact: true }).click();
+  await page.waitForURL(/member=mbr_/);
+  await page.locator(".hit", { hasText: "Қорғаста жаңа терминал ашылды" }).waitFor();
+  await page.locator("#member").selectOption({ label: "Kabar" });
+  await page.getByRole("button", { name: "Search", exact: true }).click();
+  await page.waitForURL(/member=mbr_/);
+  assert.equal(await page.locator(".hit").count(), 0, "nothing from another member");
+  await page.locator("#member").selectOption({ label: "—" });
   await page.getByLabel("Search the wire").fill("Evil");
   await page.getByRole("button", { name: "Search", exact: true }).click();
   await page.locator(".hit", { hasText: "Evil" }).waitFor();
