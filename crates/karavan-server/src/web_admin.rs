@@ -72,6 +72,7 @@ async fn admin_page(
         |id: &MemberId| members.iter().find(|m| &m.id == id).map(|m| m.name.as_str().to_string()).unwrap_or_default();
     let context = context! {
         user => signed_in(session), csrf => session.csrf.clone(), error => error, new_key => new_key,
+        operator => session.user.operator,
         users => users.iter().map(|u| context! {
             email => u.email.clone(), name => u.display_name.clone(), role => u.role.as_str(),
             state => if u.disabled_at.is_some() { "disabled" } else { "active" },
@@ -140,7 +141,14 @@ pub async fn add_user(
                     state
                         .blocking(move |store| {
                             store
-                                .add_user(NewUser { member, email, display_name: name, role, password_hash })
+                                .add_user(NewUser {
+                                    member,
+                                    email,
+                                    display_name: name,
+                                    role,
+                                    password_hash,
+                                    operator: false,
+                                })
                                 .map(|_| ())
                         })
                         .await
@@ -269,5 +277,49 @@ pub async fn revoke_agreement(
     match state.blocking(move |store| store.revoke_agreement(&member, &agreement)).await {
         Ok(_) => redirect("/admin", vec![]),
         Err(error) => failure(error.message),
+    }
+}
+
+/// `POST /admin/members` (form: csrf, name, country, languages, contact): an exchange operator adds a
+/// member agency.
+pub async fn add_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = read_form(body);
+    let session = match admin_session(&state, &headers, Some(&form)).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    if !session.user.operator {
+        return forbidden_page();
+    }
+    let checked = (|| {
+        let name = karavan_domain::MemberName::parse(&field(&form, "name")).map_err(ApiError::from)?;
+        let country =
+            karavan_domain::CountryCode::parse(&field(&form, "country").to_uppercase()).map_err(ApiError::from)?;
+        let languages = field(&form, "languages")
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(karavan_domain::LanguageTag::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::from)?;
+        if languages.is_empty() {
+            return Err(ApiError::invalid("languages: at least one language tag"));
+        }
+        let contact = Some(field(&form, "contact")).filter(|c| !c.is_empty());
+        Ok(karavan_store::NewMember { name, country, languages, contact })
+    })();
+    let outcome = match checked {
+        Ok(member) => state.blocking(move |store| store.add_member(member).map(|_| ())).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => redirect("/admin", vec![]),
+        Err(error) => {
+            admin_page(&state, &headers, &session, error_page_status(&error), Some(error.message), None).await
+        }
     }
 }

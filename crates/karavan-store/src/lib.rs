@@ -255,6 +255,8 @@ pub struct NewUser {
     pub role: Role,
     /// A PHC string (argon2id); the password itself is never stored.
     pub password_hash: String,
+    /// An operator of the exchange, who may also add member agencies.
+    pub operator: bool,
 }
 
 /// A stored user. Stored: changing it needs a migration.
@@ -270,6 +272,8 @@ pub struct User {
     pub locale: Option<String>,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
+    /// An operator of the exchange, who may also add member agencies.
+    pub operator: bool,
 }
 
 /// A signed-in session: its user and its CSRF token.

@@ -581,6 +581,7 @@ fn users_and_sessions(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
         display_name: "Aigerim".to_string(),
         role: Role::Editor,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string(),
+        operator: false,
     };
     let user = store.add_user(new(&a, " Aigerim@Example.KZ ")).unwrap();
     assert_eq!(user.email, "aigerim@example.kz", "emails are kept trimmed and lowercased");

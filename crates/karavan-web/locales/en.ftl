@@ -110,3 +110,6 @@ search-sort = Sort
 wire-filter = Show
 publish-rights = Usage terms
 publish-rights-help = Who may use it, and how (for example: for exchange members only)
+admin-add-member = Add member agency
+admin-contact = Public contact
+admin-languages-help = Comma-separated language tags, e.g. kk, ru

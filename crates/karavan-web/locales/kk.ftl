@@ -110,3 +110,6 @@ search-sort = Сұрыптау
 wire-filter = Көрсету
 publish-rights = Пайдалану шарттары
 publish-rights-help = Кім және қалай пайдалана алады (мысалы: тек алмасу мүшелері үшін)
+admin-add-member = Агенттік қосу
+admin-contact = Ашық байланыс
+admin-languages-help = Тіл кодтары үтір арқылы, мысалы: kk, ru

@@ -110,3 +110,6 @@ search-sort = Иреттөө
 wire-filter = Көрсөтүү
 publish-rights = Колдонуу шарттары
 publish-rights-help = Ким жана кантип колдоно алат (мисалы: алмашуунун мүчөлөрү үчүн гана)
+admin-add-member = Агенттик кошуу
+admin-contact = Ачык байланыш
+admin-languages-help = Тил коддору үтүр менен, мисалы: ky, ru

@@ -110,3 +110,6 @@ search-sort = Сортировка
 wire-filter = Показать
 publish-rights = Условия использования
 publish-rights-help = Кто и как может использовать материал (например: только для участников обмена)
+admin-add-member = Добавить агентство
+admin-contact = Публичный контакт
+admin-languages-help = Коды языков через запятую, например: kk, ru

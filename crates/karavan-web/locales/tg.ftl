@@ -110,3 +110,6 @@ search-sort = Тартиб
 wire-filter = Нишон додан
 publish-rights = Шартҳои истифода
 publish-rights-help = Кӣ ва чӣ тавр истифода бурда метавонад (масалан: танҳо барои аъзоёни мубодила)
+admin-add-member = Илова кардани агентӣ
+admin-contact = Тамоси оммавӣ
+admin-languages-help = Рамзҳои забон бо вергул, масалан: tg, ru

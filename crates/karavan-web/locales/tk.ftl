@@ -110,3 +110,6 @@ search-sort = Tertiple
 wire-filter = Görkez
 publish-rights = Ulanyş şertleri
 publish-rights-help = Kim we nähili ulanyp biler (mysal üçin: diňe alyş-çalyş agzalary üçin)
+admin-add-member = Agentlik goş
+admin-contact = Açyk habarlaşma
+admin-languages-help = Dil kodlary otur bilen, mysal üçin: tk, ru

@@ -110,3 +110,6 @@ search-sort = Saralash
 wire-filter = Koʻrsatish
 publish-rights = Foydalanish shartlari
 publish-rights-help = Kim va qanday foydalanishi mumkin (masalan: faqat almashinuv aʼzolari uchun)
+admin-add-member = Agentlik qoʻshish
+admin-contact = Ochiq aloqa
+admin-languages-help = Til kodlari vergul bilan, masalan: uz, ru

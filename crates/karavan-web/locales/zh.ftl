@@ -110,3 +110,6 @@ search-sort = 排序
 wire-filter = 显示
 publish-rights = 使用条款
 publish-rights-help = 谁可以使用以及如何使用（例如：仅限交换成员）
+admin-add-member = 添加成员通讯社
+admin-contact = 公开联系方式
+admin-languages-help = 以逗号分隔的语言代码，例如：zh, en

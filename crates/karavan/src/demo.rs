@@ -68,6 +68,8 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
                 display_name,
                 role,
                 password_hash,
+                // The first agency's admin also operates the exchange (adds member agencies).
+                operator: role == Role::Admin && demo_users.first().is_some_and(|(first, _)| first == short),
             })?;
             writeln!(keys_file, "#user\t{short}\t{role}\t{email}\t{password}")?;
         }

@@ -68,6 +68,9 @@ enum UserCommand {
         name: String,
         #[arg(long, default_value = "editor")]
         role: String,
+        /// An operator of the exchange: may also add member agencies in the web newsroom.
+        #[arg(long)]
+        operator: bool,
     },
     /// Lists a member's users, one a line: id, role, state, email, name.
     List {
@@ -369,7 +372,7 @@ fn password_from_stdin() -> anyhow::Result<String> {
 fn user_command(data_dir: &std::path::Path, command: UserCommand) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     match command {
-        UserCommand::Add { member, email, name, role } => {
+        UserCommand::Add { member, email, name, role, operator } => {
             let member = existing_member(&store, &member)?;
             let email = email.trim().to_lowercase();
             if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
@@ -381,7 +384,7 @@ fn user_command(data_dir: &std::path::Path, command: UserCommand) -> anyhow::Res
             }
             let role = Role::parse(&role)?;
             let password_hash = karavan_server::password::hash(&password_from_stdin()?).map_err(anyhow::Error::msg)?;
-            let user = store.add_user(NewUser { member, email, display_name: name, role, password_hash })?;
+            let user = store.add_user(NewUser { member, email, display_name: name, role, password_hash, operator })?;
             tracing::info!(user = %user.id, member = %user.member, role = %user.role, "added a user");
             println!("{}", user.id);
         }

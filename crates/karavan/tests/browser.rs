@@ -28,8 +28,11 @@ fn the_newsroom_works_in_chromium() {
     let password = "browser test password";
     cli(dir.path(), &["member", "add", "--name", "Kabar", "--country", "KG", "--languages", "ky,ru"]);
     for (email, role) in [("editor@kazinform.kz", "editor"), ("admin@kazinform.kz", "admin")] {
+        // The admin also operates the exchange (adds member agencies).
+        let operator: &[&str] = if role == "admin" { &["--operator"] } else { &[] };
         let mut add = Command::new(binary())
             .args(["user", "add", "--member", &member, "--email", email, "--name", "Aigerim", "--role", role])
+            .args(operator)
             .arg("--data-dir")
             .arg(dir.path())
             .env("RUST_LOG", "warn")

@@ -173,6 +173,10 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX sessions_user ON sessions(user_id);
     "#,
+    // 5: exchange operators (users who may also add member agencies).
+    r#"
+    ALTER TABLE users ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.

@@ -9,10 +9,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{SqliteStore, corrupt, new_ulid, now_micros};
 use crate::{NewUser, Result, Session, StoreError, User};
 
-const USER_COLUMNS: &str =
-    "u.id, u.member_id, u.email, u.display_name, u.role, u.password_hash, u.locale, u.created_at, u.disabled_at";
+const USER_COLUMNS: &str = "u.id, u.member_id, u.email, u.display_name, u.role, u.password_hash, u.locale, u.created_at, u.disabled_at, u.operator";
 
-type RawUser = (String, String, String, String, String, String, Option<String>, i64, Option<i64>);
+type RawUser = (String, String, String, String, String, String, Option<String>, i64, Option<i64>, bool);
 
 fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawUser> {
     Ok((
@@ -25,11 +24,12 @@ fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawUser> {
         row.get(6)?,
         row.get(7)?,
         row.get(8)?,
+        row.get(9)?,
     ))
 }
 
 fn build_user(raw: RawUser) -> Result<User> {
-    let (id, member, email, display_name, role, password_hash, locale, created_at, disabled_at) = raw;
+    let (id, member, email, display_name, role, password_hash, locale, created_at, disabled_at, operator) = raw;
     Ok(User {
         id: UserId::parse(&id).map_err(|e| corrupt("user id", e))?,
         member: MemberId::parse(&member).map_err(|e| corrupt("user member", e))?,
@@ -40,6 +40,7 @@ fn build_user(raw: RawUser) -> Result<User> {
         locale,
         created_at: Timestamp(created_at),
         disabled_at: disabled_at.map(Timestamp),
+        operator,
     })
 }
 
@@ -61,6 +62,7 @@ impl SqliteStore {
             locale: None,
             created_at: Timestamp(now_micros()),
             disabled_at: None,
+            operator: new.operator,
         };
         let stored = user.clone();
         self.writer.run(move |connection, _| {
@@ -73,8 +75,8 @@ impl SqliteStore {
                 return Err(StoreError::NotFound(format!("no member {}", stored.member)));
             }
             let inserted = connection.execute(
-                "INSERT INTO users (id, member_id, email, display_name, role, password_hash, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (email) DO NOTHING",
+                "INSERT INTO users (id, member_id, email, display_name, role, password_hash, created_at, operator)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (email) DO NOTHING",
                 params![
                     stored.id.as_str(),
                     stored.member.as_str(),
@@ -83,6 +85,7 @@ impl SqliteStore {
                     stored.role.as_str(),
                     stored.password_hash,
                     stored.created_at.micros(),
+                    stored.operator,
                 ],
             )?;
             if inserted == 0 {

@@ -276,6 +276,12 @@ try {
   await admin.locator("#delay").fill("30");
   await admin.getByRole("button", { name: "Add agreement" }).click();
   await admin.locator("tr", { hasText: "Kabar" }).getByText("view").waitFor();
+  // The admin also operates the exchange: it adds a member agency.
+  await admin.locator("#member-name").fill("Khovar");
+  await admin.locator("#member-country").fill("tj");
+  await admin.locator("#member-languages").fill("tg, ru");
+  await admin.getByRole("button", { name: "Add member agency" }).click();
+  await admin.getByRole("cell", { name: "Khovar" }).waitFor();
   assert.equal(await admin.getByText("None", { exact: true }).count(), 0, "no Rust None leaks into a page");
   await checkAccessible(admin, "the administration page");
   await admin.screenshot({ path: `${shots}/admin.png`, fullPage: true });
