@@ -232,6 +232,7 @@ pub fn router(state: AppState) -> Router {
         .route("/subscriptions", get(web::subscriptions_list).post(web::subscriptions_create))
         .route("/subscriptions/{id}", get(web::subscription_detail).post(web::subscription_update))
         .route("/subscriptions/{id}/delete", post(web::subscription_delete))
+        .route("/subscriptions/{id}/feed-token", post(web::subscription_rotate))
         .route("/items/{id}", get(web::item_page))
         .route("/items/{id}/ninjs", get(web::item_ninjs))
         .route("/items/{id}/kill", post(web::item_kill))

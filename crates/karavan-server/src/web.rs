@@ -816,7 +816,7 @@ pub async fn subscription_detail(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    subscription_detail_page(state, headers, id, StatusCode::OK, None).await
+    subscription_detail_page(state, headers, id, StatusCode::OK, None, None).await
 }
 
 async fn subscription_detail_page(
@@ -825,6 +825,7 @@ async fn subscription_detail_page(
     id: String,
     status: StatusCode,
     error: Option<String>,
+    feed_url: Option<String>,
 ) -> Response {
     let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
         Ok(session) => session,
@@ -873,7 +874,7 @@ async fn subscription_detail_page(
     let can_edit = session.user.role >= karavan_domain::Role::Editor;
     let context = context! {
         user => signed_in(&session), csrf => session.csrf.clone(), subscription => subscription_row(&subscription),
-        deliveries => rows, can_edit => can_edit, error => error,
+        deliveries => rows, can_edit => can_edit, error => error, feed_url => feed_url,
     };
     match state.pages().render("subscription.html", locale, context) {
         Ok(html) => page(status, html, vec![]),
@@ -1158,7 +1159,45 @@ pub async fn subscription_update(
     .await;
     match updated {
         Ok(()) => redirect(&format!("/subscriptions/{id}"), vec![]),
-        Err(error) => subscription_detail_page(state, headers, id, error.code.status(), Some(error.message)).await,
+        Err(error) => {
+            subscription_detail_page(state, headers, id, error.code.status(), Some(error.message), None).await
+        }
+    }
+}
+
+/// `POST /subscriptions/{id}/feed-token`: a new feed URL, shown once (the old one stops working).
+pub async fn subscription_rotate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let form: Vec<(String, String)> =
+        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
+    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+    if csrf != session.csrf || session.user.role < karavan_domain::Role::Editor {
+        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![]);
+    }
+    let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
+        return (StatusCode::NOT_FOUND, "no such subscription").into_response();
+    };
+    let token = match crate::subscriptions::random_token("kft_") {
+        Ok(token) => token,
+        Err(error) => return failure(error.message),
+    };
+    let hash = crate::subscriptions::token_hash(&token);
+    let member = session.user.member.clone();
+    match state.blocking(move |store| store.set_feed_token(&member, &subscription_id, hash)).await {
+        Ok(true) => {
+            let url = crate::subscriptions::feed_url(&state, &token);
+            subscription_detail_page(state, headers, id, StatusCode::OK, None, Some(url)).await
+        }
+        Ok(false) => (StatusCode::NOT_FOUND, "no such subscription").into_response(),
+        Err(error) => failure(error.message),
     }
 }
 

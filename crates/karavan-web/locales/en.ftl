@@ -113,3 +113,4 @@ publish-rights-help = Who may use it, and how (for example: for exchange members
 admin-add-member = Add member agency
 admin-contact = Public contact
 admin-languages-help = Comma-separated language tags, e.g. kk, ru
+subs-rotate = New feed URL (the old one stops working)

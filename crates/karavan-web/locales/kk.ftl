@@ -113,3 +113,4 @@ publish-rights-help = Кім және қалай пайдалана алады (
 admin-add-member = Агенттік қосу
 admin-contact = Ашық байланыс
 admin-languages-help = Тіл кодтары үтір арқылы, мысалы: kk, ru
+subs-rotate = Жаңа арна мекенжайы (ескісі жұмыс істемей қалады)

@@ -113,3 +113,4 @@ publish-rights-help = Ким жана кантип колдоно алат (ми
 admin-add-member = Агенттик кошуу
 admin-contact = Ачык байланыш
 admin-languages-help = Тил коддору үтүр менен, мисалы: ky, ru
+subs-rotate = Жаңы тасма дареги (эскиси иштебей калат)

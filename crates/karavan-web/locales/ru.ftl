@@ -113,3 +113,4 @@ publish-rights-help = Кто и как может использовать ма�
 admin-add-member = Добавить агентство
 admin-contact = Публичный контакт
 admin-languages-help = Коды языков через запятую, например: kk, ru
+subs-rotate = Новый адрес ленты (старый перестанет работать)

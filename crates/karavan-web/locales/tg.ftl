@@ -113,3 +113,4 @@ publish-rights-help = Кӣ ва чӣ тавр истифода бурда мет
 admin-add-member = Илова кардани агентӣ
 admin-contact = Тамоси оммавӣ
 admin-languages-help = Рамзҳои забон бо вергул, масалан: tg, ru
+subs-rotate = Суроғаи нави навор (суроғаи кӯҳна кор намекунад)

@@ -113,3 +113,4 @@ publish-rights-help = Kim we nähili ulanyp biler (mysal üçin: diňe alyş-ça
 admin-add-member = Agentlik goş
 admin-contact = Açyk habarlaşma
 admin-languages-help = Dil kodlary otur bilen, mysal üçin: tk, ru
+subs-rotate = Täze lenta salgysy (köne salgy işlemez)

@@ -113,3 +113,4 @@ publish-rights-help = Kim va qanday foydalanishi mumkin (masalan: faqat almashin
 admin-add-member = Agentlik qoʻshish
 admin-contact = Ochiq aloqa
 admin-languages-help = Til kodlari vergul bilan, masalan: uz, ru
+subs-rotate = Yangi lenta manzili (eskisi ishlamay qoladi)

@@ -113,3 +113,4 @@ publish-rights-help = 谁可以使用以及如何使用（例如：仅限交换�
 admin-add-member = 添加成员通讯社
 admin-contact = 公开联系方式
 admin-languages-help = 以逗号分隔的语言代码，例如：zh, en
+subs-rotate = 生成新的订阅源地址（旧地址将失效）

@@ -155,6 +155,11 @@ try {
   assert.equal(await page.locator(".deliveries tbody tr").count(), 1, "the new item was delivered to the feed");
   await checkAccessible(page, "a subscription");
   await page.screenshot({ path: `${shots}/subscription.png`, fullPage: true });
+  await page.getByRole("button", { name: "New feed URL" }).click();
+  const rotated = await page.getByLabel("Atom feed").inputValue();
+  assert.notEqual(rotated, feedUrl);
+  assert.equal((await fetch(feedUrl)).status, 404, "the old feed URL stops working");
+  assert.equal((await fetch(rotated)).status, 200);
   await page.getByLabel("Name").fill("Terminals and stations");
   await page.getByRole("button", { name: "Save changes" }).click();
   await page.getByRole("heading", { name: "Terminals and stations" }).waitFor();
