@@ -240,6 +240,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin", get(web_admin::admin))
         .route("/admin/users", post(web_admin::add_user))
         .route("/admin/members", post(web_admin::add_member))
+        .route("/admin/users/{id}/{action}", post(web_admin::set_user_enabled))
         .route("/admin/keys", post(web_admin::create_key))
         .route("/admin/keys/{id}/revoke", post(web_admin::revoke_key))
         .route("/admin/agreements", post(web_admin::add_agreement))

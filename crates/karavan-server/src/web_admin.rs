@@ -74,6 +74,7 @@ async fn admin_page(
         user => signed_in(session), csrf => session.csrf.clone(), error => error, new_key => new_key,
         operator => session.user.operator,
         users => users.iter().map(|u| context! {
+            id => u.id.as_str(), me => u.id == session.user.id,
             email => u.email.clone(), name => u.display_name.clone(), role => u.role.as_str(),
             state => if u.disabled_at.is_some() { "disabled" } else { "active" },
         }).collect::<Vec<_>>(),
@@ -321,5 +322,34 @@ pub async fn add_member(
         Err(error) => {
             admin_page(&state, &headers, &session, error_page_status(&error), Some(error.message), None).await
         }
+    }
+}
+
+/// `POST /admin/users/{id}/disable` and `/enable` (form: csrf): a disabled user's sessions end at once.
+pub async fn set_user_enabled(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = read_form(body);
+    let session = match admin_session(&state, &headers, Some(&form)).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let disable = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return forbidden_page(),
+    };
+    let Ok(user) = karavan_domain::UserId::parse(&id) else { return forbidden_page() };
+    if user == session.user.id {
+        return forbidden_page();
+    }
+    let member = session.user.member.clone();
+    match state.blocking(move |store| store.update_user(&member, &user, None, None, Some(disable))).await {
+        Ok(true) => redirect("/admin", vec![]),
+        Ok(false) => forbidden_page(),
+        Err(error) => failure(error.message),
     }
 }

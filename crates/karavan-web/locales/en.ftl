@@ -114,3 +114,5 @@ admin-add-member = Add member agency
 admin-contact = Public contact
 admin-languages-help = Comma-separated language tags, e.g. kk, ru
 subs-rotate = New feed URL (the old one stops working)
+admin-disable = Disable
+admin-enable = Enable

@@ -114,3 +114,5 @@ admin-add-member = Агенттік қосу
 admin-contact = Ашық байланыс
 admin-languages-help = Тіл кодтары үтір арқылы, мысалы: kk, ru
 subs-rotate = Жаңа арна мекенжайы (ескісі жұмыс істемей қалады)
+admin-disable = Өшіру
+admin-enable = Қосу

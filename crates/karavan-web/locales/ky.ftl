@@ -114,3 +114,5 @@ admin-add-member = Агенттик кошуу
 admin-contact = Ачык байланыш
 admin-languages-help = Тил коддору үтүр менен, мисалы: ky, ru
 subs-rotate = Жаңы тасма дареги (эскиси иштебей калат)
+admin-disable = Өчүрүү
+admin-enable = Күйгүзүү

@@ -114,3 +114,5 @@ admin-add-member = Добавить агентство
 admin-contact = Публичный контакт
 admin-languages-help = Коды языков через запятую, например: kk, ru
 subs-rotate = Новый адрес ленты (старый перестанет работать)
+admin-disable = Отключить
+admin-enable = Включить

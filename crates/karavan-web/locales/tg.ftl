@@ -114,3 +114,5 @@ admin-add-member = Илова кардани агентӣ
 admin-contact = Тамоси оммавӣ
 admin-languages-help = Рамзҳои забон бо вергул, масалан: tg, ru
 subs-rotate = Суроғаи нави навор (суроғаи кӯҳна кор намекунад)
+admin-disable = Хомӯш кардан
+admin-enable = Фаъол кардан

@@ -114,3 +114,5 @@ admin-add-member = Agentlik goş
 admin-contact = Açyk habarlaşma
 admin-languages-help = Dil kodlary otur bilen, mysal üçin: tk, ru
 subs-rotate = Täze lenta salgysy (köne salgy işlemez)
+admin-disable = Öçür
+admin-enable = Işjeňleşdir

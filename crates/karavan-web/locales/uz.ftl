@@ -114,3 +114,5 @@ admin-add-member = Agentlik qoʻshish
 admin-contact = Ochiq aloqa
 admin-languages-help = Til kodlari vergul bilan, masalan: uz, ru
 subs-rotate = Yangi lenta manzili (eskisi ishlamay qoladi)
+admin-disable = Oʻchirish
+admin-enable = Yoqish

@@ -114,3 +114,5 @@ admin-add-member = 添加成员通讯社
 admin-contact = 公开联系方式
 admin-languages-help = 以逗号分隔的语言代码，例如：zh, en
 subs-rotate = 生成新的订阅源地址（旧地址将失效）
+admin-disable = 停用
+admin-enable = 启用

@@ -266,6 +266,10 @@ try {
   await admin.locator("#user-password").fill("reporter password 1");
   await admin.getByRole("button", { name: "Add user" }).click();
   await admin.getByRole("cell", { name: "reporter@kazinform.kz" }).waitFor();
+  await admin.locator("tr", { hasText: "reporter@kazinform.kz" }).getByRole("button", { name: "Disable" }).click();
+  await admin.locator("tr", { hasText: "reporter@kazinform.kz" }).getByText("disabled").waitFor();
+  await admin.locator("tr", { hasText: "reporter@kazinform.kz" }).getByRole("button", { name: "Enable" }).click();
+  await admin.locator("tr", { hasText: "reporter@kazinform.kz" }).getByText("active").waitFor();
   await admin.locator("#key-label").fill("wire robot");
   await admin.getByRole("button", { name: "Create key" }).click();
   const newKey = await admin.locator(".created input").inputValue();
