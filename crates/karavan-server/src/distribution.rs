@@ -237,25 +237,29 @@ fn fanout_once(
         }
         docs.push(crate::search::index_doc(&event.version, cache.countries[owner].clone()));
     }
-    let matchers: Vec<&Matcher> =
-        cache.subscriptions.iter().filter_map(|s| cache.matchers.get(&s.id).and_then(|(_, m)| m.as_ref())).collect();
+    // Each subscription whose query compiled, with its matcher; percolation answers in this order.
+    let compiled: Vec<(&SubscriptionId, &Matcher)> = cache
+        .subscriptions
+        .iter()
+        .filter_map(|s| cache.matchers.get(&s.id).and_then(|(_, m)| m.as_ref()).map(|m| (&s.id, m)))
+        .collect();
+    let matchers: Vec<&Matcher> = compiled.iter().map(|(_, matcher)| *matcher).collect();
     let found = search.percolate(&docs, &matchers).map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
-    let mut matched: HashMap<&SubscriptionId, &[usize]> = HashMap::new();
-    let mut found = found.iter();
-    for subscription in &cache.subscriptions {
-        if let Some((_, Some(_))) = cache.matchers.get(&subscription.id)
-            && let Some(positions) = found.next()
-        {
-            matched.insert(&subscription.id, positions.as_slice());
-        }
-    }
+    let matched: HashMap<&SubscriptionId, &[usize]> =
+        compiled.iter().map(|(id, _)| *id).zip(found.iter().map(Vec::as_slice)).collect();
     // Corrections and kills also reach every subscription that received the item before.
     let followed: Vec<ItemId> = events
         .iter()
         .filter(|e| matches!(e.kind, EventKind::Correction | EventKind::Kill))
         .map(|e| e.version.item_id.clone())
         .collect();
-    let received: HashSet<(SubscriptionId, ItemId)> = store.delivered_items(&followed)?.into_iter().collect();
+    let mut received: HashMap<ItemId, HashSet<SubscriptionId>> = HashMap::new();
+    for (subscription, item) in store.delivered_items(&followed)? {
+        received.entry(item).or_default().insert(subscription);
+    }
+    let received_before = |subscription: &SubscriptionId, item: &ItemId| {
+        received.get(item).is_some_and(|subscriptions| subscriptions.contains(subscription))
+    };
     let agreements = store.live_agreements()?;
 
     let mut deliveries = Vec::new();
@@ -268,10 +272,8 @@ fn fanout_once(
             let hit = positions.binary_search(&index).is_ok();
             let wanted = match event.kind {
                 EventKind::Publish | EventKind::EmbargoRelease => hit,
-                EventKind::Correction => {
-                    hit || received.contains(&(subscription.id.clone(), event.version.item_id.clone()))
-                }
-                EventKind::Kill => received.contains(&(subscription.id.clone(), event.version.item_id.clone())),
+                EventKind::Correction => hit || received_before(&subscription.id, &event.version.item_id),
+                EventKind::Kill => received_before(&subscription.id, &event.version.item_id),
             };
             if !wanted {
                 continue;

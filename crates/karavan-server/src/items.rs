@@ -351,15 +351,7 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, query: Ra
         (None, Some(token)) => Page::NewestFirst(Some(parse_cursor("after", &token)?)),
         (None, None) => Page::NewestFirst(None),
     };
-    let limit = match params.one("limit")? {
-        None => 50,
-        Some(text) => match text.parse::<u32>() {
-            Ok(limit) if (1..=500).contains(&limit) => limit,
-            _ => {
-                return Err(ApiError::invalid(format!("limit: {text:?} is not a number from 1 to 500")));
-            }
-        },
-    };
+    let limit = params.limit(50, 500)?;
     let owner = match params.one("member")? {
         None => None,
         Some(text) => Some(karavan_domain::MemberId::parse(&text)?),

@@ -57,6 +57,17 @@ impl Params {
         }
     }
 
+    /// `limit`: a page size from 1 to `max`, `default` when absent.
+    pub fn limit(&mut self, default: u32, max: u32) -> Result<u32, ApiError> {
+        match self.one("limit")? {
+            None => Ok(default),
+            Some(text) => match text.parse::<u32>() {
+                Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
+                _ => Err(ApiError::invalid(format!("limit: {text:?} is not a number from 1 to {max}"))),
+            },
+        }
+    }
+
     pub fn flag(&mut self, name: &'static str) -> Result<bool, ApiError> {
         match self.one(name)?.as_deref() {
             None | Some("false") | Some("0") => Ok(false),

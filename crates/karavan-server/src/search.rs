@@ -195,13 +195,7 @@ pub(crate) fn parse_search_query(params: &mut Params) -> ApiResult<SearchRequest
 
 /// Reads `limit` and `cursor` into a request.
 fn parse_paging(params: &mut Params, request: &mut SearchRequest) -> ApiResult<()> {
-    request.limit = match params.one("limit")? {
-        None => 20,
-        Some(text) => match text.parse::<usize>() {
-            Ok(limit) if (1..=100).contains(&limit) => limit,
-            _ => return Err(ApiError::invalid(format!("limit: {text:?} is not a number from 1 to 100"))),
-        },
-    };
+    request.limit = params.limit(20, 100)? as usize;
     request.offset = match params.one("cursor")? {
         None => 0,
         Some(token) => match token.strip_prefix("o").and_then(|n| n.parse::<usize>().ok()) {
@@ -279,9 +273,10 @@ pub async fn search_json(state: &AppState, viewer: MemberId, request: SearchRequ
 const SAVED_PARAMETERS: [&str; 12] =
     ["q", "qlang", "member", "country", "lang", "subject", "genre", "type", "urgency", "from", "to", "sort"];
 
-fn saved_json(saved: &karavan_store::SavedSearch) -> Value {
+/// Stored (parameter, value) pairs as the JSON object clients send: a repeated parameter becomes an array.
+pub(crate) fn query_object(pairs: &[(String, String)]) -> Map<String, Value> {
     let mut query = Map::new();
-    for (key, value) in &saved.query {
+    for (key, value) in pairs {
         match query.get_mut(key) {
             Some(Value::Array(values)) => values.push(json!(value)),
             Some(single) => *single = json!([single.clone(), value]),
@@ -290,6 +285,11 @@ fn saved_json(saved: &karavan_store::SavedSearch) -> Value {
             }
         }
     }
+    query
+}
+
+fn saved_json(saved: &karavan_store::SavedSearch) -> Value {
+    let query = query_object(&saved.query);
     json!({ "id": saved.id.as_str(), "name": saved.name, "query": query, "createdAt": saved.created_at.to_rfc3339() })
 }
 

@@ -150,9 +150,5 @@ pub async fn stream_for(
 }
 
 async fn member_names(state: &AppState) -> ApiResult<std::collections::HashMap<String, String>> {
-    state
-        .blocking(|store| {
-            Ok(store.members()?.into_iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect())
-        })
-        .await
+    state.blocking(|store| Ok(wire::member_names(&store.members()?))).await
 }

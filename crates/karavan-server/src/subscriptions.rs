@@ -42,16 +42,7 @@ pub(crate) fn feed_url(state: &AppState, token: &str) -> String {
 
 fn subscription_json(state: &AppState, subscription: &Subscription) -> Value {
     let spec = &subscription.spec;
-    let mut query = Map::new();
-    for (key, value) in &spec.query {
-        match query.get_mut(key) {
-            Some(Value::Array(values)) => values.push(json!(value)),
-            Some(single) => *single = json!([single.clone(), value]),
-            None => {
-                query.insert(key.clone(), json!(value));
-            }
-        }
-    }
+    let query = crate::search::query_object(&spec.query);
     let id = subscription.id.as_str();
     let base = state.config().public_url.as_deref().unwrap_or("").trim_end_matches('/');
     json!({
@@ -266,7 +257,7 @@ pub async fn deliveries(
     query: RawQuery,
 ) -> ApiResult<Response> {
     let mut params = Params::parse(query)?;
-    let limit = limit_param(&mut params, 50, 500)?;
+    let limit = params.limit(50, 500)?;
     let before = match params.one("before")? {
         None => None,
         Some(text) => Some(
@@ -303,16 +294,6 @@ pub async fn deliveries(
         })
         .collect();
     Ok(Json(json!({ "deliveries": entries, "next": next })).into_response())
-}
-
-fn limit_param(params: &mut Params, default: u32, max: u32) -> ApiResult<u32> {
-    match params.one("limit")? {
-        None => Ok(default),
-        Some(text) => match text.parse::<u32>() {
-            Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
-            _ => Err(ApiError::invalid(format!("limit: {text:?} is not a number from 1 to {max}"))),
-        },
-    }
 }
 
 /// One change as JSON, with the item as the subscriber may see it now: a kill notice for kills, and
@@ -378,7 +359,7 @@ pub async fn changes(
             }
         },
     };
-    let limit = limit_param(&mut params, 100, 1000)?;
+    let limit = params.limit(100, 1000)?;
     params.finish()?;
     let subscription = find(&state, &caller.0.member, &id).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
@@ -421,6 +402,7 @@ pub async fn atom(State(state): State<AppState>, Path(token): Path<String>) -> A
                 return Ok(None);
             };
             let changes = store.recent_changes(&subscription.id, 200, now())?;
+            let names = wire::member_names(&store.members()?);
             let mut seen = std::collections::HashSet::new();
             let mut entries = Vec::new();
             for change in &changes {
@@ -428,17 +410,13 @@ pub async fn atom(State(state): State<AppState>, Path(token): Path<String>) -> A
                     continue;
                 }
                 let read = store.version_for(&subscription.member, &change.item_id, change.seq, now())?;
-                let owner_name = |owner: &MemberId| -> Result<String, karavan_store::StoreError> {
-                    Ok(store.member(owner)?.map(|m| m.name.as_str().to_string()).unwrap_or_default())
-                };
+                let name = |owner: &MemberId| names.get(owner.as_str()).cloned().unwrap_or_default();
                 match read {
                     VersionRead::Visible(version, _) => {
-                        let name = owner_name(&version.owner)?;
-                        entries.push(crate::atom::Entry::of(&version, change, &name, false));
+                        entries.push(crate::atom::Entry::of(&version, change, &name(&version.owner), false));
                     }
                     VersionRead::Killed(notice) => {
-                        let name = owner_name(&notice.owner)?;
-                        entries.push(crate::atom::Entry::of(&notice, change, &name, true));
+                        entries.push(crate::atom::Entry::of(&notice, change, &name(&notice.owner), true));
                     }
                     VersionRead::NotFound => {}
                 }

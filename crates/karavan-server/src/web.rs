@@ -128,6 +128,60 @@ pub(crate) fn failure(error: String) -> Response {
     page(StatusCode::INTERNAL_SERVER_ERROR, "<!doctype html><title>Error</title><p>Internal error.</p>".into(), vec![])
 }
 
+/// A refusal page (403) for a forged, stale or unauthorised form.
+pub(crate) fn forbidden(message: &str) -> Response {
+    page(StatusCode::FORBIDDEN, format!("<!doctype html><title>Forbidden</title><p>{message}</p>"), vec![])
+}
+
+/// A submitted form (`application/x-www-form-urlencoded`); an unreadable body is an empty form.
+pub(crate) struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub(crate) fn parse(bytes: &[u8]) -> Form {
+        Form(url::form_urlencoded::parse(bytes).into_owned().collect())
+    }
+
+    pub(crate) fn read(body: Result<Bytes, BytesRejection>) -> Form {
+        body.map(|bytes| Form::parse(&bytes)).unwrap_or(Form(Vec::new()))
+    }
+
+    /// A field as typed (passwords keep their spaces); empty when absent.
+    pub(crate) fn raw(&self, name: &str) -> String {
+        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()).unwrap_or_default()
+    }
+
+    /// A field, trimmed; empty when absent.
+    pub(crate) fn get(&self, name: &str) -> String {
+        self.raw(name).trim().to_string()
+    }
+
+    /// Every value of a repeated field (checkboxes).
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// Whether the form carries the session's CSRF token.
+    pub(crate) fn carries(&self, session: &Session) -> bool {
+        self.get("csrf") == session.csrf
+    }
+}
+
+/// The session behind a state-changing form: signed in (else a redirect to sign in and come back to
+/// `path`), the form carrying its CSRF token, and the user holding `role` (else 403).
+pub(crate) async fn form_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    form: &Form,
+    role: karavan_domain::Role,
+) -> Result<Session, Response> {
+    let session = require_session(state, headers, path).await?;
+    if !form.carries(&session) || session.user.role < role {
+        return Err(forbidden("Forbidden."));
+    }
+    Ok(session)
+}
+
 /// Query parameters of a page: `ui` (the language switch) and the others, as given.
 fn query_pairs(query: &RawQuery) -> Vec<(String, String)> {
     query.0.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
@@ -189,8 +243,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
     let viewer = session.user.member.clone();
     let listed = state
         .blocking(move |store| {
-            let names: std::collections::HashMap<String, String> =
-                store.members()?.into_iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect();
+            let names: std::collections::HashMap<String, String> = crate::wire::member_names(&store.members()?);
             Ok((store.list(&viewer, &list, now())?, names))
         })
         .await;
@@ -283,9 +336,9 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Resu
             vec![],
         );
     };
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
-    let (email, secret, csrf, next) = (field("email"), field("password"), field("csrf"), local_path(&field("next")));
+    let form = Form::parse(&body);
+    let (email, secret, csrf, next) =
+        (form.raw("email"), form.raw("password"), form.raw("csrf"), local_path(&form.raw("next")));
     let locale = locale_of(&state, &headers, None, None);
     let expected = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_string();
     if expected.is_empty() || csrf != expected {
@@ -340,16 +393,10 @@ pub async fn logout(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form: Vec<(String, String)> =
-        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
-    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+    let form = Form::read(body);
     if let Some(session) = session_of(&state, &headers).await {
-        if session.csrf != csrf {
-            return page(
-                StatusCode::FORBIDDEN,
-                "<!doctype html><title>Forbidden</title><p>Stale form.</p>".into(),
-                vec![],
-            );
+        if !form.carries(&session) {
+            return forbidden("Stale form.");
         }
         if let Some(token) = cookie(&headers, SESSION_COOKIE) {
             let hash = token_hash(token);
@@ -418,8 +465,7 @@ pub async fn item_page(
                 karavan_store::ItemRead::Visible(..) => store.versions(&viewer, &item_id, now())?.unwrap_or_default(),
                 _ => Vec::new(),
             };
-            let names: std::collections::HashMap<String, String> =
-                store.members()?.into_iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect();
+            let names: std::collections::HashMap<String, String> = crate::wire::member_names(&store.members()?);
             Ok((read, versions, names))
         })
         .await;
@@ -563,6 +609,9 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
     let cookies = remember_language(&state, asked, Some(&session)).await;
     let locale = locale_of(&state, &headers, asked, Some(&session));
+    // The members once: for the member filter, and to name the publishers of hits and facets.
+    let members = state.blocking(|store| store.members()).await.unwrap_or_default();
+    let names = crate::wire::member_names(&members);
     let (q, lang, sort, member_filter, subject) =
         (value("q"), value("lang"), value("sort"), value("member"), value("subject"));
     let searched = pairs.iter().any(|(k, _)| k == "q");
@@ -594,12 +643,6 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
         };
         match outcome {
             Ok(results) => {
-                let names = match state.blocking(|store| store.members()).await {
-                    Ok(members) => {
-                        members.into_iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect()
-                    }
-                    Err(_) => std::collections::HashMap::new(),
-                };
                 total = results["total"].as_u64().unwrap_or(0);
                 for hit in results["hits"].as_array().into_iter().flatten() {
                     let item = &hit["item"];
@@ -639,10 +682,8 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
             Err(api_error) => error = Some(api_error.message),
         }
     }
-    let all_members: Vec<karavan_web::Value> = match state.blocking(|store| store.members()).await {
-        Ok(members) => members.iter().map(|m| context! { id => m.id.as_str(), name => m.name.as_str() }).collect(),
-        Err(_) => Vec::new(),
-    };
+    let all_members: Vec<karavan_web::Value> =
+        members.iter().map(|m| context! { id => m.id.as_str(), name => m.name.as_str() }).collect();
     let member = session.user.member.clone();
     let saved: Vec<karavan_web::Value> = match state.blocking(move |store| store.saved_searches(&member)).await {
         Ok(saved) => saved
@@ -681,20 +722,17 @@ fn subscription_row(subscription: &karavan_store::Subscription) -> karavan_web::
 }
 
 /// The JSON body of a subscription from its form, for the API's own checks.
-fn subscription_body(form: &[(String, String)]) -> Vec<u8> {
-    let field =
-        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+fn subscription_body(form: &Form) -> Vec<u8> {
     let mut query = serde_json::Map::new();
     for name in ["q", "lang"] {
-        if !field(name).is_empty() {
-            query.insert(name.into(), serde_json::Value::String(field(name)));
+        if !form.get(name).is_empty() {
+            query.insert(name.into(), serde_json::Value::String(form.get(name)));
         }
     }
-    let events: Vec<serde_json::Value> =
-        form.iter().filter(|(k, _)| k == "events").map(|(_, v)| serde_json::Value::String(v.clone())).collect();
-    let mut spec = serde_json::json!({ "name": field("name"), "query": query, "events": events });
-    if !field("webhook").is_empty() {
-        spec["webhook"] = serde_json::json!({ "url": field("webhook") });
+    let events: Vec<&str> = form.all("events").collect();
+    let mut spec = serde_json::json!({ "name": form.get("name"), "query": query, "events": events });
+    if !form.get("webhook").is_empty() {
+        spec["webhook"] = serde_json::json!({ "url": form.get("webhook") });
     }
     spec.to_string().into_bytes()
 }
@@ -751,15 +789,11 @@ pub async fn subscriptions_create(
         Err(response) => return response,
     };
     let locale = locale_of(&state, &headers, None, Some(&session));
-    let form: Vec<(String, String)> =
-        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
-    let field =
-        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    if field("csrf") != session.csrf {
-        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Stale form.</p>".into(), vec![]);
+    let form = Form::read(body);
+    if !form.carries(&session) {
+        return forbidden("Stale form.");
     }
-    let values =
-        context! { name => field("name"), q => field("q"), lang => field("lang"), webhook => field("webhook") };
+    let values = context! { name => form.get("name"), q => form.get("q"), lang => form.get("lang"), webhook => form.get("webhook") };
     if session.user.role < karavan_domain::Role::Editor {
         let message = state.pages().localizer().message(locale, "subs-forbidden", &[]);
         return subscriptions_page(
@@ -976,25 +1010,22 @@ pub async fn publish_submit(
         Err(response) => return response,
     };
     let locale = locale_of(&state, &headers, None, Some(&session));
-    let form: Vec<(String, String)> =
-        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
-    let field =
-        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    if field("csrf") != session.csrf {
-        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Stale form.</p>".into(), vec![]);
+    let form = Form::read(body);
+    if !form.carries(&session) {
+        return forbidden("Stale form.");
     }
     let values = context! {
-        uri => field("uri"), headline => field("headline"), language => field("language"),
-        urgency => field("urgency").parse::<u64>().unwrap_or(4), subjects => field("subjects"),
-        embargo => field("embargo"), body => field("body"), usage => field("usage"),
+        uri => form.get("uri"), headline => form.get("headline"), language => form.get("language"),
+        urgency => form.get("urgency").parse::<u64>().unwrap_or(4), subjects => form.get("subjects"),
+        embargo => form.get("embargo"), body => form.get("body"), usage => form.get("usage"),
     };
     if session.user.role < karavan_domain::Role::Editor {
         let message = state.pages().localizer().message(locale, "publish-forbidden", &[]);
         return publish_page(&state, &session, locale, StatusCode::FORBIDDEN, values, Some(message));
     }
-    let correcting = !field("uri").is_empty();
+    let correcting = !form.get("uri").is_empty();
     let uri = if correcting {
-        field("uri")
+        form.get("uri")
     } else {
         match crate::subscriptions::random_token("urn:karavan:web:") {
             Ok(uri) => uri,
@@ -1004,14 +1035,15 @@ pub async fn publish_submit(
     let mut document = serde_json::json!({
         "uri": uri,
         "type": "text",
-        "language": field("language"),
-        "headlines": [{ "value": field("headline") }],
-        "bodies": [{ "role": "main", "contentType": "text/html", "value": karavan_web::sanitize(&field("body")) }],
+        "language": form.get("language"),
+        "headlines": [{ "value": form.get("headline") }],
+        "bodies": [{ "role": "main", "contentType": "text/html", "value": karavan_web::sanitize(&form.get("body")) }],
     });
-    if let Ok(urgency) = field("urgency").parse::<u64>() {
+    if let Ok(urgency) = form.get("urgency").parse::<u64>() {
         document["urgency"] = serde_json::json!(urgency);
     }
-    let subjects: Vec<serde_json::Value> = field("subjects")
+    let subjects: Vec<serde_json::Value> = form
+        .get("subjects")
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -1020,12 +1052,12 @@ pub async fn publish_submit(
     if !subjects.is_empty() {
         document["subjects"] = serde_json::Value::Array(subjects);
     }
-    if !field("usage").is_empty() {
-        document["usageTerms"] = serde_json::Value::String(field("usage"));
+    if !form.get("usage").is_empty() {
+        document["usageTerms"] = serde_json::Value::String(form.get("usage"));
     }
-    if !field("embargo").is_empty() {
+    if !form.get("embargo").is_empty() {
         // `datetime-local` gives "YYYY-MM-DDTHH:MM"; the form says UTC.
-        let text = field("embargo");
+        let text = form.get("embargo");
         let text = if text.len() == 16 { format!("{text}:00Z") } else { format!("{}Z", text.trim_end_matches('Z')) };
         document["embargoedUntil"] = serde_json::Value::String(text);
     }
@@ -1062,21 +1094,16 @@ pub async fn item_kill(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let session = match require_session(&state, &headers, &format!("/items/{id}")).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let form: Vec<(String, String)> =
-        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
-    let field =
-        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    if field("csrf") != session.csrf || session.user.role < karavan_domain::Role::Editor {
-        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![]);
-    }
+    let form = Form::read(body);
+    let session =
+        match form_session(&state, &headers, &format!("/items/{id}"), &form, karavan_domain::Role::Editor).await {
+            Ok(session) => session,
+            Err(response) => return response,
+        };
     let Ok(item_id) = karavan_domain::ItemId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such item").into_response();
     };
-    let reason = Some(field("reason")).filter(|r| !r.is_empty());
+    let reason = Some(form.get("reason")).filter(|r| !r.is_empty());
     match crate::items::kill(&state, &session.user.member, item_id, reason).await {
         Ok(_) => redirect(&format!("/items/{id}"), vec![]),
         Err(error) => (error.code.status(), error.message).into_response(),
@@ -1093,20 +1120,17 @@ pub async fn search_save(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let form: Vec<(String, String)> =
-        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
-    let field =
-        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    if field("csrf") != session.csrf {
-        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Stale form.</p>".into(), vec![]);
+    let form = Form::read(body);
+    if !form.carries(&session) {
+        return forbidden("Stale form.");
     }
     let mut query = serde_json::Map::new();
     for name in ["q", "lang", "sort", "member", "subject"] {
-        if !field(name).is_empty() {
-            query.insert(name.to_string(), serde_json::Value::String(field(name)));
+        if !form.get(name).is_empty() {
+            query.insert(name.to_string(), serde_json::Value::String(form.get(name)));
         }
     }
-    let name = field("name");
+    let name = form.get("name");
     let pairs = match crate::search::query_pairs(&query) {
         Ok(pairs) if !name.is_empty() && name.chars().count() <= 200 => pairs,
         Ok(_) => return (StatusCode::BAD_REQUEST, "name: a name of 1 to 200 characters").into_response(),
@@ -1128,16 +1152,19 @@ pub async fn subscription_update(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
+    let form = Form::read(body);
+    let session = match form_session(
+        &state,
+        &headers,
+        &format!("/subscriptions/{id}"),
+        &form,
+        karavan_domain::Role::Editor,
+    )
+    .await
+    {
         Ok(session) => session,
         Err(response) => return response,
     };
-    let form: Vec<(String, String)> =
-        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
-    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
-    if csrf != session.csrf || session.user.role < karavan_domain::Role::Editor {
-        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![]);
-    }
     let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };
@@ -1172,16 +1199,19 @@ pub async fn subscription_rotate(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
+    let form = Form::read(body);
+    let session = match form_session(
+        &state,
+        &headers,
+        &format!("/subscriptions/{id}"),
+        &form,
+        karavan_domain::Role::Editor,
+    )
+    .await
+    {
         Ok(session) => session,
         Err(response) => return response,
     };
-    let form: Vec<(String, String)> =
-        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
-    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
-    if csrf != session.csrf || session.user.role < karavan_domain::Role::Editor {
-        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![]);
-    }
     let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };
@@ -1208,16 +1238,19 @@ pub async fn subscription_delete(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
+    let form = Form::read(body);
+    let session = match form_session(
+        &state,
+        &headers,
+        &format!("/subscriptions/{id}"),
+        &form,
+        karavan_domain::Role::Editor,
+    )
+    .await
+    {
         Ok(session) => session,
         Err(response) => return response,
     };
-    let form: Vec<(String, String)> =
-        body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default();
-    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
-    if csrf != session.csrf || session.user.role < karavan_domain::Role::Editor {
-        return page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![]);
-    }
     let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };

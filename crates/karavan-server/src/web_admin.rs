@@ -11,38 +11,11 @@ use karavan_store::{NewAgreement, NewUser, Session};
 use karavan_web::context;
 
 use crate::error::ApiError;
-use crate::web::{failure, locale_of, page, redirect, require_session, signed_in};
+use crate::web::{Form, failure, forbidden, form_session, locale_of, page, redirect, require_session, signed_in};
 use crate::{AppState, password};
 
 fn forbidden_page() -> Response {
-    page(StatusCode::FORBIDDEN, "<!doctype html><title>Forbidden</title><p>Forbidden.</p>".into(), vec![])
-}
-
-/// The session of an admin whose form carries the session's CSRF token; otherwise the response to give.
-async fn admin_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    form: Option<&[(String, String)]>,
-) -> Result<Session, Response> {
-    let session = require_session(state, headers, "/admin").await?;
-    if session.user.role < Role::Admin {
-        return Err(forbidden_page());
-    }
-    if let Some(form) = form {
-        let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
-        if csrf != session.csrf {
-            return Err(forbidden_page());
-        }
-    }
-    Ok(session)
-}
-
-fn read_form(body: Result<Bytes, BytesRejection>) -> Vec<(String, String)> {
-    body.map(|b| url::form_urlencoded::parse(&b).into_owned().collect()).unwrap_or_default()
-}
-
-fn field(form: &[(String, String)], name: &str) -> String {
-    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default()
+    forbidden("Forbidden.")
 }
 
 async fn admin_page(
@@ -98,14 +71,21 @@ async fn admin_page(
     }
 }
 
-fn error_page_status(error: &ApiError) -> StatusCode {
-    error.code.status()
+/// After a change: back to the page, or the page again with what was wrong.
+async fn changed(state: &AppState, headers: &HeaderMap, session: &Session, outcome: Result<(), ApiError>) -> Response {
+    match outcome {
+        Ok(()) => redirect("/admin", vec![]),
+        Err(error) => admin_page(state, headers, session, error.code.status(), Some(error.message), None).await,
+    }
 }
 
 /// `GET /admin`.
 pub async fn admin(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match admin_session(&state, &headers, None).await {
-        Ok(session) => admin_page(&state, &headers, &session, StatusCode::OK, None, None).await,
+    match require_session(&state, &headers, "/admin").await {
+        Ok(session) if session.user.role >= Role::Admin => {
+            admin_page(&state, &headers, &session, StatusCode::OK, None, None).await
+        }
+        Ok(_) => forbidden_page(),
         Err(response) => response,
     }
 }
@@ -116,13 +96,13 @@ pub async fn add_user(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form = read_form(body);
-    let session = match admin_session(&state, &headers, Some(&form)).await {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/admin", &form, Role::Admin).await {
         Ok(session) => session,
         Err(response) => return response,
     };
     let (email, name, role, secret) =
-        (field(&form, "email").to_lowercase(), field(&form, "name"), field(&form, "role"), field(&form, "password"));
+        (form.get("email").to_lowercase(), form.get("name"), form.get("role"), form.get("password"));
     let checked = (|| {
         if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
             return Err(ApiError::invalid(format!("email: {email:?} is not an email address")));
@@ -160,12 +140,7 @@ pub async fn add_user(
         }
         Err(error) => Err(error),
     };
-    match outcome {
-        Ok(()) => redirect("/admin", vec![]),
-        Err(error) => {
-            admin_page(&state, &headers, &session, error_page_status(&error), Some(error.message), None).await
-        }
-    }
+    changed(&state, &headers, &session, outcome).await
 }
 
 /// `POST /admin/keys` (form: csrf, role, label): creates an API key and shows it once.
@@ -174,26 +149,24 @@ pub async fn create_key(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form = read_form(body);
-    let session = match admin_session(&state, &headers, Some(&form)).await {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/admin", &form, Role::Admin).await {
         Ok(session) => session,
         Err(response) => return response,
     };
-    let role = match Role::parse(&field(&form, "role")) {
+    let role = match Role::parse(&form.get("role")) {
         Ok(role) => role,
         Err(error) => {
             return admin_page(&state, &headers, &session, StatusCode::BAD_REQUEST, Some(error.message), None).await;
         }
     };
-    let label = Some(field(&form, "label")).filter(|l| !l.is_empty());
+    let label = Some(form.get("label")).filter(|l| !l.is_empty());
     let member = session.user.member.clone();
     match state.blocking(move |store| store.create_key(&member, role, label)).await {
         Ok((_, key)) => {
             admin_page(&state, &headers, &session, StatusCode::CREATED, None, Some(key.reveal().to_string())).await
         }
-        Err(error) => {
-            admin_page(&state, &headers, &session, error_page_status(&error), Some(error.message), None).await
-        }
+        Err(error) => admin_page(&state, &headers, &session, error.code.status(), Some(error.message), None).await,
     }
 }
 
@@ -204,8 +177,8 @@ pub async fn revoke_key(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form = read_form(body);
-    let session = match admin_session(&state, &headers, Some(&form)).await {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/admin", &form, Role::Admin).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -223,15 +196,15 @@ pub async fn add_agreement(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form = read_form(body);
-    let session = match admin_session(&state, &headers, Some(&form)).await {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/admin", &form, Role::Admin).await {
         Ok(session) => session,
         Err(response) => return response,
     };
     let checked = (|| {
-        let grantee = Grantee::parse(&field(&form, "grantee")).map_err(ApiError::from)?;
-        let right = Right::parse(&field(&form, "right")).map_err(ApiError::from)?;
-        let delay = field(&form, "delay");
+        let grantee = Grantee::parse(&form.get("grantee")).map_err(ApiError::from)?;
+        let right = Right::parse(&form.get("right")).map_err(ApiError::from)?;
+        let delay = form.get("delay");
         let delay_minutes = if delay.is_empty() {
             0
         } else {
@@ -240,7 +213,7 @@ pub async fn add_agreement(
             })?
         };
         let subjects: Vec<String> =
-            field(&form, "subjects").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+            form.get("subjects").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
         Ok::<_, ApiError>(NewAgreement {
             grantor: session.user.member.clone(),
             grantee,
@@ -253,12 +226,7 @@ pub async fn add_agreement(
         Ok(agreement) => state.blocking(move |store| store.add_agreement(agreement).map(|_| ())).await,
         Err(error) => Err(error),
     };
-    match outcome {
-        Ok(()) => redirect("/admin", vec![]),
-        Err(error) => {
-            admin_page(&state, &headers, &session, error_page_status(&error), Some(error.message), None).await
-        }
-    }
+    changed(&state, &headers, &session, outcome).await
 }
 
 /// `POST /admin/agreements/{id}/revoke` (form: csrf).
@@ -268,8 +236,8 @@ pub async fn revoke_agreement(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form = read_form(body);
-    let session = match admin_session(&state, &headers, Some(&form)).await {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/admin", &form, Role::Admin).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -288,8 +256,8 @@ pub async fn add_member(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form = read_form(body);
-    let session = match admin_session(&state, &headers, Some(&form)).await {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/admin", &form, Role::Admin).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -297,10 +265,11 @@ pub async fn add_member(
         return forbidden_page();
     }
     let checked = (|| {
-        let name = karavan_domain::MemberName::parse(&field(&form, "name")).map_err(ApiError::from)?;
+        let name = karavan_domain::MemberName::parse(&form.get("name")).map_err(ApiError::from)?;
         let country =
-            karavan_domain::CountryCode::parse(&field(&form, "country").to_uppercase()).map_err(ApiError::from)?;
-        let languages = field(&form, "languages")
+            karavan_domain::CountryCode::parse(&form.get("country").to_uppercase()).map_err(ApiError::from)?;
+        let languages = form
+            .get("languages")
             .split(',')
             .map(str::trim)
             .filter(|l| !l.is_empty())
@@ -310,19 +279,14 @@ pub async fn add_member(
         if languages.is_empty() {
             return Err(ApiError::invalid("languages: at least one language tag"));
         }
-        let contact = Some(field(&form, "contact")).filter(|c| !c.is_empty());
+        let contact = Some(form.get("contact")).filter(|c| !c.is_empty());
         Ok(karavan_store::NewMember { name, country, languages, contact })
     })();
     let outcome = match checked {
         Ok(member) => state.blocking(move |store| store.add_member(member).map(|_| ())).await,
         Err(error) => Err(error),
     };
-    match outcome {
-        Ok(()) => redirect("/admin", vec![]),
-        Err(error) => {
-            admin_page(&state, &headers, &session, error_page_status(&error), Some(error.message), None).await
-        }
-    }
+    changed(&state, &headers, &session, outcome).await
 }
 
 /// `POST /admin/users/{id}/disable` and `/enable` (form: csrf): a disabled user's sessions end at once.
@@ -332,8 +296,8 @@ pub async fn set_user_enabled(
     Path((id, action)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form = read_form(body);
-    let session = match admin_session(&state, &headers, Some(&form)).await {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/admin", &form, Role::Admin).await {
         Ok(session) => session,
         Err(response) => return response,
     };

@@ -41,6 +41,11 @@ pub fn meta(version: &StoredVersion) -> Value {
     })
 }
 
+/// Member names by id, for showing who published what.
+pub fn member_names(members: &[Member]) -> std::collections::HashMap<String, String> {
+    members.iter().map(|m| (m.id.to_string(), m.name.as_str().to_string())).collect()
+}
+
 pub fn member(member: &Member) -> Value {
     json!({
         "id": member.id.as_str(),

@@ -262,6 +262,14 @@ fn subjects_of(connection: &Connection, seq: i64) -> Result<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// `NotFound` ("{context}no member …") unless the member exists.
+fn require_member(connection: &Connection, member: &MemberId, context: &str) -> Result<()> {
+    let exists: bool =
+        connection
+            .query_row("SELECT EXISTS (SELECT 1 FROM members WHERE id = ?1)", [member.as_str()], |row| row.get(0))?;
+    if exists { Ok(()) } else { Err(StoreError::NotFound(format!("{context}no member {member}"))) }
+}
+
 /// The visibility rule for one stored version, as `viewer` sees it at `now`.
 fn visibility_of(
     connection: &Connection,
@@ -564,14 +572,7 @@ impl Store for SqliteStore {
         let hash = key.hash();
         let record = info.clone();
         self.writer.run(move |connection, _| {
-            let exists: bool = connection.query_row(
-                "SELECT EXISTS (SELECT 1 FROM members WHERE id = ?1)",
-                [record.member.as_str()],
-                |row| row.get(0),
-            )?;
-            if !exists {
-                return Err(StoreError::NotFound(format!("no member {}", record.member)));
-            }
+            require_member(connection, &record.member, "")?;
             connection.execute(
                 "INSERT INTO api_keys (id, member_id, role, hash, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -661,14 +662,7 @@ impl Store for SqliteStore {
         let stored = record.clone();
         self.writer.run(move |connection, _| {
             if let Grantee::Member(grantee) = &stored.grantee {
-                let exists: bool = connection.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM members WHERE id = ?1)",
-                    [grantee.as_str()],
-                    |row| row.get(0),
-                )?;
-                if !exists {
-                    return Err(StoreError::NotFound(format!("grantee: no member {grantee}")));
-                }
+                require_member(connection, grantee, "grantee: ")?;
             }
             let subjects = serde_json::to_string(&stored.subjects).map_err(|e| StoreError::Invalid(e.to_string()))?;
             connection.execute(

@@ -66,14 +66,7 @@ impl SqliteStore {
         };
         let stored = user.clone();
         self.writer.run(move |connection, _| {
-            let member_exists: bool = connection.query_row(
-                "SELECT EXISTS (SELECT 1 FROM members WHERE id = ?1)",
-                [stored.member.as_str()],
-                |row| row.get(0),
-            )?;
-            if !member_exists {
-                return Err(StoreError::NotFound(format!("no member {}", stored.member)));
-            }
+            super::require_member(connection, &stored.member, "")?;
             let inserted = connection.execute(
                 "INSERT INTO users (id, member_id, email, display_name, role, password_hash, created_at, operator)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (email) DO NOTHING",
