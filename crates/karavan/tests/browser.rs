@@ -1,6 +1,6 @@
 //! The web newsroom in a real browser: `tests/browser/newsroom.mjs` drives Debian's chromium with
 //! playwright-core against the real binary (sign in, the live wire, keyboard, XSS, Kazakh UI).
-//! `scripts/browser-setup` (run by `scripts/test`) installs both; without them this test fails and
+//! `scripts/test-setup` (run by `scripts/test`) installs both; without them this test fails and
 //! says how to install them, it is never skipped. Screenshots go to `.cache/screenshots`.
 
 mod support;
@@ -20,7 +20,7 @@ fn the_newsroom_works_in_chromium() {
     let modules = repository().join(".cache/browser/node_modules");
     assert!(
         modules.join("playwright-core").is_dir() && std::path::Path::new("/usr/bin/chromium").exists(),
-        "chromium and playwright-core are needed: run scripts/browser-setup (scripts/test does)"
+        "chromium and playwright-core are needed: run scripts/test-setup (scripts/test does)"
     );
     let dir = tempfile::tempdir().unwrap();
     let member = cli(dir.path(), &["member", "add", "--name", "Kazinform", "--country", "KZ", "--languages", "kk,ru"]);

@@ -1,0 +1,118 @@
+//! Bodies from XML and feeds as clean HTML: XHTML and NITF subtrees are written out as HTML (NITF's own
+//! elements mapped to their HTML kin), and every body, whatever its source, passes the sanitiser.
+
+use roxmltree::Node;
+
+use crate::xml::escape;
+
+/// Sanitises HTML from outside: no scripts, styles, event handlers, frames or `javascript:` URLs;
+/// links get `rel="noopener noreferrer"`.
+pub fn clean(html: &str) -> String {
+    ammonia::Builder::default().clean(html).to_string().trim().to_string()
+}
+
+/// Plain text as HTML paragraphs (blank lines separate paragraphs).
+pub fn text_to_html(text: &str) -> String {
+    text.split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("<p>{}</p>", escape(p).replace('\n', "<br>")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The HTML of a node's children (the node itself left out), cleaned.
+pub fn inner_html(node: Node<'_, '_>) -> String {
+    let mut out = String::new();
+    for child in node.children() {
+        write_node(child, &mut out);
+    }
+    clean(&out)
+}
+
+fn html_name(local: &str) -> &str {
+    match local {
+        // NITF's block and heading elements.
+        "hl1" => "h1",
+        "hl2" => "h2",
+        "block" | "body.content" => "div",
+        "media-caption" => "figcaption",
+        "media" => "figure",
+        "bq" => "blockquote",
+        "dl" => "dl",
+        "credit" => "small",
+        other => other,
+    }
+}
+
+fn write_node(node: Node<'_, '_>, out: &mut String) {
+    if node.is_text() {
+        out.push_str(&escape(node.text().unwrap_or_default()));
+        return;
+    }
+    if !node.is_element() {
+        return;
+    }
+    let name = html_name(node.tag_name().name());
+    out.push('<');
+    out.push_str(name);
+    for attribute in node.attributes() {
+        if attribute.namespace().is_some() {
+            continue;
+        }
+        out.push(' ');
+        out.push_str(attribute.name());
+        out.push_str("=\"");
+        out.push_str(&escape(attribute.value()));
+        out.push('"');
+    }
+    out.push('>');
+    for child in node.children() {
+        write_node(child, out);
+    }
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// Text of HTML with the tags dropped and whitespace collapsed (for comparisons and hashes).
+pub fn html_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let decoded = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&");
+    crate::xml::collapse(&decoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nitf_maps_and_scripts_go() {
+        let document = crate::xml::parse(
+            r#"<body.content><hl2>Sub</hl2><p onclick="x()">One <em>two</em></p><script>alert(1)</script><block><p>Three</p></block></body.content>"#,
+        )
+        .unwrap();
+        let html = inner_html(document.root_element());
+        assert_eq!(html, "<h2>Sub</h2><p>One <em>two</em></p><div><p>Three</p></div>");
+        assert_eq!(html_text(&html), "Sub One two Three");
+        assert_eq!(text_to_html("a & b\n\nc"), "<p>a &amp; b</p>\n<p>c</p>");
+    }
+}
