@@ -12,6 +12,14 @@ use crate::{FormatError, Imported, iptc_uri};
 /// Reads a NewsML-G2 document whose root element is `root`.
 pub fn import(root: Node<'_, '_>) -> Result<Vec<Imported>, FormatError> {
     let root_name = name(&root);
+    if !matches!(
+        root_name,
+        "newsItem" | "packageItem" | "newsMessage" | "conceptItem" | "knowledgeItem" | "planningItem" | "catalogItem"
+    ) {
+        return Err(FormatError::new(format!(
+            "<{root_name}> is not a NewsML-G2 item; expected newsItem, packageItem or newsMessage"
+        )));
+    }
     if root.tag_name().namespace() != Some(G2_NS) {
         return Err(FormatError::new(format!(
             "<{root_name}> is not in the NewsML-G2 namespace ({G2_NS}); found {:?}",

@@ -67,23 +67,7 @@ impl Entry {
     }
 }
 
-/// Escapes text for XML content and attribute values, dropping characters XML 1.0 does not allow.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use karavan_formats::xml::escape;
 
 /// The feed document.
 pub fn feed(subscription: &Subscription, entries: &[Entry], public_url: &str, token: &str) -> String {

@@ -431,15 +431,34 @@ async fn run_pusher(
     }
 }
 
-/// The parts of a delivery body shared by every delivery of one version: its meta and item as JSON.
+/// The subscription format that delivers NewsML-G2.
+pub const NEWSML: &str = "newsml";
+
+/// The parts of a delivery body shared by every delivery of one version: its meta and item as JSON, and
+/// its NewsML-G2 form when some subscription wants that.
 pub struct BodyParts {
     meta: String,
     item: String,
+    newsml: Option<(String, &'static str)>,
 }
 
 impl BodyParts {
-    pub fn of(version: &StoredVersion) -> BodyParts {
-        BodyParts { meta: wire::meta(version).to_string(), item: wire::ninjs(version).to_string() }
+    /// `provider` (the owner's name) is given when a NewsML-G2 body is wanted.
+    pub fn of(version: &StoredVersion, provider: Option<&str>) -> BodyParts {
+        BodyParts {
+            meta: wire::meta(version).to_string(),
+            item: wire::ninjs(version).to_string(),
+            newsml: provider.map(|name| wire::newsml(version, name)),
+        }
+    }
+
+    /// The body and its content type for a delivery: NewsML-G2 for subscriptions in that format (the
+    /// event and ids travel in the Karavan-* headers), else the JSON envelope.
+    pub fn payload(&self, delivery: &DueDelivery) -> (Vec<u8>, String) {
+        match (&self.newsml, delivery.format.as_str()) {
+            (Some((xml, media_type)), NEWSML) => (xml.clone().into_bytes(), format!("{media_type}; charset=utf-8")),
+            _ => (self.body(delivery), "application/json".to_string()),
+        }
     }
 
     /// The JSON body of a delivery: the event, ids, and the item as ninjs 3.1 (the kill notice for
@@ -469,7 +488,25 @@ async fn push_group(
     let Some(first) = group.first() else { return };
     let config = &distribution.config;
     let lookup = (Arc::clone(&store), first.member.clone(), first.item_id.clone(), first.seq);
-    let read = tokio::task::spawn_blocking(move || lookup.0.version_for(&lookup.1, &lookup.2, lookup.3, now())).await;
+    let wants_newsml = group.iter().any(|d| d.format == NEWSML);
+    let read = tokio::task::spawn_blocking(move || {
+        let read = lookup.0.version_for(&lookup.1, &lookup.2, lookup.3, now())?;
+        // The provider's name for NewsML-G2 bodies (the member id if the member is gone).
+        let provider = match (&read, wants_newsml) {
+            (VersionRead::Visible(version, _), true) | (VersionRead::Killed(version), true) => {
+                let member = lookup.0.member(&version.owner)?;
+                Some(member.map_or_else(|| version.owner.to_string(), |m| m.name.as_str().to_string()))
+            }
+            _ => None,
+        };
+        Ok::<_, karavan_store::StoreError>((read, provider))
+    })
+    .await;
+    let (read, provider) = match read {
+        Ok(Ok((read, provider))) => (Ok(Ok(read)), provider),
+        Ok(Err(error)) => (Ok(Err(error)), None),
+        Err(error) => (Err(error), None),
+    };
     let kind = first.kind;
     let finish = |delivery: &DueDelivery, status, latency: Duration, error, outcome| {
         let record = AttemptRecord {
@@ -511,7 +548,7 @@ async fn push_group(
         }
         return;
     };
-    let parts = Arc::new(BodyParts::of(&version));
+    let parts = Arc::new(BodyParts::of(&version, provider.as_deref()));
     for delivery in group {
         let (distribution, parts, records) = (Arc::clone(&distribution), Arc::clone(&parts), records.clone());
         tokio::spawn(async move {
@@ -526,9 +563,9 @@ async fn send(distribution: &Distribution, delivery: &DueDelivery, parts: &BodyP
     let config = &distribution.config;
     let attempt = delivery.attempts + 1;
     let started_at = now();
-    let body = parts.body(delivery);
+    let (body, content_type) = parts.payload(delivery);
     let headers = vec![
-        ("content-type", "application/json".to_string()),
+        ("content-type", content_type),
         (SIGNATURE_HEADER, signature_header(&delivery.webhook.secret, started_at.micros() / 1_000_000, &body)),
         (DELIVERY_HEADER, delivery.id.to_string()),
         (EVENT_HEADER, delivery.kind.as_str().to_string()),

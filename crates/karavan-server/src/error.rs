@@ -28,6 +28,8 @@ pub enum ErrorCode {
     ItemKilled,
     /// 400: the body is not well-formed JSON.
     InvalidJson,
+    /// 400: an XML document (NewsML-G2, a feed) could not be read; the message says what is wrong.
+    InvalidDocument,
     /// 400: a field, parameter or header has a bad value; the message names it.
     InvalidRequest,
     /// 422: the document is not valid ninjs of the version it was read as.
@@ -56,7 +58,7 @@ impl ErrorCode {
             ErrorCode::NotFound | ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::ItemKilled => StatusCode::GONE,
-            ErrorCode::InvalidJson | ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson | ErrorCode::InvalidDocument | ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorCode::InvalidNinjs => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::VersionConflict | ErrorCode::StaleVersion | ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -75,6 +77,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::ItemKilled => "item_killed",
             ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidDocument => "invalid_document",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidNinjs => "invalid_ninjs",
             ErrorCode::VersionConflict => "version_conflict",
@@ -87,7 +90,7 @@ impl ErrorCode {
         }
     }
 
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -95,6 +98,7 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::ItemKilled,
         ErrorCode::InvalidJson,
+        ErrorCode::InvalidDocument,
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidNinjs,
         ErrorCode::VersionConflict,

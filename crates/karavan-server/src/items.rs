@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::params::Params;
-use crate::publish::{new_version, parse_json_body};
+use crate::publish::{new_version, new_versions_from_xml, parse_json_body};
 use crate::{AppState, now, wire};
 
 /// The header a client may use to say which ninjs version a body follows.
@@ -34,17 +34,33 @@ pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     })
 }
 
-fn require_json(headers: &HeaderMap) -> ApiResult<()> {
+/// What a publish body is, by its content type: JSON (ninjs; also when no type is given) or XML
+/// (NewsML-G2 and its kin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Xml,
+}
+
+fn body_kind(headers: &HeaderMap) -> ApiResult<BodyKind> {
     let Some(value) = headers.get(CONTENT_TYPE) else {
-        return Ok(());
+        return Ok(BodyKind::Json);
     };
     let essence = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
-        Ok(())
+        Ok(BodyKind::Json)
+    } else if essence == "application/xml"
+        || essence == "text/xml"
+        || (essence.starts_with("application/") && essence.ends_with("+xml"))
+    {
+        Ok(BodyKind::Xml)
     } else {
         Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            format!("content-type: {essence:?} is not accepted here; send application/json"),
+            format!(
+                "content-type: {essence:?} is not accepted here; send application/json (ninjs) or \
+                 application/vnd.iptc.g2.newsitem+xml (NewsML-G2)"
+            ),
         ))
     }
 }
@@ -133,32 +149,30 @@ pub async fn publish(
     let mut params = Params::parse(query)?;
     let from_query = params.one("ninjs")?;
     params.finish()?;
-    require_json(&headers)?;
+    let kind = body_kind(&headers)?;
     let from_header = headers.get(NINJS_VERSION_HEADER).map(|v| v.to_str().unwrap_or_default().to_string());
     let client_says = match from_query.or(from_header) {
         None => None,
         Some(text) => Some(NinjsVersion::parse(&text).map_err(|e| ApiError::invalid(format!("ninjs: {e}")))?),
     };
     let body = body_bytes(body)?;
+    let owner = caller.0.member.clone();
+    if kind == BodyKind::Xml {
+        if client_says.is_some() {
+            return Err(ApiError::invalid("ninjs: a ninjs version makes no sense for an XML body"));
+        }
+        let versions = state.compute(move || new_versions_from_xml(&owner, &body)).await??;
+        let mut outcomes = publish_all(&state, versions).await?;
+        // One item answers like a JSON publish; a newsMessage of several like a batch.
+        return Ok(if outcomes.len() == 1 { publish_response(outcomes.remove(0)) } else { batch_response(outcomes) });
+    }
     let value = parse_json_body(&body)?;
     let original =
         String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(ErrorCode::InvalidJson, "the body is not UTF-8"))?;
-    let owner = caller.0.member.clone();
     // A JSON array is a batch (a ninjs collection): stored all or nothing, in order.
     if let Value::Array(elements) = value {
         let versions = state.compute(move || read_batch(&owner, &elements, client_says)).await??;
-        let search = Arc::clone(state.search());
-        let outcomes = state
-            .blocking(move |store| {
-                let outcomes = store.publish_all(versions)?;
-                for outcome in &outcomes {
-                    index_outcome(store, &search, outcome);
-                }
-                Ok(outcomes)
-            })
-            .await?;
-        announce(&state, &outcomes);
-        return Ok(batch_response(outcomes));
+        return Ok(batch_response(publish_all(&state, versions).await?));
     }
     // Validation and normalisation are CPU work: keep them off the async threads.
     let version: NewVersion = state.compute(move || new_version(&owner, &value, original, client_says)).await??;
@@ -172,6 +186,22 @@ pub async fn publish(
         .await?;
     announce(&state, std::slice::from_ref(&outcome));
     Ok(publish_response(outcome))
+}
+
+/// Stores versions all or nothing, indexes them, and wakes distribution.
+pub(crate) async fn publish_all(state: &AppState, versions: Vec<NewVersion>) -> ApiResult<Vec<PublishOutcome>> {
+    let search = Arc::clone(state.search());
+    let outcomes = state
+        .blocking(move |store| {
+            let outcomes = store.publish_all(versions)?;
+            for outcome in &outcomes {
+                index_outcome(store, &search, outcome);
+            }
+            Ok(outcomes)
+        })
+        .await?;
+    announce(state, &outcomes);
+    Ok(outcomes)
 }
 
 /// Wakes distribution (fan-out, live wire) when a publish stored something.
@@ -195,17 +225,34 @@ pub async fn get_item(
     let mut params = Params::parse(query)?;
     let format = params.one("format")?;
     params.finish()?;
-    if let Some(format) = format.as_deref()
-        && format != "ninjs"
-    {
-        return Err(ApiError::invalid(format!("format: {format:?} is not supported (ninjs)")));
-    }
+    let newsml = match format.as_deref() {
+        None | Some("ninjs") => false,
+        Some("newsml") => true,
+        Some(other) => return Err(ApiError::invalid(format!("format: {other:?} is not supported (ninjs, newsml)"))),
+    };
     let id = parse_item_id(&id)?;
     let viewer = caller.0.member.clone();
-    let read = state.blocking(move |store| store.item(&viewer, &id, now())).await?;
+    let (read, provider) = state
+        .blocking(move |store| {
+            let read = store.item(&viewer, &id, now())?;
+            let provider = match (&read, newsml) {
+                (ItemRead::Visible(version, _), true) => {
+                    store.member(&version.owner)?.map(|m| m.name.as_str().to_string())
+                }
+                _ => None,
+            };
+            Ok((read, provider))
+        })
+        .await?;
     match read {
         ItemRead::Visible(version, right) => {
-            let mut response = Json(wire::ninjs(&version)).into_response();
+            let mut response = if newsml {
+                let provider = provider.unwrap_or_else(|| version.owner.to_string());
+                let (xml, media_type) = wire::newsml(&version, &provider);
+                ([(CONTENT_TYPE, format!("{media_type}; charset=utf-8"))], xml).into_response()
+            } else {
+                Json(wire::ninjs(&version)).into_response()
+            };
             let headers = response.headers_mut();
             for (name, value) in [
                 ("karavan-item-id", version.item_id.to_string()),

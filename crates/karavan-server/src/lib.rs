@@ -235,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         .route("/subscriptions/{id}/feed-token", post(web::subscription_rotate))
         .route("/items/{id}", get(web::item_page))
         .route("/items/{id}/ninjs", get(web::item_ninjs))
+        .route("/items/{id}/newsml", get(web::item_newsml))
         .route("/items/{id}/kill", post(web::item_kill))
         .route("/publish", get(web::publish_form).post(web::publish_submit))
         .route("/admin", get(web_admin::admin))

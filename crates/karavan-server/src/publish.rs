@@ -89,6 +89,34 @@ fn newscodes_qcode(uri: &str) -> Option<String> {
     (!code.is_empty() && !code.contains('/')).then(|| format!("{alias}:{code}"))
 }
 
+/// Reads an XML document (NewsML-G2 `newsItem`, `packageItem` or `newsMessage`; NewsML 1.x; RSS or
+/// Atom) into the store's input, one version per item; any bad item refuses the whole document.
+pub fn new_versions_from_xml(owner: &MemberId, body: &[u8]) -> Result<Vec<NewVersion>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(ErrorCode::InvalidDocument, "the request body is empty; send an XML document"));
+    }
+    let items = karavan_formats::import(body).map_err(|e| ApiError::new(ErrorCode::InvalidDocument, e.message))?;
+    let original = String::from_utf8_lossy(body).into_owned();
+    let many = items.len() > 1;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let value = Value::Object(item.document);
+            let mut version =
+                new_version(owner, &value, original.clone(), Some(NinjsVersion::V3_1)).map_err(|mut e| {
+                    e.message = format!("{} mapped to ninjs: {}", item.source_format, e.message);
+                    if many {
+                        e.message = format!("item {index}: {}", e.message);
+                    }
+                    e
+                })?;
+            version.source_format = item.source_format;
+            Ok(version)
+        })
+        .collect()
+}
+
 /// Builds the store's input from a body already parsed as JSON.
 pub fn new_version(
     owner: &MemberId,

@@ -112,8 +112,8 @@ pub(crate) fn read_spec(
     };
     let format = match object.get("format") {
         None | Some(Value::Null) => "ninjs".to_string(),
-        Some(Value::String(format)) if format == "ninjs" => format.clone(),
-        Some(other) => return Err(ApiError::invalid(format!("format: {other} is not supported (ninjs)"))),
+        Some(Value::String(format)) if format == "ninjs" || format == crate::distribution::NEWSML => format.clone(),
+        Some(other) => return Err(ApiError::invalid(format!("format: {other} is not supported (ninjs, newsml)"))),
     };
     let mut generated = None;
     let webhook = match object.get("webhook") {

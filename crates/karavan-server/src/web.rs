@@ -568,6 +568,15 @@ pub async fn item_page(
 
 /// `GET /items/{id}/ninjs`: the item as ninjs 3.1, downloaded with the session's visibility.
 pub async fn item_ninjs(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    item_download(state, headers, id, false).await
+}
+
+/// `GET /items/{id}/newsml`: the item as NewsML-G2, downloaded with the session's visibility.
+pub async fn item_newsml(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    item_download(state, headers, id, true).await
+}
+
+async fn item_download(state: AppState, headers: HeaderMap, id: String, newsml: bool) -> Response {
     let session = match require_session(&state, &headers, &format!("/items/{id}")).await {
         Ok(session) => session,
         Err(response) => return response,
@@ -576,18 +585,36 @@ pub async fn item_ninjs(State(state): State<AppState>, headers: HeaderMap, Path(
         return (StatusCode::NOT_FOUND, "no such item").into_response();
     };
     let viewer = session.user.member.clone();
-    match state.blocking(move |store| store.item(&viewer, &item_id, now())).await {
-        Ok(karavan_store::ItemRead::Visible(version, _)) => {
-            let body = crate::wire::ninjs(&version).to_string();
-            let disposition = format!("attachment; filename=\"{}.json\"", version.item_id);
-            let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let read = state
+        .blocking(move |store| {
+            let read = store.item(&viewer, &item_id, now())?;
+            let provider = match (&read, newsml) {
+                (karavan_store::ItemRead::Visible(version, _), true) => {
+                    store.member(&version.owner)?.map(|m| m.name.as_str().to_string())
+                }
+                _ => None,
+            };
+            Ok((read, provider))
+        })
+        .await;
+    match read {
+        Ok((karavan_store::ItemRead::Visible(version, _), provider)) => {
+            let (body, content_type, extension) = if newsml {
+                let provider = provider.unwrap_or_else(|| version.owner.to_string());
+                let (xml, media_type) = crate::wire::newsml(&version, &provider);
+                (xml, media_type, "xml")
+            } else {
+                (crate::wire::ninjs(&version).to_string(), "application/json", "json")
+            };
+            let disposition = format!("attachment; filename=\"{}.{extension}\"", version.item_id);
+            let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
             if let Ok(value) = HeaderValue::from_str(&disposition) {
                 response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
             }
             response
         }
-        Ok(karavan_store::ItemRead::Killed(_)) => (StatusCode::GONE, "the item was killed").into_response(),
-        Ok(karavan_store::ItemRead::NotFound) => (StatusCode::NOT_FOUND, "no such item").into_response(),
+        Ok((karavan_store::ItemRead::Killed(_), _)) => (StatusCode::GONE, "the item was killed").into_response(),
+        Ok((karavan_store::ItemRead::NotFound, _)) => (StatusCode::NOT_FOUND, "no such item").into_response(),
         Err(error) => failure(error.message),
     }
 }

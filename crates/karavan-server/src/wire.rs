@@ -26,6 +26,14 @@ pub fn ninjs(version: &StoredVersion) -> Value {
 }
 
 /// What the exchange knows of an item version beside its content.
+/// An item version as NewsML-G2 (a `newsItem`, or a `packageItem` for a composite) and its media type.
+/// `provider` is the owning member's name.
+pub fn newsml(version: &StoredVersion, provider: &str) -> (String, &'static str) {
+    let Value::Object(document) = ninjs(version) else { unreachable!("ninjs() returns an object") };
+    let provider = karavan_formats::Provider { id: version.owner.as_str(), name: provider };
+    (karavan_formats::export_g2(&document, provider), karavan_formats::g2_media_type(&document))
+}
+
 pub fn meta(version: &StoredVersion) -> Value {
     json!({
         "id": version.item_id.as_str(),

@@ -298,7 +298,7 @@ pub struct SubscriptionSpec {
     /// (parameter, value) pairs of `GET /v1/search`, in order.
     pub query: Vec<(String, String)>,
     pub events: Vec<EventKind>,
-    /// The format items are delivered in ("ninjs").
+    /// The format items are delivered in ("ninjs" or "newsml").
     pub format: String,
     pub webhook: Option<Webhook>,
 }
@@ -391,6 +391,8 @@ pub struct DueDelivery {
     pub attempts: u32,
     pub webhook: Webhook,
     pub listed_at: Timestamp,
+    /// The subscription's delivery format ("ninjs" or "newsml").
+    pub format: String,
 }
 
 /// What became of one attempt, and what to do next.

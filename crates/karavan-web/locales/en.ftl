@@ -24,6 +24,7 @@ keys-help = j / k: move, Enter: open
 item-versions = Versions
 item-version = Version { $name }
 item-download = Download ninjs
+item-download-newsml = Download NewsML-G2
 item-killed = This item was killed by its publisher. Do not use it.
 item-not-found = No such item, or it is not shared with your agency.
 item-embargoed = Embargoed until { $name }

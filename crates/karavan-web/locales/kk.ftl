@@ -24,6 +24,7 @@ keys-help = j / k: жылжу, Enter: ашу
 item-versions = Нұсқалар
 item-version = { $name }-нұсқа
 item-download = ninjs жүктеу
+item-download-newsml = NewsML-G2 жүктеу
 item-killed = Бұл материалды агенттік кері қайтарып алды. Оны пайдаланбаңыз.
 item-not-found = Мұндай материал жоқ немесе ол сіздің агенттігіңізге ашылмаған.
 item-embargoed = { $name } дейін эмбарго

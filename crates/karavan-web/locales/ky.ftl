@@ -24,6 +24,7 @@ keys-help = j / k: жылдыруу, Enter: ачуу
 item-versions = Версиялар
 item-version = { $name }-версия
 item-download = ninjs жүктөө
+item-download-newsml = NewsML-G2 жүктөө
 item-killed = Бул материалды агенттик кайтарып алды. Аны колдонбоңуз.
 item-not-found = Мындай материал жок же ал сиздин агенттикке ачылган эмес.
 item-embargoed = { $name } чейин эмбарго

@@ -24,6 +24,7 @@ keys-help = j / k: перемещение, Enter: открыть
 item-versions = Версии
 item-version = Версия { $name }
 item-download = Скачать ninjs
+item-download-newsml = Скачать NewsML-G2
 item-killed = Материал отозван агентством. Не используйте его.
 item-not-found = Такого материала нет, или он не открыт вашему агентству.
 item-embargoed = Эмбарго до { $name }

@@ -24,6 +24,7 @@ keys-help = j / k: гузаштан, Enter: кушодан
 item-versions = Версияҳо
 item-version = Версияи { $name }
 item-download = Боргирии ninjs
+item-download-newsml = Боргирии NewsML-G2
 item-killed = Ин маводро агентӣ бозхонд. Онро истифода набаред.
 item-not-found = Чунин мавод нест ё ба агентии шумо дастрас нест.
 item-embargoed = Эмбарго то { $name }

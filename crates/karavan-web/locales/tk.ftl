@@ -24,6 +24,7 @@ keys-help = j / k: geçmek, Enter: açmak
 item-versions = Wersiýalar
 item-version = { $name }-nji wersiýa
 item-download = ninjs ýükle
+item-download-newsml = NewsML-G2 ýükle
 item-killed = Bu material agentlik tarapyndan yzyna alyndy. Ony ulanmaň.
 item-not-found = Beýle material ýok ýa-da ol siziň agentligiňize açyk däl.
 item-embargoed = { $name } çenli embargo

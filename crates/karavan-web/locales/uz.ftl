@@ -24,6 +24,7 @@ keys-help = j / k: oʻtish, Enter: ochish
 item-versions = Versiyalar
 item-version = { $name }-versiya
 item-download = ninjs yuklab olish
+item-download-newsml = NewsML-G2 yuklab olish
 item-killed = Bu material agentlik tomonidan qaytarib olindi. Undan foydalanmang.
 item-not-found = Bunday material yoʻq yoki u agentligingizga ochilmagan.
 item-embargoed = { $name } gacha embargo

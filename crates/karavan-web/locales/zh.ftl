@@ -24,6 +24,7 @@ keys-help = j / k：移动，Enter：打开
 item-versions = 版本
 item-version = 第 { $name } 版
 item-download = 下载 ninjs
+item-download-newsml = 下载 NewsML-G2
 item-killed = 此稿件已被发稿机构撤销，请勿使用。
 item-not-found = 没有此稿件，或未与贵社共享。
 item-embargoed = 禁发至 { $name }

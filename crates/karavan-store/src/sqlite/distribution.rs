@@ -389,7 +389,7 @@ impl SqliteStore {
         self.read(|connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT d.n, d.id, d.subscription_id, s.member_id, d.kind, d.seq, d.item_id, d.attempts,
-                    s.webhook_url, s.webhook_secret, d.listed_at
+                    s.webhook_url, s.webhook_secret, d.listed_at, s.format
                  FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
                  WHERE d.state = 'pending' AND d.next_attempt_at <= ?1
                     AND d.subscription_id NOT IN (SELECT value FROM json_each(?2))
@@ -397,7 +397,7 @@ impl SqliteStore {
                     AND s.webhook_url IS NOT NULL
                  ORDER BY d.next_attempt_at, d.n LIMIT ?4",
             )?;
-            type Raw = (i64, String, String, String, String, i64, String, i64, String, String, i64);
+            type Raw = (i64, String, String, String, String, i64, String, i64, String, String, i64, String);
             let rows = statement
                 .query_map(params![now.micros(), skip_subscriptions, skip_deliveries, limit], |row| {
                     Ok((
@@ -412,11 +412,12 @@ impl SqliteStore {
                         row.get(8)?,
                         row.get(9)?,
                         row.get(10)?,
+                        row.get(11)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<Raw>>>()?;
             rows.into_iter()
-                .map(|(n, id, subscription, member, kind, seq, item, attempts, url, secret, listed_at)| {
+                .map(|(n, id, subscription, member, kind, seq, item, attempts, url, secret, listed_at, format)| {
                     Ok(DueDelivery {
                         n,
                         id: delivery_id(&id)?,
@@ -429,6 +430,7 @@ impl SqliteStore {
                         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                         webhook: Webhook { url, secret },
                         listed_at: Timestamp(listed_at),
+                        format,
                     })
                 })
                 .collect()
