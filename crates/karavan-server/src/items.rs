@@ -106,7 +106,7 @@ fn batch_response(outcomes: Vec<PublishOutcome>) -> Response {
 }
 
 /// Reads each element of a batch; an error names the element's index in its message and pointers.
-fn read_batch(
+pub(crate) fn read_batch(
     owner: &karavan_domain::MemberId,
     elements: &[Value],
     client_says: Option<NinjsVersion>,

@@ -11,6 +11,7 @@ pub mod atom;
 pub mod auth;
 pub mod distribution;
 pub mod error;
+pub mod import;
 pub mod items;
 pub mod outbound;
 pub mod params;

@@ -15,7 +15,7 @@ use karavan_domain::{
 };
 use karavan_server::distribution::DistributionConfig;
 use karavan_server::{AppState, ServerConfig};
-use karavan_store::{NewAgreement, NewMember, NewUser, SqliteConfig, SqliteStore, Store};
+use karavan_store::{NewAgreement, NewMember, NewUser, PublishOutcome, SqliteConfig, SqliteStore, Store};
 
 #[derive(Debug, Parser)]
 #[command(name = "karavan", version, about = "Karavan: the multilingual news exchange")]
@@ -54,6 +54,20 @@ enum Command {
     User(UserCommand),
     /// Rebuilds the search index from the store (stop the server first).
     Reindex,
+    /// Imports files of ninjs, NewsML-G2, NewsML 1, RSS or Atom (format detected) as a member's items,
+    /// printing one line per document: accepted with its item ids, or refused with the reason. Each
+    /// document is stored whole or not at all. Stop the server first (or POST to /v1/items instead).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// The member the items belong to.
+    #[arg(long)]
+    member: String,
+    /// Files, or directories to read every file of (recursively, in name order; hidden files skipped).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +239,7 @@ fn main() -> anyhow::Result<()> {
         Command::Agreement(command) => agreement_command(&cli.data_dir, command),
         Command::User(command) => user_command(&cli.data_dir, command),
         Command::Reindex => reindex(&cli.data_dir),
+        Command::Import(args) => import(&cli.data_dir, args),
     }
 }
 
@@ -323,6 +338,75 @@ fn member_command(data_dir: &std::path::Path, command: MemberCommand) -> anyhow:
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// Every file under `path` (the file itself if it is one), in name order, hidden ones skipped.
+fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+        entries.sort();
+        for entry in entries {
+            if entry.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            files_under(&entry, out)?;
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn import(data_dir: &std::path::Path, args: ImportArgs) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let owner = existing_member(&store, &args.member)?;
+    // Holding the index's writer lock also tells that no server is running on this data directory.
+    let search = open_search(data_dir).context(
+        "the search index is in use: is `karavan serve` running on this data directory? Stop it, or POST the \
+         files to /v1/items",
+    )?;
+    let mut files = Vec::new();
+    for path in &args.paths {
+        files_under(path, &mut files).with_context(|| format!("reading {}", path.display()))?;
+    }
+    let (mut accepted, mut refused) = (0usize, 0usize);
+    for file in files {
+        let shown = file.display();
+        let bytes = match std::fs::metadata(&file) {
+            Ok(meta) if meta.len() > karavan_server::import::MAX_DOCUMENT_BYTES as u64 => {
+                Err(format!("the file is larger than {} bytes", karavan_server::import::MAX_DOCUMENT_BYTES))
+            }
+            Ok(_) => std::fs::read(&file).map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        let versions =
+            bytes.and_then(|bytes| karavan_server::import::read_document(&owner, &bytes).map_err(|e| e.message));
+        let outcomes = versions.and_then(|versions| store.publish_all(versions).map_err(|e| e.to_string()));
+        match outcomes {
+            Ok(outcomes) => {
+                let ids: Vec<String> = outcomes.iter().map(|o| o.stored().item_id.to_string()).collect();
+                let created = outcomes.iter().filter(|o| matches!(o, PublishOutcome::Created(_))).count();
+                let corrected = outcomes.iter().filter(|o| matches!(o, PublishOutcome::Corrected(_))).count();
+                let unchanged = outcomes.len() - created - corrected;
+                println!(
+                    "accepted {shown} {} ({created} new, {corrected} corrected, {unchanged} unchanged)",
+                    ids.join(",")
+                );
+                accepted += 1;
+            }
+            Err(reason) => {
+                println!("refused {shown}: {}", reason.replace('\n', " "));
+                refused += 1;
+            }
+        }
+    }
+    let indexed = karavan_server::search::catch_up(store.as_ref(), &search)?;
+    eprintln!("{accepted} documents accepted, {refused} refused; {indexed} items indexed");
+    if refused > 0 {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -179,6 +179,9 @@ pub mod receiver {
         /// Whether `Karavan-Signature` verified with the receiver's secret.
         pub signature_ok: bool,
         pub body: serde_json::Value,
+        /// The body as sent, and its content type (for NewsML-G2 deliveries, which are not JSON).
+        pub raw: String,
+        pub content_type: String,
         pub at: Instant,
     }
 
@@ -260,6 +263,8 @@ pub mod receiver {
             subscription: header(&headers, "karavan-subscription"),
             signature_ok: verify(&shared.secret, &header(&headers, "karavan-signature"), &body),
             body: serde_json::from_slice(&body).unwrap_or_default(),
+            raw: String::from_utf8_lossy(&body).into_owned(),
+            content_type: header(&headers, "content-type"),
             at: Instant::now(),
         };
         shared.log.lock().unwrap().received.push(received);
