@@ -115,6 +115,10 @@ prefixed_id!(
     UserId, "usr_", "user"
 );
 prefixed_id!(
+    /// A feed ingest provider: an RSS or Atom feed polled into a member's items.
+    FeedId, "feed_", "feed provider"
+);
+prefixed_id!(
     /// One delivery of one item event to one subscription; also its idempotency key.
     DeliveryId, "dlv_", "delivery"
 );

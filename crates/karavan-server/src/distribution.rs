@@ -49,6 +49,12 @@ pub struct DistributionConfig {
     /// Deliveries in flight overall at most.
     pub max_in_flight: usize,
     pub outbound: OutboundConfig,
+    /// Feed providers: failures in a row before one is paused, the largest feed read, the shortest
+    /// interval between polls a member may ask for, and polls in flight at most.
+    pub feed_pause_after: u32,
+    pub feed_max_bytes: usize,
+    pub feed_min_interval: Duration,
+    pub feed_concurrency: usize,
 }
 
 impl Default for DistributionConfig {
@@ -61,6 +67,10 @@ impl Default for DistributionConfig {
             per_subscription: 4,
             max_in_flight: 512,
             outbound: OutboundConfig::default(),
+            feed_pause_after: 10,
+            feed_max_bytes: 8 * 1024 * 1024,
+            feed_min_interval: Duration::from_secs(60),
+            feed_concurrency: 4,
         }
     }
 }
@@ -80,6 +90,8 @@ pub struct Distribution {
     pusher: Notify,
     /// Bumped when a subscription is created, changed or deleted.
     subscriptions_version: AtomicU64,
+    /// A feed provider was added, resumed or asked to poll now.
+    pub(crate) feeds: Notify,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -99,7 +111,13 @@ impl Distribution {
             fanned: watch::channel(0).0,
             pusher: Notify::new(),
             subscriptions_version: AtomicU64::new(1),
+            feeds: Notify::new(),
         })
+    }
+
+    /// The one outbound HTTP client (webhooks and feeds), with its URL safety rules.
+    pub fn client(&self) -> &OutboundClient {
+        &self.client
     }
 
     pub fn config(&self) -> &DistributionConfig {

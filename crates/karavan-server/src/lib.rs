@@ -11,6 +11,7 @@ pub mod atom;
 pub mod auth;
 pub mod distribution;
 pub mod error;
+pub mod feeds;
 pub mod import;
 pub mod items;
 pub mod outbound;
@@ -76,8 +77,10 @@ impl AppState {
     }
 
     /// Starts the background work of distribution (fan-out, pusher); call once, inside the runtime.
+    /// Starts distribution (fan-out and webhook pushes) and the feed ingest poller.
     pub fn start_distribution(&self) {
         distribution::spawn(Arc::clone(&self.store), Arc::clone(&self.search), Arc::clone(&self.distribution));
+        feeds::spawn_poller(self.clone());
     }
 
     /// The web newsroom's templates and messages.
@@ -163,6 +166,13 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/subscriptions/{id}/deliveries"),
     (Method::GET, "/v1/subscriptions/{id}/changes"),
     (Method::GET, "/v1/wire/stream"),
+    (Method::GET, "/v1/ingest/feeds"),
+    (Method::POST, "/v1/ingest/feeds"),
+    (Method::GET, "/v1/ingest/feeds/{id}"),
+    (Method::PUT, "/v1/ingest/feeds/{id}"),
+    (Method::DELETE, "/v1/ingest/feeds/{id}"),
+    (Method::POST, "/v1/ingest/feeds/{id}/pause"),
+    (Method::POST, "/v1/ingest/feeds/{id}/resume"),
     (Method::GET, "/feeds/{token}"),
 ];
 
@@ -222,6 +232,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/subscriptions/{id}/deliveries", get(subscriptions::deliveries))
         .route("/v1/subscriptions/{id}/changes", get(subscriptions::changes))
         .route("/v1/wire/stream", get(stream::stream))
+        .route("/v1/ingest/feeds", get(feeds::list).post(feeds::create))
+        .route("/v1/ingest/feeds/{id}", get(feeds::get_one).put(feeds::update).delete(feeds::delete))
+        .route("/v1/ingest/feeds/{id}/pause", post(feeds::pause))
+        .route("/v1/ingest/feeds/{id}/resume", post(feeds::resume))
         .route("/feeds/{token}", get(subscriptions::atom))
         // The web newsroom (pages, not API: not in ROUTES or the OpenAPI document).
         .route("/", get(web::home))

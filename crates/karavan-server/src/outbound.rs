@@ -195,7 +195,7 @@ impl OutboundClient {
             }
         });
         let client = reqwest::Client::builder()
-            .user_agent(concat!("Karavan/", env!("CARGO_PKG_VERSION"), " (webhooks)"))
+            .user_agent(concat!("Karavan/", env!("CARGO_PKG_VERSION"), " (+outbound: webhooks and feeds)"))
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .redirect(redirects)
@@ -232,6 +232,51 @@ impl OutboundClient {
         }
         body.truncate(self.config.max_response_bytes);
         Ok(Answer { status, body })
+    }
+}
+
+/// What came back from a GET: the status, the validators and `Retry-After`, and the whole body.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub status: u16,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl OutboundClient {
+    /// GETs `url` with `headers` (conditional-GET validators); a body over `max_bytes` is an error.
+    pub async fn get(
+        &self,
+        url: &str,
+        headers: Vec<(&'static str, String)>,
+        max_bytes: usize,
+    ) -> Result<Fetched, String> {
+        let url = check_url(url, self.config.allow_private)?;
+        let mut request = self.client.get(url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let mut response = request.send().await.map_err(describe)?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let (etag, last_modified, retry_after) = (header("etag"), header("last-modified"), header("retry-after"));
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(describe)? {
+            body.extend_from_slice(&chunk);
+            if body.len() > max_bytes {
+                return Err(format!("the response is larger than {max_bytes} bytes"));
+            }
+        }
+        Ok(Fetched { status, etag, last_modified, retry_after, body })
     }
 }
 

@@ -9,8 +9,9 @@
 mod sqlite;
 
 use karavan_domain::{
-    Agreement, AgreementId, ApiKey, CountryCode, DeliveryId, EventKind, Grantee, ItemId, KeyHash, KeyId, LanguageTag,
-    Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp, Urgency, UserId,
+    Agreement, AgreementId, ApiKey, CountryCode, DeliveryId, EventKind, FeedId, Grantee, ItemId, KeyHash, KeyId,
+    LanguageTag, Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp,
+    Urgency, UserId,
 };
 use serde_json::{Map, Value};
 
@@ -257,6 +258,63 @@ pub struct NewUser {
     pub password_hash: String,
     /// An operator of the exchange, who may also add member agencies.
     pub operator: bool,
+}
+
+/// What a member says about a feed ingest provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSpec {
+    pub name: String,
+    /// The RSS or Atom URL (checked by the caller against the outbound URL rules).
+    pub url: String,
+    /// The language of entries that do not say theirs.
+    pub language: Option<String>,
+    /// Subjects added to every item (QCodes, URIs or names).
+    pub subjects: Vec<String>,
+    /// Seconds between polls.
+    pub interval_seconds: u32,
+}
+
+/// A feed ingest provider with its polling state and health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedProvider {
+    pub id: FeedId,
+    pub member: MemberId,
+    pub spec: FeedSpec,
+    /// Paused by its member, or after too many failures in a row.
+    pub paused: bool,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub next_poll_at: Timestamp,
+    pub last_polled_at: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+    pub consecutive_failures: u32,
+    pub items_published: u64,
+    pub created_at: Timestamp,
+}
+
+/// A feed entry a provider has seen: its identity, its content hash, and the item it became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenEntry {
+    pub key: String,
+    pub hash: String,
+    pub item_id: Option<ItemId>,
+}
+
+/// What one poll of a feed came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollRecord {
+    /// The feed was read (or had not changed: 304): entries seen, items published, validators kept.
+    Fetched {
+        etag: Option<String>,
+        last_modified: Option<String>,
+        entries: Vec<SeenEntry>,
+        published: u32,
+        next_poll_at: Timestamp,
+    },
+    /// The poll failed; after `pause_after` failures in a row the provider is paused.
+    Failed { error: String, next_poll_at: Timestamp, pause_after: u32 },
 }
 
 /// A stored user. Stored: changing it needs a migration.
@@ -590,6 +648,25 @@ pub trait Store: Send + Sync + 'static {
     /// The live session of a cookie: not expired, its user not disabled.
     fn session(&self, token_hash: [u8; 32], now: Timestamp) -> Result<Option<Session>>;
     fn end_session(&self, token_hash: [u8; 32]) -> Result<()>;
+
+    /// Registers a feed provider, due at once; a URL the member already polls is a `Conflict`.
+    fn add_feed(&self, member: &MemberId, spec: FeedSpec) -> Result<FeedProvider>;
+    /// A member's feed providers, oldest first.
+    fn feeds(&self, member: &MemberId) -> Result<Vec<FeedProvider>>;
+    fn feed(&self, member: &MemberId, id: &FeedId) -> Result<Option<FeedProvider>>;
+    /// Changes a provider's spec (a new URL forgets the validators); `NotFound` if it is not the member's.
+    fn update_feed(&self, member: &MemberId, id: &FeedId, spec: FeedSpec) -> Result<FeedProvider>;
+    fn delete_feed(&self, member: &MemberId, id: &FeedId) -> Result<bool>;
+    /// Pauses or resumes a provider; resuming clears the failure count and makes it due at `now`.
+    fn set_feed_paused(&self, member: &MemberId, id: &FeedId, paused: bool, now: Timestamp) -> Result<FeedProvider>;
+    /// Active providers due at `now`, most overdue first.
+    fn due_feeds(&self, now: Timestamp, limit: u32) -> Result<Vec<FeedProvider>>;
+    /// When the next active provider falls due.
+    fn next_feed_due(&self) -> Result<Option<Timestamp>>;
+    /// The entries a provider has seen whose key is in `keys` or whose hash is in `hashes`.
+    fn seen_entries(&self, id: &FeedId, keys: &[String], hashes: &[String]) -> Result<Vec<SeenEntry>>;
+    /// Records a poll's outcome and health.
+    fn record_feed_poll(&self, id: &FeedId, at: Timestamp, record: PollRecord) -> Result<()>;
 
     /// For derived data (the search index), not for readers: the current versions of the items whose
     /// current version has a sequence number above `after`, in sequence order, at most `limit`.

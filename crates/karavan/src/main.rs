@@ -121,8 +121,8 @@ struct ServeArgs {
     /// The server's address as clients reach it (for feed URLs); default: http://LISTEN.
     #[arg(long)]
     public_url: Option<String>,
-    /// Let webhooks reach private, loopback and link-local addresses (off by default).
-    #[arg(long)]
+    /// Let webhooks and ingest feeds reach private, loopback and link-local addresses (off by default).
+    #[arg(long, alias = "allow-private-outbound")]
     allow_private_webhooks: bool,
     /// How long one webhook request may take, connecting and answering, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
@@ -136,6 +136,12 @@ struct ServeArgs {
     /// Webhook deliveries in flight to one subscription at most.
     #[arg(long, default_value_t = 4)]
     webhook_concurrency: usize,
+    /// Failures in a row after which an ingest feed is paused until its member resumes it.
+    #[arg(long, default_value_t = 10)]
+    feed_pause_after: u32,
+    /// The shortest polling interval a member may set for an ingest feed (seconds).
+    #[arg(long, default_value_t = 60)]
+    feed_min_interval_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,6 +274,8 @@ fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
         distribution.retry_base = Duration::from_millis(args.webhook_retry_base_ms.max(1));
         distribution.max_attempts = args.webhook_max_attempts.max(1);
         distribution.per_subscription = args.webhook_concurrency.max(1);
+        distribution.feed_pause_after = args.feed_pause_after.max(1);
+        distribution.feed_min_interval = Duration::from_secs(args.feed_min_interval_seconds.max(1));
         let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
         let config = ServerConfig { max_body_bytes: args.max_body_bytes, public_url: Some(public_url), distribution };
         let state = AppState::new(store, search, config).map_err(anyhow::Error::msg)?;

@@ -7,6 +7,7 @@
 //! busy timeout serialise them.
 
 mod distribution;
+mod feeds;
 mod schema;
 mod users;
 mod writer;
@@ -964,6 +965,62 @@ impl Store for SqliteStore {
 
     fn end_session(&self, token_hash: [u8; 32]) -> Result<()> {
         self.end_session_in(token_hash)
+    }
+
+    fn add_feed(&self, member: &MemberId, spec: crate::FeedSpec) -> Result<crate::FeedProvider> {
+        self.add_feed_in(member, spec)
+    }
+
+    fn feeds(&self, member: &MemberId) -> Result<Vec<crate::FeedProvider>> {
+        self.feeds_in(member)
+    }
+
+    fn feed(&self, member: &MemberId, id: &karavan_domain::FeedId) -> Result<Option<crate::FeedProvider>> {
+        self.feed_in(member, id)
+    }
+
+    fn update_feed(
+        &self,
+        member: &MemberId,
+        id: &karavan_domain::FeedId,
+        spec: crate::FeedSpec,
+    ) -> Result<crate::FeedProvider> {
+        self.update_feed_in(member, id, spec)
+    }
+
+    fn delete_feed(&self, member: &MemberId, id: &karavan_domain::FeedId) -> Result<bool> {
+        self.delete_feed_in(member, id)
+    }
+
+    fn set_feed_paused(
+        &self,
+        member: &MemberId,
+        id: &karavan_domain::FeedId,
+        paused: bool,
+        now: Timestamp,
+    ) -> Result<crate::FeedProvider> {
+        self.set_feed_paused_in(member, id, paused, now)
+    }
+
+    fn due_feeds(&self, now: Timestamp, limit: u32) -> Result<Vec<crate::FeedProvider>> {
+        self.due_feeds_in(now, limit)
+    }
+
+    fn next_feed_due(&self) -> Result<Option<Timestamp>> {
+        self.next_feed_due_in()
+    }
+
+    fn seen_entries(
+        &self,
+        id: &karavan_domain::FeedId,
+        keys: &[String],
+        hashes: &[String],
+    ) -> Result<Vec<crate::SeenEntry>> {
+        self.seen_entries_in(id, keys, hashes)
+    }
+
+    fn record_feed_poll(&self, id: &karavan_domain::FeedId, at: Timestamp, record: crate::PollRecord) -> Result<()> {
+        self.record_feed_poll_in(id, at, record)
     }
 
     fn current_versions_after(&self, after: i64, limit: u32) -> Result<Vec<StoredVersion>> {

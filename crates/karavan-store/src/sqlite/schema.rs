@@ -177,6 +177,40 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 6: feed ingest providers (RSS / Atom polled into a member's items) and the entries they have seen.
+    r#"
+    CREATE TABLE feed_providers (
+        id TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id),
+        name TEXT NOT NULL,
+        url TEXT NOT NULL,
+        language TEXT,
+        subjects TEXT NOT NULL,
+        interval_seconds INTEGER NOT NULL,
+        paused INTEGER NOT NULL DEFAULT 0,
+        etag TEXT,
+        last_modified TEXT,
+        next_poll_at INTEGER NOT NULL,
+        last_polled_at INTEGER,
+        last_success_at INTEGER,
+        last_error TEXT,
+        last_error_at INTEGER,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        items_published INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        UNIQUE (member_id, url)
+    );
+    CREATE INDEX feed_providers_due ON feed_providers(paused, next_poll_at);
+    CREATE TABLE feed_entries (
+        provider_id TEXT NOT NULL REFERENCES feed_providers(id) ON DELETE CASCADE,
+        entry_key TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        item_id TEXT,
+        seen_at INTEGER NOT NULL,
+        PRIMARY KEY (provider_id, entry_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX feed_entries_hash ON feed_entries(provider_id, content_hash);
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
