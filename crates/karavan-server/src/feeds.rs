@@ -37,15 +37,20 @@ use crate::{AppState, now};
 /// The longest interval between polls (a day).
 const MAX_INTERVAL_SECONDS: u32 = 86_400;
 
-fn feed_json(provider: &FeedProvider) -> Value {
-    let time = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339);
-    let status = if provider.paused {
+/// A provider's status: `paused` (by its member, or after too many failures), `failing`, or `active`.
+pub fn status(provider: &FeedProvider) -> &'static str {
+    if provider.paused {
         "paused"
     } else if provider.consecutive_failures > 0 {
         "failing"
     } else {
         "active"
-    };
+    }
+}
+
+fn feed_json(provider: &FeedProvider) -> Value {
+    let time = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339);
+    let status = status(provider);
     json!({
         "id": provider.id.as_str(),
         "member": provider.member.as_str(),

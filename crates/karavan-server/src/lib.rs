@@ -259,6 +259,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{id}/{action}", post(web_admin::set_user_enabled))
         .route("/admin/keys", post(web_admin::create_key))
         .route("/admin/keys/{id}/revoke", post(web_admin::revoke_key))
+        .route("/admin/feeds", post(web_admin::add_feed))
+        .route("/admin/feeds/{id}/{action}", post(web_admin::feed_action))
         .route("/admin/agreements", post(web_admin::add_agreement))
         .route("/admin/agreements/{id}/revoke", post(web_admin::revoke_agreement))
         .route("/assets/{file}", get(web::assets))

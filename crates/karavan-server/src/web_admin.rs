@@ -34,10 +34,18 @@ async fn admin_page(
     let member = session.user.member.clone();
     let loaded = state
         .blocking(move |store| {
-            Ok((store.users(&member)?, store.keys(&member)?, store.agreements_of(&member)?, store.members()?, member))
+            let feeds = store.feeds(&member)?;
+            Ok((
+                store.users(&member)?,
+                store.keys(&member)?,
+                store.agreements_of(&member)?,
+                store.members()?,
+                member,
+                feeds,
+            ))
         })
         .await;
-    let (users, keys, agreements, members, own) = match loaded {
+    let (users, keys, agreements, members, own, feeds) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => return failure(error.message),
     };
@@ -59,6 +67,12 @@ async fn admin_page(
             id => a.id.as_str(),
             grantee => match &a.grantee { Grantee::Everyone => "*".to_string(), Grantee::Member(id) => name_of(id) },
             right => a.right.as_str(), subjects => a.subjects.join(", "), delay => a.delay_minutes,
+        }).collect::<Vec<_>>(),
+        feeds => feeds.iter().map(|f| context! {
+            id => f.id.as_str(), name => f.spec.name.clone(), url => f.spec.url.clone(),
+            status => crate::feeds::status(f), failures => f.consecutive_failures,
+            last_success => f.last_success_at.map(|t| t.to_rfc3339()), last_error => f.last_error.clone(),
+            items => f.items_published,
         }).collect::<Vec<_>>(),
         members => members.iter().map(|m| context! {
             id => m.id.as_str(), name => m.name.as_str(), country => m.country.as_str(), own => m.id == own,
@@ -88,6 +102,75 @@ pub async fn admin(State(state): State<AppState>, headers: HeaderMap) -> Respons
         Ok(_) => forbidden_page(),
         Err(response) => response,
     }
+}
+
+/// `POST /admin/feeds` (form: csrf, name, url, language, subjects, interval in minutes): registers a
+/// partner feed, checked exactly like `POST /v1/ingest/feeds`.
+pub async fn add_feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/admin", &form, Role::Admin).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let interval = form.get("interval");
+    let minutes: Result<u64, ApiError> = interval
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("interval: {interval:?} is not a number of minutes")));
+    let language = form.get("language");
+    let subjects: Vec<String> =
+        form.get("subjects").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let outcome = match minutes {
+        Ok(minutes) => {
+            let body = serde_json::json!({
+                "name": form.get("name"), "url": form.get("url"),
+                "language": (!language.trim().is_empty()).then_some(language.trim()),
+                "subjects": subjects, "interval_seconds": minutes.saturating_mul(60),
+            });
+            match crate::feeds::read_feed_spec(&state, body.to_string().as_bytes()) {
+                Ok(spec) => {
+                    let member = session.user.member.clone();
+                    let added = state.blocking(move |store| store.add_feed(&member, spec).map(|_| ())).await;
+                    state.distribution().feeds.notify_one();
+                    added
+                }
+                Err(error) => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    changed(&state, &headers, &session, outcome).await
+}
+
+/// `POST /admin/feeds/{id}/{pause|resume|delete}`.
+pub async fn feed_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/admin", &form, Role::Admin).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(feed) = karavan_domain::FeedId::parse(&id) else { return forbidden_page() };
+    let member = session.user.member.clone();
+    let now = crate::now();
+    let outcome = match action.as_str() {
+        "pause" | "resume" => {
+            let paused = action == "pause";
+            state.blocking(move |store| store.set_feed_paused(&member, &feed, paused, now).map(|_| ())).await
+        }
+        "delete" => state.blocking(move |store| store.delete_feed(&member, &feed).map(|_| ())).await,
+        _ => return forbidden_page(),
+    };
+    state.distribution().feeds.notify_one();
+    changed(&state, &headers, &session, outcome).await
 }
 
 /// `POST /admin/users` (form: csrf, email, name, role, password): adds a user to the admin's agency.

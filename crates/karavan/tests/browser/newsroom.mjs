@@ -285,6 +285,22 @@ try {
   await admin.locator("#delay").fill("30");
   await admin.getByRole("button", { name: "Add agreement" }).click();
   await admin.locator("tr", { hasText: "Kabar" }).getByText("view").waitFor();
+  // A partner's RSS feed is registered; a private address is refused with the reason shown.
+  await admin.locator("#feed-name").fill("Ministry");
+  await admin.locator("#feed-url").fill("http://127.0.0.1:9/rss");
+  await admin.getByRole("button", { name: "Add feed" }).click();
+  await admin.getByRole("alert").getByText("url:").waitFor();
+  await admin.locator("#feed-name").fill("Ministry");
+  await admin.locator("#feed-url").fill("https://press.example.kz/rss");
+  await admin.locator("#feed-language").fill("kk");
+  await admin.locator("#feed-interval").fill("30");
+  await admin.getByRole("button", { name: "Add feed" }).click();
+  const feedRow = admin.locator("tr", { hasText: "press.example.kz" });
+  await feedRow.waitFor();
+  await feedRow.getByRole("button", { name: "Pause" }).click();
+  await admin.locator("tr", { hasText: "press.example.kz" }).getByText("paused").waitFor();
+  await admin.locator("tr", { hasText: "press.example.kz" }).getByRole("button", { name: "Resume" }).click();
+  await admin.locator("tr", { hasText: "press.example.kz" }).getByRole("button", { name: "Pause" }).waitFor();
   // The admin also operates the exchange: it adds a member agency.
   await admin.locator("#member-name").fill("Khovar");
   await admin.locator("#member-country").fill("tj");
