@@ -237,12 +237,11 @@ fn item(node: Node<'_, '_>) -> Result<Imported, FormatError> {
     if let Some(meta) = content_meta {
         content(meta, language.as_deref(), &mut doc).map_err(|e| here(e.message))?;
     }
-    if package {
-        let associations = groups(node);
-        if !associations.is_empty() {
-            doc.insert("associations".into(), Value::Array(associations));
-        }
-    } else if let Some(set) = child(node, "contentSet") {
+    let associations = if package { groups(node) } else { associated_links(item_meta) };
+    if !associations.is_empty() {
+        doc.insert("associations".into(), Value::Array(associations));
+    }
+    if !package && let Some(set) = child(node, "contentSet") {
         content_set(set, &mut doc);
     }
     Ok(Imported {
@@ -470,6 +469,24 @@ fn remote(content: Node<'_, '_>, index: usize) -> Option<Value> {
         out.insert("format".into(), format.into());
     }
     Some(Value::Object(out))
+}
+
+/// A news item's `itemMeta/link`s with the relation "associated with" (how a composite item with a body
+/// of its own carries its members).
+fn associated_links(item_meta: Node<'_, '_>) -> Vec<Value> {
+    children(item_meta, "link")
+        .filter(|link| attr(link, "rel").is_some_and(|rel| code(rel) == "associatedWith"))
+        .filter_map(|link| {
+            let uri = attr(&link, "href").or(attr(&link, "residref"))?;
+            let mut out = Map::new();
+            out.insert("name".into(), "associated".into());
+            out.insert("uri".into(), uri.into());
+            if let Some(title) = attr(&link, "title") {
+                out.insert("headlines".into(), json!([{ "role": "main", "value": title }]));
+            }
+            Some(Value::Object(out))
+        })
+        .collect()
 }
 
 /// A package's groups, walked from the root group, as associations (one per itemRef).

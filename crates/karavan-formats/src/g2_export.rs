@@ -18,8 +18,11 @@ pub struct Provider<'a> {
     pub name: &'a str,
 }
 
+/// A composite item is a `packageItem`, unless it has a body of its own (a press release with its
+/// pictures): a package cannot carry one, so that is a `newsItem` whose members are `itemMeta/link`s.
 fn is_package(document: &Map<String, Value>) -> bool {
-    document.get("type").and_then(Value::as_str) == Some("composite")
+    let has_body = document.get("bodies").and_then(Value::as_array).is_some_and(|b| !b.is_empty());
+    document.get("type").and_then(Value::as_str) == Some("composite") && !has_body
 }
 
 /// The media type of the export of `document`.
@@ -271,6 +274,17 @@ fn item_meta(document: &Map<String, Value>, provider: Provider<'_>, package: boo
     }
     if let Some(note) = s(document, "edNote") {
         element(out, 2, "edNote", &[], Some(note));
+    }
+    if !package {
+        // Associations of a news item (a package writes them as its groups).
+        for member in list(document, "associations") {
+            let Some(uri) = s(member, "uri") else { continue };
+            let mut attributes = vec![("rel", "irel:associatedWith"), ("href", uri)];
+            if let Some(title) = list(member, "headlines").find_map(|h| s(h, "value")) {
+                attributes.push(("title", title));
+            }
+            element(out, 2, "link", &attributes, None);
+        }
     }
     out.push_str("  </itemMeta>\n");
 }
