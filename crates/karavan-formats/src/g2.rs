@@ -93,7 +93,7 @@ fn message(root: Node<'_, '_>) -> Result<Vec<Imported>, FormatError> {
 pub fn date_time(field: &str, value: &str) -> Result<String, FormatError> {
     let value = value.trim();
     let bad = || FormatError::new(format!("{field}: {value:?} is not a date-time"));
-    let with_zone = if value.len() >= 19 && value.as_bytes().get(10) == Some(&b'T') {
+    let with_zone = if value.is_ascii() && value.len() >= 19 && value.as_bytes().get(10) == Some(&b'T') {
         let tail = &value[19..];
         let zoned = tail.ends_with('Z') || tail.contains('+') || tail.contains('-');
         if zoned { value.to_string() } else { format!("{value}Z") }
@@ -553,4 +553,17 @@ fn item_ref(node: Node<'_, '_>, role: &str, index: usize) -> Option<Value> {
         out.insert("descriptions".into(), Value::Array(descriptions));
     }
     Some(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_times_with_multibyte_characters_are_refused_not_panicked_on() {
+        assert!(date_time("t", "2026-11-21T10:00:00é").is_err());
+        assert!(date_time("t", "2026-11-2ééT10:00:00").is_err());
+        assert_eq!(date_time("t", "2026-11-21T10:00:00").unwrap(), "2026-11-21T10:00:00Z");
+        assert_eq!(date_time("t", "2026-11-21T10:00:00+06:00").unwrap(), "2026-11-21T10:00:00+06:00");
+    }
 }

@@ -31,7 +31,7 @@ fn descendant<'a, 'i>(node: Node<'a, 'i>, local: &'static str) -> Option<Node<'a
 fn basic_date(field: &str, value: &str) -> Result<String, FormatError> {
     let v = value.trim();
     let bad = || FormatError::new(format!("{field}: {v:?} is not a NewsML date (YYYYMMDDTHHMMSS±HHMM)"));
-    if v.len() < 15 || v.as_bytes()[8] != b'T' || !v[..8].bytes().all(|b| b.is_ascii_digit()) {
+    if !v.is_ascii() || v.len() < 15 || v.as_bytes()[8] != b'T' || !v[..8].bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
     let time = &v[9..15];

@@ -99,7 +99,7 @@ fn has_doctype(text: &str) -> bool {
                 None => return false,
             }
         } else {
-            return rest.len() >= 9 && rest[..9].eq_ignore_ascii_case("<!DOCTYPE");
+            return rest.as_bytes().get(..9).is_some_and(|head| head.eq_ignore_ascii_case(b"<!DOCTYPE"));
         }
     }
 }
@@ -199,6 +199,9 @@ mod tests {
     fn deep_nesting_is_refused() {
         let deep = format!("{}{}", "<a>".repeat(MAX_XML_DEPTH + 5), "</a>".repeat(MAX_XML_DEPTH + 5));
         assert!(parse(&deep).is_err());
+        // Found by fuzzing: a multi-byte character where a DOCTYPE could start.
+        assert!(parse("<!DOCTY\u{88}PE x>").is_err());
+        assert!(has_doctype("  <!doctype html>") && !has_doctype("<!DOCTY\u{88}"));
     }
 
     #[test]
