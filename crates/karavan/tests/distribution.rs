@@ -336,7 +336,7 @@ async fn webhooks_feeds_and_the_live_wire_deliver_what_members_follow() {
         (json!({ "name": "x", "events": [] }), "events"),
         (json!({ "name": "x", "query": { "q": "(unclosed" } }), "query.q"),
         (json!({ "name": "x", "query": { "colour": "red" } }), "query.colour"),
-        (json!({ "name": "x", "format": "newsml" }), "format"),
+        (json!({ "name": "x", "format": "nitf" }), "format"),
         (json!({ "name": "x", "webhook": { "url": "ftp://example.com/" } }), "webhook.url"),
         (json!({ "name": "x", "webhook": { "url": "https://example.com/", "secret": "short" } }), "webhook.secret"),
         (json!({ "name": "x", "extra": true }), "extra"),
