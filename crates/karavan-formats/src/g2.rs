@@ -37,10 +37,11 @@ pub fn import(root: Node<'_, '_>) -> Result<Vec<Imported>, FormatError> {
     }
 }
 
-/// URI-typed attributes (`uri`, `…uri`, `href`) must be URI references: no control characters, and
-/// every `%` starts an escape of two hex digits.
+/// URI-typed attributes (`uri`, `…uri`, `href`) of NewsML-G2 elements must be URI references: no
+/// control characters, and every `%` starts an escape of two hex digits. Links inside bodies (XHTML,
+/// NITF: other namespaces) are the body's business, not the item's.
 fn check_uris(root: Node<'_, '_>) -> Result<(), FormatError> {
-    for node in root.descendants().filter(Node::is_element) {
+    for node in root.descendants().filter(|n| n.is_element() && n.tag_name().namespace() == Some(G2_NS)) {
         for attribute in node.attributes() {
             let local = attribute.name();
             if !(local == "href" || local.ends_with("uri")) {
@@ -558,6 +559,23 @@ fn item_ref(node: Node<'_, '_>, role: &str, index: usize) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_uris_are_refused_in_item_metadata_but_not_in_bodies() {
+        let item = |body: &str, href: &str| {
+            format!(
+                r#"<newsItem xmlns="{G2_NS}" guid="g" standardversion="2.35"><itemMeta><itemClass qcode="ninat:text"/>
+                <provider literal="p"/><versionCreated>2026-11-21T10:00:00Z</versionCreated>
+                <link rel="irel:seeAlso" href="{href}"/></itemMeta><contentSet><inlineXML contenttype="application/xhtml+xml">
+                <html xmlns="http://www.w3.org/1999/xhtml"><body><p><a href="{body}">x</a></p></body></html></inlineXML></contentSet></newsItem>"#
+            )
+        };
+        let document = item("http://x.example/%zz", "http://x.example/ok");
+        assert!(import(crate::xml::parse(&document).unwrap().root_element()).is_ok());
+        let document = item("http://x.example/ok", "http://x.example/%zz");
+        let error = import(crate::xml::parse(&document).unwrap().root_element()).unwrap_err();
+        assert!(error.message.contains("not a URI reference"), "{error}");
+    }
 
     #[test]
     fn date_times_with_multibyte_characters_are_refused_not_panicked_on() {
