@@ -6,16 +6,13 @@ use roxmltree::Node;
 use serde_json::{Map, Value, json};
 
 use crate::html::{clean, inner_html, text_to_html};
-use crate::xml::{G2_NS, attr, child, children, elements, lang, name, text};
+use crate::xml::{G2_NS, attr, child, children, descendant, elements, lang, name, text};
 use crate::{FormatError, Imported, iptc_uri};
 
 /// Reads a NewsML-G2 document whose root element is `root`.
 pub fn import(root: Node<'_, '_>) -> Result<Vec<Imported>, FormatError> {
     let root_name = name(&root);
-    if !matches!(
-        root_name,
-        "newsItem" | "packageItem" | "newsMessage" | "conceptItem" | "knowledgeItem" | "planningItem" | "catalogItem"
-    ) {
+    if !matches!(root_name, "newsItem" | "packageItem" | "newsMessage") && !NOT_NEWS.contains(&root_name) {
         return Err(FormatError::new(format!(
             "<{root_name}> is not a NewsML-G2 item; expected newsItem, packageItem or newsMessage"
         )));
@@ -30,10 +27,7 @@ pub fn import(root: Node<'_, '_>) -> Result<Vec<Imported>, FormatError> {
     match root_name {
         "newsItem" | "packageItem" => Ok(vec![item(root)?]),
         "newsMessage" => message(root),
-        other @ ("conceptItem" | "knowledgeItem" | "planningItem" | "catalogItem") => Err(not_news(other)),
-        other => Err(FormatError::new(format!(
-            "<{other}> is not a NewsML-G2 item; expected newsItem, packageItem or newsMessage"
-        ))),
+        other => Err(not_news(other)),
     }
 }
 
@@ -67,6 +61,9 @@ fn standard_minor(node: &Node<'_, '_>) -> Option<u32> {
     attr(node, "standardversion")?.strip_prefix("2.")?.split('.').next()?.parse().ok()
 }
 
+/// NewsML-G2 items that carry no news content.
+const NOT_NEWS: [&str; 4] = ["conceptItem", "knowledgeItem", "planningItem", "catalogItem"];
+
 fn not_news(kind: &str) -> FormatError {
     FormatError::new(format!("a {kind} carries no news content; Karavan imports newsItem, packageItem and newsMessage"))
 }
@@ -79,7 +76,7 @@ fn message(root: Node<'_, '_>) -> Result<Vec<Imported>, FormatError> {
     for (index, node) in elements(set).enumerate() {
         let imported = match name(&node) {
             "newsItem" | "packageItem" => item(node),
-            other @ ("conceptItem" | "knowledgeItem" | "planningItem" | "catalogItem") => Err(not_news(other)),
+            other if NOT_NEWS.contains(&other) => Err(not_news(other)),
             other => Err(FormatError::new(format!("<{other}> is not a NewsML-G2 item"))),
         };
         out.push(imported.map_err(|e| FormatError::new(format!("newsMessage item {index}: {}", e.message)))?);
@@ -416,22 +413,13 @@ fn content_set(set: Node<'_, '_>, doc: &mut Map<String, Value>) {
 fn inline_xml(content: Node<'_, '_>, content_type: &str) -> Option<(String, Option<String>)> {
     let top = elements(content).next()?;
     if content_type.contains("nitf") || name(&top) == "nitf" {
-        let body = top.descendants().find(|n| n.is_element() && name(n) == "body")?;
-        let headline = body
-            .descendants()
-            .find(|n| n.is_element() && name(n) == "hedline")
-            .and_then(|h| child(h, "hl1"))
-            .and_then(text);
-        let html = body
-            .descendants()
-            .find(|n| n.is_element() && name(n) == "body.content")
-            .map(inner_html)
-            .unwrap_or_default();
+        let body = descendant(top, "body")?;
+        let headline = descendant(body, "hedline").and_then(|h| child(h, "hl1")).and_then(text);
+        let html = descendant(body, "body.content").map(inner_html).unwrap_or_default();
         return Some((html, headline));
     }
     if content_type.contains("html") || name(&top) == "html" {
-        let body = top.descendants().find(|n| n.is_element() && name(n) == "body");
-        let html = match body {
+        let html = match descendant(top, "body") {
             Some(body) => inner_html(body),
             None => inner_html(content),
         };

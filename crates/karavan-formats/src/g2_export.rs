@@ -84,18 +84,17 @@ fn concept(out: &mut String, indent: usize, name: &str, concept: &Map<String, Va
         attributes.push(("literal", literal.to_string()));
     }
     let attributes: Vec<(&str, &str)> = attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    match s(concept, "name") {
-        Some(label) => {
-            element(out, indent, name, &attributes, Some("\u{0}"));
-            // Replace the placeholder text with a <name> child.
-            let placeholder = format!(">{}</{name}>\n", escape("\u{0}"));
-            out.truncate(out.len() - placeholder.len());
-            out.push_str(">\n");
-            element(out, indent + 1, "name", &[], Some(label));
-            out.push_str(&format!("{}</{name}>\n", "  ".repeat(indent)));
-        }
-        None => element(out, indent, name, &attributes, None),
+    let Some(label) = s(concept, "name") else {
+        return element(out, indent, name, &attributes, None);
+    };
+    let pad = "  ".repeat(indent);
+    out.push_str(&format!("{pad}<{name}"));
+    for (key, value) in &attributes {
+        out.push_str(&format!(" {key}=\"{}\"", escape(value)));
     }
+    out.push_str(">\n");
+    element(out, indent + 1, "name", &[], Some(label));
+    out.push_str(&format!("{pad}</{name}>\n"));
 }
 
 /// HTML as well-formed XHTML for inlineXML: sanitised, void elements closed, HTML-only entities

@@ -8,7 +8,7 @@ use roxmltree::Node;
 use serde_json::{Map, Value, json};
 
 use crate::html::{inner_html, text_to_html};
-use crate::xml::{attr, child, children, name, text};
+use crate::xml::{attr, child, children, descendant, name, text};
 use crate::{FormatError, Imported};
 
 pub fn import(root: Node<'_, '_>) -> Result<Vec<Imported>, FormatError> {
@@ -21,10 +21,6 @@ pub fn import(root: Node<'_, '_>) -> Result<Vec<Imported>, FormatError> {
         .enumerate()
         .map(|(index, item)| news_item(item).map_err(|e| FormatError::new(format!("NewsItem {index}: {}", e.message))))
         .collect()
-}
-
-fn descendant<'a, 'i>(node: Node<'a, 'i>, local: &'static str) -> Option<Node<'a, 'i>> {
-    node.descendants().find(|n| n.is_element() && name(n) == local)
 }
 
 /// NewsML 1 dates are ISO 8601 basic: `20130605T210000+0000`.

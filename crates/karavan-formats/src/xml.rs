@@ -124,6 +124,11 @@ pub fn child<'a, 'i>(node: Node<'a, 'i>, local: &'static str) -> Option<Node<'a,
     children(node, local).next()
 }
 
+/// The first element below a node (at any depth) with a local name.
+pub fn descendant<'a, 'i>(node: Node<'a, 'i>, local: &str) -> Option<Node<'a, 'i>> {
+    node.descendants().find(|n| n.is_element() && n.tag_name().name() == local)
+}
+
 /// All text below a node, whitespace collapsed; None when that leaves nothing.
 pub fn text(node: Node<'_, '_>) -> Option<String> {
     let mut out = String::new();

@@ -457,7 +457,8 @@ pub const NEWSML: &str = "newsml";
 pub struct BodyParts {
     meta: String,
     item: String,
-    newsml: Option<(String, &'static str)>,
+    /// The NewsML-G2 body and its content type.
+    newsml: Option<(Vec<u8>, String)>,
 }
 
 impl BodyParts {
@@ -466,7 +467,10 @@ impl BodyParts {
         BodyParts {
             meta: wire::meta(version).to_string(),
             item: wire::ninjs(version).to_string(),
-            newsml: provider.map(|name| wire::newsml(version, name)),
+            newsml: provider.map(|name| {
+                let (xml, media_type) = wire::newsml(version, name);
+                (xml.into_bytes(), format!("{media_type}; charset=utf-8"))
+            }),
         }
     }
 
@@ -474,7 +478,7 @@ impl BodyParts {
     /// event and ids travel in the Karavan-* headers), else the JSON envelope.
     pub fn payload(&self, delivery: &DueDelivery) -> (Vec<u8>, String) {
         match (&self.newsml, delivery.format.as_str()) {
-            (Some((xml, media_type)), NEWSML) => (xml.clone().into_bytes(), format!("{media_type}; charset=utf-8")),
+            (Some((xml, content_type)), NEWSML) => (xml.clone(), content_type.clone()),
             _ => (self.body(delivery), "application/json".to_string()),
         }
     }
@@ -509,11 +513,10 @@ async fn push_group(
     let wants_newsml = group.iter().any(|d| d.format == NEWSML);
     let read = tokio::task::spawn_blocking(move || {
         let read = lookup.0.version_for(&lookup.1, &lookup.2, lookup.3, now())?;
-        // The provider's name for NewsML-G2 bodies (the member id if the member is gone).
+        // The provider's name, for NewsML-G2 bodies.
         let provider = match (&read, wants_newsml) {
             (VersionRead::Visible(version, _), true) | (VersionRead::Killed(version), true) => {
-                let member = lookup.0.member(&version.owner)?;
-                Some(member.map_or_else(|| version.owner.to_string(), |m| m.name.as_str().to_string()))
+                Some(wire::provider_name(lookup.0.as_ref(), &version.owner)?)
             }
             _ => None,
         };

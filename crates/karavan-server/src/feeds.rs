@@ -74,8 +74,12 @@ fn feed_json(provider: &FeedProvider) -> Value {
 }
 
 /// Reads a provider body: `{name, url, language?, subjects?, interval_seconds?}`.
-pub(crate) fn read_feed_spec(state: &AppState, body: &[u8]) -> ApiResult<FeedSpec> {
-    let value = parse_json_body(body)?;
+fn read_feed_spec(state: &AppState, body: &[u8]) -> ApiResult<FeedSpec> {
+    feed_spec(state, &parse_json_body(body)?)
+}
+
+/// Checks a provider's spec (from the API's JSON or the web form's fields).
+pub(crate) fn feed_spec(state: &AppState, value: &Value) -> ApiResult<FeedSpec> {
     let Value::Object(object) = value else {
         return Err(ApiError::invalid("body: expected a JSON object with name and url"));
     };

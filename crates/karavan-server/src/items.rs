@@ -232,26 +232,14 @@ pub async fn get_item(
     };
     let id = parse_item_id(&id)?;
     let viewer = caller.0.member.clone();
-    let (read, provider) = state
-        .blocking(move |store| {
-            let read = store.item(&viewer, &id, now())?;
-            let provider = match (&read, newsml) {
-                (ItemRead::Visible(version, _), true) => {
-                    store.member(&version.owner)?.map(|m| m.name.as_str().to_string())
-                }
-                _ => None,
-            };
-            Ok((read, provider))
-        })
-        .await?;
+    let (read, export) = state.blocking(move |store| wire::read_item(store, &viewer, &id, newsml)).await?;
     match read {
         ItemRead::Visible(version, right) => {
-            let mut response = if newsml {
-                let provider = provider.unwrap_or_else(|| version.owner.to_string());
-                let (xml, media_type) = wire::newsml(&version, &provider);
-                ([(CONTENT_TYPE, format!("{media_type}; charset=utf-8"))], xml).into_response()
-            } else {
-                Json(wire::ninjs(&version)).into_response()
+            let mut response = match export {
+                Some((xml, media_type)) => {
+                    ([(CONTENT_TYPE, format!("{media_type}; charset=utf-8"))], xml).into_response()
+                }
+                None => Json(wire::ninjs(&version)).into_response(),
             };
             let headers = response.headers_mut();
             for (name, value) in [

@@ -585,26 +585,12 @@ async fn item_download(state: AppState, headers: HeaderMap, id: String, newsml: 
         return (StatusCode::NOT_FOUND, "no such item").into_response();
     };
     let viewer = session.user.member.clone();
-    let read = state
-        .blocking(move |store| {
-            let read = store.item(&viewer, &item_id, now())?;
-            let provider = match (&read, newsml) {
-                (karavan_store::ItemRead::Visible(version, _), true) => {
-                    store.member(&version.owner)?.map(|m| m.name.as_str().to_string())
-                }
-                _ => None,
-            };
-            Ok((read, provider))
-        })
-        .await;
+    let read = state.blocking(move |store| crate::wire::read_item(store, &viewer, &item_id, newsml)).await;
     match read {
-        Ok((karavan_store::ItemRead::Visible(version, _), provider)) => {
-            let (body, content_type, extension) = if newsml {
-                let provider = provider.unwrap_or_else(|| version.owner.to_string());
-                let (xml, media_type) = crate::wire::newsml(&version, &provider);
-                (xml, media_type, "xml")
-            } else {
-                (crate::wire::ninjs(&version).to_string(), "application/json", "json")
+        Ok((karavan_store::ItemRead::Visible(version, _), export)) => {
+            let (body, content_type, extension) = match export {
+                Some((xml, media_type)) => (xml, media_type, "xml"),
+                None => (crate::wire::ninjs(&version).to_string(), "application/json", "json"),
             };
             let disposition = format!("attachment; filename=\"{}.{extension}\"", version.item_id);
             let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();

@@ -14,6 +14,11 @@ use crate::error::ApiError;
 use crate::web::{Form, failure, forbidden, form_session, locale_of, page, redirect, require_session, signed_in};
 use crate::{AppState, password};
 
+/// A form field of comma-separated values (subjects), trimmed, empty ones dropped.
+fn comma_list(field: &str) -> Vec<String> {
+    field.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
 fn forbidden_page() -> Response {
     forbidden("Forbidden.")
 }
@@ -117,29 +122,25 @@ pub async fn add_feed(
         Err(response) => return response,
     };
     let interval = form.get("interval");
-    let minutes: Result<u64, ApiError> = interval
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("interval: {interval:?} is not a number of minutes")));
     let language = form.get("language");
-    let subjects: Vec<String> =
-        form.get("subjects").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
-    let outcome = match minutes {
-        Ok(minutes) => {
-            let body = serde_json::json!({
+    let checked = interval
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| ApiError::invalid(format!("interval: {interval:?} is not a number of minutes")))
+        .and_then(|minutes| {
+            let fields = serde_json::json!({
                 "name": form.get("name"), "url": form.get("url"),
                 "language": (!language.trim().is_empty()).then_some(language.trim()),
-                "subjects": subjects, "interval_seconds": minutes.saturating_mul(60),
+                "subjects": comma_list(&form.get("subjects")), "interval_seconds": minutes.saturating_mul(60),
             });
-            match crate::feeds::read_feed_spec(&state, body.to_string().as_bytes()) {
-                Ok(spec) => {
-                    let member = session.user.member.clone();
-                    let added = state.blocking(move |store| store.add_feed(&member, spec).map(|_| ())).await;
-                    state.distribution().feeds.notify_one();
-                    added
-                }
-                Err(error) => Err(error),
-            }
+            crate::feeds::feed_spec(&state, &fields)
+        });
+    let outcome = match checked {
+        Ok(spec) => {
+            let member = session.user.member.clone();
+            let added = state.blocking(move |store| store.add_feed(&member, spec).map(|_| ())).await;
+            state.distribution().feeds.notify_one();
+            added
         }
         Err(error) => Err(error),
     };
@@ -295,8 +296,7 @@ pub async fn add_agreement(
                 ApiError::invalid(format!("delay: a whole number of minutes from 0 to {MAX_DELAY_MINUTES}"))
             })?
         };
-        let subjects: Vec<String> =
-            form.get("subjects").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let subjects = comma_list(&form.get("subjects"));
         Ok::<_, ApiError>(NewAgreement {
             grantor: session.user.member.clone(),
             grantee,

@@ -1,7 +1,7 @@
 //! JSON wire types of the HTTP API and their explicit conversions from domain and store types.
 
-use karavan_domain::{Agreement, Member};
-use karavan_store::{KeyInfo, StoredVersion};
+use karavan_domain::{Agreement, ItemId, Member, MemberId};
+use karavan_store::{ItemRead, KeyInfo, Store, StoreError, StoredVersion};
 use serde_json::{Value, json};
 
 /// The role under which an item's Karavan id appears in its ninjs `altIds`.
@@ -28,10 +28,34 @@ pub fn ninjs(version: &StoredVersion) -> Value {
 /// What the exchange knows of an item version beside its content.
 /// An item version as NewsML-G2 (a `newsItem`, or a `packageItem` for a composite) and its media type.
 /// `provider` is the owning member's name.
-pub fn newsml(version: &StoredVersion, provider: &str) -> (String, &'static str) {
+pub fn newsml(version: &StoredVersion, provider: &str) -> Export {
     let Value::Object(document) = ninjs(version) else { unreachable!("ninjs() returns an object") };
     let provider = karavan_formats::Provider { id: version.owner.as_str(), name: provider };
     (karavan_formats::export_g2(&document, provider), karavan_formats::g2_media_type(&document))
+}
+
+/// The name NewsML-G2 gives as an item's provider: its owner's name (the member id if it is gone).
+pub fn provider_name(store: &dyn Store, owner: &MemberId) -> Result<String, StoreError> {
+    Ok(store.member(owner)?.map_or_else(|| owner.to_string(), |m| m.name.as_str().to_string()))
+}
+
+/// A NewsML-G2 document and its media type.
+pub type Export = (String, &'static str);
+
+/// One item as `viewer` may read it and, when `newsml` and visible, its NewsML-G2 export (for the
+/// API and the web download; called on the blocking pool).
+pub fn read_item(
+    store: &dyn Store,
+    viewer: &MemberId,
+    id: &ItemId,
+    newsml: bool,
+) -> Result<(ItemRead, Option<Export>), StoreError> {
+    let read = store.item(viewer, id, crate::now())?;
+    let export = match (&read, newsml) {
+        (ItemRead::Visible(version, _), true) => Some(self::newsml(version, &provider_name(store, &version.owner)?)),
+        _ => None,
+    };
+    Ok((read, export))
 }
 
 pub fn meta(version: &StoredVersion) -> Value {
