@@ -3,7 +3,17 @@
 //! common romanisation. Also the search fold, which maps both scripts of a word to one skeleton so that
 //! a query in either script finds both.
 //!
+//! Both directions: [`to_latin`] and [`to_cyrillic`] (Uzbek, Kazakh and Turkmen; Kyrgyz and Tajik
+//! romanisation is one way), [`detect_script`], and [`convert`], which converts only the words that
+//! are in the other script.
+//!
 //! Pure functions, no IO.
+
+mod cyrillic;
+mod latin;
+
+pub use cyrillic::to_cyrillic;
+pub use latin::to_latin;
 
 /// The languages with a Cyrillic → Latin table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,139 +39,102 @@ impl Language {
     }
 }
 
-fn is_cyrillic_vowel(c: char) -> bool {
-    "аеёиоуыэюяәөүұіӯӣўАЕЁИОУЫЭЮЯӘӨҮҰІӮӢЎ".contains(c)
+/// A writing system of the member languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Script {
+    Cyrillic,
+    Latin,
 }
 
-/// The Latin spelling of one lowercase Cyrillic letter in `language`; `at_start` says whether it
-/// begins a word or follows a vowel or a sign (where Uzbek writes е as "ye").
-fn latin_letter(language: Language, c: char, at_start: bool) -> Option<&'static str> {
-    use Language::*;
-    let common = match c {
-        'а' => "a",
-        'б' => "b",
-        'в' => "v",
-        'г' => "g",
-        'д' => "d",
-        'з' => "z",
-        'к' => "k",
-        'л' => "l",
-        'м' => "m",
-        'н' => "n",
-        'о' => "o",
-        'п' => "p",
-        'р' => "r",
-        'с' => "s",
-        'т' => "t",
-        'у' => "u",
-        'ф' => "f",
-        'ц' => "ts",
-        'э' => "e",
-        'ё' => "yo",
-        'ю' => "yu",
-        'я' => "ya",
-        'ь' => "",
-        _ => "",
-    };
-    let specific = match (language, c) {
-        (Uzbek, 'е') if at_start => "ye",
-        (Uzbek, 'е') => "e",
-        (Uzbek, 'ж') => "j",
-        (Uzbek, 'и') => "i",
-        (Uzbek, 'й') => "y",
-        (Uzbek, 'х') => "x",
-        (Uzbek, 'ҳ') => "h",
-        (Uzbek, 'ч') => "ch",
-        (Uzbek, 'ш') => "sh",
-        (Uzbek, 'щ') => "sh",
-        (Uzbek, 'қ') => "q",
-        (Uzbek, 'ғ') => "g‘",
-        (Uzbek, 'ў') => "o‘",
-        (Uzbek, 'ъ') => "’",
-        (Kazakh, 'е') => "e",
-        (Kazakh, 'ж') => "j",
-        (Kazakh, 'и' | 'й' | 'і') => "i",
-        (Kazakh, 'ы') => "y",
-        (Kazakh, 'х' | 'һ') => "h",
-        (Kazakh, 'ч') => "ch",
-        (Kazakh, 'ш' | 'щ') => "ş",
-        (Kazakh, 'қ') => "q",
-        (Kazakh, 'ғ') => "ğ",
-        (Kazakh, 'ң') => "ñ",
-        (Kazakh, 'ә') => "ä",
-        (Kazakh, 'ө') => "ö",
-        (Kazakh, 'ү') => "ü",
-        (Kazakh, 'ұ') => "ū",
-        (Kazakh, 'ъ') => "",
-        (Turkmen, 'е') if at_start => "ýe",
-        (Turkmen, 'е') => "e",
-        (Turkmen, 'ж') => "ž",
-        (Turkmen, 'и') => "i",
-        (Turkmen, 'й') => "ý",
-        (Turkmen, 'ы') => "y",
-        (Turkmen, 'х') => "h",
-        (Turkmen, 'ч') => "ç",
-        (Turkmen, 'ш' | 'щ') => "ş",
-        (Turkmen, 'ң') => "ň",
-        (Turkmen, 'ә') => "ä",
-        (Turkmen, 'ө') => "ö",
-        (Turkmen, 'ү') => "ü",
-        (Turkmen, 'җ') => "j",
-        (Turkmen, 'ъ') => "",
-        (Kyrgyz, 'е') => "e",
-        (Kyrgyz, 'ж') => "j",
-        (Kyrgyz, 'и') => "i",
-        (Kyrgyz, 'й') => "y",
-        (Kyrgyz, 'ы') => "y",
-        (Kyrgyz, 'х') => "h",
-        (Kyrgyz, 'ч') => "ch",
-        (Kyrgyz, 'ш' | 'щ') => "sh",
-        (Kyrgyz, 'ң') => "ng",
-        (Kyrgyz, 'ө') => "ö",
-        (Kyrgyz, 'ү') => "ü",
-        (Kyrgyz, 'ъ') => "",
-        (Tajik, 'е') => "e",
-        (Tajik, 'ж') => "zh",
-        (Tajik, 'и') => "i",
-        (Tajik, 'й') => "y",
-        (Tajik, 'х') => "kh",
-        (Tajik, 'ҳ') => "h",
-        (Tajik, 'ч') => "ch",
-        (Tajik, 'ҷ') => "j",
-        (Tajik, 'ш' | 'щ') => "sh",
-        (Tajik, 'қ') => "q",
-        (Tajik, 'ғ') => "gh",
-        (Tajik, 'ӣ') => "i",
-        (Tajik, 'ӯ') => "u",
-        (Tajik, 'ъ') => "’",
-        (_, 'ы') => "y",
-        _ => "",
-    };
-    let text = if specific.is_empty() { common } else { specific };
-    if text.is_empty() && !matches!(c, 'ь' | 'ъ') { None } else { Some(text) }
-}
-
-/// Converts Cyrillic text in `language` to its Latin alphabet; other characters pass through.
-/// Capitals stay capitals (the first letter of a digraph only, as in "Shahar").
-pub fn to_latin(language: Language, text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut previous: Option<char> = None;
-    for c in text.chars() {
-        let lower = c.to_lowercase().next().unwrap_or(c);
-        let at_start =
-            previous.is_none_or(|p| !p.is_alphabetic() || is_cyrillic_vowel(p) || matches!(p, 'ь' | 'ъ' | 'Ь' | 'Ъ'));
-        match latin_letter(language, lower, at_start) {
-            Some(latin) if c != lower => {
-                let mut chars = latin.chars();
-                if let Some(first) = chars.next() {
-                    out.extend(first.to_uppercase());
-                    out.push_str(chars.as_str());
-                }
-            }
-            Some(latin) => out.push_str(latin),
-            None => out.push(c),
+impl Script {
+    /// From an ISO 15924 code as used in BCP 47 script subtags ("Cyrl", "Latn", any case).
+    pub fn from_subtag(subtag: &str) -> Option<Script> {
+        if subtag.eq_ignore_ascii_case("cyrl") {
+            Some(Script::Cyrillic)
+        } else if subtag.eq_ignore_ascii_case("latn") {
+            Some(Script::Latin)
+        } else {
+            None
         }
-        previous = Some(c);
+    }
+
+    /// The ISO 15924 code: "Cyrl" or "Latn".
+    pub fn subtag(self) -> &'static str {
+        match self {
+            Script::Cyrillic => "Cyrl",
+            Script::Latin => "Latn",
+        }
+    }
+
+    fn other(self) -> Script {
+        match self {
+            Script::Cyrillic => Script::Latin,
+            Script::Latin => Script::Cyrillic,
+        }
+    }
+}
+
+/// The script of one letter, if it is a Cyrillic or a Latin one.
+fn letter_script(c: char) -> Option<Script> {
+    if !c.is_alphabetic() {
+        return None;
+    }
+    match c {
+        '\u{0400}'..='\u{052F}' | '\u{1C80}'..='\u{1C8F}' | '\u{2DE0}'..='\u{2DFF}' | '\u{A640}'..='\u{A69F}' => {
+            Some(Script::Cyrillic)
+        }
+        'A'..='Z' | 'a'..='z' | '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' | '\u{2C60}'..='\u{2C7F}' => {
+            Some(Script::Latin)
+        }
+        _ => None,
+    }
+}
+
+/// The script most of the Cyrillic and Latin letters of `text` are in; `None` when it has none of
+/// either, or as many of one as of the other. Other scripts, digits, punctuation and the apostrophe
+/// marks do not count.
+pub fn detect_script(text: &str) -> Option<Script> {
+    let (mut cyrillic, mut latin) = (0usize, 0usize);
+    for c in text.chars() {
+        match letter_script(c) {
+            Some(Script::Cyrillic) => cyrillic += 1,
+            Some(Script::Latin) => latin += 1,
+            None => {}
+        }
+    }
+    match cyrillic.cmp(&latin) {
+        std::cmp::Ordering::Greater => Some(Script::Cyrillic),
+        std::cmp::Ordering::Less => Some(Script::Latin),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+/// Converts `text` in `language` to the script `to`, word by word: a word (letters with the apostrophe
+/// marks and combining marks inside it) is converted when most of its letters are in the other script,
+/// and left as it is otherwise, so text already in `to`, and the words of a mixed text already in it,
+/// come back unchanged. Kyrgyz and Tajik Latin come back unchanged (see [`to_cyrillic`]).
+pub fn convert(language: Language, text: &str, to: Script) -> String {
+    let from = to.other();
+    let is_word_char =
+        |c: char| c.is_alphabetic() || cyrillic::is_apostrophe(c) || ('\u{300}'..='\u{36F}').contains(&c);
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(word_end);
+        if !word.is_empty() {
+            if detect_script(word) == Some(from) {
+                out.push_str(&match to {
+                    Script::Latin => to_latin(language, word),
+                    Script::Cyrillic => to_cyrillic(language, word),
+                });
+            } else {
+                out.push_str(word);
+            }
+        }
+        let gap_end = after.find(is_word_char).unwrap_or(after.len());
+        out.push_str(&after[..gap_end]);
+        rest = &after[gap_end..];
     }
     out
 }
@@ -174,7 +147,8 @@ pub fn fold(language: Language, text: &str) -> String {
     let mut out = String::with_capacity(latin.len());
     for c in latin.chars() {
         match c {
-            '‘' | '’' | 'ʻ' | 'ʼ' | '\'' | '`' | '´' => {}
+            // The apostrophe marks, and the dot above that lowercasing leaves after Kazakh İ (i̇).
+            '‘' | '’' | 'ʻ' | 'ʼ' | '\'' | '`' | '´' | '\u{307}' => {}
             'ş' | 'š' => out.push_str("sh"),
             'ç' | 'č' => out.push_str("ch"),
             'ž' => out.push('j'),
@@ -186,6 +160,8 @@ pub fn fold(language: Language, text: &str) -> String {
             'ğ' => out.push('g'),
             'ñ' | 'ň' => out.push_str("ng"),
             'x' if matches!(language, Language::Kazakh | Language::Turkmen | Language::Kyrgyz) => out.push('h'),
+            // Turkmen writes в as w; it meets the v of the other alphabets (and of queries typed with it).
+            'w' if language == Language::Turkmen => out.push('v'),
             other => out.push(other),
         }
     }
@@ -242,56 +218,4 @@ fn strip_one<'a>(word: &'a str, suffixes: &[&str]) -> &'a str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check_latin(language: Language, cyrillic: &str, latin: &str) {
-        assert_eq!(to_latin(language, cyrillic), latin, "{cyrillic}");
-        assert_eq!(fold(language, cyrillic), fold(language, latin), "{cyrillic} and {latin} fold together");
-    }
-
-    #[test]
-    fn uzbek_1995_latin() {
-        check_latin(Language::Uzbek, "Тошкент", "Toshkent");
-        check_latin(Language::Uzbek, "Ўзбекистон", "O‘zbekiston");
-        check_latin(Language::Uzbek, "ғалла", "g‘alla");
-        check_latin(Language::Uzbek, "халқ", "xalq");
-        check_latin(Language::Uzbek, "ер", "yer");
-        check_latin(Language::Uzbek, "шаҳар", "shahar");
-        check_latin(Language::Uzbek, "temir yo‘l", "temir yo‘l");
-        assert_eq!(fold(Language::Uzbek, "O'zbekiston"), fold(Language::Uzbek, "Oʻzbekiston"), "apostrophe variants");
-    }
-
-    #[test]
-    fn kazakh_2021_latin() {
-        check_latin(Language::Kazakh, "Қазақстан", "Qazaqstan");
-        check_latin(Language::Kazakh, "Шымкент", "Şymkent");
-        check_latin(Language::Kazakh, "теміржол", "temirjol");
-        check_latin(Language::Kazakh, "Өскемен", "Öskemen");
-        check_latin(Language::Kazakh, "ғылым", "ğylym");
-        check_latin(Language::Kazakh, "жаңа", "jaña");
-    }
-
-    #[test]
-    fn turkmen_1993_latin() {
-        check_latin(Language::Turkmen, "Ашгабат", "Aşgabat");
-        check_latin(Language::Turkmen, "Түркменистан", "Türkmenistan");
-        check_latin(Language::Turkmen, "ýol", "ýol");
-        assert_eq!(fold(Language::Turkmen, "Türkmenbaşy"), "turkmenbashy");
-    }
-
-    #[test]
-    fn suffixes_are_stripped_to_a_shared_stem() {
-        let stem = |language, word: &str| strip_suffixes(language, &fold(language, word)).to_string();
-        assert_eq!(stem(Language::Kazakh, "Қазақстанда"), "qazaqstan");
-        assert_eq!(stem(Language::Kazakh, "Qazaqstannyñ"), "qazaqstan");
-        assert_eq!(stem(Language::Uzbek, "Toshkentga"), "toshkent");
-        assert_eq!(stem(Language::Uzbek, "shaharlarda"), "shahar");
-        assert_eq!(stem(Language::Uzbek, "шаҳарлар"), "shahar");
-        assert_eq!(stem(Language::Turkmen, "Aşgabatda"), "ashgabat");
-        assert_eq!(stem(Language::Kyrgyz, "Бишкекте"), "bishkek");
-        assert_eq!(stem(Language::Kazakh, "ata"), "ata", "short words keep their ending");
-        assert_eq!(stem(Language::Kazakh, "Qazaqstan"), "qazaqstan", "-stan is not an ablative");
-        assert_eq!(stem(Language::Uzbek, "shaharlardan"), "shahar");
-    }
-}
+mod tests;

@@ -234,11 +234,27 @@ impl std::fmt::Debug for Matcher {
     }
 }
 
+/// The version of the text analysis (tokenizers, script fold, stemming) the index was built with;
+/// changed whenever analysis changes, so an index built by another is rebuilt from the store.
+const ANALYSIS_VERSION: &str = "2";
+const ANALYSIS_MARKER: &str = "karavan-analysis-version";
+
 impl SearchIndex {
     /// Opens the index in `dir`, creating it (empty) if needed. An index whose schema differs from this
     /// version's is recreated empty: it is derived data, and the caller catches up from the store.
     pub fn open(dir: &Path) -> Result<SearchIndex> {
         std::fs::create_dir_all(dir)?;
+        // Text analysed by an older analysis (another script fold) would not match today's queries.
+        let marker = dir.join(ANALYSIS_MARKER);
+        let analysed_by = std::fs::read_to_string(&marker).unwrap_or_default();
+        if analysed_by.trim() != ANALYSIS_VERSION {
+            if std::fs::read_dir(dir)?.next().is_some() {
+                tracing::warn!(dir = %dir.display(), "search index built by another text analysis; rebuilding it");
+                std::fs::remove_dir_all(dir)?;
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&marker, ANALYSIS_VERSION)?;
+        }
         let (schema, fields) = schema();
         let directory =
             tantivy::directory::MmapDirectory::open(dir).map_err(|e| SearchError::Directory(e.to_string()))?;

