@@ -18,7 +18,7 @@ use crate::publish::parse_json_body;
 use crate::{AppState, wire};
 
 /// Reads a JSON object body and refuses fields the route does not know.
-fn object_body(body: Result<Bytes, BytesRejection>, known: &[&str]) -> ApiResult<Map<String, Value>> {
+pub(crate) fn object_body(body: Result<Bytes, BytesRejection>, known: &[&str]) -> ApiResult<Map<String, Value>> {
     let body = body_bytes(body)?;
     let Value::Object(object) = parse_json_body(&body)? else {
         return Err(ApiError::invalid("body: expected a JSON object"));
@@ -29,7 +29,7 @@ fn object_body(body: Result<Bytes, BytesRejection>, known: &[&str]) -> ApiResult
     Ok(object)
 }
 
-fn string_field(object: &Map<String, Value>, name: &str) -> ApiResult<Option<String>> {
+pub(crate) fn string_field(object: &Map<String, Value>, name: &str) -> ApiResult<Option<String>> {
     match object.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),

@@ -145,10 +145,15 @@ impl Distribution {
 }
 
 /// Starts the fan-out, the pusher and its recorder.
-pub fn spawn(store: Arc<dyn Store>, search: Arc<SearchIndex>, distribution: Arc<Distribution>) {
+pub fn spawn(
+    store: Arc<dyn Store>,
+    search: Arc<SearchIndex>,
+    distribution: Arc<Distribution>,
+    models: Arc<crate::language::LanguageModels>,
+) {
     let (records, recorded) = mpsc::unbounded_channel();
     let in_flight = Arc::new(Mutex::new(InFlight::default()));
-    tokio::spawn(run_fanout(Arc::clone(&store), search, Arc::clone(&distribution)));
+    tokio::spawn(run_fanout(Arc::clone(&store), search, Arc::clone(&distribution), models));
     tokio::spawn(run_recorder(Arc::clone(&store), Arc::clone(&distribution), recorded, Arc::clone(&in_flight)));
     tokio::spawn(run_pusher(store, distribution, records, in_flight));
 }
@@ -170,14 +175,20 @@ struct FanoutCache {
 /// The most outbox events fanned out in one transaction.
 const FANOUT_BATCH: u32 = 500;
 
-async fn run_fanout(store: Arc<dyn Store>, search: Arc<SearchIndex>, distribution: Arc<Distribution>) {
+async fn run_fanout(
+    store: Arc<dyn Store>,
+    search: Arc<SearchIndex>,
+    distribution: Arc<Distribution>,
+    models: Arc<crate::language::LanguageModels>,
+) {
     let mut position: Option<i64> = None;
     let mut cache = Some(FanoutCache::default());
     loop {
         let (store_, search_, distribution_) = (Arc::clone(&store), Arc::clone(&search), Arc::clone(&distribution));
+        let models_ = Arc::clone(&models);
         let mut taken = cache.take().unwrap_or_default();
         let outcome = tokio::task::spawn_blocking(move || {
-            let result = fanout_once(store_.as_ref(), &search_, &distribution_, &mut taken, position);
+            let result = fanout_once(store_.as_ref(), &search_, &models_, &distribution_, &mut taken, position);
             (result, taken)
         })
         .await;
@@ -216,6 +227,7 @@ async fn run_fanout(store: Arc<dyn Store>, search: Arc<SearchIndex>, distributio
 fn fanout_once(
     store: &dyn Store,
     search: &SearchIndex,
+    models: &crate::language::LanguageModels,
     distribution: &Distribution,
     cache: &mut FanoutCache,
     position: Option<i64>,
@@ -253,7 +265,7 @@ fn fanout_once(
             let country = store.member(owner)?.map(|m| m.country.as_str().to_string());
             cache.countries.insert(owner.clone(), country);
         }
-        docs.push(crate::search::index_doc(&event.version, cache.countries[owner].clone()));
+        docs.push(crate::search::index_doc(&event.version, cache.countries[owner].clone(), models));
     }
     // Each subscription whose query compiled, with its matcher; percolation answers in this order.
     let compiled: Vec<(&SubscriptionId, &Matcher)> = cache

@@ -48,6 +48,9 @@ pub enum ErrorCode {
     Internal,
     /// 503: the server is shutting down.
     Unavailable,
+    /// 503: the feature needs a local model (language identification, embeddings) that is not
+    /// installed; the message says which and how to install it.
+    ModelNotInstalled,
 }
 
 impl ErrorCode {
@@ -64,7 +67,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable | ErrorCode::ModelNotInstalled => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -87,10 +90,11 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::ModelNotInstalled => "model_not_installed",
         }
     }
 
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -108,6 +112,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
+        ErrorCode::ModelNotInstalled,
     ];
 }
 

@@ -177,10 +177,11 @@ pub async fn publish(
     // Validation and normalisation are CPU work: keep them off the async threads.
     let version: NewVersion = state.compute(move || new_version(&owner, &value, original, client_says)).await??;
     let search = Arc::clone(state.search());
+    let models = Arc::clone(state.language());
     let outcome = state
         .blocking(move |store| {
             let outcome = store.publish(version)?;
-            index_outcome(store, &search, &outcome);
+            index_outcome(store, &search, &models, &outcome);
             Ok(outcome)
         })
         .await?;
@@ -191,11 +192,12 @@ pub async fn publish(
 /// Stores versions all or nothing, indexes them, and wakes distribution.
 pub(crate) async fn publish_all(state: &AppState, versions: Vec<NewVersion>) -> ApiResult<Vec<PublishOutcome>> {
     let search = Arc::clone(state.search());
+    let models = Arc::clone(state.language());
     let outcomes = state
         .blocking(move |store| {
             let outcomes = store.publish_all(versions)?;
             for outcome in &outcomes {
-                index_outcome(store, &search, outcome);
+                index_outcome(store, &search, &models, outcome);
             }
             Ok(outcomes)
         })
@@ -211,6 +213,12 @@ pub(crate) fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
     }
 }
 
+/// A `script` parameter: `Latn` or `Cyrl`.
+pub(crate) fn parse_script(text: &str) -> ApiResult<karavan_script::Script> {
+    karavan_script::Script::from_subtag(text)
+        .ok_or_else(|| ApiError::invalid(format!("script: {text:?} is not Latn or Cyrl")))
+}
+
 fn parse_item_id(text: &str) -> ApiResult<ItemId> {
     ItemId::parse(text).map_err(ApiError::from)
 }
@@ -224,15 +232,19 @@ pub async fn get_item(
 ) -> ApiResult<Response> {
     let mut params = Params::parse(query)?;
     let format = params.one("format")?;
+    let script = params.one("script")?;
     params.finish()?;
     let newsml = match format.as_deref() {
         None | Some("ninjs") => false,
         Some("newsml") => true,
         Some(other) => return Err(ApiError::invalid(format!("format: {other:?} is not supported (ninjs, newsml)"))),
     };
+    let script = script.map(|s| parse_script(&s)).transpose()?;
     let id = parse_item_id(&id)?;
     let viewer = caller.0.member.clone();
-    let (read, export) = state.blocking(move |store| wire::read_item(store, &viewer, &id, newsml)).await?;
+    let models = Arc::clone(state.language());
+    let as_ = wire::ReadAs { newsml, script };
+    let (read, export) = state.blocking(move |store| wire::read_item(store, &models, &viewer, &id, as_)).await??;
     match read {
         ItemRead::Visible(version, right) => {
             let mut response = match export {
@@ -345,10 +357,11 @@ pub async fn kill(
     let owner = current.owner.clone();
     let kill = state.compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1))).await??;
     let search = Arc::clone(state.search());
+    let models = Arc::clone(state.language());
     let outcome = state
         .blocking(move |store| {
             let outcome = store.publish(kill)?;
-            index_outcome(store, &search, &outcome);
+            index_outcome(store, &search, &models, &outcome);
             Ok(outcome)
         })
         .await?;
@@ -434,12 +447,13 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, query: Ra
 pub(crate) fn index_outcome(
     store: &dyn karavan_store::Store,
     search: &karavan_search::SearchIndex,
+    models: &crate::language::LanguageModels,
     outcome: &PublishOutcome,
 ) {
     if matches!(outcome, PublishOutcome::Unchanged(_)) {
         return;
     }
-    if let Err(error) = crate::search::index_version(store, search, outcome.stored()) {
+    if let Err(error) = crate::search::index_version(store, search, models, outcome.stored()) {
         tracing::error!(%error, item_id = %outcome.stored().item_id, "could not index the item; a restart catches up");
     }
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod feeds;
 pub mod import;
 pub mod items;
+pub mod language;
 pub mod outbound;
 pub mod params;
 pub mod password;
@@ -50,11 +51,19 @@ pub struct ServerConfig {
     /// hands out (feed URLs); `None`: relative URLs.
     pub public_url: Option<String>,
     pub distribution: DistributionConfig,
+    /// The model directory (language identification, embeddings); `None`: no models, and the
+    /// features that need them answer `model_not_installed`.
+    pub models_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
-        ServerConfig { max_body_bytes: 4 * 1024 * 1024, public_url: None, distribution: DistributionConfig::default() }
+        ServerConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+            public_url: None,
+            distribution: DistributionConfig::default(),
+            models_dir: None,
+        }
     }
 }
 
@@ -66,6 +75,7 @@ pub struct AppState {
     config: Arc<ServerConfig>,
     distribution: Arc<Distribution>,
     pages: Arc<karavan_web::Pages>,
+    language: Arc<language::LanguageModels>,
 }
 
 impl AppState {
@@ -73,13 +83,19 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, search: Arc<SearchIndex>, config: ServerConfig) -> Result<AppState, String> {
         let distribution = Arc::new(Distribution::new(config.distribution.clone())?);
         let pages = Arc::new(karavan_web::Pages::load()?);
-        Ok(AppState { store, search, config: Arc::new(config), distribution, pages })
+        let language = Arc::new(language::LanguageModels::new(config.models_dir.clone()));
+        Ok(AppState { store, search, config: Arc::new(config), distribution, pages, language })
     }
 
     /// Starts the background work of distribution (fan-out, pusher); call once, inside the runtime.
     /// Starts distribution (fan-out and webhook pushes) and the feed ingest poller.
     pub fn start_distribution(&self) {
-        distribution::spawn(Arc::clone(&self.store), Arc::clone(&self.search), Arc::clone(&self.distribution));
+        distribution::spawn(
+            Arc::clone(&self.store),
+            Arc::clone(&self.search),
+            Arc::clone(&self.distribution),
+            Arc::clone(&self.language),
+        );
         feeds::spawn_poller(self.clone());
     }
 
@@ -102,6 +118,11 @@ impl AppState {
 
     pub fn search(&self) -> &Arc<SearchIndex> {
         &self.search
+    }
+
+    /// The local language models.
+    pub fn language(&self) -> &Arc<language::LanguageModels> {
+        &self.language
     }
 
     /// Runs a store call on the blocking pool, keeping the current tracing span.
@@ -151,6 +172,9 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/items/{id}"),
     (Method::GET, "/v1/items/{id}/versions"),
     (Method::POST, "/v1/items/{id}/kill"),
+    (Method::GET, "/v1/items/{id}/language"),
+    (Method::POST, "/v1/language/detect"),
+    (Method::GET, "/v1/models"),
     (Method::GET, "/v1/search"),
     (Method::GET, "/v1/searches"),
     (Method::POST, "/v1/searches"),
@@ -219,6 +243,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/items/{id}", get(items::get_item))
         .route("/v1/items/{id}/versions", get(items::get_versions))
         .route("/v1/items/{id}/kill", post(items::kill_item))
+        .route("/v1/items/{id}/language", get(language::item_language))
+        .route("/v1/language/detect", post(language::detect))
+        .route("/v1/models", get(language::list_models))
         .route("/v1/search", get(search::search))
         .route("/v1/searches", get(search::list_saved).post(search::create_saved))
         .route("/v1/searches/{id}", get(search::get_saved).delete(search::delete_saved))

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::language::LanguageModels;
 use crate::params::Params;
 use crate::publish::subject_keys;
 use crate::{AppState, now, wire};
@@ -56,10 +57,14 @@ pub(crate) fn texts(document: &Map<String, Value>, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// The index document of a stored version.
-pub fn index_doc(version: &StoredVersion, country: Option<String>) -> IndexDoc {
+/// The index document of a stored version. An item without a `language` is indexed under the one
+/// identified from its text, when the identifier is installed.
+pub fn index_doc(version: &StoredVersion, country: Option<String>, models: &LanguageModels) -> IndexDoc {
     let document = &version.document;
     let text = |key: &str| document.get(key).and_then(Value::as_str).map(str::to_string);
+    let language = text("language").or_else(|| {
+        models.detect(&crate::language::item_text(document)).filter(|d| d.confidence >= 0.5).map(|d| d.language)
+    });
     let dated_at = text("versionCreated")
         .and_then(|t| Timestamp::parse_rfc3339("versionCreated", &t).ok())
         .unwrap_or(version.committed_at);
@@ -79,7 +84,7 @@ pub fn index_doc(version: &StoredVersion, country: Option<String>) -> IndexDoc {
         seq: version.seq,
         owner: version.owner.to_string(),
         country,
-        language: text("language"),
+        language,
         item_type: text("type"),
         urgency: document.get("urgency").and_then(Value::as_u64).map(|u| u.min(9) as u8),
         dated_at: dated_at.micros(),
@@ -97,14 +102,19 @@ fn search_failure(error: SearchError) -> StoreError {
 }
 
 /// Indexes one stored version (after a publish). Not yet searchable: the committer commits.
-pub fn index_version(store: &dyn Store, search: &SearchIndex, version: &StoredVersion) -> Result<(), StoreError> {
+pub fn index_version(
+    store: &dyn Store,
+    search: &SearchIndex,
+    models: &LanguageModels,
+    version: &StoredVersion,
+) -> Result<(), StoreError> {
     let country = store.member(&version.owner)?.map(|m| m.country.as_str().to_string());
-    search.upsert(&index_doc(version, country)).map_err(search_failure)
+    search.upsert(&index_doc(version, country, models)).map_err(search_failure)
 }
 
 /// Brings the index up to the store: everything whose current version is newer than what the index
 /// recorded. Run at start-up (after a crash the index may be behind) and by `karavan reindex`.
-pub fn catch_up(store: &dyn Store, search: &SearchIndex) -> Result<usize, StoreError> {
+pub fn catch_up(store: &dyn Store, search: &SearchIndex, models: &LanguageModels) -> Result<usize, StoreError> {
     let countries: std::collections::HashMap<String, String> =
         store.members()?.into_iter().map(|m| (m.id.to_string(), m.country.as_str().to_string())).collect();
     let mut after = search.indexed_seq().map_err(search_failure)?;
@@ -115,7 +125,7 @@ pub fn catch_up(store: &dyn Store, search: &SearchIndex) -> Result<usize, StoreE
         after = last.seq;
         for version in &batch {
             let country = countries.get(version.owner.as_str()).cloned();
-            search.upsert(&index_doc(version, country)).map_err(search_failure)?;
+            search.upsert(&index_doc(version, country, models)).map_err(search_failure)?;
         }
         count += batch.len();
         search.commit().map_err(search_failure)?;

