@@ -3,7 +3,7 @@
 //! The index holds one document per item: its current version. It is derived data: the commit payload
 //! records the highest store sequence number indexed, so that a restart can catch up from the store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
@@ -181,7 +181,7 @@ fn schema() -> (Schema, Fields) {
         text.insert(analyzer, builder.add_text_field(&format!("text_{}", analyzer.name()), options));
     }
     let fields = Fields {
-        item_id: builder.add_text_field("item_id", STRING | STORED),
+        item_id: builder.add_text_field("item_id", STRING | STORED | FAST),
         seq: builder.add_i64_field("seq", STORED | FAST),
         owner: builder.add_text_field("owner", STRING | FAST),
         country: builder.add_text_field("country", STRING | FAST),
@@ -236,7 +236,7 @@ impl std::fmt::Debug for Matcher {
 
 /// The version of the text analysis (tokenizers, script fold, stemming) the index was built with;
 /// changed whenever analysis changes, so an index built by another is rebuilt from the store.
-const ANALYSIS_VERSION: &str = "2";
+const ANALYSIS_VERSION: &str = "3";
 const ANALYSIS_MARKER: &str = "karavan-analysis-version";
 
 impl SearchIndex {
@@ -509,14 +509,7 @@ impl SearchIndex {
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
 
-        let aggregations: Aggregations = serde_json::from_value(serde_json::json!({
-            "members": { "terms": { "field": "owner", "size": 100 } },
-            "languages": { "terms": { "field": "language", "size": 100 } },
-            "subjects": { "terms": { "field": "subjects", "size": 50 } },
-            "days": { "histogram": { "field": "dated_at", "interval": 86_400_000_000i64, "min_doc_count": 1 } },
-        }))
-        .map_err(|e| SearchError::Directory(format!("aggregation request: {e}")))?;
-        let facets_collector = AggregationCollector::from_aggs(aggregations, Default::default());
+        let facets_collector = AggregationCollector::from_aggs(facet_aggregations()?, Default::default());
         let limit = request.limit.clamp(1, 200);
         // One pass over the matches: the top hits, the total and the facets together.
         let (top, total, facet_results): (Vec<(Score, DocAddress)>, usize, _) = match request.sort {
@@ -559,6 +552,143 @@ impl SearchIndex {
         }
         Ok(SearchResults { hits, total, facets })
     }
+
+    /// The query of everything `audience` may see that passes the request's filters, ignoring its text.
+    fn filter_query(&self, request: &SearchRequest, audience: &Audience) -> Result<BooleanQuery> {
+        let unfiltered_text = SearchRequest { text: None, ..request.clone() };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.visibility(audience))];
+        clauses.extend(self.request_clauses(&unfiltered_text)?);
+        Ok(BooleanQuery::new(clauses))
+    }
+
+    /// The ids of the items matching `query`, if there are at most `limit` of them.
+    fn ids_matching(&self, query: &dyn Query, limit: usize) -> Result<Option<HashSet<String>>> {
+        let searcher = self.reader.searcher();
+        if searcher.search(query, &Count)? > limit {
+            return Ok(None);
+        }
+        let found = searcher.search(query, &DocSetCollector)?;
+        let mut ids = HashSet::with_capacity(found.len());
+        let mut columns = HashMap::new();
+        let mut text = String::new();
+        for address in found {
+            let column = match columns.entry(address.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(searcher.segment_reader(address.segment_ord).fast_fields().str("item_id")?)
+                }
+            };
+            let Some(column) = column else { continue };
+            for ord in column.term_ords(address.doc_id) {
+                if column.ord_to_str(ord, &mut text)? {
+                    ids.insert(text.clone());
+                }
+            }
+        }
+        Ok(Some(ids))
+    }
+
+    /// The ids of every item `audience` may see that passes the request's filters (its text
+    /// ignored), if there are at most `limit`; `None` when there are more.
+    pub fn allowed_ids(
+        &self,
+        request: &SearchRequest,
+        audience: &Audience,
+        limit: usize,
+    ) -> Result<Option<HashSet<String>>> {
+        self.ids_matching(&self.filter_query(request, audience)?, limit)
+    }
+
+    /// Which of `candidates` `audience` may see and pass the request's filters (its text ignored).
+    pub fn filter_candidates(
+        &self,
+        request: &SearchRequest,
+        audience: &Audience,
+        candidates: &[String],
+    ) -> Result<HashSet<String>> {
+        if candidates.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, Box::new(self.filter_query(request, audience)?)),
+            (Occur::Must, self.any_of(self.fields.item_id, candidates)),
+        ]);
+        Ok(self.ids_matching(&query, candidates.len())?.unwrap_or_default())
+    }
+
+    /// Results in a ranking made elsewhere (vector similarity, or a fusion of rankings): the page
+    /// `request.offset .. + limit` of `ranked`, facets over all of `ranked`, snippets from the
+    /// request's text when it has one (else the start of the text). Every id must already have
+    /// passed `filter_candidates`; ids no longer in the index are dropped.
+    pub fn ranked_results(
+        &self,
+        request: &SearchRequest,
+        audience: &Audience,
+        ranked: &[(String, f32)],
+    ) -> Result<SearchResults> {
+        let f = &self.fields;
+        let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
+        let pool = BooleanQuery::new(vec![
+            (Occur::Must, Box::new(self.filter_query(request, audience)?)),
+            (Occur::Must, self.any_of(f.item_id, &ids)),
+        ]);
+        let searcher = self.reader.searcher();
+        let facets_collector = AggregationCollector::from_aggs(facet_aggregations()?, Default::default());
+        let (found, facet_results) = searcher.search(&pool, &(DocSetCollector, facets_collector))?;
+        let facets = read_facets(&serde_json::to_value(&facet_results).unwrap_or_default());
+        // Each pooled item's address, by id.
+        let mut addresses = HashMap::with_capacity(found.len());
+        for address in found {
+            let document: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = document.get_first(f.item_id).and_then(|v| v.as_str()) {
+                addresses.insert(id.to_string(), (address, document));
+            }
+        }
+        let present: Vec<&(String, f32)> = ranked.iter().filter(|(id, _)| addresses.contains_key(id)).collect();
+        let total = present.len();
+        let text_query = match request.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(_) => Some(BooleanQuery::new(self.request_clauses(request)?)),
+            None => None,
+        };
+        let mut hits = Vec::new();
+        for (id, score) in present.into_iter().skip(request.offset).take(request.limit.clamp(1, 200)) {
+            let (_, document) = &addresses[id];
+            let analyzer_name = document.get_first(f.analyzer).and_then(|v| v.as_str()).unwrap_or_default();
+            let analyzer = Analyzer::ALL.into_iter().find(|a| a.name() == analyzer_name).unwrap_or(Analyzer::Other);
+            let field = f.text[&analyzer];
+            let highlighted = match &text_query {
+                Some(query) => {
+                    let mut generator = SnippetGenerator::create(&searcher, query, field)?;
+                    generator.set_max_num_chars(240);
+                    generator.snippet_from_doc(document).to_html()
+                }
+                None => String::new(),
+            };
+            let snippet = if highlighted.is_empty() {
+                let text = document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default();
+                escape_html(&text.chars().take(240).collect::<String>())
+            } else {
+                highlighted
+            };
+            let seq = document.get_first(f.seq).and_then(|v| v.as_i64()).unwrap_or_default();
+            hits.push(SearchHit { item_id: id.clone(), seq, score: *score, snippet });
+        }
+        Ok(SearchResults { hits, total, facets })
+    }
+}
+
+fn facet_aggregations() -> Result<Aggregations> {
+    serde_json::from_value(serde_json::json!({
+        "members": { "terms": { "field": "owner", "size": 100 } },
+        "languages": { "terms": { "field": "language", "size": 100 } },
+        "subjects": { "terms": { "field": "subjects", "size": 50 } },
+        "days": { "histogram": { "field": "dated_at", "interval": 86_400_000_000i64, "min_doc_count": 1 } },
+    }))
+    .map_err(|e| SearchError::Directory(format!("aggregation request: {e}")))
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn read_facets(results: &serde_json::Value) -> Facets {

@@ -3,8 +3,10 @@
 //! applied inside the query, so that no hit, snippet or facet count reveals what a caller may not see.
 
 pub mod analysis;
+pub mod ann;
 mod index;
 
+pub use ann::{AnnError, AnnParams, VectorIndex};
 pub use index::{
     Audience, Facets, Grant, IndexDoc, Matcher, Result, SearchError, SearchHit, SearchIndex, SearchRequest,
     SearchResults, Sort,

@@ -210,6 +210,7 @@ pub(crate) async fn publish_all(state: &AppState, versions: Vec<NewVersion>) -> 
 pub(crate) fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
     if outcomes.iter().any(|o| !matches!(o, PublishOutcome::Unchanged(_))) {
         state.distribution().item_published();
+        state.vectors().wake();
     }
 }
 

@@ -74,11 +74,18 @@ impl LanguageModels {
     }
 
     pub fn identifier(&self) -> Result<Arc<LanguageIdentifier>, String> {
-        load(&self.identifier, self.dir.as_ref(), ModelKind::LanguageId, |p| LanguageIdentifier::load(p))
+        load(&self.identifier, self.dir.as_ref(), ModelKind::LanguageId, LanguageIdentifier::load)
     }
 
     pub fn embedder(&self) -> Result<Arc<Embedder>, String> {
-        load(&self.embedder, self.dir.as_ref(), ModelKind::Embedding, |p| Embedder::load(p))
+        load(&self.embedder, self.dir.as_ref(), ModelKind::Embedding, Embedder::load)
+    }
+
+    /// What identifies the installed embedding model (its name and SHA-256): an index of vectors
+    /// made by another model must be rebuilt.
+    pub fn embedding_model_id(&self) -> Option<String> {
+        let (model, _) = self.dir.as_ref()?.find(ModelKind::Embedding).ok()?;
+        Some(format!("{} {}", model.name, model.sha256))
     }
 
     /// The language of a text, when the identifier is installed and the text says enough.

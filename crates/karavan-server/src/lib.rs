@@ -20,6 +20,7 @@ pub mod params;
 pub mod password;
 pub mod publish;
 pub mod search;
+pub mod semantic;
 pub mod stream;
 pub mod subscriptions;
 pub mod web;
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     /// The model directory (language identification, embeddings); `None`: no models, and the
     /// features that need them answer `model_not_installed`.
     pub models_dir: Option<std::path::PathBuf>,
+    /// Where the vector index of item embeddings is saved; `None`: in memory only.
+    pub vectors_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             public_url: None,
             distribution: DistributionConfig::default(),
             models_dir: None,
+            vectors_dir: None,
         }
     }
 }
@@ -76,6 +80,7 @@ pub struct AppState {
     distribution: Arc<Distribution>,
     pages: Arc<karavan_web::Pages>,
     language: Arc<language::LanguageModels>,
+    vectors: Arc<semantic::Vectors>,
 }
 
 impl AppState {
@@ -84,11 +89,13 @@ impl AppState {
         let distribution = Arc::new(Distribution::new(config.distribution.clone())?);
         let pages = Arc::new(karavan_web::Pages::load()?);
         let language = Arc::new(language::LanguageModels::new(config.models_dir.clone()));
-        Ok(AppState { store, search, config: Arc::new(config), distribution, pages, language })
+        let vectors = Arc::new(semantic::Vectors::new(config.vectors_dir.clone()));
+        Ok(AppState { store, search, config: Arc::new(config), distribution, pages, language, vectors })
     }
 
     /// Starts the background work of distribution (fan-out, pusher); call once, inside the runtime.
-    /// Starts distribution (fan-out and webhook pushes) and the feed ingest poller.
+    /// Starts distribution (fan-out and webhook pushes), the feed ingest poller and the embedding of
+    /// items into the vector index.
     pub fn start_distribution(&self) {
         distribution::spawn(
             Arc::clone(&self.store),
@@ -97,6 +104,7 @@ impl AppState {
             Arc::clone(&self.language),
         );
         feeds::spawn_poller(self.clone());
+        semantic::spawn_indexer(self.clone());
     }
 
     /// The web newsroom's templates and messages.
@@ -118,6 +126,11 @@ impl AppState {
 
     pub fn search(&self) -> &Arc<SearchIndex> {
         &self.search
+    }
+
+    /// The vector index of item embeddings.
+    pub fn vectors(&self) -> &Arc<semantic::Vectors> {
+        &self.vectors
     }
 
     /// The local language models.
@@ -173,6 +186,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/items/{id}/versions"),
     (Method::POST, "/v1/items/{id}/kill"),
     (Method::GET, "/v1/items/{id}/language"),
+    (Method::GET, "/v1/items/{id}/similar"),
     (Method::POST, "/v1/language/detect"),
     (Method::GET, "/v1/models"),
     (Method::GET, "/v1/search"),
@@ -244,6 +258,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/items/{id}/versions", get(items::get_versions))
         .route("/v1/items/{id}/kill", post(items::kill_item))
         .route("/v1/items/{id}/language", get(language::item_language))
+        .route("/v1/items/{id}/similar", get(semantic::similar))
         .route("/v1/language/detect", post(language::detect))
         .route("/v1/models", get(language::list_models))
         .route("/v1/search", get(search::search))

@@ -150,7 +150,7 @@ pub fn spawn_committer(search: Arc<SearchIndex>, interval: Duration) -> tokio::t
     })
 }
 
-fn audience(viewer: &MemberId, agreements: &[Agreement], now: Timestamp) -> Audience {
+pub(crate) fn audience(viewer: &MemberId, agreements: &[Agreement], now: Timestamp) -> Audience {
     Audience {
         viewer: viewer.to_string(),
         grants: agreements
@@ -216,12 +216,18 @@ fn parse_paging(params: &mut Params, request: &mut SearchRequest) -> ApiResult<(
     Ok(())
 }
 
-/// `GET /v1/search?q=…`: full-text search over what the caller may see, with filters, facets, snippets.
+/// `GET /v1/search?q=…`: full-text search over what the caller may see, with filters, facets, snippets;
+/// `mode=semantic` or `mode=hybrid` rank by meaning across languages (see `semantic`).
 pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQuery) -> ApiResult<Response> {
     let mut params = Params::parse(query)?;
     let mut request = parse_search_query(&mut params)?;
+    let mode = crate::semantic::Mode::parse(params.one("mode")?.as_deref())?;
     parse_paging(&mut params, &mut request)?;
     params.finish()?;
+    if mode != crate::semantic::Mode::Keyword {
+        let body = crate::semantic::search_json(&state, caller.0.member.clone(), request, mode, None).await?;
+        return Ok(Json(body).into_response());
+    }
     run_search(&state, &caller, request).await
 }
 
@@ -231,52 +237,87 @@ async fn run_search(state: &AppState, caller: &Caller, request: SearchRequest) -
 }
 
 /// Runs a search as `viewer`'s member: the answer of `GET /v1/search` (hits, total, facets, next).
-pub async fn search_json(state: &AppState, viewer: MemberId, request: SearchRequest) -> ApiResult<Value> {
+pub async fn search_json(state: &AppState, viewer: MemberId, mut request: SearchRequest) -> ApiResult<Value> {
     let search = Arc::clone(state.search());
     let store = Arc::clone(state.store());
-    let results = state
+    let models = Arc::clone(state.language());
+    state
         .compute(move || -> ApiResult<_> {
             let now = now();
+            let query_language = detect_query_language(&models, &mut request);
             let agreements = store.agreements_of(&viewer).map_err(ApiError::from)?;
-            let results = search.search(&request, &audience(&viewer, &agreements, now)).map_err(|error| match error {
-                SearchError::BadQuery(message) => ApiError::invalid(format!("q: {message}")),
-                other => ApiError::internal("search", other),
-            })?;
-            // Load each hit through the store's own visibility check, too: the index is derived data.
-            let mut hits = Vec::with_capacity(results.hits.len());
-            for hit in &results.hits {
-                let Ok(id) = karavan_domain::ItemId::parse(&hit.item_id) else { continue };
-                if let ItemRead::Visible(version, _) = store.item(&viewer, &id, now).map_err(ApiError::from)? {
-                    hits.push(json!({
-                        "id": hit.item_id,
-                        "member": version.owner.as_str(),
-                        "score": hit.score,
-                        "item": wire::ninjs(&version),
-                        "snippet": hit.snippet,
-                    }));
-                }
-            }
-            let next = (request.offset + request.limit < results.total.min(MAX_OFFSET))
-                .then(|| format!("o{}", request.offset + request.limit));
-            let counts = |pairs: &[(String, u64)]| -> Map<String, Value> {
-                pairs.iter().map(|(key, count)| (key.clone(), json!(count))).collect()
-            };
-            Ok(json!({
-                "hits": hits,
-                "total": results.total,
-                "facets": {
-                    "member": counts(&results.facets.members),
-                    "language": counts(&results.facets.languages),
-                    "subject": counts(&results.facets.subjects),
-                    "date": results.facets.days.iter()
-                        .map(|(day, count)| json!({ "day": Timestamp(*day).to_rfc3339()[..10].to_string(), "count": count }))
-                        .collect::<Vec<_>>(),
-                },
-                "next": next,
-            }))
+            let results =
+                search.search(&request, &audience(&viewer, &agreements, now)).map_err(|error| match error {
+                    SearchError::BadQuery(message) => ApiError::invalid(format!("q: {message}")),
+                    other => ApiError::internal("search", other),
+                })?;
+            let mut body = results_json(store.as_ref(), &viewer, now, &request, &results)?;
+            body["queryLanguage"] = json!(query_language);
+            Ok(body)
         })
-        .await??;
-    Ok(results)
+        .await?
+}
+
+/// The fewest letters, and the least confidence, at which a query's detected language chooses its
+/// analysis (shorter queries are too ambiguous: they are analysed in every language).
+const QUERY_LANGUAGE_LETTERS: usize = 16;
+const QUERY_LANGUAGE_CONFIDENCE: f32 = 0.9;
+
+/// Identifies the language of a query without `qlang`; a sure guess on a long enough query is used
+/// to analyse it. Returns the detection, for the answer.
+fn detect_query_language(models: &LanguageModels, request: &mut SearchRequest) -> Option<karavan_lang::Detection> {
+    if request.query_language.is_some() {
+        return None;
+    }
+    let text = request.text.as_deref()?;
+    let detected = models.detect(text)?;
+    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+    if letters >= QUERY_LANGUAGE_LETTERS && detected.confidence >= QUERY_LANGUAGE_CONFIDENCE {
+        request.query_language = Some(detected.language.clone());
+    }
+    Some(detected)
+}
+
+/// The JSON answer of a search: each hit loaded through the store's own visibility check too (the
+/// index is derived data), the total, facets and the next cursor.
+pub(crate) fn results_json(
+    store: &dyn Store,
+    viewer: &MemberId,
+    now: Timestamp,
+    request: &SearchRequest,
+    results: &karavan_search::SearchResults,
+) -> ApiResult<Value> {
+    let mut hits = Vec::with_capacity(results.hits.len());
+    for hit in &results.hits {
+        let Ok(id) = karavan_domain::ItemId::parse(&hit.item_id) else { continue };
+        if let ItemRead::Visible(version, _) = store.item(viewer, &id, now).map_err(ApiError::from)? {
+            hits.push(json!({
+                "id": hit.item_id,
+                "member": version.owner.as_str(),
+                "score": hit.score,
+                "item": wire::ninjs(&version),
+                "snippet": hit.snippet,
+            }));
+        }
+    }
+    let next = (request.offset + request.limit < results.total.min(MAX_OFFSET))
+        .then(|| format!("o{}", request.offset + request.limit));
+    let counts = |pairs: &[(String, u64)]| -> Map<String, Value> {
+        pairs.iter().map(|(key, count)| (key.clone(), json!(count))).collect()
+    };
+    Ok(json!({
+        "hits": hits,
+        "total": results.total,
+        "facets": {
+            "member": counts(&results.facets.members),
+            "language": counts(&results.facets.languages),
+            "subject": counts(&results.facets.subjects),
+            "date": results.facets.days.iter()
+                .map(|(day, count)| json!({ "day": Timestamp(*day).to_rfc3339()[..10].to_string(), "count": count }))
+                .collect::<Vec<_>>(),
+        },
+        "next": next,
+    }))
 }
 
 /// The parameters a saved search may hold: the query and filters of `GET /v1/search`, not paging.

@@ -313,10 +313,13 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
             public_url: Some(public_url),
             distribution,
             models_dir: Some(models_dir),
+            vectors_dir: Some(data_dir.join("vectors")),
         };
         let state = AppState::new(store, search, config).map_err(anyhow::Error::msg)?;
         state.start_distribution();
+        let vectors = Arc::clone(state.vectors());
         karavan_server::serve(listener, state, shutdown_signal(), Duration::from_secs(10)).await?;
+        tokio::task::spawn_blocking(move || karavan_server::semantic::save_now(&vectors)).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
     })

@@ -1,0 +1,416 @@
+//! Semantic search: item embeddings (multilingual-e5, `passage: ` of headline, description and body)
+//! in an approximate-nearest-neighbour index kept in step with the store, and the search modes that
+//! use it. `mode=semantic` ranks by cosine similarity to the query's embedding (`query: `),
+//! `mode=hybrid` fuses that ranking with keyword (BM25) ranking by reciprocal rank, and
+//! `GET /v1/items/{id}/similar` ranks by similarity to an item: across languages, since the
+//! embeddings are multilingual.
+//!
+//! The index is derived data, like the keyword index: it records the store sequence it reflects, is
+//! saved to the data directory, and catches up from the store (publishes, corrections and kills
+//! alike) in a background task; a missing or unreadable file, or one built by another model, is
+//! rebuilt from the store. Filters, agreements and embargoes are those of keyword search: every
+//! candidate passes the keyword index's visibility and filter query before it is shown.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use karavan_domain::{ItemId, MemberId, PubStatus};
+use karavan_lang::Role;
+use karavan_search::{Audience, SearchIndex, SearchRequest, SearchResults, VectorIndex};
+use karavan_store::{ItemRead, Store, StoredVersion};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::language::{LanguageModels, item_text, not_installed};
+use crate::params::Params;
+use crate::search::{audience, parse_search_query, results_json};
+use crate::{AppState, now};
+
+/// How search ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Keyword,
+    Semantic,
+    Hybrid,
+}
+
+impl Mode {
+    pub fn parse(text: Option<&str>) -> ApiResult<Mode> {
+        match text {
+            None | Some("keyword") => Ok(Mode::Keyword),
+            Some("semantic") => Ok(Mode::Semantic),
+            Some("hybrid") => Ok(Mode::Hybrid),
+            Some(other) => Err(ApiError::invalid(format!("mode: {other:?} is not keyword, semantic or hybrid"))),
+        }
+    }
+}
+
+/// How many items a semantic or hybrid ranking holds: its total, the pool its facets count.
+const POOL: usize = 100;
+/// The most items a ranking may hold (deep pages).
+const MAX_POOL: usize = 1000;
+/// When the filters leave at most this many items, similarity is computed exactly over them.
+const EXACT_LIMIT: usize = 20_000;
+/// Reciprocal rank fusion's constant (Cormack et al.: 60).
+const RRF_K: f32 = 60.0;
+/// Items embedded per encoder call in the background.
+const EMBED_BATCH: u32 = 16;
+/// How often a changed index is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(10);
+
+/// The vector index of item embeddings and where it is saved.
+pub struct Vectors {
+    index: RwLock<Option<VectorIndex>>,
+    dir: Option<PathBuf>,
+    dirty: AtomicBool,
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Vectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vectors").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+const INDEX_FILE: &str = "items.kvix";
+const MODEL_FILE: &str = "model";
+
+impl Vectors {
+    /// Vectors saved in `dir` (none: kept in memory only).
+    pub fn new(dir: Option<PathBuf>) -> Vectors {
+        Vectors { index: RwLock::new(None), dir, dirty: AtomicBool::new(false), wake: Notify::new() }
+    }
+
+    /// Something was published: catch up now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// How many items have a vector, and the store sequence the index reflects.
+    pub fn status(&self) -> Option<(usize, i64)> {
+        self.index.read().ok()?.as_ref().map(|index| (index.len(), index.seq()))
+    }
+
+    /// Opens the saved index if it was built by `model` with `dim`, else starts an empty one.
+    fn open(&self, model: &str, dim: usize) {
+        let mut loaded = None;
+        if let Some(dir) = &self.dir {
+            let recorded = std::fs::read_to_string(dir.join(MODEL_FILE)).unwrap_or_default();
+            let path = dir.join(INDEX_FILE);
+            if recorded.trim() == model && path.exists() {
+                match VectorIndex::load(&path) {
+                    Ok(index) if index.dim() == dim => loaded = Some(index),
+                    Ok(_) => tracing::warn!("vector index of another dimension; rebuilding it from the store"),
+                    Err(error) => tracing::warn!(%error, "vector index unreadable; rebuilding it from the store"),
+                }
+            } else if path.exists() {
+                tracing::warn!("vector index built by another model; rebuilding it from the store");
+            }
+            if loaded.is_none() {
+                let _ = std::fs::create_dir_all(dir);
+                let _ = std::fs::remove_file(&path);
+                if let Err(error) = std::fs::write(dir.join(MODEL_FILE), model) {
+                    tracing::error!(%error, "could not record the vector index's model");
+                }
+            }
+        }
+        let index = loaded.unwrap_or_else(|| VectorIndex::new(dim));
+        tracing::info!(items = index.len(), seq = index.seq(), "vector index open");
+        *self.index.write().expect("vector index lock") = Some(index);
+    }
+
+    fn save(&self) {
+        let (Some(dir), true) = (&self.dir, self.dirty.swap(false, Ordering::AcqRel)) else { return };
+        let guard = self.index.read().expect("vector index lock");
+        if let Some(index) = guard.as_ref()
+            && let Err(error) = index.save(&dir.join(INDEX_FILE))
+        {
+            self.dirty.store(true, Ordering::Release);
+            tracing::error!(%error, "could not save the vector index; it is rebuilt from the store if lost");
+        }
+    }
+}
+
+/// The text an item is embedded from; none for an item with no text.
+fn embedding_text(version: &StoredVersion) -> Option<String> {
+    let text = item_text(&version.document);
+    (!text.trim().is_empty()).then_some(text)
+}
+
+/// One round of catching up: embeds the next batch of changed items. Returns how many versions it
+/// read (0: caught up).
+fn catch_up_once(store: &dyn Store, models: &LanguageModels, vectors: &Vectors) -> Result<usize, String> {
+    let embedder = models.embedder()?;
+    let after = vectors.index.read().expect("vector index lock").as_ref().map(VectorIndex::seq).unwrap_or(0);
+    let batch = store.current_versions_after(after, EMBED_BATCH).map_err(|e| e.to_string())?;
+    let Some(last) = batch.last().map(|v| v.seq) else { return Ok(0) };
+    let mut texts = Vec::new();
+    let mut keys = Vec::new();
+    let mut removed = Vec::new();
+    for version in &batch {
+        match (version.pub_status, embedding_text(version)) {
+            (PubStatus::Canceled, _) | (_, None) => removed.push(version.item_id.to_string()),
+            (_, Some(text)) => {
+                texts.push(text);
+                keys.push(version.item_id.to_string());
+            }
+        }
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let embeddings = embedder.embed(&refs, Role::Passage).map_err(|e| e.to_string())?;
+    let mut guard = vectors.index.write().expect("vector index lock");
+    let index = guard.as_mut().ok_or("vector index not open")?;
+    for (key, vector) in keys.iter().zip(&embeddings) {
+        index.upsert(key, vector).map_err(|e| e.to_string())?;
+    }
+    for key in &removed {
+        index.remove(key);
+    }
+    index.compact_if_needed();
+    index.set_seq(last);
+    vectors.dirty.store(true, Ordering::Release);
+    Ok(batch.len())
+}
+
+/// Keeps the vector index in step with the store while the server runs; waits for the embedding
+/// model when it is not installed.
+pub fn spawn_indexer(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let vectors = Arc::clone(state.vectors());
+        let models = Arc::clone(state.language());
+        // Open the index once the model is known.
+        loop {
+            let (models_, vectors_) = (Arc::clone(&models), Arc::clone(&vectors));
+            let opened = tokio::task::spawn_blocking(move || {
+                let embedder = models_.embedder()?;
+                let name = models_.embedding_model_id().unwrap_or_default();
+                vectors_.open(&name, embedder.dim());
+                Ok::<(), String>(())
+            })
+            .await;
+            match opened {
+                Ok(Ok(())) => break,
+                Ok(Err(message)) => tracing::info!(%message, "semantic search waits for the embedding model"),
+                Err(error) => tracing::error!(%error, "vector index task failed"),
+            }
+            // The model may be installed while the server runs: look again now and then.
+            let _ = tokio::time::timeout(Duration::from_secs(60), vectors.wake.notified()).await;
+        }
+        let mut saved_at = Instant::now();
+        loop {
+            let (store, models_, vectors_) = (Arc::clone(state.store()), Arc::clone(&models), Arc::clone(&vectors));
+            let read = tokio::task::spawn_blocking(move || catch_up_once(store.as_ref(), &models_, &vectors_)).await;
+            let caught_up = match read {
+                Ok(Ok(0)) => true,
+                Ok(Ok(_)) => false,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "embedding items failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    false
+                }
+                Err(error) => {
+                    tracing::error!(%error, "vector index task failed");
+                    true
+                }
+            };
+            if caught_up || saved_at.elapsed() >= SAVE_EVERY {
+                let vectors_ = Arc::clone(&vectors);
+                let _ = tokio::task::spawn_blocking(move || vectors_.save()).await;
+                saved_at = Instant::now();
+            }
+            if caught_up {
+                let _ = tokio::time::timeout(Duration::from_secs(2), vectors.wake.notified()).await;
+            }
+        }
+    })
+}
+
+/// Saves the vector index now (at shutdown).
+pub fn save_now(vectors: &Vectors) {
+    vectors.save();
+}
+
+/// Fuses rankings by reciprocal rank: each item scores the sum of 1 / (60 + rank) over the rankings
+/// it appears in; best first.
+pub fn reciprocal_rank_fusion(rankings: &[Vec<String>]) -> Vec<(String, f32)> {
+    let mut scores: HashMap<&str, f32> = HashMap::new();
+    let mut first_seen: HashMap<&str, usize> = HashMap::new();
+    let mut order = 0;
+    for ranking in rankings {
+        for (rank, id) in ranking.iter().enumerate() {
+            *scores.entry(id).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);
+            first_seen.entry(id).or_insert_with(|| {
+                order += 1;
+                order
+            });
+        }
+    }
+    let mut fused: Vec<(String, f32)> = scores.into_iter().map(|(id, score)| (id.to_string(), score)).collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| first_seen[a.0.as_str()].cmp(&first_seen[b.0.as_str()])));
+    fused
+}
+
+/// The items most similar to `query` that `audience` may see and pass the request's filters, best
+/// first, at most `pool`.
+fn nearest(
+    search: &SearchIndex,
+    vectors: &Vectors,
+    request: &SearchRequest,
+    audience: &Audience,
+    query: &[f32],
+    pool: usize,
+    exclude: Option<&str>,
+) -> ApiResult<Vec<(String, f32)>> {
+    let failure = |error: karavan_search::SearchError| ApiError::internal("semantic search", error);
+    let guard = vectors.index.read().expect("vector index lock");
+    let Some(index) = guard.as_ref() else {
+        return Err(not_installed("the vector index is still opening; try again in a moment".into()));
+    };
+    if let Some(allowed) = search.allowed_ids(request, audience, EXACT_LIMIT).map_err(failure)? {
+        return Ok(index.exact(query, pool, &|key| allowed.contains(key) && Some(key) != exclude));
+    }
+    // Many items pass the filters: ask the graph for more than needed, keep those that pass.
+    let mut asked = pool * 2;
+    loop {
+        let candidates = index.search(query, asked, &|key| Some(key) != exclude);
+        let ids: Vec<String> = candidates.iter().map(|(id, _)| id.clone()).collect();
+        let passed: HashSet<String> = search.filter_candidates(request, audience, &ids).map_err(failure)?;
+        let kept: Vec<(String, f32)> = candidates.into_iter().filter(|(id, _)| passed.contains(id)).collect();
+        if kept.len() >= pool || asked >= index.len() {
+            return Ok(kept.into_iter().take(pool).collect());
+        }
+        asked = (asked * 4).min(index.len().max(1));
+    }
+}
+
+/// A semantic or hybrid search (or "more like this", with `like` an item's vector) as `viewer`: the
+/// same answer shape as keyword search.
+pub async fn search_json(
+    state: &AppState,
+    viewer: MemberId,
+    request: SearchRequest,
+    mode: Mode,
+    like: Option<(String, Vec<f32>)>,
+) -> ApiResult<Value> {
+    let models = Arc::clone(state.language());
+    let embedder = models.embedder().map_err(not_installed)?;
+    let (search, store, vectors) = (Arc::clone(state.search()), Arc::clone(state.store()), Arc::clone(state.vectors()));
+    state
+        .compute(move || -> ApiResult<Value> {
+            let (exclude, query) = match like {
+                Some((id, vector)) => (Some(id), vector),
+                None => {
+                    let text = request.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+                    let text =
+                        text.ok_or_else(|| ApiError::invalid("q: required for mode=semantic and mode=hybrid"))?;
+                    let mut embedded =
+                        embedder.embed(&[text], Role::Query).map_err(|e| ApiError::internal("embedding", e))?;
+                    (None, embedded.pop().unwrap_or_default())
+                }
+            };
+            let now = now();
+            let agreements = store.agreements_of(&viewer).map_err(ApiError::from)?;
+            let audience = audience(&viewer, &agreements, now);
+            let pool = (request.offset + request.limit).clamp(POOL, MAX_POOL);
+            let similar = nearest(&search, &vectors, &request, &audience, &query, pool, exclude.as_deref())?;
+            let ranked = match mode {
+                Mode::Hybrid => {
+                    let keyword_request = SearchRequest { offset: 0, limit: pool, ..request.clone() };
+                    let keyword: SearchResults =
+                        search.search(&keyword_request, &audience).map_err(|error| match error {
+                            karavan_search::SearchError::BadQuery(message) => {
+                                ApiError::invalid(format!("q: {message}"))
+                            }
+                            other => ApiError::internal("search", other),
+                        })?;
+                    let keyword_ids: Vec<String> = keyword.hits.into_iter().map(|h| h.item_id).collect();
+                    let similar_ids: Vec<String> = similar.into_iter().map(|(id, _)| id).collect();
+                    reciprocal_rank_fusion(&[keyword_ids, similar_ids])
+                }
+                _ => similar,
+            };
+            let results = search
+                .ranked_results(&request, &audience, &ranked)
+                .map_err(|error| ApiError::internal("semantic search", error))?;
+            let mut body = results_json(store.as_ref(), &viewer, now, &request, &results)?;
+            body["mode"] = json!(match mode {
+                Mode::Keyword => "keyword",
+                Mode::Semantic => "semantic",
+                Mode::Hybrid => "hybrid",
+            });
+            Ok(body)
+        })
+        .await?
+}
+
+/// `GET /v1/items/{id}/similar`: items like this one, in any language, with the filters of
+/// `GET /v1/search` (`lang`, `member`, `subject`, …), over what the caller may see.
+pub async fn similar(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    let mut params = Params::parse(query)?;
+    let mut request = parse_search_query(&mut params)?;
+    if request.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+        return Err(ApiError::invalid("q: not taken here; the item is the query"));
+    }
+    request.text = None;
+    request.limit = params.limit(20, 100)? as usize;
+    params.finish()?;
+    let id = ItemId::parse(&id)?;
+    let viewer = caller.0.member.clone();
+    let models = Arc::clone(state.language());
+    let embedder = models.embedder().map_err(not_installed)?;
+    let vectors = Arc::clone(state.vectors());
+    let item_id = id.clone();
+    let read = state.blocking(move |store| store.item(&viewer, &item_id, now())).await?;
+    let ItemRead::Visible(version, _) = read else { return Err(ApiError::not_found("item")) };
+    let key = id.to_string();
+    let stored = vectors.index.read().ok().and_then(|g| g.as_ref().and_then(|i| i.get(&key).map(<[f32]>::to_vec)));
+    let vector = match stored {
+        Some(vector) => vector,
+        None => {
+            let text = embedding_text(&version).unwrap_or_default();
+            state
+                .compute(move || embedder.embed(&[text.as_str()], Role::Passage))
+                .await?
+                .map_err(|e| ApiError::internal("embedding", e))?
+                .pop()
+                .unwrap_or_default()
+        }
+    };
+    let body = search_json(&state, caller.0.member.clone(), request, Mode::Semantic, Some((key, vector))).await?;
+    Ok(Json(body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reciprocal_rank_fusion_rewards_agreement() {
+        let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let fused = reciprocal_rank_fusion(&[ids(&["a", "b", "c"]), ids(&["c", "a", "d"])]);
+        let order: Vec<&str> = fused.iter().map(|(id, _)| id.as_str()).collect();
+        // a: 1/61 + 1/62; c: 1/63 + 1/61; b: 1/62; d: 1/63.
+        assert_eq!(order, ["a", "c", "b", "d"]);
+        assert!((fused[0].1 - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn modes_parse_and_refuse_others() {
+        assert_eq!(Mode::parse(None).unwrap(), Mode::Keyword);
+        assert_eq!(Mode::parse(Some("hybrid")).unwrap(), Mode::Hybrid);
+        assert!(Mode::parse(Some("vector")).unwrap_err().message.contains("keyword, semantic or hybrid"));
+    }
+}
