@@ -8,6 +8,8 @@ pub mod embed;
 pub mod encoder;
 pub mod langid;
 pub mod models;
+#[doc(hidden)]
+pub mod testing;
 pub mod tokenizer;
 
 pub use embed::{Embedder, Role, cosine};

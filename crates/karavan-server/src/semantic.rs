@@ -369,18 +369,28 @@ pub async fn similar(
     params.finish()?;
     let id = ItemId::parse(&id)?;
     let viewer = caller.0.member.clone();
-    let models = Arc::clone(state.language());
-    let embedder = models.embedder().map_err(not_installed)?;
-    let vectors = Arc::clone(state.vectors());
-    let item_id = id.clone();
-    let read = state.blocking(move |store| store.item(&viewer, &item_id, now())).await?;
+    let read = state.blocking(move |store| store.item(&viewer, &id, now())).await?;
     let ItemRead::Visible(version, _) = read else { return Err(ApiError::not_found("item")) };
-    let key = id.to_string();
-    let stored = vectors.index.read().ok().and_then(|g| g.as_ref().and_then(|i| i.get(&key).map(<[f32]>::to_vec)));
+    let body = similar_json(&state, caller.0.member.clone(), &version, request).await?;
+    Ok(Json(body).into_response())
+}
+
+/// The items most like `version` (which `viewer` may see) that pass `request`'s filters: its vector
+/// from the index, or embedded now if it has none yet.
+pub async fn similar_json(
+    state: &AppState,
+    viewer: MemberId,
+    version: &StoredVersion,
+    request: SearchRequest,
+) -> ApiResult<Value> {
+    let embedder = state.language().embedder().map_err(not_installed)?;
+    let key = version.item_id.to_string();
+    let stored =
+        state.vectors().index.read().ok().and_then(|g| g.as_ref().and_then(|i| i.get(&key).map(<[f32]>::to_vec)));
     let vector = match stored {
         Some(vector) => vector,
         None => {
-            let text = embedding_text(&version).unwrap_or_default();
+            let text = embedding_text(version).unwrap_or_default();
             state
                 .compute(move || embedder.embed(&[text.as_str()], Role::Passage))
                 .await?
@@ -389,8 +399,7 @@ pub async fn similar(
                 .unwrap_or_default()
         }
     };
-    let body = search_json(&state, caller.0.member.clone(), request, Mode::Semantic, Some((key, vector))).await?;
-    Ok(Json(body).into_response())
+    search_json(state, viewer, request, Mode::Semantic, Some((key, vector))).await
 }
 
 #[cfg(test)]

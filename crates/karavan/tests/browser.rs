@@ -43,7 +43,8 @@ fn the_newsroom_works_in_chromium() {
         add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
         assert!(add.wait().unwrap().success());
     }
-    let server = Server::start(dir.path(), &[]);
+    let models = karavan_lang::testing::models();
+    let server = Server::start(dir.path(), &["--models-dir", models.root().to_str().unwrap()]);
     let screenshots = repository().join(".cache/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     let output = Command::new("node")

