@@ -174,9 +174,19 @@ fn catch_up_once(store: &dyn Store, models: &LanguageModels, vectors: &Vectors) 
     for key in &removed {
         index.remove(key);
     }
-    index.compact_if_needed();
     index.set_seq(last);
+    let compact = index.tombstones() * 4 > index.node_count();
+    drop(guard);
     vectors.dirty.store(true, Ordering::Release);
+    if compact {
+        // Rebuilding takes minutes at scale: do it on a copy, outside the lock, so searches go on. This
+        // task is the index's only writer, so nothing changes it meanwhile.
+        let copy = vectors.index.read().expect("vector index lock").clone();
+        if let Some(mut copy) = copy {
+            copy.compact_if_needed();
+            *vectors.index.write().expect("vector index lock") = Some(copy);
+        }
+    }
     Ok(batch.len())
 }
 
