@@ -62,6 +62,8 @@ struct Letters {
     czech_slovak: usize,     // č š ř ě ů ť ď
     kazakh_latin: usize,     // ū, and ñ beside ä / ğ / ı
     enye: usize,             // ñ
+    kana: usize,             // Japanese hiragana and katakana
+    hangul: usize,           // Korean
 }
 
 fn count_letters(text: &str) -> Letters {
@@ -75,6 +77,8 @@ fn count_letters(text: &str) -> Letters {
                 0x0400..=0x052F => l.cyrillic += 1,
                 0x0041..=0x024F | 0x1E00..=0x1EFF => l.latin += 1,
                 0x3400..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F => l.han += 1,
+                0x3040..=0x30FF => l.kana += 1,
+                0xAC00..=0xD7AF | 0x1100..=0x11FF => l.hangul += 1,
                 _ => {}
             }
         }
@@ -119,7 +123,11 @@ fn rule_confidence(marks: usize) -> f32 {
 }
 
 /// The member language the distinctive letters of a text show, with how many of them were seen.
-fn by_rules(l: &Letters, fasttext_top: &str) -> Option<(&'static str, usize)> {
+fn by_rules(l: &Letters, fasttext_top: &str, fasttext_probability: f32) -> Option<(&'static str, usize)> {
+    // Han characters without kana or hangul: Chinese (lid.176 sometimes says ja, ko or wuu for it).
+    if l.han * 2 > l.total && l.kana == 0 && l.hangul == 0 {
+        return Some(("zh", l.han));
+    }
     if l.cyrillic > l.latin && l.cyrillic >= l.han {
         if l.tajik > 0 && l.uzbek_cyrillic == 0 {
             return Some(("tg", l.tajik));
@@ -132,6 +140,13 @@ fn by_rules(l: &Letters, fasttext_top: &str) -> Option<(&'static str, usize)> {
         }
         if l.turkmen_cyrillic > 0 {
             return Some(("tk-Cyrl", l.turkmen_cyrillic + l.kyrgyz_like));
+        }
+        // қ ғ ҳ without ң ө ү or the Kazakh letters: Uzbek or Tajik, and Tajik without ҷ ӣ ӯ is rare.
+        if l.uz_tg_shared > 0 && l.uz_tg_shared * 100 >= l.cyrillic && l.kyrgyz_like == 0 && l.kazakh == 0 {
+            if fasttext_top == "tg" && fasttext_probability >= 0.8 {
+                return Some(("tg", l.uz_tg_shared));
+            }
+            return Some(("uz-Cyrl", l.uz_tg_shared));
         }
         if l.kyrgyz_like > 0 && l.uz_tg_shared == 0 && (l.ng > 0 || fasttext_top != "mn") {
             return Some(("ky", l.kyrgyz_like));
@@ -191,7 +206,8 @@ impl LanguageIdentifier {
             text.chars().take(MAX_CHARS).map(|c| if c == '\n' || c == '\r' || c == '\0' { ' ' } else { c }).collect();
         let predictions = self.model.predict(&line, 5, 0.0).unwrap_or_default();
         let top = predictions.first().map(|p| p.label.trim_start_matches("__label__")).unwrap_or("");
-        if let Some((language, marks)) = by_rules(&letters, top) {
+        let top_probability = predictions.first().map(|p| p.prob).unwrap_or(0.0);
+        if let Some((language, marks)) = by_rules(&letters, top, top_probability) {
             let primary = language.split('-').next().unwrap_or(language);
             let fasttext = predictions
                 .iter()
@@ -247,7 +263,7 @@ mod tests {
     use super::*;
 
     fn rule(text: &str) -> Option<&'static str> {
-        by_rules(&count_letters(text), "ru").map(|(l, _)| l)
+        by_rules(&count_letters(text), "ru", 0.5).map(|(l, _)| l)
     }
 
     #[test]
@@ -257,6 +273,17 @@ mod tests {
         assert_eq!(rule("Қазақстан үкіметі теміржол құрылысын бастады"), Some("kk"));
         assert_eq!(rule("Кыргызстандын өкмөтү жаңы жол курууну баштады"), Some("ky"));
         assert_eq!(rule("Правительство России объявило о новых мерах"), None);
+        assert_eq!(rule("上海合作组织成员国元首理事会会议在阿斯塔纳举行"), Some("zh"));
+        assert_eq!(rule("東京で新しい鉄道が開通しました"), None);
+        // No ў, but қ ғ ҳ without the Kazakh and Kyrgyz letters: Uzbek.
+        assert_eq!(
+            rule("Тожикистон Энергетика вазирлиги маълум қилишича, Роғун ГЭСи ишга туширилади"),
+            Some("uz-Cyrl")
+        );
+        assert_eq!(
+            by_rules(&count_letters("Вазорати энергетика хабар дод, ки Роғун ба кор медарояд"), "tg", 0.9).map(|r| r.0),
+            Some("tg")
+        );
         assert_eq!(rule("Toshkentda yangi metro bekati ochildi, deb xabar berdi o‘zbek matbuoti"), Some("uz-Latn"));
         assert_eq!(rule("Türkmenistanyň hökümeti täze demir ýoluny açdy"), Some("tk"));
         assert_eq!(rule("Qazaqstan ükımetı temırjol qūrylysyn bastady"), Some("kk-Latn"));

