@@ -297,3 +297,39 @@ async fn identification_scripts_and_semantic_search_across_languages() {
         }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_hugging_face_model_serves_semantic_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hf, _) = karavan_lang::testing::tiny_model(dir.path(), 11);
+    let imported = cli(dir.path(), &["models", "import", hf.to_str().unwrap()]);
+    assert!(imported.starts_with("imported hf-tiny-e5 as the embedding model"), "{imported}");
+    let listed = cli(dir.path(), &["models", "list"]);
+    assert!(listed.starts_with("embedding\thf-tiny-e5\t"), "{listed}");
+    let (_member, key) = member_with_key(dir.path(), "Tiny Agency", "editor");
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let base = &server.base;
+    let first = publish(&client, base, &key, &item("urn:tiny:1", Some("en"), "news site", "a tiny test")).await;
+    // A correction is embedded again and replaces the item's vector: two items in the index, not three.
+    publish(&client, base, &key, &item("urn:tiny:2", Some("en"), "other", "text")).await;
+    let mut corrected = item("urn:tiny:1", Some("en"), "a corrected news site", "a tiny test, corrected");
+    corrected["version"] = json!("2");
+    publish(&client, base, &key, &corrected).await;
+    let (_, models) = get(&client, &format!("{base}/v1/models"), &key).await;
+    assert_eq!(models["embedding"]["ready"], true, "{models}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get(&client, &format!("{base}/v1/search?mode=semantic&q=news"), &key).await;
+        assert_eq!(status, 200, "{body}");
+        if body["total"] == 2 {
+            let ids: Vec<&str> = body["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+            assert!(ids.contains(&first.as_str()), "{body}");
+            let hit = body["hits"].as_array().unwrap().iter().find(|h| h["id"] == first.as_str()).unwrap();
+            assert_eq!(hit["item"]["version"], "2", "the current version is served");
+            break;
+        }
+        assert!(Instant::now() < deadline, "items were not embedded: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
