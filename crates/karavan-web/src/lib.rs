@@ -251,7 +251,14 @@ mod tests {
             let extra: Vec<&String> = ids.iter().filter(|id| !expected.contains(id)).collect();
             assert!(missing.is_empty() && extra.is_empty(), "locale {code}: missing {missing:?}, extra {extra:?}");
             for id in &english {
-                let text = localizer.message(code, id, &[("name", "Aigerim"), ("count", "3")]);
+                let arguments = [
+                    ("name", "Aigerim"),
+                    ("count", "3"),
+                    ("declared", "ru"),
+                    ("detected", "kk"),
+                    ("confidence", "0.97"),
+                ];
+                let text = localizer.message(code, id, &arguments);
                 assert!(!text.is_empty() && text != *id, "locale {code}: {id} does not format");
                 assert!(!text.contains('{'), "locale {code}: {id} left a placeholder: {text}");
             }
