@@ -225,6 +225,11 @@ pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQue
     parse_paging(&mut params, &mut request)?;
     params.finish()?;
     if mode != crate::semantic::Mode::Keyword {
+        if request.sort == Sort::Newest {
+            return Err(ApiError::invalid(
+                "sort: date is not taken with mode=semantic or mode=hybrid (they rank by meaning)",
+            ));
+        }
         let body = crate::semantic::search_json(&state, caller.0.member.clone(), request, mode, None).await?;
         return Ok(Json(body).into_response());
     }

@@ -245,6 +245,12 @@ async fn identification_scripts_and_semantic_search_across_languages() {
     // Facets count the result pool, and filters hold: every hit is Kazakh.
     assert!(body["hits"].as_array().unwrap().iter().all(|h| h["item"]["language"] == "kk"), "{body}");
 
+    let (status, body) = get(&client, &format!("{base}/v1/search?mode=semantic&q=x&sort=date"), &cn_key).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = get(&client, &format!("{base}/v1/search?mode=vector&q=x"), &cn_key).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("keyword, semantic or hybrid"), "{body}");
+
     // Hybrid: keyword and semantic rankings fused; the Chinese story matches both.
     let (status, body) = get(&client, &format!("{base}/v1/search?mode=hybrid&q=铁路"), &cn_key).await;
     assert_eq!(status, 200, "{body}");
