@@ -80,6 +80,12 @@ fn write_node(node: Node<'_, '_>, out: &mut String) {
 
 /// Text of HTML with the tags dropped and whitespace collapsed (for comparisons and hashes).
 pub fn html_text(html: &str) -> String {
+    crate::xml::collapse(&plain_text(html))
+}
+
+/// Text of HTML with the tags dropped (each leaving a space, so blocks stay apart) and the common
+/// entities decoded; whitespace as it was (for search and language identification).
+pub fn plain_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut in_tag = false;
     for c in html.chars() {
@@ -93,14 +99,12 @@ pub fn html_text(html: &str) -> String {
             _ => {}
         }
     }
-    let decoded = out
-        .replace("&lt;", "<")
+    out.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
         .replace("&nbsp;", " ")
-        .replace("&amp;", "&");
-    crate::xml::collapse(&decoded)
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]

@@ -527,26 +527,15 @@ impl SearchIndex {
         };
         let facets = read_facets(&serde_json::to_value(&facet_results).unwrap_or_default());
 
-        let mut generators: HashMap<String, SnippetGenerator> = HashMap::new();
+        let mut snippets = Snippets::new(
+            request.text.as_deref().is_some_and(|t| !t.trim().is_empty()).then_some(&query as &dyn Query),
+        );
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address)?;
             let text =
                 |field: Field| document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            let analyzer_name = text(f.analyzer);
-            let analyzer = Analyzer::ALL.into_iter().find(|a| a.name() == analyzer_name).unwrap_or(Analyzer::Other);
-            let field = f.text[&analyzer];
-            let snippet = match request.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-                None => String::new(),
-                Some(_) => {
-                    if !generators.contains_key(&analyzer_name) {
-                        let mut generator = SnippetGenerator::create(&searcher, &query, field)?;
-                        generator.set_max_num_chars(240);
-                        generators.insert(analyzer_name.clone(), generator);
-                    }
-                    generators[&analyzer_name].snippet_from_doc(&document).to_html()
-                }
-            };
+            let snippet = snippets.highlight(&searcher, f, &document)?;
             let seq = document.get_first(f.seq).and_then(|v| v.as_i64()).unwrap_or_default();
             hits.push(SearchHit { item_id: text(f.item_id), seq, score, snippet });
         }
@@ -650,21 +639,13 @@ impl SearchIndex {
             Some(_) => Some(BooleanQuery::new(self.request_clauses(request)?)),
             None => None,
         };
+        let mut snippets = Snippets::new(text_query.as_ref().map(|q| q as &dyn Query));
         let mut hits = Vec::new();
         for (id, score) in present.into_iter().skip(request.offset).take(request.limit.clamp(1, 200)) {
             let (_, document) = &addresses[id];
-            let analyzer_name = document.get_first(f.analyzer).and_then(|v| v.as_str()).unwrap_or_default();
-            let analyzer = Analyzer::ALL.into_iter().find(|a| a.name() == analyzer_name).unwrap_or(Analyzer::Other);
-            let field = f.text[&analyzer];
-            let highlighted = match &text_query {
-                Some(query) => {
-                    let mut generator = SnippetGenerator::create(&searcher, query, field)?;
-                    generator.set_max_num_chars(240);
-                    generator.snippet_from_doc(document).to_html()
-                }
-                None => String::new(),
-            };
+            let highlighted = snippets.highlight(&searcher, f, document)?;
             let snippet = if highlighted.is_empty() {
+                let field = f.text[&document_analyzer(f, document)];
                 let text = document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default();
                 escape_html(&text.chars().take(240).collect::<String>())
             } else {
@@ -674,6 +655,40 @@ impl SearchIndex {
             hits.push(SearchHit { item_id: id.clone(), seq, score: *score, snippet });
         }
         Ok(SearchResults { hits, total, facets })
+    }
+}
+
+/// The analyzer a stored document's text was indexed with.
+fn document_analyzer(f: &Fields, document: &TantivyDocument) -> Analyzer {
+    let name = document.get_first(f.analyzer).and_then(|v| v.as_str()).unwrap_or_default();
+    Analyzer::ALL.into_iter().find(|a| a.name() == name).unwrap_or(Analyzer::Other)
+}
+
+/// Snippets of hits for a query, with one generator per analyzer (building one reads term
+/// statistics, so it is done once per search, not per hit). No query: no snippets.
+struct Snippets<'q> {
+    query: Option<&'q dyn Query>,
+    generators: HashMap<Analyzer, SnippetGenerator>,
+}
+
+impl<'q> Snippets<'q> {
+    fn new(query: Option<&'q dyn Query>) -> Snippets<'q> {
+        Snippets { query, generators: HashMap::new() }
+    }
+
+    /// HTML: the document's text escaped, the matched words in `<b>`; empty without a query.
+    fn highlight(&mut self, searcher: &tantivy::Searcher, f: &Fields, document: &TantivyDocument) -> Result<String> {
+        let Some(query) = self.query else { return Ok(String::new()) };
+        let analyzer = document_analyzer(f, document);
+        let generator = match self.generators.entry(analyzer) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let mut generator = SnippetGenerator::create(searcher, query, f.text[&analyzer])?;
+                generator.set_max_num_chars(240);
+                entry.insert(generator)
+            }
+        };
+        Ok(generator.snippet_from_doc(document).to_html())
     }
 }
 

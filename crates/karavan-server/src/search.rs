@@ -19,29 +19,6 @@ use crate::params::Params;
 use crate::publish::subject_keys;
 use crate::{AppState, now, wire};
 
-/// Plain text of an HTML fragment: tags dropped, the common entities decoded, blocks separated.
-pub fn html_to_text(html: &str) -> String {
-    let mut text = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                text.push(' ');
-            }
-            '>' => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    text.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
-}
-
 /// The plain text of each entry of a ninjs text array (`headlines`, `bodies`, …); HTML made plain.
 pub(crate) fn texts(document: &Map<String, Value>, key: &str) -> Vec<String> {
     document
@@ -52,7 +29,7 @@ pub(crate) fn texts(document: &Map<String, Value>, key: &str) -> Vec<String> {
         .filter_map(|entry| {
             let value = entry.get("value")?.as_str()?;
             let html = entry.get("contentType").and_then(Value::as_str).is_some_and(|t| t.contains("html"));
-            Some(if html { html_to_text(value) } else { value.to_string() })
+            Some(if html { karavan_formats::html::plain_text(value) } else { value.to_string() })
         })
         .collect()
 }
@@ -94,6 +71,14 @@ pub fn index_doc(version: &StoredVersion, country: Option<String>, models: &Lang
         genres,
         headline: texts(document, "headlines").join(" "),
         body: body.join("\n"),
+    }
+}
+
+/// A search's error as the API answers it: a query that cannot be read is the caller's.
+pub(crate) fn search_error(error: SearchError) -> ApiError {
+    match error {
+        SearchError::BadQuery(message) => ApiError::invalid(format!("q: {message}")),
+        other => ApiError::internal("search", other),
     }
 }
 
@@ -224,21 +209,25 @@ pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQue
     let mode = crate::semantic::Mode::parse(params.one("mode")?.as_deref())?;
     parse_paging(&mut params, &mut request)?;
     params.finish()?;
-    if mode != crate::semantic::Mode::Keyword {
-        if request.sort == Sort::Newest {
-            return Err(ApiError::invalid(
-                "sort: date is not taken with mode=semantic or mode=hybrid (they rank by meaning)",
-            ));
-        }
-        let body = crate::semantic::search_json(&state, caller.0.member.clone(), request, mode, None).await?;
-        return Ok(Json(body).into_response());
+    if mode != crate::semantic::Mode::Keyword && request.sort == Sort::Newest {
+        return Err(ApiError::invalid(
+            "sort: date is not taken with mode=semantic or mode=hybrid (they rank by meaning)",
+        ));
     }
-    run_search(&state, &caller, request).await
+    Ok(Json(search_in_mode(&state, caller.0.member.clone(), request, mode).await?).into_response())
 }
 
-async fn run_search(state: &AppState, caller: &Caller, request: SearchRequest) -> ApiResult<Response> {
-    let results = search_json(state, caller.0.member.clone(), request).await?;
-    Ok(Json(results).into_response())
+/// A search ranked by words (keyword) or by meaning (semantic, hybrid), as `viewer`.
+pub async fn search_in_mode(
+    state: &AppState,
+    viewer: MemberId,
+    request: SearchRequest,
+    mode: crate::semantic::Mode,
+) -> ApiResult<Value> {
+    match mode {
+        crate::semantic::Mode::Keyword => search_json(state, viewer, request).await,
+        mode => crate::semantic::search_json(state, viewer, request, mode, None).await,
+    }
 }
 
 /// Runs a search as `viewer`'s member: the answer of `GET /v1/search` (hits, total, facets, next).
@@ -251,11 +240,7 @@ pub async fn search_json(state: &AppState, viewer: MemberId, mut request: Search
             let now = now();
             let query_language = detect_query_language(&models, &mut request);
             let agreements = store.agreements_of(&viewer).map_err(ApiError::from)?;
-            let results =
-                search.search(&request, &audience(&viewer, &agreements, now)).map_err(|error| match error {
-                    SearchError::BadQuery(message) => ApiError::invalid(format!("q: {message}")),
-                    other => ApiError::internal("search", other),
-                })?;
+            let results = search.search(&request, &audience(&viewer, &agreements, now)).map_err(search_error)?;
             let mut body = results_json(store.as_ref(), &viewer, now, &request, &results)?;
             body["queryLanguage"] = json!(query_language);
             Ok(body)
@@ -455,5 +440,5 @@ pub async fn run_saved(
     let mut paging = Params::parse(query)?;
     parse_paging(&mut paging, &mut request)?;
     paging.finish()?;
-    run_search(&state, &caller, request).await
+    Ok(Json(search_json(&state, caller.0.member.clone(), request).await?).into_response())
 }

@@ -335,12 +335,7 @@ pub async fn search_json(
                 Mode::Hybrid => {
                     let keyword_request = SearchRequest { offset: 0, limit: pool, ..request.clone() };
                     let keyword: SearchResults =
-                        search.search(&keyword_request, &audience).map_err(|error| match error {
-                            karavan_search::SearchError::BadQuery(message) => {
-                                ApiError::invalid(format!("q: {message}"))
-                            }
-                            other => ApiError::internal("search", other),
-                        })?;
+                        search.search(&keyword_request, &audience).map_err(crate::search::search_error)?;
                     let keyword_ids: Vec<String> = keyword.hits.into_iter().map(|h| h.item_id).collect();
                     let similar_ids: Vec<String> = similar.into_iter().map(|(id, _)| id).collect();
                     reciprocal_rank_fusion(&[keyword_ids, similar_ids])

@@ -584,12 +584,7 @@ pub async fn item_page(
                 similar => similar,
             };
             // Each version with its word differences from the one before (headline and text).
-            let plain = |v: &karavan_store::StoredVersion| {
-                let mut text = crate::search::texts(&v.document, "headlines");
-                text.extend(crate::search::texts(&v.document, "descriptions"));
-                text.extend(crate::search::texts(&v.document, "bodies"));
-                text.join("\n")
-            };
+            let plain = |v: &karavan_store::StoredVersion| crate::language::item_text(&v.document);
             let mut history: Vec<karavan_web::Value> = Vec::new();
             for (index, v) in versions.iter().enumerate() {
                 let (_, headline, at) = describe(v);
@@ -712,12 +707,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
             Ok(mut request) => {
                 request.limit = 50;
                 match crate::semantic::Mode::parse(Some(mode.as_str()).filter(|m| !m.is_empty())) {
-                    Ok(crate::semantic::Mode::Keyword) => {
-                        crate::search::search_json(&state, session.user.member.clone(), request).await
-                    }
-                    Ok(mode) => {
-                        crate::semantic::search_json(&state, session.user.member.clone(), request, mode, None).await
-                    }
+                    Ok(mode) => crate::search::search_in_mode(&state, session.user.member.clone(), request, mode).await,
                     Err(error) => Err(error),
                 }
             }

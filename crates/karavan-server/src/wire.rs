@@ -62,7 +62,11 @@ pub fn read_item(
 ) -> Result<Result<(ItemRead, Option<Export>), crate::error::ApiError>, StoreError> {
     let mut read = store.item(viewer, id, crate::now())?;
     if let (ItemRead::Visible(version, _), Some(script)) = (&mut read, as_.script) {
-        let detected = models.detect(&crate::language::item_text(&version.document)).map(|d| d.language);
+        // Identified only when the item does not say its language.
+        let detected = match version.document.get("language") {
+            Some(_) => None,
+            None => models.detect(&crate::language::item_text(&version.document)).map(|d| d.language),
+        };
         if let Err(error) = crate::language::convert_script(&mut version.document, script, detected.as_deref()) {
             return Ok(Err(error));
         }

@@ -267,15 +267,16 @@ fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<SqliteStore>> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let models_dir = models_dir(&cli.data_dir, cli.models_dir.as_deref());
     match cli.command {
-        Command::Serve(args) => serve(&cli.data_dir, models_dir(&cli.data_dir, cli.models_dir.as_deref()), args),
+        Command::Serve(args) => serve(&cli.data_dir, models_dir, args),
         Command::Member(command) => member_command(&cli.data_dir, command),
         Command::Key(command) => key_command(&cli.data_dir, command),
         Command::Agreement(command) => agreement_command(&cli.data_dir, command),
         Command::User(command) => user_command(&cli.data_dir, command),
-        Command::Reindex => reindex(&cli.data_dir, models_dir(&cli.data_dir, cli.models_dir.as_deref())),
-        Command::Import(args) => import(&cli.data_dir, models_dir(&cli.data_dir, cli.models_dir.as_deref()), args),
-        Command::Models(command) => models_command(&models_dir(&cli.data_dir, cli.models_dir.as_deref()), command),
+        Command::Reindex => reindex(&cli.data_dir, models_dir),
+        Command::Import(args) => import(&cli.data_dir, models_dir, args),
+        Command::Models(command) => models_command(&models_dir, command),
     }
 }
 
