@@ -54,7 +54,7 @@ pub struct Weights {
 }
 
 impl Weights {
-    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
+    pub(crate) fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
         let tensor =
             self.tensors.remove(name).ok_or_else(|| ModelError::Invalid(format!("model weights: no tensor {name}")))?;
         if tensor.dims() != shape {
@@ -63,13 +63,13 @@ impl Weights {
         tensor.to_dtype(DType::F32).map_err(candle_error)
     }
 
-    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+    pub(crate) fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
         self.take(name, &[len])?.to_vec1().map_err(candle_error)
     }
 
     /// The linear layers `names` (each `[out_i, input]`, with a bias) as one `[input, Σ out_i]`
     /// product.
-    fn dense(&mut self, names: &[&str], input: usize, outputs: usize) -> Result<Dense, ModelError> {
+    pub(crate) fn dense(&mut self, names: &[&str], input: usize, outputs: usize) -> Result<Dense, ModelError> {
         let mut matrices = Vec::with_capacity(names.len());
         let mut bias = Vec::with_capacity(outputs * names.len());
         for name in names {
@@ -80,7 +80,7 @@ impl Weights {
         Ok(Dense { weight, bias })
     }
 
-    fn norm(&mut self, name: &str, hidden: usize, eps: f64) -> Result<Norm, ModelError> {
+    pub(crate) fn norm(&mut self, name: &str, hidden: usize, eps: f64) -> Result<Norm, ModelError> {
         Ok(Norm {
             weight: self.vector(&format!("{name}.weight"), hidden)?,
             bias: self.vector(&format!("{name}.bias"), hidden)?,
@@ -90,19 +90,19 @@ impl Weights {
 }
 
 /// A linear layer: `x · weight + bias`, the weight `[in, out]` and contiguous.
-struct Dense {
-    weight: Tensor,
-    bias: Vec<f32>,
+pub(crate) struct Dense {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Vec<f32>,
 }
 
 impl Dense {
     /// The product without the bias (the bias is added in the pass that follows).
-    fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         x.matmul(&self.weight)
     }
 }
 
-struct Norm {
+pub(crate) struct Norm {
     weight: Vec<f32>,
     bias: Vec<f32>,
     eps: f32,
@@ -110,7 +110,7 @@ struct Norm {
 
 impl Norm {
     /// Normalises one row in place.
-    fn apply(&self, row: &mut [f32]) {
+    pub(crate) fn apply(&self, row: &mut [f32]) {
         let n = row.len() as f32;
         let mean = row.iter().sum::<f32>() / n;
         let variance = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
@@ -152,7 +152,7 @@ impl std::fmt::Debug for Encoder {
 pub type Segment = Vec<u32>;
 
 /// Below this many values a pass runs on one thread (a thread costs more than it saves).
-const MIN_PARALLEL_VALUES: usize = 1 << 15;
+pub(crate) const MIN_PARALLEL_VALUES: usize = 1 << 15;
 
 impl Encoder {
     pub fn new(config: Config, mut weights: Weights) -> Result<Encoder, ModelError> {
@@ -420,7 +420,7 @@ pub fn threads() -> usize {
 
 /// Runs `f(first_row, rows)` over `values` (rows of `width`) cut into up to `threads` runs of rows,
 /// on as many threads.
-fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     let rows = values.len() / width.max(1);
     let parts = threads.min(values.len() / MIN_PARALLEL_VALUES).min(rows).max(1);
     if parts == 1 {
@@ -442,7 +442,7 @@ fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f: impl Fn(us
 }
 
 /// `f` over the values of a contiguous f32 CPU tensor.
-fn read<R>(tensor: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+pub(crate) fn read<R>(tensor: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
     let (storage, layout) = tensor.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
         return Err(candle_core::Error::Msg("the encoder runs on the CPU".into()));
@@ -453,7 +453,7 @@ fn read<R>(tensor: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<
 }
 
 /// `f` over the values of a contiguous f32 CPU tensor, changing them in place.
-fn in_place(tensor: &Tensor, f: impl Fn(&mut [f32]) -> candle_core::Result<()>) -> candle_core::Result<()> {
+pub(crate) fn in_place(tensor: &Tensor, f: impl Fn(&mut [f32]) -> candle_core::Result<()>) -> candle_core::Result<()> {
     struct Op<F>(F);
     impl<F: Fn(&mut [f32]) -> candle_core::Result<()>> InplaceOp1 for Op<F> {
         fn name(&self) -> &'static str {
@@ -506,7 +506,7 @@ fn bias_gelu(values: &mut [f32], bias: &[f32]) {
 }
 
 /// The softmax of a row, in place.
-fn softmax(row: &mut [f32]) {
+pub(crate) fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in row.iter_mut() {

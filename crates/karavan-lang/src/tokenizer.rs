@@ -170,9 +170,7 @@ fn hf_normalizer(normalizer: Option<&Value>) -> Result<Normalizer, ModelError> {
     for step in steps {
         match step.get("type").and_then(Value::as_str) {
             Some("Precompiled") => {
-                let precompiled: spm_precompiled::Precompiled = serde_json::from_value(step.clone())
-                    .map_err(|e| ModelError::Invalid(format!("tokenizer.json: precompiled charsmap: {e}")))?;
-                return Ok(Normalizer::Precompiled(Box::new(precompiled)));
+                return Ok(Normalizer::Precompiled(Box::new(crate::bpe::precompiled_step(step)?)));
             }
             Some("Replace") | Some("Strip") => {}
             other => {

@@ -1,0 +1,305 @@
+//! Greedy and beam-search decoding for [`M2m100`], following Hugging Face transformers'
+//! `generate` step for step (the same logits processors, the same beam bookkeeping, the same
+//! length penalty and stopping rules), so that the same checkpoint gives the same tokens.
+//!
+//! Every source in a batch decodes at once: one decoder pass per step over all live hypotheses.
+//! A source whose search is over leaves the batch.
+
+use crate::m2m100::{DecoderState, Encoded, M2m100};
+use crate::models::ModelError;
+
+/// When beam search may stop before the length runs out (transformers' `early_stopping`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyStopping {
+    /// `false`: when no running beam can beat the finished ones at the current length.
+    Heuristic,
+    /// `true`: as soon as there are as many finished hypotheses as beams.
+    Done,
+    /// `"never"`: only when no running beam could beat them at the longest length.
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// 1 for greedy decoding.
+    pub num_beams: usize,
+    /// The longest output in tokens, the decoder start token included (transformers' `max_length`).
+    pub max_length: usize,
+    /// Finished beams score `sum of log-probabilities / length ^ length_penalty`.
+    pub length_penalty: f32,
+    pub early_stopping: EarlyStopping,
+    /// No n-gram of this size occurs twice in an output (0: no limit).
+    pub no_repeat_ngram_size: usize,
+    /// `</s>` is forced as the last token when the length runs out.
+    pub forced_eos: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            num_beams: 4,
+            max_length: 200,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::Heuristic,
+            no_repeat_ngram_size: 0,
+            forced_eos: false,
+        }
+    }
+}
+
+/// transformers' "minus infinity" for beams that must not win.
+const NEG: f32 = -1.0e9;
+
+/// For each source (token ids, language code and `</s>` included), the generated tokens: the
+/// decoder start token, `target` (the forced language token), the translation and `</s>` (absent
+/// when the length ran out first).
+pub fn generate(
+    model: &M2m100,
+    sources: &[Vec<u32>],
+    targets: &[u32],
+    options: &Options,
+) -> Result<Vec<Vec<u32>>, ModelError> {
+    if sources.len() != targets.len() {
+        return Err(ModelError::Invalid("one target language per source".into()));
+    }
+    if options.num_beams == 0 || options.max_length < 2 {
+        return Err(ModelError::Invalid("generation needs at least one beam and a max_length of 2".into()));
+    }
+    if let Some(&bad) = targets.iter().find(|&&t| t as usize >= model.config.vocab_size) {
+        return Err(ModelError::Invalid(format!("target token {bad} is outside the vocabulary")));
+    }
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let encoded = model.encode(sources)?;
+    if options.num_beams == 1 {
+        greedy(model, &encoded, targets, options)
+    } else {
+        beam_search(model, &encoded, targets, options)
+    }
+}
+
+/// The logits processors, in transformers' order: no repeated n-gram, the forced first token, the
+/// forced last token. `sequence` is the hypothesis so far (its length is `cur_len`).
+fn process(scores: &mut [f32], sequence: &[u32], target: u32, eos: u32, options: &Options) {
+    let cur_len = sequence.len();
+    let n = options.no_repeat_ngram_size;
+    if n > 0 && cur_len + 1 >= n {
+        let prefix = &sequence[cur_len + 1 - n..];
+        for window in sequence.windows(n) {
+            if &window[..n - 1] == prefix {
+                scores[window[n - 1] as usize] = f32::NEG_INFINITY;
+            }
+        }
+    }
+    let mut force = |token: u32| {
+        scores.fill(f32::NEG_INFINITY);
+        scores[token as usize] = 0.0;
+    };
+    if cur_len == 1 {
+        force(target);
+    }
+    if options.forced_eos && cur_len == options.max_length - 1 {
+        force(eos);
+    }
+}
+
+fn greedy(
+    model: &M2m100,
+    encoded: &[Encoded],
+    targets: &[u32],
+    options: &Options,
+) -> Result<Vec<Vec<u32>>, ModelError> {
+    let c = &model.config;
+    let vocab = c.vocab_size;
+    let mut sequences: Vec<Vec<u32>> = vec![vec![c.decoder_start]; encoded.len()];
+    let mut live: Vec<usize> = (0..encoded.len()).collect();
+    let mut state = DecoderState::new(model, &live);
+    while !live.is_empty() && sequences[live[0]].len() < options.max_length {
+        let tokens: Vec<u32> = live.iter().map(|&s| *sequences[s].last().unwrap_or(&c.decoder_start)).collect();
+        let mut logits = model.decode_step(encoded, &mut state, &tokens)?;
+        let mut keep = Vec::with_capacity(live.len());
+        for (row, (&s, scores)) in live.iter().zip(logits.chunks_exact_mut(vocab)).enumerate() {
+            process(scores, &sequences[s], targets[s], c.eos, options);
+            let next = argmax(scores);
+            sequences[s].push(next);
+            if next != c.eos {
+                keep.push(row);
+            }
+        }
+        if keep.len() < live.len() {
+            live = keep.iter().map(|&row| live[row]).collect();
+            state.reorder(&keep);
+        }
+    }
+    Ok(sequences)
+}
+
+/// The index of the first largest value.
+fn argmax(values: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+fn log_softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+    let log_sum = sum.ln();
+    row.iter_mut().for_each(|v| *v = *v - max - log_sum);
+}
+
+/// The beam search of one source.
+struct Search {
+    source: usize,
+    /// The running beams: sequence and summed log-probability.
+    running: Vec<(Vec<u32>, f32)>,
+    /// The finished slots: sequence, score, and whether the slot holds a finished hypothesis.
+    finished: Vec<(Vec<u32>, f32, bool)>,
+    improvable: bool,
+    done: bool,
+}
+
+/// Indices of the `k` largest of `scores`, largest first; ties keep the lower index first.
+fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    let k = k.min(order.len());
+    if k < order.len() {
+        order.select_nth_unstable_by(k, |&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        order.truncate(k);
+    }
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order
+}
+
+fn beam_search(
+    model: &M2m100,
+    encoded: &[Encoded],
+    targets: &[u32],
+    options: &Options,
+) -> Result<Vec<Vec<u32>>, ModelError> {
+    let c = &model.config;
+    let vocab = c.vocab_size;
+    let beams = options.num_beams;
+    let keep = 2 * beams;
+    let lp = f64::from(options.length_penalty);
+    let mut searches: Vec<Search> = (0..encoded.len())
+        .map(|source| Search {
+            source,
+            running: (0..beams).map(|b| (vec![c.decoder_start], if b == 0 { 0.0 } else { NEG })).collect(),
+            finished: vec![(Vec::new(), NEG, false); beams],
+            improvable: true,
+            done: false,
+        })
+        .collect();
+    let hypotheses: Vec<usize> = (0..encoded.len()).flat_map(|s| std::iter::repeat_n(s, beams)).collect();
+    let mut state = DecoderState::new(model, &hypotheses);
+    let mut cur_len = 1;
+    while searches.iter().any(|s| !s.done) {
+        let live: Vec<usize> = (0..searches.len()).filter(|&i| !searches[i].done).collect();
+        let tokens: Vec<u32> =
+            live.iter().flat_map(|&i| searches[i].running.iter().map(|(seq, _)| *seq.last().unwrap_or(&0))).collect();
+        let mut logits = model.decode_step(encoded, &mut state, &tokens)?;
+        let mut order = Vec::with_capacity(tokens.len());
+        let mut still = Vec::new();
+        for (slot, &i) in live.iter().enumerate() {
+            let search = &mut searches[i];
+            let block = &mut logits[slot * beams * vocab..(slot + 1) * beams * vocab];
+            for (row, (seq, score)) in block.chunks_exact_mut(vocab).zip(&search.running) {
+                log_softmax(row);
+                process(row, seq, targets[search.source], c.eos, options);
+                row.iter_mut().for_each(|v| *v += score);
+            }
+            let candidates = top_k(block, keep);
+            let scores: Vec<f32> = candidates.iter().map(|&k| block[k]).collect();
+            let hits: Vec<bool> =
+                candidates.iter().map(|&k| (k % vocab) as u32 == c.eos || cur_len + 1 >= options.max_length).collect();
+            let extend = |k: usize| {
+                let mut seq = search.running[k / vocab].0.clone();
+                seq.push((k % vocab) as u32);
+                seq
+            };
+            // The next running beams: the best candidates that did not just finish.
+            let penalised: Vec<f32> = scores.iter().zip(&hits).map(|(s, &h)| if h { s + NEG } else { *s }).collect();
+            let next = top_k(&penalised, beams);
+            // The finished slots: the best of the old ones and the top `beams` candidates that finished.
+            let length = (cur_len + 1 - 1) as f64;
+            let full = search.finished.iter().all(|f| f.2) && options.early_stopping == EarlyStopping::Done;
+            let mut merged: Vec<(Vec<u32>, f32, bool)> = std::mem::take(&mut search.finished);
+            for (rank, ((&k, &score), &hit)) in candidates.iter().zip(&scores).zip(&hits).enumerate() {
+                let just_finished = hit && rank < beams;
+                let mut value = score / length.powf(lp) as f32;
+                if full {
+                    value += NEG;
+                }
+                if !search.improvable {
+                    value += NEG;
+                }
+                if !just_finished {
+                    value += NEG;
+                }
+                merged.push((extend(k), value, just_finished));
+            }
+            let merged_scores: Vec<f32> = merged.iter().map(|m| m.1).collect();
+            search.finished = top_k(&merged_scores, beams).into_iter().map(|m| merged[m].clone()).collect();
+            search.running = next.iter().map(|&n| (extend(candidates[n]), penalised[n])).collect();
+            for &n in &next {
+                order.push(slot * beams + candidates[n] / vocab);
+            }
+            // Whether a running beam could still beat the worst finished one.
+            let best_length = if options.early_stopping == EarlyStopping::Never && lp > 0.0 {
+                options.max_length - 1
+            } else {
+                cur_len
+            };
+            let best_running = search.running[0].1 / (best_length as f64).powf(lp) as f32;
+            let all_finished = search.finished.iter().all(|f| f.2);
+            let worst = search.finished.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
+            search.improvable &= !all_finished || best_running > worst;
+            search.done = !search.improvable
+                || (all_finished && options.early_stopping == EarlyStopping::Done)
+                || hits.iter().all(|&h| h);
+            if !search.done {
+                still.push(slot);
+            }
+        }
+        // Hypotheses of searches that go on, in their new order.
+        let reorder: Vec<usize> =
+            still.iter().flat_map(|&slot| order[slot * beams..(slot + 1) * beams].iter().copied()).collect();
+        state.reorder(&reorder);
+        cur_len += 1;
+    }
+    Ok(searches.into_iter().map(|s| s.finished.into_iter().next().map(|f| f.0).unwrap_or_default()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_is_sorted_and_stable() {
+        assert_eq!(top_k(&[1.0, 3.0, 2.0, 3.0, -1.0], 3), vec![1, 3, 2]);
+        assert_eq!(top_k(&[1.0, 2.0], 5), vec![1, 0]);
+        assert_eq!(top_k(&[f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY], 2), vec![1, 0]);
+    }
+
+    #[test]
+    fn processors_ban_repeated_ngrams_and_force_tokens() {
+        let options = Options { no_repeat_ngram_size: 2, max_length: 6, forced_eos: true, ..Options::default() };
+        // Sequence 2 5 7 5: the bigram (5, 7) has occurred, so after 5 the token 7 is banned.
+        let mut scores = vec![0.0; 10];
+        process(&mut scores, &[2, 5, 7, 5], 9, 2, &options);
+        assert_eq!(scores[7], f32::NEG_INFINITY);
+        assert!(scores.iter().enumerate().all(|(i, &s)| i == 7 || s == 0.0));
+        let mut scores = vec![0.5; 10];
+        process(&mut scores, &[2], 9, 2, &options);
+        assert_eq!(argmax(&scores), 9);
+        let mut scores = vec![0.5; 10];
+        process(&mut scores, &[2, 9, 3, 4, 6], 9, 2, &options);
+        assert_eq!(argmax(&scores), 2);
+    }
+}
