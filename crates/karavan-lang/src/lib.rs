@@ -15,6 +15,7 @@ pub mod sentencepiece;
 #[doc(hidden)]
 pub mod testing;
 pub mod tokenizer;
+pub mod translate;
 
 pub use embed::{Embedder, Role, cosine};
 pub use langid::{Detection, LanguageIdentifier, contradicts};

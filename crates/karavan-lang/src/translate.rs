@@ -1,0 +1,655 @@
+//! Machine translation with a local NLLB-200 / M2M100 checkpoint: language tags to the model's
+//! codes, bodies cut into sentences so that nothing is truncated, HTML translated text node by text
+//! node so that its markup survives, and glossaries whose terms come out as the glossary says.
+
+use std::path::Path;
+
+use crate::bpe::{BpeTokenizer, Family};
+use crate::generate::{EarlyStopping, Options, generate};
+use crate::m2m100::M2m100;
+use crate::models::ModelError;
+
+/// BCP-47 tags (lowercase) and the NLLB-200 codes they mean.
+const NLLB_TAGS: &[(&str, &str)] = &[
+    ("en", "eng_Latn"),
+    ("zh", "zho_Hans"),
+    ("zh-hans", "zho_Hans"),
+    ("zh-cn", "zho_Hans"),
+    ("zh-hant", "zho_Hant"),
+    ("zh-tw", "zho_Hant"),
+    ("ru", "rus_Cyrl"),
+    ("kk", "kaz_Cyrl"),
+    ("kk-cyrl", "kaz_Cyrl"),
+    ("ky", "kir_Cyrl"),
+    ("tg", "tgk_Cyrl"),
+    ("tk", "tuk_Latn"),
+    ("uz", "uzn_Latn"),
+    ("uz-latn", "uzn_Latn"),
+    ("mn", "khk_Cyrl"),
+    ("ug", "uig_Arab"),
+    ("fa", "pes_Arab"),
+    ("ar", "arb_Arab"),
+    ("tr", "tur_Latn"),
+    ("az", "azj_Latn"),
+    ("hi", "hin_Deva"),
+    ("ur", "urd_Arab"),
+    ("ps", "pbt_Arab"),
+    ("be", "bel_Cyrl"),
+    ("uk", "ukr_Cyrl"),
+    ("tt", "tat_Cyrl"),
+    ("ba", "bak_Cyrl"),
+    ("hy", "hye_Armn"),
+    ("ka", "kat_Geor"),
+    ("fr", "fra_Latn"),
+    ("de", "deu_Latn"),
+    ("es", "spa_Latn"),
+    ("ja", "jpn_Jpan"),
+    ("ko", "kor_Hang"),
+];
+
+/// A translation model ready to use.
+pub struct Translator {
+    model: M2m100,
+    tokenizer: BpeTokenizer,
+    /// The model's name (its directory's), recorded with every translation.
+    pub name: String,
+    pub options: Options,
+}
+
+impl std::fmt::Debug for Translator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Translator").field("name", &self.name).field("model", &self.model).finish_non_exhaustive()
+    }
+}
+
+/// One glossary entry: a term in the source language and how it must read in the target language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    pub source: String,
+    pub target: String,
+}
+
+/// The most tokens of source one sentence may have before it is cut (well inside every model's
+/// positions, and where translation quality is still good).
+const MAX_SENTENCE_TOKENS: usize = 200;
+/// How many tokens of sources one batch encodes at once.
+const BATCH_TOKENS: usize = 4096;
+
+/// Where translation goes: the model's language code, and a script to convert the output to
+/// (Uzbek in Cyrillic is translated as Uzbek in Latin script, then converted).
+#[derive(Debug, Clone, PartialEq)]
+struct Target {
+    code: String,
+    convert: Option<(karavan_script::Language, karavan_script::Script)>,
+}
+
+impl Translator {
+    /// Loads a checkpoint directory (`config.json`, the safetensors, the tokenizer files).
+    pub fn load(dir: &Path) -> Result<Translator, ModelError> {
+        let tokenizer = BpeTokenizer::load(dir)?;
+        let model = M2m100::load(dir)?;
+        if tokenizer.vocab_size() > model.config.vocab_size {
+            return Err(ModelError::Invalid(format!(
+                "the tokenizer has {} tokens and the model only {}",
+                tokenizer.vocab_size(),
+                model.config.vocab_size
+            )));
+        }
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("translation").to_string();
+        let max_length = (model.config.max_positions - 1).min(MAX_SENTENCE_TOKENS * 2 + 10);
+        let options = Options {
+            num_beams: 4,
+            max_length,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::Heuristic,
+            no_repeat_ngram_size: 0,
+            forced_eos: model.config.forced_eos,
+        };
+        Ok(Translator { model, tokenizer, name, options })
+    }
+
+    /// The model's code for a language tag (`kk`, `zh-Hant`, `uz-Cyrl`) or one of its own codes
+    /// (`kaz_Cyrl`), if it translates that language.
+    pub fn language_code(&self, tag: &str) -> Option<String> {
+        self.target(tag).map(|t| t.code)
+    }
+
+    /// Every language the model translates, as its codes.
+    pub fn languages(&self) -> Vec<String> {
+        self.tokenizer.languages()
+    }
+
+    fn target(&self, tag: &str) -> Option<Target> {
+        let lower = tag.trim().to_ascii_lowercase();
+        if self.tokenizer.language(tag.trim()).is_some() {
+            return Some(Target { code: tag.trim().to_string(), convert: None });
+        }
+        // Uzbek in Cyrillic: the models know Uzbek in Latin script only.
+        if lower == "uz-cyrl" {
+            let mut target = self.target("uz")?;
+            target.convert = Some((karavan_script::Language::Uzbek, karavan_script::Script::Cyrillic));
+            return Some(target);
+        }
+        let code = match self.tokenizer.family {
+            Family::Nllb => NLLB_TAGS
+                .iter()
+                .find(|(t, _)| *t == lower)
+                .or_else(|| {
+                    let primary = lower.split('-').next().unwrap_or("");
+                    NLLB_TAGS.iter().find(|(t, _)| *t == primary)
+                })
+                .map(|(_, code)| code.to_string())?,
+            Family::M2m100 => lower.split('-').next().unwrap_or("").to_string(),
+        };
+        self.tokenizer.language(&code).map(|_| Target { code, convert: None })
+    }
+
+    fn source(&self, tag: &str) -> Option<(String, Option<karavan_script::Language>)> {
+        let target = self.target(tag)?;
+        // A Cyrillic Uzbek source is converted to Latin script before translation.
+        Some((target.code, target.convert.map(|(language, _)| language)))
+    }
+
+    fn unknown(&self, tag: &str) -> ModelError {
+        ModelError::Invalid(format!("the translation model {} does not translate {tag:?}", self.name))
+    }
+
+    /// Translates plain texts from `from` to `to`, keeping their line breaks; `glossary` terms in
+    /// the source come out as the glossary says.
+    pub fn translate(
+        &self,
+        texts: &[&str],
+        from: &str,
+        to: &str,
+        glossary: &[Term],
+    ) -> Result<Vec<String>, ModelError> {
+        let (source_code, source_script) = self.source(from).ok_or_else(|| self.unknown(from))?;
+        let target = self.target(to).ok_or_else(|| self.unknown(to))?;
+        let source_id = self.tokenizer.language(&source_code).ok_or_else(|| self.unknown(from))?;
+        let target_id = self.tokenizer.language(&target.code).ok_or_else(|| self.unknown(to))?;
+        // Every text is cut into segments: whitespace and line breaks kept as they are, sentences
+        // (and the parts of a sentence around glossary terms, where needed) translated.
+        let mut plans: Vec<Vec<Slot>> = Vec::with_capacity(texts.len());
+        let mut sentences: Vec<String> = Vec::new();
+        for text in texts {
+            let text = match source_script {
+                Some(language) => karavan_script::convert(language, text, karavan_script::Script::Latin),
+                None => text.to_string(),
+            };
+            let mut plan = Vec::new();
+            for piece in split_sentences(&text) {
+                match piece {
+                    Piece::Keep(s) => plan.push(Slot::Keep(s)),
+                    Piece::Translate(s) => {
+                        plan.push(Slot::Sentence(sentences.len()));
+                        sentences.push(s);
+                    }
+                }
+            }
+            plans.push(plan);
+        }
+        let translated = self.translate_sentences(&sentences, source_id, target_id, glossary)?;
+        let mut out = Vec::with_capacity(texts.len());
+        for plan in plans {
+            let mut text = String::new();
+            for piece in plan {
+                match piece {
+                    Slot::Keep(s) => text.push_str(&s),
+                    Slot::Sentence(i) => text.push_str(&translated[i]),
+                }
+            }
+            if let Some((language, script)) = target.convert {
+                text = karavan_script::convert(language, &text, script);
+            }
+            out.push(text);
+        }
+        Ok(out)
+    }
+
+    /// Translates an HTML fragment text node by text node: tags, attributes and entities stay.
+    pub fn translate_html(&self, html: &str, from: &str, to: &str, glossary: &[Term]) -> Result<String, ModelError> {
+        let parts = split_html(html);
+        let texts: Vec<String> =
+            parts.iter().filter_map(|p| if let HtmlPart::Text(t) = p { Some(unescape(t)) } else { None }).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let mut translated = self.translate(&refs, from, to, glossary)?.into_iter();
+        let mut out = String::with_capacity(html.len() * 2);
+        for part in parts {
+            match part {
+                HtmlPart::Markup(m) => out.push_str(m),
+                HtmlPart::Text(_) => out.push_str(&escape(&translated.next().unwrap_or_default())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Translates sentences (each on its own), in batches of similar length.
+    fn translate_sentences(
+        &self,
+        sentences: &[String],
+        source_id: u32,
+        target_id: u32,
+        glossary: &[Term],
+    ) -> Result<Vec<String>, ModelError> {
+        // Each sentence becomes one or more units: the sentence with glossary terms replaced by
+        // their renderings, and, as a fallback where the model loses a rendering, the parts
+        // between the terms.
+        let plans: Vec<Vec<Unit>> = sentences.iter().map(|s| glossary_units(s, glossary)).collect();
+        let whole: Vec<String> = plans.iter().map(|units| units_text(units)).collect();
+        let mut out = self.run(&whole, source_id, target_id)?;
+        let mut fallback = Vec::new();
+        for (i, units) in plans.iter().enumerate() {
+            let terms: Vec<&str> =
+                units.iter().filter_map(|u| if let Unit::Term(t) = u { Some(t.as_str()) } else { None }).collect();
+            if !terms.is_empty() && !terms.iter().all(|t| out[i].contains(t)) {
+                fallback.push(i);
+            }
+        }
+        if !fallback.is_empty() {
+            let parts: Vec<String> = fallback
+                .iter()
+                .flat_map(|&i| {
+                    plans[i].iter().filter_map(|u| if let Unit::Text(t) = u { Some(t.clone()) } else { None })
+                })
+                .collect();
+            let mut translated = self.run(&parts, source_id, target_id)?.into_iter();
+            for &i in &fallback {
+                let mut text = String::new();
+                for unit in &plans[i] {
+                    let piece = match unit {
+                        Unit::Term(t) => t.clone(),
+                        Unit::Text(_) => translated.next().unwrap_or_default(),
+                    };
+                    if !text.is_empty() && !piece.is_empty() && !text.ends_with(' ') && !piece.starts_with(' ') {
+                        text.push(' ');
+                    }
+                    text.push_str(piece.trim());
+                }
+                out[i] = text;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The model over sentences, shortest first in batches of about `BATCH_TOKENS` tokens.
+    fn run(&self, sentences: &[String], source_id: u32, target_id: u32) -> Result<Vec<String>, ModelError> {
+        let mut sources: Vec<(usize, Vec<u32>)> = Vec::with_capacity(sentences.len());
+        for (i, sentence) in sentences.iter().enumerate() {
+            let mut ids = vec![source_id];
+            ids.extend(self.tokenizer.encode(sentence));
+            ids.push(self.tokenizer.eos);
+            sources.push((i, ids));
+        }
+        sources.sort_by_key(|(_, ids)| ids.len());
+        let mut out = vec![String::new(); sentences.len()];
+        let mut at = 0;
+        while at < sources.len() {
+            let mut end = at;
+            let mut tokens = 0;
+            while end < sources.len() && (end == at || tokens + sources[end].1.len() <= BATCH_TOKENS) {
+                tokens += sources[end].1.len();
+                end += 1;
+            }
+            let batch: Vec<Vec<u32>> = sources[at..end].iter().map(|(_, ids)| ids.clone()).collect();
+            let longest = batch.iter().map(Vec::len).max().unwrap_or(0);
+            let options =
+                Options { max_length: self.options.max_length.min(2 * longest + 10).max(4), ..self.options.clone() };
+            let generated = generate(&self.model, &batch, &vec![target_id; batch.len()], &options)?;
+            for ((i, _), ids) in sources[at..end].iter().zip(generated) {
+                out[*i] = self.tokenizer.decode(&ids);
+            }
+            at = end;
+        }
+        Ok(out)
+    }
+}
+
+/// A part of a translated text: kept as it was, or the translation of sentence N.
+enum Slot {
+    Keep(String),
+    Sentence(usize),
+}
+
+/// A part of a sentence for glossary handling.
+#[derive(Debug, Clone, PartialEq)]
+enum Unit {
+    Text(String),
+    /// A glossary term's target rendering.
+    Term(String),
+}
+
+fn units_text(units: &[Unit]) -> String {
+    units
+        .iter()
+        .map(|u| match u {
+            Unit::Text(t) | Unit::Term(t) => t.as_str(),
+        })
+        .collect()
+}
+
+/// The sentence cut at glossary terms (longest first, case-insensitive, whole words where the
+/// term starts or ends with a letter), each term replaced by its target rendering.
+fn glossary_units(sentence: &str, glossary: &[Term]) -> Vec<Unit> {
+    let mut terms: Vec<(String, &Term)> =
+        glossary.iter().filter(|t| !t.source.trim().is_empty()).map(|t| (fold(&t.source), t)).collect();
+    terms.sort_by_key(|(folded, _)| std::cmp::Reverse(folded.len()));
+    let folded = fold(sentence);
+    let mut units = Vec::new();
+    let mut at = 0;
+    'scan: while at < sentence.len() {
+        for (needle, term) in &terms {
+            if folded[at..].starts_with(needle.as_str()) && word_bounded(sentence, at, at + needle.len()) {
+                units.push(Unit::Term(term.target.clone()));
+                at += needle.len();
+                continue 'scan;
+            }
+        }
+        let c = sentence[at..].chars().next().map_or(1, char::len_utf8);
+        match units.last_mut() {
+            Some(Unit::Text(text)) => text.push_str(&sentence[at..at + c]),
+            _ => units.push(Unit::Text(sentence[at..at + c].to_string())),
+        }
+        at += c;
+    }
+    units
+}
+
+/// Lowercase, character by character where that keeps the character's length (so that byte
+/// positions in the folded text are positions in the original).
+fn fold(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let mut lower = c.to_lowercase();
+            match (lower.next(), lower.next()) {
+                (Some(l), None) if l.len_utf8() == c.len_utf8() => l,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Whether `sentence[start..end]` is not part of a longer word (for terms of letters; Chinese and
+/// other unspaced scripts match anywhere).
+fn word_bounded(sentence: &str, start: usize, end: usize) -> bool {
+    let spaced = |c: char| c.is_alphanumeric() && !is_unspaced(c);
+    let before = sentence[..start].chars().next_back();
+    let after = sentence[end..].chars().next();
+    let first = sentence[start..end].chars().next();
+    let last = sentence[start..end].chars().next_back();
+    let joined_before = before.is_some_and(spaced) && first.is_some_and(spaced);
+    let joined_after = after.is_some_and(spaced) && last.is_some_and(spaced);
+    !joined_before && !joined_after
+}
+
+/// Scripts written without spaces between words (Han, kana, Thai, …).
+fn is_unspaced(c: char) -> bool {
+    matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xf900..=0xfaff | 0x0e00..=0x0e7f | 0x20000..=0x2fa1f)
+}
+
+/// A part of a text: kept as it is (whitespace, line breaks), or a sentence to translate.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Keep(String),
+    Translate(String),
+}
+
+/// Cuts text into sentences (after `.`, `!`, `?`, `…`, `。`, `！`, `？`, `；` and their closing
+/// quotes, at line breaks), keeping the whitespace between them, and cuts overlong sentences at
+/// commas or spaces so that none is longer than the model takes.
+fn split_sentences(text: &str) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    let flush = |current: &mut String, pieces: &mut Vec<Piece>| {
+        if current.is_empty() {
+            return;
+        }
+        let trimmed_end = current.trim_end().len();
+        let trailing = current[trimmed_end..].to_string();
+        let body = &current[..trimmed_end];
+        if !body.is_empty() {
+            for chunk in cut_long(body) {
+                pieces.push(chunk);
+            }
+        }
+        if !trailing.is_empty() {
+            pieces.push(Piece::Keep(trailing));
+        }
+        current.clear();
+    };
+    while let Some(c) = chars.next() {
+        if current.trim().is_empty() && c.is_whitespace() {
+            // Leading whitespace of a sentence is kept as it is.
+            match pieces.last_mut() {
+                Some(Piece::Keep(k)) if current.is_empty() => k.push(c),
+                _ if current.is_empty() => pieces.push(Piece::Keep(c.to_string())),
+                _ => current.push(c),
+            }
+            continue;
+        }
+        if c == '\n' {
+            flush(&mut current, &mut pieces);
+            pieces.push(Piece::Keep("\n".into()));
+            continue;
+        }
+        current.push(c);
+        let ends = matches!(c, '.' | '!' | '?' | '…' | '。' | '！' | '？' | '；');
+        if ends {
+            while let Some(&next) = chars.peek() {
+                if matches!(next, '"' | '\'' | '»' | '”' | '’' | ')' | '」' | '』' | '）' | '.' | '!' | '?') {
+                    current.push(next);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let unspaced = matches!(c, '。' | '！' | '？' | '；');
+            if unspaced || chars.peek().is_none_or(|n| n.is_whitespace()) {
+                flush(&mut current, &mut pieces);
+            }
+        }
+    }
+    flush(&mut current, &mut pieces);
+    // Merge neighbouring kept parts.
+    let mut merged: Vec<Piece> = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        match (merged.last_mut(), piece) {
+            (Some(Piece::Keep(a)), Piece::Keep(b)) => a.push_str(&b),
+            (_, piece) => merged.push(piece),
+        }
+    }
+    merged
+}
+
+/// The most characters of one sentence translated at once (about `MAX_SENTENCE_TOKENS` tokens
+/// for any script).
+const MAX_SENTENCE_CHARS: usize = 400;
+
+/// A sentence longer than `MAX_SENTENCE_CHARS`, cut at commas, semicolons or spaces.
+fn cut_long(sentence: &str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut rest = sentence;
+    while rest.chars().count() > MAX_SENTENCE_CHARS {
+        let limit = rest.char_indices().nth(MAX_SENTENCE_CHARS).map_or(rest.len(), |(i, _)| i);
+        let window = &rest[..limit];
+        let cut = window
+            .rfind([',', ';', '，', '、', ':'])
+            .map(|i| i + window[i..].chars().next().map_or(1, char::len_utf8))
+            .or_else(|| window.rfind(' '))
+            .filter(|&i| i > 0)
+            .unwrap_or(limit);
+        let (head, tail) = rest.split_at(cut);
+        out.push(Piece::Translate(head.trim_end().to_string()));
+        let tail_trimmed = tail.trim_start();
+        out.push(Piece::Keep(" ".into()));
+        rest = tail_trimmed;
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Translate(rest.to_string()));
+    } else if matches!(out.last(), Some(Piece::Keep(_))) {
+        out.pop();
+    }
+    out
+}
+
+#[derive(Debug, PartialEq)]
+enum HtmlPart<'a> {
+    Markup(&'a str),
+    Text(&'a str),
+}
+
+/// An HTML fragment cut into markup (tags, comments, and whitespace-only text) and text nodes.
+fn split_html(html: &str) -> Vec<HtmlPart<'_>> {
+    let mut parts = Vec::new();
+    let mut at = 0;
+    while at < html.len() {
+        if html[at..].starts_with('<') {
+            let end = if html[at..].starts_with("<!--") {
+                html[at..].find("-->").map_or(html.len(), |i| at + i + 3)
+            } else {
+                html[at..].find('>').map_or(html.len(), |i| at + i + 1)
+            };
+            parts.push(HtmlPart::Markup(&html[at..end]));
+            at = end;
+        } else {
+            let end = html[at..].find('<').map_or(html.len(), |i| at + i);
+            let text = &html[at..end];
+            if text.trim().is_empty() {
+                parts.push(HtmlPart::Markup(text));
+            } else {
+                // Leading and trailing whitespace stays outside the translation.
+                let start = text.len() - text.trim_start().len();
+                let finish = text.trim_end().len();
+                if start > 0 {
+                    parts.push(HtmlPart::Markup(&text[..start]));
+                }
+                parts.push(HtmlPart::Text(&text[start..finish]));
+                if finish < text.len() {
+                    parts.push(HtmlPart::Markup(&text[finish..]));
+                }
+            }
+            at = end;
+        }
+    }
+    parts
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let entity = rest.find(';').filter(|&j| j <= 10).map(|j| &rest[1..j]);
+        let decoded = entity.and_then(|e| match e {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" | "#39" => Some('\''),
+            "nbsp" => Some('\u{a0}'),
+            _ => e
+                .strip_prefix("#x")
+                .or_else(|| e.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| e.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        });
+        match (entity, decoded) {
+            (Some(e), Some(c)) => {
+                out.push(c);
+                rest = &rest[e.len() + 2..];
+            }
+            _ => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(pieces: &[Piece]) -> Vec<&str> {
+        pieces.iter().filter_map(|p| if let Piece::Translate(t) = p { Some(t.as_str()) } else { None }).collect()
+    }
+
+    fn joined(pieces: &[Piece]) -> String {
+        pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Keep(t) | Piece::Translate(t) => t.as_str(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sentences_are_cut_and_whitespace_kept() {
+        let text = "  The train left. It arrived (on time).\n\nПоезд прибыл!  Дальше?\n列车抵达。旅客下车！end";
+        let pieces = split_sentences(text);
+        assert_eq!(
+            texts(&pieces),
+            ["The train left.", "It arrived (on time).", "Поезд прибыл!", "Дальше?", "列车抵达。", "旅客下车！", "end"]
+        );
+        assert_eq!(joined(&pieces), text, "nothing is lost between the sentences");
+        assert!(split_sentences("").is_empty());
+        assert_eq!(texts(&split_sentences("v1.2 is out")), ["v1.2 is out"]);
+    }
+
+    #[test]
+    fn an_overlong_sentence_is_cut_not_truncated() {
+        let long = (0..200).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
+        let pieces = split_sentences(&long);
+        let parts = texts(&pieces);
+        assert!(parts.len() > 1 && parts.iter().all(|p| p.chars().count() <= MAX_SENTENCE_CHARS));
+        assert_eq!(parts.join(" "), long);
+    }
+
+    #[test]
+    fn html_keeps_its_markup() {
+        let html = "<p class=\"lead\">Tokayev &amp; Mirziyoyev met.</p>\n<p><b>Astana</b> hosted <!-- x --> it.</p>";
+        let parts = split_html(html);
+        let text: Vec<&str> =
+            parts.iter().filter_map(|p| if let HtmlPart::Text(t) = p { Some(*t) } else { None }).collect();
+        assert_eq!(text, ["Tokayev &amp; Mirziyoyev met.", "Astana", "hosted", "it."]);
+        let rebuilt: String = parts
+            .iter()
+            .map(|p| match p {
+                HtmlPart::Markup(t) | HtmlPart::Text(t) => *t,
+            })
+            .collect();
+        assert_eq!(rebuilt, html);
+        assert_eq!(unescape("a &amp; b &lt;c&gt; &#1090; &#x4e2d; &bogus; &"), "a & b <c> т 中 &bogus; &");
+        assert_eq!(escape("a & <b>"), "a &amp; &lt;b&gt;");
+    }
+
+    #[test]
+    fn glossary_terms_are_found_whole_and_longest_first() {
+        let glossary = vec![
+            Term { source: "Tokayev".into(), target: "Тоқаев".into() },
+            Term { source: "Kassym-Jomart Tokayev".into(), target: "Қасым-Жомарт Тоқаев".into() },
+            Term { source: "托卡耶夫".into(), target: "Тоқаев".into() },
+        ];
+        let units = glossary_units("President Kassym-Jomart Tokayev met tokayev, not Tokayevs.", &glossary);
+        assert_eq!(
+            units,
+            [
+                Unit::Text("President ".into()),
+                Unit::Term("Қасым-Жомарт Тоқаев".into()),
+                Unit::Text(" met ".into()),
+                Unit::Term("Тоқаев".into()),
+                Unit::Text(", not Tokayevs.".into()),
+            ]
+        );
+        let units = glossary_units("托卡耶夫总统", &glossary);
+        assert_eq!(units, [Unit::Term("Тоқаев".into()), Unit::Text("总统".into())]);
+    }
+}

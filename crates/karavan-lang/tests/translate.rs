@@ -1,0 +1,93 @@
+//! The translator over the random NLLB fixture checkpoint: what it writes is what the model
+//! generates for each sentence (the model is random, so the words are not a translation), and what
+//! it promises holds whatever the model writes: sentences, line breaks and markup kept, glossary
+//! terms rendered as the glossary says.
+
+use std::path::Path;
+
+use karavan_lang::bpe::BpeTokenizer;
+use karavan_lang::generate::generate;
+use karavan_lang::m2m100::M2m100;
+use karavan_lang::translate::{Term, Translator};
+
+fn fixture() -> &'static Path {
+    Box::leak(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/m2m100/nllb-2x2").into_boxed_path())
+}
+
+fn translator() -> Translator {
+    let mut translator = Translator::load(fixture()).unwrap();
+    translator.options.num_beams = 1;
+    translator.options.max_length = 12;
+    translator
+}
+
+#[test]
+fn each_sentence_is_what_the_model_generates_for_it() {
+    let translator = translator();
+    let tokenizer = BpeTokenizer::load(fixture()).unwrap();
+    let model = M2m100::load(fixture()).unwrap();
+    let sentences = ["The train left Almaty at noon.", "It reached Tashkent two days later."];
+    let expected: Vec<String> = sentences
+        .iter()
+        .map(|s| {
+            let mut ids = vec![tokenizer.language("eng_Latn").unwrap()];
+            ids.extend(tokenizer.encode(s));
+            ids.push(tokenizer.eos);
+            let out =
+                generate(&model, &[ids], &[tokenizer.language("kaz_Cyrl").unwrap()], &translator.options).unwrap();
+            tokenizer.decode(&out[0])
+        })
+        .collect();
+    let text = format!("{}  {}\n\n{}", sentences[0], sentences[1], sentences[0]);
+    let out = translator.translate(&[&text], "en", "kk", &[]).unwrap();
+    assert_eq!(out, [format!("{}  {}\n\n{}", expected[0], expected[1], expected[0])]);
+    // Language tags and the model's own codes both work; an unknown language is refused.
+    assert_eq!(translator.language_code("kk").as_deref(), Some("kaz_Cyrl"));
+    assert_eq!(translator.language_code("zh-Hant").as_deref(), Some("zho_Hant"));
+    assert_eq!(translator.language_code("uz-Cyrl").as_deref(), Some("uzn_Latn"));
+    assert_eq!(translator.language_code("tgk_Cyrl").as_deref(), Some("tgk_Cyrl"));
+    assert!(translator.translate(&["x"], "en", "xx-Klingon", &[]).is_err());
+    assert!(translator.languages().contains(&"kir_Cyrl".to_string()));
+}
+
+#[test]
+fn glossary_terms_come_out_as_the_glossary_says() {
+    let translator = translator();
+    let glossary = vec![
+        Term { source: "Tokayev".into(), target: "Тоқаев".into() },
+        Term { source: "托卡耶夫".into(), target: "Тоқаев".into() },
+        Term {
+            source: "Shanghai Cooperation Organisation".into(), target: "Шанхай ынтымақтастық ұйымы".into()
+        },
+    ];
+    let out = translator
+        .translate(
+            &["President Tokayev spoke at the Shanghai Cooperation Organisation summit.", "托卡耶夫总统发表讲话。"],
+            "en",
+            "kk",
+            &glossary,
+        )
+        .unwrap();
+    assert!(out[0].contains("Тоқаев") && out[0].contains("Шанхай ынтымақтастық ұйымы"), "{}", out[0]);
+    assert!(out[1].contains("Тоқаев"), "{}", out[1]);
+    // Without the glossary the random model writes neither.
+    let plain = translator.translate(&["President Tokayev spoke."], "en", "kk", &[]).unwrap();
+    assert!(!plain[0].contains("Тоқаев"));
+}
+
+#[test]
+fn html_is_translated_node_by_node_and_keeps_its_markup() {
+    let translator = translator();
+    let html = "<p class=\"lead\">Trains &amp; trucks.</p>\n<ul><li><a href=\"/x?a=1&amp;b=2\">Astana</a></li></ul>";
+    let out = translator.translate_html(html, "en", "ru", &[]).unwrap();
+    let nodes = translator.translate(&["Trains & trucks.", "Astana"], "en", "ru", &[]).unwrap();
+    let escape = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    assert_eq!(
+        out,
+        format!(
+            "<p class=\"lead\">{}</p>\n<ul><li><a href=\"/x?a=1&amp;b=2\">{}</a></li></ul>",
+            escape(&nodes[0]),
+            escape(&nodes[1])
+        )
+    );
+}
