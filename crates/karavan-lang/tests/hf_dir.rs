@@ -51,7 +51,7 @@ fn an_imported_directory_becomes_the_embedding_model() {
     let dir = tempfile::tempdir().unwrap();
     let (hf, _) = karavan_lang::testing::tiny_model(dir.path(), 7);
     let models = ModelDir::new(dir.path().join("models"));
-    let imported = models.import_embedding(&hf).unwrap();
+    let imported = models.import(&hf).unwrap();
     assert_eq!(imported.name, "hf-tiny-e5");
     let (found, path) = models.find(ModelKind::Embedding).unwrap();
     assert_eq!(found, imported);
@@ -74,7 +74,7 @@ fn unusable_directories_are_refused_with_the_reason() {
         let error = Embedder::load(&copy).unwrap_err().to_string();
         assert!(error.contains(expected), "{error}");
         let models = ModelDir::new(dir.path().join("refused"));
-        assert!(models.import_embedding(&copy).is_err());
+        assert!(models.import(&copy).is_err());
         assert!(models.installed().unwrap().is_empty(), "nothing recorded");
     };
     refuse(&|d| std::fs::remove_file(d.join("model.safetensors")).unwrap(), "no model.safetensors");

@@ -62,9 +62,29 @@ enum Command {
     /// printing one line per document: accepted with its item ids, or refused with the reason. Each
     /// document is stored whole or not at all. Stop the server first (or POST to /v1/items instead).
     Import(ImportArgs),
-    /// Installs and lists the local models (language identification, sentence embeddings).
+    /// Installs and lists the local models (language identification, sentence embeddings,
+    /// translation).
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Translates standard input with the installed translation model (NLLB-200 or M2M100; see
+    /// `karavan models import`) and writes the translation to standard output, line breaks kept.
+    Translate(TranslateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TranslateArgs {
+    /// The language of the input: a tag (kk, zh, uz-Cyrl) or the model's code (kaz_Cyrl).
+    #[arg(long)]
+    from: String,
+    /// The language to translate into.
+    #[arg(long)]
+    to: String,
+    /// Beam size (1: greedy decoding).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    beams: u16,
+    /// The input is an HTML fragment: translate its text and keep its markup.
+    #[arg(long)]
+    html: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,8 +101,10 @@ enum ModelsCommand {
     },
     /// Lists the installed models, one a line: kind, name, size, SHA-256, source.
     List,
-    /// Installs a Hugging Face encoder directory (config.json, model.safetensors, tokenizer.json), such
-    /// as multilingual-e5-small or -base, as the embedding model; it replaces the packaged one.
+    /// Installs a Hugging Face checkpoint directory: an NLLB-200 or M2M100 checkpoint (config.json,
+    /// model.safetensors or its shards, tokenizer.json or sentencepiece.bpe.model) as the translation
+    /// model, or an encoder (config.json, model.safetensors, tokenizer.json) such as
+    /// multilingual-e5-small or -base as the embedding model. It replaces the model of its kind.
     Import {
         /// The directory.
         path: PathBuf,
@@ -277,6 +299,7 @@ fn main() -> anyhow::Result<()> {
         Command::Reindex => reindex(&cli.data_dir, models_dir),
         Command::Import(args) => import(&cli.data_dir, models_dir, args),
         Command::Models(command) => models_command(&models_dir, command),
+        Command::Translate(args) => translate(&models_dir, args),
     }
 }
 
@@ -397,9 +420,31 @@ fn models_command(dir: &std::path::Path, command: ModelsCommand) -> anyhow::Resu
             }
         }
         ModelsCommand::Import { path } => {
-            let model = models.import_embedding(&path)?;
+            let model = models.import(&path)?;
             println!("imported {} as the {} model ({} bytes)", model.name, model.kind.as_str(), model.bytes);
         }
+    }
+    Ok(())
+}
+
+fn translate(models_dir: &std::path::Path, args: TranslateArgs) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let models = karavan_lang::ModelDir::new(models_dir);
+    let (model, path) = models.find(karavan_lang::ModelKind::Translation)?;
+    let mut translator = karavan_lang::translate::Translator::load(&path)
+        .with_context(|| format!("loading the translation model {}", model.name))?;
+    translator.options.num_beams = usize::from(args.beams);
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("reading standard input (UTF-8 text)")?;
+    let output = if args.html {
+        translator.translate_html(&input, &args.from, &args.to, &[])?
+    } else {
+        translator.translate(&[&input], &args.from, &args.to, &[])?.remove(0)
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(output.as_bytes())?;
+    if !output.ends_with('\n') {
+        stdout.write_all(b"\n")?;
     }
     Ok(())
 }
