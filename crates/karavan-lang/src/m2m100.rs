@@ -97,8 +97,10 @@ impl Config {
             forced_eos: json.get("forced_eos_token_id").is_some_and(|v| !v.is_null()),
         };
         let c = &config;
-        if c.d_model == 0 || !c.d_model.is_multiple_of(2) || c.vocab_size == 0 {
-            return Err(invalid("config.json: d_model must be even and the vocabulary not empty"));
+        if c.d_model < 4 || !c.d_model.is_multiple_of(2) || c.vocab_size == 0 || c.max_positions < 4 {
+            return Err(invalid(
+                "config.json: d_model must be even and at least 4, the vocabulary not empty, max_position_embeddings at least 4",
+            ));
         }
         if c.encoder_heads == 0
             || c.decoder_heads == 0

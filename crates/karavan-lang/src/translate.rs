@@ -574,6 +574,32 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// For fuzzing: cuts `text` into sentences and HTML parts and checks that nothing is lost.
+#[doc(hidden)]
+pub fn check_segmentation(text: &str) {
+    let pieces = split_sentences(text);
+    let mut rebuilt = String::new();
+    for piece in &pieces {
+        match piece {
+            Piece::Keep(t) => rebuilt.push_str(t),
+            Piece::Translate(t) => {
+                assert!(!t.trim().is_empty() && t.chars().count() <= MAX_SENTENCE_CHARS, "{t:?}");
+                rebuilt.push_str(t);
+            }
+        }
+    }
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    assert_eq!(squeeze(&rebuilt), squeeze(text), "no text is lost");
+    let html: String = split_html(text)
+        .iter()
+        .map(|p| match p {
+            HtmlPart::Markup(t) | HtmlPart::Text(t) => *t,
+        })
+        .collect();
+    assert_eq!(html, text, "HTML parts rebuild the fragment");
+    let _ = glossary_units(text, &[Term { source: "a".into(), target: "б".into() }]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,6 +628,17 @@ mod tests {
         assert_eq!(joined(&pieces), text, "nothing is lost between the sentences");
         assert!(split_sentences("").is_empty());
         assert_eq!(texts(&split_sentences("v1.2 is out")), ["v1.2 is out"]);
+    }
+
+    #[test]
+    fn segmentation_loses_nothing_on_odd_input() {
+        for text in
+            ["", " ", "\n\n", "...", "a.b.c. d", "。。。", "<p>x</p", "&;&#;&#x;", "«Да?» — «Нет!»", "\u{2581}▁ x"]
+        {
+            check_segmentation(text);
+        }
+        check_segmentation(&"x".repeat(2000));
+        check_segmentation(&"中".repeat(900));
     }
 
     #[test]
