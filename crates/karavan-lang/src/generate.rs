@@ -25,6 +25,9 @@ pub struct Options {
     pub num_beams: usize,
     /// The longest output in tokens, the decoder start token included (transformers' `max_length`).
     pub max_length: usize,
+    /// `</s>` is not allowed before this many tokens, the decoder start token included
+    /// (transformers' `min_length`; benchmarks use it to force one output length).
+    pub min_length: usize,
     /// Finished beams score `sum of log-probabilities / length ^ length_penalty`.
     pub length_penalty: f32,
     pub early_stopping: EarlyStopping,
@@ -39,6 +42,7 @@ impl Default for Options {
         Options {
             num_beams: 4,
             max_length: 200,
+            min_length: 0,
             length_penalty: 1.0,
             early_stopping: EarlyStopping::Heuristic,
             no_repeat_ngram_size: 0,
@@ -79,10 +83,14 @@ pub fn generate(
     }
 }
 
-/// The logits processors, in transformers' order: no repeated n-gram, the forced first token, the
-/// forced last token. `sequence` is the hypothesis so far (its length is `cur_len`).
+/// The logits processors, in transformers' order: the minimum length, no repeated n-gram, the
+/// forced first token, the forced last token. `sequence` is the hypothesis so far (its length is
+/// `cur_len`).
 fn process(scores: &mut [f32], sequence: &[u32], target: u32, eos: u32, options: &Options) {
     let cur_len = sequence.len();
+    if cur_len < options.min_length {
+        scores[eos as usize] = f32::NEG_INFINITY;
+    }
     let n = options.no_repeat_ngram_size;
     if n > 0 && cur_len + 1 >= n {
         let prefix = &sequence[cur_len + 1 - n..];
@@ -300,6 +308,16 @@ mod tests {
         assert_eq!(argmax(&scores), 9);
         let mut scores = vec![0.5; 10];
         process(&mut scores, &[2, 9, 3, 4, 6], 9, 2, &options);
+        assert_eq!(argmax(&scores), 2);
+        // Below the minimum length </s> is never chosen.
+        let options = Options { min_length: 4, ..Options::default() };
+        let mut scores = vec![0.0; 10];
+        scores[2] = 5.0;
+        process(&mut scores, &[2, 9, 3], 9, 2, &options);
+        assert_eq!(scores[2], f32::NEG_INFINITY);
+        let mut scores = vec![0.0; 10];
+        scores[2] = 5.0;
+        process(&mut scores, &[2, 9, 3, 4], 9, 2, &options);
         assert_eq!(argmax(&scores), 2);
     }
 }

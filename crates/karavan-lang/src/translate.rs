@@ -100,6 +100,7 @@ impl Translator {
         let options = Options {
             num_beams: 4,
             max_length,
+            min_length: 0,
             length_penalty: 1.0,
             early_stopping: EarlyStopping::Heuristic,
             no_repeat_ngram_size: 0,

@@ -29,6 +29,7 @@ fn options(json: &Value) -> Options {
     Options {
         num_beams: json["num_beams"].as_u64().unwrap() as usize,
         max_length: json["max_length"].as_u64().unwrap() as usize,
+        min_length: 0,
         length_penalty: json.get("length_penalty").and_then(Value::as_f64).unwrap_or(1.0) as f32,
         early_stopping: if json.get("early_stopping").and_then(Value::as_bool) == Some(true) {
             EarlyStopping::Done

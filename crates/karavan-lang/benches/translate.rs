@@ -1,0 +1,125 @@
+//! Translation speed: Karavan's NLLB-200 implementation against Hugging Face transformers and
+//! CTranslate2, on the same checkpoint, the same 200 sentences (token ids) and the same thread count,
+//! every output forced to the same length (a random-weight checkpoint would otherwise stop at random
+//! points), greedy and beam 4, float32 (CTranslate2 int8 too, for comparison). Prints generated
+//! tokens per second and the ratios.
+//!
+//! The checkpoint is `KARAVAN_BENCH_NLLB`: a directory with NLLB-200-distilled-600M's shape, made by
+//! `reference/make_m2m100_fixtures.py --full-size DIR` (random weights; or a real checkpoint). The
+//! peers run in `benches/translate_peers.py` with the Python `KARAVAN_BENCH_PYTHON` (one with torch,
+//! transformers and ctranslate2); without it only Karavan is measured. `KARAVAN_BENCH_THREADS` (2),
+//! `KARAVAN_BENCH_TOKENS` (32 generated tokens per sentence), `KARAVAN_BENCH_BATCH` (16 sentences).
+//!
+//! `cargo bench -p karavan-lang --bench translate`
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use karavan_lang::bpe::BpeTokenizer;
+use karavan_lang::generate::{EarlyStopping, Options, generate};
+use karavan_lang::m2m100::M2m100;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
+}
+
+/// The dev set's columns used, with their NLLB codes: 40 sentences each, 200 in all.
+const COLUMNS: [(&str, &str); 5] =
+    [("en", "eng_Latn"), ("ru", "rus_Cyrl"), ("kk", "kaz_Cyrl"), ("zh", "zho_Hans"), ("ky", "kir_Cyrl")];
+
+fn main() {
+    let Some(dir) = std::env::var_os("KARAVAN_BENCH_NLLB").map(PathBuf::from) else {
+        eprintln!(
+            "translate bench: set KARAVAN_BENCH_NLLB to a checkpoint directory (make one with \
+             `python crates/karavan-lang/reference/make_m2m100_fixtures.py --full-size DIR`); nothing measured"
+        );
+        return;
+    };
+    let threads = env_number("KARAVAN_BENCH_THREADS", 2).to_string();
+    if std::env::var("RAYON_NUM_THREADS").ok().as_deref() != Some(&threads) {
+        // candle reads its thread count from the environment at start.
+        let status = Command::new(std::env::current_exe().expect("the bench's own path"))
+            .args(std::env::args_os().skip(1))
+            .env("RAYON_NUM_THREADS", &threads)
+            .status()
+            .expect("the bench runs itself again");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let new_tokens = env_number("KARAVAN_BENCH_TOKENS", 32);
+    let batch = env_number("KARAVAN_BENCH_BATCH", 16);
+    let tokenizer = BpeTokenizer::load(&dir).expect("the checkpoint's tokenizer");
+    let started = Instant::now();
+    let model = M2m100::load(&dir).expect("the checkpoint");
+    println!("loaded {} in {:.1} s ({threads} threads)", dir.display(), started.elapsed().as_secs_f64());
+    let devset = karavan_lang::testing::devset();
+    let mut sources = Vec::new();
+    for (column, code) in COLUMNS {
+        let c = devset.languages.iter().position(|l| l == column).expect("the dev set's column");
+        let language = tokenizer.language(code).expect("an NLLB language code");
+        for sentence in &devset.sentences[c] {
+            let mut ids = vec![language];
+            ids.extend(tokenizer.encode(sentence));
+            ids.push(tokenizer.eos);
+            sources.push(ids);
+        }
+    }
+    let target = tokenizer.language("kaz_Cyrl").expect("kaz_Cyrl");
+    let source_tokens: usize = sources.iter().map(Vec::len).sum();
+    println!(
+        "{} sentences, {source_tokens} source tokens, {new_tokens} generated tokens each, batches of {batch}",
+        sources.len()
+    );
+
+    let mut ours = Vec::new();
+    for beams in [1, 4] {
+        let options = Options {
+            num_beams: beams,
+            max_length: new_tokens + 1,
+            min_length: new_tokens + 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::Heuristic,
+            no_repeat_ngram_size: 0,
+            forced_eos: false,
+        };
+        let started = Instant::now();
+        let mut generated = 0;
+        for chunk in sources.chunks(batch) {
+            let out = generate(&model, chunk, &vec![target; chunk.len()], &options).expect("generation");
+            generated += out.iter().map(|o| o.len() - 1).sum::<usize>();
+        }
+        let rate = generated as f64 / started.elapsed().as_secs_f64();
+        println!("karavan      beam {beams}: {rate:>8.1} tokens/s");
+        ours.push((beams, rate));
+    }
+
+    let Some(python) = std::env::var_os("KARAVAN_BENCH_PYTHON") else {
+        println!("(set KARAVAN_BENCH_PYTHON to a Python with torch, transformers and ctranslate2 to compare)");
+        return;
+    };
+    let request = serde_json::json!({"sources": sources, "target": target, "new_tokens": new_tokens,
+        "batch": batch, "threads": threads.parse::<usize>().unwrap_or(2)});
+    let request_path = std::env::temp_dir().join(format!("karavan-bench-translate-{}.json", std::process::id()));
+    std::fs::write(&request_path, request.to_string()).expect("the request file");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/translate_peers.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(&dir)
+        .arg(&request_path)
+        .env("OMP_NUM_THREADS", &threads)
+        .output()
+        .expect("the peers' script runs");
+    let _ = std::fs::remove_file(&request_path);
+    if !output.status.success() {
+        eprintln!("the peers failed: {}", String::from_utf8_lossy(&output.stderr));
+        std::process::exit(1);
+    }
+    let peers: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the peers' JSON");
+    for (beams, rate) in ours {
+        let peer = |name: &str| peers.get(format!("{name}_beam{beams}")).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        let (hf, ct2, ct2_int8) = (peer("transformers"), peer("ct2_float32"), peer("ct2_int8"));
+        println!("transformers beam {beams}: {hf:>8.1} tokens/s   karavan / transformers = {:.2}", rate / hf);
+        println!("ct2 float32  beam {beams}: {ct2:>8.1} tokens/s   ct2 / karavan = {:.2}", ct2 / rate);
+        println!("ct2 int8     beam {beams}: {ct2_int8:>8.1} tokens/s   ct2 int8 / karavan = {:.2}", ct2_int8 / rate);
+    }
+}
