@@ -601,7 +601,12 @@ impl M2m100 {
         state.step += 1;
         let x = normalized(&x, &self.decoder_norm, threads)?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embeddings);
-        let logits = x.matmul(&head.t().map_err(candle_error)?).map_err(candle_error)?;
+        // head · xᵀ with the head as stored ([vocab, d], contiguous), then transposed back: the
+        // vocabulary-sized matrix is never copied.
+        let logits = head
+            .matmul(&x.t().and_then(|t| t.contiguous()).map_err(candle_error)?)
+            .and_then(|t| t.t()?.contiguous())
+            .map_err(candle_error)?;
         logits.flatten_all().and_then(|t| t.to_vec1()).map_err(candle_error)
     }
 }
