@@ -4,9 +4,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::{binary, cli};
 
@@ -14,23 +13,10 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/tests/fixtures/m2m100").join(name)
 }
 
-/// `karavan translate` with `input` on standard input: (exit success, stdout, stderr).
+/// `karavan translate ARGS` with `input` on standard input: (exit success, stdout, stderr).
 fn translate(data_dir: &Path, args: &[&str], input: &str) -> (bool, String, String) {
-    let mut child = Command::new(binary())
-        .arg("translate")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    let args: Vec<&str> = std::iter::once("translate").chain(args.iter().copied()).collect();
+    support::run_with_input(data_dir, &args, input)
 }
 
 #[test]

@@ -2,31 +2,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use support::cli;
 
-use support::{binary, cli};
-
-/// Runs `karavan ARGS --data-dir DIR` with `input` on standard input; returns (success, stdout, stderr).
+/// `support::run_with_input` with stdout trimmed.
 fn run_with_input(data_dir: &std::path::Path, args: &[&str], input: &str) -> (bool, String, String) {
-    let mut child = Command::new(binary())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).trim().to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
+    let (ok, stdout, stderr) = support::run_with_input(data_dir, args, input);
+    (ok, stdout.trim().to_string(), stderr)
 }
 
 #[test]

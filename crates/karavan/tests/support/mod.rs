@@ -23,6 +23,31 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf-8 output").trim().to_string()
 }
 
+/// Runs `karavan ARGS --data-dir DIR` with `input` on standard input; returns (success, stdout,
+/// stderr), stdout as written.
+#[allow(dead_code)]
+pub fn run_with_input(data_dir: &Path, args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("input written");
+    let output = child.wait_with_output().expect("the binary ends");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
 /// Creates a member with an admin key; returns (member id, key).
 pub fn member_with_key(data_dir: &Path, name: &str, role: &str) -> (String, String) {
     let id = cli(data_dir, &["member", "add", "--name", name, "--country", "KZ", "--languages", "kk,ru"]);
