@@ -17,7 +17,7 @@ pub use agreement::{Agreement, Grantee, MAX_DELAY_MINUTES, Right};
 pub use id::{AgreementId, DeliveryId, FeedId, ItemId, KeyId, MemberId, SavedSearchId, SubscriptionId, Ulid, UserId};
 pub use item::{EventKind, PubStatus, Urgency};
 pub use key::{ApiKey, KeyHash, Role};
-pub use member::{CountryCode, LanguageTag, Member, MemberName};
+pub use member::{CountryCode, LanguageTag, Member, MemberName, same_language};
 pub use time_stamp::Timestamp;
 pub use visibility::{ItemAccess, Visibility, effective_delay, visibility_for, visible_from};
 

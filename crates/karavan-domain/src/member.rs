@@ -114,6 +114,23 @@ impl LanguageTag {
     }
 }
 
+/// Whether a reader of language tag `b` reads text in `a` without translation: the same primary
+/// language (`kk` and `kk-Cyrl`; Uzbek in either script, which is script conversion, not translation),
+/// except Chinese, whose simplified and traditional forms are translated between.
+pub fn same_language(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim().to_ascii_lowercase(), b.trim().to_ascii_lowercase());
+    if a == b {
+        return true;
+    }
+    let primary = |t: &str| t.split(['-', '_']).next().unwrap_or_default().to_string();
+    let chinese_script = |t: &str| match t {
+        "zh" | "zh-cn" | "zh-sg" | "zh-hans" | "zh-hans-cn" => "hans",
+        _ if t.starts_with("zh-hant") || t == "zh-tw" || t == "zh-hk" || t == "zh-mo" => "hant",
+        _ => "hans",
+    };
+    primary(&a) == primary(&b) && (primary(&a) != "zh" || chinese_script(&a) == chinese_script(&b))
+}
+
 impl fmt::Display for LanguageTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -123,6 +140,16 @@ impl fmt::Display for LanguageTag {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_language_is_by_primary_subtag_and_chinese_script() {
+        assert!(same_language("kk", "kk-Cyrl"));
+        assert!(same_language("uz-Latn", "uz-Cyrl"));
+        assert!(same_language("ZH", "zh-Hans"));
+        assert!(!same_language("zh-Hans", "zh-Hant"));
+        assert!(!same_language("zh-TW", "zh-CN"));
+        assert!(!same_language("kk", "ky"));
+    }
 
     fn check(input: &str, expected: Option<&str>) {
         let got = LanguageTag::parse(input).ok();

@@ -527,6 +527,70 @@ pub enum VersionRead {
     NotFound,
 }
 
+/// A glossary entry (stored in `glossary_terms`): a term in the source language and how it must
+/// read in the target language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlossaryTerm {
+    pub source: String,
+    pub target: String,
+}
+
+/// A member's glossary for one language pair (stored in `glossary_terms`, in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glossary {
+    pub member: MemberId,
+    pub source_language: String,
+    pub target_language: String,
+    pub terms: Vec<GlossaryTerm>,
+    pub updated_at: Timestamp,
+}
+
+/// A translation job claimed by a worker (stored in `translation_jobs`), with the version to translate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranslationJob {
+    pub id: i64,
+    pub language: String,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub version: StoredVersion,
+    /// Whether the version is still its item's current one (a superseded version need not be translated).
+    pub current: bool,
+}
+
+/// A machine translation of an item version (stored in `translations`). `variant` tells glossary
+/// renderings apart: empty for none, else a digest of the glossary terms applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTranslation {
+    pub seq: i64,
+    pub language: String,
+    pub variant: String,
+    pub source_language: String,
+    pub model: String,
+    /// The translated text fields (`headlines`, `descriptions`, `bodies`), as ninjs 3.1 has them.
+    pub fields: Map<String, Value>,
+    pub created_at: Timestamp,
+}
+
+/// How a translation job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    /// Done: the translations made (none when there was nothing to translate).
+    Done(Vec<StoredTranslation>),
+    /// Failed this time; tried again at `retry_at`.
+    Retry { error: String, retry_at: Timestamp },
+    /// Failed for good.
+    Failed { error: String },
+}
+
+/// How many translation jobs are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub queued: u64,
+    pub running: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
 /// The storage backend. Methods block; async callers run them on a blocking pool.
 pub trait Store: Send + Sync + 'static {
     fn add_member(&self, member: NewMember) -> Result<Member>;
@@ -671,4 +735,33 @@ pub trait Store: Send + Sync + 'static {
     /// For derived data (the search index), not for readers: the current versions of the items whose
     /// current version has a sequence number above `after`, in sequence order, at most `limit`.
     fn current_versions_after(&self, after: i64, limit: u32) -> Result<Vec<StoredVersion>>;
+
+    // Machine translation.
+    /// The languages a member wants to read (items in other languages are translated into them).
+    fn read_languages(&self, member: &MemberId) -> Result<Vec<String>>;
+    /// Replaces the languages a member wants to read.
+    fn set_read_languages(&self, member: &MemberId, languages: Vec<String>) -> Result<()>;
+    /// A member's glossaries, one per language pair.
+    fn glossaries(&self, member: &MemberId) -> Result<Vec<Glossary>>;
+    /// Replaces a member's glossary for one pair; no terms deletes it.
+    fn set_glossary(&self, member: &MemberId, source: &str, target: &str, terms: Vec<GlossaryTerm>) -> Result<Glossary>;
+    /// For translation workers: every member's glossaries into `target`.
+    fn glossaries_into(&self, target: &str) -> Result<Vec<Glossary>>;
+    /// For translation workers: claims up to `limit` jobs due at `now` (queued, or running with an
+    /// expired lease after a crash), leasing each until `lease_until`.
+    fn claim_translation_jobs(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<TranslationJob>>;
+    /// Records how a claimed job ended; its translations are stored in the same transaction.
+    fn finish_translation_job(&self, id: i64, outcome: JobOutcome) -> Result<()>;
+    /// Queues a job for a version and language unless one exists (e.g. after a member adds a language).
+    fn enqueue_translation(&self, seq: i64, language: &str) -> Result<bool>;
+    /// How many jobs are in each state.
+    fn translation_queue(&self) -> Result<QueueCounts>;
+    /// Stores a translation made outside a job (on demand), replacing one with the same key.
+    fn put_translation(&self, translation: StoredTranslation) -> Result<()>;
+    /// For readers who passed the visibility rule, and for the index: the translations of versions.
+    fn translations(&self, seqs: &[i64]) -> Result<Vec<StoredTranslation>>;
+    /// Cached translated segments by key; absent keys are missing from the answer.
+    fn cached_segments(&self, keys: &[[u8; 32]]) -> Result<Vec<([u8; 32], String)>>;
+    /// Adds translated segments to the cache.
+    fn cache_segments(&self, entries: Vec<([u8; 32], String)>) -> Result<()>;
 }

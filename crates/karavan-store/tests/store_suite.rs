@@ -12,6 +12,7 @@ use karavan_store::{
     NewUser, NewVersion, Page, PublishOutcome, SqliteConfig, SqliteStore, Store, StoreError, SubscriptionSpec,
     VersionRead, Webhook,
 };
+use karavan_store::{GlossaryTerm, JobOutcome, StoredTranslation};
 use serde_json::{Map, Value, json};
 
 fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
@@ -89,6 +90,7 @@ fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     cursors_page_and_poll_without_gaps_or_repeats(make);
     concurrent_publishers_lose_nothing(make);
     list_matches_the_visibility_rule(make);
+    translation_queue_glossaries_and_cache(make);
 }
 
 #[test]
@@ -614,4 +616,108 @@ fn users_and_sessions(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     store.create_session(&user.id, [10; 32], "c3", later).unwrap();
     store.end_session([10; 32]).unwrap();
     assert!(store.session([10; 32], now()).unwrap().is_none(), "logged out");
+}
+
+fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let store = store.as_ref();
+    let owner = member(store, "Kazinform");
+    let partner = member(store, "Xinhua");
+    let stranger = member(store, "Other");
+    // Read languages: replaced as a whole, kept sorted.
+    store.set_read_languages(&owner, vec!["ru".into(), "en".into()]).unwrap();
+    store.set_read_languages(&owner, vec!["ru".into(), "kk".into()]).unwrap();
+    assert_eq!(store.read_languages(&owner).unwrap(), vec!["kk".to_string(), "ru".to_string()]);
+    store.set_read_languages(&partner, vec!["zh-Hans".into()]).unwrap();
+    store.set_read_languages(&stranger, vec!["tg".into()]).unwrap();
+    grant(store, &owner, Grantee::Member(partner.clone()), &[], 0);
+
+    // A Kazakh item: jobs for the owner's Russian and the partner's Chinese, not for Kazakh (its own
+    // language) nor Tajik (read only by a member who cannot see it).
+    let first = store.publish(version(&owner, "urn:t:1", None, "Бірінші")).unwrap().stored().clone();
+    let t0 = now();
+    let lease = Timestamp(t0.micros() + 60_000_000);
+    let jobs = store.claim_translation_jobs(t0, lease, 10).unwrap();
+    let mut languages: Vec<&str> = jobs.iter().map(|j| j.language.as_str()).collect();
+    languages.sort();
+    assert_eq!(languages, ["ru", "zh-Hans"]);
+    assert!(jobs.iter().all(|j| j.version.seq == first.seq && j.current && j.attempts == 1));
+    // Leased: not claimed again until the lease runs out (a crashed worker's jobs come back).
+    assert!(store.claim_translation_jobs(t0, lease, 10).unwrap().is_empty());
+    let again = store.claim_translation_jobs(Timestamp(lease.micros() + 1), Timestamp(lease.micros() + 2), 1).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    let counts = store.translation_queue().unwrap();
+    assert_eq!((counts.queued, counts.running, counts.done, counts.failed), (0, 2, 0, 0));
+
+    // A retry goes back to the queue at its time; done stores the translations with the job.
+    let (ru, zh) = {
+        let ru = jobs.iter().find(|j| j.language == "ru").unwrap().id;
+        let zh = jobs.iter().find(|j| j.language == "zh-Hans").unwrap().id;
+        (ru, zh)
+    };
+    let retry_at = Timestamp(t0.micros() + 5_000_000);
+    store.finish_translation_job(zh, JobOutcome::Retry { error: "busy".into(), retry_at }).unwrap();
+    let mut fields = Map::new();
+    fields.insert("headlines".into(), json!([{ "value": "Первый" }]));
+    let translation = StoredTranslation {
+        seq: first.seq,
+        language: "ru".into(),
+        variant: String::new(),
+        source_language: "kk".into(),
+        model: "nllb-test".into(),
+        fields,
+        created_at: t0,
+    };
+    store.finish_translation_job(ru, JobOutcome::Done(vec![translation.clone()])).unwrap();
+    assert_eq!(store.translations(&[first.seq]).unwrap(), vec![translation]);
+    assert!(store.claim_translation_jobs(t0, lease, 10).unwrap().is_empty());
+    let retried = store.claim_translation_jobs(retry_at, lease, 10).unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].language, "zh-Hans");
+    store.finish_translation_job(retried[0].id, JobOutcome::Failed { error: "no such language".into() }).unwrap();
+    assert!(matches!(store.finish_translation_job(9_999, JobOutcome::Done(vec![])), Err(StoreError::NotFound(_))));
+    let counts = store.translation_queue().unwrap();
+    assert_eq!((counts.queued, counts.running, counts.done, counts.failed), (0, 0, 1, 1));
+
+    // One job per version and language; a correction gets its own, and the old version is no longer current.
+    assert!(!store.enqueue_translation(first.seq, "ru").unwrap());
+    assert!(store.enqueue_translation(first.seq, "en").unwrap());
+    assert!(!store.enqueue_translation(i64::MAX, "en").unwrap(), "no job for a version that does not exist");
+    let second = store.publish(version(&owner, "urn:t:1", None, "Екінші")).unwrap().stored().clone();
+    let far = Timestamp(now().micros() + 1_000_000_000);
+    let jobs = store.claim_translation_jobs(far, Timestamp(far.micros() + 1), 10).unwrap();
+    let mut seen: Vec<(i64, &str, bool)> = jobs.iter().map(|j| (j.version.seq, j.language.as_str(), j.current)).collect();
+    seen.sort();
+    assert_eq!(seen, [(first.seq, "en", false), (second.seq, "ru", true), (second.seq, "zh-Hans", true)]);
+    // A kill is not translated.
+    let mut kill = version(&owner, "urn:t:1", None, "Killed");
+    kill.pub_status = PubStatus::Canceled;
+    store.publish(kill).unwrap();
+    assert!(store.claim_translation_jobs(far, Timestamp(far.micros() + 1), 10).unwrap().is_empty());
+
+    // Glossaries: per member and pair, in order; replaced whole; no terms deletes.
+    let terms = vec![
+        GlossaryTerm { source: "Тоқаев".into(), target: "Токаев".into() },
+        GlossaryTerm { source: "Астана".into(), target: "Астана".into() },
+    ];
+    let saved = store.set_glossary(&owner, "kk", "ru", terms.clone()).unwrap();
+    assert_eq!(saved.terms, terms);
+    store.set_glossary(&partner, "kk", "ru", vec![terms[0].clone()]).unwrap();
+    store.set_glossary(&owner, "kk", "zh-Hans", vec![GlossaryTerm { source: "Тоқаев".into(), target: "托卡耶夫".into() }]).unwrap();
+    let mine = store.glossaries(&owner).unwrap();
+    assert_eq!(mine.len(), 2);
+    assert_eq!(mine[0].target_language, "ru");
+    assert_eq!(mine[0].terms, terms);
+    assert_eq!(store.glossaries_into("ru").unwrap().len(), 2);
+    store.set_glossary(&owner, "kk", "ru", vec![]).unwrap();
+    assert_eq!(store.glossaries(&owner).unwrap().len(), 1);
+    assert_eq!(store.glossaries_into("ru").unwrap().len(), 1);
+    let nobody = MemberId::parse("mbr_01HZZZZZZZZZZZZZZZZZZZZZZZ").unwrap();
+    assert!(matches!(store.set_glossary(&nobody, "kk", "ru", terms), Err(StoreError::NotFound(_))));
+
+    // The segment cache.
+    let (a, b) = ([1u8; 32], [2u8; 32]);
+    store.cache_segments(vec![(a, "один".into())]).unwrap();
+    assert_eq!(store.cached_segments(&[a, b]).unwrap(), vec![(a, "один".to_string())]);
 }

@@ -9,6 +9,7 @@
 mod distribution;
 mod feeds;
 mod schema;
+mod translation;
 mod users;
 mod writer;
 
@@ -457,6 +458,15 @@ fn publish_in(
     connection
         .prepare_cached("INSERT INTO outbox (seq, item_id, kind, due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![seq, item_id.as_str(), kind.as_str(), available_at.micros(), committed_at.micros()])?;
+    // Translation jobs too: a stored version always has its jobs for the languages its readers want.
+    translation::enqueue_for_version(
+        connection,
+        seq,
+        &new.owner,
+        new.language.as_deref(),
+        new.pub_status,
+        committed_at.micros(),
+    )?;
     {
         let mut insert =
             connection.prepare_cached("INSERT OR IGNORE INTO version_subjects (seq, key) VALUES (?1, ?2)")?;
@@ -1032,6 +1042,69 @@ impl Store for SqliteStore {
             let rows = statement.query_map(params![after, limit], version_from_row)?;
             rows.map(|row| row?.build()).collect()
         })
+    }
+
+    fn read_languages(&self, member: &MemberId) -> Result<Vec<String>> {
+        self.read_languages_in(member)
+    }
+
+    fn set_read_languages(&self, member: &MemberId, languages: Vec<String>) -> Result<()> {
+        self.set_read_languages_in(member, languages)
+    }
+
+    fn glossaries(&self, member: &MemberId) -> Result<Vec<crate::Glossary>> {
+        self.glossaries_in(member)
+    }
+
+    fn set_glossary(
+        &self,
+        member: &MemberId,
+        source: &str,
+        target: &str,
+        terms: Vec<crate::GlossaryTerm>,
+    ) -> Result<crate::Glossary> {
+        self.set_glossary_in(member, source, target, terms)
+    }
+
+    fn glossaries_into(&self, target: &str) -> Result<Vec<crate::Glossary>> {
+        self.glossaries_into_in(target)
+    }
+
+    fn claim_translation_jobs(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<crate::TranslationJob>> {
+        self.claim_translation_jobs_in(now, lease_until, limit)
+    }
+
+    fn finish_translation_job(&self, id: i64, outcome: crate::JobOutcome) -> Result<()> {
+        self.finish_translation_job_in(id, outcome)
+    }
+
+    fn enqueue_translation(&self, seq: i64, language: &str) -> Result<bool> {
+        self.enqueue_translation_in(seq, language)
+    }
+
+    fn translation_queue(&self) -> Result<crate::QueueCounts> {
+        self.translation_queue_in()
+    }
+
+    fn put_translation(&self, translation: crate::StoredTranslation) -> Result<()> {
+        self.put_translation_in(translation)
+    }
+
+    fn translations(&self, seqs: &[i64]) -> Result<Vec<crate::StoredTranslation>> {
+        self.translations_in(seqs)
+    }
+
+    fn cached_segments(&self, keys: &[[u8; 32]]) -> Result<Vec<([u8; 32], String)>> {
+        self.cached_segments_in(keys)
+    }
+
+    fn cache_segments(&self, entries: Vec<([u8; 32], String)>) -> Result<()> {
+        self.cache_segments_in(entries)
     }
 
     fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage> {

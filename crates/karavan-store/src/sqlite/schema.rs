@@ -211,6 +211,56 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX feed_entries_hash ON feed_entries(provider_id, content_hash);
     "#,
+    // 7: machine translation: the languages members read, their glossaries, the durable queue of
+    // translation jobs (one per item version and target language), the translations made, and the
+    // cache of translated segments.
+    r#"
+    CREATE TABLE member_read_languages (
+        member_id TEXT NOT NULL REFERENCES members(id),
+        language TEXT NOT NULL,
+        PRIMARY KEY (member_id, language)
+    ) WITHOUT ROWID;
+    CREATE INDEX member_read_languages_language ON member_read_languages(language);
+    CREATE TABLE glossary_terms (
+        member_id TEXT NOT NULL REFERENCES members(id),
+        source_language TEXT NOT NULL,
+        target_language TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        target TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (member_id, source_language, target_language, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX glossary_terms_target ON glossary_terms(target_language);
+    CREATE TABLE translation_jobs (
+        id INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL REFERENCES versions(seq),
+        language TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at INTEGER NOT NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        UNIQUE (seq, language)
+    );
+    CREATE INDEX translation_jobs_due ON translation_jobs(state, due_at);
+    CREATE TABLE translations (
+        seq INTEGER NOT NULL REFERENCES versions(seq),
+        language TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        source_language TEXT NOT NULL,
+        model TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (seq, language, variant)
+    ) WITHOUT ROWID;
+    CREATE TABLE translation_cache (
+        key BLOB PRIMARY KEY,
+        text TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.

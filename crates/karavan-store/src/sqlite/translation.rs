@@ -1,0 +1,337 @@
+//! Machine translation in SQLite (migration 7): the languages members read, their glossaries, the
+//! durable job queue, the translations made and the segment cache.
+//!
+//! Jobs are written in the publish's own transaction (`enqueue_for_version`), one per version and
+//! target language (`UNIQUE (seq, language)`), so none is lost and none is made twice. A worker claims
+//! a job by leasing it (`state = 'running'`, `due_at` = the lease's end); a worker that dies leaves the
+//! lease to run out and the job is claimed again.
+
+use karavan_domain::{MemberId, PubStatus, Timestamp};
+use rusqlite::{Connection, params};
+use serde_json::{Map, Value};
+
+use super::{SqliteStore, corrupt, load_version, now_micros};
+use crate::{Glossary, GlossaryTerm, JobOutcome, QueueCounts, Result, StoreError, StoredTranslation, TranslationJob};
+
+
+/// Queues translation jobs for a version just stored (in its transaction): one per language read by
+/// a member who may ever see it (its owner, and members the owner shares with) and not already the
+/// item's language. Kills are not translated.
+pub(super) fn enqueue_for_version(
+    connection: &Connection,
+    seq: i64,
+    owner: &MemberId,
+    language: Option<&str>,
+    pub_status: PubStatus,
+    now: i64,
+) -> Result<()> {
+    if pub_status == PubStatus::Canceled {
+        return Ok(());
+    }
+    let languages: Vec<String> = connection
+        .prepare_cached(
+            "SELECT DISTINCT language FROM member_read_languages
+             WHERE member_id = ?1
+                OR member_id IN (SELECT grantee FROM agreements WHERE grantor = ?1 AND revoked_at IS NULL)
+                OR EXISTS (SELECT 1 FROM agreements WHERE grantor = ?1 AND grantee = '*' AND revoked_at IS NULL)",
+        )?
+        .query_map([owner.as_str()], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO translation_jobs (seq, language, state, due_at, created_at) VALUES (?1, ?2, 'queued', ?3, ?3)
+         ON CONFLICT (seq, language) DO NOTHING",
+    )?;
+    for target in languages {
+        if language.is_some_and(|l| karavan_domain::same_language(l, &target)) {
+            continue;
+        }
+        insert.execute(params![seq, target, now])?;
+    }
+    Ok(())
+}
+
+fn glossary_rows(connection: &Connection, filter: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<Glossary>> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT member_id, source_language, target_language, source, target, updated_at FROM glossary_terms
+         {filter} ORDER BY member_id, source_language, target_language, position"
+    ))?;
+    let rows = statement
+        .query_map(values, |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out: Vec<Glossary> = Vec::new();
+    for (member, source_language, target_language, source, target, updated_at) in rows {
+        let member = MemberId::parse(&member).map_err(|e| corrupt("glossary member", e))?;
+        let term = GlossaryTerm { source, target };
+        match out.last_mut() {
+            Some(last)
+                if last.member == member
+                    && last.source_language == source_language
+                    && last.target_language == target_language =>
+            {
+                last.terms.push(term);
+            }
+            _ => out.push(Glossary {
+                member,
+                source_language,
+                target_language,
+                terms: vec![term],
+                updated_at: Timestamp(updated_at),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn translation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, String, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+}
+
+fn build_translation(raw: (i64, String, String, String, String, String, i64)) -> Result<StoredTranslation> {
+    let (seq, language, variant, source_language, model, fields, created_at) = raw;
+    let fields: Map<String, Value> = serde_json::from_str(&fields).map_err(|e| corrupt("translation fields", e))?;
+    Ok(StoredTranslation { seq, language, variant, source_language, model, fields, created_at: Timestamp(created_at) })
+}
+
+fn insert_translation(connection: &Connection, translation: &StoredTranslation) -> Result<()> {
+    let fields = serde_json::to_string(&translation.fields).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    connection
+        .prepare_cached(
+            "INSERT INTO translations (seq, language, variant, source_language, model, fields, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (seq, language, variant) DO UPDATE SET source_language = excluded.source_language,
+                model = excluded.model, fields = excluded.fields, created_at = excluded.created_at",
+        )?
+        .execute(params![
+            translation.seq,
+            translation.language,
+            translation.variant,
+            translation.source_language,
+            translation.model,
+            fields,
+            translation.created_at.micros(),
+        ])?;
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(super) fn read_languages_in(&self, member: &MemberId) -> Result<Vec<String>> {
+        let member = member.clone();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT language FROM member_read_languages WHERE member_id = ?1 ORDER BY language")?;
+            let languages = statement.query_map([member.as_str()], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+            Ok(languages)
+        })
+    }
+
+    pub(super) fn set_read_languages_in(&self, member: &MemberId, languages: Vec<String>) -> Result<()> {
+        let member = member.clone();
+        self.writer.run(move |connection, _| {
+            super::require_member(connection, &member, "")?;
+            connection.execute("DELETE FROM member_read_languages WHERE member_id = ?1", [member.as_str()])?;
+            let mut insert = connection.prepare_cached(
+                "INSERT OR IGNORE INTO member_read_languages (member_id, language) VALUES (?1, ?2)",
+            )?;
+            for language in &languages {
+                insert.execute(params![member.as_str(), language])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn glossaries_in(&self, member: &MemberId) -> Result<Vec<Glossary>> {
+        let member = member.clone();
+        self.read(move |connection| glossary_rows(connection, "WHERE member_id = ?1", &[&member.as_str()]))
+    }
+
+    pub(super) fn glossaries_into_in(&self, target: &str) -> Result<Vec<Glossary>> {
+        let target = target.to_string();
+        self.read(move |connection| glossary_rows(connection, "WHERE target_language = ?1", &[&target]))
+    }
+
+    pub(super) fn set_glossary_in(
+        &self,
+        member: &MemberId,
+        source: &str,
+        target: &str,
+        terms: Vec<GlossaryTerm>,
+    ) -> Result<Glossary> {
+        let (member, source, target) = (member.clone(), source.to_string(), target.to_string());
+        let now = now_micros();
+        self.writer.run(move |connection, _| {
+            super::require_member(connection, &member, "")?;
+            connection.execute(
+                "DELETE FROM glossary_terms WHERE member_id = ?1 AND source_language = ?2 AND target_language = ?3",
+                params![member.as_str(), source, target],
+            )?;
+            let mut insert = connection.prepare_cached(
+                "INSERT INTO glossary_terms (member_id, source_language, target_language, position, source, target,
+                    updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (position, term) in terms.iter().enumerate() {
+                insert.execute(params![member.as_str(), source, target, position as i64, term.source, term.target, now])?;
+            }
+            Ok(Glossary { member, source_language: source, target_language: target, terms, updated_at: Timestamp(now) })
+        })
+    }
+
+    pub(super) fn claim_translation_jobs_in(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<TranslationJob>> {
+        self.writer.run(move |connection, _| {
+            let claimed: Vec<(i64, i64, String, i64)> = connection
+                .prepare_cached(
+                    "UPDATE translation_jobs SET state = 'running', attempts = attempts + 1, due_at = ?2
+                     WHERE id IN (SELECT id FROM translation_jobs WHERE state IN ('queued', 'running') AND due_at <= ?1
+                                  ORDER BY due_at, id LIMIT ?3)
+                     RETURNING id, seq, language, attempts",
+                )?
+                .query_map(params![now.micros(), lease_until.micros(), limit], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut jobs = Vec::with_capacity(claimed.len());
+            for (id, seq, language, attempts) in claimed {
+                let version = load_version(connection, seq)?;
+                let current = super::current_seq(connection, &version.item_id)? == Some(seq);
+                jobs.push(TranslationJob {
+                    id,
+                    language,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    version,
+                    current,
+                });
+            }
+            jobs.sort_by_key(|job| job.id);
+            Ok(jobs)
+        })
+    }
+
+    pub(super) fn finish_translation_job_in(&self, id: i64, outcome: JobOutcome) -> Result<()> {
+        let now = now_micros();
+        self.writer.run(move |connection, _| {
+            let changed = match outcome {
+                JobOutcome::Done(translations) => {
+                    for translation in &translations {
+                        insert_translation(connection, translation)?;
+                    }
+                    connection.execute(
+                        "UPDATE translation_jobs SET state = 'done', finished_at = ?2, last_error = NULL
+                         WHERE id = ?1",
+                        params![id, now],
+                    )?
+                }
+                JobOutcome::Retry { error, retry_at } => connection.execute(
+                    "UPDATE translation_jobs SET state = 'queued', due_at = ?2, last_error = ?3 WHERE id = ?1",
+                    params![id, retry_at.micros(), error],
+                )?,
+                JobOutcome::Failed { error } => connection.execute(
+                    "UPDATE translation_jobs SET state = 'failed', finished_at = ?2, last_error = ?3 WHERE id = ?1",
+                    params![id, now, error],
+                )?,
+            };
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("no translation job {id}")));
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn enqueue_translation_in(&self, seq: i64, language: &str) -> Result<bool> {
+        let language = language.to_string();
+        let now = now_micros();
+        self.writer.run(move |connection, _| {
+            let inserted = connection.execute(
+                "INSERT INTO translation_jobs (seq, language, state, due_at, created_at)
+                 SELECT ?1, ?2, 'queued', ?3, ?3 WHERE EXISTS (SELECT 1 FROM versions WHERE seq = ?1)
+                 ON CONFLICT (seq, language) DO NOTHING",
+                params![seq, language, now],
+            )?;
+            Ok(inserted > 0)
+        })
+    }
+
+    pub(super) fn translation_queue_in(&self) -> Result<QueueCounts> {
+        self.read(|connection| {
+            let mut counts = QueueCounts::default();
+            let mut statement = connection.prepare_cached("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for (state, count) in rows {
+                let count = u64::try_from(count).unwrap_or(0);
+                match state.as_str() {
+                    "queued" => counts.queued = count,
+                    "running" => counts.running = count,
+                    "done" => counts.done = count,
+                    "failed" => counts.failed = count,
+                    other => return Err(corrupt("translation job state", other)),
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    pub(super) fn put_translation_in(&self, translation: StoredTranslation) -> Result<()> {
+        self.writer.run(move |connection, _| insert_translation(connection, &translation))
+    }
+
+    pub(super) fn translations_in(&self, seqs: &[i64]) -> Result<Vec<StoredTranslation>> {
+        let seqs = seqs.to_vec();
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT seq, language, variant, source_language, model, fields, created_at FROM translations
+                 WHERE seq = ?1 ORDER BY language, variant",
+            )?;
+            let mut out = Vec::new();
+            for seq in seqs {
+                let rows = statement.query_map([seq], translation_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                for raw in rows {
+                    out.push(build_translation(raw)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    pub(super) fn cached_segments_in(&self, keys: &[[u8; 32]]) -> Result<Vec<([u8; 32], String)>> {
+        let keys = keys.to_vec();
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached("SELECT text FROM translation_cache WHERE key = ?1")?;
+            let mut out = Vec::new();
+            for key in keys {
+                let mut rows = statement.query([&key[..]])?;
+                if let Some(row) = rows.next()? {
+                    out.push((key, row.get(0)?));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    pub(super) fn cache_segments_in(&self, entries: Vec<([u8; 32], String)>) -> Result<()> {
+        let now = now_micros();
+        self.writer.run(move |connection, _| {
+            let mut insert = connection.prepare_cached(
+                "INSERT INTO translation_cache (key, text, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET text = excluded.text",
+            )?;
+            for (key, text) in &entries {
+                insert.execute(params![&key[..], text, now])?;
+            }
+            Ok(())
+        })
+    }
+}
