@@ -20,3 +20,4 @@ pub mod translate;
 pub use embed::{Embedder, Role, cosine};
 pub use langid::{Detection, LanguageIdentifier, contradicts};
 pub use models::{Downloader, InstalledModel, ModelDir, ModelError, ModelKind};
+pub use translate::{SegmentCache, Term, Translator};

@@ -69,6 +69,16 @@ pub struct Term {
     pub target: String,
 }
 
+/// Where translated sentences are kept between translations (the server's is in its store), so that a
+/// corrected item only has what changed translated again. Keys come from [`Translator`]: a digest of
+/// the model, the language pair, the decoding settings and the sentence.
+pub trait SegmentCache {
+    /// The cached translations of `keys` (`None` where there is none).
+    fn get(&self, keys: &[[u8; 32]]) -> Vec<Option<String>>;
+    /// Keeps new translations.
+    fn put(&self, entries: Vec<([u8; 32], String)>);
+}
+
 /// The most tokens of source one sentence may have before it is cut (well inside every model's
 /// positions, and where translation quality is still good).
 const MAX_SENTENCE_TOKENS: usize = 200;
@@ -164,6 +174,18 @@ impl Translator {
         to: &str,
         glossary: &[Term],
     ) -> Result<Vec<String>, ModelError> {
+        self.translate_cached(texts, from, to, glossary, None)
+    }
+
+    /// [`Translator::translate`], taking sentences already translated from `cache` and keeping the new ones there.
+    pub fn translate_cached(
+        &self,
+        texts: &[&str],
+        from: &str,
+        to: &str,
+        glossary: &[Term],
+        cache: Option<&dyn SegmentCache>,
+    ) -> Result<Vec<String>, ModelError> {
         let (source_code, source_script) = self.source(from).ok_or_else(|| self.unknown(from))?;
         let target = self.target(to).ok_or_else(|| self.unknown(to))?;
         let source_id = self.tokenizer.language(&source_code).ok_or_else(|| self.unknown(from))?;
@@ -189,7 +211,7 @@ impl Translator {
             }
             plans.push(plan);
         }
-        let translated = self.translate_sentences(&sentences, source_id, target_id, glossary)?;
+        let translated = self.translate_sentences(&sentences, source_id, target_id, glossary, cache)?;
         let mut out = Vec::with_capacity(texts.len());
         for plan in plans {
             let mut text = String::new();
@@ -209,11 +231,23 @@ impl Translator {
 
     /// Translates an HTML fragment text node by text node: tags, attributes and entities stay.
     pub fn translate_html(&self, html: &str, from: &str, to: &str, glossary: &[Term]) -> Result<String, ModelError> {
+        self.translate_html_cached(html, from, to, glossary, None)
+    }
+
+    /// [`Translator::translate_html`] with a cache of translated sentences.
+    pub fn translate_html_cached(
+        &self,
+        html: &str,
+        from: &str,
+        to: &str,
+        glossary: &[Term],
+        cache: Option<&dyn SegmentCache>,
+    ) -> Result<String, ModelError> {
         let parts = split_html(html);
         let texts: Vec<String> =
             parts.iter().filter_map(|p| if let HtmlPart::Text(t) = p { Some(unescape(t)) } else { None }).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let mut translated = self.translate(&refs, from, to, glossary)?.into_iter();
+        let mut translated = self.translate_cached(&refs, from, to, glossary, cache)?.into_iter();
         let mut out = String::with_capacity(html.len() * 2);
         for part in parts {
             match part {
@@ -231,13 +265,14 @@ impl Translator {
         source_id: u32,
         target_id: u32,
         glossary: &[Term],
+        cache: Option<&dyn SegmentCache>,
     ) -> Result<Vec<String>, ModelError> {
         // Each sentence becomes one or more units: the sentence with glossary terms replaced by
         // their renderings, and, as a fallback where the model loses a rendering, the parts
         // between the terms.
         let plans: Vec<Vec<Unit>> = sentences.iter().map(|s| glossary_units(s, glossary)).collect();
         let whole: Vec<String> = plans.iter().map(|units| units_text(units)).collect();
-        let mut out = self.run(&whole, source_id, target_id)?;
+        let mut out = self.run_cached(&whole, source_id, target_id, cache)?;
         let mut fallback = Vec::new();
         for (i, units) in plans.iter().enumerate() {
             let terms: Vec<&str> =
@@ -253,7 +288,7 @@ impl Translator {
                     plans[i].iter().filter_map(|u| if let Unit::Text(t) = u { Some(t.clone()) } else { None })
                 })
                 .collect();
-            let mut translated = self.run(&parts, source_id, target_id)?.into_iter();
+            let mut translated = self.run_cached(&parts, source_id, target_id, cache)?.into_iter();
             for &i in &fallback {
                 let mut text = String::new();
                 for unit in &plans[i] {
@@ -270,6 +305,43 @@ impl Translator {
             }
         }
         Ok(out)
+    }
+
+    /// The cache key of a sentence: everything its translation depends on.
+    fn segment_key(&self, sentence: &str, source_id: u32, target_id: u32) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let o = &self.options;
+        let mut hasher = Sha256::new();
+        hasher.update(format!(
+            "karavan-translation-1\0{}\0{source_id}\0{target_id}\0{} {} {:?} {}\0",
+            self.name, o.num_beams, o.length_penalty, o.early_stopping, o.no_repeat_ngram_size
+        ));
+        hasher.update(sentence.as_bytes());
+        hasher.finalize().into()
+    }
+
+    /// [`Translator::run`] for the sentences `cache` does not have.
+    fn run_cached(
+        &self,
+        sentences: &[String],
+        source_id: u32,
+        target_id: u32,
+        cache: Option<&dyn SegmentCache>,
+    ) -> Result<Vec<String>, ModelError> {
+        let Some(cache) = cache else { return self.run(sentences, source_id, target_id) };
+        let keys: Vec<[u8; 32]> = sentences.iter().map(|s| self.segment_key(s, source_id, target_id)).collect();
+        let mut out = cache.get(&keys);
+        out.resize(sentences.len(), None);
+        let missing: Vec<usize> = (0..sentences.len()).filter(|&i| out[i].is_none()).collect();
+        if !missing.is_empty() {
+            let todo: Vec<String> = missing.iter().map(|&i| sentences[i].clone()).collect();
+            let done = self.run(&todo, source_id, target_id)?;
+            cache.put(missing.iter().zip(&done).map(|(&i, text)| (keys[i], text.clone())).collect());
+            for (i, text) in missing.into_iter().zip(done) {
+                out[i] = Some(text);
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// The model over sentences, shortest first in batches of about `BATCH_TOKENS` tokens.

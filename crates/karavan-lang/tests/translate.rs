@@ -91,3 +91,45 @@ fn html_is_translated_node_by_node_and_keeps_its_markup() {
         )
     );
 }
+
+/// A cache in memory that counts what it is asked for.
+#[derive(Default)]
+struct CountingCache {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
+    misses: std::sync::atomic::AtomicUsize,
+}
+
+impl karavan_lang::SegmentCache for CountingCache {
+    fn get(&self, keys: &[[u8; 32]]) -> Vec<Option<String>> {
+        let entries = self.entries.lock().unwrap();
+        let found: Vec<Option<String>> = keys.iter().map(|k| entries.get(k).cloned()).collect();
+        let missed = found.iter().filter(|f| f.is_none()).count();
+        self.misses.fetch_add(missed, std::sync::atomic::Ordering::SeqCst);
+        found
+    }
+
+    fn put(&self, entries: Vec<([u8; 32], String)>) {
+        self.entries.lock().unwrap().extend(entries);
+    }
+}
+
+#[test]
+fn a_correction_translates_only_the_sentences_that_changed() {
+    let translator = translator();
+    let cache = CountingCache::default();
+    let misses = || cache.misses.load(std::sync::atomic::Ordering::SeqCst);
+    let body = "<p>The train left Almaty at noon. It reached Tashkent two days later.</p><p>Trade grew.</p>";
+    let plain = translator.translate_html(body, "en", "kk", &[]).unwrap();
+    let first = translator.translate_html_cached(body, "en", "kk", &[], Some(&cache)).unwrap();
+    assert_eq!(first, plain, "the cache changes nothing about the result");
+    assert_eq!(misses(), 3);
+    let again = translator.translate_html_cached(body, "en", "kk", &[], Some(&cache)).unwrap();
+    assert_eq!((again, misses()), (plain, 3), "everything came from the cache");
+    let corrected = body.replace("two days", "three days");
+    let out = translator.translate_html_cached(&corrected, "en", "kk", &[], Some(&cache)).unwrap();
+    assert_eq!(misses(), 4, "only the corrected sentence was translated again");
+    assert_eq!(out, translator.translate_html(&corrected, "en", "kk", &[]).unwrap());
+    // Another target language is another key.
+    translator.translate_html_cached(body, "en", "ru", &[], Some(&cache)).unwrap();
+    assert_eq!(misses(), 7);
+}

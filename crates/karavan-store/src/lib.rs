@@ -744,12 +744,14 @@ pub trait Store: Send + Sync + 'static {
     /// A member's glossaries, one per language pair.
     fn glossaries(&self, member: &MemberId) -> Result<Vec<Glossary>>;
     /// Replaces a member's glossary for one pair; no terms deletes it.
-    fn set_glossary(&self, member: &MemberId, source: &str, target: &str, terms: Vec<GlossaryTerm>) -> Result<Glossary>;
+    fn set_glossary(&self, member: &MemberId, source: &str, target: &str, terms: Vec<GlossaryTerm>)
+    -> Result<Glossary>;
     /// For translation workers: every member's glossaries into `target`.
     fn glossaries_into(&self, target: &str) -> Result<Vec<Glossary>>;
     /// For translation workers: claims up to `limit` jobs due at `now` (queued, or running with an
     /// expired lease after a crash), leasing each until `lease_until`.
-    fn claim_translation_jobs(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<TranslationJob>>;
+    fn claim_translation_jobs(&self, now: Timestamp, lease_until: Timestamp, limit: u32)
+    -> Result<Vec<TranslationJob>>;
     /// Records how a claimed job ended; its translations are stored in the same transaction.
     fn finish_translation_job(&self, id: i64, outcome: JobOutcome) -> Result<()>;
     /// Queues a job for a version and language unless one exists (e.g. after a member adds a language).

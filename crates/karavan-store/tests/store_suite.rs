@@ -687,7 +687,8 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
     let second = store.publish(version(&owner, "urn:t:1", None, "Екінші")).unwrap().stored().clone();
     let far = Timestamp(now().micros() + 1_000_000_000);
     let jobs = store.claim_translation_jobs(far, Timestamp(far.micros() + 1), 10).unwrap();
-    let mut seen: Vec<(i64, &str, bool)> = jobs.iter().map(|j| (j.version.seq, j.language.as_str(), j.current)).collect();
+    let mut seen: Vec<(i64, &str, bool)> =
+        jobs.iter().map(|j| (j.version.seq, j.language.as_str(), j.current)).collect();
     seen.sort();
     assert_eq!(seen, [(first.seq, "en", false), (second.seq, "ru", true), (second.seq, "zh-Hans", true)]);
     // A kill is not translated.
@@ -704,7 +705,14 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
     let saved = store.set_glossary(&owner, "kk", "ru", terms.clone()).unwrap();
     assert_eq!(saved.terms, terms);
     store.set_glossary(&partner, "kk", "ru", vec![terms[0].clone()]).unwrap();
-    store.set_glossary(&owner, "kk", "zh-Hans", vec![GlossaryTerm { source: "Тоқаев".into(), target: "托卡耶夫".into() }]).unwrap();
+    store
+        .set_glossary(
+            &owner,
+            "kk",
+            "zh-Hans",
+            vec![GlossaryTerm { source: "Тоқаев".into(), target: "托卡耶夫".into() }],
+        )
+        .unwrap();
     let mine = store.glossaries(&owner).unwrap();
     assert_eq!(mine.len(), 2);
     assert_eq!(mine[0].target_language, "ru");

@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 use super::{SqliteStore, corrupt, load_version, now_micros};
 use crate::{Glossary, GlossaryTerm, JobOutcome, QueueCounts, Result, StoreError, StoredTranslation, TranslationJob};
 
-
 /// Queues translation jobs for a version just stored (in its transaction): one per language read by
 /// a member who may ever see it (its owner, and members the owner shares with) and not already the
 /// item's language. Kills are not translated.
@@ -128,7 +127,8 @@ impl SqliteStore {
         self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached("SELECT language FROM member_read_languages WHERE member_id = ?1 ORDER BY language")?;
-            let languages = statement.query_map([member.as_str()], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let languages =
+                statement.query_map([member.as_str()], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
             Ok(languages)
         })
     }
@@ -138,9 +138,8 @@ impl SqliteStore {
         self.writer.run(move |connection, _| {
             super::require_member(connection, &member, "")?;
             connection.execute("DELETE FROM member_read_languages WHERE member_id = ?1", [member.as_str()])?;
-            let mut insert = connection.prepare_cached(
-                "INSERT OR IGNORE INTO member_read_languages (member_id, language) VALUES (?1, ?2)",
-            )?;
+            let mut insert = connection
+                .prepare_cached("INSERT OR IGNORE INTO member_read_languages (member_id, language) VALUES (?1, ?2)")?;
             for language in &languages {
                 insert.execute(params![member.as_str(), language])?;
             }
@@ -178,7 +177,15 @@ impl SqliteStore {
                     updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (position, term) in terms.iter().enumerate() {
-                insert.execute(params![member.as_str(), source, target, position as i64, term.source, term.target, now])?;
+                insert.execute(params![
+                    member.as_str(),
+                    source,
+                    target,
+                    position as i64,
+                    term.source,
+                    term.target,
+                    now
+                ])?;
             }
             Ok(Glossary { member, source_language: source, target_language: target, terms, updated_at: Timestamp(now) })
         })
@@ -266,7 +273,8 @@ impl SqliteStore {
     pub(super) fn translation_queue_in(&self) -> Result<QueueCounts> {
         self.read(|connection| {
             let mut counts = QueueCounts::default();
-            let mut statement = connection.prepare_cached("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")?;
+            let mut statement =
+                connection.prepare_cached("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")?;
             let rows = statement
                 .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
