@@ -471,6 +471,7 @@ fn corpus(items: usize) -> Vec<IndexDoc> {
                 genres: Vec::new(),
                 headline,
                 body,
+                translations: Vec::new(),
             }
         })
         .collect()

@@ -57,6 +57,9 @@ pub struct IndexDoc {
     pub headline: String,
     /// Plain text of the bodies and descriptions.
     pub body: String,
+    /// Machine translations of the headline and text: (language tag, text), each indexed with its
+    /// language's analyzer, so a search in that language finds the item.
+    pub translations: Vec<(String, String)>,
 }
 
 /// One agreement, as the search needs it.
@@ -317,6 +320,9 @@ impl SearchIndex {
         }
         document.add_text(f.analyzer, analyzer.name());
         document.add_text(f.text[&analyzer], format!("{}\n{}", doc.headline, doc.body));
+        for (language, text) in &doc.translations {
+            document.add_text(f.text[&Analyzer::for_language(Some(language))], text);
+        }
         document
     }
 

@@ -24,6 +24,7 @@ fn doc(id: &str, owner: &str, language: &str, headline: &str, body: &str) -> Ind
         genres: Vec::new(),
         headline: headline.to_string(),
         body: body.to_string(),
+        translations: Vec::new(),
     }
 }
 
@@ -343,4 +344,30 @@ fn percolation_agrees_with_search() {
         assert_eq!(percolated, ids(&index, request, &audience), "for {:?}", request.text);
     }
     assert!(index.percolate(&[], &matchers.iter().collect::<Vec<_>>()).unwrap().iter().all(Vec::is_empty));
+}
+
+#[test]
+fn translations_are_found_in_their_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(dir.path()).unwrap();
+    let mut kk = doc("kk1", "a", "kk", "Қазақстанда жаңа теміржол", "Теміржол желісі ашылды.");
+    kk.translations = vec![("ru".to_string(), "Новая железная дорога в Казахстане".to_string())];
+    index.upsert(&kk).unwrap();
+    index.upsert(&doc("ru1", "a", "ru", "Урожай пшеницы", "Фермеры собрали урожай.")).unwrap();
+    index.commit().unwrap();
+    let audience = everyone_sees("a");
+    // The Russian translation is analysed as Russian (another inflection finds it) …
+    assert_eq!(ids(&index, &SearchRequest::text("железных дорог"), &audience), ["kk1"]);
+    // … while the item keeps its own language for filters.
+    let mut request = SearchRequest::text("железных дорог");
+    request.languages = vec!["ru".to_string()];
+    assert!(ids(&index, &request, &audience).is_empty());
+    request.languages = vec!["kk".to_string()];
+    request.query_language = Some("ru".to_string());
+    assert_eq!(ids(&index, &request, &audience), ["kk1"]);
+    // Replacing the document without the translation removes it from the index.
+    kk.translations.clear();
+    index.upsert(&kk).unwrap();
+    index.commit().unwrap();
+    assert!(ids(&index, &SearchRequest::text("железных дорог"), &audience).is_empty());
 }

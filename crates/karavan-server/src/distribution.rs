@@ -265,7 +265,7 @@ fn fanout_once(
             let country = store.member(owner)?.map(|m| m.country.as_str().to_string());
             cache.countries.insert(owner.clone(), country);
         }
-        docs.push(crate::search::index_doc(&event.version, cache.countries[owner].clone(), models));
+        docs.push(crate::search::index_doc(&event.version, cache.countries[owner].clone(), models, Vec::new()));
     }
     // Each subscription whose query compiled, with its matcher; percolation answers in this order.
     let compiled: Vec<(&SubscriptionId, &Matcher)> = cache

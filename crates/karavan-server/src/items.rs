@@ -234,6 +234,7 @@ pub async fn get_item(
     let mut params = Params::parse(query)?;
     let format = params.one("format")?;
     let script = params.one("script")?;
+    let lang = params.one("lang")?;
     params.finish()?;
     let newsml = match format.as_deref() {
         None | Some("ninjs") => false,
@@ -241,11 +242,13 @@ pub async fn get_item(
         Some(other) => return Err(ApiError::invalid(format!("format: {other:?} is not supported (ninjs, newsml)"))),
     };
     let script = script.map(|s| parse_script(&s)).transpose()?;
+    let lang = lang.map(|l| crate::translation::parse_lang(&l)).transpose()?;
     let id = parse_item_id(&id)?;
     let viewer = caller.0.member.clone();
-    let models = Arc::clone(state.language());
-    let as_ = wire::ReadAs { newsml, script };
-    let (read, export) = state.blocking(move |store| wire::read_item(store, &models, &viewer, &id, as_)).await??;
+    let context = state.read_context();
+    let as_ = wire::ReadAs { newsml, script, lang: lang.clone() };
+    let (read, export, translation) =
+        state.blocking(move |store| wire::read_item(store, &context, &viewer, &id, as_)).await??;
     match read {
         ItemRead::Visible(version, right) => {
             let mut response = match export {
@@ -255,12 +258,24 @@ pub async fn get_item(
                 None => Json(wire::ninjs(&version)).into_response(),
             };
             let headers = response.headers_mut();
-            for (name, value) in [
+            let mut fields = vec![
                 ("karavan-item-id", version.item_id.to_string()),
                 ("karavan-member", version.owner.to_string()),
                 ("karavan-right", right.as_str().to_string()),
-                ("etag", format!("\"{}\"", version.seq)),
-            ] {
+                (
+                    "etag",
+                    format!("\"{}{}\"", version.seq, lang.as_deref().map(|l| format!("-{l}")).unwrap_or_default()),
+                ),
+            ];
+            if let Some(language) = version.document.get("language").and_then(serde_json::Value::as_str) {
+                fields.push(("content-language", language.to_string()));
+            }
+            if let Some(translation) = &translation {
+                fields.push(("karavan-translation", format!("machine; model={}", translation.model)));
+                fields.push(("karavan-translated-from", translation.source_language.clone()));
+                fields.push(("link", format!("</v1/items/{}>; rel=\"original\"", version.item_id)));
+            }
+            for (name, value) in fields {
                 if let Ok(value) = HeaderValue::from_str(&value) {
                     headers.insert(name, value);
                 }

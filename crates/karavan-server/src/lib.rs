@@ -23,6 +23,7 @@ pub mod search;
 pub mod semantic;
 pub mod stream;
 pub mod subscriptions;
+pub mod translation;
 pub mod web;
 pub mod web_admin;
 pub mod wire;
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     pub models_dir: Option<std::path::PathBuf>,
     /// Where the vector index of item embeddings is saved; `None`: in memory only.
     pub vectors_dir: Option<std::path::PathBuf>,
+    /// Machine translation workers.
+    pub translation: translation::TranslationConfig,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             distribution: DistributionConfig::default(),
             models_dir: None,
             vectors_dir: None,
+            translation: translation::TranslationConfig::default(),
         }
     }
 }
@@ -81,6 +85,7 @@ pub struct AppState {
     pages: Arc<karavan_web::Pages>,
     language: Arc<language::LanguageModels>,
     vectors: Arc<semantic::Vectors>,
+    translations: Arc<translation::Translations>,
 }
 
 impl AppState {
@@ -90,7 +95,9 @@ impl AppState {
         let pages = Arc::new(karavan_web::Pages::load()?);
         let language = Arc::new(language::LanguageModels::new(config.models_dir.clone()));
         let vectors = Arc::new(semantic::Vectors::new(config.vectors_dir.clone()));
-        Ok(AppState { store, search, config: Arc::new(config), distribution, pages, language, vectors })
+        let translations =
+            Arc::new(translation::Translations::new(config.models_dir.clone(), config.translation.clone()));
+        Ok(AppState { store, search, config: Arc::new(config), distribution, pages, language, vectors, translations })
     }
 
     /// Starts the background work of distribution (fan-out, pusher); call once, inside the runtime.
@@ -105,6 +112,22 @@ impl AppState {
         );
         feeds::spawn_poller(self.clone());
         semantic::spawn_indexer(self.clone());
+        translation::spawn_workers(self.clone());
+    }
+
+    /// What reading an item needs beside the store.
+    pub fn read_context(&self) -> wire::ReadContext {
+        wire::ReadContext {
+            models: Arc::clone(&self.language),
+            translations: Arc::clone(&self.translations),
+            search: Arc::clone(&self.search),
+            public_url: self.config.public_url.as_ref().map(|u| u.trim_end_matches('/').to_string()),
+        }
+    }
+
+    /// Machine translation: the model and its workers' settings.
+    pub fn translations(&self) -> &Arc<translation::Translations> {
+        &self.translations
     }
 
     /// The web newsroom's templates and messages.
@@ -189,6 +212,13 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/items/{id}/similar"),
     (Method::POST, "/v1/language/detect"),
     (Method::GET, "/v1/models"),
+    (Method::GET, "/v1/me/read-languages"),
+    (Method::PUT, "/v1/me/read-languages"),
+    (Method::GET, "/v1/glossaries"),
+    (Method::GET, "/v1/glossaries/{from}/{to}"),
+    (Method::PUT, "/v1/glossaries/{from}/{to}"),
+    (Method::DELETE, "/v1/glossaries/{from}/{to}"),
+    (Method::GET, "/v1/translation/queue"),
     (Method::GET, "/v1/search"),
     (Method::GET, "/v1/searches"),
     (Method::POST, "/v1/searches"),
@@ -261,6 +291,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/items/{id}/similar", get(semantic::similar))
         .route("/v1/language/detect", post(language::detect))
         .route("/v1/models", get(language::list_models))
+        .route("/v1/me/read-languages", get(translation::get_read_languages).put(translation::put_read_languages))
+        .route("/v1/glossaries", get(translation::list_glossaries))
+        .route(
+            "/v1/glossaries/{from}/{to}",
+            get(translation::get_glossary).put(translation::put_glossary).delete(translation::delete_glossary),
+        )
+        .route("/v1/translation/queue", get(translation::queue))
         .route("/v1/search", get(search::search))
         .route("/v1/searches", get(search::list_saved).post(search::create_saved))
         .route("/v1/searches/{id}", get(search::get_saved).delete(search::delete_saved))

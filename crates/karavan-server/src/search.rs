@@ -36,7 +36,12 @@ pub(crate) fn texts(document: &Map<String, Value>, key: &str) -> Vec<String> {
 
 /// The index document of a stored version. An item without a `language` is indexed under the one
 /// identified from its text, when the identifier is installed.
-pub fn index_doc(version: &StoredVersion, country: Option<String>, models: &LanguageModels) -> IndexDoc {
+pub fn index_doc(
+    version: &StoredVersion,
+    country: Option<String>,
+    models: &LanguageModels,
+    translations: Vec<(String, String)>,
+) -> IndexDoc {
     let document = &version.document;
     let text = |key: &str| document.get(key).and_then(Value::as_str).map(str::to_string);
     let language = text("language").or_else(|| {
@@ -71,6 +76,7 @@ pub fn index_doc(version: &StoredVersion, country: Option<String>, models: &Lang
         genres,
         headline: texts(document, "headlines").join(" "),
         body: body.join("\n"),
+        translations,
     }
 }
 
@@ -94,7 +100,8 @@ pub fn index_version(
     version: &StoredVersion,
 ) -> Result<(), StoreError> {
     let country = store.member(&version.owner)?.map(|m| m.country.as_str().to_string());
-    search.upsert(&index_doc(version, country, models)).map_err(search_failure)
+    let translations = crate::translation::index_texts(&store.translations(&[version.seq])?);
+    search.upsert(&index_doc(version, country, models, translations)).map_err(search_failure)
 }
 
 /// Brings the index up to the store: everything whose current version is newer than what the index
@@ -108,9 +115,16 @@ pub fn catch_up(store: &dyn Store, search: &SearchIndex, models: &LanguageModels
         let batch = store.current_versions_after(after, 1000)?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
+        let seqs: Vec<i64> = batch.iter().map(|v| v.seq).collect();
+        let mut translations: std::collections::HashMap<i64, Vec<karavan_store::StoredTranslation>> =
+            std::collections::HashMap::new();
+        for translation in store.translations(&seqs)? {
+            translations.entry(translation.seq).or_default().push(translation);
+        }
         for version in &batch {
             let country = countries.get(version.owner.as_str()).cloned();
-            search.upsert(&index_doc(version, country, models)).map_err(search_failure)?;
+            let texts = translations.get(&version.seq).map(|t| crate::translation::index_texts(t)).unwrap_or_default();
+            search.upsert(&index_doc(version, country, models, texts)).map_err(search_failure)?;
         }
         count += batch.len();
         search.commit().map_err(search_failure)?;

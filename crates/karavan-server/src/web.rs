@@ -639,11 +639,11 @@ async fn item_download(state: AppState, headers: HeaderMap, id: String, newsml: 
         return (StatusCode::NOT_FOUND, "no such item").into_response();
     };
     let viewer = session.user.member.clone();
-    let models = std::sync::Arc::clone(state.language());
-    let as_ = crate::wire::ReadAs { newsml, script: None };
-    let read = state.blocking(move |store| crate::wire::read_item(store, &models, &viewer, &item_id, as_)).await;
+    let context = state.read_context();
+    let as_ = crate::wire::ReadAs { newsml, ..Default::default() };
+    let read = state.blocking(move |store| crate::wire::read_item(store, &context, &viewer, &item_id, as_)).await;
     match read.and_then(|read| read) {
-        Ok((karavan_store::ItemRead::Visible(version, _), export)) => {
+        Ok((karavan_store::ItemRead::Visible(version, _), export, _)) => {
             let (body, content_type, extension) = match export {
                 Some((xml, media_type)) => (xml, media_type, "xml"),
                 None => (crate::wire::ninjs(&version).to_string(), "application/json", "json"),
@@ -655,8 +655,8 @@ async fn item_download(state: AppState, headers: HeaderMap, id: String, newsml: 
             }
             response
         }
-        Ok((karavan_store::ItemRead::Killed(_), _)) => (StatusCode::GONE, "the item was killed").into_response(),
-        Ok((karavan_store::ItemRead::NotFound, _)) => (StatusCode::NOT_FOUND, "no such item").into_response(),
+        Ok((karavan_store::ItemRead::Killed(_), _, _)) => (StatusCode::GONE, "the item was killed").into_response(),
+        Ok((karavan_store::ItemRead::NotFound, _, _)) => (StatusCode::NOT_FOUND, "no such item").into_response(),
         Err(error) => failure(error.message),
     }
 }

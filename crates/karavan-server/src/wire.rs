@@ -42,25 +42,63 @@ pub fn provider_name(store: &dyn Store, owner: &MemberId) -> Result<String, Stor
 /// A NewsML-G2 document and its media type.
 pub type Export = (String, &'static str);
 
-/// How an item is to be read: as NewsML-G2 (else ninjs), and converted into a script.
-#[derive(Debug, Clone, Copy, Default)]
+/// How an item is to be read: as NewsML-G2 (else ninjs), translated into a language, converted into a script.
+#[derive(Debug, Clone, Default)]
 pub struct ReadAs {
     pub newsml: bool,
     pub script: Option<karavan_script::Script>,
+    /// A language tag: the item translated into it (machine translation), unless already in it.
+    pub lang: Option<String>,
 }
 
+/// What reading an item needs beside the store: the language models, translation, the search index
+/// (a translation made on demand is indexed).
+#[derive(Clone)]
+pub struct ReadContext {
+    pub models: std::sync::Arc<crate::language::LanguageModels>,
+    pub translations: std::sync::Arc<crate::translation::Translations>,
+    pub search: std::sync::Arc<karavan_search::SearchIndex>,
+    /// Where the original is read (`/v1/items/{id}` under the public URL, if any).
+    pub public_url: Option<String>,
+}
+
+/// An item as read: the read, its NewsML-G2 export when asked for, and the translation shown (if any).
+pub type ItemView = (ItemRead, Option<Export>, Option<karavan_store::StoredTranslation>);
+
 /// One item as `viewer` may read it and, when `as_.newsml` and visible, its NewsML-G2 export (for the
-/// API and the web download; called on the blocking pool). With a script, the visible version's text
-/// is converted first (so both ninjs and NewsML-G2 carry it); a language that cannot be converted
-/// is a 400.
+/// API and the web download; called on the blocking pool). With a language, the visible version is
+/// translated first (see `translation.rs`); with a script, its text is then converted (so both ninjs
+/// and NewsML-G2 carry it); a language that cannot be converted is a 400.
 pub fn read_item(
     store: &dyn Store,
-    models: &crate::language::LanguageModels,
+    context: &ReadContext,
     viewer: &MemberId,
     id: &ItemId,
     as_: ReadAs,
-) -> Result<Result<(ItemRead, Option<Export>), crate::error::ApiError>, StoreError> {
+) -> Result<Result<ItemView, crate::error::ApiError>, StoreError> {
+    let models = context.models.as_ref();
     let mut read = store.item(viewer, id, crate::now())?;
+    let mut shown = None;
+    if let (ItemRead::Visible(version, _), Some(lang)) = (&mut read, as_.lang.as_deref()) {
+        let translated = crate::translation::translated(
+            store,
+            &context.translations,
+            &context.search,
+            models,
+            viewer,
+            version,
+            lang,
+        );
+        match translated {
+            Ok(Some(translation)) => {
+                let href = context.public_url.as_ref().map(|url| format!("{url}/v1/items/{}", version.item_id));
+                version.document = crate::translation::translated_document(version, &translation, href.as_deref());
+                shown = Some(translation);
+            }
+            Ok(None) => {}
+            Err(error) => return Ok(Err(error)),
+        }
+    }
     if let (ItemRead::Visible(version, _), Some(script)) = (&mut read, as_.script) {
         // Identified only when the item does not say its language.
         let detected = match version.document.get("language") {
@@ -75,7 +113,7 @@ pub fn read_item(
         (ItemRead::Visible(version, _), true) => Some(self::newsml(version, &provider_name(store, &version.owner)?)),
         _ => None,
     };
-    Ok(Ok((read, export)))
+    Ok(Ok((read, export, shown)))
 }
 
 pub fn meta(version: &StoredVersion) -> Value {

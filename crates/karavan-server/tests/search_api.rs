@@ -9,14 +9,7 @@ use common::{TestApp, assert_ninjs31, ninjs31};
 use serde_json::{Value, json};
 
 fn story(uri: &str, language: &str, headline: &str, body: &str) -> Value {
-    json!({
-        "uri": uri,
-        "type": "text",
-        "language": language,
-        "headlines": [{ "value": headline }],
-        "bodies": [{ "contentType": "text/html", "value": format!("<p>{body}</p>") }],
-        "subjects": [{ "name": "economy", "uri": "http://cv.iptc.org/newscodes/mediatopic/04000000" }]
-    })
+    common::story(uri, language, headline, &format!("<p>{body}</p>"))
 }
 
 fn hit_uris(body: &Value) -> Vec<String> {

@@ -193,6 +193,10 @@ struct ServeArgs {
     /// The shortest polling interval a member may set for an ingest feed (seconds).
     #[arg(long, default_value_t = 60)]
     feed_min_interval_seconds: u64,
+    /// Translation jobs run at once (each uses every core through the model); 0 turns the
+    /// translation workers off (items are then translated only when read with `?lang=`).
+    #[arg(long, default_value_t = 1)]
+    translation_workers: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,6 +345,10 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
             distribution,
             models_dir: Some(models_dir),
             vectors_dir: Some(data_dir.join("vectors")),
+            translation: karavan_server::translation::TranslationConfig {
+                workers: args.translation_workers,
+                ..Default::default()
+            },
         };
         let state = AppState::new(store, search, config).map_err(anyhow::Error::msg)?;
         state.start_distribution();

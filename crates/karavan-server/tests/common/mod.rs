@@ -104,10 +104,48 @@ impl TestApp {
         .await
     }
 
+    /// A GET answered as (status, headers, body text).
+    pub async fn get_text(&self, key: &str, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let request = Request::get(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// A GET answered as (status, headers, JSON body).
+    pub async fn get_full(&self, key: &str, path: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let (status, headers, text) = self.get_text(key, path).await;
+        (status, headers, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")))
+    }
+
+    pub async fn put(&self, key: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(
+            Request::put(path)
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
     pub async fn delete(&self, key: &str, path: &str) -> (StatusCode, Value) {
         self.send(Request::delete(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap())
             .await
     }
+}
+
+/// A text item in ninjs 3.1 with one HTML body and an economy subject.
+pub fn story(uri: &str, language: &str, headline: &str, body_html: &str) -> Value {
+    serde_json::json!({
+        "uri": uri,
+        "type": "text",
+        "language": language,
+        "headlines": [{ "value": headline }],
+        "bodies": [{ "contentType": "text/html", "value": body_html }],
+        "subjects": [{ "name": "economy", "uri": "http://cv.iptc.org/newscodes/mediatopic/04000000" }]
+    })
 }
 
 /// A validator for ninjs 3.1 with format checking, from IPTC's own schema file.
