@@ -61,3 +61,105 @@ fn models_import_then_translate_from_stdin() {
     let (ok, _, stderr) = translate(data.path(), &["--from", "kk", "--to", "tlh"], "x");
     assert!(!ok && stderr.contains("does not translate \"tlh\""), "{stderr}");
 }
+
+/// `GET url` with a key: (status, headers, JSON body).
+async fn get(client: &reqwest::Client, url: &str, key: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let response = client.get(url).bearer_auth(key).send().await.unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, headers, response.json().await.unwrap())
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+/// Polls the queue until nothing is queued or running and `done` jobs are finished.
+async fn wait_for_queue(client: &reqwest::Client, base: &str, key: &str, done: u64) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, _, queue) = get(client, &format!("{base}/v1/translation/queue"), key).await;
+        if queue["done"].as_u64() >= Some(done) && queue["queued"] == 0 && queue["running"] == 0 {
+            return queue;
+        }
+        assert!(std::time::Instant::now() < deadline, "the queue did not drain: {queue}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_items_are_translated_into_readers_languages_through_a_restart() {
+    use serde_json::json;
+    let data = tempfile::tempdir().unwrap();
+    cli(data.path(), &["models", "import", fixture("nllb-2x2").to_str().unwrap()]);
+    let (xinhua, xinhua_key) = support::member_with_key(data.path(), "Xinhua", "editor");
+    let (_kazinform, kz_key) = support::member_with_key(data.path(), "Kazinform", "editor");
+    let (_other, other_key) = support::member_with_key(data.path(), "Other", "editor");
+    cli(data.path(), &["agreement", "add", "--grantor", &xinhua, "--grantee", "*"]);
+    let client = reqwest::Client::new();
+
+    // Workers off: jobs wait in the queue.
+    let server = support::Server::start(data.path(), &["--translation-workers", "0"]);
+    let base = server.base.clone();
+    let (status, body) = send(
+        client.put(format!("{base}/v1/me/read-languages")).bearer_auth(&kz_key).json(&json!({ "languages": ["kk"] })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let glossary = json!({ "terms": [{ "source": "托卡耶夫", "target": "Тоқаев" }] });
+    let (status, body) =
+        send(client.put(format!("{base}/v1/glossaries/zh/kk")).bearer_auth(&kz_key).json(&glossary)).await;
+    assert_eq!(status, 200, "{body}");
+    let headline = "托卡耶夫会见代表团";
+    let item = json!({
+        "uri": "urn:xh:visit", "type": "text", "language": "zh",
+        "headlines": [{ "value": headline }],
+        "bodies": [{ "contentType": "text/html", "value": "<p>双方讨论了贸易。</p><p>铁路运输增长。</p>" }],
+    });
+    let (status, published) = send(client.post(format!("{base}/v1/items")).bearer_auth(&xinhua_key).json(&item)).await;
+    assert_eq!(status, 201, "{published}");
+    let id = published["id"].as_str().unwrap().to_string();
+    let (_, _, queue) = get(&client, &format!("{base}/v1/translation/queue"), &kz_key).await;
+    assert_eq!((queue["queued"].as_u64(), queue["model"].as_str()), (Some(1), Some("hf-nllb-2x2")), "{queue}");
+    // Not yet translated: the glossary term is in no searchable text.
+    let (_, _, found) = get(&client, &format!("{base}/v1/search?q=Тоқаев"), &kz_key).await;
+    assert_eq!(found["total"], 0, "{found}");
+    server.kill();
+
+    // After a crash and a restart with workers, the job is done and the translation indexed.
+    let server = support::Server::start(data.path(), &[]);
+    let base = server.base.clone();
+    let queue = wait_for_queue(&client, &base, &kz_key, 1).await;
+    assert_eq!(queue["failed"], 0, "{queue}");
+    let mut translator = karavan_lang::translate::Translator::load(&fixture("nllb-2x2")).unwrap();
+    translator.options.num_beams = 4;
+    let terms = [karavan_lang::translate::Term { source: "托卡耶夫".into(), target: "Тоқаев".into() }];
+    let expected = translator.translate(&[headline], "zh", "kk", &terms).unwrap().remove(0);
+    let (status, headers, translated) = get(&client, &format!("{base}/v1/items/{id}?lang=kk"), &kz_key).await;
+    assert_eq!(status, 200, "{translated}");
+    assert_eq!(translated["headlines"][0]["value"], expected.as_str());
+    assert_eq!(headers["karavan-translation"], "machine; model=hf-nllb-2x2");
+    let href = translated["associations"][0]["renditions"][0]["href"].as_str().unwrap();
+    assert_eq!(href, format!("{base}/v1/items/{id}"), "the original is linked");
+    // Search finds the item through its translation (committed within a second or so).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, _, found) = get(&client, &format!("{base}/v1/search?q=Тоқаев"), &kz_key).await;
+        if found["total"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the translation was not searchable: {found}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // A correction queues one more job; the queue drains again.
+    let mut corrected = item.clone();
+    corrected["bodies"][0]["value"] = json!("<p>双方讨论了贸易。</p><p>公路运输增长。</p>");
+    let (status, body) = send(client.post(format!("{base}/v1/items")).bearer_auth(&xinhua_key).json(&corrected)).await;
+    assert_eq!((status, body["status"].as_str()), (201, Some("corrected")), "{body}");
+    wait_for_queue(&client, &base, &kz_key, 2).await;
+    // A member who reads nothing else still gets ?lang= on demand.
+    let (status, _, on_demand) = get(&client, &format!("{base}/v1/items/{id}?lang=ru"), &other_key).await;
+    assert_eq!((status, on_demand["language"].as_str()), (200, Some("ru")), "{on_demand}");
+}
