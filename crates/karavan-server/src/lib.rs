@@ -24,6 +24,7 @@ pub mod semantic;
 pub mod stream;
 pub mod subscriptions;
 pub mod translation;
+pub mod translation_http;
 pub mod web;
 pub mod web_admin;
 pub mod wire;

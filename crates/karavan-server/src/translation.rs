@@ -33,6 +33,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::language::LanguageModels;
+use crate::translation_http::HttpBackend;
 
 /// IPTC's digital source type for content made by a trained model (machine translation).
 pub const MACHINE_GENERATED: &str = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
@@ -54,11 +55,13 @@ pub struct TranslationConfig {
     pub workers: usize,
     /// How often idle workers look for jobs.
     pub poll: Duration,
+    /// An HTTP endpoint to translate with instead of the local model.
+    pub http: Option<crate::translation_http::HttpBackendConfig>,
 }
 
 impl Default for TranslationConfig {
     fn default() -> TranslationConfig {
-        TranslationConfig { workers: 1, poll: Duration::from_secs(1) }
+        TranslationConfig { workers: 1, poll: Duration::from_secs(1), http: None }
     }
 }
 
@@ -76,10 +79,66 @@ enum Loaded {
     Failed(String, Instant),
 }
 
-/// A loaded model and the name translations record.
+/// What translates: the local model, or the operator's HTTP endpoint; and the name translations record.
 pub struct Engine {
-    pub translator: Translator,
+    kind: EngineKind,
     pub model: String,
+}
+
+enum EngineKind {
+    Local(Box<Translator>),
+    Http(HttpBackend),
+}
+
+impl Engine {
+    /// Whether it translates a language (an HTTP endpoint is asked and says so itself).
+    pub fn supports(&self, tag: &str) -> bool {
+        match &self.kind {
+            EngineKind::Local(translator) => translator.language_code(tag).is_some(),
+            EngineKind::Http(_) => true,
+        }
+    }
+
+    /// One text value (an HTML fragment when `html`), sentences from `cache` where it has them.
+    fn text(
+        &self,
+        value: &str,
+        from: &str,
+        to: &str,
+        html: bool,
+        terms: &[Term],
+        cache: Option<&dyn SegmentCache>,
+    ) -> Result<String, String> {
+        match &self.kind {
+            EngineKind::Local(translator) if html => {
+                translator.translate_html_cached(value, from, to, terms, cache).map_err(|e| e.to_string())
+            }
+            EngineKind::Local(translator) => translator
+                .translate_cached(&[value], from, to, terms, cache)
+                .map(|mut out| out.pop().unwrap_or_default())
+                .map_err(|e| e.to_string()),
+            EngineKind::Http(backend) => {
+                // The whole text is the cached segment: the endpoint sees whole texts.
+                let key: [u8; 32] = {
+                    let mut hasher = Sha256::new();
+                    hasher.update(format!("karavan-http-1\0{}\0{from}\0{to}\0{html}\0", self.model));
+                    for term in terms {
+                        hasher.update(format!("{}\0{}\0", term.source, term.target));
+                    }
+                    hasher.update(value.as_bytes());
+                    hasher.finalize().into()
+                };
+                if let Some(Some(found)) = cache.map(|c| c.get(&[key]).pop().flatten()) {
+                    return Ok(found);
+                }
+                let translated = backend.translate(value, from, to, html, terms)?;
+                if let Some(cache) = cache {
+                    cache.put(vec![(key, translated.clone())]);
+                }
+                Ok(translated)
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Translations {
@@ -101,15 +160,21 @@ impl Translations {
             Loaded::Failed(message, at) if at.elapsed() < Duration::from_secs(30) => return Err(message.clone()),
             _ => {}
         }
+        if let Some(http) = &self.config.http {
+            let engine = HttpBackend::new(http.clone())
+                .map(|backend| Arc::new(Engine { model: backend.name(), kind: EngineKind::Http(backend) }))?;
+            *loaded = Loaded::Model(Arc::clone(&engine));
+            return Ok(engine);
+        }
         let Some(dir) = &self.dir else {
             return Err("the translation model is not installed (no model directory is configured; import a \
                         checkpoint with `karavan models import DIR`)"
                 .to_string());
         };
         let started = Instant::now();
-        let outcome = dir
-            .find(ModelKind::Translation)
-            .and_then(|(model, path)| Ok(Engine { translator: Translator::load(&path)?, model: model.name }));
+        let outcome = dir.find(ModelKind::Translation).and_then(|(model, path)| {
+            Ok(Engine { kind: EngineKind::Local(Box::new(Translator::load(&path)?)), model: model.name })
+        });
         match outcome {
             Ok(engine) => {
                 tracing::info!(model = %engine.model, elapsed_ms = started.elapsed().as_millis() as u64, "translation model loaded");
@@ -131,8 +196,11 @@ impl Translations {
         }
     }
 
-    /// The installed model's name, without loading it.
+    /// The installed model's name (or the HTTP endpoint's), without loading it.
     pub fn installed_model(&self) -> Option<String> {
+        if let Some(http) = &self.config.http {
+            return HttpBackend::new(http.clone()).ok().map(|b| b.name());
+        }
         self.dir.as_ref()?.find(ModelKind::Translation).ok().map(|(model, _)| model.name)
     }
 }
@@ -210,13 +278,13 @@ pub fn source_language(document: &Map<String, Value>, models: &LanguageModels) -
 /// The translated text fields of a document: each headline, description and body translated (HTML
 /// text node by text node), roles and content types kept; counts of characters and words dropped.
 pub fn translate_fields(
-    translator: &Translator,
+    engine: &Engine,
     document: &Map<String, Value>,
     from: &str,
     to: &str,
     terms: &[Term],
     cache: Option<&dyn SegmentCache>,
-) -> Result<Map<String, Value>, ModelError> {
+) -> Result<Map<String, Value>, String> {
     let mut fields = Map::new();
     for key in FIELDS {
         let Some(entries) = document.get(key).and_then(Value::as_array) else { continue };
@@ -231,11 +299,7 @@ pub fn translate_fields(
             }
             let value = object.get("value").and_then(Value::as_str).unwrap_or_default();
             let html = object.get("contentType").and_then(Value::as_str).is_some_and(|t| t.contains("html"));
-            let text = if html {
-                translator.translate_html_cached(value, from, to, terms, cache)?
-            } else {
-                translator.translate_cached(&[value], from, to, terms, cache)?.pop().unwrap_or_default()
-            };
+            let text = engine.text(value, from, to, html, terms, cache)?;
             translated.insert("value".to_string(), Value::String(text));
             out.push(Value::Object(translated));
         }
@@ -253,9 +317,9 @@ fn make_translation(
     target: &str,
     variant: String,
     terms: &[Term],
-) -> Result<StoredTranslation, ModelError> {
+) -> Result<StoredTranslation, String> {
     let cache = StoreCache(store);
-    let fields = translate_fields(&engine.translator, &version.document, source, target, terms, Some(&cache))?;
+    let fields = translate_fields(engine, &version.document, source, target, terms, Some(&cache))?;
     Ok(StoredTranslation {
         seq: version.seq,
         language: target.to_string(),
@@ -332,7 +396,7 @@ impl Worker {
         }
         let engine = self.translations.engine()?;
         for tag in [&source, &job.language] {
-            if engine.translator.language_code(tag).is_none() {
+            if !engine.supports(tag) {
                 return Err(format!("the translation model {} does not translate {tag:?}", engine.model));
             }
         }
@@ -353,7 +417,6 @@ impl Worker {
             .into_iter()
             .map(|(variant, terms)| {
                 make_translation(&engine, self.store.as_ref(), version, &source, &job.language, variant, &terms)
-                    .map_err(|e| e.to_string())
             })
             .collect()
     }
@@ -441,15 +504,16 @@ pub fn translated(
     }
     let engine = translations.engine().map_err(crate::language::not_installed)?;
     for tag in [source.as_str(), language] {
-        if engine.translator.language_code(tag).is_none() {
+        if !engine.supports(tag) {
             return Err(ApiError::invalid(format!(
                 "lang: the translation model {} does not translate {tag:?}",
                 engine.model
             )));
         }
     }
-    let translation = make_translation(&engine, store, version, &source, language, variant, &terms)
-        .map_err(|e| ApiError::internal("translation", e))?;
+    let translation = make_translation(&engine, store, version, &source, language, variant, &terms).map_err(|e| {
+        ApiError::new(crate::error::ErrorCode::Unavailable, format!("the item could not be translated now: {e}"))
+    })?;
     store.put_translation(translation.clone())?;
     if let Err(error) = reindex(store, search, models, version) {
         tracing::warn!(%error, item = %version.item_id, "could not index a translation");

@@ -197,6 +197,17 @@ struct ServeArgs {
     /// translation workers off (items are then translated only when read with `?lang=`).
     #[arg(long, default_value_t = 1)]
     translation_workers: usize,
+    /// Translate with this HTTP endpoint instead of the local model: a LibreTranslate server's base URL,
+    /// or an OpenAI-compatible API's (`https://host/v1`). Its key is read from
+    /// `KARAVAN_TRANSLATION_API_KEY`.
+    #[arg(long)]
+    translation_url: Option<String>,
+    /// The endpoint's protocol: libretranslate or openai.
+    #[arg(long, default_value = "libretranslate")]
+    translation_api: String,
+    /// The model an OpenAI-compatible endpoint is asked for.
+    #[arg(long)]
+    translation_model: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -347,6 +358,7 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
             vectors_dir: Some(data_dir.join("vectors")),
             translation: karavan_server::translation::TranslationConfig {
                 workers: args.translation_workers,
+                http: translation_backend(&args)?,
                 ..Default::default()
             },
         };
@@ -358,6 +370,23 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// The HTTP translation backend the flags name, checked before the server starts.
+fn translation_backend(
+    args: &ServeArgs,
+) -> anyhow::Result<Option<karavan_server::translation_http::HttpBackendConfig>> {
+    use karavan_server::translation_http::{HttpApi, HttpBackend, HttpBackendConfig};
+    let Some(url) = &args.translation_url else { return Ok(None) };
+    let config = HttpBackendConfig {
+        api: HttpApi::parse(&args.translation_api).map_err(anyhow::Error::msg)?,
+        url: url.clone(),
+        model: args.translation_model.clone(),
+        api_key: std::env::var("KARAVAN_TRANSLATION_API_KEY").ok().filter(|k| !k.is_empty()),
+        timeout: Duration::from_secs(120),
+    };
+    HttpBackend::new(config.clone()).map_err(|e| anyhow::anyhow!("--translation-url: {e}"))?;
+    Ok(Some(config))
 }
 
 async fn shutdown_signal() {

@@ -163,3 +163,113 @@ async fn published_items_are_translated_into_readers_languages_through_a_restart
     let (status, _, on_demand) = get(&client, &format!("{base}/v1/items/{id}?lang=ru"), &other_key).await;
     assert_eq!((status, on_demand["language"].as_str()), (200, Some("ru")), "{on_demand}");
 }
+
+/// A stand-in for a LibreTranslate server and an OpenAI-compatible API (their request and answer
+/// shapes), recording what it was sent; it "translates" by tagging the text with the target language.
+async fn stand_in_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use axum::routing::post;
+    use serde_json::{Value, json};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let (libre, openai) = (std::sync::Arc::clone(&seen), std::sync::Arc::clone(&seen));
+    let app = axum::Router::new()
+        .route(
+            "/translate",
+            post(move |axum::Json(body): axum::Json<Value>| {
+                let seen = std::sync::Arc::clone(&libre);
+                async move {
+                    seen.lock().unwrap().push(body.clone());
+                    if body["target"] == "xx" {
+                        return (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            axum::Json(json!({ "error": "xx is not supported" })),
+                        );
+                    }
+                    let text = format!("[{}] {}", body["target"].as_str().unwrap(), body["q"].as_str().unwrap());
+                    (axum::http::StatusCode::OK, axum::Json(json!({ "translatedText": text })))
+                }
+            }),
+        )
+        .route(
+            "/v1/chat/completions",
+            post(move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let seen = std::sync::Arc::clone(&openai);
+                async move {
+                    let mut record = body.clone();
+                    record["authorization"] = json!(headers.get("authorization").map(|v| v.to_str().unwrap()));
+                    seen.lock().unwrap().push(record);
+                    let text = format!("[llm] {}", body["messages"][1]["content"].as_str().unwrap());
+                    axum::Json(json!({ "choices": [{ "message": { "role": "assistant", "content": text } }] }))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_backend_translates_behind_the_same_interface() {
+    use serde_json::json;
+    let (endpoint, seen) = stand_in_endpoint().await;
+    let data = tempfile::tempdir().unwrap();
+    let (_member, key) = support::member_with_key(data.path(), "Xinhua", "editor");
+    let client = reqwest::Client::new();
+    let item = json!({
+        "uri": "urn:xh:http", "type": "text", "language": "zh",
+        "headlines": [{ "value": "托卡耶夫会见代表团" }],
+        "bodies": [{ "contentType": "text/html", "value": "<p>双方讨论了<b>贸易</b>。</p>" }],
+    });
+
+    // LibreTranslate: no model installed, yet ?lang= works through the endpoint, glossary applied.
+    let server = support::Server::start(data.path(), &["--translation-url", &endpoint]);
+    let base = server.base.clone();
+    let glossary = json!({ "terms": [{ "source": "托卡耶夫", "target": "Тоқаев" }] });
+    let (status, _) = send(client.put(format!("{base}/v1/glossaries/zh/kk")).bearer_auth(&key).json(&glossary)).await;
+    assert_eq!(status, 200);
+    let (status, published) = send(client.post(format!("{base}/v1/items")).bearer_auth(&key).json(&item)).await;
+    assert_eq!(status, 201, "{published}");
+    let id = published["id"].as_str().unwrap().to_string();
+    let (status, headers, translated) = get(&client, &format!("{base}/v1/items/{id}?lang=kk"), &key).await;
+    assert_eq!(status, 200, "{translated}");
+    assert_eq!(translated["headlines"][0]["value"], "[kk] Тоқаев会见代表团");
+    assert_eq!(translated["bodies"][0]["value"], "[kk] <p>双方讨论了<b>贸易</b>。</p>");
+    assert!(headers["karavan-translation"].to_str().unwrap().contains("libretranslate"));
+    {
+        let seen = seen.lock().unwrap();
+        let body = seen.iter().find(|b| b["format"] == "html").expect("the body was sent as HTML");
+        assert_eq!((body["source"].as_str(), body["target"].as_str()), (Some("zh"), Some("kk")));
+    }
+    // Cached: reading again, or another member's plain rendering of the same text, asks nothing new
+    // for what was already translated.
+    let asked = seen.lock().unwrap().len();
+    get(&client, &format!("{base}/v1/items/{id}?lang=kk"), &key).await;
+    assert_eq!(seen.lock().unwrap().len(), asked);
+    // The endpoint's refusal is the caller's answer, not a 500.
+    let (status, _, body) = get(&client, &format!("{base}/v1/items/{id}?lang=xx"), &key).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("xx is not supported"), "{body}");
+    drop(server);
+
+    // OpenAI-compatible: the model named, the key from the environment.
+    let output = std::process::Command::new(binary())
+        .args(["serve", "--data-dir"])
+        .arg(data.path())
+        .args(["--translation-url", &format!("{endpoint}/v1"), "--translation-api", "openai"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--translation-model"));
+    let server = support::Server::start_with_env(
+        data.path(),
+        &["--translation-url", &format!("{endpoint}/v1"), "--translation-api", "openai", "--translation-model", "qwen"],
+        &[("KARAVAN_TRANSLATION_API_KEY", "secret-key")],
+    );
+    let (status, _, translated) = get(&client, &format!("{}/v1/items/{id}?lang=ru", server.base), &key).await;
+    assert_eq!(status, 200, "{translated}");
+    assert_eq!(translated["headlines"][0]["value"], "[llm] 托卡耶夫会见代表团");
+    let seen = seen.lock().unwrap();
+    let request = seen.iter().find(|b| b["model"] == "qwen").expect("the chat API was asked");
+    assert_eq!(request["authorization"], "Bearer secret-key");
+    assert!(request["messages"][0]["content"].as_str().unwrap().contains("into the language with tag ru"));
+}

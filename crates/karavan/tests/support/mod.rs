@@ -64,6 +64,11 @@ pub struct Server {
 impl Server {
     /// Starts the server on a free port and waits until it answers.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data_dir, extra, &[])
+    }
+
+    /// [`Server::start`] with environment variables set for the server.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(binary())
             .arg("serve")
             .arg("--data-dir")
@@ -71,6 +76,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
