@@ -172,16 +172,25 @@ struct Search {
     done: bool,
 }
 
-/// Indices of the `k` largest of `scores`, largest first; ties keep the lower index first.
+/// Indices of the `k` largest of `scores`, largest first; ties keep the lower index first. One pass
+/// keeping the best `k` so far (`k` is a few beams; `scores` is beams × vocabulary).
 fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    let k = k.min(order.len());
-    if k < order.len() {
-        order.select_nth_unstable_by(k, |&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        order.truncate(k);
+    use std::cmp::Ordering;
+    let k = k.min(scores.len());
+    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return best;
     }
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    order
+    for (i, &value) in scores.iter().enumerate() {
+        // Full: only a strictly larger value gets in (an equal one has a higher index than those kept).
+        if best.len() == k && value.total_cmp(&scores[best[k - 1]]) != Ordering::Greater {
+            continue;
+        }
+        let at = best.partition_point(|&j| scores[j].total_cmp(&value) != Ordering::Less);
+        best.insert(at, i);
+        best.truncate(k);
+    }
+    best
 }
 
 fn beam_search(
@@ -212,16 +221,29 @@ fn beam_search(
         let tokens: Vec<u32> =
             live.iter().flat_map(|&i| searches[i].running.iter().map(|(seq, _)| *seq.last().unwrap_or(&0))).collect();
         let mut logits = model.decode_step(encoded, &mut state, &tokens)?;
+        // Each hypothesis's row: log-probabilities, the processors, plus its running score (rows in parallel).
+        {
+            let rows: Vec<(&[u32], f32, u32)> = live
+                .iter()
+                .flat_map(|&i| {
+                    let search = &searches[i];
+                    search.running.iter().map(move |(seq, score)| (seq.as_slice(), *score, targets[search.source]))
+                })
+                .collect();
+            crate::encoder::parallel_rows(&mut logits, vocab, crate::encoder::threads(), |first, block| {
+                for (r, row) in block.chunks_exact_mut(vocab).enumerate() {
+                    let (seq, score, target) = rows[first + r];
+                    log_softmax(row);
+                    process(row, seq, target, c.eos, options);
+                    row.iter_mut().for_each(|v| *v += score);
+                }
+            });
+        }
         let mut order = Vec::with_capacity(tokens.len());
         let mut still = Vec::new();
         for (slot, &i) in live.iter().enumerate() {
             let search = &mut searches[i];
-            let block = &mut logits[slot * beams * vocab..(slot + 1) * beams * vocab];
-            for (row, (seq, score)) in block.chunks_exact_mut(vocab).zip(&search.running) {
-                log_softmax(row);
-                process(row, seq, targets[search.source], c.eos, options);
-                row.iter_mut().for_each(|v| *v += score);
-            }
+            let block = &logits[slot * beams * vocab..(slot + 1) * beams * vocab];
             let candidates = top_k(block, keep);
             let scores: Vec<f32> = candidates.iter().map(|&k| block[k]).collect();
             let hits: Vec<bool> =
@@ -293,6 +315,22 @@ mod tests {
         assert_eq!(top_k(&[1.0, 3.0, 2.0, 3.0, -1.0], 3), vec![1, 3, 2]);
         assert_eq!(top_k(&[1.0, 2.0], 5), vec![1, 0]);
         assert_eq!(top_k(&[f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY], 2), vec![1, 0]);
+        // The one-pass selection equals a full stable sort, ties and all.
+        let mut state = 12345u32;
+        for length in [1usize, 7, 100, 5000] {
+            let values: Vec<f32> = (0..length)
+                .map(|_| {
+                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    ((state >> 16) % 17) as f32 - 8.0
+                })
+                .collect();
+            for k in [1, 3, 8, length] {
+                let mut sorted: Vec<usize> = (0..length).collect();
+                sorted.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+                sorted.truncate(k);
+                assert_eq!(top_k(&values, k), sorted, "length {length}, k {k}");
+            }
+        }
     }
 
     #[test]
