@@ -92,7 +92,8 @@ fn search_failure(error: SearchError) -> StoreError {
     StoreError::Io(std::io::Error::other(error.to_string()))
 }
 
-/// Indexes one stored version (after a publish). Not yet searchable: the committer commits.
+/// Indexes one stored version with its stored translations (after a publish, and again when a
+/// translation is made). Not yet searchable: the committer commits.
 pub fn index_version(
     store: &dyn Store,
     search: &SearchIndex,

@@ -257,9 +257,7 @@ pub fn applicable_terms(glossaries: &[&Glossary], text: &str) -> (String, Vec<Te
 
 /// Whether a glossary applies to translating from `source` into `target`.
 fn glossary_applies(glossary: &Glossary, source: &str, target: &str) -> bool {
-    same_language(&glossary.source_language, source)
-        && same_language(&glossary.target_language, target)
-        && same_language(target, &glossary.target_language)
+    same_language(&glossary.source_language, source) && same_language(&glossary.target_language, target)
 }
 
 /// The plain text glossary terms are looked for in.
@@ -378,7 +376,10 @@ impl Worker {
             tracing::error!(%error, job = job.id, "could not record a translation job");
             return;
         }
-        if stored && let Err(error) = reindex(self.store.as_ref(), &self.search, &self.models, &job.version) {
+        if stored
+            && let Err(error) =
+                crate::search::index_version(self.store.as_ref(), &self.search, &self.models, &job.version)
+        {
             tracing::warn!(%error, item = %job.version.item_id, "could not index a translation");
         }
     }
@@ -420,16 +421,6 @@ impl Worker {
             })
             .collect()
     }
-}
-
-/// Indexes an item version again with its translations (blocking).
-pub fn reindex(
-    store: &dyn Store,
-    search: &SearchIndex,
-    models: &LanguageModels,
-    version: &StoredVersion,
-) -> Result<(), StoreError> {
-    crate::search::index_version(store, search, models, version)
 }
 
 /// Starts the translation workers: each claims a job, translates it on the blocking pool, records it.
@@ -515,7 +506,7 @@ pub fn translated(
         ApiError::new(crate::error::ErrorCode::Unavailable, format!("the item could not be translated now: {e}"))
     })?;
     store.put_translation(translation.clone())?;
-    if let Err(error) = reindex(store, search, models, version) {
+    if let Err(error) = crate::search::index_version(store, search, models, version) {
         tracing::warn!(%error, item = %version.item_id, "could not index a translation");
     }
     Ok(Some(translation))
