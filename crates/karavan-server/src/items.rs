@@ -246,7 +246,7 @@ pub async fn get_item(
     let id = parse_item_id(&id)?;
     let viewer = caller.0.member.clone();
     let context = state.read_context();
-    let as_ = wire::ReadAs { newsml, script, lang: lang.clone() };
+    let as_ = wire::ReadAs { newsml, script, lang };
     let (read, export, translation) =
         state.blocking(move |store| wire::read_item(store, &context, &viewer, &id, as_)).await??;
     match read {
@@ -262,10 +262,7 @@ pub async fn get_item(
                 ("karavan-item-id", version.item_id.to_string()),
                 ("karavan-member", version.owner.to_string()),
                 ("karavan-right", right.as_str().to_string()),
-                (
-                    "etag",
-                    format!("\"{}{}\"", version.seq, lang.as_deref().map(|l| format!("-{l}")).unwrap_or_default()),
-                ),
+                ("etag", etag(version.seq, translation.as_ref())),
             ];
             if let Some(language) = version.document.get("language").and_then(serde_json::Value::as_str) {
                 fields.push(("content-language", language.to_string()));
@@ -287,6 +284,15 @@ pub async fn get_item(
                 .with("notice", wire::ninjs(&notice)))
         }
         ItemRead::NotFound => Err(ApiError::not_found("item")),
+    }
+}
+
+/// A version's entity tag; a translation's names its language and glossary variant too.
+fn etag(seq: i64, translation: Option<&karavan_store::StoredTranslation>) -> String {
+    match translation {
+        Some(t) if t.variant.is_empty() => format!("\"{seq}-{}\"", t.language),
+        Some(t) => format!("\"{seq}-{}-{}\"", t.language, t.variant),
+        None => format!("\"{seq}\""),
     }
 }
 
