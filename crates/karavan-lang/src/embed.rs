@@ -132,24 +132,17 @@ impl Embedder {
         let dim = self.dim();
         let mut sums = vec![vec![0f32; dim]; texts.len()];
         let mut weights = vec![0f32; texts.len()];
-        let mut start = 0;
-        while start < windows.len() {
-            let mut end = start;
-            let mut tokens = 0;
-            while end < windows.len() && (end == start || tokens + windows[end].1.len() <= BATCH_TOKENS) {
-                tokens += windows[end].1.len();
-                end += 1;
-            }
-            let segments: Vec<Segment> = windows[start..end].iter().map(|w| w.1.clone()).collect();
+        let lengths: Vec<usize> = windows.iter().map(|w| w.1.len()).collect();
+        for batch in crate::encoder::token_batches(&lengths, BATCH_TOKENS) {
+            let segments: Vec<Segment> = windows[batch.clone()].iter().map(|w| w.1.clone()).collect();
             let pooled = self.encoder.mean_pooled(&segments)?;
-            for ((text, _, weight), vector) in windows[start..end].iter().zip(pooled) {
+            for ((text, _, weight), vector) in windows[batch].iter().zip(pooled) {
                 let weight = *weight as f32;
                 for (s, v) in sums[*text].iter_mut().zip(vector) {
                     *s += weight * v;
                 }
                 weights[*text] += weight;
             }
-            start = end;
         }
         Ok(sums
             .into_iter()

@@ -418,6 +418,24 @@ pub fn threads() -> usize {
     candle_core::utils::get_num_threads().max(1)
 }
 
+/// Consecutive runs of sequences (by their lengths, in order) of at most `budget` tokens each; a
+/// longer sequence is a run of its own.
+pub(crate) fn token_batches(lengths: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    while start < lengths.len() {
+        let mut end = start;
+        let mut tokens = 0;
+        while end < lengths.len() && (end == start || tokens + lengths[end] <= budget) {
+            tokens += lengths[end];
+            end += 1;
+        }
+        batches.push(start..end);
+        start = end;
+    }
+    batches
+}
+
 /// Runs `f(first_row, rows)` over `values` (rows of `width`) cut into up to `threads` runs of rows,
 /// on as many threads.
 pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
@@ -539,6 +557,14 @@ pub fn erf(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn token_batches_keep_to_the_budget_and_never_drop_a_sequence() {
+        assert_eq!(token_batches(&[3, 3, 3, 9, 1], 6), vec![0..2, 2..3, 3..4, 4..5]);
+        assert_eq!(token_batches(&[], 6), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(token_batches(&[2, 2, 2], 100), vec![0..3]);
+    }
+
     use super::*;
 
     /// erf in f64 by its Taylor series (accurate to ~1e-9 on [-4, 4]).

@@ -355,23 +355,16 @@ impl Translator {
         }
         sources.sort_by_key(|(_, ids)| ids.len());
         let mut out = vec![String::new(); sentences.len()];
-        let mut at = 0;
-        while at < sources.len() {
-            let mut end = at;
-            let mut tokens = 0;
-            while end < sources.len() && (end == at || tokens + sources[end].1.len() <= BATCH_TOKENS) {
-                tokens += sources[end].1.len();
-                end += 1;
-            }
-            let batch: Vec<Vec<u32>> = sources[at..end].iter().map(|(_, ids)| ids.clone()).collect();
+        let lengths: Vec<usize> = sources.iter().map(|(_, ids)| ids.len()).collect();
+        for range in crate::encoder::token_batches(&lengths, BATCH_TOKENS) {
+            let batch: Vec<Vec<u32>> = sources[range.clone()].iter().map(|(_, ids)| ids.clone()).collect();
             let longest = batch.iter().map(Vec::len).max().unwrap_or(0);
             let options =
                 Options { max_length: self.options.max_length.min(2 * longest + 10).max(4), ..self.options.clone() };
             let generated = generate(&self.model, &batch, &vec![target_id; batch.len()], &options)?;
-            for ((i, _), ids) in sources[at..end].iter().zip(generated) {
+            for ((i, _), ids) in sources[range].iter().zip(generated) {
                 out[*i] = self.tokenizer.decode(&ids);
             }
-            at = end;
         }
         Ok(out)
     }
@@ -389,6 +382,12 @@ enum Unit {
     Text(String),
     /// A glossary term's target rendering.
     Term(String),
+}
+
+/// `text` with every glossary term found in it (whole words, case-insensitive, longest first) replaced
+/// by its rendering: what the translator does before translating, for backends that only take text.
+pub fn apply_glossary(text: &str, glossary: &[Term]) -> String {
+    units_text(&glossary_units(text, glossary))
 }
 
 fn units_text(units: &[Unit]) -> String {

@@ -107,6 +107,15 @@ pub fn item_text(document: &Map<String, Value>) -> String {
     parts.join("\n")
 }
 
+/// An item's language: the one it declares, or the one identified from its text with confidence of
+/// at least 0.5 (what the search index files it under and what translation reads it as).
+pub fn declared_or_detected_language(document: &Map<String, Value>, models: &LanguageModels) -> Option<String> {
+    match document.get("language").and_then(Value::as_str) {
+        Some(language) => Some(language.to_string()),
+        None => models.detect(&item_text(document)).filter(|d| d.confidence >= 0.5).map(|d| d.language),
+    }
+}
+
 /// What Karavan says about an item's language: the detection and, when the item declares a
 /// language the text contradicts, a flag for editors. None without the identifier or enough text.
 pub fn language_check(models: &LanguageModels, document: &Map<String, Value>) -> Option<Value> {

@@ -44,9 +44,7 @@ pub fn index_doc(
 ) -> IndexDoc {
     let document = &version.document;
     let text = |key: &str| document.get(key).and_then(Value::as_str).map(str::to_string);
-    let language = text("language").or_else(|| {
-        models.detect(&crate::language::item_text(document)).filter(|d| d.confidence >= 0.5).map(|d| d.language)
-    });
+    let language = crate::language::declared_or_detected_language(document, models);
     let dated_at = text("versionCreated")
         .and_then(|t| Timestamp::parse_rfc3339("versionCreated", &t).ok())
         .unwrap_or(version.committed_at);

@@ -199,7 +199,7 @@ impl Translations {
     /// The installed model's name (or the HTTP endpoint's), without loading it.
     pub fn installed_model(&self) -> Option<String> {
         if let Some(http) = &self.config.http {
-            return HttpBackend::new(http.clone()).ok().map(|b| b.name());
+            return Some(http.name());
         }
         self.dir.as_ref()?.find(ModelKind::Translation).ok().map(|(model, _)| model.name)
     }
@@ -258,19 +258,6 @@ pub fn applicable_terms(glossaries: &[&Glossary], text: &str) -> (String, Vec<Te
 /// Whether a glossary applies to translating from `source` into `target`.
 fn glossary_applies(glossary: &Glossary, source: &str, target: &str) -> bool {
     same_language(&glossary.source_language, source) && same_language(&glossary.target_language, target)
-}
-
-/// The plain text glossary terms are looked for in.
-fn searchable_text(document: &Map<String, Value>) -> String {
-    crate::language::item_text(document)
-}
-
-/// An item's language: declared, or identified from its text.
-pub fn source_language(document: &Map<String, Value>, models: &LanguageModels) -> Option<String> {
-    match document.get("language").and_then(Value::as_str) {
-        Some(language) => Some(language.to_string()),
-        None => models.detect(&searchable_text(document)).filter(|d| d.confidence >= 0.5).map(|d| d.language),
-    }
 }
 
 /// The translated text fields of a document: each headline, description and body translated (HTML
@@ -389,7 +376,7 @@ impl Worker {
         if !job.current || version.pub_status == karavan_domain::PubStatus::Canceled {
             return Ok(Vec::new());
         }
-        let Some(source) = source_language(&version.document, &self.models) else {
+        let Some(source) = crate::language::declared_or_detected_language(&version.document, &self.models) else {
             return Err("the item does not say its language and it could not be identified".to_string());
         };
         if same_language(&source, &job.language) {
@@ -403,7 +390,7 @@ impl Worker {
         }
         // One rendering without glossary terms, and one per distinct set of terms members apply.
         let glossaries = self.store.glossaries_into(&job.language).map_err(|e| e.to_string())?;
-        let text = searchable_text(&version.document);
+        let text = crate::language::item_text(&version.document);
         let mut by_member: BTreeMap<MemberId, Vec<&Glossary>> = BTreeMap::new();
         for glossary in glossaries.iter().filter(|g| glossary_applies(g, &source, &job.language)) {
             by_member.entry(glossary.member.clone()).or_default().push(glossary);
@@ -477,7 +464,7 @@ pub fn translated(
     version: &StoredVersion,
     language: &str,
 ) -> Result<Option<StoredTranslation>, ApiError> {
-    let Some(source) = source_language(&version.document, models) else {
+    let Some(source) = crate::language::declared_or_detected_language(&version.document, models) else {
         return Err(ApiError::invalid(
             "lang: the item does not say its language and it could not be identified, so it cannot be translated",
         ));
@@ -487,7 +474,7 @@ pub fn translated(
     }
     let glossaries = store.glossaries(viewer)?;
     let mine: Vec<&Glossary> = glossaries.iter().filter(|g| glossary_applies(g, &source, language)).collect();
-    let (variant, terms) = applicable_terms(&mine, &searchable_text(&version.document));
+    let (variant, terms) = applicable_terms(&mine, &crate::language::item_text(&version.document));
     if let Some(found) =
         store.translations(&[version.seq])?.into_iter().find(|t| t.language == language && t.variant == variant)
     {

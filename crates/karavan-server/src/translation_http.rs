@@ -46,6 +46,16 @@ pub struct HttpBackendConfig {
     pub timeout: Duration,
 }
 
+impl HttpBackendConfig {
+    /// The name translations record: the API and the model or host.
+    pub fn name(&self) -> String {
+        match self.api {
+            HttpApi::LibreTranslate => format!("libretranslate {}", self.url),
+            HttpApi::OpenAi => format!("openai {}", self.model.as_deref().unwrap_or_default()),
+        }
+    }
+}
+
 /// A configured HTTP backend.
 pub struct HttpBackend {
     config: HttpBackendConfig,
@@ -67,17 +77,6 @@ fn libretranslate_code(tag: &str) -> String {
     lower.split('-').next().unwrap_or_default().to_string()
 }
 
-/// Each glossary term replaced by its rendering (longest first, case-sensitive as written).
-pub fn substitute_terms(text: &str, terms: &[Term]) -> String {
-    let mut sorted: Vec<&Term> = terms.iter().filter(|t| !t.source.is_empty()).collect();
-    sorted.sort_by_key(|t| std::cmp::Reverse(t.source.chars().count()));
-    let mut out = text.to_string();
-    for term in sorted {
-        out = out.replace(&term.source, &term.target);
-    }
-    out
-}
-
 impl HttpBackend {
     pub fn new(config: HttpBackendConfig) -> Result<HttpBackend, String> {
         crate::outbound::check_url(&config.url, true)?;
@@ -96,10 +95,7 @@ impl HttpBackend {
 
     /// The name translations record: the API and the model or host.
     pub fn name(&self) -> String {
-        match self.config.api {
-            HttpApi::LibreTranslate => format!("libretranslate {}", self.config.url),
-            HttpApi::OpenAi => format!("openai {}", self.config.model.as_deref().unwrap_or_default()),
-        }
+        self.config.name()
     }
 
     /// Translates one text (plain, or an HTML fragment whose markup must stay). Blocking: runs the
@@ -108,7 +104,7 @@ impl HttpBackend {
         if text.trim().is_empty() {
             return Ok(text.to_string());
         }
-        let text = substitute_terms(text, terms);
+        let text = karavan_lang::translate::apply_glossary(text, terms);
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "the HTTP translation backend runs inside the server's runtime".to_string())?;
         handle.block_on(self.request(&text, from, to, html, terms))
@@ -193,7 +189,7 @@ mod tests {
             Term { source: "上海".into(), target: "Шанхай".into() },
             Term { source: "上海合作组织".into(), target: "ШЫҰ".into() },
         ];
-        assert_eq!(substitute_terms("上海合作组织在上海", &terms), "ШЫҰ在Шанхай");
+        assert_eq!(karavan_lang::translate::apply_glossary("上海合作组织在上海", &terms), "ШЫҰ在Шанхай");
         assert!(HttpApi::parse("deepl").is_err());
     }
 }
