@@ -123,7 +123,9 @@ impl Packed {
                 }
             });
         } else {
-            // Each thread owns a range of panels, that is, a range of columns of every row.
+            // Each thread owns a range of panels, that is, a range of columns of every row; all
+            // read the same rows of x, packed once.
+            let tiles = pack_rows(x, k, 0..m, 0..k);
             let per = panels.div_ceil(threads);
             let mut parts: Vec<Vec<&mut [f32]>> = (0..threads).map(|_| Vec::with_capacity(m)).collect();
             for row in out.chunks_exact_mut(n) {
@@ -140,7 +142,8 @@ impl Packed {
                     if range.is_empty() {
                         continue;
                     }
-                    s.spawn(move || self.block(kernel, x, &mut rows, range));
+                    let tiles = &tiles;
+                    s.spawn(move || self.few_rows(kernel, tiles, &mut rows, range));
                 }
             });
         }
@@ -152,16 +155,7 @@ impl Packed {
     fn block(&self, kernel: Kernel, x: &[f32], out: &mut [&mut [f32]], panels: std::ops::Range<usize>) {
         let (k, m) = (self.k, out.len());
         if m < ROW_SPLIT {
-            // Few rows (the decoder's hypotheses): all of x, packed, stays in cache, and each
-            // panel is finished before the next, its sums in L1 between inner blocks; the output
-            // (a whole vocabulary wide for the last layer) is written once.
-            let tiles = pack_rows(x, k, 0..m, 0..k);
-            for p in panels.clone() {
-                for k0 in (0..k).step_by(KC) {
-                    let kl = KC.min(k - k0);
-                    self.panel(kernel, &tiles[k0 * m..(k0 + kl) * m], out, p, panels.start, k0..k0 + kl);
-                }
-            }
+            self.few_rows(kernel, &pack_rows(x, k, 0..m, 0..k), out, panels);
             return;
         }
         // Many rows (the encoder): blocks of rows in L2, each inner block of a panel in L1.
@@ -173,6 +167,19 @@ impl Packed {
                 for p in panels.clone() {
                     self.panel(kernel, &tiles, &mut out[r0..r1], p, panels.start, k0..k0 + kl);
                 }
+            }
+        }
+    }
+
+    /// Few rows (the decoder's hypotheses), already packed by `pack_rows` (all rows, all steps):
+    /// they stay in cache, and each panel is finished before the next, its sums in L1 between inner
+    /// blocks, so the output (a whole vocabulary wide for the last layer) is written once.
+    fn few_rows(&self, kernel: Kernel, tiles: &[f32], out: &mut [&mut [f32]], panels: std::ops::Range<usize>) {
+        let (k, m) = (self.k, out.len());
+        for p in panels.clone() {
+            for k0 in (0..k).step_by(KC) {
+                let kl = KC.min(k - k0);
+                self.panel(kernel, &tiles[k0 * m..(k0 + kl) * m], out, p, panels.start, k0..k0 + kl);
             }
         }
     }
@@ -202,7 +209,7 @@ impl Packed {
 /// Rows `rows` of `x` (rows of `k`), columns `steps`, tile by tile: each tile's (up to 6) rows
 /// side by side at each step, so that the kernel reads them in order.
 fn pack_rows(x: &[f32], k: usize, rows: std::ops::Range<usize>, steps: std::ops::Range<usize>) -> Vec<f32> {
-    let mut tiles = Vec::with_capacity(rows.len() * k);
+    let mut tiles = Vec::with_capacity(rows.len() * steps.len());
     for s0 in steps.clone().step_by(KC) {
         let s1 = (s0 + KC).min(steps.end);
         for t0 in rows.clone().step_by(MR) {
