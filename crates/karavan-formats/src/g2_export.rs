@@ -103,7 +103,9 @@ pub fn xhtml(html: &str) -> String {
     let cleaned = clean(html);
     let converted = to_xml(&cleaned);
     let wrapped = format!("<body xmlns=\"http://www.w3.org/1999/xhtml\">{converted}</body>");
-    if roxmltree::Document::parse(&wrapped).is_ok() {
+    // `clean` bounds the depth; the check through `xml::parse` (depth first, then the parser) holds
+    // the line even so, since the parser recurses.
+    if crate::xml::parse(&wrapped).is_ok() {
         converted
     } else {
         crate::html::text_to_html(&crate::html::html_text(&cleaned))

@@ -3,12 +3,33 @@
 
 use roxmltree::Node;
 
+use crate::FormatError;
+use crate::markup::{MAX_HTML_DEPTH, MAX_HTML_SOURCE_DEPTH, Markup, nesting_depth};
 use crate::xml::escape;
 
 /// Sanitises HTML from outside: no scripts, styles, event handlers, frames or `javascript:` URLs;
-/// links get `rel="noopener noreferrer"`.
+/// links get `rel="noopener noreferrer"`. HTML nested deeper than [`MAX_HTML_DEPTH`] keeps its text
+/// and loses its structure (paragraphs of text), so that no renderer that walks it recurses too deep.
 pub fn clean(html: &str) -> String {
-    ammonia::Builder::default().clean(html).to_string().trim().to_string()
+    clean_within_depth(html).unwrap_or_else(|too_deep| text_to_html(&html_text(&too_deep)))
+}
+
+/// Sanitises like [`clean`], but refuses HTML nested deeper than [`MAX_HTML_DEPTH`] (for the publish
+/// path, which tells the sender instead of flattening its body).
+pub fn clean_checked(html: &str) -> Result<String, FormatError> {
+    clean_within_depth(html)
+        .map_err(|_| FormatError::new(format!("the HTML nests elements more than {MAX_HTML_DEPTH} deep")))
+}
+
+/// The sanitised HTML, or (as the error) HTML that nests too deep. The sanitiser itself walks its tree
+/// without recursion; its output closes every non-void element, so the measure after it is exact.
+fn clean_within_depth(html: &str) -> Result<String, String> {
+    if nesting_depth(html, Markup::HtmlSource) > MAX_HTML_SOURCE_DEPTH {
+        // Far too deep to be a story: not worth the parser's (quadratic) time.
+        return Err(html.to_string());
+    }
+    let cleaned = ammonia::Builder::default().clean(html).to_string().trim().to_string();
+    if nesting_depth(&cleaned, Markup::Html) > MAX_HTML_DEPTH { Err(cleaned) } else { Ok(cleaned) }
 }
 
 /// Plain text as HTML paragraphs (blank lines separate paragraphs), in the sanitiser's own form, so
@@ -124,5 +145,23 @@ mod tests {
         // Found by fuzzing: text with quotes comes out exactly as the sanitiser writes it.
         let html = text_to_html("type=\"xhtml\">");
         assert_eq!(clean(&html), html);
+    }
+
+    #[test]
+    fn deep_html_is_flattened_or_refused() {
+        let deep = format!("{}words{}", "<div>".repeat(10_000), "</div>".repeat(10_000));
+        assert_eq!(clean(&deep), "<p>words</p>");
+        assert!(clean_checked(&deep).unwrap_err().message.contains("more than 256 deep"));
+        // Unclosed elements are closed by the sanitiser before they are counted.
+        let unclosed = format!("{}end", "<div>".repeat(100_000));
+        assert_eq!(clean(&unclosed), "<p>end</p>");
+        // Thousands of unclosed paragraphs are not deep.
+        let paragraphs = "<p>para".repeat(3_000);
+        assert_eq!(clean_checked(&paragraphs).unwrap(), "<p>para</p>".repeat(3_000));
+        let fine = format!("{}x{}", "<div>".repeat(MAX_HTML_DEPTH), "</div>".repeat(MAX_HTML_DEPTH));
+        assert_eq!(clean_checked(&fine).unwrap(), fine);
+        // Many siblings are not depth.
+        let wide = "<p>x</p>".repeat(5_000);
+        assert_eq!(clean_checked(&wide).unwrap(), wide);
     }
 }

@@ -6,12 +6,14 @@
 //! - [`feed::parse`] reads an RSS or Atom feed into entries, for the feed ingest providers.
 //!
 //! All XML goes through [`xml`], which refuses DTDs (so XML bombs and external entities never expand)
-//! and caps size, node count and depth. All HTML from outside goes through [`html::clean`].
+//! and caps size, node count and depth ([`markup`] measures nesting without recursion before any parser
+//! or renderer walks a tree). All HTML from outside goes through [`html::clean`].
 
 pub mod feed;
 mod g2;
 mod g2_export;
 pub mod html;
+pub mod markup;
 mod newsml1;
 pub mod xml;
 

@@ -237,10 +237,16 @@ pub async fn get_item(
     let lang = params.one("lang")?;
     params.finish()?;
     let newsml = match format.as_deref() {
-        None | Some("ninjs") => false,
+        None | Some("ninjs") | Some("original") => false,
         Some("newsml") => true,
-        Some(other) => return Err(ApiError::invalid(format!("format: {other:?} is not supported (ninjs, newsml)"))),
+        Some(other) => {
+            return Err(ApiError::invalid(format!("format: {other:?} is not supported (ninjs, newsml, original)")));
+        }
     };
+    let original = format.as_deref() == Some("original");
+    if original && (script.is_some() || lang.is_some()) {
+        return Err(ApiError::invalid("format: original is the document as received; it takes no script or lang"));
+    }
     let script = script.map(|s| parse_script(&s)).transpose()?;
     let lang = lang.map(|l| crate::translation::parse_lang(&l)).transpose()?;
     let id = parse_item_id(&id)?;
@@ -250,6 +256,19 @@ pub async fn get_item(
     let (read, export, translation) =
         state.blocking(move |store| wire::read_item(store, &context, &viewer, &id, as_)).await??;
     match read {
+        ItemRead::Visible(version, _) if original => {
+            // The document as the owner sent it, before normalisation and sanitising: for its owner only.
+            if version.owner != caller.0.member {
+                return Err(ApiError::forbidden(
+                    "format=original: only the item's owner reads the document as received",
+                ));
+            }
+            let media_type = match version.original.trim_start().as_bytes().first() {
+                Some(b'{' | b'[') => "application/json",
+                _ => "application/xml",
+            };
+            Ok(([(CONTENT_TYPE, format!("{media_type}; charset=utf-8"))], version.original).into_response())
+        }
         ItemRead::Visible(version, right) => {
             let mut response = match export {
                 Some((xml, media_type)) => {

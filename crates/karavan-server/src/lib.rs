@@ -37,7 +37,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use karavan_domain::Timestamp;
+use karavan_domain::{Role, Timestamp};
 use karavan_search::SearchIndex;
 use karavan_store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -190,59 +190,72 @@ pub fn now() -> Timestamp {
     Timestamp(i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// Every route the server answers, as (method, OpenAPI path). The OpenAPI document must list exactly
-/// these (a test checks both ways).
-pub const ROUTES: &[(Method, &str)] = &[
-    (Method::GET, "/healthz"),
-    (Method::GET, "/v1/openapi.json"),
-    (Method::GET, "/v1/me"),
-    (Method::GET, "/v1/members"),
-    (Method::GET, "/v1/members/{id}"),
-    (Method::GET, "/v1/keys"),
-    (Method::POST, "/v1/keys"),
-    (Method::DELETE, "/v1/keys/{id}"),
-    (Method::GET, "/v1/agreements"),
-    (Method::POST, "/v1/agreements"),
-    (Method::DELETE, "/v1/agreements/{id}"),
-    (Method::GET, "/v1/items"),
-    (Method::POST, "/v1/items"),
-    (Method::GET, "/v1/items/{id}"),
-    (Method::GET, "/v1/items/{id}/versions"),
-    (Method::POST, "/v1/items/{id}/kill"),
-    (Method::GET, "/v1/items/{id}/language"),
-    (Method::GET, "/v1/items/{id}/similar"),
-    (Method::POST, "/v1/language/detect"),
-    (Method::GET, "/v1/models"),
-    (Method::GET, "/v1/me/read-languages"),
-    (Method::PUT, "/v1/me/read-languages"),
-    (Method::GET, "/v1/glossaries"),
-    (Method::GET, "/v1/glossaries/{from}/{to}"),
-    (Method::PUT, "/v1/glossaries/{from}/{to}"),
-    (Method::DELETE, "/v1/glossaries/{from}/{to}"),
-    (Method::GET, "/v1/translation/queue"),
-    (Method::GET, "/v1/search"),
-    (Method::GET, "/v1/searches"),
-    (Method::POST, "/v1/searches"),
-    (Method::GET, "/v1/searches/{id}"),
-    (Method::DELETE, "/v1/searches/{id}"),
-    (Method::GET, "/v1/searches/{id}/results"),
-    (Method::GET, "/v1/subscriptions"),
-    (Method::POST, "/v1/subscriptions"),
-    (Method::GET, "/v1/subscriptions/{id}"),
-    (Method::PUT, "/v1/subscriptions/{id}"),
-    (Method::DELETE, "/v1/subscriptions/{id}"),
-    (Method::POST, "/v1/subscriptions/{id}/feed-token"),
-    (Method::GET, "/v1/subscriptions/{id}/deliveries"),
-    (Method::GET, "/v1/subscriptions/{id}/changes"),
-    (Method::GET, "/v1/wire/stream"),
-    (Method::GET, "/v1/ingest/feeds"),
-    (Method::POST, "/v1/ingest/feeds"),
-    (Method::GET, "/v1/ingest/feeds/{id}"),
-    (Method::PUT, "/v1/ingest/feeds/{id}"),
-    (Method::DELETE, "/v1/ingest/feeds/{id}"),
-    (Method::POST, "/v1/ingest/feeds/{id}/pause"),
-    (Method::POST, "/v1/ingest/feeds/{id}/resume"),
-    (Method::GET, "/feeds/{token}"),
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (the health check, the OpenAPI document).
+    Public,
+    /// The holder of a subscription's feed token, which is part of the path.
+    FeedToken,
+    /// An API key of at least this role.
+    Key(Role),
+}
+
+/// Every route the server answers, as (method, OpenAPI path, who may call it). The OpenAPI document
+/// must list exactly these (a test checks both ways). The role is enforced for every route by
+/// [`enforce_access`] before the handler runs, so a handler that forgets its own check still cannot
+/// let a reader change anything (a test walks every route with every role).
+pub const ROUTES: &[(Method, &str, Access)] = &[
+    (Method::GET, "/healthz", Access::Public),
+    (Method::GET, "/v1/openapi.json", Access::Public),
+    (Method::GET, "/v1/me", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/members", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/members/{id}", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/keys", Access::Key(Role::Admin)),
+    (Method::POST, "/v1/keys", Access::Key(Role::Admin)),
+    (Method::DELETE, "/v1/keys/{id}", Access::Key(Role::Admin)),
+    (Method::GET, "/v1/agreements", Access::Key(Role::Reader)),
+    (Method::POST, "/v1/agreements", Access::Key(Role::Admin)),
+    (Method::DELETE, "/v1/agreements/{id}", Access::Key(Role::Admin)),
+    (Method::GET, "/v1/items", Access::Key(Role::Reader)),
+    (Method::POST, "/v1/items", Access::Key(Role::Editor)),
+    (Method::GET, "/v1/items/{id}", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/items/{id}/versions", Access::Key(Role::Reader)),
+    (Method::POST, "/v1/items/{id}/kill", Access::Key(Role::Editor)),
+    (Method::GET, "/v1/items/{id}/language", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/items/{id}/similar", Access::Key(Role::Reader)),
+    (Method::POST, "/v1/language/detect", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/models", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/me/read-languages", Access::Key(Role::Reader)),
+    (Method::PUT, "/v1/me/read-languages", Access::Key(Role::Editor)),
+    (Method::GET, "/v1/glossaries", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/glossaries/{from}/{to}", Access::Key(Role::Reader)),
+    (Method::PUT, "/v1/glossaries/{from}/{to}", Access::Key(Role::Editor)),
+    (Method::DELETE, "/v1/glossaries/{from}/{to}", Access::Key(Role::Editor)),
+    (Method::GET, "/v1/translation/queue", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/search", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/searches", Access::Key(Role::Reader)),
+    (Method::POST, "/v1/searches", Access::Key(Role::Editor)),
+    (Method::GET, "/v1/searches/{id}", Access::Key(Role::Reader)),
+    (Method::DELETE, "/v1/searches/{id}", Access::Key(Role::Editor)),
+    (Method::GET, "/v1/searches/{id}/results", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/subscriptions", Access::Key(Role::Reader)),
+    (Method::POST, "/v1/subscriptions", Access::Key(Role::Editor)),
+    (Method::GET, "/v1/subscriptions/{id}", Access::Key(Role::Reader)),
+    (Method::PUT, "/v1/subscriptions/{id}", Access::Key(Role::Editor)),
+    (Method::DELETE, "/v1/subscriptions/{id}", Access::Key(Role::Editor)),
+    (Method::POST, "/v1/subscriptions/{id}/feed-token", Access::Key(Role::Editor)),
+    (Method::GET, "/v1/subscriptions/{id}/deliveries", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/subscriptions/{id}/changes", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/wire/stream", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/ingest/feeds", Access::Key(Role::Reader)),
+    (Method::POST, "/v1/ingest/feeds", Access::Key(Role::Editor)),
+    (Method::GET, "/v1/ingest/feeds/{id}", Access::Key(Role::Reader)),
+    (Method::PUT, "/v1/ingest/feeds/{id}", Access::Key(Role::Editor)),
+    (Method::DELETE, "/v1/ingest/feeds/{id}", Access::Key(Role::Editor)),
+    (Method::POST, "/v1/ingest/feeds/{id}/pause", Access::Key(Role::Editor)),
+    (Method::POST, "/v1/ingest/feeds/{id}/resume", Access::Key(Role::Editor)),
+    (Method::GET, "/feeds/{token}", Access::FeedToken),
 ];
 
 /// The OpenAPI 3.1 document, kept beside the routes it describes.
@@ -272,8 +285,43 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method; see /v1/openapi.json")
 }
 
+/// The access a route needs, from [`ROUTES`].
+pub fn route_access(method: &Method, path: &str) -> Option<Access> {
+    ROUTES.iter().find(|(m, p, _)| m == method && *p == path).map(|(_, _, access)| *access)
+}
+
+/// Checks the key's role against [`ROUTES`] for every route that needs more than a reader, before the
+/// handler sees the request; the caller found is handed on in the request's extensions, so the key is
+/// looked up once. Routes missing from the table (the newsroom's pages) are left to their handlers.
+async fn enforce_access(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let access = matched.and_then(|path| route_access(request.method(), path.as_str()));
+    let Some(Access::Key(role)) = access else { return next.run(request).await };
+    if role == Role::Reader {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let caller =
+        match <auth::Caller as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await
+        {
+            Ok(caller) => caller,
+            Err(error) => return error.into_response(),
+        };
+    let action = format!("{} {}", parts.method, parts.uri.path());
+    if let Err(error) = caller.require(role, &action) {
+        return error.into_response();
+    }
+    parts.extensions.insert(caller);
+    next.run(axum::extract::Request::from_parts(parts, body)).await
+}
+
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let access_state = state.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi))
@@ -317,6 +365,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ingest/feeds/{id}/pause", post(feeds::pause))
         .route("/v1/ingest/feeds/{id}/resume", post(feeds::resume))
         .route("/feeds/{token}", get(subscriptions::atom))
+        .route_layer(axum::middleware::from_fn_with_state(access_state, enforce_access))
         // The web newsroom (pages, not API: not in ROUTES or the OpenAPI document).
         .route("/", get(web::home))
         .route("/login", get(web::login_form).post(web::login))

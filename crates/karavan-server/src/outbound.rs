@@ -62,28 +62,36 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a == 0
         || (a == 100 && (64..128).contains(&b))
         || (a == 192 && b == 0 && c == 0)
+        || (a == 192 && b == 88 && c == 99)
         || (a == 198 && (18..20).contains(&b))
         || a >= 240)
 }
 
+/// IPv6 by allow-list, after the IANA IPv6 special-purpose address registry: only global unicast
+/// (2000::/3) outside its special blocks, and IPv4 addresses carried in IPv4-mapped (::ffff:0:0/96)
+/// or well-known NAT64 (64:ff9b::/96) form, judged as IPv4. Everything else is refused: loopback,
+/// unspecified, IPv4-compatible and IPv4-translated forms (`::127.0.0.1`, `::ffff:0:7f00:1`),
+/// discard-only (100::/64), unique local, link-local, multicast, local-use NAT64 (64:ff9b:1::/48),
+/// the IETF protocol block 2001::/23 (Teredo, benchmarking, ORCHID, …), documentation (2001:db8::/32,
+/// 3fff::/20) and 6to4 (2002::/16, whose relays are deprecated and whose embedded IPv4 address
+/// may be anything, 127.0.0.1 included).
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4);
-    }
     let segments = ip.segments();
-    // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
+    if segments[..6] == [0, 0, 0, 0, 0, 0xffff] {
+        let [.., high, low] = segments;
+        return is_public_v4(Ipv4Addr::from((u32::from(high) << 16) | u32::from(low)));
+    }
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         let [.., high, low] = segments;
         return is_public_v4(Ipv4Addr::from((u32::from(high) << 16) | u32::from(low)));
     }
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (segments[0] & 0xfe00) == 0xfc00
-        || (segments[0] & 0xffc0) == 0xfe80
-        || (segments[0] & 0xffc0) == 0xfec0
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8)
-        || segments[..6] == [0, 0, 0, 0, 0, 0])
+    let first = segments[0];
+    let global_unicast = (first & 0xe000) == 0x2000;
+    global_unicast
+        && !(first == 0x2001 && segments[1] < 0x0200)
+        && !(first == 0x2001 && segments[1] == 0x0db8)
+        && first != 0x2002
+        && !(first == 0x3fff && segments[1] < 0x1000)
 }
 
 /// Checks a URL a member gives for Karavan to call: http or https, a host, no credentials in it, and
@@ -380,10 +388,35 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "2001:db8::1",
             "::127.0.0.1",
+            // Found from outside: 6to4 of 127.0.0.1, IPv4-translated 127.0.0.1, discard-only.
+            "2002:7f00:1::",
+            "2002:808:808::1",
+            "::ffff:0:7f00:1",
+            "100::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:10::1",
+            "3fff::1",
+            "64:ff9b:1::a00:1",
+            "64:ff9b::7f00:1",
+            "5f00::1",
+            "4000::1",
+            "192.88.99.1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private} must not count as public");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2a00:1450:4001::1", "::ffff:8.8.8.8"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2a00:1450:4001::1",
+            "2001:4860:4860::8888",
+            "2400:cb00::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public} is public");
         }
     }
@@ -401,6 +434,9 @@ mod tests {
             "http://printer.local/hook",
             "http://intranet/hook",
             "http://[::ffff:192.168.0.1]/hook",
+            "http://[2002:7f00:1::]/hook",
+            "http://[::ffff:0:7f00:1]/hook",
+            "http://[100::1]/hook",
         ] {
             let error = check_url(refused, false).unwrap_err();
             assert!(error.contains("--allow-private-webhooks"), "{refused}: {error}");

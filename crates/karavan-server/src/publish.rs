@@ -125,6 +125,7 @@ pub fn new_version(
     client_says: Option<NinjsVersion>,
 ) -> Result<NewVersion, ApiError> {
     let normalized = karavan_ninjs::read(body, client_says).map_err(ninjs_error)?;
+    refuse_unreadable_visibility(&normalized.extensions)?;
     let document = normalized.document;
     let uri = text(&document, "uri")
         .filter(|uri| !uri.trim().is_empty())
@@ -147,6 +148,8 @@ pub fn new_version(
         LanguageTag::parse(language).map(|tag| tag.as_str().to_string()).unwrap_or(language.to_string())
     });
     let subjects = subject_keys(&document);
+    let mut document = document;
+    sanitize_document(&mut document)?;
     Ok(NewVersion {
         owner: owner.clone(),
         version: text(&document, "version").map(str::to_string),
@@ -163,6 +166,98 @@ pub fn new_version(
         document,
         original,
     })
+}
+
+/// Fails closed on the fields that decide who may see an item. ninjs lets a document carry an embargo
+/// that is no date-time ("tomorrow", ""), and normalisation sets such a value aside as an extension,
+/// where it would decide nothing: the story would be released at once. Karavan refuses the document.
+fn refuse_unreadable_visibility(extensions: &Map<String, Value>) -> Result<(), ApiError> {
+    for (key, value) in extensions {
+        // Top-level leftovers are keyed by their property name (deeper ones by a JSON pointer).
+        let wants = match key.to_ascii_lowercase().as_str() {
+            "embargoed" | "embargoeduntil" => "a date-time (RFC 3339, such as 2026-12-03T10:00:00Z)",
+            "pubstatus" => "usable, withheld or canceled",
+            _ => continue,
+        };
+        return Err(ApiError::new(
+            ErrorCode::InvalidNinjs,
+            format!(
+                "{key}: {value} cannot be read as {wants}; a field that controls who may see the item must be readable (at /{key})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// URL schemes a link in a stored document may not have: those a browser runs as script or as a
+/// document of its own making, and those naming the reader's own machine. (An allow-list would refuse
+/// the streaming protocols of renditions: `srt:`, `rtmp:`, `rtsp:`.)
+const UNSAFE_LINK_SCHEMES: [&str; 10] =
+    ["javascript", "vbscript", "livescript", "mocha", "data", "file", "blob", "filesystem", "jar", "view-source"];
+
+/// The one rule for what members send, whatever format it came in (JSON, NewsML-G2, NewsML 1, feeds):
+/// every HTML text in the document (a headline, description or body whose `contentType` is HTML) is
+/// sanitised, HTML nested too deep is refused, a link (`href`) may not use a scheme that runs script
+/// (`javascript:`, `data:`, `vbscript:`, …), and the exchange's own identifiers (`altIds` with
+/// role `karavan`) are never taken from input. The document as received stays in `original`, which
+/// only its owner reads. Walks the document with a stack, not recursion (its depth is bounded anyway).
+pub fn sanitize_document(document: &mut Map<String, Value>) -> Result<(), ApiError> {
+    if let Some(Value::Array(alt_ids)) = document.get_mut("altIds") {
+        alt_ids.retain(|alt| {
+            alt.get("role").and_then(Value::as_str).is_none_or(|r| !r.eq_ignore_ascii_case(crate::wire::ALT_ID_ROLE))
+        });
+        if alt_ids.is_empty() {
+            document.shift_remove("altIds");
+        }
+    }
+    let mut stack: Vec<(String, &mut Value)> = document.iter_mut().map(|(k, v)| (format!("/{k}"), v)).collect();
+    while let Some((pointer, value)) = stack.pop() {
+        match value {
+            Value::Object(object) => {
+                let html = object
+                    .get("contentType")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
+                for (key, member) in object.iter_mut() {
+                    let at = format!("{pointer}/{key}");
+                    match (key.as_str(), member) {
+                        ("value", Value::String(text)) if html => {
+                            *text = karavan_formats::html::clean_checked(text).map_err(|e| {
+                                ApiError::new(ErrorCode::InvalidNinjs, format!("{} (at {at})", e.message))
+                            })?;
+                        }
+                        ("href", Value::String(link)) => check_link(link, &at)?,
+                        (_, member @ (Value::Object(_) | Value::Array(_))) => stack.push((at, member)),
+                        _ => {}
+                    }
+                }
+            }
+            Value::Array(items) => {
+                stack.extend(items.iter_mut().enumerate().map(|(index, item)| (format!("{pointer}/{index}"), item)))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a link whose scheme could run script in a reader's browser.
+fn check_link(link: &str, at: &str) -> Result<(), ApiError> {
+    // Browsers drop ASCII whitespace and control characters inside a scheme ("java\tscript:").
+    let squeezed: String = link.chars().filter(|c| !c.is_ascii_whitespace() && !c.is_ascii_control()).collect();
+    let scheme = squeezed.split_once(':').map(|(scheme, _)| scheme).filter(|scheme| {
+        scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    match scheme {
+        Some(scheme) if UNSAFE_LINK_SCHEMES.iter().any(|unsafe_| unsafe_.eq_ignore_ascii_case(scheme)) => {
+            Err(ApiError::new(
+                ErrorCode::InvalidNinjs,
+                format!("a link may not use the {:?} scheme (at {at})", scheme.to_ascii_lowercase()),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -186,5 +281,53 @@ mod tests {
                 "http://example.com/topics/rail"
             ]
         );
+    }
+
+    #[test]
+    fn an_unreadable_embargo_refuses_the_document_in_every_ninjs_version() {
+        let owner = MemberId::new(karavan_domain::Ulid::decode("01HZZZZZZZZZZZZZZZZZZZZZZZ").unwrap());
+        for (version, document, field) in [
+            ("1.2", json!({"uri": "urn:a", "embargoed": "Next Monday"}), "embargoed"),
+            ("2.1", json!({"uri": "urn:a", "embargoed": ""}), "embargoed"),
+            ("3.0", json!({"uri": "urn:a", "embargoedUntil": "tomorrow"}), "embargoedUntil"),
+            ("3.1", json!({"uri": "urn:a", "embargoedUntil": ""}), "embargoedUntil"),
+            ("3.1", json!({"uri": "urn:a", "embargoedUntil": "2026-13-45T99:00:00Z"}), "embargoedUntil"),
+        ] {
+            let version = NinjsVersion::parse(version).unwrap();
+            let error = new_version(&owner, &document, document.to_string(), Some(version)).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidNinjs, "{document}");
+            assert!(error.message.ends_with(&format!("must be readable (at /{field})")), "{}", error.message);
+        }
+        let readable = json!({"uri": "urn:a", "embargoedUntil": "2030-01-01T00:00:00Z"});
+        let stored = new_version(&owner, &readable, readable.to_string(), None).unwrap();
+        assert!(stored.embargoed_until.is_some());
+    }
+
+    #[test]
+    fn html_is_sanitised_and_script_links_refused_everywhere_in_a_document() {
+        let mut document = json!({
+            "uri": "urn:a",
+            "altIds": [{"role": "karavan", "value": "itm_forged"}, {"role": "KARAVAN", "value": "x"}, {"role": "isbn", "value": "1"}],
+            "headlines": [{"value": "<b>plain text stays</b>"}],
+            "bodies": [{"contentType": "text/html", "value": "<p onclick=\"x()\">Hi<script>alert(1)</script></p><a href=\"javascript:alert(1)\">l</a>"}],
+            "associations": [{"name": "a", "bodies": [{"contentType": "application/xhtml+xml", "value": "<img src=x onerror=alert(1)>"}]}],
+            "renditions": [{"href": "https://example.org/p.jpg"}, {"href": "relative/p.jpg"}]
+        });
+        sanitize_document(document.as_object_mut().unwrap()).unwrap();
+        assert_eq!(document["altIds"], json!([{"role": "isbn", "value": "1"}]));
+        assert_eq!(document["headlines"][0]["value"], "<b>plain text stays</b>");
+        assert_eq!(document["bodies"][0]["value"], "<p>Hi</p><a rel=\"noopener noreferrer\">l</a>");
+        assert_eq!(document["associations"][0]["bodies"][0]["value"], "<img src=\"x\">");
+        for href in
+            ["javascript:alert(1)", " JavaScript:alert(1)", "java\tscript:x", "data:text/html,<script>", "vbscript:x"]
+        {
+            let mut document = json!({"renditions": [{"href": "https://ok"}, {"href": href}]});
+            let error = sanitize_document(document.as_object_mut().unwrap()).unwrap_err();
+            assert!(error.message.ends_with("(at /renditions/1/href)"), "{href}: {}", error.message);
+        }
+        let deep = format!("{}x{}", "<div>".repeat(300), "</div>".repeat(300));
+        let mut document = json!({"bodies": [{"contentType": "text/html", "value": deep}]});
+        let error = sanitize_document(document.as_object_mut().unwrap()).unwrap_err();
+        assert!(error.message.contains("more than 256 deep (at /bodies/0/value)"), "{}", error.message);
     }
 }

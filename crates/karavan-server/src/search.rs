@@ -354,6 +354,7 @@ pub async fn create_saved(
     caller: Caller,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
+    caller.require(karavan_domain::Role::Editor, "saving searches")?;
     let body = crate::items::body_bytes(body)?;
     let Value::Object(object) = crate::publish::parse_json_body(&body)? else {
         return Err(ApiError::invalid("body: expected a JSON object with name and query"));
@@ -434,6 +435,7 @@ pub async fn delete_saved(
     caller: Caller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> ApiResult<Response> {
+    caller.require(karavan_domain::Role::Editor, "deleting saved searches")?;
     let saved = find_saved(&state, &caller, &id).await?;
     let member = caller.0.member.clone();
     state.blocking(move |store| store.delete_saved_search(&member, &saved.id)).await?;

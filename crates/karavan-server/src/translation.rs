@@ -747,8 +747,9 @@ pub async fn delete_glossary(
 }
 
 /// `GET /v1/translation/queue`: the job queue's counts and the model.
-pub async fn queue(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
-    let counts = state.blocking(|store| store.translation_queue()).await?;
+pub async fn queue(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let member = caller.0.member.clone();
+    let counts = state.blocking(move |store| store.translation_queue(&member)).await?;
     let translations = Arc::clone(state.translations());
     let model = state.compute(move || translations.installed_model()).await?;
     Ok(Json(json!({

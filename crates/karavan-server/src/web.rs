@@ -1189,14 +1189,11 @@ pub async fn search_save(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let session = match require_session(&state, &headers, "/search").await {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/search", &form, karavan_domain::Role::Editor).await {
         Ok(session) => session,
         Err(response) => return response,
     };
-    let form = Form::read(body);
-    if !form.carries(&session) {
-        return forbidden("Stale form.");
-    }
     let mut query = serde_json::Map::new();
     for name in ["q", "lang", "sort", "member", "subject"] {
         if !form.get(name).is_empty() {

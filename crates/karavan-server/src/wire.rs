@@ -8,15 +8,18 @@ use serde_json::{Value, json};
 pub const ALT_ID_ROLE: &str = "karavan";
 
 /// An item version as ninjs 3.1, with its Karavan id added to `altIds` (the only place ninjs 3.1
-/// leaves for it: the document stays valid against the schema).
+/// leaves for it: the document stays valid against the schema). The id is always the store's: an
+/// entry with the same role in the document (the publish path drops them; older stored documents may
+/// still carry one) is replaced, never served.
 pub fn ninjs(version: &StoredVersion) -> Value {
     let mut document = version.document.clone();
     let entry = json!({ "role": ALT_ID_ROLE, "value": version.item_id.as_str() });
     match document.get_mut("altIds").and_then(Value::as_array_mut) {
         Some(alt_ids) => {
-            if !alt_ids.iter().any(|a| a.get("role").and_then(Value::as_str) == Some(ALT_ID_ROLE)) {
-                alt_ids.push(entry);
-            }
+            alt_ids.retain(|a| {
+                a.get("role").and_then(Value::as_str).is_none_or(|role| !role.eq_ignore_ascii_case(ALT_ID_ROLE))
+            });
+            alt_ids.push(entry);
         }
         None => {
             document.insert("altIds".to_string(), Value::Array(vec![entry]));

@@ -3,8 +3,9 @@
 mod common;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use common::{TestApp, assert_ninjs31, ninjs31};
+use karavan_domain::Role;
 use karavan_server::ServerConfig;
 use serde_json::{Value, json};
 
@@ -65,7 +66,7 @@ async fn openapi_document_lists_exactly_the_served_routes() {
         }
     }
     let mut served: Vec<(String, String)> =
-        karavan_server::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        karavan_server::ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
     documented.sort();
     served.sort();
     assert_eq!(documented, served, "the OpenAPI document and the routes disagree");
@@ -343,4 +344,64 @@ async fn keys_are_managed_by_admins_and_revocation_is_immediate() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, members) = app.get(&agency.reader, "/v1/members").await;
     assert_eq!((status, members["members"].as_array().unwrap().len()), (StatusCode::OK, 1));
+}
+
+/// Every route that changes state, called with a key of every role: a role below the route's answers
+/// 403 before anything happens, the route's own role gets past the check. A state-changing route open
+/// to readers fails the test (only the read-only POST of language detection may be).
+#[tokio::test]
+async fn every_mutating_route_checks_the_role_of_every_key() {
+    use karavan_server::Access;
+    let app = TestApp::new();
+    let member = app.member("Roles");
+    let keys = [(Role::Reader, &member.reader), (Role::Editor, &member.editor), (Role::Admin, &member.admin)];
+    let read_only_posts = ["/v1/language/detect"];
+    let mut walked = 0;
+    for (method, path, access) in karavan_server::ROUTES {
+        if *method == Method::GET {
+            continue;
+        }
+        let Access::Key(required) = access else { panic!("{method} {path} changes state without a key") };
+        if read_only_posts.contains(path) {
+            continue;
+        }
+        assert!(*required >= Role::Editor, "{method} {path} lets a reader change state");
+        let uri = path.replace("{id}", "x").replace("{from}", "kk").replace("{to}", "ru");
+        for (role, key) in keys {
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(&uri)
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            let (status, body) = app.send(request).await;
+            if role < *required {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{role} {method} {uri}: {body}");
+                assert_eq!(body["error"]["code"], "forbidden");
+            } else {
+                assert_ne!(status, StatusCode::FORBIDDEN, "{role} {method} {uri}: {body}");
+            }
+        }
+        walked += 1;
+    }
+    assert!(walked >= 20, "walked {walked} routes");
+}
+
+#[tokio::test]
+async fn a_reader_can_neither_save_nor_delete_searches() {
+    let app = TestApp::new();
+    let member = app.member("Searchers");
+    let (status, saved) =
+        app.post(&member.editor, "/v1/searches", &json!({"name": "rail", "query": {"q": "rail"}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    let (status, _) = app.post(&member.reader, "/v1/searches", &json!({"name": "x", "query": {"q": "x"}})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let path = format!("/v1/searches/{}", saved["id"].as_str().unwrap());
+    let (status, _) = app.delete(&member.reader, &path).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.get(&member.reader, &path).await;
+    assert_eq!(status, StatusCode::OK, "still there, and readers may read it");
+    let (status, list) = app.get(&member.reader, "/v1/searches").await;
+    assert_eq!((status, list["searches"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{list}");
 }

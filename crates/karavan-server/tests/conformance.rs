@@ -54,6 +54,14 @@ async fn iptc_validation_suite_through_the_publish_path() {
     for version in VERSIONS {
         for path in json_files(&suite.join(version).join("should_pass")) {
             let (status, body, _) = publish_as_new_member(&app, &path, Some(version)).await;
+            // ninjs does not assert formats, so an embargo that is no date-time is valid ninjs; Karavan
+            // refuses it all the same, since a visibility rule that cannot be read must fail closed.
+            if path.file_name().is_some_and(|name| name.to_string_lossy().contains("embargoed_bad_datetime")) {
+                assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{}: {body}", path.display());
+                assert!(body["error"]["message"].as_str().unwrap().contains("controls who may see"), "{body}");
+                refused += 1;
+                continue;
+            }
             assert!(status.is_success(), "{} as {version} should be accepted, got {status}: {body}", path.display());
             passed += 1;
         }
@@ -175,7 +183,9 @@ async fn iptc_examples_are_accepted_and_read_back_as_valid_ninjs_31() {
                 let mut kept = Vec::new();
                 all_strings(&read, &mut kept);
                 for text in must_keep {
-                    assert!(kept.contains(&text), "{}: {text:?} was lost", path.display());
+                    // HTML is kept as the sanitiser writes it (the same rule for every format).
+                    let sanitised = karavan_formats::html::clean(&text);
+                    assert!(kept.contains(&text) || kept.contains(&sanitised), "{}: {text:?} was lost", path.display());
                 }
                 items += 1;
             }

@@ -141,7 +141,7 @@ async fn saved_searches_are_checked_kept_per_member_and_run() {
 
     let (status, saved) = app
         .post(
-            &owner.reader,
+            &owner.editor,
             "/v1/searches",
             &json!({ "name": "Tashkent rail", "query": { "q": "Toshkent", "lang": ["uz"] } }),
         )
@@ -150,7 +150,7 @@ async fn saved_searches_are_checked_kept_per_member_and_run() {
     let id = saved["id"].as_str().unwrap().to_string();
     assert_eq!(saved["query"]["lang"], "uz");
     let (status, body) =
-        app.post(&owner.reader, "/v1/searches", &json!({ "name": "Tashkent rail", "query": {} })).await;
+        app.post(&owner.editor, "/v1/searches", &json!({ "name": "Tashkent rail", "query": {} })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
     for (body, mentions) in [
         (json!({ "name": "x", "query": { "lang": "klingon" } }), "query.language"),
@@ -160,7 +160,7 @@ async fn saved_searches_are_checked_kept_per_member_and_run() {
         (json!({ "query": {} }), "name"),
         (json!({ "name": "x" }), "query"),
     ] {
-        let (status, response) = app.post(&owner.reader, "/v1/searches", &body).await;
+        let (status, response) = app.post(&owner.editor, "/v1/searches", &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {response}");
         assert!(response["error"]["message"].as_str().unwrap().starts_with(mentions), "{body}: {response}");
     }
@@ -173,7 +173,7 @@ async fn saved_searches_are_checked_kept_per_member_and_run() {
     assert_eq!(status, StatusCode::NOT_FOUND, "another member cannot see it");
     let (status, _) = app.get(&other.reader, &format!("/v1/searches/{id}/results")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = app.delete(&owner.reader, &format!("/v1/searches/{id}")).await;
+    let (status, _) = app.delete(&owner.editor, &format!("/v1/searches/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = app.get(&owner.reader, &format!("/v1/searches/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -756,8 +756,9 @@ pub trait Store: Send + Sync + 'static {
     fn finish_translation_job(&self, id: i64, outcome: JobOutcome) -> Result<()>;
     /// Queues a job for a version and language unless one exists (e.g. after a member adds a language).
     fn enqueue_translation(&self, seq: i64, language: &str) -> Result<bool>;
-    /// How many jobs are in each state.
-    fn translation_queue(&self) -> Result<QueueCounts>;
+    /// How many jobs of `owner`'s items are in each state (never another member's: their counts
+    /// would tell of embargoed items).
+    fn translation_queue(&self, owner: &MemberId) -> Result<QueueCounts>;
     /// Stores a translation made outside a job (on demand), replacing one with the same key.
     fn put_translation(&self, translation: StoredTranslation) -> Result<()>;
     /// For readers who passed the visibility rule, and for the index: the translations of versions.

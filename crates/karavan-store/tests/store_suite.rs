@@ -647,8 +647,14 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
     let again = store.claim_translation_jobs(Timestamp(lease.micros() + 1), Timestamp(lease.micros() + 2), 1).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
-    let counts = store.translation_queue().unwrap();
+    let counts = store.translation_queue(&owner).unwrap();
     assert_eq!((counts.queued, counts.running, counts.done, counts.failed), (0, 2, 0, 0));
+    let counts = store.translation_queue(&partner).unwrap();
+    assert_eq!(
+        (counts.queued, counts.running, counts.done, counts.failed),
+        (0, 0, 0, 0),
+        "only the owner's jobs count"
+    );
 
     // A retry goes back to the queue at its time; done stores the translations with the job.
     let (ru, zh) = {
@@ -677,7 +683,7 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
     assert_eq!(retried[0].language, "zh-Hans");
     store.finish_translation_job(retried[0].id, JobOutcome::Failed { error: "no such language".into() }).unwrap();
     assert!(matches!(store.finish_translation_job(9_999, JobOutcome::Done(vec![])), Err(StoreError::NotFound(_))));
-    let counts = store.translation_queue().unwrap();
+    let counts = store.translation_queue(&owner).unwrap();
     assert_eq!((counts.queued, counts.running, counts.done, counts.failed), (0, 0, 1, 1));
 
     // One job per version and language; a correction gets its own, and the old version is no longer current.

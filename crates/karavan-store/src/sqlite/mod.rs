@@ -1087,8 +1087,8 @@ impl Store for SqliteStore {
         self.enqueue_translation_in(seq, language)
     }
 
-    fn translation_queue(&self) -> Result<crate::QueueCounts> {
-        self.translation_queue_in()
+    fn translation_queue(&self, owner: &MemberId) -> Result<crate::QueueCounts> {
+        self.translation_queue_in(owner)
     }
 
     fn put_translation(&self, translation: crate::StoredTranslation) -> Result<()> {

@@ -270,13 +270,16 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn translation_queue_in(&self) -> Result<QueueCounts> {
+    pub(super) fn translation_queue_in(&self, owner: &MemberId) -> Result<QueueCounts> {
         self.read(|connection| {
             let mut counts = QueueCounts::default();
-            let mut statement =
-                connection.prepare_cached("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")?;
+            let mut statement = connection.prepare_cached(
+                "SELECT j.state, COUNT(*) FROM translation_jobs j
+                 JOIN versions v ON v.seq = j.seq JOIN items i ON i.id = v.item_id
+                 WHERE i.owner = ?1 GROUP BY j.state",
+            )?;
             let rows = statement
-                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+                .query_map([owner.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             for (state, count) in rows {
                 let count = u64::try_from(count).unwrap_or(0);
