@@ -112,7 +112,11 @@ fn classify(url: &str) -> Option<SchemaUrl> {
 /// rather than slip through as an older version that happens to allow the value.
 pub(crate) fn guessed_versions(doc: &Map<String, Value>) -> Vec<NinjsVersion> {
     let line_three: Vec<NinjsVersion> = NinjsVersion::ALL.into_iter().rev().filter(|v| v.line() == 3).collect();
-    if doc.keys().all(|key| line_three.iter().any(|v| rules(*v).document.knows(key))) {
+    let (older_names, camel_names) = nested_name_evidence(doc);
+    // Top-level names alone cannot tell 2.x from 3.x when both lines know them all (`uri`, `headlines`,
+    // `renditions`); the names inside nested objects can (2.x `contenttype`, 3.x `contentType`).
+    let nested_says_older = older_names > camel_names;
+    if !nested_says_older && doc.keys().all(|key| line_three.iter().any(|v| rules(*v).document.knows(key))) {
         return line_three;
     }
     let mut lines: Vec<(u8, usize)> = [1u8, 2, 3]
@@ -120,7 +124,8 @@ pub(crate) fn guessed_versions(doc: &Map<String, Value>) -> Vec<NinjsVersion> {
         .map(|line| {
             let versions: Vec<NinjsVersion> = NinjsVersion::ALL.into_iter().filter(|v| v.line() == line).collect();
             let known = doc.keys().filter(|key| versions.iter().any(|v| rules(*v).document.knows(key))).count();
-            (line, known)
+            let nested = if line == 3 { camel_names } else { older_names };
+            (line, known + nested)
         })
         .collect();
     lines.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
@@ -128,6 +133,60 @@ pub(crate) fn guessed_versions(doc: &Map<String, Value>) -> Vec<NinjsVersion> {
         .into_iter()
         .flat_map(|(line, _)| NinjsVersion::ALL.into_iter().rev().filter(move |v| v.line() == line))
         .collect()
+}
+
+/// Names 1.x and 2.x write in lower case where 3.x writes them in camelCase (`contenttype`,
+/// `contentType`).
+const OLDER_SPELLINGS: [&str; 25] = [
+    "altids",
+    "charcount",
+    "contactinfo",
+    "contentcreated",
+    "contenttype",
+    "copyrightholder",
+    "copyrightnotice",
+    "digitalsourcetype",
+    "ednote",
+    "encodedrights",
+    "firstcreated",
+    "geojson",
+    "infosources",
+    "langid",
+    "linkedrights",
+    "postalcode",
+    "pubstatus",
+    "representationtype",
+    "rightsinfo",
+    "sizeinbytes",
+    "symboltype",
+    "trustindicators",
+    "usageterms",
+    "versioncreated",
+    "wordcount",
+];
+
+/// How many names inside nested objects (not the top level) are older spellings, and how many are
+/// camelCase. Walks with a stack; the caller has bounded the depth.
+fn nested_name_evidence(doc: &Map<String, Value>) -> (usize, usize) {
+    let (mut older, mut camel) = (0, 0);
+    let mut stack: Vec<&Value> = doc.values().collect();
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                for (key, member) in map {
+                    if OLDER_SPELLINGS.contains(&key.as_str()) {
+                        older += 1;
+                    } else if key.chars().skip(1).any(|c| c.is_ascii_uppercase()) {
+                        camel += 1;
+                    }
+                    stack.push(member);
+                }
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    (older, camel)
 }
 
 #[cfg(test)]

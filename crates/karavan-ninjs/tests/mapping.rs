@@ -484,12 +484,12 @@ fn guessed_versions() {
         V3_1,
     );
     check_guess(json!({"uri": "urn:a"}), V3_1);
-    // Only 3.x names at the top level: read as 3.x, even where an older version would accept the
-    // document; the client must say so to have it read as 2.x.
+    // Only 3.x names at the top level and nothing older below: read as 3.x, even where an older
+    // version would accept the document; the client must say so to have it read as 2.x.
     for doc in [
         json!({"uri": "urn:a", "headlines": [{"value": "h"}], "associations": [{"uri": "urn:b"}]}),
-        json!({"uri": "urn:a", "headlines": [{"contenttype": "text/plain", "value": "h"}]}),
         json!({"uri": "urn:a", "urgency": 12}),
+        json!({"uri": "urn:a", "renditions": [{"name": "web", "href": "https://x/p.jpg", "contentType": "image/jpeg", "width": 1.5}]}),
     ] {
         match read(&doc, None) {
             Err(NinjsError::Invalid { version, .. }) => assert_eq!(version, "3.1", "{doc}"),
@@ -501,6 +501,19 @@ fn guessed_versions() {
         V2_0,
     );
     check_guess_declared(json!({"uri": "urn:a", "headlines": [{"contenttype": "text/plain", "value": "h"}]}), V2_2);
+    // Found from outside: names inside nested objects count too. 2.x spellings there (`contenttype`,
+    // `sizeinbytes`) make the document 2.x although every top-level name is also 3.x's.
+    check_guess(json!({"uri": "urn:a", "headlines": [{"contenttype": "text/plain", "value": "h"}]}), V2_2);
+    check_guess(
+        json!({"uri": "urn:a", "type": "picture", "renditions": [
+            {"name": "web", "href": "https://x/p.jpg", "contenttype": "image/jpeg", "sizeinbytes": 1024, "width": 800}
+        ]}),
+        V2_2,
+    );
+    check_guess(
+        json!({"uri": "urn:a", "renditions": [{"name": "web", "href": "https://x/p.jpg", "contentType": "image/jpeg", "sizeInBytes": 1024}]}),
+        V3_1,
+    );
     // A lowercase 2.x name makes the other lines candidates again; the first valid version wins.
     check_guess(
         json!({"uri": "urn:a", "versioncreated": "2020-01-01T00:00:00Z", "associations": [{"uri": "urn:b"}]}),
