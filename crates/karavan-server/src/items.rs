@@ -65,16 +65,38 @@ fn body_kind(headers: &HeaderMap) -> ApiResult<BodyKind> {
     }
 }
 
+/// A single-item read that is not visible, as every item route answers it: 410 with the kill notice
+/// for a killed item, 404 for one the caller may not see (the two are not told apart from "no such").
+pub fn unreadable(read: ItemRead) -> ApiError {
+    match read {
+        ItemRead::Killed(notice) => {
+            ApiError::new(ErrorCode::ItemKilled, format!("item {} was killed; do not use it", notice.item_id))
+                .with("notice", wire::ninjs(&notice))
+        }
+        ItemRead::Visible(..) | ItemRead::NotFound => ApiError::not_found("item"),
+    }
+}
+
+/// The visible version of a single-item read, or the route's answer for any other ([`unreadable`]).
+pub fn visible(read: ItemRead) -> Result<(karavan_store::StoredVersion, karavan_domain::Right), ApiError> {
+    match read {
+        ItemRead::Visible(version, right) => Ok((version, right)),
+        other => Err(unreadable(other)),
+    }
+}
+
 /// The most items one batch may carry.
 pub const MAX_BATCH: usize = 1000;
 
 fn outcome_json(outcome: &PublishOutcome) -> (StatusCode, Value) {
+    let stored = outcome.stored();
+    let killed = stored.pub_status == karavan_domain::PubStatus::Canceled;
     let (status, label) = match outcome {
+        PublishOutcome::Created(_) | PublishOutcome::Corrected(_) if killed => (StatusCode::CREATED, "killed"),
         PublishOutcome::Created(_) => (StatusCode::CREATED, "created"),
         PublishOutcome::Corrected(_) => (StatusCode::CREATED, "corrected"),
         PublishOutcome::Unchanged(_) => (StatusCode::OK, "unchanged"),
     };
-    let stored = outcome.stored();
     let body = json!({
         "id": stored.item_id.as_str(),
         "status": label,
@@ -298,11 +320,7 @@ pub async fn get_item(
             }
             Ok(response)
         }
-        ItemRead::Killed(notice) => {
-            Err(ApiError::new(ErrorCode::ItemKilled, format!("item {} was killed; do not use it", notice.item_id))
-                .with("notice", wire::ninjs(&notice)))
-        }
-        ItemRead::NotFound => Err(ApiError::not_found("item")),
+        other => Err(unreadable(other)),
     }
 }
 

@@ -231,7 +231,7 @@ pub async fn item_language(
     let id = karavan_domain::ItemId::parse(&id)?;
     let viewer = caller.0.member.clone();
     let read = state.blocking(move |store| store.item(&viewer, &id, crate::now())).await?;
-    let ItemRead::Visible(version, _) = read else { return Err(ApiError::not_found("item")) };
+    let (version, _) = crate::items::visible(read)?;
     let models = Arc::clone(state.language());
     models.identifier().map_err(not_installed)?;
     let check = state.compute(move || language_check(&models, &version.document)).await?;

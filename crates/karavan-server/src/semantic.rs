@@ -375,7 +375,7 @@ pub async fn similar(
     let id = ItemId::parse(&id)?;
     let viewer = caller.0.member.clone();
     let read = state.blocking(move |store| store.item(&viewer, &id, now())).await?;
-    let ItemRead::Visible(version, _) = read else { return Err(ApiError::not_found("item")) };
+    let (version, _) = crate::items::visible(read)?;
     let body = similar_json(&state, caller.0.member.clone(), &version, request).await?;
     Ok(Json(body).into_response())
 }

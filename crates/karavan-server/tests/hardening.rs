@@ -205,3 +205,30 @@ async fn the_translation_queue_counts_only_the_callers_jobs() {
     let (_, own) = app.get(&publisher.reader, "/v1/translation/queue").await;
     assert_eq!(own["queued"], 3, "the publisher sees its own jobs: {own}");
 }
+
+/// Found from outside: a kill answered `"status": "corrected"`, and `/language` answered 404 for a
+/// killed item where every other item route answers 410 with the kill notice.
+#[tokio::test]
+async fn a_killed_item_says_so_on_every_route() {
+    let app = TestApp::new();
+    let member = app.member("Killer");
+    let partner = app.member("Partner");
+    let (status, _) = app.post(&member.admin, "/v1/agreements", &json!({"grantee": "*", "right": "view"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, body) = app.post(&member.editor, "/v1/items", &story("urn:k:1", "en", "Soon gone", "<p>x</p>")).await;
+    let id = body["id"].as_str().unwrap().to_string();
+    let (status, killed) = app.post(&member.editor, &format!("/v1/items/{id}/kill"), &json!({"reason": "wrong"})).await;
+    assert_eq!((status, killed["status"].as_str()), (StatusCode::CREATED, Some("killed")), "{killed}");
+    let mut canceled = story("urn:k:2", "en", "Also gone", "<p>x</p>");
+    app.post(&member.editor, "/v1/items", &canceled).await;
+    canceled["pubStatus"] = json!("canceled");
+    let (status, body) = app.post(&member.editor, "/v1/items", &canceled).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::CREATED, Some("killed")), "{body}");
+    for route in ["", "/versions", "/language", "/similar"] {
+        // The owner still reads its own killed item; a partner gets the kill notice.
+        let (status, body) = app.get(&partner.reader, &format!("/v1/items/{id}{route}")).await;
+        assert_eq!(status, StatusCode::GONE, "{route}: {body}");
+        assert_eq!(body["error"]["code"], "item_killed", "{route}");
+        assert_eq!(body["notice"]["uri"], "urn:k:1", "{route}");
+    }
+}

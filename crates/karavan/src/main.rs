@@ -339,6 +339,17 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, data_dir = %data_dir.display(), "karavan is serving");
+        // Said on standard output too, for the person who started it: where to go and how to sign in.
+        let shown = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+        println!("Karavan is serving on {shown} (the API under {shown}/v1/, the newsroom at {shown}/login)");
+        if args.demo {
+            let keys = data_dir.join(demo::KEYS_FILE);
+            println!(
+                "Demo content: sign in at {shown}/login with a demo user from {} (lines starting #user: member, role, \
+                 email, password); the demo API keys are in the same file",
+                keys.display()
+            );
+        }
         karavan_server::search::spawn_committer(Arc::clone(&search), Duration::from_millis(250));
         let mut distribution = DistributionConfig::default();
         distribution.outbound.allow_private = args.allow_private_webhooks;

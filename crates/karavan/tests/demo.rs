@@ -62,6 +62,19 @@ async fn demo_opens_on_a_working_exchange() {
             .clone()
     };
 
+    // The person who started it is told where to go and where the demo users are.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let said = loop {
+        let said = server.stdout.lock().unwrap().join("\n");
+        if said.contains("Demo content") || std::time::Instant::now() > deadline {
+            break said;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(said.contains(&format!("Karavan is serving on {}", server.base)), "{said}");
+    assert!(said.contains(&format!("{}/login", server.base)), "{said}");
+    assert!(said.contains(&dir.path().join("demo-keys.txt").display().to_string()), "{said}");
+
     // Each member has an admin and an editor to sign in to the web newsroom with.
     let text = std::fs::read_to_string(dir.path().join("demo-keys.txt")).unwrap();
     let users: Vec<Vec<&str>> =

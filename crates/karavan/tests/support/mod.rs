@@ -59,6 +59,8 @@ pub fn member_with_key(data_dir: &Path, name: &str, role: &str) -> (String, Stri
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// What the server has written to standard output so far, line by line.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -77,10 +79,19 @@ impl Server {
             .args(extra)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the server starts");
+        let stdout_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let lines = std::sync::Arc::clone(&stdout_lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        });
         let stderr = child.stderr.take().expect("stderr is piped");
         let (sender, receiver) = std::sync::mpsc::channel();
         // Read the log until the server says where it listens, then keep draining it.
@@ -96,7 +107,7 @@ impl Server {
             }
         });
         let address = receiver.recv_timeout(Duration::from_secs(60)).expect("the server logs its address");
-        let server = Server { child, base: format!("http://{address}") };
+        let server = Server { child, base: format!("http://{address}"), stdout: stdout_lines };
         server.wait_healthy();
         server
     }
