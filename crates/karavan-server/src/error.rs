@@ -42,6 +42,8 @@ pub enum ErrorCode {
     Conflict,
     /// 413: the body is larger than the server accepts.
     PayloadTooLarge,
+    /// 408: the request body did not arrive within the server's deadline.
+    RequestTimeout,
     /// 415: the body's content type is not one the route accepts.
     UnsupportedMediaType,
     /// 500: something broke on our side; see the server log.
@@ -65,6 +67,7 @@ impl ErrorCode {
             ErrorCode::InvalidNinjs => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::VersionConflict | ErrorCode::StaleVersion | ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable | ErrorCode::ModelNotInstalled => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,6 +90,7 @@ impl ErrorCode {
             ErrorCode::StaleVersion => "stale_version",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
@@ -94,7 +98,7 @@ impl ErrorCode {
         }
     }
 
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -109,6 +113,7 @@ impl ErrorCode {
         ErrorCode::StaleVersion,
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::RequestTimeout,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Internal,
         ErrorCode::Unavailable,

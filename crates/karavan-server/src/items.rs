@@ -28,10 +28,24 @@ pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(ErrorCode::PayloadTooLarge, "the body is larger than this server accepts")
+        } else if timed_out(&rejection) {
+            ApiError::new(ErrorCode::RequestTimeout, "body: the request body did not arrive in time")
         } else {
             ApiError::invalid(format!("body: {rejection}"))
         }
     })
+}
+
+/// Whether reading the body failed because its deadline passed ([`crate::listen::BodyTimedOut`]).
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if error.is::<crate::listen::BodyTimedOut>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// What a publish body is, by its content type: JSON (ninjs; also when no type is given) or XML

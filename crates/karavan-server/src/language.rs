@@ -15,7 +15,6 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use karavan_store::ItemRead;
 
 use crate::AppState;
 use crate::auth::Caller;

@@ -15,6 +15,7 @@ pub mod feeds;
 pub mod import;
 pub mod items;
 pub mod language;
+pub mod listen;
 pub mod outbound;
 pub mod params;
 pub mod password;
@@ -61,6 +62,8 @@ pub struct ServerConfig {
     pub vectors_dir: Option<std::path::PathBuf>,
     /// Machine translation workers.
     pub translation: translation::TranslationConfig,
+    /// Connection caps and client timeouts.
+    pub connections: listen::ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             models_dir: None,
             vectors_dir: None,
             translation: translation::TranslationConfig::default(),
+            connections: listen::ConnectionLimits::default(),
         }
     }
 }
@@ -322,6 +326,7 @@ async fn enforce_access(
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let access_state = state.clone();
+    let limits_state = state.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi))
@@ -396,7 +401,31 @@ pub fn router(state: AppState) -> Router {
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(limits_state, limit_request_body))
         .with_state(state)
+}
+
+/// Before anything else runs: a declared `Content-Length` over the limit is answered 413 at once (not
+/// after the body has been read), and the body gets its deadline ([`listen::DeadlineBody`]).
+async fn limit_request_body(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let max = state.config.max_body_bytes;
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        let mut response =
+            ApiError::new(ErrorCode::PayloadTooLarge, format!("content-length: the body is larger than {max} bytes"))
+                .into_response();
+        // The body will not be read: the connection cannot be used again.
+        response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        return response;
+    }
+    let within = state.config.connections.body_timeout;
+    let request = request.map(|body| axum::body::Body::new(listen::DeadlineBody::new(body, within)));
+    next.run(request).await
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight (at most `grace`).
@@ -406,15 +435,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    let limits = state.config.connections.clone();
     let app = router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = listen::serve_connections(listener, app, limits, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
     let mut stop_rx = stop_rx;
     tokio::select! {
-        result = server => result,
+        () = server => Ok(()),
         _ = async {
             let _ = stop_rx.wait_for(|stopped| *stopped).await;
             tokio::time::sleep(grace).await;

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use karavan_domain::{ItemId, MemberId, PubStatus};
 use karavan_lang::Role;
 use karavan_search::{Audience, SearchIndex, SearchRequest, SearchResults, VectorIndex};
-use karavan_store::{ItemRead, Store, StoredVersion};
+use karavan_store::{Store, StoredVersion};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 

@@ -405,3 +405,17 @@ async fn a_reader_can_neither_save_nor_delete_searches() {
     let (status, list) = app.get(&member.reader, "/v1/searches").await;
     assert_eq!((status, list["searches"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{list}");
 }
+
+#[test]
+fn the_openapi_document_lists_every_error_code() {
+    let document: Value = serde_json::from_str(karavan_server::OPENAPI).unwrap();
+    let listed: Vec<&str> = document["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|schema| schema.pointer("/properties/error/properties/code/enum"))
+        .flat_map(|codes| codes.as_array().unwrap().iter().map(|c| c.as_str().unwrap()))
+        .collect();
+    let served: Vec<&str> = karavan_server::error::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(listed, served);
+}

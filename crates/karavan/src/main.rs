@@ -169,6 +169,18 @@ struct ServeArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Open client connections at most; past it the server accepts no more until one ends.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Open client connections from one address at most; past it new ones are closed at once.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_address: usize,
+    /// Seconds a connection may wait for (or spend sending) a request's headers, idle keep-alive included.
+    #[arg(long, default_value_t = 15)]
+    header_timeout_seconds: u64,
+    /// Seconds a request's whole body may take to arrive (408 after).
+    #[arg(long, default_value_t = 60)]
+    body_timeout_seconds: u64,
     /// The server's address as clients reach it (for feed URLs); default: http://LISTEN.
     #[arg(long)]
     public_url: Option<String>,
@@ -371,6 +383,12 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
                 workers: args.translation_workers,
                 http: translation_backend(&args)?,
                 ..Default::default()
+            },
+            connections: karavan_server::listen::ConnectionLimits {
+                max_connections: args.max_connections.max(1),
+                max_per_address: args.max_connections_per_address.max(1),
+                header_timeout: Duration::from_secs(args.header_timeout_seconds.max(1)),
+                body_timeout: Duration::from_secs(args.body_timeout_seconds.max(1)),
             },
         };
         let state = AppState::new(store, search, config).map_err(anyhow::Error::msg)?;
