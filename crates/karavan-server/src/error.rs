@@ -50,6 +50,9 @@ pub enum ErrorCode {
     Internal,
     /// 503: the server is shutting down.
     Unavailable,
+    /// 503: the server's storage is full; nothing was written. Try again once space is freed
+    /// (`/healthz` says `degraded` meanwhile).
+    StorageFull,
     /// 503: the feature needs a local model (language identification, embeddings) that is not
     /// installed; the message says which and how to install it.
     ModelNotInstalled,
@@ -70,7 +73,9 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable | ErrorCode::ModelNotInstalled => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable | ErrorCode::StorageFull | ErrorCode::ModelNotInstalled => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -94,11 +99,12 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::StorageFull => "storage_full",
             ErrorCode::ModelNotInstalled => "model_not_installed",
         }
     }
 
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -117,6 +123,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
+        ErrorCode::StorageFull,
         ErrorCode::ModelNotInstalled,
     ];
 }
@@ -167,6 +174,13 @@ impl From<ParseError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        if error.is_storage_full() {
+            tracing::error!(%error, "the storage is full; writes are refused until space is freed");
+            return ApiError::new(
+                ErrorCode::StorageFull,
+                "the server's storage is full: nothing was stored; try again once space has been freed",
+            );
+        }
         match error {
             StoreError::NotFound(message) => ApiError::new(ErrorCode::NotFound, message),
             StoreError::Invalid(message) => ApiError::invalid(message),

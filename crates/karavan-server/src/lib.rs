@@ -265,8 +265,24 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
 /// The OpenAPI 3.1 document, kept beside the routes it describes.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-async fn healthz() -> Response {
-    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+/// `GET /healthz`: `ok`, or 503 `degraded` with the reason while the storage is full (writes are
+/// refused with `storage_full` meanwhile; the check itself notices when space has come back).
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let health = match state.blocking(|store| Ok(store.health())).await {
+        Ok(health) => health,
+        Err(error) => return error.into_response(),
+    };
+    match health.storage_full_since {
+        None => axum::Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Some(since) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "degraded",
+                "checks": { "storage": { "status": "full", "since": since.to_rfc3339() } },
+            })),
+        )
+            .into_response(),
+    }
 }
 
 async fn openapi() -> Response {

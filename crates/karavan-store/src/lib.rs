@@ -30,10 +30,41 @@ pub enum StoreError {
     Database(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The disk (or the database's size limit) is full: nothing was written. Writes work again once
+    /// space is freed.
+    #[error("the storage is full: {0}")]
+    StorageFull(String),
+    /// A transaction could not be committed (and so was rolled back) for another reason.
+    #[error("the write could not be committed: {0}")]
+    CommitFailed(String),
     #[error("the store is shutting down")]
     Closed,
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether the error means the storage is full (SQLite's `SQLITE_FULL`, an `ENOSPC` from the file
+    /// system), whatever layer reported it.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::StorageFull(_) => true,
+            StoreError::Database(rusqlite::Error::SqliteFailure(failure, _)) => {
+                failure.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Io(error) => {
+                error.kind() == std::io::ErrorKind::StorageFull || error.raw_os_error() == Some(28)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How the store is doing, for `/healthz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreHealth {
+    /// Since when writes have been failing because the storage is full (`None`: they are not).
+    pub storage_full_since: Option<Timestamp>,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -593,6 +624,10 @@ pub struct QueueCounts {
 
 /// The storage backend. Methods block; async callers run them on a blocking pool.
 pub trait Store: Send + Sync + 'static {
+    /// How the store is doing. While writes are failing for lack of space, this checks (cheaply,
+    /// writing a small file beside the data) whether space has come back, and says so.
+    fn health(&self) -> StoreHealth;
+
     fn add_member(&self, member: NewMember) -> Result<Member>;
     fn members(&self) -> Result<Vec<Member>>;
     fn member(&self, id: &MemberId) -> Result<Option<Member>>;

@@ -518,6 +518,25 @@ fn publish_in(
 }
 
 impl Store for SqliteStore {
+    fn health(&self) -> crate::StoreHealth {
+        let Some(since) = self.writer.storage_full_since() else { return crate::StoreHealth::default() };
+        // Has space come back? Write (and remove) a small file beside the database to find out.
+        let probe = self.config.data_dir.join(".karavan-space-probe");
+        let written = std::fs::File::create(&probe).and_then(|mut file| {
+            std::io::Write::write_all(&mut file, &[0u8; 64 * 1024])?;
+            file.sync_all()
+        });
+        let _ = std::fs::remove_file(&probe);
+        match written {
+            Ok(()) => {
+                tracing::info!("storage has space again");
+                self.writer.storage_recovered();
+                crate::StoreHealth::default()
+            }
+            Err(_) => crate::StoreHealth { storage_full_since: Some(since) },
+        }
+    }
+
     fn add_member(&self, member: NewMember) -> Result<Member> {
         let id = MemberId::new(new_ulid()?);
         let languages: Vec<&str> = member.languages.iter().map(LanguageTag::as_str).collect();

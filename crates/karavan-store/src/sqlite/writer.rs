@@ -31,13 +31,38 @@ impl WriterClock {
     }
 }
 
-type Finish = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+/// Why a group's transaction could not be begun or committed.
+#[derive(Debug, Clone)]
+struct TransactionFailure {
+    storage_full: bool,
+    message: String,
+}
+
+impl TransactionFailure {
+    fn of(error: &rusqlite::Error) -> TransactionFailure {
+        let storage_full =
+            matches!(error, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
+        TransactionFailure { storage_full, message: error.to_string() }
+    }
+
+    fn into_error(self, doing: &str) -> StoreError {
+        if self.storage_full {
+            StoreError::StorageFull(format!("{doing}: {}", self.message))
+        } else {
+            StoreError::CommitFailed(format!("{doing}: {}", self.message))
+        }
+    }
+}
+
+type Finish = Box<dyn FnOnce(std::result::Result<(), TransactionFailure>) + Send>;
 /// A job gets the open transaction, or the reason none could be begun.
-type Job = Box<dyn FnOnce(std::result::Result<(&Connection, &mut WriterClock), String>) -> Finish + Send>;
+type Job = Box<dyn FnOnce(std::result::Result<(&Connection, &mut WriterClock), TransactionFailure>) -> Finish + Send>;
 
 pub struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
     floor: Arc<AtomicI64>,
+    /// Since when (microseconds) writes have been failing for lack of space; 0 while they are not.
+    storage_full_since: AtomicI64,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -50,7 +75,7 @@ impl Writer {
             .name("karavan-sqlite-writer".to_string())
             .spawn(move || write_loop(connection, receiver, thread_floor, max_batch, last_commit))
             .expect("the writer thread starts");
-        Writer { jobs: Some(sender), floor, thread: Some(thread) }
+        Writer { jobs: Some(sender), floor, storage_full_since: AtomicI64::new(0), thread: Some(thread) }
     }
 
     /// Runs `work` inside the next group's transaction (in its own savepoint, so that its failure does
@@ -63,8 +88,8 @@ impl Writer {
         let job: Job = Box::new(move |transaction| {
             let (connection, clock) = match transaction {
                 Ok(open) => open,
-                Err(message) => {
-                    let _ = reply.send(Err(StoreError::Corrupt(format!("could not begin a transaction: {message}"))));
+                Err(failure) => {
+                    let _ = reply.send(Err(failure.into_error("could not begin a transaction")));
                     return Box::new(|_| ());
                 }
             };
@@ -82,13 +107,38 @@ impl Writer {
             Box::new(move |committed| {
                 let outcome = match committed {
                     Ok(()) => outcome,
-                    Err(message) => Err(StoreError::Corrupt(format!("commit failed: {message}"))),
+                    Err(failure) => Err(failure.into_error("commit failed")),
                 };
                 let _ = reply.send(outcome);
             })
         });
         self.jobs.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)?;
-        answer.recv().map_err(|_| StoreError::Closed)?
+        let outcome = answer.recv().map_err(|_| StoreError::Closed)?;
+        match &outcome {
+            Err(error) if error.is_storage_full() => {
+                let _ = self.storage_full_since.compare_exchange(
+                    0,
+                    super::now_micros(),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+            }
+            // A committed write: there is space.
+            Ok(_) => self.storage_full_since.store(0, Ordering::SeqCst),
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// Since when writes have been failing for lack of space, if they are.
+    pub fn storage_full_since(&self) -> Option<Timestamp> {
+        let since = self.storage_full_since.load(Ordering::SeqCst);
+        (since != 0).then_some(Timestamp(since))
+    }
+
+    /// Says that space has come back (a probe could write).
+    pub fn storage_recovered(&self) {
+        self.storage_full_since.store(0, Ordering::SeqCst);
     }
 
     /// The latest instant up to which every commit is visible to a reader that starts now.
@@ -128,15 +178,15 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Job>, floor: Arc<Atom
                     Err(error) => {
                         tracing::error!(%error, "group commit failed");
                         let _ = connection.execute_batch("ROLLBACK");
-                        Err(error.to_string())
+                        Err(TransactionFailure::of(&error))
                     }
                 }
             }
             Err(error) => {
                 tracing::error!(%error, "could not begin a write transaction");
-                let message = error.to_string();
-                finishes = batch.into_iter().map(|job| job(Err(message.clone()))).collect();
-                Err(message)
+                let failure = TransactionFailure::of(&error);
+                finishes = batch.into_iter().map(|job| job(Err(failure.clone()))).collect();
+                Err(failure)
             }
         };
         floor.store(IDLE, Ordering::SeqCst);
