@@ -23,7 +23,8 @@ use crate::analysis::{self, Analyzer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    /// The query text could not be parsed; the message says where.
+    /// The query text is over the limits ([`MAX_QUERY_TERMS`], [`MAX_QUERY_CHARS`]); the message says
+    /// which. (Text whose syntax does not parse is read as plain words, never refused.)
     #[error("q: {0}")]
     BadQuery(String),
     #[error("search index error: {0}")]
@@ -423,6 +424,28 @@ impl SearchIndex {
         Analyzer::ALL.to_vec()
     }
 
+    /// Any text a person types is a query: the query syntax where it parses (`"phrases"`, `-not`,
+    /// `a OR b`), and otherwise the same words as plain terms, never an error. Apostrophes inside
+    /// words (Uzbek `yo'l`, `` ko`rgazma ``, `koʻrgazma`; English `Xi's`) are part of the word, as
+    /// the analyzers read them, not quotes.
+    fn text_query(&self, fields: Vec<Field>, text: &str) -> Box<dyn Query> {
+        let escaped = apostrophes_as_letters(text);
+        let mut parser = QueryParser::for_index(&self.index, fields);
+        parser.set_conjunction_by_default();
+        if let Ok(query) = parser.parse_query(&escaped) {
+            return query;
+        }
+        // Only excluded terms (`-word`): everything but them.
+        if let Ok(query) = parser.parse_query(&format!("* {escaped}")) {
+            return query;
+        }
+        let plain = plain_terms(text);
+        if plain.trim().is_empty() {
+            return Box::new(AllQuery);
+        }
+        parser.parse_query(&plain).unwrap_or_else(|_| parser.parse_query_lenient(&plain).0)
+    }
+
     /// The query text and filters of a request as query clauses (everything but visibility).
     fn request_clauses(&self, request: &SearchRequest) -> Result<Vec<(Occur, Box<dyn Query>)>> {
         let f = &self.fields;
@@ -430,11 +453,9 @@ impl SearchIndex {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         match request.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             Some(text) => {
+                check_query_text(text)?;
                 let fields = analyzers.iter().map(|a| f.text[a]).collect();
-                let mut parser = QueryParser::for_index(&self.index, fields);
-                parser.set_conjunction_by_default();
-                let query = parser.parse_query(text).map_err(|e| SearchError::BadQuery(e.to_string()))?;
-                clauses.push((Occur::Must, query));
+                clauses.push((Occur::Must, self.text_query(fields, text)));
             }
             None => clauses.push((Occur::Must, Box::new(AllQuery))),
         }
@@ -731,4 +752,70 @@ fn read_facets(results: &serde_json::Value) -> Facets {
         })
         .unwrap_or_default();
     Facets { members: terms("members"), languages: terms("languages"), subjects: terms("subjects"), days }
+}
+
+/// The most terms (words) a query's text may have: beyond it a query costs every other reader (each
+/// term is looked up in every language's field) more than it can help.
+pub const MAX_QUERY_TERMS: usize = 64;
+/// The longest query text, in characters.
+pub const MAX_QUERY_CHARS: usize = 2_000;
+
+/// Refuses a query text over [`MAX_QUERY_TERMS`] or [`MAX_QUERY_CHARS`], naming the limit.
+pub fn check_query_text(text: &str) -> Result<()> {
+    let characters = text.chars().count();
+    if characters > MAX_QUERY_CHARS {
+        return Err(SearchError::BadQuery(format!(
+            "the query is {characters} characters long; at most {MAX_QUERY_CHARS} are accepted"
+        )));
+    }
+    let terms = plain_terms(text).split_whitespace().count();
+    if terms > MAX_QUERY_TERMS {
+        return Err(SearchError::BadQuery(format!(
+            "the query has {terms} terms; at most {MAX_QUERY_TERMS} are accepted"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the character at `index` is one of the apostrophe family (' ` ‘ ’ ʼ ʻ) between two letters:
+/// part of an Uzbek word (oʻ, gʻ, the tutuq belgisi), or of an English one (Xi's).
+fn apostrophe_in_word(chars: &[char], index: usize) -> bool {
+    matches!(chars[index], '\'' | '`' | '‘' | '’' | 'ʼ' | 'ʻ')
+        && index > 0
+        && chars[index - 1].is_alphabetic()
+        && chars.get(index + 1).is_some_and(|next| next.is_alphabetic())
+}
+
+/// The query syntax reads the ASCII apostrophe and the backtick as quotes: inside words they are
+/// escaped, so each field's analyzer reads the word as it reads the indexed text.
+fn apostrophes_as_letters(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    for (index, c) in chars.iter().enumerate() {
+        if matches!(c, '\'' | '`') && apostrophe_in_word(&chars, index) {
+            out.push('\\');
+        }
+        out.push(*c);
+    }
+    out
+}
+
+/// The words of a text (apostrophes inside words kept, escaped) with every other character a space:
+/// what is left when its syntax is dropped.
+fn plain_terms(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    for (index, c) in chars.iter().enumerate() {
+        if c.is_alphanumeric() {
+            out.push(*c);
+        } else if apostrophe_in_word(&chars, index) {
+            if matches!(c, '\'' | '`') {
+                out.push('\\');
+            }
+            out.push(*c);
+        } else {
+            out.push(' ');
+        }
+    }
+    out
 }

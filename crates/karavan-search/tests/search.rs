@@ -371,3 +371,58 @@ fn translations_are_found_in_their_language() {
     index.commit().unwrap();
     assert!(ids(&index, &SearchRequest::text("железных дорог"), &audience).is_empty());
 }
+
+/// Found from outside: `yo'l`, `ko'rgazma` and `` ko`rgazma `` answered "Syntax Error" (only `koʻrgazma`
+/// with U+02BB worked), and an unbalanced quote did too. Any text a person types is a query: the
+/// apostrophe family inside Uzbek words are letters, and syntax that does not parse is read as words.
+#[test]
+fn any_text_a_person_types_is_a_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(dir.path()).unwrap();
+    index
+        .upsert(&doc("uz3", "a", "uz-Latn", "Toshkentda koʻrgazma ochildi", "Yangi yoʻl qurilishi haqida gʻoyalar."))
+        .unwrap();
+    index.upsert(&doc("uz4", "a", "uz-Cyrl", "Кўргазма очилди", "Тошкентда кўргазма.")).unwrap();
+    index.upsert(&doc("en2", "a", "en", "Xi's visit to Astana", "The visit of Xi's delegation.")).unwrap();
+    index.upsert(&doc("ru3", "a", "ru", "Строительство железной дороги", "О железной дороге.")).unwrap();
+    index.commit().unwrap();
+    let audience = everyone_sees("a");
+    for (query, expected) in [
+        ("koʻrgazma", vec!["uz3", "uz4"]),
+        ("ko'rgazma", vec!["uz3", "uz4"]),
+        ("ko`rgazma", vec!["uz3", "uz4"]),
+        ("ko‘rgazma", vec!["uz3", "uz4"]),
+        ("ko’rgazma", vec!["uz3", "uz4"]),
+        ("koʼrgazma", vec!["uz3", "uz4"]),
+        ("yo'l", vec!["uz3"]),
+        ("g'oyalar", vec!["uz3"]),
+        ("Xi's", vec!["en2"]),
+        ("\"железной", vec!["ru3"]),
+        ("железной\"", vec!["ru3"]),
+        ("железной AND (", vec!["ru3"]),
+        ("(((железной", vec!["ru3"]),
+        ("железной:", vec!["ru3"]),
+        ("\"железной дороги\"", vec!["ru3"]),
+        ("-железной", vec!["en2", "uz3", "uz4"]),
+    ] {
+        let found = index.search(&SearchRequest::text(query), &audience);
+        let found = found.unwrap_or_else(|e| panic!("{query}: {e}"));
+        let mut ids: Vec<String> = found.hits.into_iter().map(|h| h.item_id).collect();
+        ids.sort();
+        assert_eq!(ids, expected, "{query}");
+    }
+    for query in ["\"", "(", ")", ":", "*", "'", "`", "AND", "\"\"", "[", "{", "^", "~"] {
+        assert!(index.search(&SearchRequest::text(query), &audience).is_ok(), "{query:?} is refused");
+    }
+}
+
+#[test]
+fn queries_with_too_many_terms_are_refused_with_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(dir.path()).unwrap();
+    let long = vec!["word"; karavan_search::MAX_QUERY_TERMS + 1].join(" ");
+    let error = index.search(&SearchRequest::text(&long), &everyone_sees("a")).unwrap_err();
+    assert!(error.to_string().contains("at most 64 are accepted"), "{error}");
+    let fine = vec!["word"; karavan_search::MAX_QUERY_TERMS].join(" ");
+    assert!(index.search(&SearchRequest::text(&fine), &everyone_sees("a")).is_ok());
+}

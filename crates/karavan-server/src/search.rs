@@ -170,6 +170,13 @@ const MAX_OFFSET: usize = 10_000;
 /// Reads the query and filter parameters of a search (everything but paging).
 pub(crate) fn parse_search_query(params: &mut Params) -> ApiResult<SearchRequest> {
     let text = params.one("q")?;
+    if let Some(text) = &text {
+        // Every place a query is accepted (search in every mode, saved searches, subscriptions) reads
+        // it here: one limit on its size, said before any work is done.
+        if let Err(karavan_search::SearchError::BadQuery(message)) = karavan_search::check_query_text(text) {
+            return Err(ApiError::invalid(format!("q: {message}")));
+        }
+    }
     let query_language = params.one("qlang")?;
     let mut request = SearchRequest::text(text.as_deref().unwrap_or_default());
     if let Some(language) = &query_language {

@@ -334,7 +334,7 @@ async fn webhooks_feeds_and_the_live_wire_deliver_what_members_follow() {
         (json!({ "query": {} }), "name"),
         (json!({ "name": "x", "events": ["nope"] }), "events"),
         (json!({ "name": "x", "events": [] }), "events"),
-        (json!({ "name": "x", "query": { "q": "(unclosed" } }), "query.q"),
+        (json!({ "name": "x", "query": { "q": vec!["word"; 65].join(" ") } }), "query.q"),
         (json!({ "name": "x", "query": { "colour": "red" } }), "query.colour"),
         (json!({ "name": "x", "format": "nitf" }), "format"),
         (json!({ "name": "x", "webhook": { "url": "ftp://example.com/" } }), "webhook.url"),

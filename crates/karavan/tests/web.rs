@@ -163,8 +163,12 @@ async fn editors_sign_in_switch_language_and_sign_out() {
         .unwrap();
     assert_eq!(found.status(), StatusCode::OK);
     assert!(found.text().await.unwrap().contains("class=\"hit\""));
+    // Any text is a query (an unclosed parenthesis is read as words); one over the size limit is not.
+    let unclosed = client.get(format!("{base}/search?q=%28unclosed")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(unclosed.status(), StatusCode::OK);
+    let too_long = vec!["word"; 65].join("+");
     let bad = client
-        .get(format!("{base}/search?q=%28unclosed"))
+        .get(format!("{base}/search?q={too_long}"))
         .header("cookie", &session)
         .header("accept-language", "en")
         .send()
