@@ -24,6 +24,7 @@ pub mod search;
 pub mod semantic;
 pub mod stream;
 pub mod subscriptions;
+pub mod throttle;
 pub mod translation;
 pub mod translation_http;
 pub mod web;

@@ -298,10 +298,22 @@ fn login_page(
     email: &str,
     failed: bool,
 ) -> Result<String, String> {
+    login_page_waiting(state, locale, csrf, next, email, failed, None)
+}
+
+fn login_page_waiting(
+    state: &AppState,
+    locale: &str,
+    csrf: &str,
+    next: &str,
+    email: &str,
+    failed: bool,
+    wait_seconds: Option<u64>,
+) -> Result<String, String> {
     state.pages().render(
         "login.html",
         locale,
-        context! { csrf => csrf, next => next, email => email, failed => failed },
+        context! { csrf => csrf, next => next, email => email, failed => failed, wait_seconds => wait_seconds },
     )
 }
 
@@ -328,7 +340,12 @@ fn dummy_hash() -> &'static str {
 }
 
 /// `POST /login` (form: email, password, csrf, next): starts a session and returns to `next`.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let Ok(body) = body else {
         return page(
             StatusCode::BAD_REQUEST,
@@ -350,6 +367,29 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Resu
             Err(error) => failure(error),
         };
     }
+    // Repeated failures wait before the password is even looked at (see `throttle`).
+    let address = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
+    let keys = crate::throttle::keys(&email, address);
+    let lookup_keys = keys.clone();
+    let since = Timestamp(now().micros() - crate::throttle::WINDOW.as_micros() as i64);
+    let counted = match state.blocking(move |store| store.login_failures(&lookup_keys, since)).await {
+        Ok(counted) => counted,
+        Err(error) => return failure(error.message),
+    };
+    if let Some(wait) = crate::throttle::wait(&counted, now()) {
+        let seconds = wait.as_secs() + 1;
+        tracing::warn!(email = %email, address = ?address, seconds, "sign-in refused: too many failures");
+        return match login_page_waiting(&state, locale, &expected, &next, &email, true, Some(seconds)) {
+            Ok(html) => {
+                let mut response = page(StatusCode::TOO_MANY_REQUESTS, html, vec![]);
+                if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
+                    response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+                }
+                response
+            }
+            Err(error) => failure(error),
+        };
+    }
     let lookup = email.clone();
     let user = state.blocking(move |store| store.user_by_email(&lookup)).await.ok().flatten();
     let stored = user.as_ref().filter(|u| u.disabled_at.is_none()).map(|u| u.password_hash.clone());
@@ -364,7 +404,14 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Resu
         .await
         .unwrap_or(false);
     let Some(user) = user.filter(|_| verified) else {
-        tracing::info!(email = %email, "a sign-in failed");
+        tracing::info!(email = %email, address = ?address, "a sign-in failed");
+        let (failed_keys, at) = (keys.clone(), now());
+        let forget_before = Timestamp(at.micros() - crate::throttle::WINDOW.as_micros() as i64);
+        if let Err(error) =
+            state.blocking(move |store| store.record_login_failure(failed_keys, at, forget_before)).await
+        {
+            return failure(error.message);
+        }
         return match login_page(&state, locale, &expected, &next, &email, true) {
             Ok(html) => page(StatusCode::UNAUTHORIZED, html, vec![]),
             Err(error) => failure(error),
@@ -380,6 +427,10 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Resu
         return failure(error.message);
     }
     tracing::info!(user = %user.id, member = %user.member, "signed in");
+    let forget = crate::throttle::keys_to_forget(&keys);
+    if let Err(error) = state.blocking(move |store| store.clear_login_failures(forget)).await {
+        tracing::warn!(error = %error.message, "could not forget the failed sign-ins");
+    }
     let cookies = vec![
         set_cookie(&state, SESSION_COOKIE, &token, SESSION_HOURS * 3600, true),
         set_cookie(&state, CSRF_COOKIE, "", 0, true),

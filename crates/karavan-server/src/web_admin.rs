@@ -195,7 +195,7 @@ pub async fn add_user(
             return Err(ApiError::invalid("name: a name of 1 to 200 characters"));
         }
         let role = Role::parse(&role).map_err(ApiError::from)?;
-        password::check(&secret).map_err(ApiError::invalid)?;
+        password::check_for(&secret, &[&email, &name]).map_err(ApiError::invalid)?;
         Ok(role)
     })();
     let outcome = match checked {

@@ -60,6 +60,14 @@ impl StoreError {
     }
 }
 
+/// Failed sign-ins counted under one key (an account, an address, or both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub key: String,
+    pub failures: u32,
+    pub last_at: Timestamp,
+}
+
 /// How the store is doing, for `/healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreHealth {
@@ -747,6 +755,14 @@ pub trait Store: Send + Sync + 'static {
     /// The live session of a cookie: not expired, its user not disabled.
     fn session(&self, token_hash: [u8; 32], now: Timestamp) -> Result<Option<Session>>;
     fn end_session(&self, token_hash: [u8; 32]) -> Result<()>;
+    /// The failed sign-ins counted under each of `keys` whose last failure is at or after `since`
+    /// (keys without any are absent).
+    fn login_failures(&self, keys: &[String], since: Timestamp) -> Result<Vec<LoginFailures>>;
+    /// Counts one failed sign-in under each of `keys` at `at`; counts whose last failure is before
+    /// `forget_before` start again (and are pruned).
+    fn record_login_failure(&self, keys: Vec<String>, at: Timestamp, forget_before: Timestamp) -> Result<()>;
+    /// Forgets the failures under `keys` (after a successful sign-in).
+    fn clear_login_failures(&self, keys: Vec<String>) -> Result<()>;
 
     /// Registers a feed provider, due at once; a URL the member already polls is a `Conflict`.
     fn add_feed(&self, member: &MemberId, spec: FeedSpec) -> Result<FeedProvider>;

@@ -91,6 +91,36 @@ fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     concurrent_publishers_lose_nothing(make);
     list_matches_the_visibility_rule(make);
     translation_queue_glossaries_and_cache(make);
+    login_failures_are_counted_per_key(make);
+    health_is_ok_while_writes_work(make);
+}
+
+fn login_failures_are_counted_per_key(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let t0 = Timestamp(1_000_000_000_000);
+    let keys = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let long_ago = Timestamp(0);
+    store.record_login_failure(keys(&["pair:a|x", "acct:a"]), t0, long_ago).unwrap();
+    store.record_login_failure(keys(&["pair:a|x", "acct:a"]), Timestamp(t0.micros() + 5), long_ago).unwrap();
+    store.record_login_failure(keys(&["acct:b"]), t0, long_ago).unwrap();
+    let mut counted = store.login_failures(&keys(&["pair:a|x", "acct:a", "acct:c"]), long_ago).unwrap();
+    counted.sort_by(|a, b| a.key.cmp(&b.key));
+    let seen: Vec<(&str, u32, i64)> =
+        counted.iter().map(|c| (c.key.as_str(), c.failures, c.last_at.micros())).collect();
+    assert_eq!(seen, [("acct:a", 2, t0.micros() + 5), ("pair:a|x", 2, t0.micros() + 5)]);
+    // Too old to count; then forgotten (pruned) by the next failure's window.
+    assert!(store.login_failures(&keys(&["acct:b"]), Timestamp(t0.micros() + 1)).unwrap().is_empty());
+    store.record_login_failure(keys(&["acct:a"]), Timestamp(t0.micros() + 10), Timestamp(t0.micros() + 1)).unwrap();
+    assert!(store.login_failures(&keys(&["acct:b"]), long_ago).unwrap().is_empty(), "pruned");
+    store.clear_login_failures(keys(&["acct:a"])).unwrap();
+    let left = store.login_failures(&keys(&["pair:a|x", "acct:a"]), long_ago).unwrap();
+    assert_eq!(left.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["pair:a|x"]);
+}
+
+fn health_is_ok_while_writes_work(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    member(store.as_ref(), "Healthy");
+    assert_eq!(store.health(), karavan_store::StoreHealth::default());
 }
 
 #[test]

@@ -6,6 +6,7 @@ sign-out = Sign out
 email = Email
 password = Password
 sign-in-failed = Wrong email or password.
+sign-in-throttled = Too many failed sign-ins. Try again in { $seconds } s.
 signed-in-as = Signed in as { $name }
 nav-wire = Wire
 nav-search = Search

@@ -6,6 +6,7 @@ sign-out = Шығу
 email = Электрондық пошта
 password = Құпиясөз
 sign-in-failed = Электрондық пошта немесе құпиясөз қате.
+sign-in-throttled = Кіру әрекеттері тым көп сәтсіз болды. { $seconds } с кейін қайталаңыз.
 signed-in-as = { $name } ретінде кірдіңіз
 nav-wire = Лента
 nav-search = Іздеу

@@ -6,6 +6,7 @@ sign-out = Чыгуу
 email = Электрондук почта
 password = Сырсөз
 sign-in-failed = Электрондук почта же сырсөз туура эмес.
+sign-in-throttled = Кирүү аракеттери өтө көп ийгиликсиз болду. { $seconds } с кийин кайталаңыз.
 signed-in-as = { $name } катары кирдиңиз
 nav-wire = Тасма
 nav-search = Издөө

@@ -6,6 +6,7 @@ sign-out = Выйти
 email = Электронная почта
 password = Пароль
 sign-in-failed = Неверный адрес почты или пароль.
+sign-in-throttled = Слишком много неудачных попыток входа. Повторите через { $seconds } с.
 signed-in-as = Вы вошли как { $name }
 nav-wire = Лента
 nav-search = Поиск

@@ -6,6 +6,7 @@ sign-out = Баромад
 email = Почтаи электронӣ
 password = Рамз
 sign-in-failed = Почтаи электронӣ ё рамз нодуруст аст.
+sign-in-throttled = Кӯшишҳои ноком барои ворид шудан хеле зиёданд. Пас аз { $seconds } с такрор кунед.
 signed-in-as = Шумо ҳамчун { $name } ворид шудед
 nav-wire = Навор
 nav-search = Ҷустуҷӯ

@@ -6,6 +6,7 @@ sign-out = Çykyş
 email = E-poçta
 password = Açar sözi
 sign-in-failed = E-poçta ýa-da açar sözi nädogry.
+sign-in-throttled = Girmek synanyşyklary gaty köp şowsuz boldy. { $seconds } s soň gaýtalaň.
 signed-in-as = { $name } hökmünde girdiňiz
 nav-wire = Lenta
 nav-search = Gözleg

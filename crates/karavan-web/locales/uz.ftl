@@ -6,6 +6,7 @@ sign-out = Chiqish
 email = Elektron pochta
 password = Parol
 sign-in-failed = Elektron pochta yoki parol notoʻgʻri.
+sign-in-throttled = Kirishga urinishlar juda koʻp muvaffaqiyatsiz boʻldi. { $seconds } s dan keyin qayta urinib koʻring.
 signed-in-as = Siz { $name } sifatida kirdingiz
 nav-wire = Lenta
 nav-search = Qidiruv

@@ -6,6 +6,7 @@ sign-out = 退出登录
 email = 电子邮件
 password = 密码
 sign-in-failed = 电子邮件或密码错误。
+sign-in-throttled = 登录失败次数过多。请在 { $seconds } 秒后重试。
 signed-in-as = 当前用户：{ $name }
 nav-wire = 电讯
 nav-search = 搜索

@@ -691,7 +691,9 @@ fn user_command(data_dir: &std::path::Path, command: UserCommand) -> anyhow::Res
                 bail!("--name: a name of 1 to 200 characters");
             }
             let role = Role::parse(&role)?;
-            let password_hash = karavan_server::password::hash(&password_from_stdin()?).map_err(anyhow::Error::msg)?;
+            let password = password_from_stdin()?;
+            karavan_server::password::check_for(&password, &[&email, &name]).map_err(anyhow::Error::msg)?;
+            let password_hash = karavan_server::password::hash(&password).map_err(anyhow::Error::msg)?;
             let user = store.add_user(NewUser { member, email, display_name: name, role, password_hash, operator })?;
             tracing::info!(user = %user.id, member = %user.member, role = %user.role, "added a user");
             println!("{}", user.id);

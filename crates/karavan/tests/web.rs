@@ -265,3 +265,79 @@ async fn editors_sign_in_switch_language_and_sign_out() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Found from outside: 400 wrong passwords at 35/s, then the right one worked. Now repeated failures
+/// wait, before the password is looked at; a real user signing in from another address is not
+/// locked out; and the right password, once the wait is over, works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_sign_ins_are_slowed_without_locking_the_owner_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let member = cli(dir.path(), &["member", "add", "--name", "Kabar", "--country", "KG", "--languages", "ky,ru"]);
+    add_user(dir.path(), &member, "editor@kabar.kg");
+    let server = Server::start(dir.path(), &[]);
+    // The attacker and the owner come from two loopback addresses.
+    let from = |address: [u8; 4]| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::from(address))
+            .build()
+            .unwrap()
+    };
+    let attacker = from([127, 0, 0, 1]);
+    let owner = from([127, 0, 0, 2]);
+    let base = server.base.clone();
+    let attempt = |client: reqwest::Client, password: &'static str| {
+        let base = base.clone();
+        async move {
+            let form = client.get(format!("{base}/login")).send().await.unwrap();
+            let (csrf, _) = set_cookie(form.headers(), "karavan_csrf").unwrap();
+            let response = client
+                .post(format!("{base}/login"))
+                .header("cookie", format!("karavan_csrf={csrf}"))
+                .header("accept-language", "en")
+                .form(&[("csrf", csrf.as_str()), ("email", "editor@kabar.kg"), ("password", password), ("next", "/")])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            (status, retry_after, response.text().await.unwrap())
+        }
+    };
+    // Five wrong guesses are answered as wrong; then the attacker has to wait, even with the right one.
+    for _ in 0..5 {
+        let (status, _, _) = attempt(attacker.clone(), "not the password at all").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let mut throttled = 0;
+    for _ in 0..30 {
+        let (status, retry_after, html) = attempt(attacker.clone(), "still not the password").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(retry_after.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+            assert!(html.contains("Too many failed sign-ins"), "{html}");
+            throttled += 1;
+        }
+    }
+    assert!(throttled >= 25, "only {throttled} of 30 rapid guesses were held back");
+    let (status, _, _) = attempt(attacker.clone(), PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the right password gets no answer during the wait");
+
+    // The owner, from their own address, signs in at once.
+    let (status, _, html) = attempt(owner.clone(), PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+}
+
+#[test]
+fn guessable_passwords_are_refused_when_users_are_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let member = cli(dir.path(), &["member", "add", "--name", "Kabar", "--country", "KG", "--languages", "ky"]);
+    for weak in ["password123", "qwertyuiop12", "iloveyou12345"] {
+        let (ok, _, stderr) = support::run_with_input(
+            dir.path(),
+            &["user", "add", "--member", &member, "--email", "x@kabar.kg", "--name", "X", "--role", "editor"],
+            &format!("{weak}\n"),
+        );
+        assert!(!ok, "{weak} was accepted");
+        assert!(stderr.contains("too easy to guess"), "{weak}: {stderr}");
+    }
+}

@@ -996,6 +996,18 @@ impl Store for SqliteStore {
         self.end_session_in(token_hash)
     }
 
+    fn login_failures(&self, keys: &[String], since: Timestamp) -> Result<Vec<crate::LoginFailures>> {
+        self.login_failures_in(keys, since)
+    }
+
+    fn record_login_failure(&self, keys: Vec<String>, at: Timestamp, forget_before: Timestamp) -> Result<()> {
+        self.record_login_failure_in(keys, at, forget_before)
+    }
+
+    fn clear_login_failures(&self, keys: Vec<String>) -> Result<()> {
+        self.clear_login_failures_in(keys)
+    }
+
     fn add_feed(&self, member: &MemberId, spec: crate::FeedSpec) -> Result<crate::FeedProvider> {
         self.add_feed_in(member, spec)
     }

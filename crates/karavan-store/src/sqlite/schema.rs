@@ -261,6 +261,16 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 8: failed sign-ins, counted per key (an account, an address, an account from an address), so
+    // that repeated failures are slowed down on every node and across restarts.
+    r#"
+    CREATE TABLE login_failures (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX login_failures_last ON login_failures(last_at);
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.

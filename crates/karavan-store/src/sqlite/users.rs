@@ -7,7 +7,7 @@ use karavan_domain::{MemberId, Role, Timestamp, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, corrupt, new_ulid, now_micros};
-use crate::{NewUser, Result, Session, StoreError, User};
+use crate::{LoginFailures, NewUser, Result, Session, StoreError, User};
 
 const USER_COLUMNS: &str = "u.id, u.member_id, u.email, u.display_name, u.role, u.password_hash, u.locale, u.created_at, u.disabled_at, u.operator";
 
@@ -191,6 +191,56 @@ impl SqliteStore {
     pub(super) fn end_session_in(&self, token_hash: [u8; 32]) -> Result<()> {
         self.writer.run(move |connection, _| {
             connection.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash.to_vec()])?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn login_failures_in(&self, keys: &[String], since: Timestamp) -> Result<Vec<LoginFailures>> {
+        let keys = serde_json::to_string(keys).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT key, failures, last_at FROM login_failures
+                 WHERE key IN (SELECT value FROM json_each(?1)) AND last_at >= ?2",
+            )?;
+            let rows = statement
+                .query_map(params![keys, since.micros()], |row| {
+                    Ok(LoginFailures {
+                        key: row.get(0)?,
+                        failures: row.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
+                        last_at: Timestamp(row.get(2)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub(super) fn record_login_failure_in(
+        &self,
+        keys: Vec<String>,
+        at: Timestamp,
+        forget_before: Timestamp,
+    ) -> Result<()> {
+        self.writer.run(move |connection, _| {
+            // Failures older than the window start the count again; old rows are pruned as we go.
+            connection.execute("DELETE FROM login_failures WHERE last_at < ?1", [forget_before.micros()])?;
+            let mut upsert = connection.prepare_cached(
+                "INSERT INTO login_failures (key, failures, last_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET failures = failures + 1, last_at = MAX(last_at, excluded.last_at)",
+            )?;
+            for key in &keys {
+                upsert.execute(params![key, at.micros()])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn clear_login_failures_in(&self, keys: Vec<String>) -> Result<()> {
+        self.writer.run(move |connection, _| {
+            let mut delete = connection.prepare_cached("DELETE FROM login_failures WHERE key = ?1")?;
+            for key in &keys {
+                delete.execute([key])?;
+            }
             Ok(())
         })
     }
