@@ -257,6 +257,7 @@ mod tests {
                     ("declared", "ru"),
                     ("detected", "kk"),
                     ("confidence", "0.97"),
+                    ("seconds", "30"),
                 ];
                 let text = localizer.message(code, id, &arguments);
                 assert!(!text.is_empty() && text != *id, "locale {code}: {id} does not format");
