@@ -67,6 +67,29 @@ pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResu
     Ok(Json(json!({ "keys": keys.iter().map(wire::key).collect::<Vec<_>>() })).into_response())
 }
 
+/// `GET /v1/set-aside`: the caller's items that background work could not use (indexing, embedding,
+/// a delivery's rendering, or reading the stored row), with the error: set aside, never retried by
+/// themselves (`karavan set-aside retry` on the server retries them). Admins only.
+pub async fn list_set_aside(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Role::Admin, "listing set-aside items")?;
+    let member = caller.0.member.clone();
+    let records = state.blocking(move |store| store.set_aside_list(Some(&member))).await?;
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "work": r.work,
+                "seq": r.seq,
+                "item": r.item_id,
+                "error": r.error,
+                "state": if r.retry { "retry" } else { "held" },
+                "at": r.at.to_rfc3339(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "setAside": records })).into_response())
+}
+
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,

@@ -464,6 +464,9 @@ async fn run_pusher(
 /// The subscription format that delivers NewsML-G2.
 pub const NEWSML: &str = "newsml";
 
+/// The work name under which items whose deliveries could not be rendered are set aside.
+pub const DELIVERY_WORK: &str = "delivery";
+
 /// The parts of a delivery body shared by every delivery of one version: its meta and item as JSON, and
 /// its NewsML-G2 form when some subscription wants that.
 pub struct BodyParts {
@@ -581,7 +584,46 @@ async fn push_group(
         }
         return;
     };
-    let parts = Arc::new(BodyParts::of(&version, provider.as_deref()));
+    // Rendering (NewsML-G2 above all) is CPU work off the async threads; an item it fails on is set
+    // aside and its deliveries given up, never retried for ever.
+    let render_store = Arc::clone(&store);
+    let rendered = tokio::task::spawn_blocking(move || {
+        let built =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| BodyParts::of(&version, provider.as_deref())));
+        built.map_err(|panic| {
+            let message = format!("rendering the delivery panicked: {}", crate::panic_message(panic.as_ref()));
+            tracing::error!(seq = version.seq, item = %version.item_id, %message, "delivery set aside");
+            let recorded = render_store.set_aside(
+                DELIVERY_WORK,
+                version.seq,
+                version.item_id.as_str(),
+                Some(&version.owner),
+                &message,
+            );
+            if let Err(error) = recorded {
+                tracing::error!(%error, "could not record a set-aside delivery");
+            }
+            message
+        })
+    })
+    .await;
+    let parts = match rendered {
+        Ok(Ok(parts)) => Arc::new(parts),
+        Ok(Err(message)) => {
+            for delivery in &group {
+                finish(delivery, None, Duration::ZERO, Some(message.clone()), AttemptOutcome::Dead);
+            }
+            return;
+        }
+        Err(error) => {
+            tracing::error!(%error, "rendering task failed");
+            for delivery in &group {
+                let retry = AttemptOutcome::RetryAt(retry_at(config, delivery.attempts + 1, now()));
+                finish(delivery, None, Duration::ZERO, Some("internal error".to_string()), retry);
+            }
+            return;
+        }
+    };
     for delivery in group {
         let (distribution, parts, records) = (Arc::clone(&distribution), Arc::clone(&parts), records.clone());
         tokio::spawn(async move {

@@ -189,6 +189,15 @@ impl AppState {
     }
 }
 
+/// The message of a caught panic, for the record of what was set aside.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
 /// The wall clock, read at the edge and passed into the store's visibility rule.
 pub fn now() -> Timestamp {
     let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -217,6 +226,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/members", Access::Key(Role::Reader)),
     (Method::GET, "/v1/members/{id}", Access::Key(Role::Reader)),
     (Method::GET, "/v1/keys", Access::Key(Role::Admin)),
+    (Method::GET, "/v1/set-aside", Access::Key(Role::Admin)),
     (Method::POST, "/v1/keys", Access::Key(Role::Admin)),
     (Method::DELETE, "/v1/keys/{id}", Access::Key(Role::Admin)),
     (Method::GET, "/v1/agreements", Access::Key(Role::Reader)),
@@ -352,6 +362,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/members/{id}", get(admin::get_member))
         .route("/v1/keys", get(admin::list_keys).post(admin::create_key))
         .route("/v1/keys/{id}", delete(admin::revoke_key))
+        .route("/v1/set-aside", get(admin::list_set_aside))
         .route("/v1/agreements", get(admin::list_agreements).post(admin::create_agreement))
         .route("/v1/agreements/{id}", delete(admin::revoke_agreement))
         .route("/v1/items", get(items::list_items).post(items::publish))

@@ -108,27 +108,76 @@ pub fn index_version(
 pub fn catch_up(store: &dyn Store, search: &SearchIndex, models: &LanguageModels) -> Result<usize, StoreError> {
     let countries: std::collections::HashMap<String, String> =
         store.members()?.into_iter().map(|m| (m.id.to_string(), m.country.as_str().to_string())).collect();
-    let mut after = search.indexed_seq().map_err(search_failure)?;
     let mut count = 0;
+    // What an operator asked to be tried again, first: rows that could not be read, and versions
+    // the index could not take.
+    for work in [karavan_store::READ_WORK, SEARCH_INDEX_WORK] {
+        for version in store.set_aside_to_retry(work)? {
+            if index_or_set_aside(store, search, models, &countries, &version, Vec::new())? {
+                store.clear_set_aside(work, version.seq)?;
+                count += 1;
+            }
+        }
+    }
+    if count > 0 {
+        search.commit().map_err(search_failure)?;
+    }
+    let held: std::collections::HashSet<i64> = store
+        .set_aside_list(None)?
+        .into_iter()
+        .filter(|s| s.work == SEARCH_INDEX_WORK && !s.retry)
+        .map(|s| s.seq)
+        .collect();
+    let mut after = search.indexed_seq().map_err(search_failure)?;
     loop {
-        let batch = store.current_versions_after(after, 1000)?;
-        let Some(last) = batch.last() else { break };
-        after = last.seq;
-        let seqs: Vec<i64> = batch.iter().map(|v| v.seq).collect();
+        let page = store.current_versions_after(after, 1000)?;
+        let Some(scanned_to) = page.scanned_to else { break };
+        after = scanned_to;
+        let seqs: Vec<i64> = page.versions.iter().map(|v| v.seq).collect();
         let mut translations: std::collections::HashMap<i64, Vec<karavan_store::StoredTranslation>> =
             std::collections::HashMap::new();
         for translation in store.translations(&seqs)? {
             translations.entry(translation.seq).or_default().push(translation);
         }
-        for version in &batch {
-            let country = countries.get(version.owner.as_str()).cloned();
+        for version in page.versions.iter().filter(|v| !held.contains(&v.seq)) {
             let texts = translations.get(&version.seq).map(|t| crate::translation::index_texts(t)).unwrap_or_default();
-            search.upsert(&index_doc(version, country, models, texts)).map_err(search_failure)?;
+            if index_or_set_aside(store, search, models, &countries, version, texts)? {
+                count += 1;
+            }
         }
-        count += batch.len();
         search.commit().map_err(search_failure)?;
     }
     Ok(count)
+}
+
+/// The work name under which versions the search index could not take are set aside.
+pub const SEARCH_INDEX_WORK: &str = "search-index";
+
+/// Indexes one version; if building its index document panics, the version is set aside (with the
+/// panic's message) instead, and the catch-up goes on. Errors of the index itself are the caller's.
+fn index_or_set_aside(
+    store: &dyn Store,
+    search: &SearchIndex,
+    models: &LanguageModels,
+    countries: &std::collections::HashMap<String, String>,
+    version: &StoredVersion,
+    texts: Vec<(String, String)>,
+) -> Result<bool, StoreError> {
+    let country = countries.get(version.owner.as_str()).cloned();
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| index_doc(version, country, models, texts)));
+    match built {
+        Ok(document) => {
+            search.upsert(&document).map_err(search_failure)?;
+            Ok(true)
+        }
+        Err(panic) => {
+            let message = crate::panic_message(panic.as_ref());
+            tracing::error!(seq = version.seq, item = %version.item_id, %message, "indexing failed; set aside");
+            let error = format!("building the index document panicked: {message}");
+            store.set_aside(SEARCH_INDEX_WORK, version.seq, version.item_id.as_str(), Some(&version.owner), &error)?;
+            Ok(false)
+        }
+    }
 }
 
 /// Commits the index every `interval` while there are changes, so a publish is searchable within it.

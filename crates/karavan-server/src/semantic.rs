@@ -150,22 +150,33 @@ fn embedding_text(version: &StoredVersion) -> Option<String> {
 fn catch_up_once(store: &dyn Store, models: &LanguageModels, vectors: &Vectors) -> Result<usize, String> {
     let embedder = models.embedder()?;
     let after = vectors.index.read().expect("vector index lock").as_ref().map(VectorIndex::seq).unwrap_or(0);
-    let batch = store.current_versions_after(after, EMBED_BATCH).map_err(|e| e.to_string())?;
-    let Some(last) = batch.last().map(|v| v.seq) else { return Ok(0) };
+    let page = store.current_versions_after(after, EMBED_BATCH).map_err(|e| e.to_string())?;
+    let Some(last) = page.scanned_to else { return Ok(0) };
+    let batch = page.versions;
     let mut texts = Vec::new();
     let mut keys = Vec::new();
     let mut removed = Vec::new();
+    let mut versions = Vec::new();
     for version in &batch {
         match (version.pub_status, embedding_text(version)) {
             (PubStatus::Canceled, _) | (_, None) => removed.push(version.item_id.to_string()),
             (_, Some(text)) => {
                 texts.push(text);
                 keys.push(version.item_id.to_string());
+                versions.push(version);
             }
         }
     }
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let embeddings = embedder.embed(&refs, Role::Passage).map_err(|e| e.to_string())?;
+    let (embeddings, failed) = embed_or_set_aside(&embedder, &texts);
+    // Items the model could not embed are set aside, not retried for ever (which would stop the
+    // index from ever getting past them).
+    for index in failed.iter().rev() {
+        let (version, error) = (versions[*index], &failed_reason(&embedder, &texts[*index]));
+        store
+            .set_aside(EMBEDDING_WORK, version.seq, version.item_id.as_str(), Some(&version.owner), error)
+            .map_err(|e| e.to_string())?;
+        keys.remove(*index);
+    }
     let mut guard = vectors.index.write().expect("vector index lock");
     let index = guard.as_mut().ok_or("vector index not open")?;
     for (key, vector) in keys.iter().zip(&embeddings) {
@@ -187,7 +198,43 @@ fn catch_up_once(store: &dyn Store, models: &LanguageModels, vectors: &Vectors) 
             *vectors.index.write().expect("vector index lock") = Some(copy);
         }
     }
-    Ok(batch.len())
+    // Rows were scanned (some perhaps set aside): not caught up yet.
+    Ok(batch.len().max(1))
+}
+
+/// The work name under which versions the embedder could not take are set aside.
+pub const EMBEDDING_WORK: &str = "embedding";
+
+/// Embeds a batch; if the batch fails (an error or a panic), each text alone, so that one item that
+/// breaks the model does not hold back the rest. Returns the embeddings of the texts that worked, in
+/// order, and the indexes of those that did not.
+fn embed_or_set_aside(embedder: &karavan_lang::Embedder, texts: &[String]) -> (Vec<Vec<f32>>, Vec<usize>) {
+    let attempt = |texts: &[&str]| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| embedder.embed(texts, Role::Passage)))
+            .ok()
+            .and_then(Result::ok)
+    };
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    if let Some(all) = attempt(&refs) {
+        return (all, Vec::new());
+    }
+    let (mut embeddings, mut failed) = (Vec::new(), Vec::new());
+    for (index, text) in refs.iter().enumerate() {
+        match attempt(&[text]) {
+            Some(mut one) if !one.is_empty() => embeddings.push(one.remove(0)),
+            _ => failed.push(index),
+        }
+    }
+    (embeddings, failed)
+}
+
+/// Why one text cannot be embedded, for the set-aside record.
+fn failed_reason(embedder: &karavan_lang::Embedder, text: &str) -> String {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| embedder.embed(&[text], Role::Passage))) {
+        Ok(Err(error)) => format!("embedding failed: {error}"),
+        Ok(Ok(_)) => "embedding failed in its batch".to_string(),
+        Err(panic) => format!("embedding panicked: {}", crate::panic_message(panic.as_ref())),
+    }
 }
 
 /// Keeps the vector index in step with the store while the server runs; waits for the embedding

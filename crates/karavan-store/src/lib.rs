@@ -15,7 +15,7 @@ use karavan_domain::{
 };
 use serde_json::{Map, Value};
 
-pub use sqlite::{SqliteConfig, SqliteStore};
+pub use sqlite::{READ_WORK, SqliteConfig, SqliteStore};
 
 /// Errors of the store. `Conflict` and `NotFound` are the caller's fault; the others are ours.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,32 @@ pub struct LoginFailures {
     pub key: String,
     pub failures: u32,
     pub last_at: Timestamp,
+}
+
+/// A stored version that background work could not use (it failed, or panicked, on it): recorded
+/// with the error and skipped, so that one item never stops the server, its start-up or the work on
+/// every other item. It is tried again only when an operator says so. Stored type (migration 9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Which work: `read` (the stored row could not be read), `search-index`, `embedding`, `delivery`.
+    pub work: String,
+    pub seq: i64,
+    pub item_id: String,
+    /// The item's owner, where it could be read.
+    pub owner: Option<MemberId>,
+    pub error: String,
+    /// Marked by an operator to be tried again (at the work's next pass or start-up).
+    pub retry: bool,
+    pub at: Timestamp,
+}
+
+/// The current versions after a sequence number, and how far the scan went (rows that could not be
+/// read were set aside and skipped, but the scan went past them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VersionsAfter {
+    pub versions: Vec<StoredVersion>,
+    /// The highest sequence number scanned; `None` when there was nothing after.
+    pub scanned_to: Option<i64>,
 }
 
 /// How the store is doing, for `/healthz`.
@@ -784,8 +810,21 @@ pub trait Store: Send + Sync + 'static {
     fn record_feed_poll(&self, id: &FeedId, at: Timestamp, record: PollRecord) -> Result<()>;
 
     /// For derived data (the search index), not for readers: the current versions of the items whose
-    /// current version has a sequence number above `after`, in sequence order, at most `limit`.
-    fn current_versions_after(&self, after: i64, limit: u32) -> Result<Vec<StoredVersion>>;
+    /// current version has a sequence number above `after`, in sequence order, at most `limit` rows
+    /// scanned. A row that cannot be read is set aside (work `read`) and skipped, never an error for
+    /// the whole scan.
+    fn current_versions_after(&self, after: i64, limit: u32) -> Result<VersionsAfter>;
+    /// The current versions of these items' current sequence numbers that were marked for retry by
+    /// an operator for `work` (each then read again, or set aside again).
+    fn set_aside_to_retry(&self, work: &str) -> Result<Vec<StoredVersion>>;
+    /// Sets a version aside for `work` with the error (again, if it was marked for retry).
+    fn set_aside(&self, work: &str, seq: i64, item_id: &str, owner: Option<&MemberId>, error: &str) -> Result<()>;
+    /// Forgets a set-aside record (the work succeeded on a retry).
+    fn clear_set_aside(&self, work: &str, seq: i64) -> Result<()>;
+    /// What is set aside: every member's (`None`, for the operator) or one owner's.
+    fn set_aside_list(&self, owner: Option<&MemberId>) -> Result<Vec<SetAside>>;
+    /// Marks set-aside records for retry (`seq` None: every record of the work); how many.
+    fn retry_set_aside(&self, work: &str, seq: Option<i64>) -> Result<usize>;
 
     // Machine translation.
     /// The languages a member wants to read (items in other languages are translated into them).

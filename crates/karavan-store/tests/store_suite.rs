@@ -93,6 +93,28 @@ fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     translation_queue_glossaries_and_cache(make);
     login_failures_are_counted_per_key(make);
     health_is_ok_while_writes_work(make);
+    set_aside_items_are_held_until_retried(make);
+}
+
+fn set_aside_items_are_held_until_retried(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    let owner = member(store.as_ref(), "Owner");
+    let other = member(store.as_ref(), "Other");
+    let stored = store.publish(version(&owner, "urn:sa:1", None, "One")).unwrap().stored().clone();
+    store.set_aside("search-index", stored.seq, stored.item_id.as_str(), Some(&owner), "it broke").unwrap();
+    store.set_aside("search-index", stored.seq, stored.item_id.as_str(), Some(&owner), "it broke again").unwrap();
+    let listed = store.set_aside_list(Some(&owner)).unwrap();
+    assert_eq!(listed.len(), 1, "one record per work and version");
+    assert_eq!((listed[0].error.as_str(), listed[0].retry), ("it broke again", false));
+    assert!(store.set_aside_list(Some(&other)).unwrap().is_empty(), "per owner");
+    assert_eq!(store.set_aside_list(None).unwrap().len(), 1);
+    assert!(store.set_aside_to_retry("search-index").unwrap().is_empty(), "held until an operator says");
+    assert_eq!(store.retry_set_aside("search-index", None).unwrap(), 1);
+    assert_eq!(store.retry_set_aside("embedding", None).unwrap(), 0);
+    let retried = store.set_aside_to_retry("search-index").unwrap();
+    assert_eq!(retried.iter().map(|v| v.seq).collect::<Vec<_>>(), [stored.seq]);
+    store.clear_set_aside("search-index", stored.seq).unwrap();
+    assert!(store.set_aside_list(None).unwrap().is_empty());
 }
 
 fn login_failures_are_counted_per_key(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
@@ -187,10 +209,10 @@ fn corrections_idempotency_and_conflicts(make: fn() -> (tempfile::TempDir, Arc<d
     assert!(matches!(store.publish(version(&agency, "urn:a:1", None, "third")).unwrap(), PublishOutcome::Unchanged(_)));
 
     // Derived data catches up through the current versions after a sequence number.
-    let current = store.current_versions_after(0, 100).unwrap();
+    let current = store.current_versions_after(0, 100).unwrap().versions;
     assert_eq!(current.len(), 1, "one item, its current version only");
     assert_eq!(headline(&current[0].document), "third");
-    assert!(store.current_versions_after(current[0].seq, 100).unwrap().is_empty());
+    assert!(store.current_versions_after(current[0].seq, 100).unwrap().versions.is_empty());
     let history = store.versions(&agency, &first.item_id, now()).unwrap().unwrap();
     let headlines: Vec<&str> = history.iter().map(|v| headline(&v.document)).collect();
     assert_eq!(headlines, ["first", "corrected", "third"], "every version stays readable");

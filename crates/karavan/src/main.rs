@@ -69,6 +69,27 @@ enum Command {
     /// Translates standard input with the installed translation model (NLLB-200 or M2M100; see
     /// `karavan models import`) and writes the translation to standard output, line breaks kept.
     Translate(TranslateArgs),
+    /// Stored items that background work could not use (a row that cannot be read, an item the
+    /// index, the embedder or a delivery failed on): set aside with the error, never retried by
+    /// themselves.
+    #[command(subcommand)]
+    SetAside(SetAsideCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SetAsideCommand {
+    /// Lists what is set aside: work, sequence number, item, owner, state, when, error.
+    List,
+    /// Marks set-aside items to be tried again: the search index and unreadable rows at the next
+    /// start of the server (or `karavan reindex`); the embedder on its next pass.
+    Retry {
+        /// The work: read, search-index, embedding or delivery.
+        #[arg(long)]
+        work: String,
+        /// One item's sequence number; without it, everything set aside for the work.
+        #[arg(long)]
+        seq: Option<i64>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -327,7 +348,36 @@ fn main() -> anyhow::Result<()> {
         Command::Import(args) => import(&cli.data_dir, models_dir, args),
         Command::Models(command) => models_command(&models_dir, command),
         Command::Translate(args) => translate(&models_dir, args),
+        Command::SetAside(command) => set_aside_command(&cli.data_dir, command),
     }
+}
+
+fn set_aside_command(data_dir: &std::path::Path, command: SetAsideCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    match command {
+        SetAsideCommand::List => {
+            for record in store.set_aside_list(None)? {
+                let owner = record.owner.as_ref().map_or_else(|| "-".to_string(), ToString::to_string);
+                let state = if record.retry { "retry" } else { "held" };
+                println!(
+                    "{}\t{}\t{}\t{owner}\t{state}\t{}\t{}",
+                    record.work,
+                    record.seq,
+                    record.item_id,
+                    record.at.to_rfc3339(),
+                    record.error.replace(['\t', '\n'], " ")
+                );
+            }
+        }
+        SetAsideCommand::Retry { work, seq } => {
+            let marked = store.retry_set_aside(&work, seq)?;
+            if marked == 0 {
+                bail!("nothing is set aside for {work}{}", seq.map(|s| format!(" at {s}")).unwrap_or_default());
+            }
+            println!("marked {marked} to be tried again");
+        }
+    }
+    Ok(())
 }
 
 fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {

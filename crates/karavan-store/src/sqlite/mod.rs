@@ -9,6 +9,9 @@
 mod distribution;
 mod feeds;
 mod schema;
+mod set_aside;
+
+pub use set_aside::READ as READ_WORK;
 mod translation;
 mod users;
 mod writer;
@@ -192,21 +195,28 @@ const VERSION_COLUMNS: &str = "v.seq, v.item_id, i.owner, i.uri, v.version, v.nu
      v.original, v.source_format, v.pub_status, v.committed_at, v.available_at";
 
 fn version_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawVersion> {
-    Ok(RawVersion {
-        seq: row.get(0)?,
-        item_id: row.get(1)?,
-        owner: row.get(2)?,
-        uri: row.get(3)?,
-        version: row.get(4)?,
-        number: row.get(5)?,
-        document: row.get(6)?,
-        extensions: row.get(7)?,
-        original: row.get(8)?,
-        source_format: row.get(9)?,
-        pub_status: row.get(10)?,
-        committed_at: row.get(11)?,
-        available_at: row.get(12)?,
-    })
+    RawVersion::from_row_at(row, 0)
+}
+
+impl RawVersion {
+    /// The [`VERSION_COLUMNS`] of a row, starting at column `at`.
+    fn from_row_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<RawVersion> {
+        Ok(RawVersion {
+            seq: row.get(at)?,
+            item_id: row.get(at + 1)?,
+            owner: row.get(at + 2)?,
+            uri: row.get(at + 3)?,
+            version: row.get(at + 4)?,
+            number: row.get(at + 5)?,
+            document: row.get(at + 6)?,
+            extensions: row.get(at + 7)?,
+            original: row.get(at + 8)?,
+            source_format: row.get(at + 9)?,
+            pub_status: row.get(at + 10)?,
+            committed_at: row.get(at + 11)?,
+            available_at: row.get(at + 12)?,
+        })
+    }
 }
 
 struct RawVersion {
@@ -1064,15 +1074,28 @@ impl Store for SqliteStore {
         self.record_feed_poll_in(id, at, record)
     }
 
-    fn current_versions_after(&self, after: i64, limit: u32) -> Result<Vec<StoredVersion>> {
-        self.read(|connection| {
-            let mut statement = connection.prepare_cached(&format!(
-                "SELECT {VERSION_COLUMNS} FROM items i JOIN versions v ON v.seq = i.current_seq
-                 WHERE i.current_seq > ?1 ORDER BY i.current_seq LIMIT ?2"
-            ))?;
-            let rows = statement.query_map(params![after, limit], version_from_row)?;
-            rows.map(|row| row?.build()).collect()
-        })
+    fn current_versions_after(&self, after: i64, limit: u32) -> Result<crate::VersionsAfter> {
+        self.current_versions_after_in(after, limit)
+    }
+
+    fn set_aside_to_retry(&self, work: &str) -> Result<Vec<StoredVersion>> {
+        self.set_aside_to_retry_in(work)
+    }
+
+    fn set_aside(&self, work: &str, seq: i64, item_id: &str, owner: Option<&MemberId>, error: &str) -> Result<()> {
+        self.set_aside_in(work, seq, item_id, owner, error)
+    }
+
+    fn clear_set_aside(&self, work: &str, seq: i64) -> Result<()> {
+        self.clear_set_aside_in(work, seq)
+    }
+
+    fn set_aside_list(&self, owner: Option<&MemberId>) -> Result<Vec<crate::SetAside>> {
+        self.set_aside_list_in(owner)
+    }
+
+    fn retry_set_aside(&self, work: &str, seq: Option<i64>) -> Result<usize> {
+        self.retry_set_aside_in(work, seq)
     }
 
     fn read_languages(&self, member: &MemberId) -> Result<Vec<String>> {

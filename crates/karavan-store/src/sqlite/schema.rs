@@ -271,6 +271,20 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX login_failures_last ON login_failures(last_at);
     "#,
+    // 9: stored versions that background work could not use, set aside with the error until an
+    // operator retries them (state 'held' or 'retry').
+    r#"
+    CREATE TABLE set_aside (
+        work TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        item_id TEXT NOT NULL,
+        owner TEXT,
+        error TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('held', 'retry')),
+        at INTEGER NOT NULL,
+        PRIMARY KEY (work, seq)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
