@@ -97,15 +97,21 @@ fn concept(out: &mut String, indent: usize, name: &str, concept: &Map<String, Va
     out.push_str(&format!("{pad}</{name}>\n"));
 }
 
+/// The elements the export puts around an inline body (newsItem, contentSet, inlineXML, html, body).
+const EXPORT_WRAPPING: usize = 5;
+
 /// HTML as well-formed XHTML for inlineXML: sanitised, void elements closed, HTML-only entities
 /// written as numeric references. Anything that still does not parse as XML is sent as paragraphs of text.
 pub fn xhtml(html: &str) -> String {
     let cleaned = clean(html);
     let converted = to_xml(&cleaned);
     let wrapped = format!("<body xmlns=\"http://www.w3.org/1999/xhtml\">{converted}</body>");
-    // `clean` bounds the depth; the check through `xml::parse` (depth first, then the parser) holds
-    // the line even so, since the parser recurses.
-    if crate::xml::parse(&wrapped).is_ok() {
+    // The export nests the body in newsItem, contentSet, inlineXML, html and body: what it writes must
+    // stay within the depth that its own reader (and ours) accepts, or the export would not read back.
+    // `xml::parse` checks the depth first (the parser recurses).
+    let fits = crate::markup::nesting_depth(&converted, crate::markup::Markup::Xml) + EXPORT_WRAPPING
+        <= crate::markup::MAX_XML_DEPTH;
+    if fits && crate::xml::parse(&wrapped).is_ok() {
         converted
     } else {
         crate::html::text_to_html(&crate::html::html_text(&cleaned))

@@ -103,7 +103,7 @@ fn check_clean_html(html_in: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn deep_markup_never_reaches_recursion_unchecked(nesting in nesting()) {
