@@ -208,3 +208,64 @@ async fn feeds_are_polled_deduplicated_corrected_and_paused_when_failing() {
     let (_, listed) = call(client.get(&base).bearer_auth(&reader)).await;
     assert_eq!(listed["feeds"].as_array().unwrap().len(), 2, "{listed}");
 }
+
+/// Found from outside: a partner RSS feed of 70 KB nesting 10,000 elements aborted the process at the
+/// poll, and again after each restart. Now the poll records the error and the server goes on, also
+/// after a restart; a deep body inside an entry's description is kept as text.
+#[tokio::test]
+async fn a_deeply_nested_feed_is_an_error_of_its_poll_not_a_crash() {
+    let deep_feed = format!(
+        r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Deep</title>{}{}</channel></rss>"#,
+        "<x>".repeat(10_000),
+        "</x>".repeat(10_000)
+    );
+    assert!(deep_feed.len() > 70_000);
+    let deep_body = format!("{}Deep words{}", "<div>".repeat(10_000), "</div>".repeat(10_000));
+    let deep_entry = rss(&[("d-1", "Deep entry", &deep_body)]);
+    let app = axum::Router::new()
+        .route("/deep.rss", get(move || async move { (StatusCode::OK, deep_feed.clone()) }))
+        .route("/entry.rss", get(move || async move { (StatusCode::OK, deep_entry.clone()) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_member, editor) = member_with_key(dir.path(), "Deep Partner", "editor");
+    let flags = ["--allow-private-webhooks", "--feed-min-interval-seconds", "1", "--translation-workers", "0"];
+    let server = Server::start(dir.path(), &flags);
+    let base = format!("{}/v1/ingest/feeds", server.base);
+    let client = reqwest::Client::new();
+    let mut urls = Vec::new();
+    for path in ["deep.rss", "entry.rss"] {
+        let spec = json!({ "name": path, "url": format!("{origin}/{path}"), "interval_seconds": 1 });
+        let (status, provider) = call(client.post(&base).bearer_auth(&editor).json(&spec)).await;
+        assert_eq!(status, StatusCode::CREATED, "{provider}");
+        urls.push(format!("{base}/{}", provider["id"].as_str().unwrap()));
+    }
+    let deep_url = urls[0].clone();
+    wait_until("the deep feed's poll to fail", || async {
+        let (_, state) = call(client.get(&deep_url).bearer_auth(&editor)).await;
+        state["health"]["last_error"].as_str().is_some_and(|e| e.contains("nested more than"))
+    })
+    .await;
+    wait_until("the deep entry to arrive as text", || async {
+        let (_, wire) = call(client.get(format!("{}/v1/items", server.base)).bearer_auth(&editor)).await;
+        wire["items"][0]["bodies"][0]["value"].as_str() == Some("<p>Deep words</p>")
+    })
+    .await;
+    let health = client.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    // A restart polls the deep feed again, and lives.
+    drop(server);
+    let server = Server::start(dir.path(), &flags);
+    let deep_url = deep_url.replace(&base, &format!("{}/v1/ingest/feeds", server.base));
+    let (_, before) = call(client.get(&deep_url).bearer_auth(&editor)).await;
+    let failures = before["health"]["consecutive_failures"].as_u64().unwrap();
+    wait_until("another failed poll after the restart", || async {
+        let (_, state) = call(client.get(&deep_url).bearer_auth(&editor)).await;
+        state["health"]["consecutive_failures"].as_u64() > Some(failures)
+    })
+    .await;
+    let health = client.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
