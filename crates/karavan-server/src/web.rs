@@ -290,18 +290,8 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
     }
 }
 
+/// The sign-in page; `wait_seconds` says how long repeated failures must wait.
 fn login_page(
-    state: &AppState,
-    locale: &str,
-    csrf: &str,
-    next: &str,
-    email: &str,
-    failed: bool,
-) -> Result<String, String> {
-    login_page_waiting(state, locale, csrf, next, email, failed, None)
-}
-
-fn login_page_waiting(
     state: &AppState,
     locale: &str,
     csrf: &str,
@@ -326,7 +316,7 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, query
     let Some(csrf) = random_hex() else { return failure("no randomness".into()) };
     cookies.push(set_cookie(&state, CSRF_COOKIE, &csrf, 3600, true));
     let locale = locale_of(&state, &headers, asked, None);
-    match login_page(&state, locale, &csrf, &next, "", false) {
+    match login_page(&state, locale, &csrf, &next, "", false, None) {
         Ok(html) => page(StatusCode::OK, html, cookies),
         Err(error) => failure(error),
     }
@@ -362,7 +352,7 @@ pub async fn login(
         // The form is stale or forged: show a fresh one.
         let Some(fresh) = random_hex() else { return failure("no randomness".into()) };
         let cookies = vec![set_cookie(&state, CSRF_COOKIE, &fresh, 3600, true)];
-        return match login_page(&state, locale, &fresh, &next, &email, false) {
+        return match login_page(&state, locale, &fresh, &next, &email, false, None) {
             Ok(html) => page(StatusCode::FORBIDDEN, html, cookies),
             Err(error) => failure(error),
         };
@@ -379,7 +369,7 @@ pub async fn login(
     if let Some(wait) = crate::throttle::wait(&counted, now()) {
         let seconds = wait.as_secs() + 1;
         tracing::warn!(email = %email, address = ?address, seconds, "sign-in refused: too many failures");
-        return match login_page_waiting(&state, locale, &expected, &next, &email, true, Some(seconds)) {
+        return match login_page(&state, locale, &expected, &next, &email, true, Some(seconds)) {
             Ok(html) => {
                 let mut response = page(StatusCode::TOO_MANY_REQUESTS, html, vec![]);
                 if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
@@ -412,7 +402,7 @@ pub async fn login(
         {
             return failure(error.message);
         }
-        return match login_page(&state, locale, &expected, &next, &email, true) {
+        return match login_page(&state, locale, &expected, &next, &email, true, None) {
             Ok(html) => page(StatusCode::UNAUTHORIZED, html, vec![]),
             Err(error) => failure(error),
         };

@@ -5,32 +5,9 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::{TestApp, story};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-async fn post_as(app: &TestApp, key: &str, content_type: &str, body: impl Into<Body>) -> (StatusCode, Value) {
-    app.send(
-        Request::post("/v1/items")
-            .header("authorization", format!("Bearer {key}"))
-            .header("content-type", content_type)
-            .body(body.into())
-            .unwrap(),
-    )
-    .await
-}
-
-async fn get_raw(app: &TestApp, key: &str, path: &str) -> (StatusCode, String, String) {
-    let request = Request::get(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap();
-    let response = app.router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, kind, String::from_utf8(bytes.to_vec()).unwrap())
-}
 
 fn deep_g2(depth: usize) -> String {
     format!(
@@ -51,7 +28,7 @@ async fn deeply_nested_xml_is_refused_not_a_stack_overflow() {
     let member = app.member("Deep");
     for depth in [3_000, 4_000, 10_000, 200_000] {
         let (status, body) =
-            post_as(&app, &member.editor, "application/vnd.iptc.g2.newsitem+xml", deep_g2(depth)).await;
+            app.post_typed(&member.editor, "application/vnd.iptc.g2.newsitem+xml", deep_g2(depth)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{depth}: {body}");
         assert!(body["error"]["message"].as_str().unwrap().contains("nested more than 256 deep"), "{body}");
     }
@@ -78,7 +55,7 @@ async fn deeply_nested_html_is_refused_and_a_stored_one_is_exported_flat() {
     version.document["bodies"][0]["value"] = Value::String(deep.clone());
     let stored = app.store.publish(version).unwrap().stored().clone();
     for path in [format!("/v1/items/{}?format=newsml", stored.item_id), format!("/v1/items/{}", stored.item_id)] {
-        let (status, _, text) = get_raw(&app, &member.reader, &path).await;
+        let (status, _, text) = app.get_raw(&member.reader, &path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(text.contains("deep words"), "{path}");
     }
@@ -153,12 +130,12 @@ async fn json_bodies_are_sanitised_like_every_other_format() {
         assert!(!served.contains(bad), "{bad} in {served}");
     }
     assert!(served.contains("Hello"), "{served}");
-    let (status, _, newsml) = get_raw(&app, &other.reader, &format!("/v1/items/{id}?format=newsml")).await;
+    let (status, _, newsml) = app.get_raw(&other.reader, &format!("/v1/items/{id}?format=newsml")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!newsml.contains("<script") && !newsml.contains("javascript:"), "{newsml}");
 
     // The document as received: its owner only.
-    let (status, kind, original) = get_raw(&app, &member.reader, &format!("/v1/items/{id}?format=original")).await;
+    let (status, kind, original) = app.get_raw(&member.reader, &format!("/v1/items/{id}?format=original")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(kind.starts_with("application/json"), "{kind}");
     assert!(original.contains("alert(1)"), "{original}");

@@ -3,35 +3,10 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::{TestApp, assert_ninjs31, ninjs31, shared_dir};
-use http_body_util::BodyExt;
-use serde_json::Value;
-use tower::ServiceExt;
 
 const G2: &str = "application/vnd.iptc.g2.newsitem+xml";
-
-async fn post_xml(app: &TestApp, key: &str, content_type: &str, body: impl Into<Body>) -> (StatusCode, Value) {
-    app.send(
-        Request::post("/v1/items")
-            .header("authorization", format!("Bearer {key}"))
-            .header("content-type", content_type)
-            .body(body.into())
-            .unwrap(),
-    )
-    .await
-}
-
-/// GET returning the raw body and content type.
-async fn get_raw(app: &TestApp, key: &str, path: &str) -> (StatusCode, String, String) {
-    let request = Request::get(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap();
-    let response = app.router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, kind, String::from_utf8(bytes.to_vec()).unwrap())
-}
 
 fn listing(name: &str) -> Vec<u8> {
     std::fs::read(shared_dir().join("conformance/newsml-g2/examples").join(name)).unwrap()
@@ -41,7 +16,7 @@ fn listing(name: &str) -> Vec<u8> {
 async fn newsml_g2_in_and_out() {
     let app = TestApp::new();
     let agency = app.member("Kabar");
-    let (status, body) = post_xml(&app, &agency.editor, G2, listing("LISTING_2_NewsML-G2_Text_Document.xml")).await;
+    let (status, body) = app.post_typed(&agency.editor, G2, listing("LISTING_2_NewsML-G2_Text_Document.xml")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
     assert!(body["meta"]["sourceFormat"].as_str().unwrap().starts_with("NewsML-G2"), "{body}");
@@ -51,7 +26,7 @@ async fn newsml_g2_in_and_out() {
     let (status, item) = app.get(&agency.reader, &format!("/v1/items/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     let headline = item["headlines"][0]["value"].as_str().unwrap().to_string();
-    let (status, kind, xml) = get_raw(&app, &agency.reader, &format!("/v1/items/{id}?format=newsml")).await;
+    let (status, kind, xml) = app.get_raw(&agency.reader, &format!("/v1/items/{id}?format=newsml")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(kind.starts_with(G2), "{kind}");
     assert!(xml.contains("<newsItem") && xml.contains(&headline.replace('"', "&quot;")), "{xml}");
@@ -62,21 +37,21 @@ async fn newsml_g2_in_and_out() {
 
     // Re-sending the same document is idempotent; `application/xml` is accepted too.
     let (status, body) =
-        post_xml(&app, &agency.editor, "application/xml", listing("LISTING_2_NewsML-G2_Text_Document.xml")).await;
+        app.post_typed(&agency.editor, "application/xml", listing("LISTING_2_NewsML-G2_Text_Document.xml")).await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("unchanged")), "{body}");
 
     // A package is exported as a packageItem.
-    let (status, body) = post_xml(&app, &agency.editor, G2, listing("LISTING_6_Simple_NewsML-G2_Package.xml")).await;
+    let (status, body) = app.post_typed(&agency.editor, G2, listing("LISTING_6_Simple_NewsML-G2_Package.xml")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["item"]["type"], "composite");
     let package = body["id"].as_str().unwrap().to_string();
-    let (_, kind, xml) = get_raw(&app, &agency.reader, &format!("/v1/items/{package}?format=newsml")).await;
+    let (_, kind, xml) = app.get_raw(&agency.reader, &format!("/v1/items/{package}?format=newsml")).await;
     assert!(kind.starts_with("application/vnd.iptc.g2.packageitem+xml"), "{kind}");
     assert!(xml.contains("<packageItem") && xml.contains("residref=\"urn:newsml:iptc.org:20081007:tutorial-item-A\""));
 
     // Another member without an agreement sees nothing, in either format.
     let other = app.member("Khovar");
-    let (status, _, _) = get_raw(&app, &other.reader, &format!("/v1/items/{id}?format=newsml")).await;
+    let (status, _, _) = app.get_raw(&other.reader, &format!("/v1/items/{id}?format=newsml")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -98,7 +73,7 @@ async fn bad_xml_is_refused_and_stores_nothing() {
         ("text/plain", "hello", "content-type"),
     ];
     for (content_type, body, expected) in cases {
-        let (status, answer) = post_xml(&app, &agency.editor, content_type, body.to_string()).await;
+        let (status, answer) = app.post_typed(&agency.editor, content_type, body.to_string()).await;
         assert!(status.is_client_error(), "{body}: {status} {answer}");
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(expected), "{body}: {message}");
@@ -111,17 +86,17 @@ async fn bad_xml_is_refused_and_stores_nothing() {
       <newsItem guid="urn:test:bad" standard="NewsML-G2" standardversion="2.35"><itemMeta><itemClass qcode="ninat:text"/>
         <provider literal="x"/><versionCreated>yesterday</versionCreated></itemMeta></newsItem>
     </itemSet></newsMessage>"#;
-    let (status, answer) = post_xml(&app, &agency.editor, G2, message).await;
+    let (status, answer) = app.post_typed(&agency.editor, G2, message).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("newsMessage item 1"), "{answer}");
     let (_, wire) = app.get(&agency.reader, "/v1/items").await;
     assert_eq!(wire["items"].as_array().unwrap().len(), 0, "{wire}");
     // The same message with the bad item fixed stores both, as a batch.
     let fixed = message.replace("yesterday", "2026-11-20T11:00:00Z");
-    let (status, answer) = post_xml(&app, &agency.editor, G2, fixed).await;
+    let (status, answer) = app.post_typed(&agency.editor, G2, fixed).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(answer["items"].as_array().unwrap().len(), 2);
     // Readers may not publish.
-    let (status, _) = post_xml(&app, &agency.reader, G2, listing("LISTING_1_A_NewsML-G2_News_Item.xml")).await;
+    let (status, _) = app.post_typed(&agency.reader, G2, listing("LISTING_1_A_NewsML-G2_News_Item.xml")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }

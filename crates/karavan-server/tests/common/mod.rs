@@ -104,6 +104,25 @@ impl TestApp {
         .await
     }
 
+    /// A POST of `body` to `/v1/items` with a content type (ninjs, NewsML-G2, …).
+    pub async fn post_typed(&self, key: &str, content_type: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+        self.send(
+            Request::post("/v1/items")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", content_type)
+                .body(body.into())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// A GET answered as (status, content type, body text).
+    pub async fn get_raw(&self, key: &str, path: &str) -> (StatusCode, String, String) {
+        let (status, headers, text) = self.get_text(key, path).await;
+        let kind = headers.get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        (status, kind, text)
+    }
+
     /// A GET answered as (status, headers, body text).
     pub async fn get_text(&self, key: &str, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
         let request = Request::get(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap();

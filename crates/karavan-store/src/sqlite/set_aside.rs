@@ -8,6 +8,9 @@ use rusqlite::params;
 use super::{RawVersion, SqliteStore, VERSION_COLUMNS, corrupt, now_micros, version_from_row};
 use crate::{Result, SetAside, StoredVersion, VersionsAfter};
 
+/// A row as fetched: its sequence number, item, owner, and its columns (or why they could not be read).
+type FetchedRow = (i64, String, Option<String>, Result<RawVersion>);
+
 /// The work name under which unreadable rows are set aside.
 pub const READ: &str = "read";
 
@@ -29,19 +32,19 @@ impl SqliteStore {
                     Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut rows: Vec<(i64, String, String, Result<RawVersion>)> = Vec::with_capacity(keys.len());
+            let mut rows: Vec<FetchedRow> = Vec::with_capacity(keys.len());
             let mut fetched = statement.query(params![after, limit])?;
             let mut keys_left = keys.iter();
             loop {
                 match fetched.next() {
                     Ok(Some(row)) => {
                         let Some((seq, item, owner)) = keys_left.next() else { break };
-                        rows.push((*seq, item.clone(), owner.clone(), version_from_row(row).map_err(Into::into)));
+                        rows.push((*seq, item.clone(), Some(owner.clone()), version_from_row(row).map_err(Into::into)));
                     }
                     Ok(None) => break,
                     Err(error) => {
                         let Some((seq, item, owner)) = keys_left.next() else { break };
-                        rows.push((*seq, item.clone(), owner.clone(), Err(error.into())));
+                        rows.push((*seq, item.clone(), Some(owner.clone()), Err(error.into())));
                         break;
                     }
                 }
@@ -49,17 +52,7 @@ impl SqliteStore {
             let scanned_to = keys.last().map(|(seq, _, _)| *seq);
             Ok((rows, scanned_to))
         })?;
-        let mut versions = Vec::with_capacity(rows.len());
-        for (seq, item, owner, raw) in rows {
-            match raw.and_then(RawVersion::build) {
-                Ok(version) => versions.push(version),
-                Err(error) => {
-                    tracing::error!(seq, item = %item, %error, "a stored version cannot be read; set aside");
-                    let owner = MemberId::parse(&owner).ok();
-                    self.set_aside_in(READ, seq, &item, owner.as_ref(), &error.to_string())?;
-                }
-            }
-        }
+        let versions = self.build_or_set_aside(READ, rows)?;
         Ok(VersionsAfter { versions, scanned_to })
     }
 
@@ -81,14 +74,20 @@ impl SqliteStore {
             }
             Ok(rows)
         })?;
+        // Still unreadable: held again, with the error as it is now.
+        self.build_or_set_aside(&work, rows)
+    }
+
+    /// The versions of rows that build; each that does not is set aside for `work` with its error.
+    fn build_or_set_aside(&self, work: &str, rows: Vec<FetchedRow>) -> Result<Vec<StoredVersion>> {
         let mut versions = Vec::with_capacity(rows.len());
         for (seq, item, owner, raw) in rows {
             match raw.and_then(RawVersion::build) {
                 Ok(version) => versions.push(version),
-                // Still unreadable: held again, with the error as it is now.
                 Err(error) => {
+                    tracing::error!(seq, item = %item, work, %error, "a stored version cannot be used; set aside");
                     let owner = owner.and_then(|o| MemberId::parse(&o).ok());
-                    self.set_aside_in(&work, seq, &item, owner.as_ref(), &error.to_string())?;
+                    self.set_aside_in(work, seq, &item, owner.as_ref(), &error.to_string())?;
                 }
             }
         }
