@@ -335,17 +335,50 @@ fn nearest(
         return Ok(index.exact(query, pool, &|key| allowed.contains(key) && Some(key) != exclude));
     }
     // Many items pass the filters: ask the graph for more than needed, keep those that pass.
-    let mut asked = pool * 2;
+    let others = index.len().saturating_sub(usize::from(exclude.is_some_and(|key| index.get(key).is_some())));
+    let mut asked = (pool * 2).min(others.max(1));
     loop {
         let candidates = index.search(query, asked, &|key| Some(key) != exclude);
+        // The graph gave fewer than asked: the walk cannot reach the rest (a graph over several
+        // languages can hold clusters its entry point barely links to). Only a full scan is sure.
+        let exhausted = candidates.len() < asked;
         let ids: Vec<String> = candidates.iter().map(|(id, _)| id.clone()).collect();
         let passed: HashSet<String> = search.filter_candidates(request, audience, &ids).map_err(failure)?;
         let kept: Vec<(String, f32)> = candidates.into_iter().filter(|(id, _)| passed.contains(id)).collect();
-        if kept.len() >= pool || asked >= index.len() {
+        if kept.len() >= pool {
             return Ok(kept.into_iter().take(pool).collect());
         }
-        asked = (asked * 4).min(index.len().max(1));
+        if exhausted || asked >= others {
+            return exact_passing(search, index, request, audience, query, pool, exclude);
+        }
+        asked = (asked * 4).min(others);
     }
+}
+
+/// Every vector scored exactly, nearest first, keeping the first `pool` that pass the filters and
+/// visibility (checked a chunk at a time): the answer when the graph cannot provide enough.
+fn exact_passing(
+    search: &SearchIndex,
+    index: &VectorIndex,
+    request: &SearchRequest,
+    audience: &Audience,
+    query: &[f32],
+    pool: usize,
+    exclude: Option<&str>,
+) -> ApiResult<Vec<(String, f32)>> {
+    let failure = |error: karavan_search::SearchError| ApiError::internal("semantic search", error);
+    let all = index.exact(query, index.len(), &|key| Some(key) != exclude);
+    let mut kept = Vec::with_capacity(pool);
+    for chunk in all.chunks(1000) {
+        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+        let passed = search.filter_candidates(request, audience, &ids).map_err(failure)?;
+        kept.extend(chunk.iter().filter(|(id, _)| passed.contains(id)).cloned());
+        if kept.len() >= pool {
+            break;
+        }
+    }
+    kept.truncate(pool);
+    Ok(kept)
 }
 
 /// A semantic or hybrid search (or "more like this", with `like` an item's vector) as `viewer`: the
