@@ -578,6 +578,32 @@ impl SearchIndex {
     }
 
     /// The ids of the items matching `query`, if there are at most `limit` of them.
+    /// The indexed language of each of `ids` that is in the index and has one.
+    pub fn languages_of(&self, ids: &[String]) -> Result<HashMap<String, String>> {
+        let mut languages = HashMap::with_capacity(ids.len());
+        if ids.is_empty() {
+            return Ok(languages);
+        }
+        let searcher = self.reader.searcher();
+        let found = searcher.search(&self.any_of(self.fields.item_id, ids), &DocSetCollector)?;
+        let (mut id, mut language) = (String::new(), String::new());
+        for address in found {
+            let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+            let (Some(ids_column), Some(languages_column)) = (fast.str("item_id")?, fast.str("language")?) else {
+                continue;
+            };
+            let id_ord = ids_column.term_ords(address.doc_id).next();
+            let language_ord = languages_column.term_ords(address.doc_id).next();
+            if let (Some(id_ord), Some(language_ord)) = (id_ord, language_ord)
+                && ids_column.ord_to_str(id_ord, &mut id)?
+                && languages_column.ord_to_str(language_ord, &mut language)?
+            {
+                languages.insert(id.clone(), language.clone());
+            }
+        }
+        Ok(languages)
+    }
+
     fn ids_matching(&self, query: &dyn Query, limit: usize) -> Result<Option<HashSet<String>>> {
         let searcher = self.reader.searcher();
         if searcher.search(query, &Count)? > limit {
