@@ -577,7 +577,6 @@ impl SearchIndex {
         Ok(BooleanQuery::new(clauses))
     }
 
-    /// The ids of the items matching `query`, if there are at most `limit` of them.
     /// The indexed language of each of `ids` that is in the index and has one.
     pub fn languages_of(&self, ids: &[String]) -> Result<HashMap<String, String>> {
         let mut languages = HashMap::with_capacity(ids.len());
@@ -604,6 +603,7 @@ impl SearchIndex {
         Ok(languages)
     }
 
+    /// The ids of the items matching `query`, if there are at most `limit` of them.
     fn ids_matching(&self, query: &dyn Query, limit: usize) -> Result<Option<HashSet<String>>> {
         let searcher = self.reader.searcher();
         if searcher.search(query, &Count)? > limit {
