@@ -26,6 +26,7 @@ pub(crate) fn object_body(body: Result<Bytes, BytesRejection>, known: &[&str]) -
     if let Some(unknown) = object.keys().find(|key| !known.contains(&key.as_str())) {
         return Err(ApiError::invalid(format!("{unknown}: unknown field (expected {})", known.join(", "))));
     }
+    crate::publish::refuse_nulls(&object)?;
     Ok(object)
 }
 

@@ -75,7 +75,11 @@ fn feed_json(provider: &FeedProvider) -> Value {
 
 /// Reads a provider body: `{name, url, language?, subjects?, interval_seconds?}`.
 fn read_feed_spec(state: &AppState, body: &[u8]) -> ApiResult<FeedSpec> {
-    feed_spec(state, &parse_json_body(body)?)
+    let value = parse_json_body(body)?;
+    if let Value::Object(object) = &value {
+        crate::publish::refuse_nulls(object)?;
+    }
+    feed_spec(state, &value)
 }
 
 /// Checks a provider's spec (from the API's JSON or the web form's fields).

@@ -383,8 +383,11 @@ pub async fn kill_item(
         None
     } else {
         let value = parse_json_body(&body)?;
+        if let Value::Object(object) = &value {
+            crate::publish::refuse_nulls(object)?;
+        }
         match value.get("reason") {
-            None | Some(Value::Null) => None,
+            None => None,
             Some(Value::String(reason)) => Some(reason.clone()),
             Some(_) => return Err(ApiError::invalid("reason: must be a string")),
         }

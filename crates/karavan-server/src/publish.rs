@@ -21,6 +21,18 @@ pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// Refuses a top-level `null` in a request body of the API's own shapes (subscriptions, keys,
+/// agreements, feeds, saved searches, …): the documented schemas have no null anywhere, and leaving a
+/// field out is how to take its default. (ninjs documents follow ninjs's own rules instead.)
+pub fn refuse_nulls(object: &Map<String, Value>) -> Result<(), ApiError> {
+    match object.iter().find(|(_, value)| value.is_null()) {
+        Some((key, _)) => {
+            Err(ApiError::invalid(format!("{key}: null is not accepted; leave the field out for its default")))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Turns a ninjs error into the API's 422 naming the failing property.
 pub fn ninjs_error(error: NinjsError) -> ApiError {
     match error {

@@ -415,6 +415,7 @@ pub async fn create_saved(
     let Value::Object(object) = crate::publish::parse_json_body(&body)? else {
         return Err(ApiError::invalid("body: expected a JSON object with name and query"));
     };
+    crate::publish::refuse_nulls(&object)?;
     if let Some(unknown) = object.keys().find(|k| !["name", "query"].contains(&k.as_str())) {
         return Err(ApiError::invalid(format!("{unknown}: unknown field (expected name, query)")));
     }

@@ -73,10 +73,7 @@ pub(crate) fn read_spec(
     if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(ApiError::invalid(format!("{unknown}: unknown field (expected {})", FIELDS.join(", "))));
     }
-    // The documented schema has no null for any field: leaving a field out takes its default.
-    if let Some((key, _)) = object.iter().find(|(_, value)| value.is_null()) {
-        return Err(ApiError::invalid(format!("{key}: null is not accepted; leave the field out for its default")));
-    }
+    crate::publish::refuse_nulls(&object)?;
     let name = match object.get("name").and_then(Value::as_str).map(str::trim) {
         Some(name) if !name.is_empty() && name.chars().count() <= 200 => name.to_string(),
         _ => return Err(ApiError::invalid("name: required, a non-empty string of at most 200 characters")),
