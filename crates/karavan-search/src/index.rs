@@ -10,14 +10,16 @@ use std::sync::Mutex;
 
 use tantivy::aggregation::AggregationCollector;
 use tantivy::aggregation::agg_req::Aggregations;
-use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::collector::{Collector, Count, DocSetCollector, SegmentCollector};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions,
     Value,
 };
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, Term};
+use tantivy::{
+    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader, Term,
+};
 
 use crate::analysis::{self, Analyzer};
 
@@ -107,7 +109,65 @@ pub struct SearchRequest {
     pub to: Option<i64>,
     pub sort: Sort,
     pub offset: usize,
+    /// Keyword search only: the page starts after the hit with this key (a cursor from an earlier
+    /// page), after which `offset` still skips. Reaches every hit, however deep.
+    pub after: Option<After>,
     pub limit: usize,
+}
+
+/// Where a hit stands in a keyword ranking: the key a cursor carries to start the next page after
+/// it. Relevance ranks by score, then by store sequence (older first); date by `dated_at`, then by
+/// sequence (newer first). The sequence is unique per indexed item, so the order is total.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum After {
+    Relevance { score: f32, seq: i64 },
+    Newest { dated_at: i64, seq: i64 },
+}
+
+impl After {
+    /// The key as a sortable pair: a hit ranks before another when its pair is larger.
+    fn rank(self) -> (i64, i64) {
+        match self {
+            After::Relevance { score, seq } => (ordered_score(score), seq.saturating_neg()),
+            After::Newest { dated_at, seq } => (dated_at, seq),
+        }
+    }
+
+    pub fn sort(self) -> Sort {
+        match self {
+            After::Relevance { .. } => Sort::Relevance,
+            After::Newest { .. } => Sort::Newest,
+        }
+    }
+
+    /// The key as a cursor token: `r<score bits in hex>.<seq>` or `d<dated_at>.<seq>`.
+    pub fn token(self) -> String {
+        match self {
+            After::Relevance { score, seq } => format!("r{:08x}.{seq}", score.to_bits()),
+            After::Newest { dated_at, seq } => format!("d{dated_at}.{seq}"),
+        }
+    }
+
+    /// Reads a token written by [`After::token`]; `None` for anything else.
+    pub fn parse(token: &str) -> Option<After> {
+        let (kind, rest) = token.split_at_checked(1)?;
+        let (first, seq) = rest.split_once('.')?;
+        let seq: i64 = seq.parse().ok()?;
+        match kind {
+            "r" if first.len() == 8 => {
+                let score = f32::from_bits(u32::from_str_radix(first, 16).ok()?);
+                score.is_finite().then_some(After::Relevance { score, seq })
+            }
+            "d" => Some(After::Newest { dated_at: first.parse().ok()?, seq }),
+            _ => None,
+        }
+    }
+}
+
+/// A score as an integer with the same order (for finite scores, and -0.0 below 0.0).
+fn ordered_score(score: f32) -> i64 {
+    let bits = score.to_bits() as i32;
+    i64::from(if bits < 0 { !(bits & i32::MAX) } else { bits })
 }
 
 impl SearchRequest {
@@ -126,6 +186,7 @@ impl SearchRequest {
             to: None,
             sort: Sort::Relevance,
             offset: 0,
+            after: None,
             limit: 20,
         }
     }
@@ -138,6 +199,9 @@ pub struct SearchHit {
     pub score: f32,
     /// HTML: the text escaped, the matched words in `<b>`.
     pub snippet: String,
+    /// Its place in a keyword ranking (the next page's cursor is the last hit's); `None` in
+    /// rankings made elsewhere (semantic, hybrid), which page by offset.
+    pub key: Option<After>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -153,6 +217,9 @@ pub struct Facets {
 pub struct SearchResults {
     pub hits: Vec<SearchHit>,
     pub total: usize,
+    /// How many hits rank after the request's cursor (all of them without one): there is a next page
+    /// when this exceeds `offset` plus the hits returned.
+    pub remaining: usize,
     pub facets: Facets,
 }
 
@@ -538,35 +605,31 @@ impl SearchIndex {
 
         let facets_collector = AggregationCollector::from_aggs(facet_aggregations()?, Default::default());
         let limit = request.limit.clamp(1, 200);
+        if let Some(after) = request.after
+            && after.sort() != request.sort
+        {
+            return Err(SearchError::BadQuery("cursor: it belongs to a search sorted another way".into()));
+        }
         // One pass over the matches: the top hits, the total and the facets together.
-        let (top, total, facet_results): (Vec<(Score, DocAddress)>, usize, _) = match request.sort {
-            Sort::Relevance => {
-                let top = TopDocs::with_limit(limit).and_offset(request.offset).order_by_score();
-                searcher.search(&query, &(top, Count, facets_collector))?
-            }
-            Sort::Newest => {
-                let top = TopDocs::with_limit(limit)
-                    .and_offset(request.offset)
-                    .order_by_fast_field::<i64>("dated_at", Order::Desc);
-                let (found, total, facets) = searcher.search(&query, &(top, Count, facets_collector))?;
-                (found.into_iter().map(|(_, address)| (0.0, address)).collect(), total, facets)
-            }
-        };
+        let keyset = KeysetTop { sort: request.sort, after: request.after, keep: request.offset.saturating_add(limit) };
+        let ((ranked, remaining), total, facet_results) =
+            searcher.search(&query, &(keyset, Count, facets_collector))?;
+        let top: Vec<(Score, After, DocAddress)> = ranked.into_iter().skip(request.offset).collect();
         let facets = read_facets(&serde_json::to_value(&facet_results).unwrap_or_default());
 
         let mut snippets = Snippets::new(
             request.text.as_deref().is_some_and(|t| !t.trim().is_empty()).then_some(&query as &dyn Query),
         );
         let mut hits = Vec::with_capacity(top.len());
-        for (score, address) in top {
+        for (score, key, address) in top {
             let document: TantivyDocument = searcher.doc(address)?;
             let text =
                 |field: Field| document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
             let snippet = snippets.highlight(&searcher, f, &document)?;
             let seq = document.get_first(f.seq).and_then(|v| v.as_i64()).unwrap_or_default();
-            hits.push(SearchHit { item_id: text(f.item_id), seq, score, snippet });
+            hits.push(SearchHit { item_id: text(f.item_id), seq, score, snippet, key: Some(key) });
         }
-        Ok(SearchResults { hits, total, facets })
+        Ok(SearchResults { hits, total, remaining, facets })
     }
 
     /// The query of everything `audience` may see that passes the request's filters, ignoring its text.
@@ -705,9 +768,109 @@ impl SearchIndex {
                 highlighted
             };
             let seq = document.get_first(f.seq).and_then(|v| v.as_i64()).unwrap_or_default();
-            hits.push(SearchHit { item_id: id.clone(), seq, score: *score, snippet });
+            hits.push(SearchHit { item_id: id.clone(), seq, score: *score, snippet, key: None });
         }
-        Ok(SearchResults { hits, total, facets })
+        Ok(SearchResults { hits, total, remaining: total, facets })
+    }
+}
+
+/// The best `keep` matches ranked after a cursor, by the request's sort (see [`After`]), and how many
+/// matches rank after the cursor. Unlike an offset, the cursor costs nothing however deep it is.
+struct KeysetTop {
+    sort: Sort,
+    after: Option<After>,
+    keep: usize,
+}
+
+/// A ranked match: its key as a sortable pair, the key, the score and where it is.
+type Ranked = ((i64, i64), After, Score, DocAddress);
+/// A segment's best matches so far, the worst on top: (key as a pair, document, score bits).
+type Best = std::collections::BinaryHeap<std::cmp::Reverse<((i64, i64), DocId, u32)>>;
+
+struct KeysetSegment {
+    sort: Sort,
+    bound: Option<(i64, i64)>,
+    keep: usize,
+    segment: SegmentOrdinal,
+    seq: tantivy::columnar::Column<i64>,
+    dated_at: tantivy::columnar::Column<i64>,
+    /// The best `keep` so far, the worst on top.
+    best: Best,
+    after_count: usize,
+}
+
+impl Collector for KeysetTop {
+    type Fruit = (Vec<(Score, After, DocAddress)>, usize);
+    type Child = KeysetSegment;
+
+    fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<KeysetSegment> {
+        let fast = reader.fast_fields();
+        Ok(KeysetSegment {
+            sort: self.sort,
+            bound: self.after.map(After::rank),
+            keep: self.keep,
+            segment,
+            seq: fast.i64("seq")?,
+            dated_at: fast.i64("dated_at")?,
+            best: Best::with_capacity(self.keep.min(1024) + 1),
+            after_count: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.sort == Sort::Relevance
+    }
+
+    fn merge_fruits(&self, fruits: Vec<(Vec<Ranked>, usize)>) -> tantivy::Result<Self::Fruit> {
+        let remaining = fruits.iter().map(|(_, count)| count).sum();
+        let mut all: Vec<Ranked> = fruits.into_iter().flat_map(|(ranked, _)| ranked).collect();
+        all.sort_by_key(|ranked| std::cmp::Reverse(ranked.0));
+        all.truncate(self.keep);
+        Ok((all.into_iter().map(|(_, key, score, address)| (score, key, address)).collect(), remaining))
+    }
+}
+
+impl SegmentCollector for KeysetSegment {
+    type Fruit = (Vec<Ranked>, usize);
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        let seq = self.seq.first(doc).unwrap_or_default();
+        let key = match self.sort {
+            Sort::Relevance => After::Relevance { score, seq },
+            Sort::Newest => After::Newest { dated_at: self.dated_at.first(doc).unwrap_or(i64::MIN), seq },
+        };
+        let rank = key.rank();
+        if self.bound.is_some_and(|bound| rank >= bound) {
+            return;
+        }
+        self.after_count += 1;
+        if self.best.len() >= self.keep {
+            match self.best.peek() {
+                Some(std::cmp::Reverse((worst, _, _))) if *worst < rank => {
+                    self.best.pop();
+                }
+                _ => return,
+            }
+        }
+        self.best.push(std::cmp::Reverse((rank, doc, score.to_bits())));
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let (sort, segment) = (self.sort, self.segment);
+        let ranked = self
+            .best
+            .into_iter()
+            .map(|std::cmp::Reverse((rank, doc, bits))| {
+                let score = f32::from_bits(bits);
+                let seq = self.seq.first(doc).unwrap_or_default();
+                let key = match sort {
+                    Sort::Relevance => After::Relevance { score, seq },
+                    Sort::Newest => After::Newest { dated_at: self.dated_at.first(doc).unwrap_or(i64::MIN), seq },
+                };
+                (rank, key, if sort == Sort::Relevance { score } else { 0.0 }, DocAddress::new(segment, doc))
+            })
+            .collect();
+        (ranked, self.after_count)
     }
 }
 
@@ -844,4 +1007,31 @@ fn plain_terms(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_keys_round_trip_and_order_like_the_ranking() {
+        for key in [
+            After::Relevance { score: 3.25, seq: 17 },
+            After::Relevance { score: -0.5, seq: i64::MAX },
+            After::Relevance { score: 0.0, seq: 0 },
+            After::Newest { dated_at: -1_000, seq: 5 },
+            After::Newest { dated_at: 1_796_296_539_782_336, seq: 8 },
+        ] {
+            assert_eq!(After::parse(&key.token()), Some(key), "{}", key.token());
+        }
+        for bad in ["", "r", "r3f800000", "r3f80000.1", "r7fc00000.1", "x1.2", "d1.x", "d.1", "o100"] {
+            assert_eq!(After::parse(bad), None, "{bad:?}");
+        }
+        // Higher scores first, then lower sequence numbers; later dates first, then higher sequences.
+        let rank = |score, seq| After::Relevance { score, seq }.rank();
+        assert!(rank(2.0, 9) > rank(1.5, 1) && rank(1.5, 1) > rank(1.5, 2) && rank(0.0, 1) > rank(-0.0, 1));
+        assert!(rank(-1.0, 1) > rank(-2.0, 1) && rank(0.1, 1) > rank(-0.1, 1));
+        let newest = |dated_at, seq| After::Newest { dated_at, seq }.rank();
+        assert!(newest(10, 1) > newest(9, 5) && newest(9, 5) > newest(9, 4));
+    }
 }

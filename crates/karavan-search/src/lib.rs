@@ -8,6 +8,6 @@ mod index;
 
 pub use ann::{AnnError, AnnParams, VectorIndex};
 pub use index::{
-    Audience, Facets, Grant, IndexDoc, MAX_QUERY_CHARS, MAX_QUERY_TERMS, Matcher, Result, SearchError, SearchHit,
-    SearchIndex, SearchRequest, SearchResults, Sort, check_query_text,
+    After, Audience, Facets, Grant, IndexDoc, MAX_QUERY_CHARS, MAX_QUERY_TERMS, Matcher, Result, SearchError,
+    SearchHit, SearchIndex, SearchRequest, SearchResults, Sort, check_query_text,
 };

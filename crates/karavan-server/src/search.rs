@@ -213,7 +213,9 @@ pub(crate) fn audience(viewer: &MemberId, agreements: &[Agreement], now: Timesta
     }
 }
 
-/// The most hits one can page through: deep offsets cost more than they help.
+/// The deepest offset an `o…` cursor may hold. Keyword search answers with keyset cursors (the last
+/// hit's place in the ranking, see `karavan_search::After`), which reach every hit at any depth;
+/// offsets remain for rankings made in memory (semantic and hybrid hold at most 1,000 items).
 const MAX_OFFSET: usize = 10_000;
 
 /// Reads the query and filter parameters of a search (everything but paging).
@@ -260,14 +262,33 @@ pub(crate) fn parse_search_query(params: &mut Params) -> ApiResult<SearchRequest
 /// Reads `limit` and `cursor` into a request.
 fn parse_paging(params: &mut Params, request: &mut SearchRequest) -> ApiResult<()> {
     request.limit = params.limit(20, 100)? as usize;
-    request.offset = match params.one("cursor")? {
-        None => 0,
-        Some(token) => match token.strip_prefix("o").and_then(|n| n.parse::<usize>().ok()) {
-            Some(offset) if offset <= MAX_OFFSET => offset,
-            _ => return Err(ApiError::invalid(format!("cursor: {token:?} is not a cursor from this API"))),
-        },
+    apply_cursor(request, params.one("cursor")?.as_deref())
+}
+
+/// Starts a request at a cursor of an earlier page: `o<offset>` (up to 10,000) or a keyword
+/// ranking's key (`karavan_search::After`), which must be of the request's sort.
+pub(crate) fn apply_cursor(request: &mut SearchRequest, cursor: Option<&str>) -> ApiResult<()> {
+    let Some(token) = cursor else {
+        request.offset = 0;
+        return Ok(());
     };
-    Ok(())
+    if let Some(offset) = token.strip_prefix("o").and_then(|n| n.parse::<usize>().ok())
+        && offset <= MAX_OFFSET
+    {
+        request.offset = offset;
+        return Ok(());
+    }
+    match karavan_search::After::parse(token) {
+        Some(after) if after.sort() == request.sort => {
+            request.offset = 0;
+            request.after = Some(after);
+            Ok(())
+        }
+        Some(_) => Err(ApiError::invalid(format!(
+            "cursor: {token:?} belongs to a search sorted another way (sort changed between pages)"
+        ))),
+        None => Err(ApiError::invalid(format!("cursor: {token:?} is not a cursor from this API"))),
+    }
 }
 
 /// `GET /v1/search?q=…`: full-text search over what the caller may see, with filters, facets, snippets;
@@ -278,6 +299,11 @@ pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQue
     let mode = crate::semantic::Mode::parse(params.one("mode")?.as_deref())?;
     parse_paging(&mut params, &mut request)?;
     params.finish()?;
+    if mode != crate::semantic::Mode::Keyword && request.after.is_some() {
+        return Err(ApiError::invalid(
+            "cursor: a keyword search's cursor; mode=semantic and mode=hybrid page with their own",
+        ));
+    }
     if mode != crate::semantic::Mode::Keyword && request.sort == Sort::Newest {
         return Err(ApiError::invalid(
             "sort: date is not taken with mode=semantic or mode=hybrid (they rank by meaning)",
@@ -359,8 +385,13 @@ pub(crate) fn results_json(
             }));
         }
     }
-    let next = (request.offset + request.limit < results.total.min(MAX_OFFSET))
-        .then(|| format!("o{}", request.offset + request.limit));
+    // A keyword page's next cursor is its last hit's place in the ranking (it reaches every hit);
+    // a ranking made in memory pages by offset.
+    let next = match results.hits.last().and_then(|hit| hit.key) {
+        Some(last) => (results.remaining > request.offset + results.hits.len()).then(|| last.token()),
+        None => (request.offset + request.limit < results.total.min(MAX_OFFSET))
+            .then(|| format!("o{}", request.offset + request.limit)),
+    };
     let counts = |pairs: &[(String, u64)]| -> Map<String, Value> {
         pairs.iter().map(|(key, count)| (key.clone(), json!(count))).collect()
     };

@@ -728,6 +728,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     let mut error: Option<String> = None;
     let mut hits: Vec<karavan_web::Value> = Vec::new();
     let mut total = 0u64;
+    let mut next_page: Option<String> = None;
     let mut facets = context! {};
     if searched {
         let mut search_pairs = vec![("q".to_string(), q.clone())];
@@ -743,20 +744,33 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
         if !subject.is_empty() {
             search_pairs.push(("subject".to_string(), subject.clone()));
         }
-        let mut params = crate::params::Params::from_pairs(search_pairs);
-        let outcome = match crate::search::parse_search_query(&mut params) {
-            Ok(mut request) => {
-                request.limit = 50;
-                match crate::semantic::Mode::parse(Some(mode.as_str()).filter(|m| !m.is_empty())) {
-                    Ok(mode) => crate::search::search_in_mode(&state, session.user.member.clone(), request, mode).await,
-                    Err(error) => Err(error),
-                }
+        if !mode.is_empty() {
+            search_pairs.push(("mode".to_string(), mode.clone()));
+        }
+        let mut params = crate::params::Params::from_pairs(search_pairs.clone());
+        let cursor = Some(value("cursor")).filter(|c| !c.is_empty());
+        let outcome = async {
+            let mut request = crate::search::parse_search_query(&mut params)?;
+            request.limit = 50;
+            crate::search::apply_cursor(&mut request, cursor.as_deref())?;
+            let mode = crate::semantic::Mode::parse(Some(mode.as_str()).filter(|m| !m.is_empty()))?;
+            if mode != crate::semantic::Mode::Keyword && request.after.is_some() {
+                return Err(crate::error::ApiError::invalid("cursor: not a cursor of this mode"));
             }
-            Err(error) => Err(error),
-        };
+            crate::search::search_in_mode(&state, session.user.member.clone(), request, mode).await
+        }
+        .await;
         match outcome {
             Ok(results) => {
                 total = results["total"].as_u64().unwrap_or(0);
+                // The next page: the same search from the answer's cursor.
+                if let Some(next) = results["next"].as_str() {
+                    let mut pairs = search_pairs.clone();
+                    pairs.push(("cursor".to_string(), next.to_string()));
+                    let query: String =
+                        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+                    next_page = Some(format!("/search?{query}"));
+                }
                 for hit in results["hits"].as_array().into_iter().flatten() {
                     let item = &hit["item"];
                     let at = item["versionCreated"].as_str().unwrap_or_default().to_string();
@@ -813,6 +827,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
         saved => saved, members => all_members, member => member_filter, subject => subject,
         user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => lang, sort => sort, mode => if mode.is_empty() { "keyword".to_string() } else { mode.clone() },
         searched => searched, error => error, hits => hits, total => karavan_web::format::number(locale, total), facets => facets,
+        next_page => next_page,
     };
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     match state.pages().render("search.html", locale, context) {

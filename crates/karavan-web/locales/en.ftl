@@ -36,6 +36,7 @@ search-label = Search the wire
 search-button = Search
 search-results = { $count } results
 search-none = Nothing found.
+search-next-page = Next page
 search-sort-relevance = Most relevant
 search-sort-date = Newest
 search-any-language = Any language

@@ -36,6 +36,7 @@ search-label = Лентадан іздеу
 search-button = Іздеу
 search-results = Нәтиже: { $count }
 search-none = Ештеңе табылмады.
+search-next-page = Келесі бет
 search-sort-relevance = Ең сәйкес
 search-sort-date = Ең жаңа
 search-any-language = Кез келген тіл

@@ -36,6 +36,7 @@ search-label = Тасмадан издөө
 search-button = Издөө
 search-results = Жыйынтык: { $count }
 search-none = Эч нерсе табылган жок.
+search-next-page = Кийинки барак
 search-sort-relevance = Эң ылайыктуу
 search-sort-date = Эң жаңы
 search-any-language = Каалаган тил

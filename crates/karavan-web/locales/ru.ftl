@@ -36,6 +36,7 @@ search-label = Поиск по ленте
 search-button = Найти
 search-results = Результатов: { $count }
 search-none = Ничего не найдено.
+search-next-page = Следующая страница
 search-sort-relevance = Самые релевантные
 search-sort-date = Самые новые
 search-any-language = Любой язык

@@ -36,6 +36,7 @@ search-label = Ҷустуҷӯ дар навор
 search-button = Ҷустуҷӯ
 search-results = Натиҷаҳо: { $count }
 search-none = Ҳеҷ чиз ёфт нашуд.
+search-next-page = Саҳифаи навбатӣ
 search-sort-relevance = Мувофиқтарин
 search-sort-date = Навтарин
 search-any-language = Ҳар забон

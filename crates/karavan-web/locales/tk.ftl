@@ -36,6 +36,7 @@ search-label = Lentadan gözle
 search-button = Gözle
 search-results = Netije: { $count }
 search-none = Hiç zat tapylmady.
+search-next-page = Indiki sahypa
 search-sort-relevance = Iň laýyk
 search-sort-date = Iň täze
 search-any-language = Islendik dil

@@ -36,6 +36,7 @@ search-label = Lentadan qidirish
 search-button = Qidirish
 search-results = Natijalar: { $count }
 search-none = Hech narsa topilmadi.
+search-next-page = Keyingi sahifa
 search-sort-relevance = Eng mos
 search-sort-date = Eng yangi
 search-any-language = Istalgan til

@@ -36,6 +36,7 @@ search-label = 搜索电讯
 search-button = 搜索
 search-results = 共 { $count } 条结果
 search-none = 没有找到结果。
+search-next-page = 下一页
 search-sort-relevance = 最相关
 search-sort-date = 最新
 search-any-language = 任何语言

@@ -178,6 +178,28 @@ async fn editors_sign_in_switch_language_and_sign_out() {
     assert!(bad.text().await.unwrap().contains("The query could not be read"));
     let anonymous = client.get(format!("{base}/search?q=x")).send().await.unwrap();
     assert_eq!(anonymous.headers()[LOCATION], "/login?next=%2Fsearch%3Fq%3Dx");
+    // Results page 50 at a time: a next-page link continues the same search to the end.
+    for n in 0..55 {
+        let item = serde_json::json!({
+            "uri": format!("urn:pager:{n}"), "type": "text", "language": "en",
+            "headlines": [{ "value": format!("Apricot harvest report {n}") }],
+        });
+        let response = client.post(format!("{base}/v1/items")).bearer_auth(&key).json(&item).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let first = client.get(format!("{base}/search?q=apricot&sort=date")).header("cookie", &session).send().await;
+    let first = first.unwrap().text().await.unwrap();
+    assert_eq!(first.matches("class=\"hit\"").count(), 50);
+    let link = first.split("rel=\"next\" href=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("a next link");
+    let link = link.replace("&amp;", "&").replace("&#x2f;", "/");
+    assert!(link.starts_with("/search?q=apricot&sort=date&cursor="), "{link}");
+    let second = client.get(format!("{base}{link}")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+    let second = second.text().await.unwrap();
+    assert_eq!(second.matches("class=\"hit\"").count(), 5);
+    assert!(!second.contains("rel=\"next\""));
+    assert!(second.contains("Apricot harvest report 0") && first.contains("Apricot harvest report 54"));
 
     // The item page, its ninjs download, and what is not there.
     let published: serde_json::Value = published.json().await.unwrap();
