@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub translation: translation::TranslationConfig,
     /// Connection caps and client timeouts.
     pub connections: listen::ConnectionLimits,
+    /// The least similarity (cosine) a meaning-based hit needs (see `semantic::DEFAULT_FLOOR`).
+    pub semantic_floor: f32,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             vectors_dir: None,
             translation: translation::TranslationConfig::default(),
             connections: listen::ConnectionLimits::default(),
+            semantic_floor: semantic::DEFAULT_FLOOR,
         }
     }
 }

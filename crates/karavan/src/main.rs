@@ -241,6 +241,11 @@ struct ServeArgs {
     /// The model an OpenAI-compatible endpoint is asked for.
     #[arg(long)]
     translation_model: Option<String>,
+    /// Meaning-based search (mode=semantic, and the meaning half of mode=hybrid) leaves out items less
+    /// similar to the query than this (cosine, 0 to 1; 0 keeps everything). The default is calibrated
+    /// for multilingual-e5-small on the dev set (BENCHMARKS.md).
+    #[arg(long, default_value_t = karavan_server::semantic::DEFAULT_FLOOR)]
+    semantic_floor: f32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -434,6 +439,7 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
                 http: translation_backend(&args)?,
                 ..Default::default()
             },
+            semantic_floor: args.semantic_floor.clamp(0.0, 1.0),
             connections: karavan_server::listen::ConnectionLimits {
                 max_connections: args.max_connections.max(1),
                 max_per_address: args.max_connections_per_address.max(1),
