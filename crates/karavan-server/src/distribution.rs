@@ -144,18 +144,35 @@ impl Distribution {
     }
 }
 
-/// Starts the fan-out, the pusher and its recorder.
-pub fn spawn(
+/// Starts distribution's engines under `engines`: the fan-out, and the pusher with its recorder (one
+/// engine: they share a channel and the list of deliveries in flight, which a restart makes afresh).
+pub fn start(
+    engines: &crate::engine::Supervisor,
     store: Arc<dyn Store>,
     search: Arc<SearchIndex>,
     distribution: Arc<Distribution>,
     models: Arc<crate::language::LanguageModels>,
 ) {
-    let (records, recorded) = mpsc::unbounded_channel();
-    let in_flight = Arc::new(Mutex::new(InFlight::default()));
-    tokio::spawn(run_fanout(Arc::clone(&store), search, Arc::clone(&distribution), models));
-    tokio::spawn(run_recorder(Arc::clone(&store), Arc::clone(&distribution), recorded, Arc::clone(&in_flight)));
-    tokio::spawn(run_pusher(store, distribution, records, in_flight));
+    let (store_, distribution_) = (Arc::clone(&store), Arc::clone(&distribution));
+    engines.start(
+        "fanout",
+        crate::engine::factory(move |_| {
+            run_fanout(Arc::clone(&store_), Arc::clone(&search), Arc::clone(&distribution_), Arc::clone(&models))
+        }),
+    );
+    engines.start(
+        "pusher",
+        crate::engine::factory(move |_| {
+            let (records, recorded) = mpsc::unbounded_channel();
+            let in_flight = Arc::new(Mutex::new(InFlight::default()));
+            let recorder =
+                run_recorder(Arc::clone(&store), Arc::clone(&distribution), recorded, Arc::clone(&in_flight));
+            let pusher = run_pusher(Arc::clone(&store), Arc::clone(&distribution), records, in_flight);
+            async move {
+                tokio::join!(recorder, pusher);
+            }
+        }),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------

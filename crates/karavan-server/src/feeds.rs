@@ -210,10 +210,10 @@ pub async fn resume(State(state): State<AppState>, caller: Caller, Path(id): Pat
     set_paused(&state, &caller, &id, false).await
 }
 
-/// Starts the poller: it wakes when a provider falls due (or one is added or resumed) and polls at
-/// most `feed_concurrency` feeds at once.
-pub fn spawn_poller(state: AppState) {
-    tokio::spawn(async move {
+/// The feed poller engine: it wakes when a provider falls due (or one is added or resumed) and polls
+/// at most `feed_concurrency` feeds at once.
+pub async fn run_poller(state: AppState) {
+    {
         let limit = state.distribution().config().feed_concurrency.max(1);
         let slots = Arc::new(tokio::sync::Semaphore::new(limit));
         let in_flight: Arc<std::sync::Mutex<Vec<FeedId>>> = Arc::default();
@@ -226,7 +226,7 @@ pub fn spawn_poller(state: AppState) {
                         if in_flight.lock().map(|f| f.contains(&provider.id)).unwrap_or(true) {
                             continue;
                         }
-                        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { return };
+                        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { continue };
                         if let Ok(mut flying) = in_flight.lock() {
                             flying.push(provider.id.clone());
                         }
@@ -258,7 +258,7 @@ pub fn spawn_poller(state: AppState) {
                 let _ = tokio::time::timeout(wait, state.distribution().feeds.notified()).await;
             }
         }
-    });
+    }
 }
 
 fn later(at: Timestamp, seconds: u64) -> Timestamp {

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod atom;
 pub mod auth;
 pub mod distribution;
+pub mod engine;
 pub mod error;
 pub mod feeds;
 pub mod import;
@@ -65,8 +66,9 @@ pub struct ServerConfig {
     pub translation: translation::TranslationConfig,
     /// Connection caps and client timeouts.
     pub connections: listen::ConnectionLimits,
-    /// The least similarity (cosine) a meaning-based hit needs (see `semantic::DEFAULT_FLOOR`).
-    pub semantic_floor: f32,
+    /// The least similarity (cosine) a meaning-based hit needs; `None`: the installed model's default
+    /// (`semantic::DEFAULT_FLOOR` for the packaged model, none for others); 0 or less: no floor.
+    pub semantic_floor: Option<f32>,
 }
 
 impl Default for ServerConfig {
@@ -79,7 +81,7 @@ impl Default for ServerConfig {
             vectors_dir: None,
             translation: translation::TranslationConfig::default(),
             connections: listen::ConnectionLimits::default(),
-            semantic_floor: semantic::DEFAULT_FLOOR,
+            semantic_floor: None,
         }
     }
 }
@@ -95,6 +97,7 @@ pub struct AppState {
     language: Arc<language::LanguageModels>,
     vectors: Arc<semantic::Vectors>,
     translations: Arc<translation::Translations>,
+    engines: Arc<engine::Supervisor>,
 }
 
 impl AppState {
@@ -106,22 +109,54 @@ impl AppState {
         let vectors = Arc::new(semantic::Vectors::new(config.vectors_dir.clone()));
         let translations =
             Arc::new(translation::Translations::new(config.models_dir.clone(), config.translation.clone()));
-        Ok(AppState { store, search, config: Arc::new(config), distribution, pages, language, vectors, translations })
+        let engines = Arc::new(engine::Supervisor::new());
+        Ok(AppState {
+            store,
+            search,
+            config: Arc::new(config),
+            distribution,
+            pages,
+            language,
+            vectors,
+            translations,
+            engines,
+        })
     }
 
-    /// Starts the background work of distribution (fan-out, pusher); call once, inside the runtime.
-    /// Starts distribution (fan-out and webhook pushes), the feed ingest poller and the embedding of
-    /// items into the vector index.
-    pub fn start_distribution(&self) {
-        distribution::spawn(
+    /// Starts the background engines under the supervisor (call once, inside the runtime): the keyword
+    /// index's committer, distribution's fan-out and pusher, the feed poller, the embedder that keeps the
+    /// vector index in step, and the translation workers. [`engine::Supervisor::shutdown`] stops them.
+    pub fn start_engines(&self) {
+        use engine::factory;
+        let search = Arc::clone(&self.search);
+        self.engines.start(
+            "search-committer",
+            factory(move |context| search::run_committer(Arc::clone(&search), search::COMMIT_INTERVAL, context)),
+        );
+        distribution::start(
+            &self.engines,
             Arc::clone(&self.store),
             Arc::clone(&self.search),
             Arc::clone(&self.distribution),
             Arc::clone(&self.language),
         );
-        feeds::spawn_poller(self.clone());
-        semantic::spawn_indexer(self.clone());
-        translation::spawn_workers(self.clone());
+        let state = self.clone();
+        self.engines.start("feed-poller", factory(move |_| feeds::run_poller(state.clone())));
+        let state = self.clone();
+        self.engines.start("embedder", factory(move |_| semantic::run_embedder(state.clone())));
+        let workers = self.translations.config.workers;
+        for n in 0..workers {
+            // Engine names are static: one per worker, made once at start-up.
+            let name: &'static str =
+                if workers == 1 { "translator" } else { Box::leak(format!("translator-{}", n + 1).into_boxed_str()) };
+            let state = self.clone();
+            self.engines.start(name, factory(move |_| translation::run_worker(state.clone())));
+        }
+    }
+
+    /// The supervisor of the background engines.
+    pub fn engines(&self) -> &Arc<engine::Supervisor> {
+        &self.engines
     }
 
     /// What reading an item needs beside the store.
@@ -279,24 +314,42 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
 /// The OpenAPI 3.1 document, kept beside the routes it describes.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// `GET /healthz`: `ok`, or 503 `degraded` with the reason while the storage is full (writes are
-/// refused with `storage_full` meanwhile; the check itself notices when space has come back).
+/// `GET /healthz`: `{"status": "ok" | "degraded", "engines": {name: {status, since, restarts, lastError,
+/// lastErrorAt}}, "checks": {…}}`; 503 `degraded` while the storage is full (writes are refused with
+/// `storage_full` meanwhile; the check itself notices when space has come back) or an engine is not
+/// running (it failed and waits to be restarted, or has stopped).
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     let health = match state.blocking(|store| Ok(store.health())).await {
         Ok(health) => health,
         Err(error) => return error.into_response(),
     };
-    match health.storage_full_since {
-        None => axum::Json(serde_json::json!({ "status": "ok" })).into_response(),
-        Some(since) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({
-                "status": "degraded",
-                "checks": { "storage": { "status": "full", "since": since.to_rfc3339() } },
-            })),
-        )
-            .into_response(),
+    let mut degraded = false;
+    let mut checks = serde_json::Map::new();
+    if let Some(since) = health.storage_full_since {
+        degraded = true;
+        checks.insert("storage".into(), serde_json::json!({ "status": "full", "since": since.to_rfc3339() }));
     }
+    let mut engines = serde_json::Map::new();
+    for (name, status) in state.engines.statuses() {
+        degraded |= status.phase != engine::Phase::Running;
+        engines.insert(
+            name.to_string(),
+            serde_json::json!({
+                "status": status.phase.as_str(),
+                "since": status.since.to_rfc3339(),
+                "restarts": status.restarts,
+                "lastError": status.last_error,
+                "lastErrorAt": status.last_error_at.map(|at| at.to_rfc3339()),
+            }),
+        );
+    }
+    let body = serde_json::json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "engines": engines,
+        "checks": checks,
+    });
+    let code = if degraded { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
+    (code, axum::Json(body)).into_response()
 }
 
 async fn openapi() -> Response {

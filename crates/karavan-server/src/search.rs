@@ -180,21 +180,29 @@ fn index_or_set_aside(
     }
 }
 
-/// Commits the index every `interval` while there are changes, so a publish is searchable within it.
-pub fn spawn_committer(search: Arc<SearchIndex>, interval: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let search = Arc::clone(&search);
-            match tokio::task::spawn_blocking(move || search.commit()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => tracing::error!(%error, "search index commit failed"),
-                Err(error) => tracing::error!(%error, "search index commit task failed"),
-            }
+/// How often the keyword index's committer makes new documents searchable.
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The committer engine: commits the index every `interval` while there are changes, so a publish is
+/// searchable within it; asked to stop, it commits what it holds once more.
+pub async fn run_committer(search: Arc<SearchIndex>, interval: Duration, mut context: crate::engine::EngineContext) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = ticks.tick() => false,
+            _ = context.stopped() => true,
+        };
+        let search = Arc::clone(&search);
+        match tokio::task::spawn_blocking(move || search.commit()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "search index commit failed"),
+            Err(error) => tracing::error!(%error, "search index commit task failed"),
         }
-    })
+        if stopping {
+            return;
+        }
+    }
 }
 
 pub(crate) fn audience(viewer: &MemberId, agreements: &[Agreement], now: Timestamp) -> Audience {

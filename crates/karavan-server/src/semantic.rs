@@ -66,8 +66,20 @@ const EXACT_LIMIT: usize = 20_000;
 /// At 0.78 a sentence-length query keeps 99.7 % of its translations, every typed query about a story
 /// keeps the story in its own language (79 % of its renderings in all nine), and an off-topic query
 /// keeps 11 % of the corpus instead of all of it (no floor this model allows separates them fully).
-/// "More like this" has none: it always shows the nearest items.
+/// "More like this" has none: it always shows the nearest items. An imported model has no default
+/// floor (its scores are its own); `--semantic-floor` sets one.
 pub const DEFAULT_FLOOR: f32 = 0.78;
+/// The model [`DEFAULT_FLOOR`] was calibrated for (the packaged one's name).
+const CALIBRATED_MODEL: &str = "multilingual-e5-small-q4";
+
+/// The floor meaning-based hits must reach: the configured one, else the installed model's default.
+fn similarity_floor(configured: Option<f32>, models: &LanguageModels) -> f32 {
+    let floor = configured.unwrap_or_else(|| {
+        let id = models.embedding_model_id().unwrap_or_default();
+        if id.split(' ').next() == Some(CALIBRATED_MODEL) { DEFAULT_FLOOR } else { f32::MIN }
+    });
+    if floor > 0.0 { floor } else { f32::MIN }
+}
 /// Reciprocal rank fusion's constant (Cormack et al.: 60).
 const RRF_K: f32 = 60.0;
 /// Items embedded per encoder call in the background.
@@ -248,8 +260,8 @@ fn failed_reason(embedder: &karavan_lang::Embedder, text: &str) -> String {
 
 /// Keeps the vector index in step with the store while the server runs; waits for the embedding
 /// model when it is not installed.
-pub fn spawn_indexer(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+pub async fn run_embedder(state: AppState) {
+    {
         let vectors = Arc::clone(state.vectors());
         let models = Arc::clone(state.language());
         // Open the index once the model is known.
@@ -296,7 +308,7 @@ pub fn spawn_indexer(state: AppState) -> tokio::task::JoinHandle<()> {
                 let _ = tokio::time::timeout(Duration::from_secs(2), vectors.wake.notified()).await;
             }
         }
-    })
+    }
 }
 
 /// Saves the vector index now (at shutdown).
@@ -416,7 +428,7 @@ async fn search_json_like(
     let embedder = models.embedder().map_err(not_installed)?;
     let (search, store, vectors) = (Arc::clone(state.search()), Arc::clone(state.store()), Arc::clone(state.vectors()));
     // A query's hits must reach the floor; "more like this" shows the nearest whatever they score.
-    let floor = if like.is_some() { f32::MIN } else { state.config().semantic_floor };
+    let floor = if like.is_some() { f32::MIN } else { similarity_floor(state.config().semantic_floor, &models) };
     state
         .compute(move || -> ApiResult<Value> {
             let (exclude, query) = match like {

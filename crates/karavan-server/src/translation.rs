@@ -23,9 +23,7 @@ use axum::response::{IntoResponse, Response};
 use karavan_domain::{LanguageTag, MemberId, Role, Timestamp, same_language};
 use karavan_lang::{ModelDir, ModelError, ModelKind, SegmentCache, Term, Translator};
 use karavan_search::SearchIndex;
-use karavan_store::{
-    Glossary, GlossaryTerm, JobOutcome, Store, StoreError, StoredTranslation, StoredVersion, TranslationJob,
-};
+use karavan_store::{Glossary, GlossaryTerm, JobOutcome, Store, StoredTranslation, StoredVersion, TranslationJob};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -70,7 +68,7 @@ impl Default for TranslationConfig {
 pub struct Translations {
     dir: Option<ModelDir>,
     loaded: Mutex<Loaded>,
-    config: TranslationConfig,
+    pub(crate) config: TranslationConfig,
 }
 
 enum Loaded {
@@ -410,8 +408,9 @@ impl Worker {
     }
 }
 
-/// Starts the translation workers: each claims a job, translates it on the blocking pool, records it.
-pub fn spawn_workers(state: AppState) {
+/// One translation worker engine: claims a job, translates it on the blocking pool, records it.
+/// `--translation-workers` of them run, each its own engine.
+pub async fn run_worker(state: AppState) {
     let config = state.translations().config.clone();
     let worker = Worker {
         store: Arc::clone(state.store()),
@@ -419,37 +418,31 @@ pub fn spawn_workers(state: AppState) {
         models: Arc::clone(state.language()),
         translations: Arc::clone(state.translations()),
     };
-    for _ in 0..config.workers {
-        let worker = worker.clone();
-        tokio::spawn(async move {
-            loop {
-                let claimed = {
-                    let worker = worker.clone();
-                    tokio::task::spawn_blocking(move || {
-                        // No model, no claims: jobs wait in the queue until one is installed.
-                        if worker.translations.installed_model().is_none() {
-                            return Ok(None);
-                        }
-                        let now = crate::now();
-                        let lease = Timestamp(now.micros() + LEASE.as_micros() as i64);
-                        worker.store.claim_translation_jobs(now, lease, 1).map(|mut jobs| jobs.pop())
-                    })
-                    .await
-                };
-                match claimed {
-                    Ok(Ok(Some(job))) => {
-                        let worker = worker.clone();
-                        let _ = tokio::task::spawn_blocking(move || worker.run(job)).await;
-                        continue;
-                    }
-                    Ok(Ok(None)) => {}
-                    Ok(Err(StoreError::Closed)) => return,
-                    Ok(Err(error)) => tracing::warn!(%error, "could not claim translation jobs"),
-                    Err(error) => tracing::error!(%error, "translation worker task failed"),
+    loop {
+        let claimed = {
+            let worker = worker.clone();
+            tokio::task::spawn_blocking(move || {
+                // No model, no claims: jobs wait in the queue until one is installed.
+                if worker.translations.installed_model().is_none() {
+                    return Ok(None);
                 }
-                tokio::time::sleep(config.poll).await;
+                let now = crate::now();
+                let lease = Timestamp(now.micros() + LEASE.as_micros() as i64);
+                worker.store.claim_translation_jobs(now, lease, 1).map(|mut jobs| jobs.pop())
+            })
+            .await
+        };
+        match claimed {
+            Ok(Ok(Some(job))) => {
+                let worker = worker.clone();
+                let _ = tokio::task::spawn_blocking(move || worker.run(job)).await;
+                continue;
             }
-        });
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not claim translation jobs"),
+            Err(error) => tracing::error!(%error, "translation worker task failed"),
+        }
+        tokio::time::sleep(config.poll).await;
     }
 }
 

@@ -242,10 +242,10 @@ struct ServeArgs {
     #[arg(long)]
     translation_model: Option<String>,
     /// Meaning-based search (mode=semantic, and the meaning half of mode=hybrid) leaves out items less
-    /// similar to the query than this (cosine, 0 to 1; 0 keeps everything). The default is calibrated
-    /// for multilingual-e5-small on the dev set (BENCHMARKS.md).
-    #[arg(long, default_value_t = karavan_server::semantic::DEFAULT_FLOOR)]
-    semantic_floor: f32,
+    /// similar to the query than this (cosine; 0 or less: no floor). Default: 0.78 with the packaged
+    /// multilingual-e5-small, calibrated on the dev set (BENCHMARKS.md); none with an imported model.
+    #[arg(long)]
+    semantic_floor: Option<f32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -417,7 +417,6 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
                 keys.display()
             );
         }
-        karavan_server::search::spawn_committer(Arc::clone(&search), Duration::from_millis(250));
         let mut distribution = DistributionConfig::default();
         distribution.outbound.allow_private = args.allow_private_webhooks;
         distribution.outbound.timeout = Duration::from_millis(args.webhook_timeout_ms.max(1));
@@ -439,7 +438,7 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
                 http: translation_backend(&args)?,
                 ..Default::default()
             },
-            semantic_floor: args.semantic_floor.clamp(0.0, 1.0),
+            semantic_floor: args.semantic_floor.map(|floor| floor.min(1.0)),
             connections: karavan_server::listen::ConnectionLimits {
                 max_connections: args.max_connections.max(1),
                 max_per_address: args.max_connections_per_address.max(1),
@@ -448,9 +447,11 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
             },
         };
         let state = AppState::new(store, search, config).map_err(anyhow::Error::msg)?;
-        state.start_distribution();
-        let vectors = Arc::clone(state.vectors());
+        state.start_engines();
+        let (vectors, engines) = (Arc::clone(state.vectors()), Arc::clone(state.engines()));
         karavan_server::serve(listener, state, shutdown_signal(), Duration::from_secs(10)).await?;
+        // Stop the engines (the committer commits what it holds), then save the vector index.
+        engines.shutdown().await;
         tokio::task::spawn_blocking(move || karavan_server::semantic::save_now(&vectors)).await?;
         tracing::info!("stopped");
         anyhow::Ok(())

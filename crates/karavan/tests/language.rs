@@ -100,7 +100,8 @@ async fn identification_scripts_and_semantic_search_across_languages() {
     let (_uzbek, uz_key) = member_with_key(dir.path(), "Uzbek Wire", "editor");
     // The Chinese agency sees the Kazakh one's items.
     cli(dir.path(), &["agreement", "add", "--grantor", &kazakh, "--grantee", "*"]);
-    let server = Server::start(dir.path(), &["--models-dir", &models_dir]);
+    // Ranking and visibility are checked here, not the similarity floor (tests/semantic_reach.rs).
+    let server = Server::start(dir.path(), &["--models-dir", &models_dir, "--semantic-floor", "0"]);
     let client = reqwest::Client::new();
     let base = &server.base;
 
