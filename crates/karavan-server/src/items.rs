@@ -244,7 +244,9 @@ pub(crate) async fn publish_all(state: &AppState, versions: Vec<NewVersion>) -> 
 
 /// Wakes distribution (fan-out, live wire) when a publish stored something.
 pub(crate) fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
-    if outcomes.iter().any(|o| !matches!(o, PublishOutcome::Unchanged(_))) {
+    let stored = outcomes.iter().filter(|o| !matches!(o, PublishOutcome::Unchanged(_))).count();
+    state.metrics().published(stored);
+    if stored > 0 {
         state.distribution().item_published();
         state.vectors().wake();
     }

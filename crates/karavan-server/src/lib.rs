@@ -17,6 +17,7 @@ pub mod import;
 pub mod items;
 pub mod language;
 pub mod listen;
+pub mod metrics;
 pub mod outbound;
 pub mod params;
 pub mod password;
@@ -66,6 +67,8 @@ pub struct ServerConfig {
     pub translation: translation::TranslationConfig,
     /// Connection caps and client timeouts.
     pub connections: listen::ConnectionLimits,
+    /// The bearer token `GET /metrics` asks for; `None`: it answers loopback clients only.
+    pub metrics_token: Option<String>,
     /// The least similarity (cosine) a meaning-based hit needs; `None`: the installed model's default
     /// (`semantic::DEFAULT_FLOOR` for the packaged model, none for others); 0 or less: no floor.
     pub semantic_floor: Option<f32>,
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             translation: translation::TranslationConfig::default(),
             connections: listen::ConnectionLimits::default(),
             semantic_floor: None,
+            metrics_token: None,
         }
     }
 }
@@ -98,6 +102,7 @@ pub struct AppState {
     vectors: Arc<semantic::Vectors>,
     translations: Arc<translation::Translations>,
     engines: Arc<engine::Supervisor>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -120,6 +125,7 @@ impl AppState {
             vectors,
             translations,
             engines,
+            metrics: Arc::default(),
         })
     }
 
@@ -152,6 +158,11 @@ impl AppState {
             let state = self.clone();
             self.engines.start(name, factory(move |_| translation::run_worker(state.clone())));
         }
+    }
+
+    /// What the server counts for `GET /metrics`.
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.metrics
     }
 
     /// The supervisor of the background engines.
@@ -259,6 +270,7 @@ pub enum Access {
 /// let a reader change anything (a test walks every route with every role).
 pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/healthz", Access::Public),
+    (Method::GET, "/metrics", Access::Public),
     (Method::GET, "/v1/openapi.json", Access::Public),
     (Method::GET, "/v1/me", Access::Key(Role::Reader)),
     (Method::GET, "/v1/members", Access::Key(Role::Reader)),
@@ -410,8 +422,10 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let access_state = state.clone();
     let limits_state = state.clone();
+    let metrics_state = state.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/me", get(admin::me))
         .route("/v1/members", get(admin::list_members))
@@ -484,6 +498,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{file}", get(web::assets))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(metrics_state, metrics::count_requests))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(limits_state, limit_request_body))
         .with_state(state)

@@ -101,6 +101,20 @@ pub struct StoreHealth {
     pub storage_full_since: Option<Timestamp>,
 }
 
+/// Exchange-wide counts for the operator's metrics (never shown to a member: they count every
+/// member's items, embargoed ones included).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreStats {
+    /// The highest store sequence number written (0: none).
+    pub head_seq: i64,
+    /// Deliveries by state (`pending`, `delivered`, `dead`, `withdrawn`, `feed`), states with none left out.
+    pub deliveries: Vec<(String, u64)>,
+    /// Translation jobs of the whole exchange by state.
+    pub translation_jobs: QueueCounts,
+    /// Outbox events the fan-out has not reached yet.
+    pub outbox_behind: u64,
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A member to create.
@@ -661,6 +675,8 @@ pub trait Store: Send + Sync + 'static {
     /// How the store is doing. While writes are failing for lack of space, this checks (cheaply,
     /// writing a small file beside the data) whether space has come back, and says so.
     fn health(&self) -> StoreHealth;
+    /// Exchange-wide counts for the operator's metrics (`GET /metrics`).
+    fn stats(&self) -> Result<StoreStats>;
 
     fn add_member(&self, member: NewMember) -> Result<Member>;
     fn members(&self) -> Result<Vec<Member>>;

@@ -246,6 +246,10 @@ struct ServeArgs {
     /// multilingual-e5-small, calibrated on the dev set (BENCHMARKS.md); none with an imported model.
     #[arg(long)]
     semantic_floor: Option<f32>,
+    /// The bearer token `GET /metrics` requires; without one it answers only clients on the loopback
+    /// interface.
+    #[arg(long, env = "KARAVAN_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -439,6 +443,7 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
                 ..Default::default()
             },
             semantic_floor: args.semantic_floor.map(|floor| floor.min(1.0)),
+            metrics_token: args.metrics_token.clone().filter(|token| !token.is_empty()),
             connections: karavan_server::listen::ConnectionLimits {
                 max_connections: args.max_connections.max(1),
                 max_per_address: args.max_connections_per_address.max(1),

@@ -547,6 +547,42 @@ impl Store for SqliteStore {
         }
     }
 
+    fn stats(&self) -> Result<crate::StoreStats> {
+        self.read(|connection| {
+            let head_seq: i64 =
+                connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM versions", [], |row| row.get(0))?;
+            let by_state = |sql: &str| -> Result<Vec<(String, u64)>> {
+                let mut statement = connection.prepare_cached(sql)?;
+                let rows = statement
+                    .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows.into_iter().map(|(state, count)| (state, u64::try_from(count).unwrap_or(0))).collect())
+            };
+            let deliveries = by_state("SELECT state, COUNT(*) FROM deliveries GROUP BY state ORDER BY state")?;
+            let mut translation_jobs = crate::QueueCounts::default();
+            for (state, count) in by_state("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")? {
+                match state.as_str() {
+                    "queued" => translation_jobs.queued = count,
+                    "running" => translation_jobs.running = count,
+                    "done" => translation_jobs.done = count,
+                    "failed" => translation_jobs.failed = count,
+                    other => return Err(corrupt("translation job state", other)),
+                }
+            }
+            let outbox_behind: i64 = connection.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE id > (SELECT position FROM outbox_position WHERE name = 'fanout')",
+                [],
+                |row| row.get(0),
+            )?;
+            Ok(crate::StoreStats {
+                head_seq,
+                deliveries,
+                translation_jobs,
+                outbox_behind: u64::try_from(outbox_behind).unwrap_or(0),
+            })
+        })
+    }
+
     fn add_member(&self, member: NewMember) -> Result<Member> {
         let id = MemberId::new(new_ulid()?);
         let languages: Vec<&str> = member.languages.iter().map(LanguageTag::as_str).collect();
