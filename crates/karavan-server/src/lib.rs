@@ -331,9 +331,14 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// `storage_full` meanwhile; the check itself notices when space has come back) or an engine is not
 /// running (it failed and waits to be restarted, or has stopped).
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let health = match state.blocking(|store| Ok(store.health())).await {
-        Ok(health) => health,
+    let (health, positions) = match state.blocking(|store| Ok((store.health(), store.head_positions()))).await {
+        Ok(answer) => answer,
         Err(error) => return error.into_response(),
+    };
+    // Lag is reported when the store can say where its head is (a full disk does not stop reads).
+    let lags: std::collections::HashMap<&str, u64> = match positions {
+        Ok((head_seq, outbox_behind)) => metrics::engine_lags(&state, head_seq, outbox_behind).into_iter().collect(),
+        Err(_) => Default::default(),
     };
     let mut degraded = false;
     let mut checks = serde_json::Map::new();
@@ -344,16 +349,17 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
     let mut engines = serde_json::Map::new();
     for (name, status) in state.engines.statuses() {
         degraded |= status.phase != engine::Phase::Running;
-        engines.insert(
-            name.to_string(),
-            serde_json::json!({
-                "status": status.phase.as_str(),
-                "since": status.since.to_rfc3339(),
-                "restarts": status.restarts,
-                "lastError": status.last_error,
-                "lastErrorAt": status.last_error_at.map(|at| at.to_rfc3339()),
-            }),
-        );
+        let mut entry = serde_json::json!({
+            "status": status.phase.as_str(),
+            "since": status.since.to_rfc3339(),
+            "restarts": status.restarts,
+            "lastError": status.last_error,
+            "lastErrorAt": status.last_error_at.map(|at| at.to_rfc3339()),
+        });
+        if let Some(lag) = lags.get(name) {
+            entry["lag"] = serde_json::json!(lag);
+        }
+        engines.insert(name.to_string(), entry);
     }
     let body = serde_json::json!({
         "status": if degraded { "degraded" } else { "ok" },

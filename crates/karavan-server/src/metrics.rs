@@ -202,6 +202,18 @@ pub async fn metrics(State(state): State<AppState>, request: axum::extract::Requ
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }
 
+/// How far each engine that follows the store is behind its head: the keyword index's committed
+/// sequence and the vector index's (store sequence numbers), the fan-out's outbox position (events).
+pub(crate) fn engine_lags(state: &AppState, head_seq: i64, outbox_behind: u64) -> Vec<(&'static str, u64)> {
+    let behind = |seq: i64| u64::try_from((head_seq - seq).max(0)).unwrap_or(0);
+    let mut lags = vec![("search-committer", behind(state.search().indexed_seq().unwrap_or(0)))];
+    if let Some((_, vector_seq)) = state.vectors().status() {
+        lags.push(("embedder", behind(vector_seq)));
+    }
+    lags.push(("fanout", outbox_behind));
+    lags
+}
+
 /// Whether a client may read the metrics: the configured bearer token, else the loopback interface.
 fn allowed(state: &AppState, peer: Option<std::net::IpAddr>, headers: &HeaderMap) -> bool {
     let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));

@@ -677,6 +677,9 @@ pub trait Store: Send + Sync + 'static {
     fn health(&self) -> StoreHealth;
     /// Exchange-wide counts for the operator's metrics (`GET /metrics`).
     fn stats(&self) -> Result<StoreStats>;
+    /// The cheap part of [`Store::stats`], for `/healthz`: the head sequence and the outbox events
+    /// the fan-out has not reached.
+    fn head_positions(&self) -> Result<(i64, u64)>;
 
     fn add_member(&self, member: NewMember) -> Result<Member>;
     fn members(&self) -> Result<Vec<Member>>;

@@ -52,6 +52,18 @@ async fn a_panicking_engine_is_restarted_and_healthz_says_so() {
     let response =
         client.post(format!("{}/v1/items", server.base)).bearer_auth(&key).json(&realistic_item("urn:e:1", 1)).send();
     assert_eq!(response.await.unwrap().status().as_u16(), 201);
+    // The engines that follow the store report their lag, and catch up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = health(&client, &server.base).await;
+        let (index, fanout) = (&body["engines"]["search-committer"]["lag"], &body["engines"]["fanout"]["lag"]);
+        assert!(index.is_u64() && fanout.is_u64(), "{body}");
+        if index == 0 && fanout == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the engines did not catch up: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -547,10 +547,22 @@ impl Store for SqliteStore {
         }
     }
 
-    fn stats(&self) -> Result<crate::StoreStats> {
+    fn head_positions(&self) -> Result<(i64, u64)> {
         self.read(|connection| {
             let head_seq: i64 =
                 connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM versions", [], |row| row.get(0))?;
+            let outbox_behind: i64 = connection.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE id > (SELECT position FROM outbox_position WHERE name = 'fanout')",
+                [],
+                |row| row.get(0),
+            )?;
+            Ok((head_seq, u64::try_from(outbox_behind).unwrap_or(0)))
+        })
+    }
+
+    fn stats(&self) -> Result<crate::StoreStats> {
+        let (head_seq, outbox_behind) = self.head_positions()?;
+        self.read(|connection| {
             let by_state = |sql: &str| -> Result<Vec<(String, u64)>> {
                 let mut statement = connection.prepare_cached(sql)?;
                 let rows = statement
@@ -569,17 +581,7 @@ impl Store for SqliteStore {
                     other => return Err(corrupt("translation job state", other)),
                 }
             }
-            let outbox_behind: i64 = connection.query_row(
-                "SELECT COUNT(*) FROM outbox WHERE id > (SELECT position FROM outbox_position WHERE name = 'fanout')",
-                [],
-                |row| row.get(0),
-            )?;
-            Ok(crate::StoreStats {
-                head_seq,
-                deliveries,
-                translation_jobs,
-                outbox_behind: u64::try_from(outbox_behind).unwrap_or(0),
-            })
+            Ok(crate::StoreStats { head_seq, deliveries, translation_jobs, outbox_behind })
         })
     }
 
