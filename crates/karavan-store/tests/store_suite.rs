@@ -94,6 +94,23 @@ fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     login_failures_are_counted_per_key(make);
     health_is_ok_while_writes_work(make);
     set_aside_items_are_held_until_retried(make);
+    stats_count_the_whole_store(make);
+}
+
+fn stats_count_the_whole_store(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_dir, store) = make();
+    assert_eq!(store.head_positions().unwrap(), (0, 0), "an empty store");
+    let owner = member(store.as_ref(), "Counted");
+    let first = store.publish(version(&owner, "urn:stats:1", None, "One")).unwrap().stored().clone();
+    let second = store.publish(version(&owner, "urn:stats:2", None, "Two")).unwrap().stored().clone();
+    assert!(second.seq > first.seq);
+    let (head, behind) = store.head_positions().unwrap();
+    assert_eq!(head, second.seq, "the head is the newest version's sequence");
+    assert_eq!(behind, 2, "two outbox events the fan-out has not reached");
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.head_seq, stats.outbox_behind), (head, behind));
+    assert!(stats.deliveries.is_empty(), "no subscription, no delivery");
+    assert_eq!(stats.translation_jobs, karavan_store::QueueCounts::default());
 }
 
 fn set_aside_items_are_held_until_retried(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
