@@ -1,7 +1,5 @@
 //! Item routes: publish (new items, corrections, kills), get one, its versions, and the caller's wire.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -212,32 +210,15 @@ pub async fn publish(
     }
     // Validation and normalisation are CPU work: keep them off the async threads.
     let version: NewVersion = state.compute(move || new_version(&owner, &value, original, client_says)).await??;
-    let search = Arc::clone(state.search());
-    let models = Arc::clone(state.language());
-    let outcome = state
-        .blocking(move |store| {
-            let outcome = store.publish(version)?;
-            index_outcome(store, &search, &models, &outcome);
-            Ok(outcome)
-        })
-        .await?;
+    let outcome = state.blocking(move |store| store.publish(version)).await?;
     announce(&state, std::slice::from_ref(&outcome));
     Ok(publish_response(outcome))
 }
 
-/// Stores versions all or nothing, indexes them, and wakes distribution.
+/// Stores versions all or nothing and wakes the engines that follow the store (the keyword indexer,
+/// distribution, the embedder).
 pub(crate) async fn publish_all(state: &AppState, versions: Vec<NewVersion>) -> ApiResult<Vec<PublishOutcome>> {
-    let search = Arc::clone(state.search());
-    let models = Arc::clone(state.language());
-    let outcomes = state
-        .blocking(move |store| {
-            let outcomes = store.publish_all(versions)?;
-            for outcome in &outcomes {
-                index_outcome(store, &search, &models, outcome);
-            }
-            Ok(outcomes)
-        })
-        .await?;
+    let outcomes = state.blocking(move |store| store.publish_all(versions)).await?;
     announce(state, &outcomes);
     Ok(outcomes)
 }
@@ -247,6 +228,7 @@ pub(crate) fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
     let stored = outcomes.iter().filter(|o| !matches!(o, PublishOutcome::Unchanged(_))).count();
     state.metrics().published(stored);
     if stored > 0 {
+        state.wake_indexer();
         state.distribution().item_published();
         state.vectors().wake();
     }
@@ -434,15 +416,7 @@ pub async fn kill(
     let original = value.to_string();
     let owner = current.owner.clone();
     let kill = state.compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1))).await??;
-    let search = Arc::clone(state.search());
-    let models = Arc::clone(state.language());
-    let outcome = state
-        .blocking(move |store| {
-            let outcome = store.publish(kill)?;
-            index_outcome(store, &search, &models, &outcome);
-            Ok(outcome)
-        })
-        .await?;
+    let outcome = state.blocking(move |store| store.publish(kill)).await?;
     announce(state, std::slice::from_ref(&outcome));
     Ok(outcome)
 }
@@ -518,20 +492,4 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, query: Ra
         "latest": listed.horizon.to_token(),
     });
     Ok(Json(body).into_response())
-}
-
-/// Puts a stored version into the search index. A failure is logged, not returned: the publish is
-/// durable, and the index catches up from the store on the next start (`karavan reindex` rebuilds it).
-pub(crate) fn index_outcome(
-    store: &dyn karavan_store::Store,
-    search: &karavan_search::SearchIndex,
-    models: &crate::language::LanguageModels,
-    outcome: &PublishOutcome,
-) {
-    if matches!(outcome, PublishOutcome::Unchanged(_)) {
-        return;
-    }
-    if let Err(error) = crate::search::index_version(store, search, models, outcome.stored()) {
-        tracing::error!(%error, item_id = %outcome.stored().item_id, "could not index the item; a restart catches up");
-    }
 }

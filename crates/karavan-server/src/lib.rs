@@ -103,6 +103,8 @@ pub struct AppState {
     translations: Arc<translation::Translations>,
     engines: Arc<engine::Supervisor>,
     metrics: Arc<metrics::Metrics>,
+    /// Wakes the keyword indexer when a publish stored something.
+    indexer_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -126,14 +128,17 @@ impl AppState {
             translations,
             engines,
             metrics: Arc::default(),
+            indexer_wake: Arc::default(),
         })
     }
 
     /// Starts the background engines under the supervisor (call once, inside the runtime): the keyword
-    /// index's committer, distribution's fan-out and pusher, the feed poller, the embedder that keeps the
+    /// indexer that tails the store, the keyword index's committer, distribution's fan-out and pusher, the feed poller, the embedder that keeps the
     /// vector index in step, and the translation workers. [`engine::Supervisor::shutdown`] stops them.
     pub fn start_engines(&self) {
         use engine::factory;
+        let state = self.clone();
+        self.engines.start("search-indexer", factory(move |context| search::run_indexer(state.clone(), context)));
         let search = Arc::clone(&self.search);
         self.engines.start(
             "search-committer",
@@ -158,6 +163,15 @@ impl AppState {
             let state = self.clone();
             self.engines.start(name, factory(move |_| translation::run_worker(state.clone())));
         }
+    }
+
+    /// Tells the keyword indexer that the store has something new.
+    pub fn wake_indexer(&self) {
+        self.indexer_wake.notify_one();
+    }
+
+    pub(crate) fn indexer_wake(&self) -> &tokio::sync::Notify {
+        &self.indexer_wake
     }
 
     /// What the server counts for `GET /metrics`.

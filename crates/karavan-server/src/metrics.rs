@@ -162,13 +162,9 @@ pub async fn metrics(State(state): State<AppState>, request: axum::extract::Requ
         "gauge",
         "Store sequence numbers (or outbox events, for the fan-out) an engine has still to process.",
     );
-    let keyword_seq = state.search().indexed_seq().unwrap_or(0);
-    let _ =
-        writeln!(out, "karavan_engine_lag{{engine=\"search-committer\"}} {}", (stats.head_seq - keyword_seq).max(0));
-    if let Some((_, vector_seq)) = state.vectors().status() {
-        let _ = writeln!(out, "karavan_engine_lag{{engine=\"embedder\"}} {}", (stats.head_seq - vector_seq).max(0));
+    for (name, lag) in engine_lags(&state, stats.head_seq, stats.outbox_behind) {
+        let _ = writeln!(out, "karavan_engine_lag{{engine=\"{name}\"}} {lag}");
     }
-    let _ = writeln!(out, "karavan_engine_lag{{engine=\"fanout\"}} {}", stats.outbox_behind);
     family(&mut out, "karavan_store_head_sequence", "gauge", "The highest store sequence number written.");
     let _ = writeln!(out, "karavan_store_head_sequence {}", stats.head_seq);
 
@@ -206,7 +202,7 @@ pub async fn metrics(State(state): State<AppState>, request: axum::extract::Requ
 /// sequence and the vector index's (store sequence numbers), the fan-out's outbox position (events).
 pub(crate) fn engine_lags(state: &AppState, head_seq: i64, outbox_behind: u64) -> Vec<(&'static str, u64)> {
     let behind = |seq: i64| u64::try_from((head_seq - seq).max(0)).unwrap_or(0);
-    let mut lags = vec![("search-committer", behind(state.search().indexed_seq().unwrap_or(0)))];
+    let mut lags = vec![("search-indexer", behind(state.search().indexed_seq().unwrap_or(0)))];
     if let Some((_, vector_seq)) = state.vectors().status() {
         lags.push(("embedder", behind(vector_seq)));
     }

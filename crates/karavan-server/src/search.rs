@@ -106,11 +106,16 @@ pub fn index_version(
 /// Brings the index up to the store: everything whose current version is newer than what the index
 /// recorded. Run at start-up (after a crash the index may be behind) and by `karavan reindex`.
 pub fn catch_up(store: &dyn Store, search: &SearchIndex, models: &LanguageModels) -> Result<usize, StoreError> {
-    let countries: std::collections::HashMap<String, String> =
-        store.members()?.into_iter().map(|m| (m.id.to_string(), m.country.as_str().to_string())).collect();
+    let retried = retry_set_aside(store, search, models)?;
+    let (indexed, _) = index_after(store, search, models, search.indexed_seq().map_err(search_failure)?)?;
+    Ok(retried + indexed)
+}
+
+/// Indexes what an operator asked to be tried again (rows that could not be read, versions the index
+/// could not take); returns how many went in.
+fn retry_set_aside(store: &dyn Store, search: &SearchIndex, models: &LanguageModels) -> Result<usize, StoreError> {
+    let countries = member_countries(store)?;
     let mut count = 0;
-    // What an operator asked to be tried again, first: rows that could not be read, and versions
-    // the index could not take.
     for work in [karavan_store::READ_WORK, SEARCH_INDEX_WORK] {
         for version in store.set_aside_to_retry(work)? {
             if index_or_set_aside(store, search, models, &countries, &version, Vec::new())? {
@@ -122,17 +127,38 @@ pub fn catch_up(store: &dyn Store, search: &SearchIndex, models: &LanguageModels
     if count > 0 {
         search.commit().map_err(search_failure)?;
     }
-    let held: std::collections::HashSet<i64> = store
-        .set_aside_list(None)?
-        .into_iter()
-        .filter(|s| s.work == SEARCH_INDEX_WORK && !s.retry)
-        .map(|s| s.seq)
-        .collect();
-    let mut after = search.indexed_seq().map_err(search_failure)?;
+    Ok(count)
+}
+
+fn member_countries(store: &dyn Store) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    Ok(store.members()?.into_iter().map(|m| (m.id.to_string(), m.country.as_str().to_string())).collect())
+}
+
+/// Indexes every current version stored after sequence `after` (set-aside ones skipped), committing
+/// each page of 1,000; returns how many were indexed and the sequence scanned to (the next call's
+/// `after`).
+pub fn index_after(
+    store: &dyn Store,
+    search: &SearchIndex,
+    models: &LanguageModels,
+    mut after: i64,
+) -> Result<(usize, i64), StoreError> {
+    let mut count = 0;
+    let mut context: Option<(std::collections::HashMap<String, String>, std::collections::HashSet<i64>)> = None;
     loop {
         let page = store.current_versions_after(after, 1000)?;
         let Some(scanned_to) = page.scanned_to else { break };
         after = scanned_to;
+        if context.is_none() {
+            let held = store
+                .set_aside_list(None)?
+                .into_iter()
+                .filter(|s| s.work == SEARCH_INDEX_WORK && !s.retry)
+                .map(|s| s.seq)
+                .collect();
+            context = Some((member_countries(store)?, held));
+        }
+        let Some((countries, held)) = &context else { break };
         let seqs: Vec<i64> = page.versions.iter().map(|v| v.seq).collect();
         let mut translations: std::collections::HashMap<i64, Vec<karavan_store::StoredTranslation>> =
             std::collections::HashMap::new();
@@ -141,13 +167,54 @@ pub fn catch_up(store: &dyn Store, search: &SearchIndex, models: &LanguageModels
         }
         for version in page.versions.iter().filter(|v| !held.contains(&v.seq)) {
             let texts = translations.get(&version.seq).map(|t| crate::translation::index_texts(t)).unwrap_or_default();
-            if index_or_set_aside(store, search, models, &countries, version, texts)? {
+            if index_or_set_aside(store, search, models, countries, version, texts)? {
                 count += 1;
             }
         }
         search.commit().map_err(search_failure)?;
     }
-    Ok(count)
+    Ok((count, after))
+}
+
+/// The keyword indexer engine: tails the store from the index's committed position, indexing each new
+/// current version (publishes, corrections, kills) and committing, so a publish is searchable
+/// within milliseconds of being stored without waiting for analysis itself. Woken by publishes
+/// ([`crate::AppState::wake_indexer`]); looks again every second in any case.
+pub async fn run_indexer(state: crate::AppState, mut context: crate::engine::EngineContext) {
+    let (store, search, models) = (Arc::clone(state.store()), Arc::clone(state.search()), Arc::clone(state.language()));
+    let mut position: Option<i64> = None;
+    loop {
+        let (store_, search_, models_) = (Arc::clone(&store), Arc::clone(&search), Arc::clone(&models));
+        let from = position;
+        let round = tokio::task::spawn_blocking(move || {
+            let after = match from {
+                Some(after) => after,
+                None => search_.indexed_seq().map_err(search_failure)?,
+            };
+            index_after(store_.as_ref(), &search_, &models_, after)
+        })
+        .await;
+        let indexed = match round {
+            Ok(Ok((indexed, scanned_to))) => {
+                position = Some(scanned_to);
+                indexed
+            }
+            Ok(Err(StoreError::Closed)) => return,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "indexing the stored versions failed; retrying");
+                0
+            }
+            // A panic escaped the per-version guard: let the supervisor restart the engine.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        };
+        if indexed == 0 {
+            tokio::select! {
+                _ = state.indexer_wake().notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = context.stopped() => return,
+            }
+        }
+    }
 }
 
 /// The work name under which versions the search index could not take are set aside.

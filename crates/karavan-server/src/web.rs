@@ -1197,15 +1197,7 @@ pub async fn publish_submit(
                 crate::publish::new_version(&owner, &document, original, Some(karavan_ninjs::NinjsVersion::V3_1))
             })
             .await??;
-        let search = std::sync::Arc::clone(state.search());
-        let models = std::sync::Arc::clone(state.language());
-        let outcome = state
-            .blocking(move |store| {
-                let outcome = store.publish(version)?;
-                crate::items::index_outcome(store, &search, &models, &outcome);
-                Ok(outcome)
-            })
-            .await?;
+        let outcome = state.blocking(move |store| store.publish(version)).await?;
         crate::items::announce(&state, std::slice::from_ref(&outcome));
         Ok::<_, crate::error::ApiError>(outcome)
     }

@@ -221,7 +221,7 @@ async fn search_takes_whatever_a_person_types_within_a_size_limit() {
         .post(&member.editor, "/v1/items", &story("urn:uz:1", "uz-Latn", "Toshkentda koʻrgazma", "<p>Yangi yoʻl.</p>"))
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    app.search.commit().unwrap();
+    app.index();
     for q in ["ko'rgazma", "ko%60rgazma", "yo'l", "ko%E2%80%98rgazma"] {
         let (status, body) = app.get(&member.reader, &format!("/v1/search?q={q}")).await;
         assert_eq!(status, StatusCode::OK, "{q}: {body}");

@@ -35,7 +35,7 @@ async fn published_items_are_found_in_their_languages() {
         let (status, _) = app.post(&owner.editor, "/v1/items", &story(uri, language, headline, body)).await;
         assert_eq!(status, StatusCode::CREATED);
     }
-    app.search.commit().unwrap();
+    app.index();
 
     for (query, expected) in [
         ("铁路", vec!["urn:s:zh"]),
@@ -68,13 +68,13 @@ async fn published_items_are_found_in_their_languages() {
     let mut corrected = story("urn:s:ru", "ru", "Новый мост", "Строительство моста началось.");
     corrected["version"] = json!("2");
     app.post(&owner.editor, "/v1/items", &corrected).await;
-    app.search.commit().unwrap();
+    app.index();
     let (_, body) = app.get(&reader.reader, "/v1/search?q=дорога").await;
     assert!(hit_uris(&body).is_empty(), "the old version is no longer found");
     let (_, body) = app.get(&reader.reader, "/v1/search?q=мост").await;
     let id = body["hits"][0]["id"].as_str().unwrap().to_string();
     app.post(&owner.editor, &format!("/v1/items/{id}/kill"), &json!({})).await;
-    app.search.commit().unwrap();
+    app.index();
     let (_, body) = app.get(&reader.reader, "/v1/search?q=мост").await;
     assert_eq!(body["total"], 0, "a killed item is not found");
 }
@@ -91,7 +91,7 @@ async fn search_never_reveals_what_the_caller_may_not_see() {
     let mut embargoed = story("urn:v:secret", "en", "Secret railway budget", "Embargoed railway figures.");
     embargoed["embargoedUntil"] = json!("2999-01-01T00:00:00Z");
     app.post(&owner.editor, "/v1/items", &embargoed).await;
-    app.search.commit().unwrap();
+    app.index();
 
     let (_, body) = app.get(&partner.reader, "/v1/search?q=railway").await;
     assert_eq!(hit_uris(&body), ["urn:v:open"]);
@@ -141,7 +141,7 @@ async fn saved_searches_are_checked_kept_per_member_and_run() {
     app.post(&owner.editor, "/v1/items", &story("urn:ss:1", "uz-Latn", "Toshkentda yangi bekat", "Toshkent shahrida."))
         .await;
     app.post(&owner.editor, "/v1/items", &story("urn:ss:2", "ru", "Ташкент", "Новый вокзал.")).await;
-    app.search.commit().unwrap();
+    app.index();
 
     let (status, saved) = app
         .post(

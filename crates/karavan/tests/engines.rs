@@ -40,7 +40,7 @@ async fn a_panicking_engine_is_restarted_and_healthz_says_so() {
     };
     assert!(saw_restarting, "/healthz never showed the failed engine");
     assert_eq!(body["status"], "ok", "{body}");
-    for engine in ["search-committer", "fanout", "pusher", "feed-poller", "embedder", "translator"] {
+    for engine in ["search-indexer", "search-committer", "fanout", "pusher", "feed-poller", "embedder", "translator"] {
         assert_eq!(body["engines"][engine]["status"], "running", "{engine}: {body}");
     }
     let poller = &body["engines"]["feed-poller"];
@@ -56,7 +56,7 @@ async fn a_panicking_engine_is_restarted_and_healthz_says_so() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, body) = health(&client, &server.base).await;
-        let (index, fanout) = (&body["engines"]["search-committer"]["lag"], &body["engines"]["fanout"]["lag"]);
+        let (index, fanout) = (&body["engines"]["search-indexer"]["lag"], &body["engines"]["fanout"]["lag"]);
         assert!(index.is_u64() && fanout.is_u64(), "{body}");
         if index == 0 && fanout == 0 {
             break;

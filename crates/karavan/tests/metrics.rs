@@ -79,11 +79,11 @@ async fn metrics_are_read_by_a_prometheus_parser() {
     assert_eq!(sample(&samples, "karavan_http_requests_total", &not_found), Some(1.0));
     assert_eq!(sample(&samples, "karavan_publish_duration_seconds_count", &[]), Some(4.0));
     assert_eq!(sample(&samples, "karavan_publish_duration_seconds_bucket", &[("le", "+Inf")]), Some(4.0));
-    for engine in ["search-committer", "fanout", "pusher", "feed-poller", "embedder", "translator"] {
+    for engine in ["search-indexer", "search-committer", "fanout", "pusher", "feed-poller", "embedder", "translator"] {
         assert_eq!(sample(&samples, "karavan_engine_up", &[("engine", engine)]), Some(1.0), "{engine}");
         assert_eq!(sample(&samples, "karavan_engine_restarts_total", &[("engine", engine)]), Some(0.0), "{engine}");
     }
-    assert_eq!(sample(&samples, "karavan_engine_lag", &[("engine", "search-committer")]), Some(0.0));
+    assert_eq!(sample(&samples, "karavan_engine_lag", &[("engine", "search-indexer")]), Some(0.0));
     assert_eq!(sample(&samples, "karavan_store_head_sequence", &[]), Some(3.0));
     assert_eq!(sample(&samples, "karavan_deliveries", &[("state", "pending")]), Some(0.0));
     assert_eq!(sample(&samples, "karavan_translation_jobs", &[("state", "queued")]), Some(0.0));

@@ -71,6 +71,13 @@ impl TestApp {
         }
     }
 
+    /// The keyword indexer's step, as the engine runs it: indexes what the store holds beyond the
+    /// index and commits (tests drive it instead of waiting for the engine).
+    pub fn index(&self) {
+        let models = karavan_server::language::LanguageModels::new(None);
+        karavan_server::search::catch_up(self.store.as_ref(), &self.search, &models).unwrap();
+    }
+
     /// Sends a request; returns the status and the body parsed as JSON (Null when empty).
     pub async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
         let response = self.router.clone().oneshot(request).await.unwrap();
