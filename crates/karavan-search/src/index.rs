@@ -287,10 +287,16 @@ impl std::fmt::Debug for SearchIndex {
     }
 }
 
-/// One indexing thread with a modest arena: the index shares a small machine with the server, and
-/// publishes arrive one by one, so more threads only compete with request handling for the cores.
-const WRITER_THREADS: usize = 1;
-const WRITER_MEMORY: usize = 32 * 1024 * 1024;
+/// The writer's indexing threads by default: one per core, up to four. One thread halves bulk indexing
+/// (`benches/compare.rs`, measured 2026-12-03: 10,322 items/s with one, 19,163 with two, BENCHMARKS.md);
+/// the server opens its index with fewer ([`SearchIndex::open_with_threads`]) to leave the cores to
+/// requests while it indexes publishes one by one.
+fn default_writer_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
+}
+
+/// The writer's arena, shared by its threads (tantivy wants at least 15 MB per thread).
+const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 /// The arena of the in-memory index a percolation builds (tantivy's minimum).
 const PERCOLATE_MEMORY: usize = 15_000_000;
 
@@ -314,6 +320,11 @@ impl SearchIndex {
     /// Opens the index in `dir`, creating it (empty) if needed. An index whose schema differs from this
     /// version's is recreated empty: it is derived data, and the caller catches up from the store.
     pub fn open(dir: &Path) -> Result<SearchIndex> {
+        SearchIndex::open_with_threads(dir, default_writer_threads())
+    }
+
+    /// [`SearchIndex::open`] with `threads` indexing threads (1 to 4).
+    pub fn open_with_threads(dir: &Path, threads: usize) -> Result<SearchIndex> {
         std::fs::create_dir_all(dir)?;
         // Text analysed by an older analysis (another script fold) would not match today's queries.
         let marker = dir.join(ANALYSIS_MARKER);
@@ -341,7 +352,7 @@ impl SearchIndex {
             }
         };
         analysis::register(index.tokenizers());
-        let writer = index.writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)?;
+        let writer = index.writer_with_num_threads(threads.clamp(1, 4), WRITER_MEMORY)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(SearchIndex { index, fields, writer: Mutex::new(writer), reader, pending: Mutex::new(None) })
     }

@@ -2,7 +2,9 @@
 //!
 //! Starts `karavan serve` on a fresh data directory, then publishes realistic items (about 2 KB of
 //! ninjs each) from concurrent clients over keep-alive connections, and prints items/s and latency
-//! percentiles; then a partner member lists its wire (the newest 50) and the list latency is printed.
+//! percentiles; meanwhile a probe publishes an item every 100 ms and polls search until it is found
+//! (publish → searchable under load); then a partner member lists its wire (the newest 50) and the
+//! list latency is printed.
 //! Settings: KARAVAN_BENCH_ITEMS (100000), KARAVAN_BENCH_CONCURRENCY (32), KARAVAN_BENCH_LISTS (200).
 //! Run: `cargo bench -p karavan --bench publish`.
 
@@ -50,7 +52,7 @@ fn main() {
 
     // One client thread, so that the server keeps most of the machine.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (elapsed, mut latencies, failures, mut list_latencies) = runtime.block_on(async {
+    let (elapsed, mut latencies, failures, mut list_latencies, mut freshness) = runtime.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
@@ -84,6 +86,51 @@ fn main() {
                 }
             }));
         }
+        // Meanwhile a probe publishes one item every 100 ms and polls search until it is found:
+        // publish → searchable, measured under the load.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let probe = {
+            let (client, base, key, done) = (client.clone(), base.clone(), key.clone(), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut freshness = Vec::new();
+                let mut n = 0usize;
+                while !done.load(Ordering::Relaxed) {
+                    // A word no other item has: letters only, so that every analyzer keeps it whole.
+                    let word: String = format!("zq{n:08}")
+                        .chars()
+                        .map(|c| if c.is_ascii_digit() { (b'a' + c as u8 - b'0') as char } else { c })
+                        .collect();
+                    n += 1;
+                    let item = serde_json::json!({
+                        "uri": format!("urn:probe:{n}"), "type": "text", "language": "en",
+                        "headlines": [{ "value": format!("Freshness probe {word}") }],
+                    });
+                    let sent = Instant::now();
+                    let response = client.post(format!("{base}/v1/items")).bearer_auth(&key).json(&item).send().await;
+                    if !response.is_ok_and(|r| r.status().as_u16() == 201) {
+                        continue;
+                    }
+                    loop {
+                        let url = format!("{base}/v1/search?q={word}&limit=1");
+                        let found = match client.get(&url).bearer_auth(&key).send().await {
+                            Ok(r) => r.json::<serde_json::Value>().await.ok().and_then(|b| b["total"].as_u64()),
+                            Err(_) => None,
+                        };
+                        if found.unwrap_or(0) >= 1 {
+                            freshness.push(sent.elapsed().as_micros() as u64);
+                            break;
+                        }
+                        if sent.elapsed() > std::time::Duration::from_secs(30) {
+                            freshness.push(u64::MAX);
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                freshness
+            })
+        };
         let mut all = Vec::with_capacity(bodies.len());
         let mut failures = 0;
         for task in tasks {
@@ -92,6 +139,8 @@ fn main() {
             failures += failed;
         }
         let elapsed = started.elapsed();
+        done.store(true, Ordering::Relaxed);
+        let freshness = probe.await.unwrap();
         // Then the partner reads its wire: the first page, newest first, 50 items.
         let mut list_latencies = Vec::with_capacity(lists);
         for _ in 0..lists {
@@ -102,7 +151,7 @@ fn main() {
             let _ = response.bytes().await;
             list_latencies.push(sent.elapsed().as_micros() as u64);
         }
-        (elapsed, all, failures, list_latencies)
+        (elapsed, all, failures, list_latencies, freshness)
     });
     latencies.sort_unstable();
     let rss = peak_rss_mib(server.child.id());
@@ -122,6 +171,16 @@ fn main() {
         percentile(&latencies, 1.0)
     );
     println!("  failures    {failures}");
+    freshness.sort_unstable();
+    if !freshness.is_empty() {
+        println!(
+            "  publish → searchable ({} probes during the run, one every 100 ms): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            freshness.len(),
+            percentile(&freshness, 0.50),
+            percentile(&freshness, 0.99),
+            percentile(&freshness, 1.0)
+        );
+    }
     list_latencies.sort_unstable();
     println!(
         "  then {lists} wire reads by a partner (newest 50 of {items}): p50 {:.2} ms, p99 {:.2} ms",

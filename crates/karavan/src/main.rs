@@ -250,6 +250,11 @@ struct ServeArgs {
     /// interface.
     #[arg(long, env = "KARAVAN_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Threads the keyword index uses to index (1 to 4). One leaves the cores to requests: on 2 cores it
+    /// publishes faster (2,365 against 2,028 items/s in the publish bench) and still makes a publish
+    /// searchable within a second; `karavan reindex` uses one per core.
+    #[arg(long, default_value_t = 1)]
+    index_threads: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -397,7 +402,7 @@ fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> an
     if args.demo {
         install_demo_models(&models_dir);
     }
-    let search = open_search(data_dir)?;
+    let search = open_search_with(data_dir, Some(args.index_threads))?;
     // The index is derived data: after a crash, or on a new index, it catches up from the store.
     let models = LanguageModels::new(Some(models_dir.clone()));
     let caught_up =
@@ -501,9 +506,20 @@ async fn shutdown_signal() {
 }
 
 fn open_search(data_dir: &std::path::Path) -> anyhow::Result<Arc<karavan_search::SearchIndex>> {
+    open_search_with(data_dir, None)
+}
+
+/// Opens the search index with `threads` indexing threads (`None`: one per core, for bulk work).
+fn open_search_with(
+    data_dir: &std::path::Path,
+    threads: Option<usize>,
+) -> anyhow::Result<Arc<karavan_search::SearchIndex>> {
     let dir = data_dir.join("search");
-    let search = karavan_search::SearchIndex::open(&dir)
-        .with_context(|| format!("opening the search index in {}", dir.display()))?;
+    let search = match threads {
+        Some(threads) => karavan_search::SearchIndex::open_with_threads(&dir, threads),
+        None => karavan_search::SearchIndex::open(&dir),
+    }
+    .with_context(|| format!("opening the search index in {}", dir.display()))?;
     Ok(Arc::new(search))
 }
 
