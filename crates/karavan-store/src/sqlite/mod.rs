@@ -571,16 +571,8 @@ impl Store for SqliteStore {
                 Ok(rows.into_iter().map(|(state, count)| (state, u64::try_from(count).unwrap_or(0))).collect())
             };
             let deliveries = by_state("SELECT state, COUNT(*) FROM deliveries GROUP BY state ORDER BY state")?;
-            let mut translation_jobs = crate::QueueCounts::default();
-            for (state, count) in by_state("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")? {
-                match state.as_str() {
-                    "queued" => translation_jobs.queued = count,
-                    "running" => translation_jobs.running = count,
-                    "done" => translation_jobs.done = count,
-                    "failed" => translation_jobs.failed = count,
-                    other => return Err(corrupt("translation job state", other)),
-                }
-            }
+            let jobs = by_state("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")?;
+            let translation_jobs = translation::queue_counts(jobs.into_iter())?;
             Ok(crate::StoreStats { head_seq, deliveries, translation_jobs, outbox_behind })
         })
     }

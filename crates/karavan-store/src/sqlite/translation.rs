@@ -272,7 +272,6 @@ impl SqliteStore {
 
     pub(super) fn translation_queue_in(&self, owner: &MemberId) -> Result<QueueCounts> {
         self.read(|connection| {
-            let mut counts = QueueCounts::default();
             let mut statement = connection.prepare_cached(
                 "SELECT j.state, COUNT(*) FROM translation_jobs j
                  JOIN versions v ON v.seq = j.seq JOIN items i ON i.id = v.item_id
@@ -281,17 +280,7 @@ impl SqliteStore {
             let rows = statement
                 .query_map([owner.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            for (state, count) in rows {
-                let count = u64::try_from(count).unwrap_or(0);
-                match state.as_str() {
-                    "queued" => counts.queued = count,
-                    "running" => counts.running = count,
-                    "done" => counts.done = count,
-                    "failed" => counts.failed = count,
-                    other => return Err(corrupt("translation job state", other)),
-                }
-            }
-            Ok(counts)
+            queue_counts(rows.into_iter().map(|(state, count)| (state, u64::try_from(count).unwrap_or(0))))
         })
     }
 
@@ -345,4 +334,19 @@ impl SqliteStore {
             Ok(())
         })
     }
+}
+
+/// Job counts by state, from (state, count) rows; a state the schema does not allow is corrupt data.
+pub(super) fn queue_counts(rows: impl Iterator<Item = (String, u64)>) -> Result<QueueCounts> {
+    let mut counts = QueueCounts::default();
+    for (state, count) in rows {
+        match state.as_str() {
+            "queued" => counts.queued = count,
+            "running" => counts.running = count,
+            "done" => counts.done = count,
+            "failed" => counts.failed = count,
+            other => return Err(corrupt("translation job state", other)),
+        }
+    }
+    Ok(counts)
 }
