@@ -569,3 +569,76 @@ async fn a_delivery_that_keeps_failing_ends_dead_with_every_attempt_logged() {
         "three attempts reached the receiver"
     );
 }
+
+/// Issue 18: SIGTERM during a publish burst, with one subscriber that never answers (its pushes are in
+/// flight when the signal comes): the server stops within 10 s, and after the restart every
+/// acknowledged publish is stored and delivered to the subscriber that answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_burst_with_a_hanging_receiver_stops_quickly_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_member, key) = member_with_key(dir.path(), "Stopping Agency", "editor");
+    let receiver = Receiver::start(SECRET).await;
+    let flags = ["--allow-private-webhooks", "--webhook-retry-base-ms", "200"];
+    let mut server = Server::start(dir.path(), &flags);
+    let (base, client) = (server.base.clone(), reqwest::Client::new());
+    subscribe(&client, &base, &key, json!({ "name": "answers", "query": {}, "webhook": { "url": format!("{}/ok", receiver.base), "secret": SECRET } })).await;
+    subscribe(&client, &base, &key, json!({ "name": "hangs", "query": {}, "webhook": { "url": format!("{}/hang", receiver.base), "secret": SECRET } })).await;
+
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut publishers = Vec::new();
+    for worker in 0..4 {
+        let (client, base, key, acknowledged) = (client.clone(), base.clone(), key.clone(), Arc::clone(&acknowledged));
+        publishers.push(tokio::spawn(async move {
+            for n in 0.. {
+                let uri = format!("urn:term:{worker}:{n}");
+                let sent = client
+                    .post(format!("{base}/v1/items"))
+                    .bearer_auth(&key)
+                    .json(&realistic_item(&uri, n))
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status().is_success() => acknowledged.lock().unwrap().push(uri),
+                    // Refused or cut off while the server stops: not acknowledged, so not owed.
+                    _ => return,
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acknowledged.lock().unwrap().len() < 200 || receiver.received().len() < 20 {
+        assert!(Instant::now() < deadline, "the burst is too slow");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let signalled = Instant::now();
+    let status = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+    assert!(status.unwrap().success());
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(10), "the server did not stop within 10 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stopped_in = signalled.elapsed();
+    assert!(exit.success(), "{exit:?}");
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    let acknowledged: Vec<String> = acknowledged.lock().unwrap().clone();
+    let before_restart = receiver.received().len();
+
+    let _restarted = Server::start(dir.path(), &flags);
+    wait_for(&receiver, Duration::from_secs(120), "every acknowledged item after the restart", |got| {
+        let uris: HashSet<&str> = got.iter().filter(|r| r.path == "/ok").map(|r| r.uri()).collect();
+        acknowledged.iter().all(|uri| uris.contains(uri.as_str()))
+    })
+    .await;
+    eprintln!(
+        "stopped {} ms after SIGTERM; acknowledged {}, {} delivered before the stop",
+        stopped_in.as_millis(),
+        acknowledged.len(),
+        before_restart
+    );
+}
