@@ -54,11 +54,15 @@ impl Histogram {
     }
 }
 
+/// One route's request counts, by method, then status.
+type ByMethod = BTreeMap<String, BTreeMap<u16, u64>>;
+
 /// What the server counts as it runs.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Requests by (route template, method, status).
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Requests by route template, then method, then status (nested so that counting a request
+    /// allocates nothing once its route, method and status have been seen).
+    requests: Mutex<BTreeMap<String, ByMethod>>,
     /// `POST /v1/items` answered with success, from the request's arrival to the answer.
     publish_latency: Histogram,
     /// Versions stored by publishes (API, newsroom, feeds), unchanged re-sends not counted.
@@ -80,7 +84,8 @@ pub async fn count_requests(
     next: axum::middleware::Next,
 ) -> Response {
     let started = std::time::Instant::now();
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |path| path.as_str()).to_string();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = request.method().clone();
     let response = next.run(request).await;
     let status = response.status();
@@ -89,7 +94,16 @@ pub async fn count_requests(
         metrics.publish_latency.observe(started.elapsed());
     }
     if let Ok(mut requests) = metrics.requests.lock() {
-        *requests.entry((route, method.as_str().to_string(), status.as_u16())).or_default() += 1;
+        if !requests.contains_key(route) {
+            requests.insert(route.to_string(), BTreeMap::new());
+        }
+        let Some(methods) = requests.get_mut(route) else { return response };
+        if !methods.contains_key(method.as_str()) {
+            methods.insert(method.as_str().to_string(), BTreeMap::new());
+        }
+        if let Some(statuses) = methods.get_mut(method.as_str()) {
+            *statuses.entry(status.as_u16()).or_default() += 1;
+        }
     }
     response
 }
@@ -122,12 +136,16 @@ pub async fn metrics(State(state): State<AppState>, request: axum::extract::Requ
 
     family(&mut out, "karavan_http_requests_total", "counter", "HTTP requests by route template, method and status.");
     if let Ok(requests) = metrics.requests.lock() {
-        for ((route, method, status), count) in requests.iter() {
-            let _ = writeln!(
-                out,
-                "karavan_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
-                label(route)
-            );
+        for (route, methods) in requests.iter() {
+            for (method, statuses) in methods {
+                for (status, count) in statuses {
+                    let _ = writeln!(
+                        out,
+                        "karavan_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
+                        label(route)
+                    );
+                }
+            }
         }
     }
     family(&mut out, "karavan_items_published_total", "counter", "Item versions stored by publishes.");

@@ -374,11 +374,6 @@ pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQue
     let mode = crate::semantic::Mode::parse(params.one("mode")?.as_deref())?;
     parse_paging(&mut params, &mut request)?;
     params.finish()?;
-    if mode != crate::semantic::Mode::Keyword && request.after.is_some() {
-        return Err(ApiError::invalid(
-            "cursor: a keyword search's cursor; mode=semantic and mode=hybrid page with their own",
-        ));
-    }
     if mode != crate::semantic::Mode::Keyword && request.sort == Sort::Newest {
         return Err(ApiError::invalid(
             "sort: date is not taken with mode=semantic or mode=hybrid (they rank by meaning)",
@@ -394,6 +389,11 @@ pub async fn search_in_mode(
     request: SearchRequest,
     mode: crate::semantic::Mode,
 ) -> ApiResult<Value> {
+    if mode != crate::semantic::Mode::Keyword && request.after.is_some() {
+        return Err(ApiError::invalid(
+            "cursor: a keyword search's cursor; mode=semantic and mode=hybrid page with their own",
+        ));
+    }
     match mode {
         crate::semantic::Mode::Keyword => search_json(state, viewer, request).await,
         mode => crate::semantic::search_json(state, viewer, request, mode, None).await,

@@ -72,12 +72,10 @@ pub const DEFAULT_FLOOR: f32 = 0.78;
 /// The model [`DEFAULT_FLOOR`] was calibrated for (the packaged one's name).
 const CALIBRATED_MODEL: &str = "multilingual-e5-small-q4";
 
-/// The floor meaning-based hits must reach: the configured one, else the installed model's default.
-fn similarity_floor(configured: Option<f32>, models: &LanguageModels) -> f32 {
-    let floor = configured.unwrap_or_else(|| {
-        let id = models.embedding_model_id().unwrap_or_default();
-        if id.split(' ').next() == Some(CALIBRATED_MODEL) { DEFAULT_FLOOR } else { f32::MIN }
-    });
+/// The floor meaning-based hits must reach: the configured one, else the default of the model the
+/// vector index was opened with (decided once, when it opened).
+fn similarity_floor(configured: Option<f32>, vectors: &Vectors) -> f32 {
+    let floor = configured.unwrap_or_else(|| vectors.model_floor.get().copied().unwrap_or(f32::MIN));
     if floor > 0.0 { floor } else { f32::MIN }
 }
 /// Reciprocal rank fusion's constant (Cormack et al.: 60).
@@ -93,6 +91,8 @@ pub struct Vectors {
     dir: Option<PathBuf>,
     dirty: AtomicBool,
     wake: Notify,
+    /// The floor the opened index's model calls for by default (set when the index opens).
+    model_floor: std::sync::OnceLock<f32>,
 }
 
 impl std::fmt::Debug for Vectors {
@@ -107,7 +107,13 @@ const MODEL_FILE: &str = "model";
 impl Vectors {
     /// Vectors saved in `dir` (none: kept in memory only).
     pub fn new(dir: Option<PathBuf>) -> Vectors {
-        Vectors { index: RwLock::new(None), dir, dirty: AtomicBool::new(false), wake: Notify::new() }
+        Vectors {
+            index: RwLock::new(None),
+            dir,
+            dirty: AtomicBool::new(false),
+            wake: Notify::new(),
+            model_floor: std::sync::OnceLock::new(),
+        }
     }
 
     /// Something was published: catch up now.
@@ -122,6 +128,8 @@ impl Vectors {
 
     /// Opens the saved index if it was built by `model` with `dim`, else starts an empty one.
     fn open(&self, model: &str, dim: usize) {
+        let calibrated = model.split(' ').next() == Some(CALIBRATED_MODEL);
+        let _ = self.model_floor.set(if calibrated { DEFAULT_FLOOR } else { f32::MIN });
         let mut loaded = None;
         if let Some(dir) = &self.dir {
             let recorded = std::fs::read_to_string(dir.join(MODEL_FILE)).unwrap_or_default();
@@ -428,7 +436,8 @@ async fn search_json_like(
     let embedder = models.embedder().map_err(not_installed)?;
     let (search, store, vectors) = (Arc::clone(state.search()), Arc::clone(state.store()), Arc::clone(state.vectors()));
     // A query's hits must reach the floor; "more like this" shows the nearest whatever they score.
-    let floor = if like.is_some() { f32::MIN } else { similarity_floor(state.config().semantic_floor, &models) };
+    let floor =
+        if like.is_some() { f32::MIN } else { similarity_floor(state.config().semantic_floor, state.vectors()) };
     state
         .compute(move || -> ApiResult<Value> {
             let (exclude, query) = match like {

@@ -754,9 +754,6 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
             request.limit = 50;
             crate::search::apply_cursor(&mut request, cursor.as_deref())?;
             let mode = crate::semantic::Mode::parse(Some(mode.as_str()).filter(|m| !m.is_empty()))?;
-            if mode != crate::semantic::Mode::Keyword && request.after.is_some() {
-                return Err(crate::error::ApiError::invalid("cursor: not a cursor of this mode"));
-            }
             crate::search::search_in_mode(&state, session.user.member.clone(), request, mode).await
         }
         .await;

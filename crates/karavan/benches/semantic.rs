@@ -31,7 +31,7 @@ use karavan_lang::testing;
 use karavan_lang::{Embedder, ModelKind, Role};
 use karavan_search::VectorIndex;
 use serde_json::{Value, json};
-use support::{Server, member_with_key};
+use support::{Server, devset, member_with_key, urlencoding};
 
 /// The language forms of the dev set's columns, and the tags the items are published with.
 const COLUMNS: [&str; 9] = ["en", "zh", "ru", "kk", "ky", "tg", "tk", "uz", "uz-Cyrl"];
@@ -39,12 +39,6 @@ const TAGS: [&str; 9] = ["en", "zh", "ru", "kk", "ky", "tg", "tk", "uz-Latn", "u
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn devset() -> Vec<Vec<String>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/devset/parallel.tsv");
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines().skip(1).map(|line| line.split('\t').skip(1).map(str::to_string).collect()).collect()
 }
 
 /// A typed query: its language column, the stories it is about (empty: off-topic), the text.
@@ -78,17 +72,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1e3
-}
-
-/// Percent-encodes a query parameter's value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn main() {
@@ -173,7 +156,7 @@ fn api_matrix(stories: &[Vec<String>]) {
                 assert_eq!(response.unwrap().status().as_u16(), 201);
             }
         }
-        let probe = encode(&stories[0][0]);
+        let probe = urlencoding(&stories[0][0]);
         let started = Instant::now();
         loop {
             let url = format!("{base}/v1/search?mode=semantic&q={probe}&limit=1&cursor=o359");
@@ -193,8 +176,11 @@ fn api_matrix(stories: &[Vec<String>]) {
             for a in 0..9 {
                 for b in 0..9 {
                     for (row, story) in stories.iter().enumerate() {
-                        let url =
-                            format!("{base}/v1/search?mode={mode}&lang={}&limit=1&q={}", TAGS[b], encode(&story[a]));
+                        let url = format!(
+                            "{base}/v1/search?mode={mode}&lang={}&limit=1&q={}",
+                            TAGS[b],
+                            urlencoding(&story[a])
+                        );
                         let body: Value =
                             client.get(&url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
                         let top = body["hits"][0]["item"]["uri"].as_str().unwrap_or_default().to_string();

@@ -452,6 +452,44 @@ async fn a_hanging_receiver_slows_neither_publishing_nor_other_subscribers() {
     assert_eq!(log.hanging, 2);
 }
 
+/// Four clients publishing realistic items (`urn:PREFIX:worker:n`) as fast as they can until a request
+/// fails to connect; every acknowledged uri goes into `acknowledged`. A refusal (an answer other than
+/// success) panics when `refusal_panics`, else ends that client.
+fn burst(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    prefix: &'static str,
+    acknowledged: &Arc<Mutex<Vec<String>>>,
+    refusal_panics: bool,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..4)
+        .map(|worker| {
+            let (client, base, key, acknowledged) =
+                (client.clone(), base.to_string(), key.to_string(), Arc::clone(acknowledged));
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let uri = format!("urn:{prefix}:{worker}:{n}");
+                    let sent = client
+                        .post(format!("{base}/v1/items"))
+                        .bearer_auth(&key)
+                        .json(&realistic_item(&uri, n))
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status().is_success() => acknowledged.lock().unwrap().push(uri),
+                        Ok(response) if refusal_panics => {
+                            panic!("publish refused before the kill: {}", response.status())
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_burst_loses_no_delivery() {
     let dir = tempfile::tempdir().unwrap();
@@ -463,27 +501,7 @@ async fn sigkill_during_a_burst_loses_no_delivery() {
     subscribe(&client, &base, &key, json!({ "name": "everything", "query": {}, "webhook": { "url": format!("{}/ok", receiver.base), "secret": SECRET } })).await;
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut publishers = Vec::new();
-    for worker in 0..4 {
-        let (client, base, key, acknowledged) = (client.clone(), base.clone(), key.clone(), Arc::clone(&acknowledged));
-        publishers.push(tokio::spawn(async move {
-            for n in 0.. {
-                let uri = format!("urn:burst:{worker}:{n}");
-                let sent = client
-                    .post(format!("{base}/v1/items"))
-                    .bearer_auth(&key)
-                    .json(&realistic_item(&uri, n))
-                    .timeout(Duration::from_secs(10))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(response) if response.status().is_success() => acknowledged.lock().unwrap().push(uri),
-                    Ok(response) => panic!("publish refused before the kill: {}", response.status()),
-                    Err(_) => return,
-                }
-            }
-        }));
-    }
+    let publishers = burst(&client, &base, &key, "burst", &acknowledged, true);
     // Kill while publishes, fan-outs and pushes are all under way.
     let deadline = Instant::now() + Duration::from_secs(120);
     while acknowledged.lock().unwrap().len() < 300 || receiver.received().len() < 50 {
@@ -585,43 +603,14 @@ async fn sigterm_during_a_burst_with_a_hanging_receiver_stops_quickly_and_loses_
     subscribe(&client, &base, &key, json!({ "name": "hangs", "query": {}, "webhook": { "url": format!("{}/hang", receiver.base), "secret": SECRET } })).await;
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut publishers = Vec::new();
-    for worker in 0..4 {
-        let (client, base, key, acknowledged) = (client.clone(), base.clone(), key.clone(), Arc::clone(&acknowledged));
-        publishers.push(tokio::spawn(async move {
-            for n in 0.. {
-                let uri = format!("urn:term:{worker}:{n}");
-                let sent = client
-                    .post(format!("{base}/v1/items"))
-                    .bearer_auth(&key)
-                    .json(&realistic_item(&uri, n))
-                    .timeout(Duration::from_secs(10))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(response) if response.status().is_success() => acknowledged.lock().unwrap().push(uri),
-                    // Refused or cut off while the server stops: not acknowledged, so not owed.
-                    _ => return,
-                }
-            }
-        }));
-    }
+    // Refused or cut off while the server stops: not acknowledged, so not owed.
+    let publishers = burst(&client, &base, &key, "term", &acknowledged, false);
     let deadline = Instant::now() + Duration::from_secs(120);
     while acknowledged.lock().unwrap().len() < 200 || receiver.received().len() < 20 {
         assert!(Instant::now() < deadline, "the burst is too slow");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let signalled = Instant::now();
-    let status = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
-    assert!(status.unwrap().success());
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(signalled.elapsed() < Duration::from_secs(10), "the server did not stop within 10 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let stopped_in = signalled.elapsed();
+    let (exit, stopped_in) = server.terminate(Duration::from_secs(10));
     assert!(exit.success(), "{exit:?}");
     for publisher in publishers {
         publisher.await.unwrap();

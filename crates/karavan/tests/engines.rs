@@ -77,18 +77,9 @@ async fn sigterm_stops_the_server_quickly_and_keeps_what_it_acknowledged() {
         let response = client.post(format!("{}/v1/items", server.base)).bearer_auth(&key).json(&item).send();
         assert_eq!(response.await.unwrap().status().as_u16(), 201);
     }
-    let signalled = Instant::now();
-    let status = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
-    assert!(status.unwrap().success());
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(signalled.elapsed() < Duration::from_secs(10), "the server did not stop within 10 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (exit, stopped_in) = server.terminate(Duration::from_secs(10));
     assert!(exit.success(), "{exit:?}");
-    eprintln!("stopped {} ms after SIGTERM", signalled.elapsed().as_millis());
+    eprintln!("stopped {} ms after SIGTERM", stopped_in.as_millis());
 
     let server = Server::start(dir.path(), &[]);
     let body: Value = client

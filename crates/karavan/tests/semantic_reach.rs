@@ -12,15 +12,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Server, member_with_key};
+use support::{Server, devset, member_with_key, urlencoding};
 
 const LANGUAGES: [&str; 9] = ["en", "zh", "ru", "kk", "ky", "tg", "tk", "uz", "uz-Cyrl"];
-
-fn devset() -> Vec<Vec<String>> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/devset/parallel.tsv");
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines().skip(1).map(|line| line.split('\t').skip(1).map(str::to_string).collect()).collect()
-}
 
 async fn get(client: &reqwest::Client, url: &str, key: &str) -> Value {
     let response = client.get(url).bearer_auth(key).send().await.unwrap();
@@ -183,14 +177,4 @@ async fn semantic_search_reaches_every_item_and_honours_selective_filters() {
         translations += row_ids(&body["hits"]).iter().filter(|(r, language)| *r == row && language != "en").count();
     }
     assert!(translations >= 78, "{translations} of the 80 translations of 10 English sentences were found");
-}
-
-/// Percent-encodes a query value.
-fn urlencoding(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

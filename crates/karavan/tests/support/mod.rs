@@ -126,6 +126,21 @@ impl Server {
         panic!("the server did not become healthy at {url}");
     }
 
+    /// Sends SIGTERM and waits for the process to exit, failing the test if it takes longer than
+    /// `limit`; returns how it exited and how long it took.
+    pub fn terminate(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+        let signalled = Instant::now();
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(status.expect("kill runs").success(), "SIGTERM could not be sent");
+        loop {
+            if let Some(exit) = self.child.try_wait().expect("the server's status") {
+                return (exit, signalled.elapsed());
+            }
+            assert!(signalled.elapsed() < limit, "the server did not stop within {limit:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process with SIGKILL: no shutdown code runs.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
@@ -156,6 +171,24 @@ mod probe {
         stream.read_to_string(&mut response)?;
         Ok(response.starts_with("HTTP/1.1 200"))
     }
+}
+
+/// Percent-encodes a query parameter's value.
+pub fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The parallel dev set's rows (`karavan-lang/devset/parallel.tsv`): each story's nine renderings, in
+/// the column order en, zh, ru, kk, ky, tg, tk, uz (Latin), uz-Cyrl.
+pub fn devset() -> Vec<Vec<String>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/devset/parallel.tsv");
+    let text = std::fs::read_to_string(path).expect("the dev set");
+    text.lines().skip(1).map(|line| line.split('\t').skip(1).map(str::to_string).collect()).collect()
 }
 
 /// A realistic item of about 2 KB: headline, three HTML paragraphs, subjects, places, rights.
