@@ -172,7 +172,7 @@ pub async fn create_agreement(
         },
     };
     let agreement = NewAgreement { grantor: caller.0.member.clone(), grantee, right, subjects, delay_minutes };
-    let stored = state.blocking(move |store| store.add_agreement(agreement)).await?;
+    let stored = crate::app::agreements::grant(&state, agreement).await?;
     Ok((StatusCode::CREATED, Json(wire::agreement(&stored))).into_response())
 }
 
@@ -183,10 +183,6 @@ pub async fn revoke_agreement(
 ) -> ApiResult<Response> {
     caller.require(Role::Admin, "revoking agreements")?;
     let id = AgreementId::parse(&id)?;
-    let grantor = caller.0.member.clone();
-    let revoked = state.blocking(move |store| store.revoke_agreement(&grantor, &id)).await?;
-    if !revoked {
-        return Err(ApiError::not_found("live agreement granted by your member"));
-    }
+    crate::app::agreements::revoke(&state, &caller.0.member, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

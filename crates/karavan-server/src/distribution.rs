@@ -13,8 +13,8 @@
 //! and wakes the fan-out.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use karavan_domain::{EventKind, ItemAccess, ItemId, MemberId, SubscriptionId, Timestamp, visible_from};
@@ -23,7 +23,9 @@ use karavan_store::{
     AttemptOutcome, AttemptRecord, DueDelivery, NewDelivery, OutboxEvent, Store, StoreError, StoredVersion,
     Subscription, VersionRead,
 };
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::mpsc;
+
+use crate::bus::{ConfigChange, Event};
 
 use crate::outbound::{OutboundClient, OutboundConfig, signature_header};
 use crate::params::Params;
@@ -75,23 +77,11 @@ impl Default for DistributionConfig {
     }
 }
 
-/// The shared state of distribution: its settings, its client, and the signals between the publish
-/// path, the fan-out, the pusher and the readers that wait (long-polls, live wire).
+/// Distribution's settings and its outbound client. Its engines coordinate only through the store
+/// (leases, the fan-out position, the subscriptions' generation) and are woken by the event bus.
 pub struct Distribution {
     config: DistributionConfig,
     client: OutboundClient,
-    /// Something was published in this process.
-    published: Notify,
-    /// Counts publishes, for live-wire streams waiting for news.
-    wire: watch::Sender<u64>,
-    /// Counts fan-outs that wrote deliveries, for changes feeds waiting for news.
-    fanned: watch::Sender<u64>,
-    /// Deliveries became due, or slots became free.
-    pusher: Notify,
-    /// Bumped when a subscription is created, changed or deleted.
-    subscriptions_version: AtomicU64,
-    /// A feed provider was added, resumed or asked to poll now.
-    pub(crate) feeds: Notify,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -103,16 +93,7 @@ impl std::fmt::Debug for Distribution {
 impl Distribution {
     pub fn new(config: DistributionConfig) -> Result<Distribution, String> {
         let client = OutboundClient::new(config.outbound.clone())?;
-        Ok(Distribution {
-            config,
-            client,
-            published: Notify::new(),
-            wire: watch::channel(0).0,
-            fanned: watch::channel(0).0,
-            pusher: Notify::new(),
-            subscriptions_version: AtomicU64::new(1),
-            feeds: Notify::new(),
-        })
+        Ok(Distribution { config, client })
     }
 
     /// The one outbound HTTP client (webhooks and feeds), with its URL safety rules.
@@ -123,51 +104,29 @@ impl Distribution {
     pub fn config(&self) -> &DistributionConfig {
         &self.config
     }
-
-    /// Called after every publish that stored something.
-    pub fn item_published(&self) {
-        self.published.notify_one();
-        self.wire.send_modify(|n| *n += 1);
-    }
-
-    pub fn subscriptions_changed(&self) {
-        self.subscriptions_version.fetch_add(1, Ordering::SeqCst);
-        self.published.notify_one();
-    }
-
-    pub fn wire_watch(&self) -> watch::Receiver<u64> {
-        self.wire.subscribe()
-    }
-
-    pub fn fanned_watch(&self) -> watch::Receiver<u64> {
-        self.fanned.subscribe()
-    }
 }
 
-/// Starts distribution's engines under `engines`: the fan-out, and the pusher with its recorder (one
-/// engine: they share a channel and the list of deliveries in flight, which a restart makes afresh).
-pub fn start(
-    engines: &crate::engine::Supervisor,
-    store: Arc<dyn Store>,
-    search: Arc<SearchIndex>,
-    distribution: Arc<Distribution>,
-    models: Arc<crate::language::LanguageModels>,
-) {
-    let (store_, distribution_) = (Arc::clone(&store), Arc::clone(&distribution));
-    engines.start(
-        "fanout",
-        crate::engine::factory(move |_| {
-            run_fanout(Arc::clone(&store_), Arc::clone(&search), Arc::clone(&distribution_), Arc::clone(&models))
-        }),
-    );
+/// How long the fan-out's lease lasts; it is renewed on every pass, so a second instance takes over
+/// this long after the first stops.
+const FANOUT_LEASE_TIME: Duration = Duration::from_secs(15);
+
+/// Starts distribution's engines under the state's supervisor: the fan-out, and the pusher with its
+/// recorder (one engine: they share the channel of finished attempts).
+pub fn start(state: &crate::AppState) {
+    let engines = state.engines();
+    let fanout_state = state.clone();
+    engines.start("fanout", crate::engine::factory(move |context| run_fanout(fanout_state.clone(), context)));
+    let pusher_state = state.clone();
     engines.start(
         "pusher",
-        crate::engine::factory(move |_| {
+        crate::engine::factory(move |context| {
             let (records, recorded) = mpsc::unbounded_channel();
-            let in_flight = Arc::new(Mutex::new(InFlight::default()));
-            let recorder =
-                run_recorder(Arc::clone(&store), Arc::clone(&distribution), recorded, Arc::clone(&in_flight));
-            let pusher = run_pusher(Arc::clone(&store), Arc::clone(&distribution), records, in_flight);
+            let state = pusher_state.clone();
+            let holder = state.holder("pusher");
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let (freed, woken) = mpsc::unbounded_channel();
+            let recorder = run_recorder(state.clone(), holder.clone(), recorded, Arc::clone(&in_flight), freed);
+            let pusher = run_pusher(state, holder, records, in_flight, woken, context);
             async move {
                 tokio::join!(recorder, pusher);
             }
@@ -181,7 +140,8 @@ pub fn start(
 /// What the fan-out keeps between batches.
 #[derive(Default)]
 struct FanoutCache {
-    subscriptions_version: u64,
+    /// The subscriptions' generation in the store when they were read.
+    subscriptions_generation: i64,
     subscriptions: Vec<Subscription>,
     /// Compiled queries by subscription, with the `updated_at` they were compiled for; `None` when the
     /// stored query no longer compiles (logged, matches nothing).
@@ -192,20 +152,25 @@ struct FanoutCache {
 /// The most outbox events fanned out in one transaction.
 const FANOUT_BATCH: u32 = 500;
 
-async fn run_fanout(
-    store: Arc<dyn Store>,
-    search: Arc<SearchIndex>,
-    distribution: Arc<Distribution>,
-    models: Arc<crate::language::LanguageModels>,
-) {
-    let mut position: Option<i64> = None;
+async fn run_fanout(state: crate::AppState, mut context: crate::engine::EngineContext) {
+    let holder = state.holder("fanout");
+    let mut events = state.bus().subscribe();
     let mut cache = Some(FanoutCache::default());
     loop {
-        let (store_, search_, distribution_) = (Arc::clone(&store), Arc::clone(&search), Arc::clone(&distribution));
-        let models_ = Arc::clone(&models);
+        if context.stopping() {
+            let store = Arc::clone(state.store());
+            let holder = holder.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || store.release_lease(karavan_store::FANOUT_LEASE, &holder)).await;
+            return;
+        }
+        events.drain();
+        let (store, search, models) =
+            (Arc::clone(state.store()), Arc::clone(state.search()), Arc::clone(state.language()));
+        let holder_ = holder.clone();
         let mut taken = cache.take().unwrap_or_default();
         let outcome = tokio::task::spawn_blocking(move || {
-            let result = fanout_once(store_.as_ref(), &search_, &models_, &distribution_, &mut taken, position);
+            let result = fanout_once(store.as_ref(), &search, &models, &holder_, &mut taken);
             (result, taken)
         })
         .await;
@@ -218,55 +183,65 @@ async fn run_fanout(
         };
         cache = Some(returned);
         match result {
-            Ok((through, events, written)) => {
-                position = Some(through);
+            Ok(Some((_, read, written))) => {
                 if written > 0 {
-                    distribution.fanned.send_modify(|n| *n += 1);
-                    distribution.pusher.notify_one();
+                    state.bus().publish(Event::Deliveries);
                 }
-                if events as u32 >= FANOUT_BATCH {
+                if read as u32 >= FANOUT_BATCH {
                     continue;
                 }
             }
+            // Another instance holds the fan-out: wait, and take over when its lease ends.
+            Ok(None) => {}
             Err(StoreError::Closed) => return,
+            Err(StoreError::Conflict { code: "lease_lost", .. }) => {
+                tracing::warn!("the fan-out lease went to another instance");
+            }
             Err(error) => {
                 tracing::error!(%error, "fan-out failed; retrying");
-                position = None;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        // Wait for a publish in this process, or look again soon (the CLI may write too).
-        let _ = tokio::time::timeout(Duration::from_secs(1), distribution.published.notified()).await;
+        // Wait for an item or subscription event, or look again soon (another process may write).
+        tokio::select! {
+            _ = events.wait_for(Duration::from_secs(1), |event| {
+                matches!(event, Event::Item { .. } | Event::Config(ConfigChange::Subscriptions | ConfigChange::Agreements))
+            }) => {}
+            _ = context.stopped() => {}
+        }
     }
 }
 
-/// One fan-out batch: returns the new outbox position, the events read and the deliveries written.
+/// One fan-out batch under the fan-out lease: returns the new outbox position, the events read and
+/// the deliveries written; `None` when another instance holds the lease.
 fn fanout_once(
     store: &dyn Store,
     search: &SearchIndex,
     models: &crate::language::LanguageModels,
-    distribution: &Distribution,
+    holder: &str,
     cache: &mut FanoutCache,
-    position: Option<i64>,
-) -> Result<(i64, usize, usize), StoreError> {
-    let position = match position {
-        Some(position) => position,
-        None => store.outbox_position()?,
-    };
+) -> Result<Option<(i64, usize, usize)>, StoreError> {
+    let now = now();
+    let until = Timestamp(now.micros() + FANOUT_LEASE_TIME.as_micros() as i64);
+    if !store.acquire_lease(karavan_store::FANOUT_LEASE, holder, now, until)? {
+        return Ok(None);
+    }
+    // The position is read under the lease every time: another instance may have moved it.
+    let position = store.outbox_position()?;
     let events = store.outbox_after(position, FANOUT_BATCH)?;
     let Some(last) = events.last().map(|e| e.id) else {
-        return Ok((position, 0, 0));
+        return Ok(Some((position, 0, 0)));
     };
-    let version = distribution.subscriptions_version.load(Ordering::SeqCst);
-    if version != cache.subscriptions_version {
+    let generation = store.generation(karavan_store::SUBSCRIPTIONS_GENERATION)?;
+    if generation != cache.subscriptions_generation || cache.subscriptions_generation == 0 {
         cache.subscriptions = store.all_subscriptions()?;
-        cache.subscriptions_version = version;
+        cache.subscriptions_generation = generation;
         let live: HashSet<&SubscriptionId> = cache.subscriptions.iter().map(|s| &s.id).collect();
         cache.matchers.retain(|id, _| live.contains(id));
     }
     if cache.subscriptions.is_empty() {
-        store.record_fanout(last, Vec::new())?;
-        return Ok((last, events.len(), 0));
+        store.record_fanout(holder, last, Vec::new())?;
+        return Ok(Some((last, events.len(), 0)));
     }
     for subscription in &cache.subscriptions {
         let stale = cache.matchers.get(&subscription.id).is_none_or(|(at, _)| *at != subscription.updated_at);
@@ -337,8 +312,8 @@ fn fanout_once(
             }
         }
     }
-    let written = store.record_fanout(last, deliveries)?;
-    Ok((last, events.len(), written))
+    let written = store.record_fanout(holder, last, deliveries)?;
+    Ok(Some((last, events.len(), written)))
 }
 
 /// When the subscriber's member may first see the event's version; `None` if it may not.
@@ -372,66 +347,50 @@ fn compile(search: &SearchIndex, subscription: &Subscription) -> Option<Matcher>
 // ---------------------------------------------------------------------------------------------------
 // Pusher
 
-#[derive(Default)]
-struct InFlight {
-    deliveries: HashSet<i64>,
-    per_subscription: HashMap<SubscriptionId, usize>,
-}
-
-impl InFlight {
-    fn take(&mut self, delivery: &DueDelivery) {
-        self.deliveries.insert(delivery.n);
-        *self.per_subscription.entry(delivery.subscription.clone()).or_default() += 1;
-    }
-
-    fn release(&mut self, n: i64, subscription: &SubscriptionId) {
-        if self.deliveries.remove(&n)
-            && let Some(count) = self.per_subscription.get_mut(subscription)
-        {
-            *count -= 1;
-            if *count == 0 {
-                self.per_subscription.remove(subscription);
-            }
-        }
-    }
-}
-
-/// An attempt's record, with what the in-flight bookkeeping needs once it is stored.
+/// An attempt's record, to be stored by the recorder.
 struct Finished {
     record: AttemptRecord,
-    subscription: SubscriptionId,
+}
+
+/// How long a claimed delivery is this instance's: longer than one attempt can take (the outbound
+/// timeout) with room to record it; a delivery whose holder died is sent by another after this.
+fn delivery_lease(config: &DistributionConfig) -> Duration {
+    config.outbound.timeout.saturating_mul(2) + Duration::from_secs(30)
 }
 
 async fn run_pusher(
-    store: Arc<dyn Store>,
-    distribution: Arc<Distribution>,
+    state: crate::AppState,
+    holder: String,
     records: mpsc::UnboundedSender<Finished>,
-    in_flight: Arc<Mutex<InFlight>>,
+    in_flight: Arc<AtomicUsize>,
+    mut freed: mpsc::UnboundedReceiver<()>,
+    mut context: crate::engine::EngineContext,
 ) {
+    let distribution = Arc::clone(state.distribution());
     let config = distribution.config.clone();
+    let lease_time = delivery_lease(&config);
+    let mut events = state.bus().subscribe();
+    // What an earlier run of this engine held (it panicked) is free again at once.
+    let (store, releasing) = (Arc::clone(state.store()), holder.clone());
+    let _ = tokio::task::spawn_blocking(move || store.release_deliveries(&releasing)).await;
     loop {
-        let (free, busy, flying) = {
-            let Ok(state) = in_flight.lock() else { return };
-            let busy: Vec<SubscriptionId> = state
-                .per_subscription
-                .iter()
-                .filter(|(_, count)| **count >= config.per_subscription)
-                .map(|(id, _)| id.clone())
-                .collect();
-            (
-                config.max_in_flight.saturating_sub(state.deliveries.len()),
-                busy,
-                state.deliveries.iter().copied().collect::<Vec<i64>>(),
-            )
-        };
+        if context.stopping() {
+            break;
+        }
+        events.drain();
+        while freed.try_recv().is_ok() {}
+        let free = config.max_in_flight.saturating_sub(in_flight.load(Ordering::SeqCst));
         let mut wait = Duration::from_secs(1);
         if free > 0 {
-            let store_ = Arc::clone(&store);
+            let store = Arc::clone(state.store());
             let limit = free.min(1000) as u32;
+            let per_subscription = u32::try_from(config.per_subscription).unwrap_or(u32::MAX);
+            let claimant = holder.clone();
             let due = tokio::task::spawn_blocking(move || {
                 let now = now();
-                let due = store_.due_deliveries(now, limit, &busy, &flying)?;
-                let next = if due.is_empty() { store_.next_due()? } else { None };
+                let until = Timestamp(now.micros() + lease_time.as_micros() as i64);
+                let due = store.claim_deliveries(&claimant, now, until, limit, per_subscription)?;
+                let next = if due.is_empty() { store.next_due()? } else { None };
                 Ok::<_, StoreError>((due, next, now))
             })
             .await;
@@ -439,42 +398,64 @@ async fn run_pusher(
                 Ok(Ok((due, next, now))) => {
                     // Deliveries of one version to one member share one visibility check and one body.
                     let mut groups: HashMap<(MemberId, i64, EventKind), Vec<DueDelivery>> = HashMap::new();
-                    if let Ok(mut state) = in_flight.lock() {
-                        for delivery in due {
-                            let count = state.per_subscription.get(&delivery.subscription).copied().unwrap_or(0);
-                            if count >= config.per_subscription {
-                                continue;
-                            }
-                            state.take(&delivery);
-                            groups
-                                .entry((delivery.member.clone(), delivery.seq, delivery.kind))
-                                .or_default()
-                                .push(delivery);
-                        }
+                    for delivery in due {
+                        in_flight.fetch_add(1, Ordering::SeqCst);
+                        groups
+                            .entry((delivery.member.clone(), delivery.seq, delivery.kind))
+                            .or_default()
+                            .push(delivery);
                     }
                     let started = !groups.is_empty();
                     for (_, group) in groups {
-                        tokio::spawn(push_group(Arc::clone(&store), Arc::clone(&distribution), group, records.clone()));
+                        tokio::spawn(push_group(
+                            Arc::clone(state.store()),
+                            Arc::clone(&distribution),
+                            group,
+                            records.clone(),
+                        ));
                     }
                     if started {
                         wait = Duration::ZERO;
                     } else if let Some(next) = next.filter(|next| *next > now) {
-                        // Nothing due now but something later; what is due already is in flight or
-                        // busy, and its end wakes this loop.
+                        // Nothing due now but something later; what is due already is in hand (here
+                        // or elsewhere), and its end wakes this loop.
                         let until = Duration::from_micros(next.micros().saturating_sub(now.micros()) as u64);
                         wait = wait.min(until);
                     }
                 }
                 Ok(Err(StoreError::Closed)) => return,
-                Ok(Err(error)) => tracing::error!(%error, "could not read due deliveries"),
+                Ok(Err(error)) => tracing::error!(%error, "could not claim due deliveries"),
                 Err(error) => tracing::error!(%error, "pusher task failed"),
             }
         }
-        if !wait.is_zero() {
-            let _ = tokio::time::timeout(wait, distribution.pusher.notified()).await;
-        } else {
+        if wait.is_zero() {
             tokio::task::yield_now().await;
+            continue;
         }
+        tokio::select! {
+            _ = events.wait_for(wait, |event| *event == Event::Deliveries) => {}
+            _ = freed.recv() => {}
+            _ = context.stopped() => {}
+        }
+    }
+    // Stopping: take nothing more; give what is in flight a moment to finish and be recorded, then
+    // hand back what is still held, so that the next instance sends it at once (a send cut short may
+    // reach its receiver twice, under one delivery id).
+    drop(records);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while in_flight.load(Ordering::SeqCst) > 0 {
+        if !matches!(tokio::time::timeout_at(deadline, freed.recv()).await, Ok(Some(()))) {
+            break;
+        }
+    }
+    let store = Arc::clone(state.store());
+    match tokio::task::spawn_blocking(move || store.release_deliveries(&holder)).await {
+        Ok(Ok(released)) if released > 0 => tracing::info!(released, "handed back deliveries not sent"),
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not hand back deliveries; they come back when their leases end")
+        }
+        Err(error) => tracing::warn!(%error, "pusher task failed"),
     }
 }
 
@@ -571,7 +552,7 @@ async fn push_group(
             error,
             outcome,
         };
-        let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+        let _ = records.send(Finished { record });
     };
     let version = match (kind, read) {
         (EventKind::Kill, Ok(Ok(VersionRead::Killed(notice)))) => Some(notice),
@@ -645,7 +626,7 @@ async fn push_group(
         let (distribution, parts, records) = (Arc::clone(&distribution), Arc::clone(&parts), records.clone());
         tokio::spawn(async move {
             let record = send(&distribution, &delivery, &parts).await;
-            let _ = records.send(Finished { record, subscription: delivery.subscription.clone() });
+            let _ = records.send(Finished { record });
         });
     }
 }
@@ -713,10 +694,11 @@ pub fn retry_at(config: &DistributionConfig, attempt: u32, now: Timestamp) -> Ti
 
 /// Writes finished attempts in batches, then frees their slots.
 async fn run_recorder(
-    store: Arc<dyn Store>,
-    distribution: Arc<Distribution>,
+    state: crate::AppState,
+    holder: String,
     mut recorded: mpsc::UnboundedReceiver<Finished>,
-    in_flight: Arc<Mutex<InFlight>>,
+    in_flight: Arc<AtomicUsize>,
+    freed: mpsc::UnboundedSender<()>,
 ) {
     while let Some(first) = recorded.recv().await {
         let mut batch = vec![first];
@@ -726,19 +708,22 @@ async fn run_recorder(
                 Err(_) => break,
             }
         }
-        let records: Vec<AttemptRecord> = batch.iter().map(|f| f.record.clone()).collect();
-        let store_ = Arc::clone(&store);
-        match tokio::task::spawn_blocking(move || store_.record_attempts(records)).await {
-            Ok(Ok(())) => {}
+        let count = batch.len();
+        let records: Vec<AttemptRecord> = batch.into_iter().map(|f| f.record).collect();
+        let (store, recording) = (Arc::clone(state.store()), holder.clone());
+        match tokio::task::spawn_blocking(move || store.record_attempts(&recording, records)).await {
+            Ok(Ok(stored)) if stored < count => {
+                tracing::warn!(
+                    lost = count - stored,
+                    "attempts not recorded: their deliveries went to another instance"
+                )
+            }
+            Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::error!(%error, "could not record delivery attempts; they will be retried"),
             Err(error) => tracing::error!(%error, "recorder task failed"),
         }
-        if let Ok(mut state) = in_flight.lock() {
-            for finished in &batch {
-                state.release(finished.record.n, &finished.subscription);
-            }
-        }
-        distribution.pusher.notify_one();
+        in_flight.fetch_sub(count, Ordering::SeqCst);
+        let _ = freed.send(());
     }
 }
 

@@ -14,6 +14,7 @@
 //!   stored in one transaction.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -24,18 +25,21 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use karavan_domain::{FeedId, Role, Timestamp};
 use karavan_formats::feed::{Defaults, Entry, Feed};
-use karavan_store::{FeedProvider, FeedSpec, NewVersion, PollRecord, PublishOutcome, SeenEntry};
+
+use crate::app;
+use crate::app::feeds::FeedInput;
+use crate::bus::{ConfigChange, Event};
+use karavan_store::{FeedProvider, NewVersion, PollRecord, PublishOutcome, SeenEntry};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::items::body_bytes;
-use crate::outbound::check_url;
 use crate::publish::{new_version, parse_json_body};
 use crate::{AppState, now};
 
 /// The longest interval between polls (a day).
-const MAX_INTERVAL_SECONDS: u32 = 86_400;
+pub(crate) const MAX_INTERVAL_SECONDS: u32 = 86_400;
 
 /// A provider's status: `paused` (by its member, or after too many failures), `failing`, or `active`.
 pub fn status(provider: &FeedProvider) -> &'static str {
@@ -73,67 +77,45 @@ fn feed_json(provider: &FeedProvider) -> Value {
     })
 }
 
-/// Reads a provider body: `{name, url, language?, subjects?, interval_seconds?}`.
-fn read_feed_spec(state: &AppState, body: &[u8]) -> ApiResult<FeedSpec> {
-    let value = parse_json_body(body)?;
-    if let Value::Object(object) = &value {
-        crate::publish::refuse_nulls(object)?;
-    }
-    feed_spec(state, &value)
-}
-
-/// Checks a provider's spec (from the API's JSON or the web form's fields).
-pub(crate) fn feed_spec(state: &AppState, value: &Value) -> ApiResult<FeedSpec> {
-    let Value::Object(object) = value else {
+/// Reads a provider body (`{name, url, language?, subjects?, interval_seconds?}`) into the use
+/// case's input; the use case checks what it says.
+fn read_feed_input(state: &AppState, body: &[u8]) -> ApiResult<FeedInput> {
+    let Value::Object(object) = parse_json_body(body)? else {
         return Err(ApiError::invalid("body: expected a JSON object with name and url"));
     };
+    crate::publish::refuse_nulls(&object)?;
     const FIELDS: [&str; 5] = ["name", "url", "language", "subjects", "interval_seconds"];
     if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(ApiError::invalid(format!("{unknown}: unknown field (expected {})", FIELDS.join(", "))));
     }
-    let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
-    let name = text("name").ok_or_else(|| ApiError::invalid("name: required, a non-empty string"))?;
-    if name.chars().count() > 200 {
-        return Err(ApiError::invalid("name: at most 200 characters"));
-    }
-    let url = text("url").ok_or_else(|| ApiError::invalid("url: required, the feed's http(s) URL"))?;
-    let allow_private = state.distribution().config().outbound.allow_private;
-    let url = check_url(url, allow_private).map_err(|e| ApiError::invalid(format!("url: {e}")))?.to_string();
+    let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
     let language = match object.get("language") {
         None | Some(Value::Null) => None,
-        Some(Value::String(tag)) => Some(
-            karavan_domain::LanguageTag::parse(tag)
-                .map_err(|e| ApiError::invalid(format!("language: {}", e.message)))?
-                .as_str()
-                .to_string(),
-        ),
+        Some(Value::String(tag)) => Some(tag.clone()),
         Some(other) => return Err(ApiError::invalid(format!("language: {other} is not a language tag"))),
     };
     let subjects = match object.get("subjects") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|s| match s.as_str().map(str::trim) {
-                Some(s) if !s.is_empty() && s.len() <= 200 => Ok(s.to_string()),
-                _ => Err(ApiError::invalid(format!("subjects: {s} is not a non-empty string (QCode, URI or name)"))),
+            .map(|s| {
+                s.as_str().map(str::to_string).ok_or_else(|| {
+                    ApiError::invalid(format!("subjects: {s} is not a non-empty string (QCode, URI or name)"))
+                })
             })
             .collect::<ApiResult<Vec<_>>>()?,
         Some(other) => return Err(ApiError::invalid(format!("subjects: {other} is not an array of strings"))),
     };
-    let min = u32::try_from(state.distribution().config().feed_min_interval.as_secs()).unwrap_or(60).max(1);
     let interval_seconds = match object.get("interval_seconds") {
-        None | Some(Value::Null) => 900.max(min),
-        Some(value) => value
-            .as_u64()
-            .and_then(|v| u32::try_from(v).ok())
-            .filter(|v| (min..=MAX_INTERVAL_SECONDS).contains(v))
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "interval_seconds: {value} is not a whole number from {min} to {MAX_INTERVAL_SECONDS}"
-                ))
-            })?,
+        None | Some(Value::Null) => None,
+        Some(value) => Some(value.as_u64().ok_or_else(|| {
+            let min = state.distribution().config().feed_min_interval.as_secs().max(1);
+            ApiError::invalid(format!(
+                "interval_seconds: {value} is not a whole number from {min} to {MAX_INTERVAL_SECONDS}"
+            ))
+        })?),
     };
-    Ok(FeedSpec { name: name.to_string(), url, language, subjects, interval_seconds })
+    Ok(FeedInput { name: text("name"), url: text("url"), language, subjects, interval_seconds })
 }
 
 fn parse_id(id: &str) -> ApiResult<FeedId> {
@@ -146,10 +128,8 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     caller.require(Role::Editor, "registering feeds")?;
-    let spec = read_feed_spec(&state, &body_bytes(body)?)?;
-    let member = caller.0.member.clone();
-    let provider = state.blocking(move |store| store.add_feed(&member, spec)).await?;
-    state.distribution().feeds.notify_one();
+    let input = read_feed_input(&state, &body_bytes(body)?)?;
+    let provider = app::feeds::add(&state, &caller.0.member, input).await?;
     let location = format!("/v1/ingest/feeds/{}", provider.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(feed_json(&provider))).into_response())
 }
@@ -175,29 +155,22 @@ pub async fn update(
 ) -> ApiResult<Response> {
     caller.require(Role::Editor, "changing feeds")?;
     let id = parse_id(&id)?;
-    let spec = read_feed_spec(&state, &body_bytes(body)?)?;
-    let member = caller.0.member.clone();
-    let provider = state.blocking(move |store| store.update_feed(&member, &id, spec)).await?;
+    let input = read_feed_input(&state, &body_bytes(body)?)?;
+    let provider = app::feeds::update(&state, &caller.0.member, &id, input).await?;
     Ok(Json(feed_json(&provider)).into_response())
 }
 
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     caller.require(Role::Editor, "deleting feeds")?;
     let id = parse_id(&id)?;
-    let member = caller.0.member.clone();
-    if state.blocking(move |store| store.delete_feed(&member, &id)).await? {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(ApiError::not_found("feed provider"))
-    }
+    app::feeds::delete(&state, &caller.0.member, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn set_paused(state: &AppState, caller: &Caller, id: &str, paused: bool) -> ApiResult<Response> {
     caller.require(Role::Editor, "pausing and resuming feeds")?;
     let id = parse_id(id)?;
-    let member = caller.0.member.clone();
-    let provider = state.blocking(move |store| store.set_feed_paused(&member, &id, paused, now())).await?;
-    state.distribution().feeds.notify_one();
+    let provider = app::feeds::set_paused(state, &caller.0.member, &id, paused).await?;
     Ok(Json(feed_json(&provider)).into_response())
 }
 
@@ -210,55 +183,74 @@ pub async fn resume(State(state): State<AppState>, caller: Caller, Path(id): Pat
     set_paused(&state, &caller, &id, false).await
 }
 
-/// The feed poller engine: it wakes when a provider falls due (or one is added or resumed) and polls
-/// at most `feed_concurrency` feeds at once.
-pub async fn run_poller(state: AppState) {
-    {
-        let limit = state.distribution().config().feed_concurrency.max(1);
-        let slots = Arc::new(tokio::sync::Semaphore::new(limit));
-        let in_flight: Arc<std::sync::Mutex<Vec<FeedId>>> = Arc::default();
-        loop {
-            let due = state.blocking(move |store| store.due_feeds(now(), 64)).await;
-            let mut waited = false;
-            match due {
+/// How long a claimed feed poll is this instance's (a poll that takes longer is cut short by the
+/// outbound client's timeouts first); a poller that died leaves its feeds to another after this.
+const POLL_LEASE: Duration = Duration::from_secs(120);
+
+/// The feed poller engine: it claims due providers by lease in the store (so that instances sharing
+/// the store never poll one feed twice), polls at most `feed_concurrency` at once, and wakes when one
+/// falls due, one is added or resumed (a feeds event), or a poll ends.
+pub async fn run_poller(state: AppState, mut context: crate::engine::EngineContext) {
+    let limit = state.distribution().config().feed_concurrency.max(1);
+    let holder = state.holder("feed-poller");
+    let mut events = state.bus().subscribe();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let (ended, mut finished) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let releasing = holder.clone();
+    let _ = state.blocking(move |store| store.release_feeds(&releasing)).await;
+    while !context.stopping() {
+        events.drain();
+        let free = limit.saturating_sub(in_flight.load(Ordering::SeqCst));
+        let mut wait = Duration::from_secs(60);
+        if free > 0 {
+            let claimant = holder.clone();
+            let claimed = state
+                .blocking(move |store| {
+                    let now = now();
+                    let until = Timestamp(now.micros() + POLL_LEASE.as_micros() as i64);
+                    store.claim_feeds(&claimant, now, until, free as u32)
+                })
+                .await;
+            match claimed {
                 Ok(providers) => {
                     for provider in providers {
-                        if in_flight.lock().map(|f| f.contains(&provider.id)).unwrap_or(true) {
-                            continue;
-                        }
-                        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { continue };
-                        if let Ok(mut flying) = in_flight.lock() {
-                            flying.push(provider.id.clone());
-                        }
-                        let (state, in_flight) = (state.clone(), Arc::clone(&in_flight));
+                        in_flight.fetch_add(1, Ordering::SeqCst);
+                        let (state, holder, in_flight, ended) =
+                            (state.clone(), holder.clone(), Arc::clone(&in_flight), ended.clone());
                         tokio::spawn(async move {
-                            let id = provider.id.clone();
-                            poll(&state, provider).await;
-                            if let Ok(mut flying) = in_flight.lock() {
-                                flying.retain(|f| f != &id);
-                            }
-                            drop(permit);
-                            state.distribution().feeds.notify_one();
+                            poll(&state, &holder, provider).await;
+                            in_flight.fetch_sub(1, Ordering::SeqCst);
+                            let _ = ended.send(());
                         });
                     }
                 }
                 Err(error) => {
-                    tracing::error!(error = %error.message, "could not read the due feed providers");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    waited = true;
+                    tracing::error!(error = %error.message, "could not claim the due feed providers");
+                    wait = Duration::from_secs(5);
                 }
             }
-            if !waited {
-                let next = state.blocking(|store| store.next_feed_due()).await.ok().flatten();
-                let wait = match next {
-                    Some(at) => Duration::from_micros(u64::try_from(at.micros() - now().micros()).unwrap_or(0)),
-                    None => Duration::from_secs(60),
-                };
-                let wait = wait.clamp(Duration::from_millis(200), Duration::from_secs(60));
-                let _ = tokio::time::timeout(wait, state.distribution().feeds.notified()).await;
+        }
+        if wait > Duration::from_secs(5) {
+            let next = state.blocking(|store| store.next_feed_due()).await.ok().flatten();
+            if let Some(at) = next {
+                wait = Duration::from_micros(u64::try_from(at.micros() - now().micros()).unwrap_or(0));
             }
+            wait = wait.clamp(Duration::from_millis(200), Duration::from_secs(60));
+        }
+        tokio::select! {
+            _ = events.wait_for(wait, |event| *event == Event::Config(ConfigChange::Feeds)) => {}
+            _ = finished.recv() => {}
+            _ = context.stopped() => {}
         }
     }
+    // Stopping: let polls in hand end for a moment, then hand back what is still held.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while in_flight.load(Ordering::SeqCst) > 0 {
+        if !matches!(tokio::time::timeout_at(deadline, finished.recv()).await, Ok(Some(()))) {
+            break;
+        }
+    }
+    let _ = state.blocking(move |store| store.release_feeds(&holder)).await;
 }
 
 fn later(at: Timestamp, seconds: u64) -> Timestamp {
@@ -275,8 +267,8 @@ fn retry_after_seconds(value: &str, at: Timestamp) -> Option<u64> {
     Some(u64::try_from((when.micros() - at.micros()).max(0) / 1_000_000).unwrap_or(0))
 }
 
-/// Polls one provider and records what came of it.
-async fn poll(state: &AppState, provider: FeedProvider) {
+/// Polls one provider (claimed by `holder`) and records what came of it.
+async fn poll(state: &AppState, holder: &str, provider: FeedProvider) {
     let started = now();
     let config = state.distribution().config();
     let interval = u64::from(provider.spec.interval_seconds.max(1));
@@ -323,8 +315,8 @@ async fn poll(state: &AppState, provider: FeedProvider) {
     if let PollRecord::Failed { error, .. } = &record {
         tracing::warn!(feed = %provider.id, url = %provider.spec.url, %error, "feed poll failed");
     }
-    let id = provider.id.clone();
-    if let Err(error) = state.blocking(move |store| store.record_feed_poll(&id, started, record)).await {
+    let (id, holder) = (provider.id.clone(), holder.to_string());
+    if let Err(error) = state.blocking(move |store| store.record_feed_poll(&holder, &id, started, record)).await {
         tracing::error!(feed = %provider.id, error = %error.message, "could not record a feed poll");
     }
 }
@@ -393,7 +385,7 @@ async fn ingest(state: &AppState, provider: &FeedProvider, feed: &Feed) -> Resul
     if versions.is_empty() {
         return Ok((remember, 0));
     }
-    let outcomes = crate::items::publish_all(state, versions).await.map_err(|e| e.message)?;
+    let outcomes = crate::app::publishing::publish_all(state, versions).await.map_err(|e| e.message)?;
     let mut published = 0;
     for (slot, outcome) in publishing.into_iter().zip(&outcomes) {
         remember[slot].item_id = Some(outcome.stored().item_id.clone());

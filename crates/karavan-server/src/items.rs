@@ -12,6 +12,7 @@ use karavan_ninjs::NinjsVersion;
 use karavan_store::{Cursor, ItemRead, ListQuery, NewVersion, Page, PublishOutcome};
 use serde_json::{Value, json};
 
+use crate::app;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::params::Params;
@@ -196,7 +197,7 @@ pub async fn publish(
             return Err(ApiError::invalid("ninjs: a ninjs version makes no sense for an XML body"));
         }
         let versions = state.compute(move || new_versions_from_xml(&owner, &body)).await??;
-        let mut outcomes = publish_all(&state, versions).await?;
+        let mut outcomes = app::publishing::publish_all(&state, versions).await?;
         // One item answers like a JSON publish; a newsMessage of several like a batch.
         return Ok(if outcomes.len() == 1 { publish_response(outcomes.remove(0)) } else { batch_response(outcomes) });
     }
@@ -206,32 +207,11 @@ pub async fn publish(
     // A JSON array is a batch (a ninjs collection): stored all or nothing, in order.
     if let Value::Array(elements) = value {
         let versions = state.compute(move || read_batch(&owner, &elements, client_says)).await??;
-        return Ok(batch_response(publish_all(&state, versions).await?));
+        return Ok(batch_response(app::publishing::publish_all(&state, versions).await?));
     }
     // Validation and normalisation are CPU work: keep them off the async threads.
     let version: NewVersion = state.compute(move || new_version(&owner, &value, original, client_says)).await??;
-    let outcome = state.blocking(move |store| store.publish(version)).await?;
-    announce(&state, std::slice::from_ref(&outcome));
-    Ok(publish_response(outcome))
-}
-
-/// Stores versions all or nothing and wakes the engines that follow the store (the keyword indexer,
-/// distribution, the embedder).
-pub(crate) async fn publish_all(state: &AppState, versions: Vec<NewVersion>) -> ApiResult<Vec<PublishOutcome>> {
-    let outcomes = state.blocking(move |store| store.publish_all(versions)).await?;
-    announce(state, &outcomes);
-    Ok(outcomes)
-}
-
-/// Wakes distribution (fan-out, live wire) when a publish stored something.
-pub(crate) fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
-    let stored = outcomes.iter().filter(|o| !matches!(o, PublishOutcome::Unchanged(_))).count();
-    state.metrics().published(stored);
-    if stored > 0 {
-        state.wake_indexer();
-        state.distribution().item_published();
-        state.vectors().wake();
-    }
+    Ok(publish_response(app::publishing::publish(&state, version).await?))
 }
 
 /// A `script` parameter: `Latn` or `Cyrl`.
@@ -376,49 +356,8 @@ pub async fn kill_item(
             Some(_) => return Err(ApiError::invalid("reason: must be a string")),
         }
     };
-    let outcome = kill(&state, &caller.0.member, id, reason).await?;
+    let outcome = app::publishing::kill(&state, &caller.0.member, id, reason).await?;
     Ok(publish_response(outcome))
-}
-
-/// Kills one of `member`'s items by publishing a canceled version (the API and the web newsroom).
-pub async fn kill(
-    state: &AppState,
-    member: &karavan_domain::MemberId,
-    id: ItemId,
-    reason: Option<String>,
-) -> ApiResult<PublishOutcome> {
-    let viewer = member.clone();
-    let lookup = id.clone();
-    let current = match state.blocking(move |store| store.item(&viewer, &lookup, now())).await? {
-        ItemRead::Visible(version, _) => version,
-        ItemRead::Killed(_) => {
-            return Err(ApiError::new(ErrorCode::ItemKilled, "the item is already killed"));
-        }
-        ItemRead::NotFound => return Err(ApiError::not_found("item")),
-    };
-    if &current.owner != member {
-        return Err(ApiError::forbidden("only the member that published an item may kill it"));
-    }
-    let mut document = current.document.clone();
-    document.insert("pubStatus".to_string(), Value::String("canceled".to_string()));
-    // The notice identifies the story (uri, headline, subjects) but carries none of its content.
-    for content in ["bodies", "descriptions", "renditions", "associations"] {
-        document.remove(content);
-    }
-    document.remove("version");
-    document.remove("versionCreated");
-    if let Some(reason) = reason {
-        document.insert("edNote".to_string(), Value::String(reason));
-    }
-    // The kill goes through the same path as any publish, so its facts (subjects for agreements
-    // limited to subjects, language, type) are extracted the same way.
-    let value = Value::Object(document);
-    let original = value.to_string();
-    let owner = current.owner.clone();
-    let kill = state.compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1))).await??;
-    let outcome = state.blocking(move |store| store.publish(kill)).await?;
-    announce(state, std::slice::from_ref(&outcome));
-    Ok(outcome)
 }
 
 pub fn parse_urgency(text: &str) -> ApiResult<(u8, u8)> {

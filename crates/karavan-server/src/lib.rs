@@ -7,8 +7,10 @@
 //! OpenAPI document are public, and `/feeds/{token}` authenticates by its feed token.
 
 pub mod admin;
+pub mod app;
 pub mod atom;
 pub mod auth;
+pub mod bus;
 pub mod distribution;
 pub mod engine;
 pub mod error;
@@ -103,8 +105,24 @@ pub struct AppState {
     translations: Arc<translation::Translations>,
     engines: Arc<engine::Supervisor>,
     metrics: Arc<metrics::Metrics>,
-    /// Wakes the keyword indexer when a publish stored something.
-    indexer_wake: Arc<tokio::sync::Notify>,
+    /// Where the edges and engines tell what happened (wake-ups only: the store is the truth).
+    bus: Arc<dyn bus::EventBus>,
+    /// This process among the instances sharing the store: its engines hold leases under it.
+    instance: Arc<str>,
+}
+
+/// A name for this process unique among the instances that share a store: host, process id and a
+/// random part (a restarted process is a new instance; what the old one held comes back when its
+/// leases end).
+fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "karavan".to_string());
+    let mut random = [0u8; 4];
+    let _ = getrandom::fill(&mut random);
+    format!("{host}/{}/{:08x}", std::process::id(), u32::from_le_bytes(random))
 }
 
 impl AppState {
@@ -128,7 +146,8 @@ impl AppState {
             translations,
             engines,
             metrics: Arc::default(),
-            indexer_wake: Arc::default(),
+            bus: Arc::new(bus::LocalBus::new()),
+            instance: instance_name().into(),
         })
     }
 
@@ -144,15 +163,9 @@ impl AppState {
             "search-committer",
             factory(move |context| search::run_committer(Arc::clone(&search), search::COMMIT_INTERVAL, context)),
         );
-        distribution::start(
-            &self.engines,
-            Arc::clone(&self.store),
-            Arc::clone(&self.search),
-            Arc::clone(&self.distribution),
-            Arc::clone(&self.language),
-        );
+        distribution::start(self);
         let state = self.clone();
-        self.engines.start("feed-poller", factory(move |_| feeds::run_poller(state.clone())));
+        self.engines.start("feed-poller", factory(move |context| feeds::run_poller(state.clone(), context)));
         let state = self.clone();
         self.engines.start("embedder", factory(move |_| semantic::run_embedder(state.clone())));
         let workers = self.translations.config.workers;
@@ -161,17 +174,23 @@ impl AppState {
             let name: &'static str =
                 if workers == 1 { "translator" } else { Box::leak(format!("translator-{}", n + 1).into_boxed_str()) };
             let state = self.clone();
-            self.engines.start(name, factory(move |_| translation::run_worker(state.clone())));
+            self.engines.start(name, factory(move |context| translation::run_worker(state.clone(), name, context)));
         }
     }
 
-    /// Tells the keyword indexer that the store has something new.
-    pub fn wake_indexer(&self) {
-        self.indexer_wake.notify_one();
+    /// The event bus.
+    pub fn bus(&self) -> &Arc<dyn bus::EventBus> {
+        &self.bus
     }
 
-    pub(crate) fn indexer_wake(&self) -> &tokio::sync::Notify {
-        &self.indexer_wake
+    /// This process's name among the instances sharing the store.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The lease holder name of one of this process's engines.
+    pub fn holder(&self, engine: &str) -> String {
+        format!("{}/{engine}", self.instance)
     }
 
     /// What the server counts for `GET /metrics`.

@@ -178,12 +178,14 @@ pub fn index_after(
 
 /// The keyword indexer engine: tails the store from the index's committed position, indexing each new
 /// current version (publishes, corrections, kills) and committing, so a publish is searchable
-/// within milliseconds of being stored without waiting for analysis itself. Woken by publishes
-/// ([`crate::AppState::wake_indexer`]); looks again every second in any case.
+/// within milliseconds of being stored without waiting for analysis itself. Woken by item events on
+/// the bus; looks again every second in any case.
 pub async fn run_indexer(state: crate::AppState, mut context: crate::engine::EngineContext) {
     let (store, search, models) = (Arc::clone(state.store()), Arc::clone(state.search()), Arc::clone(state.language()));
     let mut position: Option<i64> = None;
+    let mut events = state.bus().subscribe();
     loop {
+        events.drain();
         let (store_, search_, models_) = (Arc::clone(&store), Arc::clone(&search), Arc::clone(&models));
         let from = position;
         let round = tokio::task::spawn_blocking(move || {
@@ -209,8 +211,7 @@ pub async fn run_indexer(state: crate::AppState, mut context: crate::engine::Eng
         };
         if indexed == 0 {
             tokio::select! {
-                _ = state.indexer_wake().notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = events.wait_for(Duration::from_secs(1), crate::bus::is_item) => {}
                 _ = context.stopped() => return,
             }
         }

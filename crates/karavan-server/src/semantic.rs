@@ -25,7 +25,6 @@ use karavan_lang::Role;
 use karavan_search::{Audience, SearchIndex, SearchRequest, SearchResults, VectorIndex};
 use karavan_store::{Store, StoredVersion};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -90,7 +89,6 @@ pub struct Vectors {
     index: RwLock<Option<VectorIndex>>,
     dir: Option<PathBuf>,
     dirty: AtomicBool,
-    wake: Notify,
     /// The floor the opened index's model calls for by default (set when the index opens).
     model_floor: std::sync::OnceLock<f32>,
 }
@@ -111,14 +109,8 @@ impl Vectors {
             index: RwLock::new(None),
             dir,
             dirty: AtomicBool::new(false),
-            wake: Notify::new(),
             model_floor: std::sync::OnceLock::new(),
         }
-    }
-
-    /// Something was published: catch up now.
-    pub fn wake(&self) {
-        self.wake.notify_one();
     }
 
     /// How many items have a vector, and the store sequence the index reflects.
@@ -272,6 +264,7 @@ pub async fn run_embedder(state: AppState) {
     {
         let vectors = Arc::clone(state.vectors());
         let models = Arc::clone(state.language());
+        let mut events = state.bus().subscribe();
         // Open the index once the model is known.
         loop {
             let (models_, vectors_) = (Arc::clone(&models), Arc::clone(&vectors));
@@ -288,10 +281,11 @@ pub async fn run_embedder(state: AppState) {
                 Err(error) => tracing::error!(%error, "vector index task failed"),
             }
             // The model may be installed while the server runs: look again now and then.
-            let _ = tokio::time::timeout(Duration::from_secs(60), vectors.wake.notified()).await;
+            events.wait_for(Duration::from_secs(60), crate::bus::is_item).await;
         }
         let mut saved_at = Instant::now();
         loop {
+            events.drain();
             let (store, models_, vectors_) = (Arc::clone(state.store()), Arc::clone(&models), Arc::clone(&vectors));
             let read = tokio::task::spawn_blocking(move || catch_up_once(store.as_ref(), &models_, &vectors_)).await;
             let caught_up = match read {
@@ -313,7 +307,7 @@ pub async fn run_embedder(state: AppState) {
                 saved_at = Instant::now();
             }
             if caught_up {
-                let _ = tokio::time::timeout(Duration::from_secs(2), vectors.wake.notified()).await;
+                events.wait_for(Duration::from_secs(2), crate::bus::is_item).await;
             }
         }
     }

@@ -46,7 +46,7 @@ struct Streaming {
     query: ListQuery,
     cursor: Cursor,
     pending: VecDeque<Event>,
-    wire: tokio::sync::watch::Receiver<u64>,
+    events: crate::bus::Subscriber,
     /// Member names by id, for `meta.memberName`; reloaded when an unknown member appears.
     names: std::collections::HashMap<String, String>,
 }
@@ -99,7 +99,7 @@ pub async fn stream_for(
         include_kills: true,
     };
     // Subscribe before the first read, so that nothing published in between goes unnoticed.
-    let wire = state.distribution().wire_watch();
+    let events = state.bus().subscribe();
     let cursor = match start {
         Some(cursor) => cursor,
         None => {
@@ -109,13 +109,13 @@ pub async fn stream_for(
         }
     };
     let names = member_names(&state).await?;
-    let streaming = Streaming { state, viewer, query, cursor, pending: VecDeque::new(), wire, names };
+    let streaming = Streaming { state, viewer, query, cursor, pending: VecDeque::new(), events, names };
     let events = futures_util::stream::unfold(streaming, |mut s| async move {
         loop {
             if let Some(event) = s.pending.pop_front() {
                 return Some((Ok::<Event, Infallible>(event), s));
             }
-            s.wire.borrow_and_update();
+            s.events.drain();
             let mut query = s.query.clone();
             query.page = Page::Since(s.cursor);
             let viewer = s.viewer.clone();
@@ -141,9 +141,9 @@ pub async fn stream_for(
                     return None;
                 }
             }
-            // Wait for a publish here, or look again in a second (embargoes end, delays pass, and
-            // other processes write too).
-            let _ = tokio::time::timeout(Duration::from_secs(1), s.wire.changed()).await;
+            // Wait for an item event (stored, corrected, killed, released when an embargo ends or a
+            // delay passes), or look again in a second in any case.
+            s.events.wait_for(Duration::from_secs(1), crate::bus::is_item).await;
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())

@@ -10,14 +10,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use karavan_domain::{EventKind, MemberId, Role, SubscriptionId, Timestamp};
-use karavan_store::{Change, Cursor, Store, Subscription, SubscriptionSpec, VersionRead, Webhook};
+use karavan_store::{Change, Cursor, Store, Subscription, VersionRead};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::app;
+use crate::app::subscriptions::{SubscriptionInput, WebhookInput};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::items::body_bytes;
-use crate::outbound::{check_url, hex};
+use crate::outbound::hex;
 use crate::params::Params;
 use crate::publish::parse_json_body;
 use crate::{AppState, now, wire};
@@ -59,13 +61,8 @@ fn subscription_json(state: &AppState, subscription: &Subscription) -> Value {
     })
 }
 
-/// Reads a subscription body. `existing` supplies the webhook secret when an update leaves it out.
-/// Returns the spec and, when the server made the secret up, that secret.
-pub(crate) fn read_spec(
-    state: &AppState,
-    body: &[u8],
-    existing: Option<&Subscription>,
-) -> ApiResult<(SubscriptionSpec, Option<String>)> {
+/// Reads a subscription body (JSON) into the use case's input; the use case checks what it says.
+pub(crate) fn read_input(body: &[u8]) -> ApiResult<SubscriptionInput> {
     let Value::Object(object) = parse_json_body(body)? else {
         return Err(ApiError::invalid("body: expected a JSON object with name, query, events, format and webhook"));
     };
@@ -74,36 +71,24 @@ pub(crate) fn read_spec(
         return Err(ApiError::invalid(format!("{unknown}: unknown field (expected {})", FIELDS.join(", "))));
     }
     crate::publish::refuse_nulls(&object)?;
-    let name = match object.get("name").and_then(Value::as_str).map(str::trim) {
-        Some(name) if !name.is_empty() && name.chars().count() <= 200 => name.to_string(),
-        _ => return Err(ApiError::invalid("name: required, a non-empty string of at most 200 characters")),
-    };
+    let name = object.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     let query = match object.get("query") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(query)) => query.clone(),
         Some(_) => return Err(ApiError::invalid("query: must be an object of search parameters (q, lang, …)")),
     };
-    let pairs = crate::search::query_pairs(&query)?;
-    // A query that does not compile would match nothing, silently: refuse it now.
-    let request = crate::search::parse_search_query(&mut Params::from_pairs(pairs.clone()))?;
-    state.search().matcher(&request).map_err(|e| match e {
-        karavan_search::SearchError::BadQuery(message) => ApiError::invalid(format!("query.q: {message}")),
-        other => ApiError::internal("compiling a subscription query", other),
-    })?;
+    let query = crate::search::query_pairs(&query)?;
     let events = match object.get("events") {
-        None | Some(Value::Null) => EventKind::ALL.to_vec(),
-        Some(Value::Array(values)) if !values.is_empty() => {
-            let mut events = Vec::new();
+        None | Some(Value::Null) => None,
+        Some(Value::Array(values)) => {
+            let mut events = Vec::with_capacity(values.len());
             for value in values {
                 let Some(text) = value.as_str() else {
                     return Err(ApiError::invalid("events: must be an array of event names"));
                 };
-                let kind = EventKind::parse(text).map_err(|e| ApiError::invalid(format!("events: {}", e.message)))?;
-                if !events.contains(&kind) {
-                    events.push(kind);
-                }
+                events.push(text.to_string());
             }
-            events
+            Some(events)
         }
         Some(_) => {
             return Err(ApiError::invalid(
@@ -112,11 +97,10 @@ pub(crate) fn read_spec(
         }
     };
     let format = match object.get("format") {
-        None | Some(Value::Null) => "ninjs".to_string(),
-        Some(Value::String(format)) if format == "ninjs" || format == crate::distribution::NEWSML => format.clone(),
+        None | Some(Value::Null) => None,
+        Some(Value::String(format)) => Some(format.clone()),
         Some(other) => return Err(ApiError::invalid(format!("format: {other} is not supported (ninjs, newsml)"))),
     };
-    let mut generated = None;
     let webhook = match object.get("webhook") {
         None | Some(Value::Null) => None,
         Some(Value::Object(webhook)) => {
@@ -126,29 +110,16 @@ pub(crate) fn read_spec(
             let Some(url) = webhook.get("url").and_then(Value::as_str) else {
                 return Err(ApiError::invalid("webhook.url: required, the URL to POST deliveries to"));
             };
-            let allow_private = state.config().distribution.outbound.allow_private;
-            let url =
-                check_url(url.trim(), allow_private).map_err(|e| ApiError::invalid(format!("webhook.url: {e}")))?;
             let secret = match webhook.get("secret") {
-                Some(Value::String(secret)) if (16..=256).contains(&secret.len()) => secret.clone(),
-                Some(Value::String(_)) => {
-                    return Err(ApiError::invalid("webhook.secret: must be 16 to 256 characters"));
-                }
+                Some(Value::String(secret)) => Some(secret.clone()),
                 Some(_) => return Err(ApiError::invalid("webhook.secret: must be a string")),
-                None => match existing.and_then(|s| s.spec.webhook.as_ref()) {
-                    Some(old) => old.secret.clone(),
-                    None => {
-                        let secret = random_token("whsec_")?;
-                        generated = Some(secret.clone());
-                        secret
-                    }
-                },
+                None => None,
             };
-            Some(Webhook { url: url.to_string(), secret })
+            Some(WebhookInput { url: url.to_string(), secret })
         }
         Some(_) => return Err(ApiError::invalid("webhook: must be an object with url and secret")),
     };
-    Ok((SubscriptionSpec { name, query: pairs, events, format, webhook }, generated))
+    Ok(SubscriptionInput { name, query, events, format, webhook })
 }
 
 /// `POST /v1/subscriptions`: a saved query plus delivery options. Answers with the subscription, its
@@ -159,19 +130,14 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     caller.require(Role::Editor, "creating subscriptions")?;
-    let body = body_bytes(body)?;
-    let (spec, generated) = read_spec(&state, &body, None)?;
-    let token = random_token("kft_")?;
-    let hash = token_hash(&token);
-    let member = caller.0.member.clone();
-    let subscription = state.blocking(move |store| store.add_subscription(&member, spec, hash)).await?;
-    state.distribution().subscriptions_changed();
-    let mut answer = subscription_json(&state, &subscription);
-    answer["feed_url"] = json!(feed_url(&state, &token));
-    if let Some(secret) = generated {
+    let input = read_input(&body_bytes(body)?)?;
+    let saved = app::subscriptions::create(&state, &caller.0.member, input).await?;
+    let mut answer = subscription_json(&state, &saved.subscription);
+    answer["feed_url"] = json!(saved.feed_url);
+    if let Some(secret) = saved.secret {
         answer["webhook"]["secret"] = json!(secret);
     }
-    let location = format!("/v1/subscriptions/{}", subscription.id);
+    let location = format!("/v1/subscriptions/{}", saved.subscription.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(answer)).into_response())
 }
 
@@ -183,12 +149,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Re
 }
 
 async fn find(state: &AppState, member: &MemberId, id: &str) -> ApiResult<Subscription> {
-    let id = SubscriptionId::parse(id)?;
-    let member = member.clone();
-    state
-        .blocking(move |store| store.subscription(&member, &id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscription of your member"))
+    app::subscriptions::find(state, member, &SubscriptionId::parse(id)?).await
 }
 
 pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
@@ -205,21 +166,11 @@ pub async fn update(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     caller.require(Role::Editor, "changing subscriptions")?;
-    let existing = find(&state, &caller.0.member, &id).await?;
-    let body = body_bytes(body)?;
-    let (spec, generated) = read_spec(&state, &body, Some(&existing))?;
-    let member = caller.0.member.clone();
-    let subscription_id = existing.id.clone();
-    let updated = state
-        .blocking(move |store| {
-            store.update_subscription(&member, &subscription_id, spec)?;
-            store.subscription(&member, &subscription_id)
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscription of your member"))?;
-    state.distribution().subscriptions_changed();
-    let mut answer = subscription_json(&state, &updated);
-    if let Some(secret) = generated {
+    let id = SubscriptionId::parse(&id)?;
+    let input = read_input(&body_bytes(body)?)?;
+    let saved = app::subscriptions::update(&state, &caller.0.member, &id, input).await?;
+    let mut answer = subscription_json(&state, &saved.subscription);
+    if let Some(secret) = saved.secret {
         answer["webhook"]["secret"] = json!(secret);
     }
     Ok(Json(answer).into_response())
@@ -227,10 +178,7 @@ pub async fn update(
 
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     caller.require(Role::Editor, "deleting subscriptions")?;
-    let subscription = find(&state, &caller.0.member, &id).await?;
-    let member = caller.0.member.clone();
-    state.blocking(move |store| store.delete_subscription(&member, &subscription.id)).await?;
-    state.distribution().subscriptions_changed();
+    app::subscriptions::delete(&state, &caller.0.member, &SubscriptionId::parse(&id)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -241,12 +189,8 @@ pub async fn rotate_feed_token(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     caller.require(Role::Editor, "changing subscriptions")?;
-    let subscription = find(&state, &caller.0.member, &id).await?;
-    let token = random_token("kft_")?;
-    let hash = token_hash(&token);
-    let member = caller.0.member.clone();
-    state.blocking(move |store| store.set_feed_token(&member, &subscription.id, hash)).await?;
-    Ok(Json(json!({ "feed_url": feed_url(&state, &token) })).into_response())
+    let url = app::subscriptions::rotate_feed_token(&state, &caller.0.member, &SubscriptionId::parse(&id)?).await?;
+    Ok(Json(json!({ "feed_url": url })).into_response())
 }
 
 /// `GET /v1/subscriptions/{id}/deliveries?limit=&before=`: the delivery log, newest first, with every
@@ -364,10 +308,10 @@ pub async fn changes(
     params.finish()?;
     let subscription = find(&state, &caller.0.member, &id).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let mut fanned = state.distribution().fanned_watch();
+    // Subscribed before the first read, so that a fan-out during a read wakes the wait.
+    let mut events = state.bus().subscribe();
     loop {
-        // Mark what has been seen before reading, so that a fan-out during the read wakes the wait.
-        fanned.borrow_and_update();
+        events.drain();
         let (id, member) = (subscription.id.clone(), subscription.member.clone());
         let page = state
             .blocking(move |store| {
@@ -384,8 +328,16 @@ pub async fn changes(
         if !page.0.is_empty() || remaining.is_zero() {
             return Ok(Json(json!({ "changes": page.0, "next": page.1.to_token() })).into_response());
         }
-        // Deliveries due later (embargo, agreement delays) appear without a fan-out: look every second.
-        let _ = tokio::time::timeout(remaining.min(Duration::from_secs(1)), fanned.changed()).await;
+        // Deliveries due later (embargo, agreement delays) appear without a fan-out: their release
+        // wakes the wait too, and it looks every second in any case.
+        let released = |event: &crate::bus::Event| {
+            matches!(
+                event,
+                crate::bus::Event::Deliveries
+                    | crate::bus::Event::Item { change: crate::bus::ItemChange::Released, .. }
+            )
+        };
+        events.wait_for(remaining.min(Duration::from_secs(1)), released).await;
     }
 }
 

@@ -331,6 +331,8 @@ pub fn index_texts(translations: &[StoredTranslation]) -> Vec<(String, String)> 
 /// Everything a worker needs.
 #[derive(Clone)]
 struct Worker {
+    /// The lease holder name of this worker.
+    holder: String,
     store: Arc<dyn Store>,
     search: Arc<SearchIndex>,
     models: Arc<LanguageModels>,
@@ -357,7 +359,7 @@ impl Worker {
                 tracing::warn!(job = job.id, item = %job.version.item_id, language = %job.language, %error, attempts = job.attempts, "translation failed")
             }
         }
-        if let Err(error) = self.store.finish_translation_job(job.id, outcome) {
+        if let Err(error) = self.store.finish_translation_job(&self.holder, job.id, outcome) {
             tracing::error!(%error, job = job.id, "could not record a translation job");
             return;
         }
@@ -408,17 +410,24 @@ impl Worker {
     }
 }
 
-/// One translation worker engine: claims a job, translates it on the blocking pool, records it.
-/// `--translation-workers` of them run, each its own engine.
-pub async fn run_worker(state: AppState) {
+/// One translation worker engine: claims a job by lease, translates it on the blocking pool, records
+/// it. `--translation-workers` of them run, each its own engine and lease holder (`name`). Woken by
+/// item and glossary / read-language events; looks again every `poll` in any case.
+pub async fn run_worker(state: AppState, name: &'static str, mut context: crate::engine::EngineContext) {
     let config = state.translations().config.clone();
+    let mut events = state.bus().subscribe();
     let worker = Worker {
+        holder: state.holder(name),
         store: Arc::clone(state.store()),
         search: Arc::clone(state.search()),
         models: Arc::clone(state.language()),
         translations: Arc::clone(state.translations()),
     };
-    loop {
+    // Jobs an earlier run of this engine held (it panicked) are queued again at once.
+    let (store, holder) = (Arc::clone(&worker.store), worker.holder.clone());
+    let _ = tokio::task::spawn_blocking(move || store.release_translation_jobs(&holder)).await;
+    while !context.stopping() {
+        events.drain();
         let claimed = {
             let worker = worker.clone();
             tokio::task::spawn_blocking(move || {
@@ -428,7 +437,7 @@ pub async fn run_worker(state: AppState) {
                 }
                 let now = crate::now();
                 let lease = Timestamp(now.micros() + LEASE.as_micros() as i64);
-                worker.store.claim_translation_jobs(now, lease, 1).map(|mut jobs| jobs.pop())
+                worker.store.claim_translation_jobs(&worker.holder, now, lease, 1).map(|mut jobs| jobs.pop())
             })
             .await
         };
@@ -442,8 +451,17 @@ pub async fn run_worker(state: AppState) {
             Ok(Err(error)) => tracing::warn!(%error, "could not claim translation jobs"),
             Err(error) => tracing::error!(%error, "translation worker task failed"),
         }
-        tokio::time::sleep(config.poll).await;
+        let wanted = |event: &crate::bus::Event| {
+            use crate::bus::{ConfigChange, Event};
+            matches!(event, Event::Item { .. } | Event::Config(ConfigChange::Glossaries | ConfigChange::ReadLanguages))
+        };
+        tokio::select! {
+            _ = events.wait_for(config.poll, wanted) => {}
+            _ = context.stopped() => {}
+        }
     }
+    // Stopping between jobs: hand back anything still held (nothing, unless a record failed).
+    let _ = tokio::task::spawn_blocking(move || worker.store.release_translation_jobs(&worker.holder)).await;
 }
 
 /// A version as `viewer` reads it in `language` (blocking): the stored translation for the viewer's
@@ -596,13 +614,7 @@ pub async fn put_read_languages(
             languages.push(tag.as_str().to_string());
         }
     }
-    let member = caller.0.member.clone();
-    let stored = state
-        .blocking(move |store| {
-            store.set_read_languages(&member, languages)?;
-            store.read_languages(&member)
-        })
-        .await?;
+    let stored = crate::app::translation::set_read_languages(&state, &caller.0.member, languages).await?;
     let translations = Arc::clone(state.translations());
     let body = state.compute(move || read_languages_json(&stored, &translations)).await?;
     Ok(Json(body).into_response())
@@ -704,8 +716,7 @@ pub async fn put_glossary(
         }
         terms.push(GlossaryTerm { source, target: term.target.trim().to_string() });
     }
-    let member = caller.0.member.clone();
-    let glossary = state.blocking(move |store| store.set_glossary(&member, &from, &to, terms)).await?;
+    let glossary = crate::app::translation::set_glossary(&state, &caller.0.member, from, to, terms).await?;
     Ok(Json(glossary_json(&glossary)).into_response())
 }
 
@@ -722,20 +733,7 @@ pub async fn delete_glossary(
 ) -> ApiResult<Response> {
     caller.require(Role::Editor, "changing glossaries")?;
     let (from, to) = pair(&from, &to)?;
-    let member = caller.0.member.clone();
-    let existed = state
-        .blocking(move |store| {
-            let existed =
-                store.glossaries(&member)?.iter().any(|g| g.source_language == from && g.target_language == to);
-            if existed {
-                store.set_glossary(&member, &from, &to, Vec::new())?;
-            }
-            Ok(existed)
-        })
-        .await?;
-    if !existed {
-        return Err(ApiError::not_found("glossary"));
-    }
+    crate::app::translation::delete_glossary(&state, &caller.0.member, from, to).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 

@@ -846,20 +846,23 @@ fn subscription_row(subscription: &karavan_store::Subscription) -> karavan_web::
     }
 }
 
-/// The JSON body of a subscription from its form, for the API's own checks.
-fn subscription_body(form: &Form) -> Vec<u8> {
-    let mut query = serde_json::Map::new();
-    for name in ["q", "lang"] {
-        if !form.get(name).is_empty() {
-            query.insert(name.into(), serde_json::Value::String(form.get(name)));
-        }
+/// What a subscription form asks for, as the use case takes it.
+fn subscription_input(form: &Form) -> crate::app::subscriptions::SubscriptionInput {
+    let query = ["q", "lang"]
+        .into_iter()
+        .filter(|name| !form.get(name).is_empty())
+        .map(|name| (name.to_string(), form.get(name)))
+        .collect();
+    let webhook = Some(form.get("webhook"))
+        .filter(|url| !url.is_empty())
+        .map(|url| crate::app::subscriptions::WebhookInput { url, secret: None });
+    crate::app::subscriptions::SubscriptionInput {
+        name: form.get("name"),
+        query,
+        events: Some(form.all("events").map(str::to_string).collect()),
+        format: None,
+        webhook,
     }
-    let events: Vec<&str> = form.all("events").collect();
-    let mut spec = serde_json::json!({ "name": form.get("name"), "query": query, "events": events });
-    if !form.get("webhook").is_empty() {
-        spec["webhook"] = serde_json::json!({ "url": form.get("webhook") });
-    }
-    spec.to_string().into_bytes()
 }
 
 /// Renders the subscriptions page with what the member has, and the outcome of a creation.
@@ -931,19 +934,9 @@ pub async fn subscriptions_create(
         )
         .await;
     }
-    let body = subscription_body(&form);
-    let created = async {
-        let (spec, secret) = crate::subscriptions::read_spec(&state, &body, None)?;
-        let token = crate::subscriptions::random_token("kft_")?;
-        let hash = crate::subscriptions::token_hash(&token);
-        let member = session.user.member.clone();
-        state.blocking(move |store| store.add_subscription(&member, spec, hash)).await?;
-        state.distribution().subscriptions_changed();
-        Ok::<_, crate::error::ApiError>((crate::subscriptions::feed_url(&state, &token), secret))
-    }
-    .await;
+    let created = crate::app::subscriptions::create(&state, &session.user.member, subscription_input(&form)).await;
     match created {
-        Ok((feed_url, secret)) => {
+        Ok(crate::app::subscriptions::Saved { feed_url, secret, .. }) => {
             let created = context! { feed_url => feed_url, secret => secret };
             subscriptions_page(
                 &state,
@@ -1194,9 +1187,7 @@ pub async fn publish_submit(
                 crate::publish::new_version(&owner, &document, original, Some(karavan_ninjs::NinjsVersion::V3_1))
             })
             .await??;
-        let outcome = state.blocking(move |store| store.publish(version)).await?;
-        crate::items::announce(&state, std::slice::from_ref(&outcome));
-        Ok::<_, crate::error::ApiError>(outcome)
+        crate::app::publishing::publish(&state, version).await
     }
     .await;
     match published {
@@ -1222,7 +1213,7 @@ pub async fn item_kill(
         return (StatusCode::NOT_FOUND, "no such item").into_response();
     };
     let reason = Some(form.get("reason")).filter(|r| !r.is_empty());
-    match crate::items::kill(&state, &session.user.member, item_id, reason).await {
+    match crate::app::publishing::kill(&state, &session.user.member, item_id, reason).await {
         Ok(_) => redirect(&format!("/items/{id}"), vec![]),
         Err(error) => (error.code.status(), error.message).into_response(),
     }
@@ -1283,24 +1274,14 @@ pub async fn subscription_update(
     let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };
-    let member = session.user.member.clone();
-    let lookup = subscription_id.clone();
-    let existing = match state.blocking(move |store| store.subscription(&member, &lookup)).await {
-        Ok(Some(existing)) => existing,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such subscription").into_response(),
-        Err(error) => return failure(error.message),
-    };
-    let body = subscription_body(&form);
-    let updated = async {
-        let (spec, _) = crate::subscriptions::read_spec(&state, &body, Some(&existing))?;
-        let member = session.user.member.clone();
-        state.blocking(move |store| store.update_subscription(&member, &subscription_id, spec)).await?;
-        state.distribution().subscriptions_changed();
-        Ok::<_, crate::error::ApiError>(())
-    }
-    .await;
+    let updated =
+        crate::app::subscriptions::update(&state, &session.user.member, &subscription_id, subscription_input(&form))
+            .await;
     match updated {
-        Ok(()) => redirect(&format!("/subscriptions/{id}"), vec![]),
+        Ok(_) => redirect(&format!("/subscriptions/{id}"), vec![]),
+        Err(error) if error.code == crate::error::ErrorCode::NotFound => {
+            (StatusCode::NOT_FOUND, "no such subscription").into_response()
+        }
         Err(error) => {
             subscription_detail_page(state, headers, id, error.code.status(), Some(error.message), None).await
         }
@@ -1330,18 +1311,11 @@ pub async fn subscription_rotate(
     let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };
-    let token = match crate::subscriptions::random_token("kft_") {
-        Ok(token) => token,
-        Err(error) => return failure(error.message),
-    };
-    let hash = crate::subscriptions::token_hash(&token);
-    let member = session.user.member.clone();
-    match state.blocking(move |store| store.set_feed_token(&member, &subscription_id, hash)).await {
-        Ok(true) => {
-            let url = crate::subscriptions::feed_url(&state, &token);
-            subscription_detail_page(state, headers, id, StatusCode::OK, None, Some(url)).await
+    match crate::app::subscriptions::rotate_feed_token(&state, &session.user.member, &subscription_id).await {
+        Ok(url) => subscription_detail_page(state, headers, id, StatusCode::OK, None, Some(url)).await,
+        Err(error) if error.code == crate::error::ErrorCode::NotFound => {
+            (StatusCode::NOT_FOUND, "no such subscription").into_response()
         }
-        Ok(false) => (StatusCode::NOT_FOUND, "no such subscription").into_response(),
         Err(error) => failure(error.message),
     }
 }
@@ -1369,12 +1343,10 @@ pub async fn subscription_delete(
     let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };
-    let member = session.user.member.clone();
-    match state.blocking(move |store| store.delete_subscription(&member, &subscription_id)).await {
-        Ok(_) => {
-            state.distribution().subscriptions_changed();
-            redirect("/subscriptions", vec![])
-        }
+    match crate::app::subscriptions::delete(&state, &session.user.member, &subscription_id).await {
+        // Deleted, or already gone: the list is where the user goes either way.
+        Ok(()) => redirect("/subscriptions", vec![]),
+        Err(error) if error.code == crate::error::ErrorCode::NotFound => redirect("/subscriptions", vec![]),
         Err(error) => failure(error.message),
     }
 }

@@ -123,26 +123,18 @@ pub async fn add_feed(
     };
     let interval = form.get("interval");
     let language = form.get("language");
-    let checked = interval
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| ApiError::invalid(format!("interval: {interval:?} is not a number of minutes")))
-        .and_then(|minutes| {
-            let fields = serde_json::json!({
-                "name": form.get("name"), "url": form.get("url"),
-                "language": (!language.trim().is_empty()).then_some(language.trim()),
-                "subjects": comma_list(&form.get("subjects")), "interval_seconds": minutes.saturating_mul(60),
-            });
-            crate::feeds::feed_spec(&state, &fields)
-        });
-    let outcome = match checked {
-        Ok(spec) => {
-            let member = session.user.member.clone();
-            let added = state.blocking(move |store| store.add_feed(&member, spec).map(|_| ())).await;
-            state.distribution().feeds.notify_one();
-            added
+    let outcome = match interval.trim().parse::<u64>() {
+        Ok(minutes) => {
+            let input = crate::app::feeds::FeedInput {
+                name: form.get("name"),
+                url: form.get("url"),
+                language: Some(language.trim().to_string()).filter(|l| !l.is_empty()),
+                subjects: comma_list(&form.get("subjects")),
+                interval_seconds: Some(minutes.saturating_mul(60)),
+            };
+            crate::app::feeds::add(&state, &session.user.member, input).await.map(|_| ())
         }
-        Err(error) => Err(error),
+        Err(_) => Err(ApiError::invalid(format!("interval: {interval:?} is not a number of minutes"))),
     };
     changed(&state, &headers, &session, outcome).await
 }
@@ -160,17 +152,16 @@ pub async fn feed_action(
         Err(response) => return response,
     };
     let Ok(feed) = karavan_domain::FeedId::parse(&id) else { return forbidden_page() };
-    let member = session.user.member.clone();
-    let now = crate::now();
+    let member = &session.user.member;
     let outcome = match action.as_str() {
-        "pause" | "resume" => {
-            let paused = action == "pause";
-            state.blocking(move |store| store.set_feed_paused(&member, &feed, paused, now).map(|_| ())).await
-        }
-        "delete" => state.blocking(move |store| store.delete_feed(&member, &feed).map(|_| ())).await,
+        "pause" | "resume" => crate::app::feeds::set_paused(&state, member, &feed, action == "pause").await.map(|_| ()),
+        "delete" => match crate::app::feeds::delete(&state, member, &feed).await {
+            // Already gone: the admin page shows what is.
+            Err(error) if error.code == crate::error::ErrorCode::NotFound => Ok(()),
+            other => other,
+        },
         _ => return forbidden_page(),
     };
-    state.distribution().feeds.notify_one();
     changed(&state, &headers, &session, outcome).await
 }
 
@@ -306,7 +297,7 @@ pub async fn add_agreement(
         })
     })();
     let outcome = match checked {
-        Ok(agreement) => state.blocking(move |store| store.add_agreement(agreement).map(|_| ())).await,
+        Ok(agreement) => crate::app::agreements::grant(&state, agreement).await.map(|_| ()),
         Err(error) => Err(error),
     };
     changed(&state, &headers, &session, outcome).await
@@ -325,9 +316,10 @@ pub async fn revoke_agreement(
         Err(response) => return response,
     };
     let Ok(agreement) = AgreementId::parse(&id) else { return forbidden_page() };
-    let member = session.user.member.clone();
-    match state.blocking(move |store| store.revoke_agreement(&member, &agreement)).await {
-        Ok(_) => redirect("/admin", vec![]),
+    match crate::app::agreements::revoke(&state, &session.user.member, &agreement).await {
+        // Revoked, or no longer live: the admin page shows what is.
+        Ok(()) => redirect("/admin", vec![]),
+        Err(error) if error.code == crate::error::ErrorCode::NotFound => redirect("/admin", vec![]),
         Err(error) => failure(error.message),
     }
 }

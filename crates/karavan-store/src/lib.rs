@@ -117,6 +117,11 @@ pub struct StoreStats {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// The named lease the fan-out holds: one instance fans out at a time.
+pub const FANOUT_LEASE: &str = "fanout";
+/// The generation of subscriptions (see [`Store::generation`]).
+pub const SUBSCRIPTIONS_GENERATION: &str = "subscriptions";
+
 /// A member to create.
 #[derive(Debug, Clone)]
 pub struct NewMember {
@@ -745,11 +750,26 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>>;
     /// The (subscription, item) pairs among these items that already have a delivery.
     fn delivered_items(&self, items: &[ItemId]) -> Result<Vec<(SubscriptionId, ItemId)>>;
-    /// Stores the deliveries of a fan-out and moves the outbox position to `through`, atomically.
-    /// A delivery for a (subscription, event) pair that exists already is skipped.
-    fn record_fanout(&self, through: i64, deliveries: Vec<NewDelivery>) -> Result<usize>;
-    /// Pending webhook deliveries due at `now`, oldest first, leaving out the given subscriptions (busy)
-    /// and deliveries (in flight).
+    /// Stores the deliveries of a fan-out and moves the outbox position to `through`, atomically, if
+    /// `holder` holds the [`FANOUT_LEASE`] (else `Conflict` `lease_lost`, nothing written). A delivery
+    /// for a (subscription, event) pair that exists already is skipped.
+    fn record_fanout(&self, holder: &str, through: i64, deliveries: Vec<NewDelivery>) -> Result<usize>;
+    /// Claims up to `limit` pending webhook deliveries due at `now` for `holder` until `lease_until`,
+    /// oldest first: those no one holds, or whose lease has ended (a holder that died). A subscription
+    /// never has more than `per_subscription` deliveries held at once, whoever holds them.
+    /// Contract: two holders never hold one delivery at the same instant.
+    fn claim_deliveries(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        per_subscription: u32,
+    ) -> Result<Vec<DueDelivery>>;
+    /// Hands back every delivery `holder` holds unfinished (at shutdown); how many.
+    fn release_deliveries(&self, holder: &str) -> Result<usize>;
+    /// Pending webhook deliveries due at `now`, oldest first, leaving out the given subscriptions and
+    /// deliveries; a read that claims nothing (the pusher claims with [`Store::claim_deliveries`]).
     fn due_deliveries(
         &self,
         now: Timestamp,
@@ -759,8 +779,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<DueDelivery>>;
     /// When the next pending delivery falls due, if any is pending.
     fn next_due(&self) -> Result<Option<Timestamp>>;
-    /// Records attempts and their outcomes in one transaction.
-    fn record_attempts(&self, attempts: Vec<AttemptRecord>) -> Result<()>;
+    /// Records attempts and their outcomes in one transaction, ending their leases; an attempt on a
+    /// delivery another holder has claimed since (`holder`'s lease ran out) is not recorded. How many
+    /// were.
+    fn record_attempts(&self, holder: &str, attempts: Vec<AttemptRecord>) -> Result<usize>;
     /// A subscription's deliveries that have been listed by `now`, newest first, before `before` (n).
     fn deliveries(
         &self,
@@ -819,14 +841,37 @@ pub trait Store: Send + Sync + 'static {
     fn delete_feed(&self, member: &MemberId, id: &FeedId) -> Result<bool>;
     /// Pauses or resumes a provider; resuming clears the failure count and makes it due at `now`.
     fn set_feed_paused(&self, member: &MemberId, id: &FeedId, paused: bool, now: Timestamp) -> Result<FeedProvider>;
-    /// Active providers due at `now`, most overdue first.
-    fn due_feeds(&self, now: Timestamp, limit: u32) -> Result<Vec<FeedProvider>>;
-    /// When the next active provider falls due.
+    /// Claims up to `limit` active providers due at `now` for `holder` until `lease_until`, most
+    /// overdue first: those no one is polling, or whose poller's lease has ended.
+    /// Contract: two holders never hold one provider at the same instant.
+    fn claim_feeds(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<FeedProvider>>;
+    /// Hands back every provider `holder` holds (at shutdown); how many.
+    fn release_feeds(&self, holder: &str) -> Result<usize>;
+    /// When the next active provider falls due (a provider being polled: when its lease ends).
     fn next_feed_due(&self) -> Result<Option<Timestamp>>;
     /// The entries a provider has seen whose key is in `keys` or whose hash is in `hashes`.
     fn seen_entries(&self, id: &FeedId, keys: &[String], hashes: &[String]) -> Result<Vec<SeenEntry>>;
-    /// Records a poll's outcome and health.
-    fn record_feed_poll(&self, id: &FeedId, at: Timestamp, record: PollRecord) -> Result<()>;
+    /// Records a poll's outcome and health, ending `holder`'s lease on it; `Conflict` `lease_lost` (and
+    /// nothing recorded) when another holder has claimed the provider since.
+    fn record_feed_poll(&self, holder: &str, id: &FeedId, at: Timestamp, record: PollRecord) -> Result<()>;
+
+    /// Takes or extends the named lease for `holder` until `until`: granted when no one holds it, its
+    /// lease has ended at `now`, or `holder` holds it already. Whether it was granted.
+    /// Contract: at any instant at most one holder holds a named lease.
+    fn acquire_lease(&self, name: &str, holder: &str, now: Timestamp, until: Timestamp) -> Result<bool>;
+    /// Gives a named lease up, if `holder` holds it.
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool>;
+    /// Who holds a named lease, and until when (possibly in the past).
+    fn lease(&self, name: &str) -> Result<Option<(String, Timestamp)>>;
+    /// The generation of a kind of configuration ([`SUBSCRIPTIONS_GENERATION`]): it grows with every
+    /// change, whoever makes it, so that an engine caching it knows when to read it again.
+    fn generation(&self, name: &str) -> Result<i64>;
 
     /// For derived data (the search index), not for readers: the current versions of the items whose
     /// current version has a sequence number above `after`, in sequence order, at most `limit` rows
@@ -858,11 +903,20 @@ pub trait Store: Send + Sync + 'static {
     /// For translation workers: every member's glossaries into `target`.
     fn glossaries_into(&self, target: &str) -> Result<Vec<Glossary>>;
     /// For translation workers: claims up to `limit` jobs due at `now` (queued, or running with an
-    /// expired lease after a crash), leasing each until `lease_until`.
-    fn claim_translation_jobs(&self, now: Timestamp, lease_until: Timestamp, limit: u32)
-    -> Result<Vec<TranslationJob>>;
+    /// expired lease after a crash) for `holder`, leasing each until `lease_until`.
+    /// Contract: two holders never hold one job at the same instant.
+    fn claim_translation_jobs(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<TranslationJob>>;
     /// Records how a claimed job ended; its translations are stored in the same transaction.
-    fn finish_translation_job(&self, id: i64, outcome: JobOutcome) -> Result<()>;
+    /// `Conflict` `lease_lost` (nothing stored) when another holder has claimed the job since.
+    fn finish_translation_job(&self, holder: &str, id: i64, outcome: JobOutcome) -> Result<()>;
+    /// Queues again every job `holder` holds unfinished (at shutdown); how many.
+    fn release_translation_jobs(&self, holder: &str) -> Result<usize>;
     /// Queues a job for a version and language unless one exists (e.g. after a member adds a language).
     fn enqueue_translation(&self, seq: i64, language: &str) -> Result<bool>;
     /// How many jobs of `owner`'s items are in each state (never another member's: their counts

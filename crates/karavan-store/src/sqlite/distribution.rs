@@ -339,9 +339,13 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn record_fanout_in(&self, through: i64, deliveries: Vec<NewDelivery>) -> Result<usize> {
+    pub(super) fn record_fanout_in(&self, holder: &str, through: i64, deliveries: Vec<NewDelivery>) -> Result<usize> {
         let ids = deliveries.iter().map(|_| new_ulid().map(DeliveryId::new)).collect::<Result<Vec<_>>>()?;
+        let holder = holder.to_string();
         self.writer.run(move |connection, clock| {
+            if !super::leases::holds(connection, crate::FANOUT_LEASE, &holder, now_micros())? {
+                return Err(super::leases::lost("the fan-out"));
+            }
             // Every delivery of this transaction is listed no earlier than its commit time.
             let floor = clock.next();
             let mut written = 0;
@@ -387,53 +391,76 @@ impl SqliteStore {
             serde_json::to_string(&skip_subscriptions).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let skip_deliveries = serde_json::to_string(skip_deliveries).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.read(|connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT d.n, d.id, d.subscription_id, s.member_id, d.kind, d.seq, d.item_id, d.attempts,
-                    s.webhook_url, s.webhook_secret, d.listed_at, s.format
-                 FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-                 WHERE d.state = 'pending' AND d.next_attempt_at <= ?1
-                    AND d.subscription_id NOT IN (SELECT value FROM json_each(?2))
-                    AND d.n NOT IN (SELECT value FROM json_each(?3))
-                    AND s.webhook_url IS NOT NULL
-                 ORDER BY d.next_attempt_at, d.n LIMIT ?4",
+            select_due(
+                connection,
+                "AND d.subscription_id NOT IN (SELECT value FROM json_each(?2))
+                 AND d.n NOT IN (SELECT value FROM json_each(?3))",
+                4,
+                params![now.micros(), skip_subscriptions, skip_deliveries, limit],
+            )
+        })
+    }
+
+    pub(super) fn claim_deliveries_in(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        per_subscription: u32,
+    ) -> Result<Vec<DueDelivery>> {
+        let holder = holder.to_string();
+        self.writer.run(move |connection, _| {
+            // What every holder has in hand now, per subscription: a subscription at its limit is left
+            // out, whoever holds its deliveries.
+            let held: Vec<(String, i64)> = connection
+                .prepare_cached(
+                    "SELECT subscription_id, COUNT(*) FROM deliveries
+                     WHERE lease_until > ?1 AND state = 'pending' GROUP BY subscription_id",
+                )?
+                .query_map([now.micros()], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut held: std::collections::HashMap<String, i64> = held.into_iter().collect();
+            let cap = i64::from(per_subscription.max(1));
+            let full: Vec<&str> = held.iter().filter(|(_, n)| **n >= cap).map(|(s, _)| s.as_str()).collect();
+            let full = serde_json::to_string(&full).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let candidates = select_due(
+                connection,
+                "AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+                 AND d.subscription_id NOT IN (SELECT value FROM json_each(?2))",
+                3,
+                params![now.micros(), full, limit.saturating_mul(4).max(limit)],
             )?;
-            type Raw = (i64, String, String, String, String, i64, String, i64, String, String, i64, String);
-            let rows = statement
-                .query_map(params![now.micros(), skip_subscriptions, skip_deliveries, limit], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                        row.get(7)?,
-                        row.get(8)?,
-                        row.get(9)?,
-                        row.get(10)?,
-                        row.get(11)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<Raw>>>()?;
-            rows.into_iter()
-                .map(|(n, id, subscription, member, kind, seq, item, attempts, url, secret, listed_at, format)| {
-                    Ok(DueDelivery {
-                        n,
-                        id: delivery_id(&id)?,
-                        subscription: SubscriptionId::parse(&subscription)
-                            .map_err(|e| corrupt("subscription id", e))?,
-                        member: MemberId::parse(&member).map_err(|e| corrupt("member id", e))?,
-                        kind: event_kind(&kind)?,
-                        seq,
-                        item_id: item_id(&item)?,
-                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                        webhook: Webhook { url, secret },
-                        listed_at: Timestamp(listed_at),
-                        format,
-                    })
-                })
-                .collect()
+            let mut lease = connection.prepare_cached(
+                "UPDATE deliveries SET lease_holder = ?2, lease_until = ?3
+                 WHERE n = ?1 AND state = 'pending' AND (lease_until IS NULL OR lease_until <= ?4)",
+            )?;
+            let mut claimed = Vec::new();
+            for delivery in candidates {
+                if claimed.len() >= limit as usize {
+                    break;
+                }
+                let count = held.entry(delivery.subscription.as_str().to_string()).or_default();
+                if *count >= cap {
+                    continue;
+                }
+                if lease.execute(params![delivery.n, holder, lease_until.micros(), now.micros()])? == 1 {
+                    *count += 1;
+                    claimed.push(delivery);
+                }
+            }
+            Ok(claimed)
+        })
+    }
+
+    pub(super) fn release_deliveries_in(&self, holder: &str) -> Result<usize> {
+        let holder = holder.to_string();
+        self.writer.run(move |connection, _| {
+            Ok(connection.execute(
+                "UPDATE deliveries SET lease_holder = NULL, lease_until = NULL
+                 WHERE lease_holder = ?1 AND lease_until IS NOT NULL",
+                [holder],
+            )?)
         })
     }
 
@@ -448,17 +475,22 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn record_attempts_in(&self, attempts: Vec<AttemptRecord>) -> Result<()> {
+    pub(super) fn record_attempts_in(&self, holder: &str, attempts: Vec<AttemptRecord>) -> Result<usize> {
+        let holder = holder.to_string();
         self.writer.run(move |connection, _| {
+            // An attempt counts only while its delivery is the holder's (or no one's): a holder whose
+            // lease ran out and was taken over records nothing.
             let mut insert = connection.prepare_cached(
                 "INSERT OR IGNORE INTO delivery_attempts (delivery_n, attempt, at, status, latency_us, error)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM deliveries WHERE n = ?1)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM deliveries WHERE n = ?1
+                    AND state = 'pending' AND (lease_holder IS NULL OR lease_holder = ?7))",
             )?;
             let mut update = connection.prepare_cached(
                 "UPDATE deliveries SET attempts = MAX(attempts, ?2), state = ?3, next_attempt_at = ?4,
-                    delivered_at = COALESCE(delivered_at, ?5)
-                 WHERE n = ?1 AND state = 'pending'",
+                    delivered_at = COALESCE(delivered_at, ?5), lease_holder = NULL, lease_until = NULL
+                 WHERE n = ?1 AND state = 'pending' AND (lease_holder IS NULL OR lease_holder = ?6)",
             )?;
+            let mut recorded = 0;
             for record in attempts {
                 if record.outcome != AttemptOutcome::Withdrawn {
                     insert.execute(params![
@@ -468,6 +500,7 @@ impl SqliteStore {
                         record.status,
                         record.latency_micros,
                         record.error,
+                        holder,
                     ])?;
                 }
                 let (state, next, delivered) = match record.outcome {
@@ -477,9 +510,9 @@ impl SqliteStore {
                     AttemptOutcome::Withdrawn => (DeliveryState::Withdrawn, None, None),
                 };
                 let attempts = if record.outcome == AttemptOutcome::Withdrawn { 0 } else { record.attempt };
-                update.execute(params![record.n, attempts, state.as_str(), next, delivered])?;
+                recorded += update.execute(params![record.n, attempts, state.as_str(), next, delivered, holder])?;
             }
-            Ok(())
+            Ok(recorded)
         })
     }
 
@@ -591,6 +624,60 @@ impl SqliteStore {
             change_rows(&mut statement, params![subscription.as_str(), horizon, limit.clamp(1, 1000)])
         })
     }
+}
+
+/// Pending webhook deliveries due at `?1`, oldest first, narrowed by `filter` (which may use the
+/// parameters after `?1`); parameter `?{limit_parameter}` is the limit.
+fn select_due(
+    connection: &Connection,
+    filter: &str,
+    limit_parameter: usize,
+    values: impl rusqlite::Params,
+) -> Result<Vec<DueDelivery>> {
+    let sql = format!(
+        "SELECT d.n, d.id, d.subscription_id, s.member_id, d.kind, d.seq, d.item_id, d.attempts,
+            s.webhook_url, s.webhook_secret, d.listed_at, s.format
+         FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND s.webhook_url IS NOT NULL {filter}
+         ORDER BY d.next_attempt_at, d.n LIMIT ?{limit_parameter}"
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    type Raw = (i64, String, String, String, String, i64, String, i64, String, String, i64, String);
+    let rows = statement
+        .query_map(values, |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
+                row.get(8)?,
+                row.get(9)?,
+                row.get(10)?,
+                row.get(11)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<Raw>>>()?;
+    rows.into_iter()
+        .map(|(n, id, subscription, member, kind, seq, item, attempts, url, secret, listed_at, format)| {
+            Ok(DueDelivery {
+                n,
+                id: delivery_id(&id)?,
+                subscription: SubscriptionId::parse(&subscription).map_err(|e| corrupt("subscription id", e))?,
+                member: MemberId::parse(&member).map_err(|e| corrupt("member id", e))?,
+                kind: event_kind(&kind)?,
+                seq,
+                item_id: item_id(&item)?,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                webhook: Webhook { url, secret },
+                listed_at: Timestamp(listed_at),
+                format,
+            })
+        })
+        .collect()
 }
 
 fn change_rows(statement: &mut rusqlite::CachedStatement<'_>, values: impl rusqlite::Params) -> Result<Vec<Change>> {

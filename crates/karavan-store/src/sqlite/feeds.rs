@@ -176,21 +176,47 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn due_feeds_in(&self, now: Timestamp, limit: u32) -> Result<Vec<FeedProvider>> {
-        self.read(|connection| {
-            query(
-                connection,
-                "WHERE paused = 0 AND next_poll_at <= ?1 ORDER BY next_poll_at, id LIMIT ?2",
-                &[&now.micros(), &limit],
-            )
+    pub(super) fn claim_feeds_in(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<FeedProvider>> {
+        let holder = holder.to_string();
+        self.writer.run(move |connection, _| {
+            let ids: Vec<String> = connection
+                .prepare_cached(
+                    "UPDATE feed_providers SET lease_holder = ?2, lease_until = ?3
+                     WHERE id IN (SELECT id FROM feed_providers WHERE paused = 0 AND next_poll_at <= ?1
+                        AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY next_poll_at, id LIMIT ?4)
+                     RETURNING id",
+                )?
+                .query_map(params![now.micros(), holder, lease_until.micros(), limit], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            query(connection, "WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY next_poll_at, id", &[&ids])
+        })
+    }
+
+    pub(super) fn release_feeds_in(&self, holder: &str) -> Result<usize> {
+        let holder = holder.to_string();
+        self.writer.run(move |connection, _| {
+            Ok(connection.execute(
+                "UPDATE feed_providers SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
+                [holder],
+            )?)
         })
     }
 
     pub(super) fn next_feed_due_in(&self) -> Result<Option<Timestamp>> {
         self.read(|connection| {
-            let next: Option<i64> =
-                connection
-                    .query_row("SELECT MIN(next_poll_at) FROM feed_providers WHERE paused = 0", [], |row| row.get(0))?;
+            // A provider being polled falls due again when its lease ends (if its poll is never recorded).
+            let next: Option<i64> = connection.query_row(
+                "SELECT MIN(MAX(next_poll_at, COALESCE(lease_until, 0))) FROM feed_providers WHERE paused = 0",
+                [],
+                |row| row.get(0),
+            )?;
             Ok(next.map(Timestamp))
         })
     }
@@ -217,9 +243,31 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn record_feed_poll_in(&self, id: &FeedId, at: Timestamp, record: PollRecord) -> Result<()> {
-        let id = id.clone();
+    pub(super) fn record_feed_poll_in(
+        &self,
+        holder: &str,
+        id: &FeedId,
+        at: Timestamp,
+        record: PollRecord,
+    ) -> Result<()> {
+        let (id, holder) = (id.clone(), holder.to_string());
         self.writer.run(move |connection, _| {
+            // Only the holder of the poll's lease (or anyone, if none is held) records it, and the
+            // record ends the lease.
+            let released = connection.execute(
+                "UPDATE feed_providers SET lease_holder = NULL, lease_until = NULL
+                 WHERE id = ?1 AND (lease_holder IS NULL OR lease_holder = ?2)",
+                params![id.as_str(), holder],
+            )?;
+            if released == 0 {
+                let exists: Option<i64> = connection
+                    .query_row("SELECT 1 FROM feed_providers WHERE id = ?1", [id.as_str()], |row| row.get(0))
+                    .optional()?;
+                return match exists {
+                    Some(_) => Err(super::leases::lost("the feed poll")),
+                    None => Err(StoreError::NotFound(format!("no feed provider {id}"))),
+                };
+            }
             match record {
                 PollRecord::Fetched { etag, last_modified, entries, published, next_poll_at } => {
                     connection.execute(

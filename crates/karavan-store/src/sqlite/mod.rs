@@ -8,6 +8,7 @@
 
 mod distribution;
 mod feeds;
+mod leases;
 mod schema;
 mod set_aside;
 
@@ -955,8 +956,23 @@ impl Store for SqliteStore {
         self.delivered_items_in(items)
     }
 
-    fn record_fanout(&self, through: i64, deliveries: Vec<NewDelivery>) -> Result<usize> {
-        self.record_fanout_in(through, deliveries)
+    fn record_fanout(&self, holder: &str, through: i64, deliveries: Vec<NewDelivery>) -> Result<usize> {
+        self.record_fanout_in(holder, through, deliveries)
+    }
+
+    fn claim_deliveries(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        per_subscription: u32,
+    ) -> Result<Vec<DueDelivery>> {
+        self.claim_deliveries_in(holder, now, lease_until, limit, per_subscription)
+    }
+
+    fn release_deliveries(&self, holder: &str) -> Result<usize> {
+        self.release_deliveries_in(holder)
     }
 
     fn due_deliveries(
@@ -973,8 +989,8 @@ impl Store for SqliteStore {
         self.next_due_in()
     }
 
-    fn record_attempts(&self, attempts: Vec<AttemptRecord>) -> Result<()> {
-        self.record_attempts_in(attempts)
+    fn record_attempts(&self, holder: &str, attempts: Vec<AttemptRecord>) -> Result<usize> {
+        self.record_attempts_in(holder, attempts)
     }
 
     fn deliveries(
@@ -1083,8 +1099,18 @@ impl Store for SqliteStore {
         self.set_feed_paused_in(member, id, paused, now)
     }
 
-    fn due_feeds(&self, now: Timestamp, limit: u32) -> Result<Vec<crate::FeedProvider>> {
-        self.due_feeds_in(now, limit)
+    fn claim_feeds(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<crate::FeedProvider>> {
+        self.claim_feeds_in(holder, now, lease_until, limit)
+    }
+
+    fn release_feeds(&self, holder: &str) -> Result<usize> {
+        self.release_feeds_in(holder)
     }
 
     fn next_feed_due(&self) -> Result<Option<Timestamp>> {
@@ -1100,8 +1126,30 @@ impl Store for SqliteStore {
         self.seen_entries_in(id, keys, hashes)
     }
 
-    fn record_feed_poll(&self, id: &karavan_domain::FeedId, at: Timestamp, record: crate::PollRecord) -> Result<()> {
-        self.record_feed_poll_in(id, at, record)
+    fn record_feed_poll(
+        &self,
+        holder: &str,
+        id: &karavan_domain::FeedId,
+        at: Timestamp,
+        record: crate::PollRecord,
+    ) -> Result<()> {
+        self.record_feed_poll_in(holder, id, at, record)
+    }
+
+    fn acquire_lease(&self, name: &str, holder: &str, now: Timestamp, until: Timestamp) -> Result<bool> {
+        self.acquire_lease_in(name, holder, now, until)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
+        self.release_lease_in(name, holder)
+    }
+
+    fn lease(&self, name: &str) -> Result<Option<(String, Timestamp)>> {
+        self.lease_in(name)
+    }
+
+    fn generation(&self, name: &str) -> Result<i64> {
+        self.generation_in(name)
     }
 
     fn current_versions_after(&self, after: i64, limit: u32) -> Result<crate::VersionsAfter> {
@@ -1156,15 +1204,20 @@ impl Store for SqliteStore {
 
     fn claim_translation_jobs(
         &self,
+        holder: &str,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<crate::TranslationJob>> {
-        self.claim_translation_jobs_in(now, lease_until, limit)
+        self.claim_translation_jobs_in(holder, now, lease_until, limit)
     }
 
-    fn finish_translation_job(&self, id: i64, outcome: crate::JobOutcome) -> Result<()> {
-        self.finish_translation_job_in(id, outcome)
+    fn finish_translation_job(&self, holder: &str, id: i64, outcome: crate::JobOutcome) -> Result<()> {
+        self.finish_translation_job_in(holder, id, outcome)
+    }
+
+    fn release_translation_jobs(&self, holder: &str) -> Result<usize> {
+        self.release_translation_jobs_in(holder)
     }
 
     fn enqueue_translation(&self, seq: i64, language: &str) -> Result<bool> {

@@ -285,6 +285,37 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (work, seq)
     ) WITHOUT ROWID;
     "#,
+    // 10: work claimed by lease, so that several engine instances can share one store: deliveries, feed
+    // polls and translation jobs record who holds them and until when; work only one instance may do
+    // at a time (the fan-out) holds a named lease. Generations count changes of configuration the
+    // engines cache (subscriptions), kept by triggers whoever writes.
+    r#"
+    ALTER TABLE deliveries ADD COLUMN lease_holder TEXT;
+    ALTER TABLE deliveries ADD COLUMN lease_until INTEGER;
+    CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE lease_until IS NOT NULL;
+    ALTER TABLE feed_providers ADD COLUMN lease_holder TEXT;
+    ALTER TABLE feed_providers ADD COLUMN lease_until INTEGER;
+    ALTER TABLE translation_jobs ADD COLUMN lease_holder TEXT;
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE generations (
+        name TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO generations (name, generation) VALUES ('subscriptions', 1);
+    CREATE TRIGGER subscriptions_inserted AFTER INSERT ON subscriptions BEGIN
+        UPDATE generations SET generation = generation + 1 WHERE name = 'subscriptions';
+    END;
+    CREATE TRIGGER subscriptions_updated AFTER UPDATE ON subscriptions BEGIN
+        UPDATE generations SET generation = generation + 1 WHERE name = 'subscriptions';
+    END;
+    CREATE TRIGGER subscriptions_deleted AFTER DELETE ON subscriptions BEGIN
+        UPDATE generations SET generation = generation + 1 WHERE name = 'subscriptions';
+    END;
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.

@@ -7,7 +7,7 @@
 //! lease to run out and the job is claimed again.
 
 use karavan_domain::{MemberId, PubStatus, Timestamp};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::{SqliteStore, corrupt, load_version, now_micros};
@@ -193,19 +193,23 @@ impl SqliteStore {
 
     pub(super) fn claim_translation_jobs_in(
         &self,
+        holder: &str,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<TranslationJob>> {
+        let holder = holder.to_string();
         self.writer.run(move |connection, _| {
+            // A running job's `due_at` is the end of its lease.
             let claimed: Vec<(i64, i64, String, i64)> = connection
                 .prepare_cached(
-                    "UPDATE translation_jobs SET state = 'running', attempts = attempts + 1, due_at = ?2
+                    "UPDATE translation_jobs SET state = 'running', attempts = attempts + 1, due_at = ?2,
+                        lease_holder = ?4
                      WHERE id IN (SELECT id FROM translation_jobs WHERE state IN ('queued', 'running') AND due_at <= ?1
                                   ORDER BY due_at, id LIMIT ?3)
                      RETURNING id, seq, language, attempts",
                 )?
-                .query_map(params![now.micros(), lease_until.micros(), limit], |row| {
+                .query_map(params![now.micros(), lease_until.micros(), limit, holder], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
@@ -226,9 +230,20 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn finish_translation_job_in(&self, id: i64, outcome: JobOutcome) -> Result<()> {
+    pub(super) fn finish_translation_job_in(&self, holder: &str, id: i64, outcome: JobOutcome) -> Result<()> {
         let now = now_micros();
+        let holder = holder.to_string();
         self.writer.run(move |connection, _| {
+            // Only the job's lease holder (or anyone, if no one holds it) ends it.
+            let held: Option<Option<String>> = connection
+                .query_row("SELECT lease_holder FROM translation_jobs WHERE id = ?1", [id], |row| row.get(0))
+                .optional()?;
+            match held {
+                None => return Err(StoreError::NotFound(format!("no translation job {id}"))),
+                Some(Some(by)) if by != holder => return Err(super::leases::lost("the translation job")),
+                Some(_) => {}
+            }
+            connection.execute("UPDATE translation_jobs SET lease_holder = NULL WHERE id = ?1", [id])?;
             let changed = match outcome {
                 JobOutcome::Done(translations) => {
                     for translation in &translations {
@@ -253,6 +268,20 @@ impl SqliteStore {
                 return Err(StoreError::NotFound(format!("no translation job {id}")));
             }
             Ok(())
+        })
+    }
+
+    pub(super) fn release_translation_jobs_in(&self, holder: &str) -> Result<usize> {
+        let holder = holder.to_string();
+        let now = now_micros();
+        self.writer.run(move |connection, _| {
+            // Handed back unfinished: queued again at once, the claim not counted as an attempt.
+            Ok(connection.execute(
+                "UPDATE translation_jobs SET state = 'queued', due_at = ?2, lease_holder = NULL,
+                    attempts = MAX(attempts - 1, 0)
+                 WHERE lease_holder = ?1 AND state = 'running'",
+                params![holder, now],
+            )?)
         })
     }
 

@@ -1,5 +1,15 @@
-//! The store test suite. Every backend runs the same checks through the `Store` trait; today that is
-//! SQLite (PostgreSQL joins when cluster mode lands).
+//! The store conformance suite: every backend runs the same scenarios through the `Store` trait, one
+//! test per scenario. A backend's crate implements [`Backend`] and expands [`store_suite!`] in one of
+//! its test files:
+//!
+//! ```ignore
+//! fn my_backend() -> Box<dyn karavan_store_suite::Backend> { … }
+//! karavan_store_suite::store_suite!(my_backend);
+//! ```
+//!
+//! The scenarios state the contract of the trait's docs as checks: visibility, ordering (a `seq` never
+//! skipped, gap-free cursors), idempotent publishes, and work claimed by lease by several instances on
+//! one store (`another()` opens a second instance on the same data).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,13 +22,42 @@ use karavan_store::{
     NewUser, NewVersion, Page, PublishOutcome, SqliteConfig, SqliteStore, Store, StoreError, SubscriptionSpec,
     VersionRead, Webhook,
 };
-use karavan_store::{GlossaryTerm, JobOutcome, StoredTranslation};
+use karavan_store::{FANOUT_LEASE, FeedSpec, GlossaryTerm, JobOutcome, PollRecord, StoredTranslation};
 use serde_json::{Map, Value, json};
 
-fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(SqliteConfig::new(dir.path())).unwrap();
-    (dir, Arc::new(store))
+/// A backend under test: a fresh, empty store, and more instances on the same data.
+pub trait Backend {
+    /// The store of this backend (the same instance on every call).
+    fn store(&self) -> Arc<dyn Store>;
+    /// Another instance on the same data, as a second process would open it.
+    fn another(&self) -> Arc<dyn Store>;
+}
+
+/// Makes a fresh backend; what it holds (a directory, a database) lives as long as the backend.
+pub type Make = fn() -> Box<dyn Backend>;
+
+/// The embedded default: SQLite in a temporary directory.
+pub struct Sqlite {
+    dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+}
+
+impl Sqlite {
+    pub fn fresh() -> Box<dyn Backend> {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path())).unwrap());
+        Box::new(Sqlite { dir, store })
+    }
+}
+
+impl Backend for Sqlite {
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    fn another(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(SqliteConfig::new(self.dir.path())).unwrap())
+    }
 }
 
 fn now() -> Timestamp {
@@ -80,25 +119,9 @@ fn headline(document: &Map<String, Value>) -> &str {
     document["headlines"][0]["value"].as_str().unwrap()
 }
 
-fn run_suite(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    outbox_fanout_deliveries_and_changes(make);
-    users_and_sessions(make);
-    keys_authenticate_until_revoked(make);
-    saved_searches_are_per_member(make);
-    corrections_idempotency_and_conflicts(make);
-    agreements_embargo_and_kills(make);
-    cursors_page_and_poll_without_gaps_or_repeats(make);
-    concurrent_publishers_lose_nothing(make);
-    list_matches_the_visibility_rule(make);
-    translation_queue_glossaries_and_cache(make);
-    login_failures_are_counted_per_key(make);
-    health_is_ok_while_writes_work(make);
-    set_aside_items_are_held_until_retried(make);
-    stats_count_the_whole_store(make);
-}
-
-fn stats_count_the_whole_store(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn stats_count_the_whole_store(make: Make) {
+    let backend = make();
+    let store = backend.store();
     assert_eq!(store.head_positions().unwrap(), (0, 0), "an empty store");
     let owner = member(store.as_ref(), "Counted");
     let first = store.publish(version(&owner, "urn:stats:1", None, "One")).unwrap().stored().clone();
@@ -113,8 +136,9 @@ fn stats_count_the_whole_store(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)
     assert_eq!(stats.translation_jobs, karavan_store::QueueCounts::default());
 }
 
-fn set_aside_items_are_held_until_retried(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn set_aside_items_are_held_until_retried(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let owner = member(store.as_ref(), "Owner");
     let other = member(store.as_ref(), "Other");
     let stored = store.publish(version(&owner, "urn:sa:1", None, "One")).unwrap().stored().clone();
@@ -134,8 +158,9 @@ fn set_aside_items_are_held_until_retried(make: fn() -> (tempfile::TempDir, Arc<
     assert!(store.set_aside_list(None).unwrap().is_empty());
 }
 
-fn login_failures_are_counted_per_key(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn login_failures_are_counted_per_key(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let t0 = Timestamp(1_000_000_000_000);
     let keys = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     let long_ago = Timestamp(0);
@@ -156,19 +181,16 @@ fn login_failures_are_counted_per_key(make: fn() -> (tempfile::TempDir, Arc<dyn 
     assert_eq!(left.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["pair:a|x"]);
 }
 
-fn health_is_ok_while_writes_work(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn health_is_ok_while_writes_work(make: Make) {
+    let backend = make();
+    let store = backend.store();
     member(store.as_ref(), "Healthy");
     assert_eq!(store.health(), karavan_store::StoreHealth::default());
 }
 
-#[test]
-fn sqlite_passes_the_suite() {
-    run_suite(sqlite);
-}
-
-fn saved_searches_are_per_member(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn saved_searches_are_per_member(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let (a, b) = (member(store.as_ref(), "A"), member(store.as_ref(), "B"));
     let query = vec![("q".to_string(), "railway".to_string()), ("lang".to_string(), "kk".to_string())];
     let saved = store.add_saved_search(&a, "rail", query.clone()).unwrap();
@@ -182,8 +204,9 @@ fn saved_searches_are_per_member(make: fn() -> (tempfile::TempDir, Arc<dyn Store
     assert!(store.saved_searches(&a).unwrap().is_empty());
 }
 
-fn keys_authenticate_until_revoked(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn keys_authenticate_until_revoked(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let agency = member(store.as_ref(), "Agency");
     let (info, key) = store.create_key(&agency, Role::Editor, Some("desk".into())).unwrap();
     let principal = store.authenticate(&key.hash()).unwrap().expect("a live key authenticates");
@@ -196,8 +219,9 @@ fn keys_authenticate_until_revoked(make: fn() -> (tempfile::TempDir, Arc<dyn Sto
     assert!(matches!(store.create_key(&stranger, Role::Admin, None), Err(StoreError::NotFound(_))));
 }
 
-fn corrections_idempotency_and_conflicts(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn corrections_idempotency_and_conflicts(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let agency = member(store.as_ref(), "Agency");
     let first = store.publish(version(&agency, "urn:a:1", Some("1"), "first")).unwrap();
     let PublishOutcome::Created(first) = first else { panic!("a new uri creates an item") };
@@ -242,8 +266,9 @@ fn corrections_idempotency_and_conflicts(make: fn() -> (tempfile::TempDir, Arc<d
     assert!(matches!(&theirs, PublishOutcome::Created(v) if v.item_id != first.item_id));
 }
 
-fn agreements_embargo_and_kills(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn agreements_embargo_and_kills(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let (owner, partner, stranger) =
         (member(store.as_ref(), "Owner"), member(store.as_ref(), "Partner"), member(store.as_ref(), "Stranger"));
     grant(store.as_ref(), &owner, Grantee::Member(partner.clone()), &[], 0);
@@ -287,8 +312,9 @@ fn agreements_embargo_and_kills(make: fn() -> (tempfile::TempDir, Arc<dyn Store>
     assert_eq!(listed[0].version.pub_status, PubStatus::Canceled);
 }
 
-fn cursors_page_and_poll_without_gaps_or_repeats(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn cursors_page_and_poll_without_gaps_or_repeats(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let (owner, reader) = (member(store.as_ref(), "Owner"), member(store.as_ref(), "Reader"));
     grant(store.as_ref(), &owner, Grantee::Everyone, &[], 0);
     for n in 0..25 {
@@ -337,8 +363,9 @@ fn cursors_page_and_poll_without_gaps_or_repeats(make: fn() -> (tempfile::TempDi
     assert_eq!(again, ["item 3 corrected"]);
 }
 
-fn concurrent_publishers_lose_nothing(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn concurrent_publishers_lose_nothing(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let owner = member(store.as_ref(), "Owner");
     let threads: Vec<_> = (0..16)
         .map(|t| {
@@ -386,10 +413,11 @@ impl Rng {
 }
 
 /// The SQL of `list` must agree with the domain's `visibility_for` on random agreements and items.
-fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+pub fn list_matches_the_visibility_rule(make: Make) {
     let subjects = ["economy", "sport", "culture"];
     for seed in 1..=6u64 {
-        let (_dir, store) = make();
+        let backend = make();
+        let store = backend.store();
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let members: Vec<MemberId> = (0..4).map(|n| member(store.as_ref(), &format!("M{n}"))).collect();
         for _ in 0..6 {
@@ -488,8 +516,9 @@ fn list_matches_the_visibility_rule(make: fn() -> (tempfile::TempDir, Arc<dyn St
     }
 }
 
-fn outbox_fanout_deliveries_and_changes(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn outbox_fanout_deliveries_and_changes(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let store = store.as_ref();
     let (a, b) = (member(store, "Agency A"), member(store, "Agency B"));
     grant(store, &a, Grantee::Everyone, &[], 0);
@@ -529,6 +558,7 @@ fn outbox_fanout_deliveries_and_changes(make: fn() -> (tempfile::TempDir, Arc<dy
     let before = store.changes(&pulled.id, None, 10, now()).unwrap().next;
 
     let first = &events[0];
+    assert!(store.acquire_lease(FANOUT_LEASE, "fanout-1", now(), Timestamp(now().micros() + 600_000_000)).unwrap());
     let deliveries: Vec<NewDelivery> = [&pushed, &pulled]
         .iter()
         .map(|s| NewDelivery {
@@ -540,8 +570,12 @@ fn outbox_fanout_deliveries_and_changes(make: fn() -> (tempfile::TempDir, Arc<dy
             due_at: first.due_at,
         })
         .collect();
-    assert_eq!(store.record_fanout(first.id, deliveries.clone()).unwrap(), 2);
-    assert_eq!(store.record_fanout(first.id, deliveries).unwrap(), 0, "a fan-out replayed writes nothing twice");
+    assert_eq!(store.record_fanout("fanout-1", first.id, deliveries.clone()).unwrap(), 2);
+    assert_eq!(
+        store.record_fanout("fanout-1", first.id, deliveries).unwrap(),
+        0,
+        "a fan-out replayed writes nothing twice"
+    );
     assert_eq!(store.outbox_position().unwrap(), first.id);
     assert_eq!(store.outbox_after(store.outbox_position().unwrap(), 100).unwrap().len(), 3);
     assert_eq!(store.delivered_items(std::slice::from_ref(&first.version.item_id)).unwrap().len(), 2);
@@ -570,7 +604,7 @@ fn outbox_fanout_deliveries_and_changes(make: fn() -> (tempfile::TempDir, Arc<dy
         error: Some("HTTP 503".into()),
         outcome: AttemptOutcome::RetryAt(retry_at),
     };
-    store.record_attempts(vec![failed]).unwrap();
+    store.record_attempts("pusher-1", vec![failed]).unwrap();
     assert!(store.due_deliveries(now(), 10, &[], &[]).unwrap().is_empty());
     assert_eq!(store.next_due().unwrap(), Some(retry_at));
     let later = Timestamp(retry_at.micros() + 1);
@@ -585,7 +619,7 @@ fn outbox_fanout_deliveries_and_changes(make: fn() -> (tempfile::TempDir, Arc<dy
         error: None,
         outcome: AttemptOutcome::Delivered,
     };
-    store.record_attempts(vec![done]).unwrap();
+    store.record_attempts("pusher-1", vec![done]).unwrap();
     let log = store.deliveries(&pushed.id, now(), None, 10).unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].state, DeliveryState::Delivered);
@@ -596,6 +630,7 @@ fn outbox_fanout_deliveries_and_changes(make: fn() -> (tempfile::TempDir, Arc<dy
     let release = &events[2];
     store
         .record_fanout(
+            "fanout-1",
             release.id,
             vec![NewDelivery {
                 subscription: pulled.id.clone(),
@@ -642,8 +677,9 @@ fn outbox_fanout_deliveries_and_changes(make: fn() -> (tempfile::TempDir, Arc<dy
     assert!(store.due_deliveries(Timestamp(i64::MAX), 10, &[], &[]).unwrap().is_empty());
 }
 
-fn users_and_sessions(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn users_and_sessions(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let store = store.as_ref();
     let (a, b) = (member(store, "Agency A"), member(store, "Agency B"));
     let new = |member: &MemberId, email: &str| NewUser {
@@ -687,8 +723,9 @@ fn users_and_sessions(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
     assert!(store.session([10; 32], now()).unwrap().is_none(), "logged out");
 }
 
-fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
-    let (_dir, store) = make();
+pub fn translation_queue_glossaries_and_cache(make: Make) {
+    let backend = make();
+    let store = backend.store();
     let store = store.as_ref();
     let owner = member(store, "Kazinform");
     let partner = member(store, "Xinhua");
@@ -706,14 +743,16 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
     let first = store.publish(version(&owner, "urn:t:1", None, "Бірінші")).unwrap().stored().clone();
     let t0 = now();
     let lease = Timestamp(t0.micros() + 60_000_000);
-    let jobs = store.claim_translation_jobs(t0, lease, 10).unwrap();
+    let jobs = store.claim_translation_jobs("worker-1", t0, lease, 10).unwrap();
     let mut languages: Vec<&str> = jobs.iter().map(|j| j.language.as_str()).collect();
     languages.sort();
     assert_eq!(languages, ["ru", "zh-Hans"]);
     assert!(jobs.iter().all(|j| j.version.seq == first.seq && j.current && j.attempts == 1));
     // Leased: not claimed again until the lease runs out (a crashed worker's jobs come back).
-    assert!(store.claim_translation_jobs(t0, lease, 10).unwrap().is_empty());
-    let again = store.claim_translation_jobs(Timestamp(lease.micros() + 1), Timestamp(lease.micros() + 2), 1).unwrap();
+    assert!(store.claim_translation_jobs("worker-1", t0, lease, 10).unwrap().is_empty());
+    let again = store
+        .claim_translation_jobs("worker-1", Timestamp(lease.micros() + 1), Timestamp(lease.micros() + 2), 1)
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     let counts = store.translation_queue(&owner).unwrap();
@@ -732,7 +771,7 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
         (ru, zh)
     };
     let retry_at = Timestamp(t0.micros() + 5_000_000);
-    store.finish_translation_job(zh, JobOutcome::Retry { error: "busy".into(), retry_at }).unwrap();
+    store.finish_translation_job("worker-1", zh, JobOutcome::Retry { error: "busy".into(), retry_at }).unwrap();
     let mut fields = Map::new();
     fields.insert("headlines".into(), json!([{ "value": "Первый" }]));
     let translation = StoredTranslation {
@@ -744,14 +783,19 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
         fields,
         created_at: t0,
     };
-    store.finish_translation_job(ru, JobOutcome::Done(vec![translation.clone()])).unwrap();
+    store.finish_translation_job("worker-1", ru, JobOutcome::Done(vec![translation.clone()])).unwrap();
     assert_eq!(store.translations(&[first.seq]).unwrap(), vec![translation]);
-    assert!(store.claim_translation_jobs(t0, lease, 10).unwrap().is_empty());
-    let retried = store.claim_translation_jobs(retry_at, lease, 10).unwrap();
+    assert!(store.claim_translation_jobs("worker-1", t0, lease, 10).unwrap().is_empty());
+    let retried = store.claim_translation_jobs("worker-1", retry_at, lease, 10).unwrap();
     assert_eq!(retried.len(), 1);
     assert_eq!(retried[0].language, "zh-Hans");
-    store.finish_translation_job(retried[0].id, JobOutcome::Failed { error: "no such language".into() }).unwrap();
-    assert!(matches!(store.finish_translation_job(9_999, JobOutcome::Done(vec![])), Err(StoreError::NotFound(_))));
+    store
+        .finish_translation_job("worker-1", retried[0].id, JobOutcome::Failed { error: "no such language".into() })
+        .unwrap();
+    assert!(matches!(
+        store.finish_translation_job("worker-1", 9_999, JobOutcome::Done(vec![])),
+        Err(StoreError::NotFound(_))
+    ));
     let counts = store.translation_queue(&owner).unwrap();
     assert_eq!((counts.queued, counts.running, counts.done, counts.failed), (0, 0, 1, 1));
 
@@ -761,7 +805,7 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
     assert!(!store.enqueue_translation(i64::MAX, "en").unwrap(), "no job for a version that does not exist");
     let second = store.publish(version(&owner, "urn:t:1", None, "Екінші")).unwrap().stored().clone();
     let far = Timestamp(now().micros() + 1_000_000_000);
-    let jobs = store.claim_translation_jobs(far, Timestamp(far.micros() + 1), 10).unwrap();
+    let jobs = store.claim_translation_jobs("worker-1", far, Timestamp(far.micros() + 1), 10).unwrap();
     let mut seen: Vec<(i64, &str, bool)> =
         jobs.iter().map(|j| (j.version.seq, j.language.as_str(), j.current)).collect();
     seen.sort();
@@ -770,7 +814,7 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
     let mut kill = version(&owner, "urn:t:1", None, "Killed");
     kill.pub_status = PubStatus::Canceled;
     store.publish(kill).unwrap();
-    assert!(store.claim_translation_jobs(far, Timestamp(far.micros() + 1), 10).unwrap().is_empty());
+    assert!(store.claim_translation_jobs("worker-1", far, Timestamp(far.micros() + 1), 10).unwrap().is_empty());
 
     // Glossaries: per member and pair, in order; replaced whole; no terms deletes.
     let terms = vec![
@@ -803,4 +847,345 @@ fn translation_queue_glossaries_and_cache(make: fn() -> (tempfile::TempDir, Arc<
     let (a, b) = ([1u8; 32], [2u8; 32]);
     store.cache_segments(vec![(a, "один".into())]).unwrap();
     assert_eq!(store.cached_segments(&[a, b]).unwrap(), vec![(a, "один".to_string())]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Work claimed by lease: several engine instances on one store.
+
+/// A publisher with `items` items fanned out to `subscriptions` webhook subscriptions of a reader:
+/// `items × subscriptions` pending deliveries, due now.
+fn pending_deliveries(store: &dyn Store, items: usize, subscriptions: usize) -> Vec<karavan_domain::SubscriptionId> {
+    let (owner, reader) = (member(store, "Publisher"), member(store, "Reader"));
+    grant(store, &owner, Grantee::Everyone, &[], 0);
+    for n in 0..items {
+        store.publish(version(&owner, &format!("urn:lease:{n}"), None, "Leased")).unwrap();
+    }
+    let ids: Vec<_> = (0..subscriptions)
+        .map(|n| {
+            let spec = SubscriptionSpec {
+                name: format!("hook {n}"),
+                query: Vec::new(),
+                events: EventKind::ALL.to_vec(),
+                format: "ninjs".into(),
+                webhook: Some(Webhook { url: format!("http://127.0.0.1:9/{n}"), secret: "s".into() }),
+            };
+            store.add_subscription(&reader, spec, [n as u8 + 100; 32]).unwrap().id
+        })
+        .collect();
+    let events = store.outbox_after(0, 10_000).unwrap();
+    let deliveries: Vec<NewDelivery> = events
+        .iter()
+        .flat_map(|event| {
+            ids.iter().map(move |id| NewDelivery {
+                subscription: id.clone(),
+                event_id: event.id,
+                seq: event.version.seq,
+                item_id: event.version.item_id.clone(),
+                kind: event.kind,
+                due_at: event.due_at,
+            })
+        })
+        .collect();
+    let through = events.last().unwrap().id;
+    assert!(store.acquire_lease(FANOUT_LEASE, "fanout", now(), Timestamp(now().micros() + 600_000_000)).unwrap());
+    assert_eq!(store.record_fanout("fanout", through, deliveries).unwrap(), items * subscriptions);
+    ids
+}
+
+fn delivered(n: i64, attempt: u32) -> AttemptRecord {
+    AttemptRecord {
+        n,
+        attempt,
+        at: now(),
+        status: Some(200),
+        latency_micros: 10,
+        error: None,
+        outcome: AttemptOutcome::Delivered,
+    }
+}
+
+/// Two instances claim deliveries at once: each delivery is held by one of them at a time and sent
+/// once, none is lost, and a subscription never has more than its limit in hand across both.
+pub fn deliveries_are_claimed_once_by_concurrent_instances(make: Make) {
+    let backend = make();
+    let store = backend.store();
+    let subscriptions = pending_deliveries(store.as_ref(), 40, 3);
+    let instances = [("node-a", store), ("node-b", backend.another())];
+    let held: Arc<std::sync::Mutex<std::collections::HashMap<i64, (String, String)>>> = Arc::default();
+    let sent: Arc<std::sync::Mutex<Vec<i64>>> = Arc::default();
+    std::thread::scope(|scope| {
+        for (holder, instance) in &instances {
+            let (held, sent) = (Arc::clone(&held), Arc::clone(&sent));
+            scope.spawn(move || {
+                loop {
+                    let t = now();
+                    let lease = Timestamp(t.micros() + 600_000_000);
+                    let claimed = instance.claim_deliveries(holder, t, lease, 7, 4).unwrap();
+                    if claimed.is_empty() {
+                        break;
+                    }
+                    {
+                        let mut held = held.lock().unwrap();
+                        for delivery in &claimed {
+                            let before =
+                                held.insert(delivery.n, (holder.to_string(), delivery.subscription.to_string()));
+                            assert!(before.is_none(), "delivery {} claimed while {before:?} held it", delivery.n);
+                            let of_subscription =
+                                held.values().filter(|(_, s)| *s == delivery.subscription.as_str()).count();
+                            assert!(of_subscription <= 4, "a subscription had {of_subscription} deliveries in hand");
+                        }
+                    }
+                    // Hold them a moment, as a send would, so that the two instances overlap.
+                    std::thread::sleep(std::time::Duration::from_millis(3));
+                    // Let go of the bookkeeping before the record ends the lease in the store.
+                    {
+                        let mut held = held.lock().unwrap();
+                        for delivery in &claimed {
+                            held.remove(&delivery.n);
+                        }
+                    }
+                    let records: Vec<AttemptRecord> = claimed.iter().map(|d| delivered(d.n, d.attempts + 1)).collect();
+                    assert_eq!(instance.record_attempts(holder, records).unwrap(), claimed.len());
+                    sent.lock().unwrap().extend(claimed.iter().map(|d| d.n));
+                }
+            });
+        }
+    });
+    let mut sent = sent.lock().unwrap().clone();
+    let total = sent.len();
+    sent.sort_unstable();
+    sent.dedup();
+    assert_eq!((total, sent.len()), (120, 120), "every delivery sent once");
+    let store = backend.store();
+    for subscription in &subscriptions {
+        let log = store.deliveries(subscription, Timestamp(i64::MAX), None, 1000).unwrap();
+        assert_eq!(log.len(), 40);
+        assert!(log.iter().all(|d| d.state == DeliveryState::Delivered && d.attempts.len() == 1));
+    }
+    assert_eq!(store.next_due().unwrap(), None);
+}
+
+/// Work held by an instance that died comes back when its lease ends (not before); the dead
+/// instance's late writes are refused; work handed back at shutdown is free at once.
+pub fn work_of_a_dead_instance_is_taken_over(make: Make) {
+    let backend = make();
+    let (a, b) = (backend.store(), backend.another());
+    pending_deliveries(a.as_ref(), 3, 1);
+    let t0 = now();
+    let lease = |at: Timestamp| Timestamp(at.micros() + 10_000_000);
+    let taken = a.claim_deliveries("dead", t0, lease(t0), 10, 10).unwrap();
+    assert_eq!(taken.len(), 3);
+    let soon = Timestamp(t0.micros() + 5_000_000);
+    assert!(b.claim_deliveries("alive", soon, lease(soon), 10, 10).unwrap().is_empty(), "held inside the lease");
+    let after = Timestamp(lease(t0).micros() + 1);
+    let again = b.claim_deliveries("alive", after, lease(after), 10, 10).unwrap();
+    assert_eq!(again.iter().map(|d| d.n).collect::<Vec<_>>(), taken.iter().map(|d| d.n).collect::<Vec<_>>());
+    assert_eq!(
+        a.record_attempts("dead", vec![delivered(taken[0].n, 1)]).unwrap(),
+        0,
+        "the dead holder's record is refused"
+    );
+    assert_eq!(b.record_attempts("alive", vec![delivered(again[0].n, 1)]).unwrap(), 1);
+    assert_eq!(b.release_deliveries("alive").unwrap(), 2, "the two unsent are handed back");
+    let free = a.claim_deliveries("restarted", after, lease(after), 10, 10).unwrap();
+    assert_eq!(free.len(), 2, "handed-back deliveries are free at once");
+
+    // Feed polls.
+    let owner = member(a.as_ref(), "Feeds");
+    let spec = FeedSpec {
+        name: "Wire".into(),
+        url: "https://feeds.example.org/rss".into(),
+        language: Some("ru".into()),
+        subjects: Vec::new(),
+        interval_seconds: 300,
+    };
+    let feed = a.add_feed(&owner, spec).unwrap();
+    let t1 = Timestamp(now().micros() + 1);
+    assert_eq!(a.claim_feeds("dead", t1, lease(t1), 10).unwrap().len(), 1);
+    assert!(b.claim_feeds("alive", t1, lease(t1), 10).unwrap().is_empty(), "one poller at a time");
+    assert_eq!(b.next_feed_due().unwrap(), Some(lease(t1)), "a feed in hand falls due when its lease ends");
+    let late = Timestamp(lease(t1).micros() + 1);
+    let polled = b.claim_feeds("alive", late, lease(late), 10).unwrap();
+    assert_eq!(polled.iter().map(|f| &f.id).collect::<Vec<_>>(), [&feed.id]);
+    let fetched = |next: Timestamp| PollRecord::Fetched {
+        etag: Some("\"v1\"".into()),
+        last_modified: None,
+        entries: Vec::new(),
+        published: 0,
+        next_poll_at: next,
+    };
+    let next = Timestamp(late.micros() + 300_000_000);
+    assert!(matches!(
+        a.record_feed_poll("dead", &feed.id, t1, fetched(next)),
+        Err(StoreError::Conflict { code: "lease_lost", .. })
+    ));
+    b.record_feed_poll("alive", &feed.id, late, fetched(next)).unwrap();
+    let recorded = b.feed(&owner, &feed.id).unwrap().unwrap();
+    assert_eq!((recorded.next_poll_at, recorded.etag.as_deref()), (next, Some("\"v1\"")));
+    assert!(a.claim_feeds("dead", late, lease(late), 10).unwrap().is_empty(), "polled: due again only later");
+
+    // Translation jobs.
+    a.set_read_languages(&owner, vec!["en".into()]).unwrap();
+    a.publish(version(&owner, "urn:lease:tr", None, "Перевод")).unwrap();
+    let t2 = now();
+    let jobs = a.claim_translation_jobs("dead", t2, lease(t2), 10).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(b.claim_translation_jobs("alive", t2, lease(t2), 10).unwrap().is_empty());
+    let late = Timestamp(lease(t2).micros() + 1);
+    let taken_over = b.claim_translation_jobs("alive", late, lease(late), 10).unwrap();
+    assert_eq!(taken_over.iter().map(|j| j.id).collect::<Vec<_>>(), [jobs[0].id]);
+    assert!(matches!(
+        a.finish_translation_job("dead", jobs[0].id, JobOutcome::Done(Vec::new())),
+        Err(StoreError::Conflict { code: "lease_lost", .. })
+    ));
+    assert_eq!(b.release_translation_jobs("alive").unwrap(), 1);
+    let back = a.claim_translation_jobs("restarted", late, lease(late), 10).unwrap();
+    assert_eq!(back.len(), 1, "a job handed back is queued again at once");
+    a.finish_translation_job("restarted", back[0].id, JobOutcome::Done(Vec::new())).unwrap();
+    assert_eq!(a.translation_queue(&owner).unwrap().done, 1);
+
+    // The fan-out's named lease.
+    let far = Timestamp(now().micros() + 3_600_000_000);
+    assert!(a.acquire_lease("singleton", "dead", now(), Timestamp(now().micros() + 10_000_000)).unwrap());
+    assert!(a.acquire_lease("singleton", "dead", now(), Timestamp(now().micros() + 20_000_000)).unwrap(), "extended");
+    assert!(!b.acquire_lease("singleton", "alive", now(), far).unwrap(), "held by another");
+    assert!(b.acquire_lease("singleton", "alive", far, Timestamp(far.micros() + 10_000_000)).unwrap(), "taken over");
+    assert_eq!(a.lease("singleton").unwrap().map(|(holder, _)| holder).as_deref(), Some("alive"));
+    assert!(!a.release_lease("singleton", "dead").unwrap(), "only its holder gives a lease up");
+    // The fan-out writes only under its lease: a second instance without it writes nothing.
+    let events = a.outbox_after(a.outbox_position().unwrap(), 100).unwrap();
+    let last = events.last().unwrap().id;
+    assert!(matches!(
+        a.record_fanout("not-the-holder", last, Vec::new()),
+        Err(StoreError::Conflict { code: "lease_lost", .. })
+    ));
+    assert!(a.outbox_position().unwrap() < last, "nothing written without the lease");
+}
+
+/// Feed providers and translation jobs claimed by two instances at once: each polled or translated
+/// once, none left out.
+pub fn feeds_and_jobs_are_claimed_once_by_concurrent_instances(make: Make) {
+    let backend = make();
+    let (a, b) = (backend.store(), backend.another());
+    let owner = member(a.as_ref(), "Many feeds");
+    for n in 0..24 {
+        let spec = FeedSpec {
+            name: format!("Feed {n}"),
+            url: format!("https://feeds.example.org/{n}.xml"),
+            language: None,
+            subjects: Vec::new(),
+            interval_seconds: 600,
+        };
+        a.add_feed(&owner, spec).unwrap();
+    }
+    a.set_read_languages(&owner, vec!["en".into()]).unwrap();
+    for n in 0..24 {
+        a.publish(version(&owner, &format!("urn:jobs:{n}"), None, "Текст")).unwrap();
+    }
+    let polled: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let translated: Arc<std::sync::Mutex<Vec<i64>>> = Arc::default();
+    std::thread::scope(|scope| {
+        for (holder, instance) in [("node-a", &a), ("node-b", &b)] {
+            let (polled, translated) = (Arc::clone(&polled), Arc::clone(&translated));
+            scope.spawn(move || {
+                loop {
+                    let t = now();
+                    let until = Timestamp(t.micros() + 600_000_000);
+                    let feeds = instance.claim_feeds(holder, t, until, 3).unwrap();
+                    let jobs = instance.claim_translation_jobs(holder, t, until, 2).unwrap();
+                    if feeds.is_empty() && jobs.is_empty() {
+                        break;
+                    }
+                    for feed in feeds {
+                        let record = PollRecord::Fetched {
+                            etag: None,
+                            last_modified: None,
+                            entries: Vec::new(),
+                            published: 0,
+                            next_poll_at: until,
+                        };
+                        instance.record_feed_poll(holder, &feed.id, t, record).unwrap();
+                        polled.lock().unwrap().push(feed.id.to_string());
+                    }
+                    for job in jobs {
+                        instance.finish_translation_job(holder, job.id, JobOutcome::Done(Vec::new())).unwrap();
+                        translated.lock().unwrap().push(job.id);
+                    }
+                }
+            });
+        }
+    });
+    for (what, mut done) in [
+        ("feeds polled", polled.lock().unwrap().clone()),
+        ("jobs done", translated.lock().unwrap().iter().map(|id| id.to_string()).collect()),
+    ] {
+        let total = done.len();
+        done.sort();
+        done.dedup();
+        assert_eq!((total, done.len()), (24, 24), "{what}: each once, none left out");
+    }
+    assert_eq!(a.translation_queue(&owner).unwrap().done, 24);
+}
+
+/// The subscriptions' generation grows with every change, and every instance sees it.
+pub fn generations_count_configuration_changes(make: Make) {
+    let backend = make();
+    let (a, b) = (backend.store(), backend.another());
+    let reader = member(a.as_ref(), "Reader");
+    let generation = || b.generation(karavan_store::SUBSCRIPTIONS_GENERATION).unwrap();
+    let mut last = generation();
+    let mut changed = |what: &str| {
+        let now = generation();
+        assert!(now > last, "{what}: generation {now} after {last}");
+        last = now;
+    };
+    let spec = SubscriptionSpec {
+        name: "watch".into(),
+        query: Vec::new(),
+        events: vec![EventKind::Publish],
+        format: "ninjs".into(),
+        webhook: None,
+    };
+    let subscription = a.add_subscription(&reader, spec.clone(), [42; 32]).unwrap();
+    changed("created");
+    a.update_subscription(&reader, &subscription.id, SubscriptionSpec { name: "renamed".into(), ..spec }).unwrap();
+    changed("updated");
+    a.delete_subscription(&reader, &subscription.id).unwrap();
+    changed("deleted");
+}
+
+/// Expands to one `#[test]` per scenario of the suite for a backend: `store_suite!(make)` where
+/// `make` is a [`Make`].
+#[macro_export]
+macro_rules! store_suite {
+    ($make:path) => {
+        $crate::store_suite!(@tests $make;
+            stats_count_the_whole_store,
+            set_aside_items_are_held_until_retried,
+            login_failures_are_counted_per_key,
+            health_is_ok_while_writes_work,
+            saved_searches_are_per_member,
+            keys_authenticate_until_revoked,
+            corrections_idempotency_and_conflicts,
+            agreements_embargo_and_kills,
+            cursors_page_and_poll_without_gaps_or_repeats,
+            concurrent_publishers_lose_nothing,
+            list_matches_the_visibility_rule,
+            outbox_fanout_deliveries_and_changes,
+            users_and_sessions,
+            translation_queue_glossaries_and_cache,
+            deliveries_are_claimed_once_by_concurrent_instances,
+            work_of_a_dead_instance_is_taken_over,
+            feeds_and_jobs_are_claimed_once_by_concurrent_instances,
+            generations_count_configuration_changes,
+        );
+    };
+    (@tests $make:path; $($scenario:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $scenario() {
+                $crate::$scenario($make);
+            }
+        )*
+    };
 }

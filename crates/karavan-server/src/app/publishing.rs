@@ -1,0 +1,88 @@
+//! Publishing: storing item versions (new items, corrections, kills) and telling the bus.
+//!
+//! A publish only writes the store (the version and its outbox event, in one transaction) and
+//! announces it; the indexes, distribution and live wires follow the store in the background.
+
+use karavan_domain::ItemId;
+use karavan_ninjs::NinjsVersion;
+use karavan_store::{ItemRead, NewVersion, PublishOutcome};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::publish::new_version;
+use crate::{AppState, now};
+
+/// Stores one version (validated and normalised by the edge's reader).
+pub async fn publish(state: &AppState, version: NewVersion) -> ApiResult<PublishOutcome> {
+    let outcome = state.blocking(move |store| store.publish(version)).await?;
+    announce(state, std::slice::from_ref(&outcome));
+    Ok(outcome)
+}
+
+/// Stores versions all or nothing and wakes the engines that follow the store (the keyword indexer,
+/// distribution, the embedder).
+pub async fn publish_all(state: &AppState, versions: Vec<NewVersion>) -> ApiResult<Vec<PublishOutcome>> {
+    let outcomes = state.blocking(move |store| store.publish_all(versions)).await?;
+    announce(state, &outcomes);
+    Ok(outcomes)
+}
+
+/// Tells the bus what a publish stored (waking the indexes, distribution and live wire streams).
+fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
+    use crate::bus::{Event, ItemChange};
+    let mut stored = 0;
+    for outcome in outcomes {
+        let change = match outcome {
+            PublishOutcome::Unchanged(_) => continue,
+            PublishOutcome::Created(_) => ItemChange::Stored,
+            PublishOutcome::Corrected(version) if version.pub_status == karavan_domain::PubStatus::Canceled => {
+                ItemChange::Killed
+            }
+            PublishOutcome::Corrected(_) => ItemChange::Corrected,
+        };
+        stored += 1;
+        state.bus().publish(Event::Item { change, seq: outcome.stored().seq });
+    }
+    state.metrics().published(stored);
+}
+
+/// Kills one of `member`'s items by publishing a canceled version.
+pub async fn kill(
+    state: &AppState,
+    member: &karavan_domain::MemberId,
+    id: ItemId,
+    reason: Option<String>,
+) -> ApiResult<PublishOutcome> {
+    let viewer = member.clone();
+    let lookup = id.clone();
+    let current = match state.blocking(move |store| store.item(&viewer, &lookup, now())).await? {
+        ItemRead::Visible(version, _) => version,
+        ItemRead::Killed(_) => {
+            return Err(ApiError::new(ErrorCode::ItemKilled, "the item is already killed"));
+        }
+        ItemRead::NotFound => return Err(ApiError::not_found("item")),
+    };
+    if &current.owner != member {
+        return Err(ApiError::forbidden("only the member that published an item may kill it"));
+    }
+    let mut document = current.document.clone();
+    document.insert("pubStatus".to_string(), Value::String("canceled".to_string()));
+    // The notice identifies the story (uri, headline, subjects) but carries none of its content.
+    for content in ["bodies", "descriptions", "renditions", "associations"] {
+        document.remove(content);
+    }
+    document.remove("version");
+    document.remove("versionCreated");
+    if let Some(reason) = reason {
+        document.insert("edNote".to_string(), Value::String(reason));
+    }
+    // The kill goes through the same path as any publish, so its facts (subjects for agreements
+    // limited to subjects, language, type) are extracted the same way.
+    let value = Value::Object(document);
+    let original = value.to_string();
+    let owner = current.owner.clone();
+    let kill = state.compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1))).await??;
+    let outcome = state.blocking(move |store| store.publish(kill)).await?;
+    announce(state, std::slice::from_ref(&outcome));
+    Ok(outcome)
+}

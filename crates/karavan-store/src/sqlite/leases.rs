@@ -1,0 +1,64 @@
+//! Named leases (work only one engine instance may do at a time) and configuration generations, in
+//! SQLite.
+
+use karavan_domain::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::SqliteStore;
+use crate::{Result, StoreError};
+
+/// Whether `holder` holds the lease `name` at `now` (inside a write transaction).
+pub(super) fn holds(connection: &Connection, name: &str, holder: &str, now: i64) -> Result<bool> {
+    let held: Option<(String, i64)> = connection
+        .prepare_cached("SELECT holder, until FROM leases WHERE name = ?1")?
+        .query_row([name], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(held.is_some_and(|(by, until)| by == holder && until > now))
+}
+
+/// The error of a write made under a lease its holder no longer holds.
+pub(super) fn lost(what: &str) -> StoreError {
+    StoreError::Conflict { code: "lease_lost", message: format!("the lease on {what} is held by another instance") }
+}
+
+impl SqliteStore {
+    pub(super) fn acquire_lease_in(&self, name: &str, holder: &str, now: Timestamp, until: Timestamp) -> Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.writer.run(move |connection, _| {
+            let changed = connection
+                .prepare_cached(
+                    "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?4)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                 WHERE leases.holder = excluded.holder OR leases.until <= ?3",
+                )?
+                .execute(params![name, holder, now.micros(), until.micros()])?;
+            Ok(changed == 1)
+        })
+    }
+
+    pub(super) fn release_lease_in(&self, name: &str, holder: &str) -> Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.writer.run(move |connection, _| {
+            Ok(connection.execute("DELETE FROM leases WHERE name = ?1 AND holder = ?2", params![name, holder])? == 1)
+        })
+    }
+
+    pub(super) fn lease_in(&self, name: &str) -> Result<Option<(String, Timestamp)>> {
+        self.read(|connection| {
+            Ok(connection
+                .prepare_cached("SELECT holder, until FROM leases WHERE name = ?1")?
+                .query_row([name], |row| Ok((row.get(0)?, Timestamp(row.get(1)?))))
+                .optional()?)
+        })
+    }
+
+    pub(super) fn generation_in(&self, name: &str) -> Result<i64> {
+        self.read(|connection| {
+            Ok(connection
+                .prepare_cached("SELECT generation FROM generations WHERE name = ?1")?
+                .query_row([name], |row| row.get(0))
+                .optional()?
+                .unwrap_or(0))
+        })
+    }
+}
