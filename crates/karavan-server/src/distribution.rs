@@ -433,7 +433,9 @@ async fn run_pusher(
             continue;
         }
         tokio::select! {
-            _ = events.wait_for(wait, |event| *event == Event::Deliveries) => {}
+            _ = events.wait_for(wait, |event| {
+                matches!(event, Event::Deliveries | Event::Item { change: crate::bus::ItemChange::Released, .. })
+            }) => {}
             _ = freed.recv() => {}
             _ = context.stopped() => {}
         }

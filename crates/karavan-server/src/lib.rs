@@ -24,6 +24,7 @@ pub mod outbound;
 pub mod params;
 pub mod password;
 pub mod publish;
+pub mod release;
 pub mod search;
 pub mod semantic;
 pub mod stream;
@@ -168,6 +169,8 @@ impl AppState {
         self.engines.start("feed-poller", factory(move |context| feeds::run_poller(state.clone(), context)));
         let state = self.clone();
         self.engines.start("embedder", factory(move |_| semantic::run_embedder(state.clone())));
+        let state = self.clone();
+        self.engines.start("release", factory(move |context| release::run(state.clone(), context)));
         let workers = self.translations.config.workers;
         for n in 0..workers {
             // Engine names are static: one per worker, made once at start-up.

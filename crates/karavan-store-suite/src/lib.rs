@@ -1178,6 +1178,7 @@ macro_rules! store_suite {
             work_of_a_dead_instance_is_taken_over,
             feeds_and_jobs_are_claimed_once_by_concurrent_instances,
             generations_count_configuration_changes,
+            releases_are_found_when_embargoes_end_and_delays_pass,
         );
     };
     (@tests $make:path; $($scenario:ident),* $(,)?) => {
@@ -1188,4 +1189,31 @@ macro_rules! store_suite {
             }
         )*
     };
+}
+
+/// The instants at which versions become visible to more members without a write: embargo ends,
+/// and agreement delays passing; killed items and revoked agreements release nothing.
+pub fn releases_are_found_when_embargoes_end_and_delays_pass(make: Make) {
+    let backend = make();
+    let store = backend.store();
+    let (owner, reader) = (member(store.as_ref(), "Owner"), member(store.as_ref(), "Reader"));
+    let t0 = now();
+    assert_eq!(store.next_release(t0).unwrap(), None, "nothing stored, nothing to release");
+    grant(store.as_ref(), &owner, Grantee::Member(reader.clone()), &[], 30);
+    let plain = store.publish(version(&owner, "urn:release:1", None, "Plain")).unwrap().stored().clone();
+    let mut embargoed = version(&owner, "urn:release:2", None, "Embargoed");
+    let end = Timestamp(t0.micros() + 10 * 60_000_000);
+    embargoed.embargoed_until = Some(end);
+    store.publish(embargoed).unwrap();
+    let delay = 30 * 60_000_000;
+    let plain_release = Timestamp(plain.available_at.micros() + delay);
+    assert_eq!(store.next_release(t0).unwrap(), Some(end), "the embargo ends first");
+    assert_eq!(store.next_release(end).unwrap(), Some(plain_release), "then the delay of the first item");
+    assert_eq!(store.next_release(plain_release).unwrap(), Some(Timestamp(end.micros() + delay)));
+    assert_eq!(store.next_release(Timestamp(end.micros() + delay)).unwrap(), None);
+    // A killed item releases nothing more.
+    let mut kill = version(&owner, "urn:release:2", None, "Killed");
+    kill.pub_status = PubStatus::Canceled;
+    store.publish(kill).unwrap();
+    assert_eq!(store.next_release(t0).unwrap(), Some(plain_release));
 }

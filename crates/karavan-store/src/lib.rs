@@ -869,6 +869,9 @@ pub trait Store: Send + Sync + 'static {
     fn release_lease(&self, name: &str, holder: &str) -> Result<bool>;
     /// Who holds a named lease, and until when (possibly in the past).
     fn lease(&self, name: &str) -> Result<Option<(String, Timestamp)>>;
+    /// The earliest instant after `after` at which a current version becomes visible to more members
+    /// without a write: an embargo ends, or an agreement's delay passes for one of its grantor's items.
+    fn next_release(&self, after: Timestamp) -> Result<Option<Timestamp>>;
     /// The generation of a kind of configuration ([`SUBSCRIPTIONS_GENERATION`]): it grows with every
     /// change, whoever makes it, so that an engine caching it knows when to read it again.
     fn generation(&self, name: &str) -> Result<i64>;

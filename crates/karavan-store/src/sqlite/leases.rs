@@ -52,6 +52,27 @@ impl SqliteStore {
         })
     }
 
+    pub(super) fn next_release_in(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        self.read(|connection| {
+            // An item's `available_at` is when its embargo ends (its commit otherwise).
+            let embargo: Option<i64> = connection
+                .prepare_cached(
+                    "SELECT MIN(available_at) FROM items
+                     WHERE available_at > ?1 AND available_at > committed_at AND pub_status != 'canceled'",
+                )?
+                .query_row([after.micros()], |row| row.get(0))?;
+            let delayed: Option<i64> = connection
+                .prepare_cached(
+                    "SELECT MIN(i.available_at + a.delay_minutes * 60000000) FROM agreements a
+                     JOIN items i ON i.owner = a.grantor
+                     WHERE a.revoked_at IS NULL AND a.delay_minutes > 0 AND i.pub_status != 'canceled'
+                        AND i.available_at > ?1 - a.delay_minutes * 60000000",
+                )?
+                .query_row([after.micros()], |row| row.get(0))?;
+            Ok([embargo, delayed].into_iter().flatten().min().map(Timestamp))
+        })
+    }
+
     pub(super) fn generation_in(&self, name: &str) -> Result<i64> {
         self.read(|connection| {
             Ok(connection

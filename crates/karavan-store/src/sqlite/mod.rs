@@ -1148,6 +1148,10 @@ impl Store for SqliteStore {
         self.lease_in(name)
     }
 
+    fn next_release(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        self.next_release_in(after)
+    }
+
     fn generation(&self, name: &str) -> Result<i64> {
         self.generation_in(name)
     }
