@@ -64,6 +64,7 @@ pub async fn run(state: AppState, mut context: crate::engine::EngineContext) {
 mod tests {
     use super::*;
     use karavan_domain::{CountryCode, LanguageTag, MemberName, PubStatus};
+    use karavan_store::prelude::*;
     use karavan_store::{NewMember, NewVersion, SqliteConfig, SqliteStore};
     use serde_json::{Map, json};
 

@@ -17,7 +17,9 @@ use serde_json::{Map, Value};
 
 pub use sqlite::{READ_WORK, SqliteConfig, SqliteStore};
 
-/// Errors of the store. `Conflict` and `NotFound` are the caller's fault; the others are ours.
+/// Errors of the store, the same for every backend (none carries a backend's own error type: a backend
+/// maps its errors to these, a full disk to `StorageFull`). `Conflict`, `NotFound` and `Invalid` are the
+/// caller's fault; the others are ours.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0}")]
@@ -26,8 +28,9 @@ pub enum StoreError {
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// The backend failed (its message, for the log; never shown to clients).
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The disk (or the database's size limit) is full: nothing was written. Writes work again once
@@ -49,9 +52,6 @@ impl StoreError {
     pub fn is_storage_full(&self) -> bool {
         match self {
             StoreError::StorageFull(_) => true,
-            StoreError::Database(rusqlite::Error::SqliteFailure(failure, _)) => {
-                failure.code == rusqlite::ErrorCode::DiskFull
-            }
             StoreError::Io(error) => {
                 error.kind() == std::io::ErrorKind::StorageFull || error.raw_os_error() == Some(28)
             }
@@ -119,7 +119,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// The named lease the fan-out holds: one instance fans out at a time.
 pub const FANOUT_LEASE: &str = "fanout";
-/// The generation of subscriptions (see [`Store::generation`]).
+/// The generation of subscriptions (see [`LeaseStore::generation`]).
 pub const SUBSCRIPTIONS_GENERATION: &str = "subscriptions";
 
 /// A member to create.
@@ -675,34 +675,8 @@ pub struct QueueCounts {
     pub failed: u64,
 }
 
-/// The storage backend. Methods block; async callers run them on a blocking pool.
-pub trait Store: Send + Sync + 'static {
-    /// How the store is doing. While writes are failing for lack of space, this checks (cheaply,
-    /// writing a small file beside the data) whether space has come back, and says so.
-    fn health(&self) -> StoreHealth;
-    /// Exchange-wide counts for the operator's metrics (`GET /metrics`).
-    fn stats(&self) -> Result<StoreStats>;
-    /// The cheap part of [`Store::stats`], for `/healthz`: the head sequence and the outbox events
-    /// the fan-out has not reached.
-    fn head_positions(&self) -> Result<(i64, u64)>;
-
-    fn add_member(&self, member: NewMember) -> Result<Member>;
-    fn members(&self) -> Result<Vec<Member>>;
-    fn member(&self, id: &MemberId) -> Result<Option<Member>>;
-
-    /// Creates a key and returns it: the only time the secret is seen.
-    fn create_key(&self, member: &MemberId, role: Role, label: Option<String>) -> Result<(KeyInfo, ApiKey)>;
-    fn keys(&self, member: &MemberId) -> Result<Vec<KeyInfo>>;
-    /// Revokes one of the member's keys; false when the member has no such live key.
-    fn revoke_key(&self, member: &MemberId, key: &KeyId) -> Result<bool>;
-    /// The principal of a live key, if any.
-    fn authenticate(&self, key: &KeyHash) -> Result<Option<Principal>>;
-
-    fn add_agreement(&self, agreement: NewAgreement) -> Result<Agreement>;
-    /// Live agreements the member granted or was granted (directly or as one of everyone).
-    fn agreements_of(&self, member: &MemberId) -> Result<Vec<Agreement>>;
-    fn revoke_agreement(&self, grantor: &MemberId, id: &AgreementId) -> Result<bool>;
-
+/// Items and what background work derives from them: publishing, reading under the visibility rule, the scan of current versions, set-aside records and release instants.
+pub trait ItemStore: Send + Sync {
     fn publish(&self, version: NewVersion) -> Result<PublishOutcome>;
     /// Publishes several versions in order, all or none: one failure leaves nothing written.
     fn publish_all(&self, versions: Vec<NewVersion>) -> Result<Vec<PublishOutcome>>;
@@ -710,17 +684,92 @@ pub trait Store: Send + Sync + 'static {
     /// All versions the viewer may see, oldest first; `None` when the item is not visible at all.
     fn versions(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<Option<Vec<StoredVersion>>>;
     fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage>;
+    /// One version of an item as `viewer` may see it: the version if visible, the kill notice if the item
+    /// was killed since, or nothing.
+    fn version_for(&self, viewer: &MemberId, id: &ItemId, seq: i64, now: Timestamp) -> Result<VersionRead>;
+    /// The earliest instant after `after` at which a current version becomes visible to more members
+    /// without a write: an embargo ends, or an agreement's delay passes for one of its grantor's items.
+    fn next_release(&self, after: Timestamp) -> Result<Option<Timestamp>>;
+    /// For derived data (the search index), not for readers: the current versions of the items whose
+    /// current version has a sequence number above `after`, in sequence order, at most `limit` rows
+    /// scanned. A row that cannot be read is set aside (work `read`) and skipped, never an error for
+    /// the whole scan.
+    fn current_versions_after(&self, after: i64, limit: u32) -> Result<VersionsAfter>;
+    /// The current versions of these items' current sequence numbers that were marked for retry by
+    /// an operator for `work` (each then read again, or set aside again).
+    fn set_aside_to_retry(&self, work: &str) -> Result<Vec<StoredVersion>>;
+    /// Sets a version aside for `work` with the error (again, if it was marked for retry).
+    fn set_aside(&self, work: &str, seq: i64, item_id: &str, owner: Option<&MemberId>, error: &str) -> Result<()>;
+    /// Forgets a set-aside record (the work succeeded on a retry).
+    fn clear_set_aside(&self, work: &str, seq: i64) -> Result<()>;
+    /// What is set aside: every member's (`None`, for the operator) or one owner's.
+    fn set_aside_list(&self, owner: Option<&MemberId>) -> Result<Vec<SetAside>>;
+    /// Marks set-aside records for retry (`seq` None: every record of the work); how many.
+    fn retry_set_aside(&self, work: &str, seq: Option<i64>) -> Result<usize>;
+}
 
+/// Members, their API keys and the sharing agreements between them.
+pub trait AccessStore: Send + Sync {
+    fn add_member(&self, member: NewMember) -> Result<Member>;
+    fn members(&self) -> Result<Vec<Member>>;
+    fn member(&self, id: &MemberId) -> Result<Option<Member>>;
+    /// Creates a key and returns it: the only time the secret is seen.
+    fn create_key(&self, member: &MemberId, role: Role, label: Option<String>) -> Result<(KeyInfo, ApiKey)>;
+    fn keys(&self, member: &MemberId) -> Result<Vec<KeyInfo>>;
+    /// Revokes one of the member's keys; false when the member has no such live key.
+    fn revoke_key(&self, member: &MemberId, key: &KeyId) -> Result<bool>;
+    /// The principal of a live key, if any.
+    fn authenticate(&self, key: &KeyHash) -> Result<Option<Principal>>;
+    fn add_agreement(&self, agreement: NewAgreement) -> Result<Agreement>;
+    /// Live agreements the member granted or was granted (directly or as one of everyone).
+    fn agreements_of(&self, member: &MemberId) -> Result<Vec<Agreement>>;
+    fn revoke_agreement(&self, grantor: &MemberId, id: &AgreementId) -> Result<bool>;
+    /// Every live agreement, for the fan-out.
+    fn live_agreements(&self) -> Result<Vec<Agreement>>;
+}
+
+/// People who sign in to the newsroom, their sessions, and failed sign-ins.
+pub trait UserStore: Send + Sync {
+    /// Creates a user; an email already taken is a `Conflict`.
+    fn add_user(&self, user: NewUser) -> Result<User>;
+    fn users(&self, member: &MemberId) -> Result<Vec<User>>;
+    fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    /// Changes a user's password hash, UI language or disabled state; false when the member has no
+    /// such user.
+    fn update_user(
+        &self,
+        member: &MemberId,
+        id: &UserId,
+        password_hash: Option<String>,
+        locale: Option<Option<String>>,
+        disabled: Option<bool>,
+    ) -> Result<bool>;
+    /// Starts a session; `token_hash` is the SHA-256 of the session cookie.
+    fn create_session(&self, user: &UserId, token_hash: [u8; 32], csrf: &str, expires_at: Timestamp) -> Result<()>;
+    /// The live session of a cookie: not expired, its user not disabled.
+    fn session(&self, token_hash: [u8; 32], now: Timestamp) -> Result<Option<Session>>;
+    fn end_session(&self, token_hash: [u8; 32]) -> Result<()>;
+    /// The failed sign-ins counted under each of `keys` whose last failure is at or after `since`
+    /// (keys without any are absent).
+    fn login_failures(&self, keys: &[String], since: Timestamp) -> Result<Vec<LoginFailures>>;
+    /// Counts one failed sign-in under each of `keys` at `at`; counts whose last failure is before
+    /// `forget_before` start again (and are pruned).
+    fn record_login_failure(&self, keys: Vec<String>, at: Timestamp, forget_before: Timestamp) -> Result<()>;
+    /// Forgets the failures under `keys` (after a successful sign-in).
+    fn clear_login_failures(&self, keys: Vec<String>) -> Result<()>;
+}
+
+/// Members' named searches.
+pub trait SavedSearchStore: Send + Sync {
     /// Saves a named search; a name is unique per member (`Conflict` otherwise).
     fn add_saved_search(&self, member: &MemberId, name: &str, query: Vec<(String, String)>) -> Result<SavedSearch>;
     fn saved_searches(&self, member: &MemberId) -> Result<Vec<SavedSearch>>;
     fn saved_search(&self, member: &MemberId, id: &SavedSearchId) -> Result<Option<SavedSearch>>;
     fn delete_saved_search(&self, member: &MemberId, id: &SavedSearchId) -> Result<bool>;
+}
 
-    /// One version of an item as `viewer` may see it: the version if visible, the kill notice if the item
-    /// was killed since, or nothing.
-    fn version_for(&self, viewer: &MemberId, id: &ItemId, seq: i64, now: Timestamp) -> Result<VersionRead>;
-
+/// Subscriptions, the outbox, deliveries claimed by lease, their attempts and the changes feeds.
+pub trait DistributionStore: Send + Sync {
     /// Creates a subscription; `feed_token_hash` is the SHA-256 of its feed token. Names are unique per
     /// member (`Conflict`).
     fn add_subscription(
@@ -741,9 +790,6 @@ pub trait Store: Send + Sync + 'static {
     fn subscription_by_feed_token(&self, feed_token_hash: [u8; 32]) -> Result<Option<Subscription>>;
     /// Every subscription of every member, for the fan-out.
     fn all_subscriptions(&self) -> Result<Vec<Subscription>>;
-    /// Every live agreement, for the fan-out.
-    fn live_agreements(&self) -> Result<Vec<Agreement>>;
-
     /// How far the fan-out has gone through the outbox.
     fn outbox_position(&self) -> Result<i64>;
     /// Outbox events after `after`, in order, at most `limit`.
@@ -769,7 +815,7 @@ pub trait Store: Send + Sync + 'static {
     /// Hands back every delivery `holder` holds unfinished (at shutdown); how many.
     fn release_deliveries(&self, holder: &str) -> Result<usize>;
     /// Pending webhook deliveries due at `now`, oldest first, leaving out the given subscriptions and
-    /// deliveries; a read that claims nothing (the pusher claims with [`Store::claim_deliveries`]).
+    /// deliveries; a read that claims nothing (the pusher claims with [`DistributionStore::claim_deliveries`]).
     fn due_deliveries(
         &self,
         now: Timestamp,
@@ -802,35 +848,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ChangesPage>;
     /// A subscription's latest changes, newest first (for its Atom feed).
     fn recent_changes(&self, subscription: &SubscriptionId, limit: u32, now: Timestamp) -> Result<Vec<Change>>;
+}
 
-    /// Creates a user; an email already taken is a `Conflict`.
-    fn add_user(&self, user: NewUser) -> Result<User>;
-    fn users(&self, member: &MemberId) -> Result<Vec<User>>;
-    fn user_by_email(&self, email: &str) -> Result<Option<User>>;
-    /// Changes a user's password hash, UI language or disabled state; false when the member has no
-    /// such user.
-    fn update_user(
-        &self,
-        member: &MemberId,
-        id: &UserId,
-        password_hash: Option<String>,
-        locale: Option<Option<String>>,
-        disabled: Option<bool>,
-    ) -> Result<bool>;
-    /// Starts a session; `token_hash` is the SHA-256 of the session cookie.
-    fn create_session(&self, user: &UserId, token_hash: [u8; 32], csrf: &str, expires_at: Timestamp) -> Result<()>;
-    /// The live session of a cookie: not expired, its user not disabled.
-    fn session(&self, token_hash: [u8; 32], now: Timestamp) -> Result<Option<Session>>;
-    fn end_session(&self, token_hash: [u8; 32]) -> Result<()>;
-    /// The failed sign-ins counted under each of `keys` whose last failure is at or after `since`
-    /// (keys without any are absent).
-    fn login_failures(&self, keys: &[String], since: Timestamp) -> Result<Vec<LoginFailures>>;
-    /// Counts one failed sign-in under each of `keys` at `at`; counts whose last failure is before
-    /// `forget_before` start again (and are pruned).
-    fn record_login_failure(&self, keys: Vec<String>, at: Timestamp, forget_before: Timestamp) -> Result<()>;
-    /// Forgets the failures under `keys` (after a successful sign-in).
-    fn clear_login_failures(&self, keys: Vec<String>) -> Result<()>;
-
+/// Feed ingest providers, claimed by lease for polling, and the entries they have seen.
+pub trait FeedStore: Send + Sync {
     /// Registers a feed provider, due at once; a URL the member already polls is a `Conflict`.
     fn add_feed(&self, member: &MemberId, spec: FeedSpec) -> Result<FeedProvider>;
     /// A member's feed providers, oldest first.
@@ -860,7 +881,10 @@ pub trait Store: Send + Sync + 'static {
     /// Records a poll's outcome and health, ending `holder`'s lease on it; `Conflict` `lease_lost` (and
     /// nothing recorded) when another holder has claimed the provider since.
     fn record_feed_poll(&self, holder: &str, id: &FeedId, at: Timestamp, record: PollRecord) -> Result<()>;
+}
 
+/// Coordination between engine instances sharing the store: named leases and configuration generations.
+pub trait LeaseStore: Send + Sync {
     /// Takes or extends the named lease for `holder` until `until`: granted when no one holds it, its
     /// lease has ended at `now`, or `holder` holds it already. Whether it was granted.
     /// Contract: at any instant at most one holder holds a named lease.
@@ -869,30 +893,13 @@ pub trait Store: Send + Sync + 'static {
     fn release_lease(&self, name: &str, holder: &str) -> Result<bool>;
     /// Who holds a named lease, and until when (possibly in the past).
     fn lease(&self, name: &str) -> Result<Option<(String, Timestamp)>>;
-    /// The earliest instant after `after` at which a current version becomes visible to more members
-    /// without a write: an embargo ends, or an agreement's delay passes for one of its grantor's items.
-    fn next_release(&self, after: Timestamp) -> Result<Option<Timestamp>>;
     /// The generation of a kind of configuration ([`SUBSCRIPTIONS_GENERATION`]): it grows with every
     /// change, whoever makes it, so that an engine caching it knows when to read it again.
     fn generation(&self, name: &str) -> Result<i64>;
+}
 
-    /// For derived data (the search index), not for readers: the current versions of the items whose
-    /// current version has a sequence number above `after`, in sequence order, at most `limit` rows
-    /// scanned. A row that cannot be read is set aside (work `read`) and skipped, never an error for
-    /// the whole scan.
-    fn current_versions_after(&self, after: i64, limit: u32) -> Result<VersionsAfter>;
-    /// The current versions of these items' current sequence numbers that were marked for retry by
-    /// an operator for `work` (each then read again, or set aside again).
-    fn set_aside_to_retry(&self, work: &str) -> Result<Vec<StoredVersion>>;
-    /// Sets a version aside for `work` with the error (again, if it was marked for retry).
-    fn set_aside(&self, work: &str, seq: i64, item_id: &str, owner: Option<&MemberId>, error: &str) -> Result<()>;
-    /// Forgets a set-aside record (the work succeeded on a retry).
-    fn clear_set_aside(&self, work: &str, seq: i64) -> Result<()>;
-    /// What is set aside: every member's (`None`, for the operator) or one owner's.
-    fn set_aside_list(&self, owner: Option<&MemberId>) -> Result<Vec<SetAside>>;
-    /// Marks set-aside records for retry (`seq` None: every record of the work); how many.
-    fn retry_set_aside(&self, work: &str, seq: Option<i64>) -> Result<usize>;
-
+/// Machine translation: read languages, glossaries, the job queue claimed by lease, translations and the segment cache.
+pub trait TranslationStore: Send + Sync {
     // Machine translation.
     /// The languages a member wants to read (items in other languages are translated into them).
     fn read_languages(&self, member: &MemberId) -> Result<Vec<String>>;
@@ -933,4 +940,43 @@ pub trait Store: Send + Sync + 'static {
     fn cached_segments(&self, keys: &[[u8; 32]]) -> Result<Vec<([u8; 32], String)>>;
     /// Adds translated segments to the cache.
     fn cache_segments(&self, entries: Vec<([u8; 32], String)>) -> Result<()>;
+}
+
+/// The storage backend: every part a backend implements, and how the store is doing. Methods block;
+/// async callers run them on a blocking pool. Every backend passes the conformance suite
+/// (`karavan-store-suite`), which checks each contract stated in these traits' docs. Callers bring the
+/// parts into scope with `use karavan_store::prelude::*`.
+///
+/// Ordering contract, for every backend: sequence numbers (`seq`) grow with every stored version and
+/// are never reused; a list's `horizon` and a changes feed's `next` never pass a write that is not yet
+/// visible to readers, so cursors neither skip nor repeat; a publish is acknowledged only once durable.
+pub trait Store:
+    ItemStore
+    + AccessStore
+    + UserStore
+    + SavedSearchStore
+    + DistributionStore
+    + FeedStore
+    + LeaseStore
+    + TranslationStore
+    + Send
+    + Sync
+    + 'static
+{
+    /// How the store is doing. While writes are failing for lack of space, this checks (cheaply,
+    /// writing a small file beside the data) whether space has come back, and says so.
+    fn health(&self) -> StoreHealth;
+    /// Exchange-wide counts for the operator's metrics (`GET /metrics`).
+    fn stats(&self) -> Result<StoreStats>;
+    /// The cheap part of [`Store::stats`], for `/healthz`: the head sequence and the outbox events
+    /// the fan-out has not reached.
+    fn head_positions(&self) -> Result<(i64, u64)>;
+}
+
+/// The store's traits, to bring their methods into scope.
+pub mod prelude {
+    pub use crate::{
+        AccessStore, DistributionStore, FeedStore, ItemStore, LeaseStore, SavedSearchStore, Store, TranslationStore,
+        UserStore,
+    };
 }

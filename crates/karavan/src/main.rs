@@ -3,6 +3,7 @@
 
 mod demo;
 
+use karavan_store::prelude::*;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use karavan_domain::{
 use karavan_server::distribution::DistributionConfig;
 use karavan_server::language::LanguageModels;
 use karavan_server::{AppState, ServerConfig};
-use karavan_store::{NewAgreement, NewMember, NewUser, PublishOutcome, SqliteConfig, SqliteStore, Store};
+use karavan_store::{NewAgreement, NewMember, NewUser, PublishOutcome, SqliteConfig, SqliteStore};
 
 #[derive(Debug, Parser)]
 #[command(name = "karavan", version, about = "Karavan: the multilingual news exchange")]

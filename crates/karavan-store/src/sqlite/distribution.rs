@@ -18,10 +18,10 @@ use super::{
     AGREEMENT_COLUMNS, SqliteStore, agreement_from_row, build_agreement, corrupt, embargo_of, load_version, new_ulid,
     now_micros, subjects_of,
 };
+use crate::ItemStore;
 use crate::{
     Attempt, AttemptOutcome, AttemptRecord, Change, ChangesPage, Cursor, DeliveryRecord, DeliveryState, DueDelivery,
-    ItemRead, NewDelivery, OutboxEvent, Result, Store, StoreError, Subscription, SubscriptionSpec, VersionRead,
-    Webhook,
+    ItemRead, NewDelivery, OutboxEvent, Result, StoreError, Subscription, SubscriptionSpec, VersionRead, Webhook,
 };
 
 const SUBSCRIPTION_COLUMNS: &str =

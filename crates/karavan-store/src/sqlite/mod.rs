@@ -33,9 +33,22 @@ use sha2::{Digest, Sha256};
 use crate::{
     AttemptRecord, Change, ChangesPage, Cursor, DeliveryRecord, DueDelivery, ItemRead, KeyInfo, ListEntry, ListPage,
     ListQuery, NewAgreement, NewDelivery, NewMember, NewUser, NewVersion, OutboxEvent, Page, Principal, PublishOutcome,
-    Result, SavedSearch, Session, Store, StoreError, StoredVersion, Subscription, SubscriptionSpec, User, VersionRead,
+    Result, SavedSearch, Session, StoreError, StoredVersion, Subscription, SubscriptionSpec, User, VersionRead,
 };
 use writer::{Writer, WriterClock};
+
+/// SQLite's errors as the store's: a full disk (or database size limit) is `StorageFull`, anything
+/// else `Database` with SQLite's message.
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> StoreError {
+        match &error {
+            rusqlite::Error::SqliteFailure(failure, _) if failure.code == rusqlite::ErrorCode::DiskFull => {
+                StoreError::StorageFull(error.to_string())
+            }
+            _ => StoreError::Database(error.to_string()),
+        }
+    }
+}
 
 /// How to open the SQLite store.
 #[derive(Debug, Clone)]
@@ -528,56 +541,111 @@ fn publish_in(
     Ok(if number == 1 { PublishOutcome::Created(stored) } else { PublishOutcome::Corrected(stored) })
 }
 
-impl Store for SqliteStore {
-    fn health(&self) -> crate::StoreHealth {
-        let Some(since) = self.writer.storage_full_since() else { return crate::StoreHealth::default() };
-        // Has space come back? Write (and remove) a small file beside the database to find out.
-        let probe = self.config.data_dir.join(".karavan-space-probe");
-        let written = std::fs::File::create(&probe).and_then(|mut file| {
-            std::io::Write::write_all(&mut file, &[0u8; 64 * 1024])?;
-            file.sync_all()
-        });
-        let _ = std::fs::remove_file(&probe);
-        match written {
-            Ok(()) => {
-                tracing::info!("storage has space again");
-                self.writer.storage_recovered();
-                crate::StoreHealth::default()
-            }
-            Err(_) => crate::StoreHealth { storage_full_since: Some(since) },
-        }
+impl crate::ItemStore for SqliteStore {
+    fn publish(&self, version: NewVersion) -> Result<PublishOutcome> {
+        let hash = content_hash(&version);
+        self.writer.run(move |connection, clock| publish_in(connection, clock, version, hash))
     }
 
-    fn head_positions(&self) -> Result<(i64, u64)> {
-        self.read(|connection| {
-            let head_seq: i64 =
-                connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM versions", [], |row| row.get(0))?;
-            let outbox_behind: i64 = connection.query_row(
-                "SELECT COUNT(*) FROM outbox WHERE id > (SELECT position FROM outbox_position WHERE name = 'fanout')",
-                [],
-                |row| row.get(0),
-            )?;
-            Ok((head_seq, u64::try_from(outbox_behind).unwrap_or(0)))
+    fn publish_all(&self, versions: Vec<NewVersion>) -> Result<Vec<PublishOutcome>> {
+        let hashed: Vec<(NewVersion, Vec<u8>)> =
+            versions.into_iter().map(|v| (content_hash(&v), v)).map(|(h, v)| (v, h)).collect();
+        // One job, so one savepoint: a failure rolls the whole batch back.
+        self.writer.run(move |connection, clock| {
+            hashed.into_iter().map(|(version, hash)| publish_in(connection, clock, version, hash)).collect()
         })
     }
 
-    fn stats(&self) -> Result<crate::StoreStats> {
-        let (head_seq, outbox_behind) = self.head_positions()?;
+    fn item(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<ItemRead> {
         self.read(|connection| {
-            let by_state = |sql: &str| -> Result<Vec<(String, u64)>> {
-                let mut statement = connection.prepare_cached(sql)?;
-                let rows = statement
-                    .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows.into_iter().map(|(state, count)| (state, u64::try_from(count).unwrap_or(0))).collect())
+            let Some(current) = current_seq(connection, id)? else {
+                return Ok(ItemRead::NotFound);
             };
-            let deliveries = by_state("SELECT state, COUNT(*) FROM deliveries GROUP BY state ORDER BY state")?;
-            let jobs = by_state("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")?;
-            let translation_jobs = translation::queue_counts(jobs.into_iter())?;
-            Ok(crate::StoreStats { head_seq, deliveries, translation_jobs, outbox_behind })
+            let version = load_version(connection, current)?;
+            Ok(match visibility_of(connection, viewer, &version, now)? {
+                Visibility::Visible { right, .. } => ItemRead::Visible(version, right),
+                Visibility::Killed { .. } => ItemRead::Killed(version),
+                Visibility::Hidden => ItemRead::NotFound,
+            })
         })
     }
 
+    fn versions(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<Option<Vec<StoredVersion>>> {
+        self.read(|connection| {
+            let Some(current) = current_seq(connection, id)? else {
+                return Ok(None);
+            };
+            let agreements = agreements_granted_to(connection, viewer)?;
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions v JOIN items i ON i.id = v.item_id
+                 WHERE v.item_id = ?1 ORDER BY v.seq"
+            ))?;
+            let rows = statement.query_map([id.as_str()], version_from_row)?;
+            let mut visible = Vec::new();
+            let mut current_visible = false;
+            for row in rows {
+                let version = row?.build()?;
+                let subjects = subjects_of(connection, version.seq)?;
+                let access = ItemAccess {
+                    owner: &version.owner,
+                    pub_status: version.pub_status,
+                    committed_at: version.committed_at,
+                    embargoed_until: embargo_of(connection, version.seq)?,
+                    subjects: &subjects,
+                };
+                if visibility_for(viewer, &access, &agreements, now) != Visibility::Hidden {
+                    current_visible |= version.seq == current;
+                    visible.push(version);
+                }
+            }
+            // A kill withdraws the content everywhere: others keep only the kill notice.
+            let killed = visible.last().is_some_and(|v| v.pub_status == PubStatus::Canceled && &v.owner != viewer);
+            if killed {
+                visible.retain(|v| v.pub_status == PubStatus::Canceled);
+            }
+            Ok(current_visible.then_some(visible))
+        })
+    }
+
+    fn version_for(&self, viewer: &MemberId, id: &ItemId, seq: i64, now: Timestamp) -> Result<VersionRead> {
+        self.version_for_in(viewer, id, seq, now)
+    }
+
+    fn next_release(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        self.next_release_in(after)
+    }
+
+    fn current_versions_after(&self, after: i64, limit: u32) -> Result<crate::VersionsAfter> {
+        self.current_versions_after_in(after, limit)
+    }
+
+    fn set_aside_to_retry(&self, work: &str) -> Result<Vec<StoredVersion>> {
+        self.set_aside_to_retry_in(work)
+    }
+
+    fn set_aside(&self, work: &str, seq: i64, item_id: &str, owner: Option<&MemberId>, error: &str) -> Result<()> {
+        self.set_aside_in(work, seq, item_id, owner, error)
+    }
+
+    fn clear_set_aside(&self, work: &str, seq: i64) -> Result<()> {
+        self.clear_set_aside_in(work, seq)
+    }
+
+    fn set_aside_list(&self, owner: Option<&MemberId>) -> Result<Vec<crate::SetAside>> {
+        self.set_aside_list_in(owner)
+    }
+
+    fn retry_set_aside(&self, work: &str, seq: Option<i64>) -> Result<usize> {
+        self.retry_set_aside_in(work, seq)
+    }
+
+    fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage> {
+        let horizon = Timestamp(self.writer.horizon(now.micros()));
+        self.read(|connection| list_in(connection, viewer, query, horizon))
+    }
+}
+
+impl crate::AccessStore for SqliteStore {
     fn add_member(&self, member: NewMember) -> Result<Member> {
         let id = MemberId::new(new_ulid()?);
         let languages: Vec<&str> = member.languages.iter().map(LanguageTag::as_str).collect();
@@ -773,71 +841,61 @@ impl Store for SqliteStore {
         )
     }
 
-    fn publish(&self, version: NewVersion) -> Result<PublishOutcome> {
-        let hash = content_hash(&version);
-        self.writer.run(move |connection, clock| publish_in(connection, clock, version, hash))
+    fn live_agreements(&self) -> Result<Vec<Agreement>> {
+        self.live_agreements_in()
+    }
+}
+
+impl crate::UserStore for SqliteStore {
+    fn add_user(&self, user: NewUser) -> Result<User> {
+        self.add_user_in(user)
     }
 
-    fn publish_all(&self, versions: Vec<NewVersion>) -> Result<Vec<PublishOutcome>> {
-        let hashed: Vec<(NewVersion, Vec<u8>)> =
-            versions.into_iter().map(|v| (content_hash(&v), v)).map(|(h, v)| (v, h)).collect();
-        // One job, so one savepoint: a failure rolls the whole batch back.
-        self.writer.run(move |connection, clock| {
-            hashed.into_iter().map(|(version, hash)| publish_in(connection, clock, version, hash)).collect()
-        })
+    fn users(&self, member: &MemberId) -> Result<Vec<User>> {
+        self.users_in(member)
     }
 
-    fn item(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<ItemRead> {
-        self.read(|connection| {
-            let Some(current) = current_seq(connection, id)? else {
-                return Ok(ItemRead::NotFound);
-            };
-            let version = load_version(connection, current)?;
-            Ok(match visibility_of(connection, viewer, &version, now)? {
-                Visibility::Visible { right, .. } => ItemRead::Visible(version, right),
-                Visibility::Killed { .. } => ItemRead::Killed(version),
-                Visibility::Hidden => ItemRead::NotFound,
-            })
-        })
+    fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        self.user_by_email_in(email)
     }
 
-    fn versions(&self, viewer: &MemberId, id: &ItemId, now: Timestamp) -> Result<Option<Vec<StoredVersion>>> {
-        self.read(|connection| {
-            let Some(current) = current_seq(connection, id)? else {
-                return Ok(None);
-            };
-            let agreements = agreements_granted_to(connection, viewer)?;
-            let mut statement = connection.prepare_cached(&format!(
-                "SELECT {VERSION_COLUMNS} FROM versions v JOIN items i ON i.id = v.item_id
-                 WHERE v.item_id = ?1 ORDER BY v.seq"
-            ))?;
-            let rows = statement.query_map([id.as_str()], version_from_row)?;
-            let mut visible = Vec::new();
-            let mut current_visible = false;
-            for row in rows {
-                let version = row?.build()?;
-                let subjects = subjects_of(connection, version.seq)?;
-                let access = ItemAccess {
-                    owner: &version.owner,
-                    pub_status: version.pub_status,
-                    committed_at: version.committed_at,
-                    embargoed_until: embargo_of(connection, version.seq)?,
-                    subjects: &subjects,
-                };
-                if visibility_for(viewer, &access, &agreements, now) != Visibility::Hidden {
-                    current_visible |= version.seq == current;
-                    visible.push(version);
-                }
-            }
-            // A kill withdraws the content everywhere: others keep only the kill notice.
-            let killed = visible.last().is_some_and(|v| v.pub_status == PubStatus::Canceled && &v.owner != viewer);
-            if killed {
-                visible.retain(|v| v.pub_status == PubStatus::Canceled);
-            }
-            Ok(current_visible.then_some(visible))
-        })
+    fn update_user(
+        &self,
+        member: &MemberId,
+        id: &UserId,
+        password_hash: Option<String>,
+        locale: Option<Option<String>>,
+        disabled: Option<bool>,
+    ) -> Result<bool> {
+        self.update_user_in(member, id, password_hash, locale, disabled)
     }
 
+    fn create_session(&self, user: &UserId, token_hash: [u8; 32], csrf: &str, expires_at: Timestamp) -> Result<()> {
+        self.create_session_in(user, token_hash, csrf, expires_at)
+    }
+
+    fn session(&self, token_hash: [u8; 32], now: Timestamp) -> Result<Option<Session>> {
+        self.session_in(token_hash, now)
+    }
+
+    fn end_session(&self, token_hash: [u8; 32]) -> Result<()> {
+        self.end_session_in(token_hash)
+    }
+
+    fn login_failures(&self, keys: &[String], since: Timestamp) -> Result<Vec<crate::LoginFailures>> {
+        self.login_failures_in(keys, since)
+    }
+
+    fn record_login_failure(&self, keys: Vec<String>, at: Timestamp, forget_before: Timestamp) -> Result<()> {
+        self.record_login_failure_in(keys, at, forget_before)
+    }
+
+    fn clear_login_failures(&self, keys: Vec<String>) -> Result<()> {
+        self.clear_login_failures_in(keys)
+    }
+}
+
+impl crate::SavedSearchStore for SqliteStore {
     fn add_saved_search(&self, member: &MemberId, name: &str, query: Vec<(String, String)>) -> Result<SavedSearch> {
         let record = SavedSearch {
             id: SavedSearchId::new(new_ulid()?),
@@ -898,11 +956,9 @@ impl Store for SqliteStore {
             Ok(deleted > 0)
         })
     }
+}
 
-    fn version_for(&self, viewer: &MemberId, id: &ItemId, seq: i64, now: Timestamp) -> Result<VersionRead> {
-        self.version_for_in(viewer, id, seq, now)
-    }
-
+impl crate::DistributionStore for SqliteStore {
     fn add_subscription(
         &self,
         member: &MemberId,
@@ -938,10 +994,6 @@ impl Store for SqliteStore {
 
     fn all_subscriptions(&self) -> Result<Vec<Subscription>> {
         self.all_subscriptions_in()
-    }
-
-    fn live_agreements(&self) -> Result<Vec<Agreement>> {
-        self.live_agreements_in()
     }
 
     fn outbox_position(&self) -> Result<i64> {
@@ -1016,54 +1068,9 @@ impl Store for SqliteStore {
     fn recent_changes(&self, subscription: &SubscriptionId, limit: u32, now: Timestamp) -> Result<Vec<Change>> {
         self.recent_changes_in(subscription, limit, now)
     }
+}
 
-    fn add_user(&self, user: NewUser) -> Result<User> {
-        self.add_user_in(user)
-    }
-
-    fn users(&self, member: &MemberId) -> Result<Vec<User>> {
-        self.users_in(member)
-    }
-
-    fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        self.user_by_email_in(email)
-    }
-
-    fn update_user(
-        &self,
-        member: &MemberId,
-        id: &UserId,
-        password_hash: Option<String>,
-        locale: Option<Option<String>>,
-        disabled: Option<bool>,
-    ) -> Result<bool> {
-        self.update_user_in(member, id, password_hash, locale, disabled)
-    }
-
-    fn create_session(&self, user: &UserId, token_hash: [u8; 32], csrf: &str, expires_at: Timestamp) -> Result<()> {
-        self.create_session_in(user, token_hash, csrf, expires_at)
-    }
-
-    fn session(&self, token_hash: [u8; 32], now: Timestamp) -> Result<Option<Session>> {
-        self.session_in(token_hash, now)
-    }
-
-    fn end_session(&self, token_hash: [u8; 32]) -> Result<()> {
-        self.end_session_in(token_hash)
-    }
-
-    fn login_failures(&self, keys: &[String], since: Timestamp) -> Result<Vec<crate::LoginFailures>> {
-        self.login_failures_in(keys, since)
-    }
-
-    fn record_login_failure(&self, keys: Vec<String>, at: Timestamp, forget_before: Timestamp) -> Result<()> {
-        self.record_login_failure_in(keys, at, forget_before)
-    }
-
-    fn clear_login_failures(&self, keys: Vec<String>) -> Result<()> {
-        self.clear_login_failures_in(keys)
-    }
-
+impl crate::FeedStore for SqliteStore {
     fn add_feed(&self, member: &MemberId, spec: crate::FeedSpec) -> Result<crate::FeedProvider> {
         self.add_feed_in(member, spec)
     }
@@ -1135,7 +1142,9 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         self.record_feed_poll_in(holder, id, at, record)
     }
+}
 
+impl crate::LeaseStore for SqliteStore {
     fn acquire_lease(&self, name: &str, holder: &str, now: Timestamp, until: Timestamp) -> Result<bool> {
         self.acquire_lease_in(name, holder, now, until)
     }
@@ -1148,38 +1157,12 @@ impl Store for SqliteStore {
         self.lease_in(name)
     }
 
-    fn next_release(&self, after: Timestamp) -> Result<Option<Timestamp>> {
-        self.next_release_in(after)
-    }
-
     fn generation(&self, name: &str) -> Result<i64> {
         self.generation_in(name)
     }
+}
 
-    fn current_versions_after(&self, after: i64, limit: u32) -> Result<crate::VersionsAfter> {
-        self.current_versions_after_in(after, limit)
-    }
-
-    fn set_aside_to_retry(&self, work: &str) -> Result<Vec<StoredVersion>> {
-        self.set_aside_to_retry_in(work)
-    }
-
-    fn set_aside(&self, work: &str, seq: i64, item_id: &str, owner: Option<&MemberId>, error: &str) -> Result<()> {
-        self.set_aside_in(work, seq, item_id, owner, error)
-    }
-
-    fn clear_set_aside(&self, work: &str, seq: i64) -> Result<()> {
-        self.clear_set_aside_in(work, seq)
-    }
-
-    fn set_aside_list(&self, owner: Option<&MemberId>) -> Result<Vec<crate::SetAside>> {
-        self.set_aside_list_in(owner)
-    }
-
-    fn retry_set_aside(&self, work: &str, seq: Option<i64>) -> Result<usize> {
-        self.retry_set_aside_in(work, seq)
-    }
-
+impl crate::TranslationStore for SqliteStore {
     fn read_languages(&self, member: &MemberId) -> Result<Vec<String>> {
         self.read_languages_in(member)
     }
@@ -1247,10 +1230,56 @@ impl Store for SqliteStore {
     fn cache_segments(&self, entries: Vec<([u8; 32], String)>) -> Result<()> {
         self.cache_segments_in(entries)
     }
+}
 
-    fn list(&self, viewer: &MemberId, query: &ListQuery, now: Timestamp) -> Result<ListPage> {
-        let horizon = Timestamp(self.writer.horizon(now.micros()));
-        self.read(|connection| list_in(connection, viewer, query, horizon))
+impl crate::Store for SqliteStore {
+    fn health(&self) -> crate::StoreHealth {
+        let Some(since) = self.writer.storage_full_since() else { return crate::StoreHealth::default() };
+        // Has space come back? Write (and remove) a small file beside the database to find out.
+        let probe = self.config.data_dir.join(".karavan-space-probe");
+        let written = std::fs::File::create(&probe).and_then(|mut file| {
+            std::io::Write::write_all(&mut file, &[0u8; 64 * 1024])?;
+            file.sync_all()
+        });
+        let _ = std::fs::remove_file(&probe);
+        match written {
+            Ok(()) => {
+                tracing::info!("storage has space again");
+                self.writer.storage_recovered();
+                crate::StoreHealth::default()
+            }
+            Err(_) => crate::StoreHealth { storage_full_since: Some(since) },
+        }
+    }
+
+    fn head_positions(&self) -> Result<(i64, u64)> {
+        self.read(|connection| {
+            let head_seq: i64 =
+                connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM versions", [], |row| row.get(0))?;
+            let outbox_behind: i64 = connection.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE id > (SELECT position FROM outbox_position WHERE name = 'fanout')",
+                [],
+                |row| row.get(0),
+            )?;
+            Ok((head_seq, u64::try_from(outbox_behind).unwrap_or(0)))
+        })
+    }
+
+    fn stats(&self) -> Result<crate::StoreStats> {
+        let (head_seq, outbox_behind) = self.head_positions()?;
+        self.read(|connection| {
+            let by_state = |sql: &str| -> Result<Vec<(String, u64)>> {
+                let mut statement = connection.prepare_cached(sql)?;
+                let rows = statement
+                    .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows.into_iter().map(|(state, count)| (state, u64::try_from(count).unwrap_or(0))).collect())
+            };
+            let deliveries = by_state("SELECT state, COUNT(*) FROM deliveries GROUP BY state ORDER BY state")?;
+            let jobs = by_state("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")?;
+            let translation_jobs = translation::queue_counts(jobs.into_iter())?;
+            Ok(crate::StoreStats { head_seq, deliveries, translation_jobs, outbox_behind })
+        })
     }
 }
 

@@ -99,10 +99,10 @@ impl Writer {
                     let end = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
                     match connection.execute_batch(end) {
                         Ok(()) => outcome,
-                        Err(error) => Err(StoreError::Database(error)),
+                        Err(error) => Err(StoreError::from(error)),
                     }
                 }
-                Err(error) => Err(StoreError::Database(error)),
+                Err(error) => Err(StoreError::from(error)),
             };
             Box::new(move |committed| {
                 let outcome = match committed {
