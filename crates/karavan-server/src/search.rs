@@ -380,7 +380,7 @@ pub async fn search(State(state): State<AppState>, caller: Caller, query: RawQue
             "sort: date is not taken with mode=semantic or mode=hybrid (they rank by meaning)",
         ));
     }
-    Ok(Json(search_in_mode(&state, caller.0.member.clone(), request, mode).await?).into_response())
+    Ok(Json(search_in_mode(&state, caller.0.member.clone(), request, mode).await?.to_json()).into_response())
 }
 
 /// A search ranked by words (keyword) or by meaning (semantic, hybrid), as `viewer`.
@@ -389,20 +389,20 @@ pub async fn search_in_mode(
     viewer: MemberId,
     request: SearchRequest,
     mode: crate::semantic::Mode,
-) -> ApiResult<Value> {
+) -> ApiResult<SearchAnswer> {
     if mode != crate::semantic::Mode::Keyword && request.after.is_some() {
         return Err(ApiError::invalid(
             "cursor: a keyword search's cursor; mode=semantic and mode=hybrid page with their own",
         ));
     }
     match mode {
-        crate::semantic::Mode::Keyword => search_json(state, viewer, request).await,
-        mode => crate::semantic::search_json(state, viewer, request, mode, None).await,
+        crate::semantic::Mode::Keyword => search_answer(state, viewer, request).await,
+        mode => crate::semantic::search_answer(state, viewer, request, mode, None).await,
     }
 }
 
 /// Runs a search as `viewer`'s member: the answer of `GET /v1/search` (hits, total, facets, next).
-pub async fn search_json(state: &AppState, viewer: MemberId, mut request: SearchRequest) -> ApiResult<Value> {
+pub async fn search_answer(state: &AppState, viewer: MemberId, mut request: SearchRequest) -> ApiResult<SearchAnswer> {
     let search = Arc::clone(state.search());
     let store = Arc::clone(state.store());
     let models = Arc::clone(state.language());
@@ -412,9 +412,9 @@ pub async fn search_json(state: &AppState, viewer: MemberId, mut request: Search
             let query_language = detect_query_language(&models, &mut request);
             let agreements = store.agreements_of(&viewer).map_err(ApiError::from)?;
             let results = search.search(&request, &audience(&viewer, &agreements, now)).map_err(search_error)?;
-            let mut body = results_json(store.as_ref(), &viewer, now, &request, &results)?;
-            body["queryLanguage"] = json!(query_language);
-            Ok(body)
+            let mut answer = answer(store.as_ref(), &viewer, now, &request, results)?;
+            answer.query_language = query_language;
+            Ok(answer)
         })
         .await?
 }
@@ -439,28 +439,85 @@ fn detect_query_language(models: &LanguageModels, request: &mut SearchRequest) -
     Some(detected)
 }
 
-/// The JSON answer of a search: each hit loaded through the store's own visibility check too (the
-/// index is derived data), the total, facets and the next cursor.
-pub(crate) fn results_json(
+/// One hit of a search, as the caller may see it.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub version: karavan_store::StoredVersion,
+    pub score: f32,
+    /// HTML: the text escaped, the matched words in `<b>`.
+    pub snippet: String,
+}
+
+/// The answer of a search, whatever its mode: what the API renders as JSON and the newsroom as a page.
+#[derive(Debug, Clone)]
+pub struct SearchAnswer {
+    pub hits: Vec<Hit>,
+    pub total: usize,
+    pub facets: karavan_search::Facets,
+    /// The next page's cursor.
+    pub next: Option<String>,
+    /// The language detected in a keyword query without `qlang`.
+    pub query_language: Option<karavan_lang::Detection>,
+    /// The mode of a semantic or hybrid search (`None`: keyword).
+    pub mode: Option<crate::semantic::Mode>,
+}
+
+impl SearchAnswer {
+    /// The JSON answer of `GET /v1/search` (and `/similar`).
+    pub fn to_json(&self) -> Value {
+        let hits: Vec<Value> = self
+            .hits
+            .iter()
+            .map(|hit| {
+                json!({
+                    "id": hit.version.item_id.as_str(),
+                    "member": hit.version.owner.as_str(),
+                    "score": hit.score,
+                    "item": wire::ninjs(&hit.version),
+                    "snippet": hit.snippet,
+                })
+            })
+            .collect();
+        let counts = |pairs: &[(String, u64)]| -> Map<String, Value> {
+            pairs.iter().map(|(key, count)| (key.clone(), json!(count))).collect()
+        };
+        let facets = &self.facets;
+        let mut body = json!({
+            "hits": hits,
+            "total": self.total,
+            "facets": {
+                "member": counts(&facets.members),
+                "language": counts(&facets.languages),
+                "subject": counts(&facets.subjects),
+                "date": facets.days.iter()
+                    .map(|(day, count)| json!({ "day": Timestamp(*day).to_rfc3339()[..10].to_string(), "count": count }))
+                    .collect::<Vec<_>>(),
+            },
+            "next": self.next,
+        });
+        match self.mode {
+            None => body["queryLanguage"] = json!(self.query_language),
+            Some(mode) => {
+                body["mode"] = json!(match mode {
+                    crate::semantic::Mode::Keyword => "keyword",
+                    crate::semantic::Mode::Semantic => "semantic",
+                    crate::semantic::Mode::Hybrid => "hybrid",
+                })
+            }
+        }
+        body
+    }
+}
+
+/// The answer of a search: each hit loaded through the store's own visibility check too (the index is
+/// derived data), the total, facets and the next cursor.
+pub(crate) fn answer(
     store: &dyn Store,
     viewer: &MemberId,
     now: Timestamp,
     request: &SearchRequest,
-    results: &karavan_search::SearchResults,
-) -> ApiResult<Value> {
-    let mut hits = Vec::with_capacity(results.hits.len());
-    for hit in &results.hits {
-        let Ok(id) = karavan_domain::ItemId::parse(&hit.item_id) else { continue };
-        if let ItemRead::Visible(version, _) = store.item(viewer, &id, now).map_err(ApiError::from)? {
-            hits.push(json!({
-                "id": hit.item_id,
-                "member": version.owner.as_str(),
-                "score": hit.score,
-                "item": wire::ninjs(&version),
-                "snippet": hit.snippet,
-            }));
-        }
-    }
+    results: karavan_search::SearchResults,
+) -> ApiResult<SearchAnswer> {
     // A keyword page's next cursor is its last hit's place in the ranking (it reaches every hit);
     // a ranking made in memory pages by offset.
     let next = match results.hits.last().and_then(|hit| hit.key) {
@@ -468,22 +525,14 @@ pub(crate) fn results_json(
         None => (request.offset + request.limit < results.total.min(MAX_OFFSET))
             .then(|| format!("o{}", request.offset + request.limit)),
     };
-    let counts = |pairs: &[(String, u64)]| -> Map<String, Value> {
-        pairs.iter().map(|(key, count)| (key.clone(), json!(count))).collect()
-    };
-    Ok(json!({
-        "hits": hits,
-        "total": results.total,
-        "facets": {
-            "member": counts(&results.facets.members),
-            "language": counts(&results.facets.languages),
-            "subject": counts(&results.facets.subjects),
-            "date": results.facets.days.iter()
-                .map(|(day, count)| json!({ "day": Timestamp(*day).to_rfc3339()[..10].to_string(), "count": count }))
-                .collect::<Vec<_>>(),
-        },
-        "next": next,
-    }))
+    let mut hits = Vec::with_capacity(results.hits.len());
+    for hit in results.hits {
+        let Ok(id) = karavan_domain::ItemId::parse(&hit.item_id) else { continue };
+        if let ItemRead::Visible(version, _) = store.item(viewer, &id, now).map_err(ApiError::from)? {
+            hits.push(Hit { version, score: hit.score, snippet: hit.snippet });
+        }
+    }
+    Ok(SearchAnswer { hits, total: results.total, facets: results.facets, next, query_language: None, mode: None })
 }
 
 /// The parameters a saved search may hold: the query and filters of `GET /v1/search`, not paging.
@@ -619,5 +668,5 @@ pub async fn run_saved(
     let mut paging = Params::parse(query)?;
     parse_paging(&mut paging, &mut request)?;
     paging.finish()?;
-    Ok(Json(search_json(&state, caller.0.member.clone(), request).await?).into_response())
+    Ok(Json(search_answer(&state, caller.0.member.clone(), request).await?.to_json()).into_response())
 }

@@ -24,13 +24,13 @@ use karavan_domain::{ItemId, MemberId, PubStatus};
 use karavan_lang::Role;
 use karavan_search::{Audience, SearchIndex, SearchRequest, SearchResults, VectorIndex};
 use karavan_store::{Store, StoredVersion};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::language::{LanguageModels, item_text, not_installed};
 use crate::params::Params;
-use crate::search::{audience, parse_search_query, results_json};
+use crate::search::{SearchAnswer, audience, parse_search_query};
 use crate::{AppState, now};
 
 /// How search ranks.
@@ -406,26 +406,26 @@ fn exact_passing(
 
 /// A semantic or hybrid search (or "more like this", with `like` an item's vector) as `viewer`: the
 /// same answer shape as keyword search.
-pub async fn search_json(
+pub async fn search_answer(
     state: &AppState,
     viewer: MemberId,
     request: SearchRequest,
     mode: Mode,
     like: Option<(String, Vec<f32>)>,
-) -> ApiResult<Value> {
-    search_json_like(state, viewer, request, mode, like, None).await
+) -> ApiResult<SearchAnswer> {
+    search_answer_like(state, viewer, request, mode, like, None).await
 }
 
-/// [`search_json`], for "more like this" with the item's language: results in that language are
+/// [`search_answer`], for "more like this" with the item's language: results in that language are
 /// ranked as if [`SAME_LANGUAGE_PENALTY`] less similar (see [`prefer_other_languages`]).
-async fn search_json_like(
+async fn search_answer_like(
     state: &AppState,
     viewer: MemberId,
     request: SearchRequest,
     mode: Mode,
     like: Option<(String, Vec<f32>)>,
     like_language: Option<String>,
-) -> ApiResult<Value> {
+) -> ApiResult<SearchAnswer> {
     let models = Arc::clone(state.language());
     let embedder = models.embedder().map_err(not_installed)?;
     let (search, store, vectors) = (Arc::clone(state.search()), Arc::clone(state.store()), Arc::clone(state.vectors()));
@@ -433,7 +433,7 @@ async fn search_json_like(
     let floor =
         if like.is_some() { f32::MIN } else { similarity_floor(state.config().semantic_floor, state.vectors()) };
     state
-        .compute(move || -> ApiResult<Value> {
+        .compute(move || -> ApiResult<SearchAnswer> {
             let (exclude, query) = match like {
                 Some((id, vector)) => (Some(id), vector),
                 None => {
@@ -468,13 +468,9 @@ async fn search_json_like(
             let results = search
                 .ranked_results(&request, &audience, &ranked)
                 .map_err(|error| ApiError::internal("semantic search", error))?;
-            let mut body = results_json(store.as_ref(), &viewer, now, &request, &results)?;
-            body["mode"] = json!(match mode {
-                Mode::Keyword => "keyword",
-                Mode::Semantic => "semantic",
-                Mode::Hybrid => "hybrid",
-            });
-            Ok(body)
+            let mut answer = crate::search::answer(store.as_ref(), &viewer, now, &request, results)?;
+            answer.mode = Some(mode);
+            Ok(answer)
         })
         .await?
 }
@@ -499,18 +495,18 @@ pub async fn similar(
     let viewer = caller.0.member.clone();
     let read = state.blocking(move |store| store.item(&viewer, &id, now())).await?;
     let (version, _) = crate::items::visible(read)?;
-    let body = similar_json(&state, caller.0.member.clone(), &version, request).await?;
-    Ok(Json(body).into_response())
+    let answer = similar_to(&state, caller.0.member.clone(), &version, request).await?;
+    Ok(Json(answer.to_json()).into_response())
 }
 
 /// The items most like `version` (which `viewer` may see) that pass `request`'s filters: its vector
 /// from the index, or embedded now if it has none yet.
-pub async fn similar_json(
+pub async fn similar_to(
     state: &AppState,
     viewer: MemberId,
     version: &StoredVersion,
     request: SearchRequest,
-) -> ApiResult<Value> {
+) -> ApiResult<SearchAnswer> {
     let embedder = state.language().embedder().map_err(not_installed)?;
     let key = version.item_id.to_string();
     let stored =
@@ -528,7 +524,7 @@ pub async fn similar_json(
         }
     };
     let language = version.document.get("language").and_then(Value::as_str).map(str::to_string);
-    search_json_like(state, viewer, request, Mode::Semantic, Some((key, vector)), language).await
+    search_answer_like(state, viewer, request, Mode::Semantic, Some((key, vector)), language).await
 }
 
 /// How much less similar an item in the query item's own language is taken to be when ranking

@@ -555,23 +555,9 @@ pub async fn item_page(
             }
             let similar_request =
                 karavan_search::SearchRequest { text: None, limit: 5, ..karavan_search::SearchRequest::text("") };
-            let similar = crate::semantic::similar_json(&state, session.user.member.clone(), &version, similar_request)
+            let similar = crate::semantic::similar_to(&state, session.user.member.clone(), &version, similar_request)
                 .await
-                .map(|found| {
-                    found["hits"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|hit| {
-                            context! {
-                                id => hit["id"].as_str().unwrap_or_default(),
-                                headline => hit["item"]["headlines"][0]["value"].as_str().unwrap_or_default(),
-                                language => hit["item"]["language"].as_str().unwrap_or_default(),
-                                member => names.get(hit["member"].as_str().unwrap_or_default()).cloned().unwrap_or_default(),
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                })
+                .map(|found| found.hits.iter().map(|hit| hit_row(&hit.version, &names)).collect::<Vec<_>>())
                 .unwrap_or_default();
             let scripts: Vec<&str> = match convertible {
                 Some(karavan_script::Language::Kyrgyz | karavan_script::Language::Tajik) => vec!["Latn"],
@@ -759,48 +745,45 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
         .await;
         match outcome {
             Ok(results) => {
-                total = results["total"].as_u64().unwrap_or(0);
+                total = results.total as u64;
                 // The next page: the same search from the answer's cursor.
-                if let Some(next) = results["next"].as_str() {
+                if let Some(next) = results.next.as_deref() {
                     let mut pairs = search_pairs.clone();
                     pairs.push(("cursor".to_string(), next.to_string()));
                     let query: String =
                         url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
                     next_page = Some(format!("/search?{query}"));
                 }
-                for hit in results["hits"].as_array().into_iter().flatten() {
-                    let item = &hit["item"];
-                    let at = item["versionCreated"].as_str().unwrap_or_default().to_string();
-                    let headline = item["headlines"][0]["value"].as_str().unwrap_or_default().to_string();
+                for hit in &results.hits {
+                    let document = &hit.version.document;
+                    let at = document.get("versionCreated").and_then(serde_json::Value::as_str).unwrap_or_default();
                     hits.push(context! {
-                        id => hit["id"].as_str().unwrap_or_default(),
-                        headline => headline,
-                        language => item["language"].as_str().unwrap_or_default(),
-                        member => names.get(hit["member"].as_str().unwrap_or_default()).cloned().unwrap_or_default(),
-                        at_text => local_time(locale, &at),
+                        id => hit.version.item_id.as_str(),
+                        headline => crate::search::texts(document, "headlines").into_iter().next().unwrap_or_default(),
+                        language => document.get("language").and_then(serde_json::Value::as_str).unwrap_or_default(),
+                        member => names.get(hit.version.owner.as_str()).cloned().unwrap_or_default(),
+                        at_text => local_time(locale, at),
                         at => at,
                         // tantivy escapes the text and adds only <b>; sanitised all the same.
-                        snippet => karavan_web::safe(karavan_web::sanitize(hit["snippet"].as_str().unwrap_or_default())),
+                        snippet => karavan_web::safe(karavan_web::sanitize(&hit.snippet)),
                     });
                 }
-                let pairs_of = |facet: &serde_json::Value, rename: bool| -> Vec<(String, u64)> {
-                    facet
-                        .as_object()
-                        .into_iter()
-                        .flatten()
+                let pairs_of = |pairs: &[(String, u64)], rename: bool| -> Vec<(String, u64)> {
+                    pairs
+                        .iter()
                         .map(|(key, count)| {
                             let label = if rename {
                                 names.get(key).cloned().unwrap_or_else(|| key.clone())
                             } else {
                                 key.clone()
                             };
-                            (label, count.as_u64().unwrap_or(0))
+                            (label, *count)
                         })
                         .collect()
                 };
                 facets = context! {
-                    member => pairs_of(&results["facets"]["member"], true),
-                    language => pairs_of(&results["facets"]["language"], false),
+                    member => pairs_of(&results.facets.members, true),
+                    language => pairs_of(&results.facets.languages, false),
                 };
             }
             Err(api_error) => error = Some(api_error.message),
@@ -843,6 +826,20 @@ fn subscription_row(subscription: &karavan_store::Subscription) -> karavan_web::
         webhook => subscription.spec.webhook.as_ref().map(|w| w.url.clone()),
         q => subscription.spec.query.iter().find(|(k, _)| k == "q").map(|(_, v)| v.clone()).unwrap_or_default(),
         lang => subscription.spec.query.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.clone()).unwrap_or_default(),
+    }
+}
+
+/// A search hit or similar item as a row of a page: its id, headline, language and member's name.
+fn hit_row(
+    version: &karavan_store::StoredVersion,
+    names: &std::collections::HashMap<String, String>,
+) -> karavan_web::Value {
+    let document = &version.document;
+    context! {
+        id => version.item_id.as_str(),
+        headline => crate::search::texts(document, "headlines").into_iter().next().unwrap_or_default(),
+        language => document.get("language").and_then(serde_json::Value::as_str).unwrap_or_default(),
+        member => names.get(version.owner.as_str()).cloned().unwrap_or_default(),
     }
 }
 
