@@ -168,7 +168,7 @@ impl AppState {
         let state = self.clone();
         self.engines.start("feed-poller", factory(move |context| feeds::run_poller(state.clone(), context)));
         let state = self.clone();
-        self.engines.start("embedder", factory(move |_| semantic::run_embedder(state.clone())));
+        self.engines.start("embedder", factory(move |context| semantic::run_embedder(state.clone(), context)));
         let state = self.clone();
         self.engines.start("release", factory(move |context| release::run(state.clone(), context)));
         let workers = self.translations.config.workers;

@@ -260,7 +260,9 @@ fn failed_reason(embedder: &karavan_lang::Embedder, text: &str) -> String {
 
 /// Keeps the vector index in step with the store while the server runs; waits for the embedding
 /// model when it is not installed.
-pub async fn run_embedder(state: AppState) {
+/// The embedder engine. It stops between batches when asked (the server saves the vector index after
+/// the engines have stopped).
+pub async fn run_embedder(state: AppState, mut context: crate::engine::EngineContext) {
     {
         let vectors = Arc::clone(state.vectors());
         let models = Arc::clone(state.language());
@@ -281,10 +283,13 @@ pub async fn run_embedder(state: AppState) {
                 Err(error) => tracing::error!(%error, "vector index task failed"),
             }
             // The model may be installed while the server runs: look again now and then.
-            events.wait_for(Duration::from_secs(60), crate::bus::is_item).await;
+            tokio::select! {
+                _ = events.wait_for(Duration::from_secs(60), crate::bus::is_item) => {}
+                _ = context.stopped() => return,
+            }
         }
         let mut saved_at = Instant::now();
-        loop {
+        while !context.stopping() {
             events.drain();
             let (store, models_, vectors_) = (Arc::clone(state.store()), Arc::clone(&models), Arc::clone(&vectors));
             let read = tokio::task::spawn_blocking(move || catch_up_once(store.as_ref(), &models_, &vectors_)).await;
@@ -307,7 +312,10 @@ pub async fn run_embedder(state: AppState) {
                 saved_at = Instant::now();
             }
             if caught_up {
-                events.wait_for(Duration::from_secs(2), crate::bus::is_item).await;
+                tokio::select! {
+                    _ = events.wait_for(Duration::from_secs(2), crate::bus::is_item) => {}
+                    _ = context.stopped() => return,
+                }
             }
         }
     }
