@@ -142,6 +142,8 @@ pub fn start(state: &crate::AppState) {
 struct FanoutCache {
     /// The subscriptions' generation in the store when they were read.
     subscriptions_generation: i64,
+    /// Until when this instance holds the fan-out lease, as last granted (`None`: not known to hold it).
+    lease_until: Option<Timestamp>,
     subscriptions: Vec<Subscription>,
     /// Compiled queries by subscription, with the `updated_at` they were compiled for; `None` when the
     /// stored query no longer compiles (logged, matches nothing).
@@ -196,6 +198,9 @@ async fn run_fanout(state: crate::AppState, mut context: crate::engine::EngineCo
             Err(StoreError::Closed) => return,
             Err(StoreError::Conflict { code: "lease_lost", .. }) => {
                 tracing::warn!("the fan-out lease went to another instance");
+                if let Some(cache) = cache.as_mut() {
+                    cache.lease_until = None;
+                }
             }
             Err(error) => {
                 tracing::error!(%error, "fan-out failed; retrying");
@@ -221,10 +226,17 @@ fn fanout_once(
     holder: &str,
     cache: &mut FanoutCache,
 ) -> Result<Option<(i64, usize, usize)>, StoreError> {
+    // The lease is renewed once half of it has run, not on every batch (one write fewer per batch on
+    // the writer); `record_fanout` checks it in its own transaction all the same.
     let now = now();
-    let until = Timestamp(now.micros() + FANOUT_LEASE_TIME.as_micros() as i64);
-    if !store.acquire_lease(karavan_store::FANOUT_LEASE, holder, now, until)? {
-        return Ok(None);
+    let half = FANOUT_LEASE_TIME.as_micros() as i64 / 2;
+    if cache.lease_until.is_none_or(|until| until.micros() - now.micros() < half) {
+        let until = Timestamp(now.micros() + FANOUT_LEASE_TIME.as_micros() as i64);
+        cache.lease_until = None;
+        if !store.acquire_lease(karavan_store::FANOUT_LEASE, holder, now, until)? {
+            return Ok(None);
+        }
+        cache.lease_until = Some(until);
     }
     // The position is read under the lease every time: another instance may have moved it.
     let position = store.outbox_position()?;
