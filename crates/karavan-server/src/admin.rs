@@ -102,8 +102,7 @@ pub async fn create_key(
         string_field(&object, "role")?.ok_or_else(|| ApiError::invalid("role: required (admin, editor or reader)"))?;
     let role = Role::parse(&role)?;
     let label = string_field(&object, "label")?;
-    let member = caller.0.member.clone();
-    let (info, key) = state.blocking(move |store| store.create_key(&member, role, label)).await?;
+    let (info, key) = crate::app::access::create_key(&state, &caller.0.member, role, label).await?;
     let mut body = wire::key(&info);
     body["key"] = Value::String(key.reveal().to_string());
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -112,11 +111,7 @@ pub async fn create_key(
 pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     caller.require(Role::Admin, "revoking keys")?;
     let id = KeyId::parse(&id)?;
-    let member = caller.0.member.clone();
-    let revoked = state.blocking(move |store| store.revoke_key(&member, &id)).await?;
-    if !revoked {
-        return Err(ApiError::not_found("live key of your member"));
-    }
+    crate::app::access::revoke_key(&state, &caller.0.member, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

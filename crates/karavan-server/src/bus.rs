@@ -33,6 +33,8 @@ pub enum ConfigChange {
     Glossaries,
     /// The languages a member reads (translation jobs to queue).
     ReadLanguages,
+    /// Member agencies (a new member, its languages).
+    Members,
 }
 
 /// An event on the bus.

@@ -166,6 +166,14 @@ impl ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 impl From<ParseError> for ApiError {
     fn from(error: ParseError) -> ApiError {
         ApiError::invalid(format!("{}: {}", error.field, error.message))

@@ -2,7 +2,7 @@
 //! document. Only this crate knows the wire; it converts explicitly from domain and store types.
 //!
 //! Architecture invariant: handlers never touch the store or do CPU-heavy work on the async threads;
-//! they go through [`AppState::blocking`] and [`AppState::compute`].
+//! they go through [`app::Core::blocking`] and [`app::Core::compute`] (an `AppState` dereferences to its core).
 //! Architecture invariant: every route under `/v1/` takes a [`auth::Caller`]; only `/healthz` and the
 //! OpenAPI document are public, and `/feeds/{token}` authenticates by its feed token.
 
@@ -46,7 +46,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use karavan_domain::{Role, Timestamp};
 use karavan_search::SearchIndex;
-use karavan_store::{Store, StoreError};
+use karavan_store::Store;
 use tokio::net::TcpListener;
 
 use crate::distribution::{Distribution, DistributionConfig};
@@ -93,10 +93,11 @@ impl Default for ServerConfig {
     }
 }
 
-/// What every handler shares.
+/// What every handler shares: the use cases' [`app::Core`] (store, bus, metrics, this instance's name),
+/// which it dereferences to, and what only a server has (the indexes, models, engines, pages).
 #[derive(Clone)]
 pub struct AppState {
-    store: Arc<dyn Store>,
+    core: app::Core,
     search: Arc<SearchIndex>,
     config: Arc<ServerConfig>,
     distribution: Arc<Distribution>,
@@ -105,25 +106,14 @@ pub struct AppState {
     vectors: Arc<semantic::Vectors>,
     translations: Arc<translation::Translations>,
     engines: Arc<engine::Supervisor>,
-    metrics: Arc<metrics::Metrics>,
-    /// Where the edges and engines tell what happened (wake-ups only: the store is the truth).
-    bus: Arc<dyn bus::EventBus>,
-    /// This process among the instances sharing the store: its engines hold leases under it.
-    instance: Arc<str>,
 }
 
-/// A name for this process unique among the instances that share a store: host, process id and a
-/// random part (a restarted process is a new instance; what the old one held comes back when its
-/// leases end).
-fn instance_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "karavan".to_string());
-    let mut random = [0u8; 4];
-    let _ = getrandom::fill(&mut random);
-    format!("{host}/{}/{:08x}", std::process::id(), u32::from_le_bytes(random))
+impl std::ops::Deref for AppState {
+    type Target = app::Core;
+
+    fn deref(&self) -> &app::Core {
+        &self.core
+    }
 }
 
 impl AppState {
@@ -137,7 +127,7 @@ impl AppState {
             Arc::new(translation::Translations::new(config.models_dir.clone(), config.translation.clone()));
         let engines = Arc::new(engine::Supervisor::new());
         Ok(AppState {
-            store,
+            core: app::Core::new(store, Arc::new(bus::LocalBus::new())),
             search,
             config: Arc::new(config),
             distribution,
@@ -146,9 +136,6 @@ impl AppState {
             vectors,
             translations,
             engines,
-            metrics: Arc::default(),
-            bus: Arc::new(bus::LocalBus::new()),
-            instance: instance_name().into(),
         })
     }
 
@@ -179,26 +166,6 @@ impl AppState {
             let state = self.clone();
             self.engines.start(name, factory(move |context| translation::run_worker(state.clone(), name, context)));
         }
-    }
-
-    /// The event bus.
-    pub fn bus(&self) -> &Arc<dyn bus::EventBus> {
-        &self.bus
-    }
-
-    /// This process's name among the instances sharing the store.
-    pub fn instance(&self) -> &str {
-        &self.instance
-    }
-
-    /// The lease holder name of one of this process's engines.
-    pub fn holder(&self, engine: &str) -> String {
-        format!("{}/{engine}", self.instance)
-    }
-
-    /// What the server counts for `GET /metrics`.
-    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
-        &self.metrics
     }
 
     /// The supervisor of the background engines.
@@ -234,10 +201,6 @@ impl AppState {
         &self.config
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     pub fn search(&self) -> &Arc<SearchIndex> {
         &self.search
     }
@@ -250,27 +213,6 @@ impl AppState {
     /// The local language models.
     pub fn language(&self) -> &Arc<language::LanguageModels> {
         &self.language
-    }
-
-    /// Runs a store call on the blocking pool, keeping the current tracing span.
-    pub async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = Arc::clone(&self.store);
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| work(store.as_ref())))
-            .await
-            .map_err(|error| ApiError::internal("blocking task", error))?
-            .map_err(ApiError::from)
-    }
-
-    /// Runs CPU work (parsing, validation) on the blocking pool.
-    pub async fn compute<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .await
-            .map_err(|error| ApiError::internal("blocking task", error))
     }
 }
 

@@ -575,21 +575,19 @@ pub async fn create_saved(
     if let Some(unknown) = object.keys().find(|k| !["name", "query"].contains(&k.as_str())) {
         return Err(ApiError::invalid(format!("{unknown}: unknown field (expected name, query)")));
     }
-    let name = match object.get("name").and_then(Value::as_str).map(str::trim) {
-        Some(name) if !name.is_empty() && name.chars().count() <= 200 => name.to_string(),
-        _ => return Err(ApiError::invalid("name: required, a non-empty string of at most 200 characters")),
+    let Some(name) = object.get("name").and_then(Value::as_str) else {
+        return Err(ApiError::invalid("name: required, a non-empty string of at most 200 characters"));
     };
     let Some(Value::Object(query)) = object.get("query") else {
         return Err(ApiError::invalid("query: required, an object of search parameters"));
     };
     let pairs = query_pairs(query)?;
-    let member = caller.0.member.clone();
-    let saved = state.blocking(move |store| store.add_saved_search(&member, &name, pairs)).await?;
+    let saved = crate::app::saved_searches::save(&state, &caller.0.member, name, pairs).await?;
     Ok((axum::http::StatusCode::CREATED, Json(saved_json(&saved))).into_response())
 }
 
 /// Reads a JSON object of search parameters (`{"q": "…", "lang": ["kk", "ru"]}`) into (name, value)
-/// pairs, checked exactly as `GET /v1/search` would check them, so that a stored query always runs.
+/// pairs (the saved-search use case checks them as a search would).
 pub(crate) fn query_pairs(query: &Map<String, Value>) -> ApiResult<Vec<(String, String)>> {
     let mut pairs = Vec::new();
     for (key, value) in query {
@@ -611,12 +609,6 @@ pub(crate) fn query_pairs(query: &Map<String, Value>) -> ApiResult<Vec<(String, 
             }
         }
     }
-    let mut params = Params::from_pairs(pairs.clone());
-    parse_search_query(&mut params).map_err(|mut e| {
-        e.message = format!("query.{}", e.message);
-        e
-    })?;
-    params.finish()?;
     Ok(pairs)
 }
 
@@ -628,11 +620,7 @@ pub async fn list_saved(State(state): State<AppState>, caller: Caller) -> ApiRes
 
 async fn find_saved(state: &AppState, caller: &Caller, id: &str) -> ApiResult<karavan_store::SavedSearch> {
     let id = karavan_domain::SavedSearchId::parse(id)?;
-    let member = caller.0.member.clone();
-    state
-        .blocking(move |store| store.saved_search(&member, &id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("saved search of your member"))
+    crate::app::saved_searches::find(state, &caller.0.member, &id).await
 }
 
 pub async fn get_saved(
@@ -649,9 +637,8 @@ pub async fn delete_saved(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> ApiResult<Response> {
     caller.require(karavan_domain::Role::Editor, "deleting saved searches")?;
-    let saved = find_saved(&state, &caller, &id).await?;
-    let member = caller.0.member.clone();
-    state.blocking(move |store| store.delete_saved_search(&member, &saved.id)).await?;
+    let id = karavan_domain::SavedSearchId::parse(&id)?;
+    crate::app::saved_searches::delete(&state, &caller.0.member, &id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 

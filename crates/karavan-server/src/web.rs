@@ -193,9 +193,10 @@ async fn remember_language(state: &AppState, asked: Option<&str>, session: Optio
         return Vec::new();
     };
     if let Some(session) = session {
-        let (member, user) = (session.user.member.clone(), session.user.id.clone());
-        let locale = Some(Some(code.to_string()));
-        if let Err(error) = state.blocking(move |store| store.update_user(&member, &user, None, locale, None)).await {
+        let locale = Some(code.to_string());
+        if let Err(error) =
+            crate::app::access::set_user_locale(state, &session.user.member, &session.user.id, locale).await
+        {
             tracing::warn!(error = %error.message, "could not remember the UI language");
         }
     }
@@ -1227,21 +1228,13 @@ pub async fn search_save(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let mut query = serde_json::Map::new();
-    for name in ["q", "lang", "sort", "member", "subject"] {
-        if !form.get(name).is_empty() {
-            query.insert(name.to_string(), serde_json::Value::String(form.get(name)));
-        }
-    }
-    let name = form.get("name");
-    let pairs = match crate::search::query_pairs(&query) {
-        Ok(pairs) if !name.is_empty() && name.chars().count() <= 200 => pairs,
-        Ok(_) => return (StatusCode::BAD_REQUEST, "name: a name of 1 to 200 characters").into_response(),
-        Err(error) => return (error.code.status(), error.message).into_response(),
-    };
+    let pairs: Vec<(String, String)> = ["q", "lang", "sort", "member", "subject"]
+        .into_iter()
+        .filter(|name| !form.get(name).is_empty())
+        .map(|name| (name.to_string(), form.get(name)))
+        .collect();
     let back: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
-    let member = session.user.member.clone();
-    match state.blocking(move |store| store.add_saved_search(&member, &name, pairs)).await {
+    match crate::app::saved_searches::save(&state, &session.user.member, &form.get("name"), pairs).await {
         Ok(_) => redirect(&format!("/search?{back}"), vec![]),
         Err(error) => (error.code.status(), error.message).into_response(),
     }

@@ -7,12 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use karavan_domain::{AgreementId, Grantee, KeyId, MAX_DELAY_MINUTES, MemberId, Right, Role};
-use karavan_store::{NewAgreement, NewUser, Session};
+use karavan_store::{NewAgreement, Session};
 use karavan_web::context;
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::web::{Form, failure, forbidden, form_session, locale_of, page, redirect, require_session, signed_in};
-use crate::{AppState, password};
 
 /// A form field of comma-separated values (subjects), trimmed, empty ones dropped.
 fn comma_list(field: &str) -> Vec<String> {
@@ -176,44 +176,19 @@ pub async fn add_user(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let (email, name, role, secret) =
-        (form.get("email").to_lowercase(), form.get("name"), form.get("role"), form.get("password"));
-    let checked = (|| {
-        if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
-            return Err(ApiError::invalid(format!("email: {email:?} is not an email address")));
-        }
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(ApiError::invalid("name: a name of 1 to 200 characters"));
-        }
-        let role = Role::parse(&role).map_err(ApiError::from)?;
-        password::check_for(&secret, &[&email, &name]).map_err(ApiError::invalid)?;
-        Ok(role)
-    })();
-    let outcome = match checked {
+    let outcome = match Role::parse(&form.get("role")) {
         Ok(role) => {
-            let member = session.user.member.clone();
-            match state.compute(move || password::hash(&secret)).await {
-                Ok(Ok(password_hash)) => {
-                    state
-                        .blocking(move |store| {
-                            store
-                                .add_user(NewUser {
-                                    member,
-                                    email,
-                                    display_name: name,
-                                    role,
-                                    password_hash,
-                                    operator: false,
-                                })
-                                .map(|_| ())
-                        })
-                        .await
-                }
-                Ok(Err(message)) => Err(ApiError::invalid(message)),
-                Err(error) => Err(error),
-            }
+            let input = crate::app::access::UserInput {
+                member: session.user.member.clone(),
+                email: form.get("email"),
+                display_name: form.get("name"),
+                role,
+                password: form.get("password"),
+                operator: false,
+            };
+            crate::app::access::add_user(&state, input).await.map(|_| ())
         }
-        Err(error) => Err(error),
+        Err(error) => Err(ApiError::from(error)),
     };
     changed(&state, &headers, &session, outcome).await
 }
@@ -236,8 +211,7 @@ pub async fn create_key(
         }
     };
     let label = Some(form.get("label")).filter(|l| !l.is_empty());
-    let member = session.user.member.clone();
-    match state.blocking(move |store| store.create_key(&member, role, label)).await {
+    match crate::app::access::create_key(&state, &session.user.member, role, label).await {
         Ok((_, key)) => {
             admin_page(&state, &headers, &session, StatusCode::CREATED, None, Some(key.reveal().to_string())).await
         }
@@ -258,9 +232,9 @@ pub async fn revoke_key(
         Err(response) => return response,
     };
     let Ok(key) = KeyId::parse(&id) else { return forbidden_page() };
-    let member = session.user.member.clone();
-    match state.blocking(move |store| store.revoke_key(&member, &key)).await {
-        Ok(_) => redirect("/admin", vec![]),
+    match crate::app::access::revoke_key(&state, &session.user.member, &key).await {
+        Ok(()) => redirect("/admin", vec![]),
+        Err(error) if error.code == crate::error::ErrorCode::NotFound => redirect("/admin", vec![]),
         Err(error) => failure(error.message),
     }
 }
@@ -358,7 +332,7 @@ pub async fn add_member(
         Ok(karavan_store::NewMember { name, country, languages, contact })
     })();
     let outcome = match checked {
-        Ok(member) => state.blocking(move |store| store.add_member(member).map(|_| ())).await,
+        Ok(member) => crate::app::access::add_member(&state, member).await.map(|_| ()),
         Err(error) => Err(error),
     };
     changed(&state, &headers, &session, outcome).await
@@ -385,10 +359,9 @@ pub async fn set_user_enabled(
     if user == session.user.id {
         return forbidden_page();
     }
-    let member = session.user.member.clone();
-    match state.blocking(move |store| store.update_user(&member, &user, None, None, Some(disable))).await {
-        Ok(true) => redirect("/admin", vec![]),
-        Ok(false) => forbidden_page(),
+    match crate::app::access::set_user_disabled(&state, &session.user.member, &user, disable).await {
+        Ok(()) => redirect("/admin", vec![]),
+        Err(error) if error.code == crate::error::ErrorCode::NotFound => forbidden_page(),
         Err(error) => failure(error.message),
     }
 }

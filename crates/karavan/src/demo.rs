@@ -1,5 +1,5 @@
 //! Demo content for `karavan serve --demo`: members, agreements and a few dozen items in the member
-//! languages, written for the demo (`demo/demo.json`), loaded through the same publish path as the API.
+//! languages, written for the demo (`demo/demo.json`), loaded through the same use cases as the API.
 //! Loading happens only into a data directory without members, so it never mixes with real data.
 
 use std::collections::HashMap;
@@ -8,7 +8,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use karavan_domain::{CountryCode, Grantee, LanguageTag, MemberId, MemberName, Right, Role};
-use karavan_store::{NewAgreement, NewMember, NewUser, Store};
+use karavan_server::app::access;
+use karavan_store::{NewAgreement, NewMember};
+
+use crate::Local;
 use serde_json::Value;
 
 const DEMO: &str = include_str!("../demo/demo.json");
@@ -20,8 +23,8 @@ fn text<'a>(value: &'a Value, key: &str) -> anyhow::Result<&'a str> {
     value.get(key).and_then(Value::as_str).with_context(|| format!("demo.json: {key} missing in {value}"))
 }
 
-pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
-    if !store.members()?.is_empty() {
+pub fn load(local: &Local, data_dir: &Path) -> anyhow::Result<()> {
+    if !local.core.store().members()?.is_empty() {
         tracing::info!(keys = %data_dir.join(KEYS_FILE).display(), "the data directory has members; demo content not loaded again");
         return Ok(());
     }
@@ -38,15 +41,17 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
             .filter_map(Value::as_str)
             .map(LanguageTag::parse)
             .collect::<Result<Vec<_>, _>>()?;
-        let stored = store.add_member(NewMember {
+        let new = NewMember {
             name: MemberName::parse(text(member, "name")?)?,
             country: CountryCode::parse(text(member, "country")?)?,
             languages,
             contact: member.get("contact").and_then(Value::as_str).map(str::to_string),
-        })?;
+        };
+        let stored = local.run(access::add_member(&local.core, new))?;
         let short = text(member, "key")?;
         for role in [Role::Admin, Role::Editor, Role::Reader] {
-            let (_, key) = store.create_key(&stored.id, role, Some(format!("demo {role}")))?;
+            let (_, key) =
+                local.run(access::create_key(&local.core, &stored.id, role, Some(format!("demo {role}"))))?;
             writeln!(keys_file, "{short}\t{}\t{role}\t{}\t{}", stored.id, key.reveal(), stored.name.as_str())?;
         }
         members.insert(short.to_string(), stored.id.clone());
@@ -60,17 +65,17 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
             getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("random password: {e}"))?;
             let password = karavan_server::outbound::hex(&random);
             let email = format!("{role}@{short}.demo");
-            let password_hash = karavan_server::password::hash(&password).map_err(anyhow::Error::msg)?;
             let display_name = format!("Demo {role} ({short})");
-            store.add_user(NewUser {
+            let user = access::UserInput {
                 member: member_id.clone(),
                 email: email.clone(),
                 display_name,
                 role,
-                password_hash,
+                password: password.clone(),
                 // The first agency's admin also operates the exchange (adds member agencies).
                 operator: role == Role::Admin && demo_users.first().is_some_and(|(first, _)| first == short),
-            })?;
+            };
+            local.run(access::add_user(&local.core, user))?;
             writeln!(keys_file, "#user\t{short}\t{role}\t{email}\t{password}")?;
         }
     }
@@ -80,7 +85,7 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
             "*" => Grantee::Everyone,
             key => Grantee::Member(member(key)?),
         };
-        store.add_agreement(NewAgreement {
+        let agreement = NewAgreement {
             grantor: member(text(agreement, "grantor")?)?,
             grantee,
             right: Right::parse(text(agreement, "right")?)?,
@@ -89,7 +94,8 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
                 .map(|list| list.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default(),
             delay_minutes: agreement["delayMinutes"].as_u64().unwrap_or(0) as u32,
-        })?;
+        };
+        local.run(karavan_server::app::agreements::grant(&local.core, agreement))?;
     }
     let mut published = 0;
     for entry in demo["items"].as_array().context("demo.json: items")? {
@@ -101,7 +107,7 @@ pub fn load(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
         let original = document.to_string();
         let version = karavan_server::publish::new_version(&owner, &document, original, None)
             .map_err(|error| anyhow::anyhow!("demo item {}: {}", document["uri"], error.message))?;
-        store.publish(version)?;
+        local.run(karavan_server::app::publishing::publish(&local.core, version))?;
         published += 1;
     }
     if published == 0 {

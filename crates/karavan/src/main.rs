@@ -16,8 +16,8 @@ use karavan_domain::{
 };
 use karavan_server::distribution::DistributionConfig;
 use karavan_server::language::LanguageModels;
-use karavan_server::{AppState, ServerConfig};
-use karavan_store::{NewAgreement, NewMember, NewUser, PublishOutcome, SqliteConfig, SqliteStore};
+use karavan_server::{AppState, ServerConfig, app};
+use karavan_store::{NewAgreement, NewMember, PublishOutcome, SqliteConfig, SqliteStore};
 
 #[derive(Debug, Parser)]
 #[command(name = "karavan", version, about = "Karavan: the multilingual news exchange")]
@@ -398,7 +398,7 @@ fn set_aside_command(data_dir: &std::path::Path, command: SetAsideCommand) -> an
 fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     if args.demo {
-        demo::load(store.as_ref(), data_dir).context("loading the demo content")?;
+        demo::load(&Local::new(store.clone())?, data_dir).context("loading the demo content")?;
     }
     if args.demo {
         install_demo_models(&models_dir);
@@ -617,20 +617,60 @@ fn default_download_cache() -> PathBuf {
     base.join("karavan").join("downloads")
 }
 
+/// What the CLI's commands run the use cases on: the store of the data directory, a bus of this
+/// process (a running server's engines see what a command changed when they next look at the store)
+/// and a runtime of one thread to drive them.
+pub(crate) struct Local {
+    core: karavan_server::app::Core,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Local {
+    fn open(data_dir: &std::path::Path) -> anyhow::Result<Local> {
+        Local::new(open_store(data_dir)?)
+    }
+
+    fn new(store: Arc<dyn karavan_store::Store>) -> anyhow::Result<Local> {
+        let bus = Arc::new(karavan_server::bus::LocalBus::new());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Local { core: karavan_server::app::Core::new(store, bus), runtime })
+    }
+
+    /// Runs a use case to its end.
+    fn run<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, karavan_server::error::ApiError>>,
+    ) -> anyhow::Result<T> {
+        Ok(self.runtime.block_on(work)?)
+    }
+
+    /// The member `text` names, which must exist.
+    fn member(&self, text: &str) -> anyhow::Result<MemberId> {
+        let id = MemberId::parse(text)?;
+        match self.run(app::access::existing_member(&self.core, &id)) {
+            Ok(_) => {}
+            Err(error) if is_not_found(&error) => bail!("no member {id}; `karavan member list` shows the members"),
+            Err(error) => return Err(error),
+        }
+        Ok(id)
+    }
+}
+
 fn member_command(data_dir: &std::path::Path, command: MemberCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let cli = Local::open(data_dir)?;
     match command {
         MemberCommand::Add { name, country, languages, contact } => {
-            let member = store.add_member(NewMember {
+            let new = NewMember {
                 name: MemberName::parse(&name)?,
                 country: CountryCode::parse(&country)?,
                 languages: languages.iter().map(|l| LanguageTag::parse(l)).collect::<Result<_, _>>()?,
                 contact,
-            })?;
+            };
+            let member = cli.run(app::access::add_member(&cli.core, new))?;
             println!("{}", member.id);
         }
         MemberCommand::List => {
-            for member in store.members()? {
+            for member in cli.core.store().members()? {
                 let languages: Vec<&str> = member.languages.iter().map(LanguageTag::as_str).collect();
                 println!(
                     "{}\t{}\t{}\t{}",
@@ -664,8 +704,8 @@ fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Resul
 }
 
 fn import(data_dir: &std::path::Path, models_dir: PathBuf, args: ImportArgs) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
-    let owner = existing_member(&store, &args.member)?;
+    let cli = Local::open(data_dir)?;
+    let owner = cli.member(&args.member)?;
     // Holding the index's writer lock also tells that no server is running on this data directory.
     let search = open_search(data_dir).context(
         "the search index is in use: is `karavan serve` running on this data directory? Stop it, or POST the \
@@ -687,7 +727,8 @@ fn import(data_dir: &std::path::Path, models_dir: PathBuf, args: ImportArgs) -> 
         };
         let versions =
             bytes.and_then(|bytes| karavan_server::import::read_document(&owner, &bytes).map_err(|e| e.message));
-        let outcomes = versions.and_then(|versions| store.publish_all(versions).map_err(|e| e.to_string()));
+        let outcomes = versions
+            .and_then(|versions| cli.run(app::publishing::publish_all(&cli.core, versions)).map_err(|e| e.to_string()));
         match outcomes {
             Ok(outcomes) => {
                 let ids: Vec<String> = outcomes.iter().map(|o| o.stored().item_id.to_string()).collect();
@@ -706,7 +747,8 @@ fn import(data_dir: &std::path::Path, models_dir: PathBuf, args: ImportArgs) -> 
             }
         }
     }
-    let indexed = karavan_server::search::catch_up(store.as_ref(), &search, &LanguageModels::new(Some(models_dir)))?;
+    let indexed =
+        karavan_server::search::catch_up(cli.core.store().as_ref(), &search, &LanguageModels::new(Some(models_dir)))?;
     eprintln!("{accepted} documents accepted, {refused} refused; {indexed} items indexed");
     if refused > 0 {
         std::process::exit(1);
@@ -714,36 +756,28 @@ fn import(data_dir: &std::path::Path, models_dir: PathBuf, args: ImportArgs) -> 
     Ok(())
 }
 
-fn existing_member(store: &SqliteStore, text: &str) -> anyhow::Result<MemberId> {
-    let id = MemberId::parse(text)?;
-    if store.member(&id)?.is_none() {
-        bail!("no member {id}; `karavan member list` shows the members");
-    }
-    Ok(id)
-}
-
 fn key_command(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let cli = Local::open(data_dir)?;
     match command {
         KeyCommand::Create { member, role, label } => {
-            let member = existing_member(&store, &member)?;
-            let (info, key) = store.create_key(&member, Role::parse(&role)?, label)?;
-            tracing::info!(key_id = %info.id, member = %member, role = %info.role, "created an API key");
+            let member = cli.member(&member)?;
+            let (_, key) = cli.run(app::access::create_key(&cli.core, &member, Role::parse(&role)?, label))?;
             println!("{}", key.reveal());
         }
         KeyCommand::List { member } => {
-            let member = existing_member(&store, &member)?;
-            for key in store.keys(&member)? {
+            let member = cli.member(&member)?;
+            for key in cli.core.store().keys(&member)? {
                 let state = if key.revoked_at.is_some() { "revoked" } else { "live" };
                 println!("{}\t{}\t{}\t{}", key.id, key.role, state, key.label.unwrap_or_default());
             }
         }
         KeyCommand::Revoke { member, key } => {
-            let member = existing_member(&store, &member)?;
-            if !store.revoke_key(&member, &KeyId::parse(&key)?)? {
-                bail!("member {member} has no live key {key}");
+            let member = cli.member(&member)?;
+            match cli.run(app::access::revoke_key(&cli.core, &member, &KeyId::parse(&key)?)) {
+                Ok(()) => println!("revoked {key}"),
+                Err(error) if is_not_found(&error) => bail!("member {member} has no live key {key}"),
+                Err(error) => return Err(error),
             }
-            println!("revoked {key}");
         }
     }
     Ok(())
@@ -757,71 +791,80 @@ fn password_from_stdin() -> anyhow::Result<String> {
 }
 
 fn user_command(data_dir: &std::path::Path, command: UserCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let cli = Local::open(data_dir)?;
     match command {
         UserCommand::Add { member, email, name, role, operator } => {
-            let member = existing_member(&store, &member)?;
-            let email = email.trim().to_lowercase();
-            if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
-                bail!("--email: {email:?} is not an email address");
-            }
-            let name = name.trim().to_string();
-            if name.is_empty() || name.chars().count() > 200 {
-                bail!("--name: a name of 1 to 200 characters");
-            }
+            let member = cli.member(&member)?;
             let role = Role::parse(&role)?;
             let password = password_from_stdin()?;
-            karavan_server::password::check_for(&password, &[&email, &name]).map_err(anyhow::Error::msg)?;
-            let password_hash = karavan_server::password::hash(&password).map_err(anyhow::Error::msg)?;
-            let user = store.add_user(NewUser { member, email, display_name: name, role, password_hash, operator })?;
-            tracing::info!(user = %user.id, member = %user.member, role = %user.role, "added a user");
+            let input = app::access::UserInput { member, email, display_name: name, role, password, operator };
+            let user = cli.run(app::access::add_user(&cli.core, input)).map_err(|e| {
+                // The flags' names, not the form's.
+                let message = e.to_string();
+                anyhow::Error::msg(if message.starts_with("email:") || message.starts_with("name:") {
+                    format!("--{message}")
+                } else {
+                    message
+                })
+            })?;
             println!("{}", user.id);
         }
         UserCommand::List { member } => {
-            let member = existing_member(&store, &member)?;
-            for user in store.users(&member)? {
+            let member = cli.member(&member)?;
+            for user in cli.core.store().users(&member)? {
                 let state = if user.disabled_at.is_some() { "disabled" } else { "active" };
                 println!("{}\t{}\t{}\t{}\t{}", user.id, user.role, state, user.email, user.display_name);
             }
         }
         UserCommand::Password { member, user } => {
-            let member = existing_member(&store, &member)?;
-            let hash = karavan_server::password::hash(&password_from_stdin()?).map_err(anyhow::Error::msg)?;
-            if !store.update_user(&member, &UserId::parse(&user)?, Some(hash), None, None)? {
-                bail!("member {member} has no user {user}");
+            let member = cli.member(&member)?;
+            let id = UserId::parse(&user)?;
+            let password = password_from_stdin()?;
+            match cli.run(app::access::set_password(&cli.core, &member, &id, password)) {
+                Ok(()) => println!("changed the password of {user}"),
+                Err(error) if is_not_found(&error) => bail!("member {member} has no user {user}"),
+                Err(error) => return Err(error),
             }
-            println!("changed the password of {user}");
         }
         UserCommand::Disable { member, user, enable } => {
-            let member = existing_member(&store, &member)?;
-            if !store.update_user(&member, &UserId::parse(&user)?, None, None, Some(!enable))? {
-                bail!("member {member} has no user {user}");
+            let member = cli.member(&member)?;
+            match cli.run(app::access::set_user_disabled(&cli.core, &member, &UserId::parse(&user)?, !enable)) {
+                Ok(()) => println!("{} {user}", if enable { "enabled" } else { "disabled" }),
+                Err(error) if is_not_found(&error) => bail!("member {member} has no user {user}"),
+                Err(error) => return Err(error),
             }
-            println!("{} {user}", if enable { "enabled" } else { "disabled" });
         }
     }
     Ok(())
 }
 
+/// Whether a use case answered `NotFound`.
+fn is_not_found(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<karavan_server::error::ApiError>()
+        .is_some_and(|e| e.code == karavan_server::error::ErrorCode::NotFound)
+}
+
 fn agreement_command(data_dir: &std::path::Path, command: AgreementCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let cli = Local::open(data_dir)?;
     match command {
         AgreementCommand::Add { grantor, grantee, right, subjects, delay_minutes } => {
             if delay_minutes > MAX_DELAY_MINUTES {
                 bail!("--delay-minutes: at most {MAX_DELAY_MINUTES}");
             }
-            let agreement = store.add_agreement(NewAgreement {
-                grantor: existing_member(&store, &grantor)?,
+            let new = NewAgreement {
+                grantor: cli.member(&grantor)?,
                 grantee: Grantee::parse(&grantee)?,
                 right: Right::parse(&right)?,
                 subjects: subjects.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
                 delay_minutes,
-            })?;
+            };
+            let agreement = cli.run(app::agreements::grant(&cli.core, new))?;
             println!("{}", agreement.id);
         }
         AgreementCommand::List { member } => {
-            let member = existing_member(&store, &member)?;
-            for a in store.agreements_of(&member)? {
+            let member = cli.member(&member)?;
+            for a in cli.core.store().agreements_of(&member)? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     a.id,
@@ -834,11 +877,12 @@ fn agreement_command(data_dir: &std::path::Path, command: AgreementCommand) -> a
             }
         }
         AgreementCommand::Revoke { grantor, agreement } => {
-            let grantor = existing_member(&store, &grantor)?;
-            if !store.revoke_agreement(&grantor, &AgreementId::parse(&agreement)?)? {
-                bail!("member {grantor} granted no live agreement {agreement}");
+            let grantor = cli.member(&grantor)?;
+            match cli.run(app::agreements::revoke(&cli.core, &grantor, &AgreementId::parse(&agreement)?)) {
+                Ok(()) => println!("revoked {agreement}"),
+                Err(error) if is_not_found(&error) => bail!("member {grantor} granted no live agreement {agreement}"),
+                Err(error) => return Err(error),
             }
-            println!("revoked {agreement}");
         }
     }
     Ok(())

@@ -8,27 +8,28 @@ use karavan_ninjs::NinjsVersion;
 use karavan_store::{ItemRead, NewVersion, PublishOutcome};
 use serde_json::Value;
 
+use super::Core;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::now;
 use crate::publish::new_version;
-use crate::{AppState, now};
 
 /// Stores one version (validated and normalised by the edge's reader).
-pub async fn publish(state: &AppState, version: NewVersion) -> ApiResult<PublishOutcome> {
-    let outcome = state.blocking(move |store| store.publish(version)).await?;
-    announce(state, std::slice::from_ref(&outcome));
+pub async fn publish(core: &Core, version: NewVersion) -> ApiResult<PublishOutcome> {
+    let outcome = core.blocking(move |store| store.publish(version)).await?;
+    announce(core, std::slice::from_ref(&outcome));
     Ok(outcome)
 }
 
 /// Stores versions all or nothing and wakes the engines that follow the store (the keyword indexer,
 /// distribution, the embedder).
-pub async fn publish_all(state: &AppState, versions: Vec<NewVersion>) -> ApiResult<Vec<PublishOutcome>> {
-    let outcomes = state.blocking(move |store| store.publish_all(versions)).await?;
-    announce(state, &outcomes);
+pub async fn publish_all(core: &Core, versions: Vec<NewVersion>) -> ApiResult<Vec<PublishOutcome>> {
+    let outcomes = core.blocking(move |store| store.publish_all(versions)).await?;
+    announce(core, &outcomes);
     Ok(outcomes)
 }
 
 /// Tells the bus what a publish stored (waking the indexes, distribution and live wire streams).
-fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
+fn announce(core: &Core, outcomes: &[PublishOutcome]) {
     use crate::bus::{Event, ItemChange};
     let mut stored = 0;
     for outcome in outcomes {
@@ -41,21 +42,21 @@ fn announce(state: &AppState, outcomes: &[PublishOutcome]) {
             PublishOutcome::Corrected(_) => ItemChange::Corrected,
         };
         stored += 1;
-        state.bus().publish(Event::Item { change, seq: outcome.stored().seq });
+        core.bus().publish(Event::Item { change, seq: outcome.stored().seq });
     }
-    state.metrics().published(stored);
+    core.metrics().published(stored);
 }
 
 /// Kills one of `member`'s items by publishing a canceled version.
 pub async fn kill(
-    state: &AppState,
+    core: &Core,
     member: &karavan_domain::MemberId,
     id: ItemId,
     reason: Option<String>,
 ) -> ApiResult<PublishOutcome> {
     let viewer = member.clone();
     let lookup = id.clone();
-    let current = match state.blocking(move |store| store.item(&viewer, &lookup, now())).await? {
+    let current = match core.blocking(move |store| store.item(&viewer, &lookup, now())).await? {
         ItemRead::Visible(version, _) => version,
         ItemRead::Killed(_) => {
             return Err(ApiError::new(ErrorCode::ItemKilled, "the item is already killed"));
@@ -81,8 +82,8 @@ pub async fn kill(
     let value = Value::Object(document);
     let original = value.to_string();
     let owner = current.owner.clone();
-    let kill = state.compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1))).await??;
-    let outcome = state.blocking(move |store| store.publish(kill)).await?;
-    announce(state, std::slice::from_ref(&outcome));
+    let kill = core.compute(move || new_version(&owner, &value, original, Some(NinjsVersion::V3_1))).await??;
+    let outcome = core.blocking(move |store| store.publish(kill)).await?;
+    announce(core, std::slice::from_ref(&outcome));
     Ok(outcome)
 }

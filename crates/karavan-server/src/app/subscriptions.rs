@@ -47,6 +47,7 @@ pub fn check(
     input: SubscriptionInput,
     existing: Option<&Subscription>,
 ) -> ApiResult<(SubscriptionSpec, Option<String>)> {
+    super::saved_searches::check_query(&input.query)?;
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid("name: required, a non-empty string of at most 200 characters"));

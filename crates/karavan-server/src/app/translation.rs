@@ -4,41 +4,41 @@
 use karavan_domain::MemberId;
 use karavan_store::{Glossary, GlossaryTerm};
 
-use crate::AppState;
+use super::Core;
 use crate::bus::{ConfigChange, Event};
 use crate::error::{ApiError, ApiResult};
 
 /// Replaces the languages `member` reads (tags already checked); returns them as stored.
-pub async fn set_read_languages(state: &AppState, member: &MemberId, languages: Vec<String>) -> ApiResult<Vec<String>> {
+pub async fn set_read_languages(core: &Core, member: &MemberId, languages: Vec<String>) -> ApiResult<Vec<String>> {
     let member = member.clone();
-    let stored = state
+    let stored = core
         .blocking(move |store| {
             store.set_read_languages(&member, languages)?;
             store.read_languages(&member)
         })
         .await?;
-    state.bus().publish(Event::Config(ConfigChange::ReadLanguages));
+    core.bus().publish(Event::Config(ConfigChange::ReadLanguages));
     Ok(stored)
 }
 
 /// Replaces `member`'s glossary for one language pair (terms already checked).
 pub async fn set_glossary(
-    state: &AppState,
+    core: &Core,
     member: &MemberId,
     from: String,
     to: String,
     terms: Vec<GlossaryTerm>,
 ) -> ApiResult<Glossary> {
     let member = member.clone();
-    let glossary = state.blocking(move |store| store.set_glossary(&member, &from, &to, terms)).await?;
-    state.bus().publish(Event::Config(ConfigChange::Glossaries));
+    let glossary = core.blocking(move |store| store.set_glossary(&member, &from, &to, terms)).await?;
+    core.bus().publish(Event::Config(ConfigChange::Glossaries));
     Ok(glossary)
 }
 
 /// Deletes `member`'s glossary for one pair; `NotFound` if there is none.
-pub async fn delete_glossary(state: &AppState, member: &MemberId, from: String, to: String) -> ApiResult<()> {
+pub async fn delete_glossary(core: &Core, member: &MemberId, from: String, to: String) -> ApiResult<()> {
     let member = member.clone();
-    let existed = state
+    let existed = core
         .blocking(move |store| {
             let existed =
                 store.glossaries(&member)?.iter().any(|g| g.source_language == from && g.target_language == to);
@@ -51,6 +51,6 @@ pub async fn delete_glossary(state: &AppState, member: &MemberId, from: String, 
     if !existed {
         return Err(ApiError::not_found("glossary"));
     }
-    state.bus().publish(Event::Config(ConfigChange::Glossaries));
+    core.bus().publish(Event::Config(ConfigChange::Glossaries));
     Ok(())
 }
