@@ -99,6 +99,21 @@ impl Subscriber {
         }
     }
 
+    /// Like [`Subscriber::wait_for`], but returns no earlier than `earliest` (unless `timeout` ends
+    /// first): an engine that tails the store passes the start of its last round plus a gap, so that
+    /// a busy wire's publishes are taken in rounds of many instead of one round, and one wake-up, per
+    /// publish. Events that arrive meanwhile are waiting when it looks, so it answers at once.
+    pub async fn wait_for_from(
+        &mut self,
+        earliest: tokio::time::Instant,
+        timeout: Duration,
+        wanted: impl Fn(&Event) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        tokio::time::sleep_until(earliest.min(deadline)).await;
+        self.wait_for(deadline.saturating_duration_since(tokio::time::Instant::now()), wanted).await
+    }
+
     /// Forgets events already waiting (the caller is about to read the store anyway).
     pub fn drain(&mut self) {
         while self.receiver.try_recv().is_ok() {}
@@ -154,6 +169,11 @@ mod tests {
         assert_eq!(subscriber.next().await, Some(Event::Config(ConfigChange::Feeds)));
         assert!(subscriber.wait_for(Duration::from_millis(10), is_item).await);
         assert!(!subscriber.wait_for(Duration::from_millis(10), is_item).await, "nothing more");
+        // Waiting from a later instant: an event sent before it is found when the wait looks.
+        let earliest = tokio::time::Instant::now() + Duration::from_millis(30);
+        bus.publish(Event::Item { change: ItemChange::Stored, seq: 8 });
+        assert!(subscriber.wait_for_from(earliest, Duration::from_secs(5), is_item).await);
+        assert!(tokio::time::Instant::now() >= earliest, "not before the instant asked for");
     }
 
     #[tokio::test]

@@ -151,6 +151,10 @@ struct FanoutCache {
     countries: HashMap<MemberId, Option<String>>,
 }
 
+/// The least time between the starts of two fan-out rounds that were not full (a few milliseconds
+/// of publish → webhook latency at most, for one percolation and one transaction per batch).
+const FANOUT_ROUND_GAP: Duration = Duration::from_millis(20);
+
 /// The most outbox events fanned out in one transaction.
 const FANOUT_BATCH: u32 = 500;
 
@@ -167,6 +171,7 @@ async fn run_fanout(state: crate::AppState, mut context: crate::engine::EngineCo
             return;
         }
         events.drain();
+        let started = tokio::time::Instant::now();
         let (store, search, models) =
             (Arc::clone(state.store()), Arc::clone(state.search()), Arc::clone(state.language()));
         let holder_ = holder.clone();
@@ -207,9 +212,10 @@ async fn run_fanout(state: crate::AppState, mut context: crate::engine::EngineCo
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        // Wait for an item or subscription event, or look again soon (another process may write).
+        // Wait for an item or subscription event, or look again soon (another process may write);
+        // rounds at most every FANOUT_ROUND_GAP, so that a busy wire is fanned out in batches.
         tokio::select! {
-            _ = events.wait_for(Duration::from_secs(1), |event| {
+            _ = events.wait_for_from(started + FANOUT_ROUND_GAP, Duration::from_secs(1), |event| {
                 matches!(event, Event::Item { .. } | Event::Config(ConfigChange::Subscriptions | ConfigChange::Agreements))
             }) => {}
             _ = context.stopped() => {}
@@ -240,10 +246,11 @@ fn fanout_once(
     }
     // The position is read under the lease every time: another instance may have moved it.
     let position = store.outbox_position()?;
-    let events = store.outbox_after(position, FANOUT_BATCH)?;
-    let Some(last) = events.last().map(|e| e.id) else {
+    // The head before the subscriptions: an event past it may be for a subscription made since.
+    let head = store.outbox_head()?;
+    if head <= position {
         return Ok(Some((position, 0, 0)));
-    };
+    }
     let generation = store.generation(karavan_store::SUBSCRIPTIONS_GENERATION)?;
     if generation != cache.subscriptions_generation || cache.subscriptions_generation == 0 {
         cache.subscriptions = store.all_subscriptions()?;
@@ -252,9 +259,14 @@ fn fanout_once(
         cache.matchers.retain(|id, _| live.contains(id));
     }
     if cache.subscriptions.is_empty() {
-        store.record_fanout(holder, last, Vec::new())?;
-        return Ok(Some((last, events.len(), 0)));
+        // Nobody to deliver to: move past every event up to the head without reading a version.
+        store.record_fanout(holder, head, Vec::new())?;
+        return Ok(Some((head, usize::try_from(head - position).unwrap_or(usize::MAX), 0)));
     }
+    let events = store.outbox_after(position, FANOUT_BATCH)?;
+    let Some(last) = events.last().map(|e| e.id) else {
+        return Ok(Some((position, 0, 0)));
+    };
     for subscription in &cache.subscriptions {
         let stale = cache.matchers.get(&subscription.id).is_none_or(|(at, _)| *at != subscription.updated_at);
         if stale {

@@ -16,6 +16,9 @@ use crate::{AppState, now};
 /// process is seen within this).
 const LOOK_AGAIN: Duration = Duration::from_secs(30);
 
+/// The least time between two looks prompted by new items.
+const RELEASE_ROUND_GAP: Duration = Duration::from_millis(100);
+
 /// One step: the releases due by `now` since `last` (reported as one event), and the next instant to
 /// wake at. Deterministic: tests drive it with their own clock.
 pub fn step(store: &dyn Store, last: Timestamp, now: Timestamp) -> Result<(bool, Option<Timestamp>), StoreError> {
@@ -29,6 +32,7 @@ pub async fn run(state: AppState, mut context: crate::engine::EngineContext) {
     let mut last = now();
     while !context.stopping() {
         events.drain();
+        let started = tokio::time::Instant::now();
         let store = Arc::clone(state.store());
         let at = now();
         let stepped = tokio::task::spawn_blocking(move || step(store.as_ref(), last, at)).await;
@@ -54,7 +58,9 @@ pub async fn run(state: AppState, mut context: crate::engine::EngineContext) {
                 || *event == Event::Config(ConfigChange::Agreements)
         };
         tokio::select! {
-            _ = events.wait_for(wait, sooner) => {}
+            // A new item is looked at RELEASE_ROUND_GAP after the last look at most (a busy wire
+            // would otherwise cost a query per publish); a known release is never waited past.
+            _ = events.wait_for_from(started + RELEASE_ROUND_GAP, wait, sooner) => {}
             _ = context.stopped() => {}
         }
     }

@@ -107,7 +107,7 @@ pub fn index_version(
 /// recorded. Run at start-up (after a crash the index may be behind) and by `karavan reindex`.
 pub fn catch_up(store: &dyn Store, search: &SearchIndex, models: &LanguageModels) -> Result<usize, StoreError> {
     let retried = retry_set_aside(store, search, models)?;
-    let (indexed, _) = index_after(store, search, models, search.indexed_seq().map_err(search_failure)?)?;
+    let (indexed, _) = index_after(store, search, models, search.indexed_seq().map_err(search_failure)?, true)?;
     Ok(retried + indexed)
 }
 
@@ -134,14 +134,17 @@ fn member_countries(store: &dyn Store) -> Result<std::collections::HashMap<Strin
     Ok(store.members()?.into_iter().map(|m| (m.id.to_string(), m.country.as_str().to_string())).collect())
 }
 
-/// Indexes every current version stored after sequence `after` (set-aside ones skipped), committing
-/// each page of 1,000; returns how many were indexed and the sequence scanned to (the next call's
-/// `after`).
+/// Indexes every current version stored after sequence `after` (set-aside ones skipped), a page of
+/// 1,000 at a time; returns how many were indexed and the sequence scanned to (the next call's
+/// `after`). With `commit_pages` each page is committed (a catch-up, which must leave the index
+/// durable); without, the committer engine commits every `COMMIT_INTERVAL`, so that a busy wire
+/// makes one index segment per interval rather than one per round of the indexer.
 pub fn index_after(
     store: &dyn Store,
     search: &SearchIndex,
     models: &LanguageModels,
     mut after: i64,
+    commit_pages: bool,
 ) -> Result<(usize, i64), StoreError> {
     let mut count = 0;
     let mut context: Option<(std::collections::HashMap<String, String>, std::collections::HashSet<i64>)> = None;
@@ -171,14 +174,16 @@ pub fn index_after(
                 count += 1;
             }
         }
-        search.commit().map_err(search_failure)?;
+        if commit_pages {
+            search.commit().map_err(search_failure)?;
+        }
     }
     Ok((count, after))
 }
 
 /// The keyword indexer engine: tails the store from the index's committed position, indexing each new
-/// current version (publishes, corrections, kills) and committing, so a publish is searchable
-/// within milliseconds of being stored without waiting for analysis itself. Woken by item events on
+/// current version (publishes, corrections, kills); the committer makes them searchable within
+/// `COMMIT_INTERVAL`, and a publish never waits for analysis itself. Woken by item events on
 /// the bus; looks again every second in any case.
 pub async fn run_indexer(state: crate::AppState, mut context: crate::engine::EngineContext) {
     let (store, search, models) = (Arc::clone(state.store()), Arc::clone(state.search()), Arc::clone(state.language()));
@@ -186,6 +191,7 @@ pub async fn run_indexer(state: crate::AppState, mut context: crate::engine::Eng
     let mut events = state.bus().subscribe();
     loop {
         events.drain();
+        let started = tokio::time::Instant::now();
         let (store_, search_, models_) = (Arc::clone(&store), Arc::clone(&search), Arc::clone(&models));
         let from = position;
         let round = tokio::task::spawn_blocking(move || {
@@ -193,30 +199,27 @@ pub async fn run_indexer(state: crate::AppState, mut context: crate::engine::Eng
                 Some(after) => after,
                 None => search_.indexed_seq().map_err(search_failure)?,
             };
-            index_after(store_.as_ref(), &search_, &models_, after)
+            index_after(store_.as_ref(), &search_, &models_, after, false)
         })
         .await;
-        let indexed = match round {
-            Ok(Ok((indexed, scanned_to))) => {
-                position = Some(scanned_to);
-                indexed
-            }
+        match round {
+            Ok(Ok((_, scanned_to))) => position = Some(scanned_to),
             Ok(Err(StoreError::Closed)) => return,
-            Ok(Err(error)) => {
-                tracing::error!(%error, "indexing the stored versions failed; retrying");
-                0
-            }
+            Ok(Err(error)) => tracing::error!(%error, "indexing the stored versions failed; retrying"),
             // A panic escaped the per-version guard: let the supervisor restart the engine.
             Err(error) => std::panic::resume_unwind(error.into_panic()),
-        };
-        if indexed == 0 {
-            tokio::select! {
-                _ = events.wait_for(Duration::from_secs(1), crate::bus::is_item) => {}
-                _ = context.stopped() => return,
-            }
+        }
+        // Rounds at most every INDEX_ROUND_GAP: what a busy wire stores meanwhile is taken in one.
+        tokio::select! {
+            _ = events.wait_for_from(started + INDEX_ROUND_GAP, Duration::from_secs(1), crate::bus::is_item) => {}
+            _ = context.stopped() => return,
         }
     }
 }
+
+/// The least time between the starts of two rounds of the keyword indexer (publish → searchable is
+/// this plus the committer's interval at most, besides the work itself).
+const INDEX_ROUND_GAP: Duration = Duration::from_millis(50);
 
 /// The work name under which versions the search index could not take are set aside.
 pub const SEARCH_INDEX_WORK: &str = "search-index";

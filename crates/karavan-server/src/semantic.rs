@@ -262,6 +262,9 @@ fn failed_reason(embedder: &karavan_lang::Embedder, text: &str) -> String {
 /// model when it is not installed.
 /// The embedder engine. It stops between batches when asked (the server saves the vector index after
 /// the engines have stopped).
+/// The least time between the starts of two rounds of the embedder when it has caught up.
+const EMBED_ROUND_GAP: Duration = Duration::from_millis(100);
+
 pub async fn run_embedder(state: AppState, mut context: crate::engine::EngineContext) {
     {
         let vectors = Arc::clone(state.vectors());
@@ -282,15 +285,17 @@ pub async fn run_embedder(state: AppState, mut context: crate::engine::EngineCon
                 Ok(Err(message)) => tracing::info!(%message, "semantic search waits for the embedding model"),
                 Err(error) => tracing::error!(%error, "vector index task failed"),
             }
-            // The model may be installed while the server runs: look again now and then.
+            // The model may be installed while the server runs: look again now and then (not on
+            // every publish: that would read the model directory for each).
             tokio::select! {
-                _ = events.wait_for(Duration::from_secs(60), crate::bus::is_item) => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 _ = context.stopped() => return,
             }
         }
         let mut saved_at = Instant::now();
         while !context.stopping() {
             events.drain();
+            let started = tokio::time::Instant::now();
             let (store, models_, vectors_) = (Arc::clone(state.store()), Arc::clone(&models), Arc::clone(&vectors));
             let read = tokio::task::spawn_blocking(move || catch_up_once(store.as_ref(), &models_, &vectors_)).await;
             let caught_up = match read {
@@ -313,7 +318,7 @@ pub async fn run_embedder(state: AppState, mut context: crate::engine::EngineCon
             }
             if caught_up {
                 tokio::select! {
-                    _ = events.wait_for(Duration::from_secs(2), crate::bus::is_item) => {}
+                    _ = events.wait_for_from(started + EMBED_ROUND_GAP, Duration::from_secs(2), crate::bus::is_item) => {}
                     _ = context.stopped() => return,
                 }
             }

@@ -410,6 +410,11 @@ impl Worker {
     }
 }
 
+/// How often a worker looks for a translation model while none is installed.
+const NO_MODEL_LOOK_AGAIN: Duration = Duration::from_secs(5);
+/// The least time between two looks for jobs prompted by new items.
+const TRANSLATE_ROUND_GAP: Duration = Duration::from_millis(50);
+
 /// One translation worker engine: claims a job by lease, translates it on the blocking pool, records
 /// it. `--translation-workers` of them run, each its own engine and lease holder (`name`). Woken by
 /// item and glossary / read-language events; looks again every `poll` in any case.
@@ -428,27 +433,37 @@ pub async fn run_worker(state: AppState, name: &'static str, mut context: crate:
     let _ = tokio::task::spawn_blocking(move || store.release_translation_jobs(&holder)).await;
     while !context.stopping() {
         events.drain();
+        let started = tokio::time::Instant::now();
         let claimed = {
             let worker = worker.clone();
             tokio::task::spawn_blocking(move || {
                 // No model, no claims: jobs wait in the queue until one is installed.
                 if worker.translations.installed_model().is_none() {
-                    return Ok(None);
+                    return None;
                 }
                 let now = crate::now();
                 let lease = Timestamp(now.micros() + LEASE.as_micros() as i64);
-                worker.store.claim_translation_jobs(&worker.holder, now, lease, 1).map(|mut jobs| jobs.pop())
+                Some(worker.store.claim_translation_jobs(&worker.holder, now, lease, 1).map(|mut jobs| jobs.pop()))
             })
             .await
         };
         match claimed {
-            Ok(Ok(Some(job))) => {
+            Ok(Some(Ok(Some(job)))) => {
                 let worker = worker.clone();
                 let _ = tokio::task::spawn_blocking(move || worker.run(job)).await;
                 continue;
             }
-            Ok(Ok(None)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "could not claim translation jobs"),
+            Ok(Some(Ok(None))) => {}
+            Ok(None) => {
+                // No model installed: look again now and then, not on every publish (each look reads
+                // the model directory).
+                tokio::select! {
+                    _ = tokio::time::sleep(NO_MODEL_LOOK_AGAIN) => {}
+                    _ = context.stopped() => {}
+                }
+                continue;
+            }
+            Ok(Some(Err(error))) => tracing::warn!(%error, "could not claim translation jobs"),
             Err(error) => tracing::error!(%error, "translation worker task failed"),
         }
         let wanted = |event: &crate::bus::Event| {
@@ -456,7 +471,7 @@ pub async fn run_worker(state: AppState, name: &'static str, mut context: crate:
             matches!(event, Event::Item { .. } | Event::Config(ConfigChange::Glossaries | ConfigChange::ReadLanguages))
         };
         tokio::select! {
-            _ = events.wait_for(config.poll, wanted) => {}
+            _ = events.wait_for_from(started + TRANSLATE_ROUND_GAP, config.poll, wanted) => {}
             _ = context.stopped() => {}
         }
     }

@@ -792,6 +792,9 @@ pub trait DistributionStore: Send + Sync {
     fn all_subscriptions(&self) -> Result<Vec<Subscription>>;
     /// How far the fan-out has gone through the outbox.
     fn outbox_position(&self) -> Result<i64>;
+    /// The id of the newest outbox event a reader can see (0 when there is none): without a
+    /// subscription the fan-out moves its position here without reading any version.
+    fn outbox_head(&self) -> Result<i64>;
     /// Outbox events after `after`, in order, at most `limit`.
     fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>>;
     /// The (subscription, item) pairs among these items that already have a delivery.

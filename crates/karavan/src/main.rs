@@ -3,6 +3,12 @@
 
 mod demo;
 
+/// mimalloc instead of the C library's allocator: the server allocates and frees many small objects
+/// on many threads (requests, JSON, index documents), where glibc's malloc spent a fifth of the
+/// publish bench's CPU (BENCHMARKS.md, issue 18).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use karavan_store::prelude::*;
 use std::net::SocketAddr;
 use std::path::PathBuf;

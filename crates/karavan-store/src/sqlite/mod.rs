@@ -89,6 +89,8 @@ fn open_connection(path: &Path, config: &SqliteConfig) -> Result<Connection> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    // Every statement the server runs stays prepared (the default keeps 16: fewer than the writer's).
+    connection.set_prepared_statement_cache_capacity(256);
     Ok(connection)
 }
 
@@ -356,28 +358,20 @@ fn publish_in(
     hash: Vec<u8>,
 ) -> Result<PublishOutcome> {
     let existing: Option<(String, i64, i64, i64)> = connection
-        .query_row(
-            "SELECT id, current_seq, version_count, created_at FROM items WHERE owner = ?1 AND uri = ?2",
-            params![new.owner.as_str(), new.uri],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-        )
+        .prepare_cached("SELECT id, current_seq, version_count, created_at FROM items WHERE owner = ?1 AND uri = ?2")?
+        .query_row(params![new.owner.as_str(), new.uri], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
         .optional()?;
 
     let (item_id, number, version, created_at) = match existing {
         Some((item_id, current_seq, count, created_at)) => {
-            let (current_version, current_hash): (String, Vec<u8>) = connection.query_row(
-                "SELECT version, content_hash FROM versions WHERE seq = ?1",
-                [current_seq],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )?;
+            let (current_version, current_hash): (String, Vec<u8>) = connection
+                .prepare_cached("SELECT version, content_hash FROM versions WHERE seq = ?1")?
+                .query_row([current_seq], |row| Ok((row.get(0)?, row.get(1)?)))?;
             match &new.version {
                 Some(version) => {
                     let same: Option<(i64, Vec<u8>)> = connection
-                        .query_row(
-                            "SELECT seq, content_hash FROM versions WHERE item_id = ?1 AND version = ?2",
-                            params![item_id, version],
-                            |row| Ok((row.get(0)?, row.get(1)?)),
-                        )
+                        .prepare_cached("SELECT seq, content_hash FROM versions WHERE item_id = ?1 AND version = ?2")?
+                        .query_row(params![item_id, version], |row| Ok((row.get(0)?, row.get(1)?)))
                         .optional()?;
                     if let Some((seq, stored_hash)) = same {
                         if stored_hash == hash {
@@ -441,11 +435,13 @@ fn publish_in(
     if number == 1 {
         // The version row refers to its item, so a new item's row comes first (its current_seq is
         // set by the upsert below).
-        connection.execute(
-            "INSERT INTO items (id, owner, uri, current_seq, version_count, pub_status, committed_at, available_at,
+        connection
+            .prepare_cached(
+                "INSERT INTO items (id, owner, uri, current_seq, version_count, pub_status, committed_at, available_at,
                 dated_at, created_at)
              VALUES (?1, ?2, ?3, 0, 0, ?4, ?5, ?6, ?5, ?7)",
-            params![
+            )?
+            .execute(params![
                 item_id.as_str(),
                 new.owner.as_str(),
                 new.uri,
@@ -453,14 +449,15 @@ fn publish_in(
                 committed_at.micros(),
                 available_at.micros(),
                 created_at
-            ],
-        )?;
+            ])?;
     }
-    connection.execute(
-        "INSERT INTO versions (item_id, version, number, content_hash, document, extensions, original,
+    connection
+        .prepare_cached(
+            "INSERT INTO versions (item_id, version, number, content_hash, document, extensions, original,
             source_format, pub_status, embargoed_until, committed_at, available_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
+        )?
+        .execute(params![
             item_id.as_str(),
             version,
             number,
@@ -473,8 +470,7 @@ fn publish_in(
             new.embargoed_until.map(Timestamp::micros),
             committed_at.micros(),
             available_at.micros(),
-        ],
-    )?;
+        ])?;
     let seq = connection.last_insert_rowid();
     // The outbox row is part of the same transaction: a stored version always has its event, and an
     // event never exists without its version (see `distribution.rs` for the fan-out).
@@ -498,15 +494,17 @@ fn publish_in(
             insert.execute(params![seq, subject])?;
         }
     }
-    connection.execute(
-        "INSERT INTO items (id, owner, uri, current_seq, version_count, pub_status, committed_at, available_at,
+    connection
+        .prepare_cached(
+            "INSERT INTO items (id, owner, uri, current_seq, version_count, pub_status, committed_at, available_at,
             language, type, urgency, dated_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (id) DO UPDATE SET current_seq = excluded.current_seq, version_count = excluded.version_count,
             pub_status = excluded.pub_status, committed_at = excluded.committed_at,
             available_at = excluded.available_at, language = excluded.language, type = excluded.type,
             urgency = excluded.urgency, dated_at = excluded.dated_at",
-        params![
+        )?
+        .execute(params![
             item_id.as_str(),
             new.owner.as_str(),
             new.uri,
@@ -520,8 +518,7 @@ fn publish_in(
             new.urgency.map(|u| u.get()),
             dated_at,
             created_at,
-        ],
-    )?;
+        ])?;
     // What was just written, built from what is in hand rather than read back and parsed again.
     let stored = StoredVersion {
         item_id,
@@ -998,6 +995,12 @@ impl crate::DistributionStore for SqliteStore {
 
     fn outbox_position(&self) -> Result<i64> {
         self.outbox_position_in()
+    }
+
+    fn outbox_head(&self) -> Result<i64> {
+        self.read(|connection| {
+            Ok(connection.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM outbox")?.query_row([], |row| row.get(0))?)
+        })
     }
 
     fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>> {

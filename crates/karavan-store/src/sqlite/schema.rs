@@ -316,6 +316,11 @@ const MIGRATIONS: &[&str] = &[
         UPDATE generations SET generation = generation + 1 WHERE name = 'subscriptions';
     END;
     "#,
+    // 11: the engines that tail the store (the keyword indexer, the embedder) read current versions
+    // after a position by `items.current_seq`; without an index each round scanned every item.
+    r#"
+    CREATE INDEX items_current_seq ON items(current_seq);
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
