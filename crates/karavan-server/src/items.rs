@@ -196,8 +196,8 @@ pub async fn publish(
         if client_says.is_some() {
             return Err(ApiError::invalid("ninjs: a ninjs version makes no sense for an XML body"));
         }
-        let versions = state.compute(move || new_versions_from_xml(&owner, &body)).await??;
-        let mut outcomes = app::publishing::publish_all(&state, versions).await?;
+        let mut outcomes =
+            app::publishing::read_and_publish_all(&state, move || new_versions_from_xml(&owner, &body)).await?;
         // One item answers like a JSON publish; a newsMessage of several like a batch.
         return Ok(if outcomes.len() == 1 { publish_response(outcomes.remove(0)) } else { batch_response(outcomes) });
     }
@@ -206,12 +206,12 @@ pub async fn publish(
         String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(ErrorCode::InvalidJson, "the body is not UTF-8"))?;
     // A JSON array is a batch (a ninjs collection): stored all or nothing, in order.
     if let Value::Array(elements) = value {
-        let versions = state.compute(move || read_batch(&owner, &elements, client_says)).await??;
-        return Ok(batch_response(app::publishing::publish_all(&state, versions).await?));
+        let read = move || read_batch(&owner, &elements, client_says);
+        return Ok(batch_response(app::publishing::read_and_publish_all(&state, read).await?));
     }
-    // Validation and normalisation are CPU work: keep them off the async threads.
-    let version: NewVersion = state.compute(move || new_version(&owner, &value, original, client_says)).await??;
-    Ok(publish_response(app::publishing::publish(&state, version).await?))
+    // Validation and normalisation are CPU work: they run on the blocking pool, with the store call.
+    let read = move || new_version(&owner, &value, original, client_says);
+    Ok(publish_response(app::publishing::read_and_publish(&state, read).await?))
 }
 
 /// A `script` parameter: `Latn` or `Cyrl`.

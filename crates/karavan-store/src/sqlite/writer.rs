@@ -93,12 +93,18 @@ impl Writer {
                     return Box::new(|_| ());
                 }
             };
-            let outcome = match connection.execute_batch("SAVEPOINT job") {
-                Ok(()) => {
+            // The savepoint statements stay prepared instead of being parsed again for every job.
+            let run = |sql: &str| connection.prepare_cached(sql).and_then(|mut statement| statement.execute([]));
+            let outcome = match run("SAVEPOINT job") {
+                Ok(_) => {
                     let outcome = work(connection, clock);
-                    let end = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-                    match connection.execute_batch(end) {
-                        Ok(()) => outcome,
+                    let ended = if outcome.is_ok() {
+                        run("RELEASE job")
+                    } else {
+                        run("ROLLBACK TO job").and_then(|_| run("RELEASE job"))
+                    };
+                    match ended {
+                        Ok(_) => outcome,
                         Err(error) => Err(StoreError::from(error)),
                     }
                 }
