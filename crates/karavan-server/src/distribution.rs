@@ -137,6 +137,31 @@ pub fn start(state: &crate::AppState) {
 // ---------------------------------------------------------------------------------------------------
 // Fan-out
 
+/// The fan-out's deterministic step, with what it keeps between batches: the engine runs it on the
+/// blocking pool after each wake-up; tests call it directly.
+pub struct FanoutStep {
+    holder: String,
+    cache: FanoutCache,
+}
+
+impl FanoutStep {
+    /// The step of this process's fan-out (its lease holder name).
+    pub fn new(state: &crate::AppState) -> FanoutStep {
+        FanoutStep { holder: state.holder("fanout"), cache: FanoutCache::default() }
+    }
+
+    /// One batch under the fan-out lease (blocking): the new outbox position, the events read and the
+    /// deliveries written; `None` when another instance holds the lease.
+    pub fn step(&mut self, state: &crate::AppState) -> Result<Option<(i64, usize, usize)>, StoreError> {
+        fanout_once(state.store().as_ref(), state.search(), state.language(), &self.holder, &mut self.cache)
+    }
+
+    /// Forgets that this instance held the lease (it was taken over).
+    fn lease_lost(&mut self) {
+        self.cache.lease_until = None;
+    }
+}
+
 /// What the fan-out keeps between batches.
 #[derive(Default)]
 struct FanoutCache {
@@ -161,7 +186,7 @@ const FANOUT_BATCH: u32 = 500;
 async fn run_fanout(state: crate::AppState, mut context: crate::engine::EngineContext) {
     let holder = state.holder("fanout");
     let mut events = state.bus().subscribe();
-    let mut cache = Some(FanoutCache::default());
+    let mut fanout = Some(FanoutStep::new(&state));
     loop {
         if context.stopping() {
             let store = Arc::clone(state.store());
@@ -172,23 +197,23 @@ async fn run_fanout(state: crate::AppState, mut context: crate::engine::EngineCo
         }
         events.drain();
         let started = tokio::time::Instant::now();
-        let (store, search, models) =
-            (Arc::clone(state.store()), Arc::clone(state.search()), Arc::clone(state.language()));
-        let holder_ = holder.clone();
-        let mut taken = cache.take().unwrap_or_default();
+        let mut taken = fanout.take().unwrap_or_else(|| FanoutStep::new(&state));
+        let state_ = state.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let result = fanout_once(store.as_ref(), &search, &models, &holder_, &mut taken);
+            let result = taken.step(&state_);
             (result, taken)
         })
         .await;
-        let (result, returned) = match outcome {
-            Ok(done) => done,
+        let result = match outcome {
+            Ok((result, returned)) => {
+                fanout = Some(returned);
+                result
+            }
             Err(error) => {
                 tracing::error!(%error, "fan-out task failed");
-                (Err(StoreError::Closed), FanoutCache::default())
+                Err(StoreError::Closed)
             }
         };
-        cache = Some(returned);
         match result {
             Ok(Some((_, read, written))) => {
                 if written > 0 {
@@ -203,8 +228,8 @@ async fn run_fanout(state: crate::AppState, mut context: crate::engine::EngineCo
             Err(StoreError::Closed) => return,
             Err(StoreError::Conflict { code: "lease_lost", .. }) => {
                 tracing::warn!("the fan-out lease went to another instance");
-                if let Some(cache) = cache.as_mut() {
-                    cache.lease_until = None;
+                if let Some(fanout) = fanout.as_mut() {
+                    fanout.lease_lost();
                 }
             }
             Err(error) => {
@@ -420,15 +445,8 @@ async fn run_pusher(
             .await;
             match due {
                 Ok(Ok((due, next, now))) => {
-                    // Deliveries of one version to one member share one visibility check and one body.
-                    let mut groups: HashMap<(MemberId, i64, EventKind), Vec<DueDelivery>> = HashMap::new();
-                    for delivery in due {
-                        in_flight.fetch_add(1, Ordering::SeqCst);
-                        groups
-                            .entry((delivery.member.clone(), delivery.seq, delivery.kind))
-                            .or_default()
-                            .push(delivery);
-                    }
+                    in_flight.fetch_add(due.len(), Ordering::SeqCst);
+                    let groups = group_by_version(due);
                     let started = !groups.is_empty();
                     for (_, group) in groups {
                         tokio::spawn(push_group(
@@ -536,6 +554,51 @@ impl BodyParts {
         )
         .into_bytes()
     }
+}
+
+/// The pusher's deterministic step: claims what is due now (at most `limit`, within each
+/// subscription's in-flight limit), sends it, and records every attempt before it returns; how many
+/// deliveries were attempted. The engine runs the same pieces (claim, [`push_group`], record) without
+/// waiting for one batch before claiming the next; tests drive this instead.
+pub async fn push_step(state: &crate::AppState, holder: &str, limit: u32) -> Result<usize, StoreError> {
+    let config = state.distribution().config.clone();
+    let lease_time = delivery_lease(&config);
+    let (store, claimant) = (Arc::clone(state.store()), holder.to_string());
+    let per_subscription = u32::try_from(config.per_subscription).unwrap_or(u32::MAX);
+    let due = tokio::task::spawn_blocking(move || {
+        let now = now();
+        let until = Timestamp(now.micros() + lease_time.as_micros() as i64);
+        store.claim_deliveries(&claimant, now, until, limit, per_subscription)
+    })
+    .await
+    .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))??;
+    let count = due.len();
+    let (records, mut recorded) = mpsc::unbounded_channel();
+    for group in group_by_version(due).into_values() {
+        push_group(Arc::clone(state.store()), Arc::clone(state.distribution()), group, records.clone()).await;
+    }
+    drop(records);
+    let mut attempts = Vec::with_capacity(count);
+    while let Some(finished) = recorded.recv().await {
+        attempts.push(finished.record);
+    }
+    let (store, recording) = (Arc::clone(state.store()), holder.to_string());
+    tokio::task::spawn_blocking(move || store.record_attempts(&recording, attempts))
+        .await
+        .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))??;
+    if count > 0 {
+        state.bus().publish(Event::Deliveries);
+    }
+    Ok(count)
+}
+
+/// Deliveries of one version to one member share one visibility check and one body.
+fn group_by_version(due: Vec<DueDelivery>) -> HashMap<(MemberId, i64, EventKind), Vec<DueDelivery>> {
+    let mut groups: HashMap<(MemberId, i64, EventKind), Vec<DueDelivery>> = HashMap::new();
+    for delivery in due {
+        groups.entry((delivery.member.clone(), delivery.seq, delivery.kind)).or_default().push(delivery);
+    }
+    groups
 }
 
 /// Sends deliveries of one version to one member (or withdraws them if the member may no longer see

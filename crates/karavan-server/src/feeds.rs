@@ -203,15 +203,7 @@ pub async fn run_poller(state: AppState, mut context: crate::engine::EngineConte
         let free = limit.saturating_sub(in_flight.load(Ordering::SeqCst));
         let mut wait = Duration::from_secs(60);
         if free > 0 {
-            let claimant = holder.clone();
-            let claimed = state
-                .blocking(move |store| {
-                    let now = now();
-                    let until = Timestamp(now.micros() + POLL_LEASE.as_micros() as i64);
-                    store.claim_feeds(&claimant, now, until, free as u32)
-                })
-                .await;
-            match claimed {
+            match claim_due(&state, &holder, free).await {
                 Ok(providers) => {
                     for provider in providers {
                         in_flight.fetch_add(1, Ordering::SeqCst);
@@ -251,6 +243,30 @@ pub async fn run_poller(state: AppState, mut context: crate::engine::EngineConte
         }
     }
     let _ = state.blocking(move |store| store.release_feeds(&holder)).await;
+}
+
+/// Claims up to `limit` due feed providers for `holder` (by lease in the store).
+async fn claim_due(state: &AppState, holder: &str, limit: usize) -> ApiResult<Vec<FeedProvider>> {
+    let claimant = holder.to_string();
+    state
+        .blocking(move |store| {
+            let now = now();
+            let until = Timestamp(now.micros() + POLL_LEASE.as_micros() as i64);
+            store.claim_feeds(&claimant, now, until, u32::try_from(limit).unwrap_or(u32::MAX))
+        })
+        .await
+}
+
+/// The feed poller's deterministic step: claims the providers due now (at most `limit`) and polls
+/// each to its end (fetch, ingest, record); how many were polled. The engine runs the same pieces,
+/// several polls at once; tests drive this instead.
+pub async fn poll_step(state: &AppState, holder: &str, limit: usize) -> ApiResult<usize> {
+    let providers = claim_due(state, holder, limit).await?;
+    let count = providers.len();
+    for provider in providers {
+        poll(state, holder, provider).await;
+    }
+    Ok(count)
 }
 
 fn later(at: Timestamp, seconds: u64) -> Timestamp {

@@ -262,6 +262,24 @@ fn failed_reason(embedder: &karavan_lang::Embedder, text: &str) -> String {
 /// model when it is not installed.
 /// The embedder engine. It stops between batches when asked (the server saves the vector index after
 /// the engines have stopped).
+/// Opens the vector index for the installed embedding model (blocking); an error when none is.
+fn open_for_model(models: &LanguageModels, vectors: &Vectors) -> Result<(), String> {
+    let embedder = models.embedder()?;
+    let name = models.embedding_model_id().unwrap_or_default();
+    vectors.open(&name, embedder.dim());
+    Ok(())
+}
+
+/// The embedder's deterministic step (blocking), as the engine runs it: opens the vector index for
+/// the installed model if it is not open yet, then embeds one batch of what the store holds beyond
+/// it; how many versions it took (0: caught up). An error when no embedding model is installed.
+pub fn embed_step(state: &AppState) -> Result<usize, String> {
+    if state.vectors().status().is_none() {
+        open_for_model(state.language(), state.vectors())?;
+    }
+    catch_up_once(state.store().as_ref(), state.language(), state.vectors())
+}
+
 /// The least time between the starts of two rounds of the embedder when it has caught up.
 const EMBED_ROUND_GAP: Duration = Duration::from_millis(100);
 
@@ -273,13 +291,7 @@ pub async fn run_embedder(state: AppState, mut context: crate::engine::EngineCon
         // Open the index once the model is known.
         loop {
             let (models_, vectors_) = (Arc::clone(&models), Arc::clone(&vectors));
-            let opened = tokio::task::spawn_blocking(move || {
-                let embedder = models_.embedder()?;
-                let name = models_.embedding_model_id().unwrap_or_default();
-                vectors_.open(&name, embedder.dim());
-                Ok::<(), String>(())
-            })
-            .await;
+            let opened = tokio::task::spawn_blocking(move || open_for_model(&models_, &vectors_)).await;
             match opened {
                 Ok(Ok(())) => break,
                 Ok(Err(message)) => tracing::info!(%message, "semantic search waits for the embedding model"),

@@ -415,6 +415,37 @@ const NO_MODEL_LOOK_AGAIN: Duration = Duration::from_secs(5);
 /// The least time between two looks for jobs prompted by new items.
 const TRANSLATE_ROUND_GAP: Duration = Duration::from_millis(50);
 
+impl Worker {
+    /// The translation worker's deterministic step (blocking): claims one job by lease and translates
+    /// and records it. `None` when no translation model is installed (nothing is claimed: jobs wait in
+    /// the queue); otherwise whether a job was done. Tests drive it with [`translate_step`].
+    fn step(&self) -> Option<Result<bool, karavan_store::StoreError>> {
+        self.translations.installed_model()?;
+        let now = crate::now();
+        let lease = Timestamp(now.micros() + LEASE.as_micros() as i64);
+        Some(self.store.claim_translation_jobs(&self.holder, now, lease, 1).map(|mut jobs| match jobs.pop() {
+            Some(job) => {
+                self.run(job);
+                true
+            }
+            None => false,
+        }))
+    }
+}
+
+/// One step of a translation worker named `name` (blocking), as the engine runs it: `None` when no
+/// model is installed, else whether it did a job.
+pub fn translate_step(state: &AppState, name: &str) -> Option<Result<bool, karavan_store::StoreError>> {
+    Worker {
+        holder: state.holder(name),
+        store: Arc::clone(state.store()),
+        search: Arc::clone(state.search()),
+        models: Arc::clone(state.language()),
+        translations: Arc::clone(state.translations()),
+    }
+    .step()
+}
+
 /// One translation worker engine: claims a job by lease, translates it on the blocking pool, records
 /// it. `--translation-workers` of them run, each its own engine and lease holder (`name`). Woken by
 /// item and glossary / read-language events; looks again every `poll` in any case.
@@ -434,26 +465,13 @@ pub async fn run_worker(state: AppState, name: &'static str, mut context: crate:
     while !context.stopping() {
         events.drain();
         let started = tokio::time::Instant::now();
-        let claimed = {
+        let stepped = {
             let worker = worker.clone();
-            tokio::task::spawn_blocking(move || {
-                // No model, no claims: jobs wait in the queue until one is installed.
-                if worker.translations.installed_model().is_none() {
-                    return None;
-                }
-                let now = crate::now();
-                let lease = Timestamp(now.micros() + LEASE.as_micros() as i64);
-                Some(worker.store.claim_translation_jobs(&worker.holder, now, lease, 1).map(|mut jobs| jobs.pop()))
-            })
-            .await
+            tokio::task::spawn_blocking(move || worker.step()).await
         };
-        match claimed {
-            Ok(Some(Ok(Some(job)))) => {
-                let worker = worker.clone();
-                let _ = tokio::task::spawn_blocking(move || worker.run(job)).await;
-                continue;
-            }
-            Ok(Some(Ok(None))) => {}
+        match stepped {
+            Ok(Some(Ok(true))) => continue,
+            Ok(Some(Ok(false))) => {}
             Ok(None) => {
                 // No model installed: look again now and then, not on every publish (each look reads
                 // the model directory).
