@@ -7,7 +7,13 @@
 //! API does (visibility inside the query, facets, snippets, top 20). The peers answer the same queries
 //! with their top 20 by rank and a total count: FTS5 with its default unicode61 tokenizer; PostgreSQL
 //! with a `simple` tsvector column and a GIN index (database `karavan_bench` on 127.0.0.1:5432, dropped
-//! and recreated). Run: `cargo bench -p karavan-search --bench compare`.
+//! and recreated). Karavan's side runs on mimalloc, the allocator of the `karavan` binary (SQLite and
+//! PostgreSQL allocate with their own). Run: `cargo bench -p karavan-search --bench compare`.
+
+/// The allocator the `karavan` binary ships with (since issue 18), so that indexing is measured as
+/// the server runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -309,10 +309,11 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// `storage_full` meanwhile; the check itself notices when space has come back) or an engine is not
 /// running (it failed and waits to be restarted, or has stopped).
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let (health, positions) = match state.blocking(|store| Ok((store.health(), store.head_positions()))).await {
-        Ok(answer) => answer,
-        Err(error) => return error.into_response(),
-    };
+    let (health, positions, queues) =
+        match state.blocking(|store| Ok((store.health(), store.head_positions(), store.queue_depths()))).await {
+            Ok(answer) => answer,
+            Err(error) => return error.into_response(),
+        };
     // Lag is reported when the store can say where its head is (a full disk does not stop reads).
     let lags: std::collections::HashMap<&str, u64> = match positions {
         Ok((head_seq, outbox_behind)) => metrics::engine_lags(&state, head_seq, outbox_behind).into_iter().collect(),
@@ -336,6 +337,14 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
         });
         if let Some(lag) = lags.get(name) {
             entry["lag"] = serde_json::json!(lag);
+        }
+        // Queue depth: the work waiting in the store for the engines that take it by lease.
+        if let Ok(queues) = &queues {
+            if name == "pusher" {
+                entry["queue"] = serde_json::json!(queues.deliveries_pending);
+            } else if name.starts_with("translator") {
+                entry["queue"] = serde_json::json!(queues.translation_jobs_queued);
+            }
         }
         engines.insert(name.to_string(), entry);
     }

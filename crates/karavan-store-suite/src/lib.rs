@@ -134,6 +134,7 @@ pub fn stats_count_the_whole_store(make: Make) {
     assert_eq!((stats.head_seq, stats.outbox_behind), (head, behind));
     assert!(stats.deliveries.is_empty(), "no subscription, no delivery");
     assert_eq!(stats.translation_jobs, karavan_store::QueueCounts::default());
+    assert_eq!(store.queue_depths().unwrap(), karavan_store::QueueDepths::default(), "nothing waits");
 }
 
 pub fn set_aside_items_are_held_until_retried(make: Make) {
@@ -571,6 +572,7 @@ pub fn outbox_fanout_deliveries_and_changes(make: Make) {
         })
         .collect();
     assert_eq!(store.record_fanout("fanout-1", first.id, deliveries.clone()).unwrap(), 2);
+    assert_eq!(store.queue_depths().unwrap().deliveries_pending, 1, "the webhook's; the feed's is listed only");
     assert_eq!(
         store.record_fanout("fanout-1", first.id, deliveries).unwrap(),
         0,
@@ -743,6 +745,7 @@ pub fn translation_queue_glossaries_and_cache(make: Make) {
     // A Kazakh item: jobs for the owner's Russian and the partner's Chinese, not for Kazakh (its own
     // language) nor Tajik (read only by a member who cannot see it).
     let first = store.publish(version(&owner, "urn:t:1", None, "Бірінші")).unwrap().stored().clone();
+    assert_eq!(store.queue_depths().unwrap().translation_jobs_queued, 2, "two jobs wait");
     let t0 = now();
     let lease = Timestamp(t0.micros() + 60_000_000);
     let jobs = store.claim_translation_jobs("worker-1", t0, lease, 10).unwrap();

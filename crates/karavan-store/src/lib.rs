@@ -974,6 +974,16 @@ pub trait Store:
     /// The cheap part of [`Store::stats`], for `/healthz`: the head sequence and the outbox events
     /// the fan-out has not reached.
     fn head_positions(&self) -> Result<(i64, u64)>;
+    /// The work waiting for the engines that take it by lease, for `/healthz`: deliveries pending
+    /// (due now or retrying later) and translation jobs queued. Cheap: counted over partial indexes.
+    fn queue_depths(&self) -> Result<QueueDepths>;
+}
+
+/// Work waiting in the store's queues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub deliveries_pending: u64,
+    pub translation_jobs_queued: u64,
 }
 
 /// The store's traits, to bring their methods into scope.

@@ -1271,6 +1271,19 @@ impl crate::Store for SqliteStore {
         })
     }
 
+    fn queue_depths(&self) -> Result<crate::QueueDepths> {
+        self.read(|connection| {
+            let count = |sql: &str| -> Result<u64> {
+                let n: i64 = connection.prepare_cached(sql)?.query_row([], |row| row.get(0))?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            };
+            Ok(crate::QueueDepths {
+                deliveries_pending: count("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")?,
+                translation_jobs_queued: count("SELECT COUNT(*) FROM translation_jobs WHERE state = 'queued'")?,
+            })
+        })
+    }
+
     fn stats(&self) -> Result<crate::StoreStats> {
         let (head_seq, outbox_behind) = self.head_positions()?;
         self.read(|connection| {
