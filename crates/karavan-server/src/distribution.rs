@@ -180,6 +180,9 @@ struct FanoutCache {
 /// of publish → webhook latency at most, for one percolation and one transaction per batch).
 const FANOUT_ROUND_GAP: Duration = Duration::from_millis(20);
 
+/// The least time between two claims of the pusher that were not full.
+const PUSH_ROUND_GAP: Duration = Duration::from_millis(5);
+
 /// The most outbox events fanned out in one transaction.
 const FANOUT_BATCH: u32 = 500;
 
@@ -428,6 +431,7 @@ async fn run_pusher(
         }
         events.drain();
         while freed.try_recv().is_ok() {}
+        let round = tokio::time::Instant::now();
         let free = config.max_in_flight.saturating_sub(in_flight.load(Ordering::SeqCst));
         let mut wait = Duration::from_secs(1);
         if free > 0 {
@@ -445,9 +449,13 @@ async fn run_pusher(
             .await;
             match due {
                 Ok(Ok((due, next, now))) => {
+                    // A full claim may leave more due: claim again at once. A short one means the
+                    // rest is held or its subscriptions are at their limit: claim again when a slot
+                    // frees or a delivery is listed, not in a loop (each claim is a write).
+                    let full = due.len() >= limit as usize;
                     in_flight.fetch_add(due.len(), Ordering::SeqCst);
                     let groups = group_by_version(due);
-                    let started = !groups.is_empty();
+                    let started = full && !groups.is_empty();
                     for (_, group) in groups {
                         tokio::spawn(push_group(
                             Arc::clone(state.store()),
@@ -473,6 +481,12 @@ async fn run_pusher(
         if wait.is_zero() {
             tokio::task::yield_now().await;
             continue;
+        }
+        // At most one claim per PUSH_ROUND_GAP while the wire is busy (what frees meanwhile is
+        // claimed together).
+        tokio::select! {
+            _ = tokio::time::sleep_until(round + PUSH_ROUND_GAP) => {}
+            _ = context.stopped() => {}
         }
         tokio::select! {
             _ = events.wait_for(wait, |event| {
