@@ -1179,15 +1179,10 @@ pub async fn publish_submit(
     }
     let owner = session.user.member.clone();
     let original = document.to_string();
-    let published = async {
-        let version = state
-            .compute(move || {
-                crate::publish::new_version(&owner, &document, original, Some(karavan_ninjs::NinjsVersion::V3_1))
-            })
-            .await??;
-        crate::app::publishing::publish(&state, version).await
-    }
-    .await;
+    // The form becomes a ninjs 3.1 document, read and stored exactly as an API publish is.
+    let read =
+        move || crate::publish::new_version(&owner, &document, original, Some(karavan_ninjs::NinjsVersion::V3_1));
+    let published = crate::app::publishing::read_and_publish(&state, read).await;
     match published {
         Ok(outcome) => redirect(&format!("/items/{}", outcome.stored().item_id), vec![]),
         Err(error) => publish_page(&state, &session, locale, error.code.status(), values, Some(error.message)),
