@@ -33,7 +33,7 @@ pub enum ConfigChange {
     Glossaries,
     /// The languages a member reads (translation jobs to queue).
     ReadLanguages,
-    /// Member agencies (a new member, its languages).
+    /// A member agency was added (no engine listens yet; caches of members would).
     Members,
 }
 

@@ -287,11 +287,16 @@ fn fanout_once(
         cache.matchers.retain(|id, _| live.contains(id));
     }
     if cache.subscriptions.is_empty() {
-        // Nobody to deliver to: move past every event up to the head without reading a version.
-        store.record_fanout(holder, head, Vec::new())?;
-        return Ok(Some((head, usize::try_from(head - position).unwrap_or(usize::MAX), 0)));
+        // Nobody to deliver to: move past the events up to the head without reading a version, a
+        // bounded stretch per transaction (a large import must not hold the writer).
+        let through = head.min(position.saturating_add(i64::from(FANOUT_BATCH) * 20));
+        store.record_fanout(holder, through, Vec::new())?;
+        return Ok(Some((through, usize::try_from(through - position).unwrap_or(usize::MAX), 0)));
     }
-    let events = store.outbox_after(position, FANOUT_BATCH)?;
+    // Only events up to the head read before the subscriptions: a later one may be for a subscription
+    // made after they were read, and is fanned out in the next round, against the list it needs.
+    let mut events = store.outbox_after(position, FANOUT_BATCH)?;
+    events.retain(|event| event.id <= head);
     let Some(last) = events.last().map(|e| e.id) else {
         return Ok(Some((position, 0, 0)));
     };

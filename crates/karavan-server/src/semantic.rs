@@ -258,10 +258,6 @@ fn failed_reason(embedder: &karavan_lang::Embedder, text: &str) -> String {
     }
 }
 
-/// Keeps the vector index in step with the store while the server runs; waits for the embedding
-/// model when it is not installed.
-/// The embedder engine. It stops between batches when asked (the server saves the vector index after
-/// the engines have stopped).
 /// Opens the vector index for the installed embedding model (blocking); an error when none is.
 fn open_for_model(models: &LanguageModels, vectors: &Vectors) -> Result<(), String> {
     let embedder = models.embedder()?;
@@ -283,6 +279,10 @@ pub fn embed_step(state: &AppState) -> Result<usize, String> {
 /// The least time between the starts of two rounds of the embedder when it has caught up.
 const EMBED_ROUND_GAP: Duration = Duration::from_millis(100);
 
+/// Keeps the vector index in step with the store while the server runs; waits for the embedding
+/// model when it is not installed.
+/// The embedder engine. It stops between batches when asked (the server saves the vector index after
+/// the engines have stopped).
 pub async fn run_embedder(state: AppState, mut context: crate::engine::EngineContext) {
     {
         let vectors = Arc::clone(state.vectors());

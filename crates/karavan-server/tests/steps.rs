@@ -2,7 +2,8 @@
 //! or sleeping: the keyword indexer (`search::catch_up`), the fan-out (`FanoutStep`), the pusher
 //! (`push_step`), the feed poller (`poll_step`), the translation worker (`translate_step`), the
 //! embedder (`embed_step`) and the release engine (`release::step`, tested in its module). Each step
-//! does exactly what the engine does in one round, so what it leaves in the store is what a test checks.
+//! is one round of its engine's work (the pusher and the poller finish their batch before returning,
+//! where the engines keep several in flight), so what it leaves in the store is what a test checks.
 
 use std::sync::{Arc, Mutex};
 

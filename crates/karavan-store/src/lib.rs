@@ -975,9 +975,13 @@ pub trait Store:
     /// the fan-out has not reached.
     fn head_positions(&self) -> Result<(i64, u64)>;
     /// The work waiting for the engines that take it by lease, for `/healthz`: deliveries pending
-    /// (due now or retrying later) and translation jobs queued. Cheap: counted over partial indexes.
+    /// (due now or retrying later) and translation jobs queued, each counted up to
+    /// [`QUEUE_DEPTH_CAP`] so that the check stays cheap however long a queue grows.
     fn queue_depths(&self) -> Result<QueueDepths>;
 }
+
+/// The most [`Store::queue_depths`] counts in one queue (a larger queue reads as this).
+pub const QUEUE_DEPTH_CAP: u64 = 100_000;
 
 /// Work waiting in the store's queues.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

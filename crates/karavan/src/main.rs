@@ -642,12 +642,18 @@ impl Local {
         Ok(Local { core: karavan_server::app::Core::new(store, bus), runtime })
     }
 
-    /// Runs a use case to its end.
+    /// Runs a use case to its end. An internal error's details are in the log on standard error just
+    /// above (the API's wording points to a server log).
     fn run<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, karavan_server::error::ApiError>>,
     ) -> anyhow::Result<T> {
-        Ok(self.runtime.block_on(work)?)
+        self.runtime.block_on(work).map_err(|mut error| {
+            if error.code == karavan_server::error::ErrorCode::Internal {
+                error.message = "internal error; the log above has the details".to_string();
+            }
+            anyhow::Error::new(error)
+        })
     }
 
     /// The member `text` names, which must exist.
@@ -802,17 +808,11 @@ fn user_command(data_dir: &std::path::Path, command: UserCommand) -> anyhow::Res
         UserCommand::Add { member, email, name, role, operator } => {
             let member = cli.member(&member)?;
             let role = Role::parse(&role)?;
+            // Named by the flags; checked before the password is asked for.
+            app::access::check_user_names(&email, &name).map_err(|e| anyhow::Error::msg(format!("--{e}")))?;
             let password = password_from_stdin()?;
             let input = app::access::UserInput { member, email, display_name: name, role, password, operator };
-            let user = cli.run(app::access::add_user(&cli.core, input)).map_err(|e| {
-                // The flags' names, not the form's.
-                let message = e.to_string();
-                anyhow::Error::msg(if message.starts_with("email:") || message.starts_with("name:") {
-                    format!("--{message}")
-                } else {
-                    message
-                })
-            })?;
+            let user = cli.run(app::access::add_user(&cli.core, input))?;
             println!("{}", user.id);
         }
         UserCommand::List { member } => {

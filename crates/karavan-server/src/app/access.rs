@@ -61,17 +61,24 @@ pub struct UserInput {
     pub operator: bool,
 }
 
-/// Adds a user: the email is the sign-in name (lowercased, unique across the exchange), the password
-/// strong enough (and unlike the email and name); only its argon2id hash is stored.
-pub async fn add_user(core: &Core, input: UserInput) -> ApiResult<User> {
-    let email = input.email.trim().to_lowercase();
+/// A new user's email (trimmed, lowercased: the sign-in name) and display name (trimmed), checked
+/// (an edge that asks for the password afterwards checks these first).
+pub fn check_user_names(email: &str, display_name: &str) -> ApiResult<(String, String)> {
+    let email = email.trim().to_lowercase();
     if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
         return Err(ApiError::invalid(format!("email: {email:?} is not an email address")));
     }
-    let display_name = input.display_name.trim().to_string();
+    let display_name = display_name.trim().to_string();
     if display_name.is_empty() || display_name.chars().count() > 200 {
         return Err(ApiError::invalid("name: a name of 1 to 200 characters"));
     }
+    Ok((email, display_name))
+}
+
+/// Adds a user: the email is the sign-in name (lowercased, unique across the exchange), the password
+/// strong enough (and unlike the email and name); only its argon2id hash is stored.
+pub async fn add_user(core: &Core, input: UserInput) -> ApiResult<User> {
+    let (email, display_name) = check_user_names(&input.email, &input.display_name)?;
     password::check_for(&input.password, &[&email, &display_name]).map_err(ApiError::invalid)?;
     let secret = input.password;
     let password_hash = core.compute(move || password::hash(&secret)).await?.map_err(ApiError::invalid)?;

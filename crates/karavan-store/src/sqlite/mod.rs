@@ -1277,9 +1277,16 @@ impl crate::Store for SqliteStore {
                 let n: i64 = connection.prepare_cached(sql)?.query_row([], |row| row.get(0))?;
                 Ok(u64::try_from(n).unwrap_or(0))
             };
+            // Counted up to QUEUE_DEPTH_CAP, so that a health check costs the same however long a
+            // queue has grown (jobs wait for ever while no translation model is installed).
+            let cap = crate::QUEUE_DEPTH_CAP;
             Ok(crate::QueueDepths {
-                deliveries_pending: count("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")?,
-                translation_jobs_queued: count("SELECT COUNT(*) FROM translation_jobs WHERE state = 'queued'")?,
+                deliveries_pending: count(&format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE state = 'pending' LIMIT {cap})"
+                ))?,
+                translation_jobs_queued: count(&format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM translation_jobs WHERE state = 'queued' LIMIT {cap})"
+                ))?,
             })
         })
     }
