@@ -425,7 +425,6 @@ async fn run_pusher(
 ) {
     let distribution = Arc::clone(state.distribution());
     let config = distribution.config.clone();
-    let lease_time = delivery_lease(&config);
     let mut events = state.bus().subscribe();
     // What an earlier run of this engine held (it panicked) is free again at once.
     let (store, releasing) = (Arc::clone(state.store()), holder.clone());
@@ -440,14 +439,10 @@ async fn run_pusher(
         let free = config.max_in_flight.saturating_sub(in_flight.load(Ordering::SeqCst));
         let mut wait = Duration::from_secs(1);
         if free > 0 {
-            let store = Arc::clone(state.store());
+            let (store, config, claimant) = (Arc::clone(state.store()), config.clone(), holder.clone());
             let limit = free.min(1000) as u32;
-            let per_subscription = u32::try_from(config.per_subscription).unwrap_or(u32::MAX);
-            let claimant = holder.clone();
             let due = tokio::task::spawn_blocking(move || {
-                let now = now();
-                let until = Timestamp(now.micros() + lease_time.as_micros() as i64);
-                let due = store.claim_deliveries(&claimant, now, until, limit, per_subscription)?;
+                let (due, now) = claim_due(store.as_ref(), &config, &claimant, limit)?;
                 let next = if due.is_empty() { store.next_due()? } else { None };
                 Ok::<_, StoreError>((due, next, now))
             })
@@ -580,17 +575,11 @@ impl BodyParts {
 /// deliveries were attempted. The engine runs the same pieces (claim, [`push_group`], record) without
 /// waiting for one batch before claiming the next; tests drive this instead.
 pub async fn push_step(state: &crate::AppState, holder: &str, limit: u32) -> Result<usize, StoreError> {
-    let config = state.distribution().config.clone();
-    let lease_time = delivery_lease(&config);
-    let (store, claimant) = (Arc::clone(state.store()), holder.to_string());
-    let per_subscription = u32::try_from(config.per_subscription).unwrap_or(u32::MAX);
-    let due = tokio::task::spawn_blocking(move || {
-        let now = now();
-        let until = Timestamp(now.micros() + lease_time.as_micros() as i64);
-        store.claim_deliveries(&claimant, now, until, limit, per_subscription)
-    })
-    .await
-    .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))??;
+    let (store, config, claimant) =
+        (Arc::clone(state.store()), state.distribution().config.clone(), holder.to_string());
+    let (due, _) = tokio::task::spawn_blocking(move || claim_due(store.as_ref(), &config, &claimant, limit))
+        .await
+        .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))??;
     let count = due.len();
     let (records, mut recorded) = mpsc::unbounded_channel();
     for group in group_by_version(due).into_values() {
@@ -609,6 +598,20 @@ pub async fn push_step(state: &crate::AppState, holder: &str, limit: u32) -> Res
         state.bus().publish(Event::Deliveries);
     }
     Ok(count)
+}
+
+/// Claims for `holder` what is due now (blocking): at most `limit`, within each subscription's
+/// in-flight limit, under a lease long enough for one attempt. Returns the claim and its instant.
+fn claim_due(
+    store: &dyn Store,
+    config: &DistributionConfig,
+    holder: &str,
+    limit: u32,
+) -> Result<(Vec<DueDelivery>, Timestamp), StoreError> {
+    let now = now();
+    let until = Timestamp(now.micros() + delivery_lease(config).as_micros() as i64);
+    let per_subscription = u32::try_from(config.per_subscription).unwrap_or(u32::MAX);
+    Ok((store.claim_deliveries(holder, now, until, limit, per_subscription)?, now))
 }
 
 /// Deliveries of one version to one member share one visibility check and one body.

@@ -308,8 +308,8 @@ pub async fn run_embedder(state: AppState, mut context: crate::engine::EngineCon
         while !context.stopping() {
             events.drain();
             let started = tokio::time::Instant::now();
-            let (store, models_, vectors_) = (Arc::clone(state.store()), Arc::clone(&models), Arc::clone(&vectors));
-            let read = tokio::task::spawn_blocking(move || catch_up_once(store.as_ref(), &models_, &vectors_)).await;
+            let state_ = state.clone();
+            let read = tokio::task::spawn_blocking(move || embed_step(&state_)).await;
             let caught_up = match read {
                 Ok(Ok(0)) => true,
                 Ok(Ok(_)) => false,

@@ -408,14 +408,18 @@ impl Worker {
             })
             .collect()
     }
-}
 
-/// How often a worker looks for a translation model while none is installed.
-const NO_MODEL_LOOK_AGAIN: Duration = Duration::from_secs(5);
-/// The least time between two looks for jobs prompted by new items.
-const TRANSLATE_ROUND_GAP: Duration = Duration::from_millis(50);
+    /// The worker named `name` of this process (its lease holder name).
+    fn new(state: &AppState, name: &str) -> Worker {
+        Worker {
+            holder: state.holder(name),
+            store: Arc::clone(state.store()),
+            search: Arc::clone(state.search()),
+            models: Arc::clone(state.language()),
+            translations: Arc::clone(state.translations()),
+        }
+    }
 
-impl Worker {
     /// The translation worker's deterministic step (blocking): claims one job by lease and translates
     /// and records it. `None` when no translation model is installed (nothing is claimed: jobs wait in
     /// the queue); otherwise whether a job was done. Tests drive it with [`translate_step`].
@@ -433,17 +437,15 @@ impl Worker {
     }
 }
 
+/// How often a worker looks for a translation model while none is installed.
+const NO_MODEL_LOOK_AGAIN: Duration = Duration::from_secs(5);
+/// The least time between two looks for jobs prompted by new items.
+const TRANSLATE_ROUND_GAP: Duration = Duration::from_millis(50);
+
 /// One step of a translation worker named `name` (blocking), as the engine runs it: `None` when no
 /// model is installed, else whether it did a job.
 pub fn translate_step(state: &AppState, name: &str) -> Option<Result<bool, karavan_store::StoreError>> {
-    Worker {
-        holder: state.holder(name),
-        store: Arc::clone(state.store()),
-        search: Arc::clone(state.search()),
-        models: Arc::clone(state.language()),
-        translations: Arc::clone(state.translations()),
-    }
-    .step()
+    Worker::new(state, name).step()
 }
 
 /// One translation worker engine: claims a job by lease, translates it on the blocking pool, records
@@ -452,13 +454,7 @@ pub fn translate_step(state: &AppState, name: &str) -> Option<Result<bool, karav
 pub async fn run_worker(state: AppState, name: &'static str, mut context: crate::engine::EngineContext) {
     let config = state.translations().config.clone();
     let mut events = state.bus().subscribe();
-    let worker = Worker {
-        holder: state.holder(name),
-        store: Arc::clone(state.store()),
-        search: Arc::clone(state.search()),
-        models: Arc::clone(state.language()),
-        translations: Arc::clone(state.translations()),
-    };
+    let worker = Worker::new(&state, name);
     // Jobs an earlier run of this engine held (it panicked) are queued again at once.
     let (store, holder) = (Arc::clone(&worker.store), worker.holder.clone());
     let _ = tokio::task::spawn_blocking(move || store.release_translation_jobs(&holder)).await;

@@ -5,6 +5,8 @@
 //! is one round of its engine's work (the pusher and the poller finish their batch before returning,
 //! where the engines keep several in flight), so what it leaves in the store is what a test checks.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -16,7 +18,7 @@ use http_body_util::BodyExt;
 use karavan_domain::{CountryCode, EventKind, LanguageTag, MemberId, MemberName, Role};
 use karavan_server::distribution::{FanoutStep, push_step};
 use karavan_server::{AppState, ServerConfig};
-use karavan_store::{DeliveryState, NewMember, SqliteConfig, SqliteStore, Store, SubscriptionSpec, Webhook};
+use karavan_store::{DeliveryState, NewMember, SubscriptionSpec, Webhook};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -57,9 +59,7 @@ async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::default();
     config.distribution.outbound.allow_private = true;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path())).unwrap());
-    let search = Arc::new(karavan_search::SearchIndex::open(&dir.path().join("search")).unwrap());
-    let state = AppState::new(store, search, config).unwrap();
+    let state = common::app_state(dir.path(), "search", config);
     let member = karavan_server::app::access::add_member(
         &state,
         NewMember {

@@ -1,6 +1,8 @@
 //! Two instances of the server's engines on one store (as two processes would run them): every
 //! delivery is sent once, whichever instance stored its item, and none is lost.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,8 +10,8 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use karavan_domain::{CountryCode, EventKind, Grantee, LanguageTag, MemberName, Right};
-use karavan_server::{AppState, ServerConfig};
-use karavan_store::{NewAgreement, NewMember, SqliteConfig, SqliteStore, Store, SubscriptionSpec, Webhook};
+use karavan_server::ServerConfig;
+use karavan_store::{NewAgreement, NewMember, SubscriptionSpec, Webhook};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,9 +39,7 @@ async fn two_instances_on_one_store_send_each_delivery_once() {
     let mut config = ServerConfig::default();
     config.distribution.outbound.allow_private = true;
     let instance = |name: &str| {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path())).unwrap());
-        let search = Arc::new(karavan_search::SearchIndex::open(&dir.path().join(name)).unwrap());
-        let state = AppState::new(store, search, config.clone()).unwrap();
+        let state = common::app_state(dir.path(), name, config.clone());
         state.start_engines();
         state
     };

@@ -15,9 +15,7 @@ use crate::publish::new_version;
 
 /// Stores one version (validated and normalised by the edge's reader).
 pub async fn publish(core: &Core, version: NewVersion) -> ApiResult<PublishOutcome> {
-    let outcome = core.blocking(move |store| store.publish(version)).await?;
-    announce(core, std::slice::from_ref(&outcome));
-    Ok(outcome)
+    read_and_publish(core, move || Ok(version)).await
 }
 
 /// Reads one version (the edge's reader: validation and normalisation) and stores it, in one trip to
@@ -48,9 +46,7 @@ pub async fn read_and_publish_all(
 /// Stores versions all or nothing and wakes the engines that follow the store (the keyword indexer,
 /// distribution, the embedder).
 pub async fn publish_all(core: &Core, versions: Vec<NewVersion>) -> ApiResult<Vec<PublishOutcome>> {
-    let outcomes = core.blocking(move |store| store.publish_all(versions)).await?;
-    announce(core, &outcomes);
-    Ok(outcomes)
+    read_and_publish_all(core, move || Ok(versions)).await
 }
 
 /// Tells the bus what a publish stored (waking the indexes, distribution and live wire streams).

@@ -25,6 +25,14 @@ pub fn shared_dir() -> PathBuf {
     dir
 }
 
+/// A server's state over the SQLite store in `dir` and a keyword index in `dir/search_dir` (several
+/// instances may share the store, each with its own index); no engine started.
+pub fn app_state(dir: &std::path::Path, search_dir: &str, config: ServerConfig) -> AppState {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir)).unwrap());
+    let search = Arc::new(karavan_search::SearchIndex::open(&dir.join(search_dir)).unwrap());
+    AppState::new(store, search, config).unwrap()
+}
+
 pub struct TestApp {
     pub _dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
@@ -46,10 +54,9 @@ impl TestApp {
 
     pub fn with_config(config: ServerConfig) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path())).unwrap());
-        let search = Arc::new(karavan_search::SearchIndex::open(&dir.path().join("search")).unwrap());
-        let router = router(AppState::new(Arc::clone(&store), Arc::clone(&search), config).unwrap());
-        TestApp { _dir: dir, store, search, router }
+        let state = app_state(dir.path(), "search", config);
+        let (store, search) = (Arc::clone(state.store()), Arc::clone(state.search()));
+        TestApp { _dir: dir, store, search, router: router(state) }
     }
 
     pub fn member(&self, name: &str) -> Member {
