@@ -6,6 +6,8 @@
 //! `karavan_domain::visibility_for` (in SQL, for lists); no method returns an item without a viewer.
 //! Architecture invariant: a publish is acknowledged only after its transaction is durably committed.
 
+mod common;
+mod postgres;
 mod sqlite;
 
 use karavan_domain::{
@@ -15,6 +17,7 @@ use karavan_domain::{
 };
 use serde_json::{Map, Value};
 
+pub use self::postgres::{PostgresConfig, PostgresStore, redacted as redacted_url};
 pub use sqlite::{READ_WORK, SqliteConfig, SqliteStore};
 
 /// Errors of the store, the same for every backend (none carries a backend's own error type: a backend

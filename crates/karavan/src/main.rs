@@ -9,7 +9,6 @@ mod demo;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use karavan_store::prelude::*;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +22,9 @@ use karavan_domain::{
 use karavan_server::distribution::DistributionConfig;
 use karavan_server::language::LanguageModels;
 use karavan_server::{AppState, ServerConfig, app};
-use karavan_store::{NewAgreement, NewMember, PublishOutcome, SqliteConfig, SqliteStore};
+use karavan_store::{
+    NewAgreement, NewMember, PostgresConfig, PostgresStore, PublishOutcome, SqliteConfig, SqliteStore,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "karavan", version, about = "Karavan: the multilingual news exchange")]
@@ -31,6 +32,10 @@ struct Cli {
     /// The data directory (SQLite database, indexes, demo keys).
     #[arg(long, global = true, env = "KARAVAN_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// The store: a PostgreSQL connection URL (`postgres://user@host:port/database`) for cluster mode;
+    /// without it, the embedded SQLite database in the data directory.
+    #[arg(long, global = true, env = "KARAVAN_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     /// The model directory (language identification, embeddings); default: DATA_DIR/models.
     #[arg(long, global = true, env = "KARAVAN_MODELS_DIR")]
     models_dir: Option<PathBuf>,
@@ -349,32 +354,55 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<SqliteStore>> {
-    let store = SqliteStore::open(SqliteConfig::new(data_dir))
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    Ok(Arc::new(store))
+/// Where a command finds its data: the data directory (indexes, models, demo keys; the SQLite store by
+/// default) and the store's database when it is elsewhere.
+pub(crate) struct Data {
+    dir: PathBuf,
+    database: Option<String>,
+}
+
+/// Opens the store: PostgreSQL when a database URL is given, else SQLite in the data directory.
+fn open_store(data: &Data) -> anyhow::Result<Arc<dyn karavan_store::Store>> {
+    match data.database.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let store = PostgresStore::open(PostgresConfig::new(url))
+                .with_context(|| format!("opening the store in {}", karavan_store::redacted_url(url)))?;
+            Ok(Arc::new(store))
+        }
+        Some(other) => bail!(
+            "--database {:?}: give a PostgreSQL URL (postgres://user@host:port/database), or leave it out for the \
+             embedded store in the data directory",
+            karavan_store::redacted_url(other)
+        ),
+        None => {
+            let store = SqliteStore::open(SqliteConfig::new(&data.dir))
+                .with_context(|| format!("opening the store in {}", data.dir.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let models_dir = models_dir(&cli.data_dir, cli.models_dir.as_deref());
+    let data = Data { dir: cli.data_dir.clone(), database: cli.database.clone() };
     match cli.command {
-        Command::Serve(args) => serve(&cli.data_dir, models_dir, args),
-        Command::Member(command) => member_command(&cli.data_dir, command),
-        Command::Key(command) => key_command(&cli.data_dir, command),
-        Command::Agreement(command) => agreement_command(&cli.data_dir, command),
-        Command::User(command) => user_command(&cli.data_dir, command),
-        Command::Reindex => reindex(&cli.data_dir, models_dir),
-        Command::Import(args) => import(&cli.data_dir, models_dir, args),
+        Command::Serve(args) => serve(&data, models_dir, args),
+        Command::Member(command) => member_command(&data, command),
+        Command::Key(command) => key_command(&data, command),
+        Command::Agreement(command) => agreement_command(&data, command),
+        Command::User(command) => user_command(&data, command),
+        Command::Reindex => reindex(&data, models_dir),
+        Command::Import(args) => import(&data, models_dir, args),
         Command::Models(command) => models_command(&models_dir, command),
         Command::Translate(args) => translate(&models_dir, args),
-        Command::SetAside(command) => set_aside_command(&cli.data_dir, command),
+        Command::SetAside(command) => set_aside_command(&data, command),
     }
 }
 
-fn set_aside_command(data_dir: &std::path::Path, command: SetAsideCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+fn set_aside_command(data: &Data, command: SetAsideCommand) -> anyhow::Result<()> {
+    let store = open_store(data)?;
     match command {
         SetAsideCommand::List => {
             for record in store.set_aside_list(None)? {
@@ -401,8 +429,9 @@ fn set_aside_command(data_dir: &std::path::Path, command: SetAsideCommand) -> an
     Ok(())
 }
 
-fn serve(data_dir: &std::path::Path, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+fn serve(data: &Data, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = data.dir.as_path();
+    let store = open_store(data)?;
     if args.demo {
         demo::load(&Local::new(store.clone())?, data_dir).context("loading the demo content")?;
     }
@@ -530,8 +559,9 @@ fn open_search_with(
     Ok(Arc::new(search))
 }
 
-fn reindex(data_dir: &std::path::Path, models_dir: PathBuf) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+fn reindex(data: &Data, models_dir: PathBuf) -> anyhow::Result<()> {
+    let data_dir = data.dir.as_path();
+    let store = open_store(data)?;
     let search = open_search(data_dir)?;
     search.clear()?;
     let models = LanguageModels::new(Some(models_dir));
@@ -632,8 +662,8 @@ pub(crate) struct Local {
 }
 
 impl Local {
-    fn open(data_dir: &std::path::Path) -> anyhow::Result<Local> {
-        Local::new(open_store(data_dir)?)
+    fn open(data: &Data) -> anyhow::Result<Local> {
+        Local::new(open_store(data)?)
     }
 
     fn new(store: Arc<dyn karavan_store::Store>) -> anyhow::Result<Local> {
@@ -668,8 +698,8 @@ impl Local {
     }
 }
 
-fn member_command(data_dir: &std::path::Path, command: MemberCommand) -> anyhow::Result<()> {
-    let cli = Local::open(data_dir)?;
+fn member_command(data: &Data, command: MemberCommand) -> anyhow::Result<()> {
+    let cli = Local::open(data)?;
     match command {
         MemberCommand::Add { name, country, languages, contact } => {
             let new = NewMember {
@@ -715,8 +745,9 @@ fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Resul
     Ok(())
 }
 
-fn import(data_dir: &std::path::Path, models_dir: PathBuf, args: ImportArgs) -> anyhow::Result<()> {
-    let cli = Local::open(data_dir)?;
+fn import(data: &Data, models_dir: PathBuf, args: ImportArgs) -> anyhow::Result<()> {
+    let data_dir = data.dir.as_path();
+    let cli = Local::open(data)?;
     let owner = cli.member(&args.member)?;
     // Holding the index's writer lock also tells that no server is running on this data directory.
     let search = open_search(data_dir).context(
@@ -768,8 +799,8 @@ fn import(data_dir: &std::path::Path, models_dir: PathBuf, args: ImportArgs) -> 
     Ok(())
 }
 
-fn key_command(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
-    let cli = Local::open(data_dir)?;
+fn key_command(data: &Data, command: KeyCommand) -> anyhow::Result<()> {
+    let cli = Local::open(data)?;
     match command {
         KeyCommand::Create { member, role, label } => {
             let member = cli.member(&member)?;
@@ -802,8 +833,8 @@ fn password_from_stdin() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn user_command(data_dir: &std::path::Path, command: UserCommand) -> anyhow::Result<()> {
-    let cli = Local::open(data_dir)?;
+fn user_command(data: &Data, command: UserCommand) -> anyhow::Result<()> {
+    let cli = Local::open(data)?;
     match command {
         UserCommand::Add { member, email, name, role, operator } => {
             let member = cli.member(&member)?;
@@ -851,8 +882,8 @@ fn is_not_found(error: &anyhow::Error) -> bool {
         .is_some_and(|e| e.code == karavan_server::error::ErrorCode::NotFound)
 }
 
-fn agreement_command(data_dir: &std::path::Path, command: AgreementCommand) -> anyhow::Result<()> {
-    let cli = Local::open(data_dir)?;
+fn agreement_command(data: &Data, command: AgreementCommand) -> anyhow::Result<()> {
+    let cli = Local::open(data)?;
     match command {
         AgreementCommand::Add { grantor, grantee, right, subjects, delay_minutes } => {
             if delay_minutes > MAX_DELAY_MINUTES {

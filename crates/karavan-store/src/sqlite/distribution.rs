@@ -11,7 +11,8 @@
 //! commit time of the transaction that wrote it, which the writer clock guards like item commit times:
 //! so a feed read up to the writer's horizon never misses a delivery that commits later.
 
-use karavan_domain::{Agreement, DeliveryId, EventKind, ItemId, MemberId, SubscriptionId, Timestamp, Visibility};
+use crate::common::*;
+use karavan_domain::{Agreement, DeliveryId, ItemId, MemberId, SubscriptionId, Timestamp, Visibility};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
@@ -23,11 +24,6 @@ use crate::{
     Attempt, AttemptOutcome, AttemptRecord, Change, ChangesPage, Cursor, DeliveryRecord, DeliveryState, DueDelivery,
     ItemRead, NewDelivery, OutboxEvent, Result, StoreError, Subscription, SubscriptionSpec, VersionRead, Webhook,
 };
-
-const SUBSCRIPTION_COLUMNS: &str =
-    "id, member_id, name, query, events, format, webhook_url, webhook_secret, created_at, updated_at";
-
-type RawSubscription = (String, String, String, String, String, String, Option<String>, Option<String>, i64, i64);
 
 fn subscription_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawSubscription> {
     Ok((
@@ -42,58 +38,6 @@ fn subscription_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawSubscription
         row.get(8)?,
         row.get(9)?,
     ))
-}
-
-fn build_subscription(raw: RawSubscription) -> Result<Subscription> {
-    let (id, member, name, query, events, format, url, secret, created_at, updated_at) = raw;
-    let events: Vec<String> = serde_json::from_str(&events).map_err(|e| corrupt("subscription events", e))?;
-    let webhook = match (url, secret) {
-        (Some(url), Some(secret)) => Some(Webhook { url, secret }),
-        _ => None,
-    };
-    Ok(Subscription {
-        id: SubscriptionId::parse(&id).map_err(|e| corrupt("subscription id", e))?,
-        member: MemberId::parse(&member).map_err(|e| corrupt("subscription member", e))?,
-        spec: SubscriptionSpec {
-            name,
-            query: serde_json::from_str(&query).map_err(|e| corrupt("subscription query", e))?,
-            events: events
-                .iter()
-                .map(|e| EventKind::parse(e))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| corrupt("subscription event", e))?,
-            format,
-            webhook,
-        },
-        created_at: Timestamp(created_at),
-        updated_at: Timestamp(updated_at),
-    })
-}
-
-fn spec_columns(spec: &SubscriptionSpec) -> Result<(String, String)> {
-    let query = serde_json::to_string(&spec.query).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
-    let events = serde_json::to_string(&events).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    Ok((query, events))
-}
-
-fn name_taken(name: &str) -> StoreError {
-    StoreError::Conflict {
-        code: "name_taken",
-        message: format!("name: your member already has a subscription called {name:?}"),
-    }
-}
-
-fn event_kind(text: &str) -> Result<EventKind> {
-    EventKind::parse(text).map_err(|e| corrupt("event kind", e))
-}
-
-fn item_id(text: &str) -> Result<ItemId> {
-    ItemId::parse(text).map_err(|e| corrupt("item id", e))
-}
-
-fn delivery_id(text: &str) -> Result<DeliveryId> {
-    DeliveryId::parse(text).map_err(|e| corrupt("delivery id", e))
 }
 
 fn query_subscriptions(
@@ -344,7 +288,7 @@ impl SqliteStore {
         let holder = holder.to_string();
         self.writer.run(move |connection, clock| {
             if !super::leases::holds(connection, crate::FANOUT_LEASE, &holder, now_micros())? {
-                return Err(super::leases::lost("the fan-out"));
+                return Err(crate::common::lost("the fan-out"));
             }
             // Every delivery of this transaction is listed no earlier than its commit time.
             let floor = clock.next();

@@ -264,7 +264,7 @@ impl SqliteStore {
                     .query_row("SELECT 1 FROM feed_providers WHERE id = ?1", [id.as_str()], |row| row.get(0))
                     .optional()?;
                 return match exists {
-                    Some(_) => Err(super::leases::lost("the feed poll")),
+                    Some(_) => Err(crate::common::lost("the feed poll")),
                     None => Err(StoreError::NotFound(format!("no feed provider {id}"))),
                 };
             }

@@ -5,7 +5,7 @@ use karavan_domain::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
-use crate::{Result, StoreError};
+use crate::Result;
 
 /// Whether `holder` holds the lease `name` at `now` (inside a write transaction).
 pub(super) fn holds(connection: &Connection, name: &str, holder: &str, now: i64) -> Result<bool> {
@@ -14,11 +14,6 @@ pub(super) fn holds(connection: &Connection, name: &str, holder: &str, now: i64)
         .query_row([name], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     Ok(held.is_some_and(|(by, until)| by == holder && until > now))
-}
-
-/// The error of a write made under a lease its holder no longer holds.
-pub(super) fn lost(what: &str) -> StoreError {
-    StoreError::Conflict { code: "lease_lost", message: format!("the lease on {what} is held by another instance") }
 }
 
 impl SqliteStore {

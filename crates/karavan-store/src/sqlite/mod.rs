@@ -22,14 +22,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use karavan_domain::{
-    Agreement, AgreementId, ApiKey, CountryCode, EventKind, Grantee, ItemAccess, ItemId, KeyHash, KeyId, LanguageTag,
-    Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp, Ulid, UserId,
-    Visibility, visibility_for,
+    Agreement, AgreementId, ApiKey, EventKind, Grantee, ItemAccess, ItemId, KeyHash, KeyId, LanguageTag, Member,
+    MemberId, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp, UserId, Visibility, visibility_for,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 
+pub(crate) use crate::common::*;
 use crate::{
     AttemptRecord, Change, ChangesPage, Cursor, DeliveryRecord, DueDelivery, ItemRead, KeyInfo, ListEntry, ListPage,
     ListQuery, NewAgreement, NewDelivery, NewMember, NewUser, NewVersion, OutboxEvent, Page, Principal, PublishOutcome,
@@ -141,63 +140,12 @@ impl SqliteStore {
     }
 }
 
-fn now_micros() -> i64 {
-    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
-}
-
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
-    Ok(bytes)
-}
-
-fn new_ulid() -> Result<Ulid> {
-    Ok(Ulid::from_parts((now_micros() / 1000) as u64, random_bytes()?))
-}
-
-fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {error}"))
-}
-
 fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, Option<String>, i64)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
 }
 
-fn build_member(raw: (String, String, String, String, Option<String>, i64)) -> Result<Member> {
-    let (id, name, country, languages, contact, created_at) = raw;
-    let languages: Vec<String> = serde_json::from_str(&languages).map_err(|e| corrupt("member languages", e))?;
-    Ok(Member {
-        id: MemberId::parse(&id).map_err(|e| corrupt("member id", e))?,
-        name: MemberName::parse(&name).map_err(|e| corrupt("member name", e))?,
-        country: CountryCode::parse(&country).map_err(|e| corrupt("member country", e))?,
-        languages: languages
-            .iter()
-            .map(|l| LanguageTag::parse(l))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| corrupt("member language", e))?,
-        contact,
-        created_at: Timestamp(created_at),
-    })
-}
-
-const AGREEMENT_COLUMNS: &str = "id, grantor, grantee, right, subjects, delay_minutes, created_at";
-
 fn agreement_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, String, i64, i64)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
-}
-
-fn build_agreement(raw: (String, String, String, String, String, i64, i64)) -> Result<Agreement> {
-    let (id, grantor, grantee, right, subjects, delay, created_at) = raw;
-    Ok(Agreement {
-        id: AgreementId::parse(&id).map_err(|e| corrupt("agreement id", e))?,
-        grantor: MemberId::parse(&grantor).map_err(|e| corrupt("agreement grantor", e))?,
-        grantee: Grantee::parse(&grantee).map_err(|e| corrupt("agreement grantee", e))?,
-        right: Right::parse(&right).map_err(|e| corrupt("agreement right", e))?,
-        subjects: serde_json::from_str(&subjects).map_err(|e| corrupt("agreement subjects", e))?,
-        delay_minutes: u32::try_from(delay).map_err(|e| corrupt("agreement delay", e))?,
-        created_at: Timestamp(created_at),
-    })
 }
 
 /// Live agreements that let `viewer` see other members' content.
@@ -209,9 +157,6 @@ fn agreements_granted_to(connection: &Connection, viewer: &MemberId) -> Result<V
     let rows = statement.query_map([viewer.as_str()], agreement_from_row)?;
     rows.map(|row| build_agreement(row?)).collect()
 }
-
-const VERSION_COLUMNS: &str = "v.seq, v.item_id, i.owner, i.uri, v.version, v.number, v.document, v.extensions, \
-     v.original, v.source_format, v.pub_status, v.committed_at, v.available_at";
 
 fn version_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawVersion> {
     RawVersion::from_row_at(row, 0)
@@ -234,48 +179,6 @@ impl RawVersion {
             pub_status: row.get(at + 10)?,
             committed_at: row.get(at + 11)?,
             available_at: row.get(at + 12)?,
-        })
-    }
-}
-
-struct RawVersion {
-    seq: i64,
-    item_id: String,
-    owner: String,
-    uri: String,
-    version: String,
-    number: i64,
-    document: String,
-    extensions: String,
-    original: String,
-    source_format: String,
-    pub_status: String,
-    committed_at: i64,
-    available_at: i64,
-}
-
-impl RawVersion {
-    fn build(self) -> Result<StoredVersion> {
-        let object = |text: &str, what: &str| -> Result<Map<String, Value>> {
-            match serde_json::from_str(text).map_err(|e| corrupt(what, e))? {
-                Value::Object(map) => Ok(map),
-                _ => Err(corrupt(what, "not an object")),
-            }
-        };
-        Ok(StoredVersion {
-            item_id: ItemId::parse(&self.item_id).map_err(|e| corrupt("item id", e))?,
-            seq: self.seq,
-            owner: MemberId::parse(&self.owner).map_err(|e| corrupt("item owner", e))?,
-            uri: self.uri,
-            version: self.version,
-            number: self.number,
-            document: object(&self.document, "item document")?,
-            extensions: object(&self.extensions, "item extensions")?,
-            original: self.original,
-            source_format: self.source_format,
-            pub_status: PubStatus::parse(&self.pub_status).map_err(|e| corrupt("item status", e))?,
-            committed_at: Timestamp(self.committed_at),
-            available_at: Timestamp(self.available_at),
         })
     }
 }
@@ -324,34 +227,6 @@ fn embargo_of(connection: &Connection, seq: i64) -> Result<Option<Timestamp>> {
     let embargo: Option<i64> =
         connection.query_row("SELECT embargoed_until FROM versions WHERE seq = ?1", [seq], |row| row.get(0))?;
     Ok(embargo.map(Timestamp))
-}
-
-/// A hash of what a client sent, to tell a retry from a conflicting resend.
-fn content_hash(version: &NewVersion) -> Vec<u8> {
-    /// Feeds serialised JSON straight into the hash: no copy of the maps, no intermediate string.
-    struct HashWriter(Sha256);
-    impl std::io::Write for HashWriter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.update(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut writer = HashWriter(Sha256::new());
-    // Serialising a map of JSON values into a writer that cannot fail does not fail.
-    let _ = serde_json::to_writer(&mut writer, &version.document);
-    writer.0.update([0]);
-    let _ = serde_json::to_writer(&mut writer, &version.extensions);
-    writer.0.finalize().to_vec()
-}
-
-fn is_newer(new_version: &str, current_version: &str) -> Option<bool> {
-    match (new_version.parse::<u64>(), current_version.parse::<u64>()) {
-        (Ok(new), Ok(current)) => Some(new > current),
-        _ => None,
-    }
 }
 
 fn publish_in(
@@ -1303,27 +1178,14 @@ impl crate::Store for SqliteStore {
             };
             let deliveries = by_state("SELECT state, COUNT(*) FROM deliveries GROUP BY state ORDER BY state")?;
             let jobs = by_state("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state")?;
-            let translation_jobs = translation::queue_counts(jobs.into_iter())?;
+            let translation_jobs = crate::common::queue_counts(jobs.into_iter())?;
             Ok(crate::StoreStats { head_seq, deliveries, translation_jobs, outbox_behind })
         })
     }
 }
 
-type RawSavedSearch = (String, String, String, i64);
-
 fn saved_search_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawSavedSearch> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-}
-
-fn build_saved_search(member: &MemberId, raw: RawSavedSearch) -> Result<SavedSearch> {
-    let (id, name, query, created_at) = raw;
-    Ok(SavedSearch {
-        id: SavedSearchId::parse(&id).map_err(|e| corrupt("saved search id", e))?,
-        member: member.clone(),
-        name,
-        query: serde_json::from_str(&query).map_err(|e| corrupt("saved search query", e))?,
-        created_at: Timestamp(created_at),
-    })
 }
 
 fn current_seq(connection: &Connection, id: &ItemId) -> Result<Option<i64>> {

@@ -6,9 +6,9 @@
 //! a job by leasing it (`state = 'running'`, `due_at` = the lease's end); a worker that dies leaves the
 //! lease to run out and the job is claimed again.
 
+use crate::common::*;
 use karavan_domain::{MemberId, PubStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Map, Value};
 
 use super::{SqliteStore, corrupt, load_version, now_micros};
 use crate::{Glossary, GlossaryTerm, JobOutcome, QueueCounts, Result, StoreError, StoredTranslation, TranslationJob};
@@ -92,12 +92,6 @@ fn glossary_rows(connection: &Connection, filter: &str, values: &[&dyn rusqlite:
 
 fn translation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, String, i64)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
-}
-
-fn build_translation(raw: (i64, String, String, String, String, String, i64)) -> Result<StoredTranslation> {
-    let (seq, language, variant, source_language, model, fields, created_at) = raw;
-    let fields: Map<String, Value> = serde_json::from_str(&fields).map_err(|e| corrupt("translation fields", e))?;
-    Ok(StoredTranslation { seq, language, variant, source_language, model, fields, created_at: Timestamp(created_at) })
 }
 
 fn insert_translation(connection: &Connection, translation: &StoredTranslation) -> Result<()> {
@@ -240,7 +234,7 @@ impl SqliteStore {
                 .optional()?;
             match held {
                 None => return Err(StoreError::NotFound(format!("no translation job {id}"))),
-                Some(Some(by)) if by != holder => return Err(super::leases::lost("the translation job")),
+                Some(Some(by)) if by != holder => return Err(crate::common::lost("the translation job")),
                 Some(_) => {}
             }
             connection.execute("UPDATE translation_jobs SET lease_holder = NULL WHERE id = ?1", [id])?;
@@ -363,19 +357,4 @@ impl SqliteStore {
             Ok(())
         })
     }
-}
-
-/// Job counts by state, from (state, count) rows; a state the schema does not allow is corrupt data.
-pub(super) fn queue_counts(rows: impl Iterator<Item = (String, u64)>) -> Result<QueueCounts> {
-    let mut counts = QueueCounts::default();
-    for (state, count) in rows {
-        match state.as_str() {
-            "queued" => counts.queued = count,
-            "running" => counts.running = count,
-            "done" => counts.done = count,
-            "failed" => counts.failed = count,
-            other => return Err(corrupt("translation job state", other)),
-        }
-    }
-    Ok(counts)
 }

@@ -3,15 +3,12 @@
 //! A disabled user's sessions stop working at once (every session read joins its user); disabling a
 //! user also deletes its sessions.
 
-use karavan_domain::{MemberId, Role, Timestamp, UserId};
+use crate::common::*;
+use karavan_domain::{MemberId, Timestamp, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, corrupt, new_ulid, now_micros};
 use crate::{LoginFailures, NewUser, Result, Session, StoreError, User};
-
-const USER_COLUMNS: &str = "u.id, u.member_id, u.email, u.display_name, u.role, u.password_hash, u.locale, u.created_at, u.disabled_at, u.operator";
-
-type RawUser = (String, String, String, String, String, String, Option<String>, i64, Option<i64>, bool);
 
 fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawUser> {
     Ok((
@@ -26,22 +23,6 @@ fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawUser> {
         row.get(8)?,
         row.get(9)?,
     ))
-}
-
-fn build_user(raw: RawUser) -> Result<User> {
-    let (id, member, email, display_name, role, password_hash, locale, created_at, disabled_at, operator) = raw;
-    Ok(User {
-        id: UserId::parse(&id).map_err(|e| corrupt("user id", e))?,
-        member: MemberId::parse(&member).map_err(|e| corrupt("user member", e))?,
-        email,
-        display_name,
-        role: Role::parse(&role).map_err(|e| corrupt("user role", e))?,
-        password_hash,
-        locale,
-        created_at: Timestamp(created_at),
-        disabled_at: disabled_at.map(Timestamp),
-        operator,
-    })
 }
 
 fn query_users(connection: &Connection, filter: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<User>> {
