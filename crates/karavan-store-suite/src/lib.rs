@@ -466,6 +466,49 @@ pub fn concurrent_publishers_lose_nothing(make: Make) {
     assert_eq!(uris.len(), 16 * 40, "nothing duplicated");
 }
 
+/// A second reader of the outbox (cluster mode's stream relay) keeps events in the outbox until it has
+/// passed them, moves only under its lease, and the store's identity is the same for every instance.
+pub fn outbox_readers_keep_events_until_they_pass_them(make: Make) {
+    let backend = make();
+    let store = backend.store();
+    let identity = store.identity().unwrap();
+    assert!(!identity.is_empty());
+    assert_eq!(backend.another().identity().unwrap(), identity, "every instance names the store alike");
+    let owner = member(store.as_ref(), "Relayed");
+    let seqs: Vec<i64> = (0..3)
+        .map(|n| store.publish(version(&owner, &format!("urn:relay:{n}"), None, "x")).unwrap().stored().seq)
+        .collect();
+    assert_eq!(store.open_outbox_reader("stream").unwrap(), 0, "a new reader starts where the fan-out stands");
+    let entries = store.outbox_entries_after(0, 10).unwrap();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
+    assert!(entries.iter().all(|e| e.kind == EventKind::Publish));
+    let (first, last) = (entries[0].id, entries[2].id);
+
+    // The fan-out passes every event: they stay for the other reader.
+    let t = now();
+    assert!(store.acquire_lease(FANOUT_LEASE, "fanout-1", t, Timestamp(t.micros() + 60_000_000)).unwrap());
+    store.record_fanout("fanout-1", last, Vec::new()).unwrap();
+    assert_eq!(store.outbox_position().unwrap(), last);
+    assert_eq!(store.outbox_entries_after(0, 10).unwrap().len(), 3, "kept for the stream relay");
+
+    // Only the holder of the reader's lease moves it.
+    let refused = store.record_outbox_reader("stream", "relay-1", first).unwrap_err();
+    assert!(matches!(refused, StoreError::Conflict { code: "lease_lost", .. }), "{refused:?}");
+    assert!(store.acquire_lease("stream", "relay-1", t, Timestamp(t.micros() + 60_000_000)).unwrap());
+    store.record_outbox_reader("stream", "relay-1", first).unwrap();
+    assert_eq!(store.outbox_entries_after(0, 10).unwrap().len(), 2, "what both readers passed is gone");
+    store.record_outbox_reader("stream", "relay-1", 0).unwrap();
+    assert_eq!(store.open_outbox_reader("stream").unwrap(), first, "a position never moves back");
+    store.record_outbox_reader("stream", "relay-1", last).unwrap();
+    assert!(store.outbox_entries_after(0, 10).unwrap().is_empty());
+    // A publish after that is kept until the fan-out passes it too.
+    let next = store.publish(version(&owner, "urn:relay:3", None, "x")).unwrap().stored().seq;
+    let pending = store.outbox_entries_after(last, 10).unwrap();
+    assert_eq!(pending.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![next]);
+    store.record_outbox_reader("stream", "relay-1", pending[0].id).unwrap();
+    assert_eq!(store.outbox_entries_after(0, 10).unwrap().len(), 1, "the fan-out has not passed it");
+}
+
 /// Cluster mode: several instances (nodes) publish at once while a poller follows the wire with
 /// `since=` cursors and a tailer follows the store by sequence number (as the indexes do), both on
 /// another instance. Neither skips nor repeats anything: sequence numbers and commit times follow
@@ -1353,6 +1396,7 @@ macro_rules! store_suite {
             feeds_and_jobs_are_claimed_once_by_concurrent_instances,
             generations_count_configuration_changes,
             releases_are_found_when_embargoes_end_and_delays_pass,
+            outbox_readers_keep_events_until_they_pass_them,
         );
     };
     (@tests $make:path; $($scenario:ident),* $(,)?) => {

@@ -471,6 +471,14 @@ pub struct OutboxEvent {
     pub embargoed_until: Option<Timestamp>,
 }
 
+/// An outbox event, without its version (for readers that only pass it on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub seq: i64,
+    pub kind: EventKind,
+}
+
 /// A delivery the fan-out decided on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
@@ -800,6 +808,16 @@ pub trait DistributionStore: Send + Sync {
     fn outbox_head(&self) -> Result<i64>;
     /// Outbox events after `after`, in order, at most `limit`.
     fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>>;
+    /// Registers a reader of the outbox besides the fan-out (cluster mode's stream relay), unless it is
+    /// registered already, starting where the fan-out stands; its position. From then on the outbox
+    /// keeps every event until every reader has passed it.
+    fn open_outbox_reader(&self, name: &str) -> Result<i64>;
+    /// Moves a registered reader's position to `through` (never back) if `holder` holds the named
+    /// lease `name` (else `Conflict` `lease_lost`, nothing written), and drops the events every reader
+    /// has passed.
+    fn record_outbox_reader(&self, name: &str, holder: &str, through: i64) -> Result<()>;
+    /// Outbox events after `after`, in order, at most `limit`: what they are about, not the versions.
+    fn outbox_entries_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEntry>>;
     /// The (subscription, item) pairs among these items that already have a delivery.
     fn delivered_items(&self, items: &[ItemId]) -> Result<Vec<(SubscriptionId, ItemId)>>;
     /// Stores the deliveries of a fan-out and moves the outbox position to `through`, atomically, if
@@ -969,6 +987,9 @@ pub trait Store:
     + Sync
     + 'static
 {
+    /// A name for this store, the same for every instance that opens it and kept for its life: what the
+    /// nodes of one cluster recognise each other by (their event stream is named after it).
+    fn identity(&self) -> Result<String>;
     /// How the store is doing. While writes are failing for lack of space, this checks (cheaply,
     /// writing a small file beside the data) whether space has come back, and says so.
     fn health(&self) -> StoreHealth;

@@ -256,8 +256,59 @@ impl PostgresStore {
                 "UPDATE outbox_position SET position = GREATEST(position, $1) WHERE name = 'fanout'",
                 &[&through],
             )?;
-            db.execute("DELETE FROM outbox WHERE id <= $1", &[&through])?;
+            // Events other readers (the stream relay) have not passed yet stay.
+            db.execute(
+                "DELETE FROM outbox WHERE id <= LEAST($1, COALESCE(
+                    (SELECT MIN(position) FROM outbox_position WHERE name <> 'fanout'), $1))",
+                &[&through],
+            )?;
             Ok(written)
+        })
+    }
+
+    pub(super) fn open_outbox_reader_in(&self, name: &str) -> Result<i64> {
+        let name = name.to_string();
+        self.writer.run(move |db| {
+            db.execute(
+                "INSERT INTO outbox_position (name, position)
+                 SELECT $1::text, position FROM outbox_position WHERE name = 'fanout'
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name],
+            )?;
+            Ok(db.query_one("SELECT position FROM outbox_position WHERE name = $1", &[&name])?.try_get(0)?)
+        })
+    }
+
+    pub(super) fn record_outbox_reader_in(&self, name: &str, holder: &str, through: i64) -> Result<()> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.writer.run(move |db| {
+            if !super::leases::holds(db, &name, &holder, now_micros())? {
+                return Err(crate::common::lost(&format!("the outbox reader {name}")));
+            }
+            let moved = db.execute(
+                "UPDATE outbox_position SET position = GREATEST(position, $2) WHERE name = $1",
+                &[&name, &through],
+            )?;
+            if moved == 0 {
+                return Err(crate::StoreError::NotFound(format!("no outbox reader {name}")));
+            }
+            db.execute("DELETE FROM outbox WHERE id <= (SELECT MIN(position) FROM outbox_position)", &[])?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn outbox_entries_after_in(&self, after: i64, limit: u32) -> Result<Vec<crate::OutboxEntry>> {
+        self.read(move |db| {
+            let rows = db.query(
+                "SELECT id, seq, kind FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &i64::from(limit)],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    let kind: String = row.try_get(2)?;
+                    Ok(crate::OutboxEntry { id: row.try_get(0)?, seq: row.try_get(1)?, kind: event_kind(&kind)? })
+                })
+                .collect()
         })
     }
 

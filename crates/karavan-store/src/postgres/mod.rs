@@ -878,6 +878,18 @@ impl crate::DistributionStore for PostgresStore {
         self.outbox_after_in(after, limit)
     }
 
+    fn open_outbox_reader(&self, name: &str) -> Result<i64> {
+        self.open_outbox_reader_in(name)
+    }
+
+    fn record_outbox_reader(&self, name: &str, holder: &str, through: i64) -> Result<()> {
+        self.record_outbox_reader_in(name, holder, through)
+    }
+
+    fn outbox_entries_after(&self, after: i64, limit: u32) -> Result<Vec<crate::OutboxEntry>> {
+        self.outbox_entries_after_in(after, limit)
+    }
+
     fn delivered_items(&self, items: &[ItemId]) -> Result<Vec<(SubscriptionId, ItemId)>> {
         self.delivered_items_in(items)
     }
@@ -1111,6 +1123,10 @@ impl crate::TranslationStore for PostgresStore {
 }
 
 impl crate::Store for PostgresStore {
+    fn identity(&self) -> Result<String> {
+        self.read(|db| Ok(db.query_one("SELECT id FROM store_identity", &[])?.try_get(0)?))
+    }
+
     fn health(&self) -> crate::StoreHealth {
         // The database's disk is the database server's to watch; a write that succeeds clears this.
         crate::StoreHealth { storage_full_since: self.writer.storage_full_since() }

@@ -291,6 +291,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER subscriptions_changed AFTER INSERT OR UPDATE OR DELETE ON subscriptions
         FOR EACH STATEMENT EXECUTE FUNCTION karavan_subscriptions_changed();
 
+    -- The store's identity: a random name every node reads (the cluster's event stream is named after it).
+    CREATE TABLE store_identity (id TEXT NOT NULL);
+    INSERT INTO store_identity (id) VALUES (substr(md5(random()::text || clock_timestamp()::text), 1, 16));
+
     -- The commit clock: the last commit time (microseconds) any node's writer used. A writer that
     -- stores versions or deliveries first takes the advisory lock keyed by this table's oid and keeps
     -- it until its transaction ends, so commit times and sequence numbers are handed out in commit

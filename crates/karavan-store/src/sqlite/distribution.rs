@@ -318,8 +318,60 @@ impl SqliteStore {
             }
             connection
                 .execute("UPDATE outbox_position SET position = MAX(position, ?1) WHERE name = 'fanout'", [through])?;
-            connection.execute("DELETE FROM outbox WHERE id <= ?1", [through])?;
+            // Events other readers (the stream relay) have not passed yet stay.
+            connection.execute(
+                "DELETE FROM outbox WHERE id <= MIN(?1, COALESCE(
+                    (SELECT MIN(position) FROM outbox_position WHERE name != 'fanout'), ?1))",
+                [through],
+            )?;
             Ok(written)
+        })
+    }
+
+    pub(super) fn open_outbox_reader_in(&self, name: &str) -> Result<i64> {
+        let name = name.to_string();
+        self.writer.run(move |connection, _| {
+            connection.execute(
+                "INSERT INTO outbox_position (name, position)
+                 SELECT ?1, position FROM outbox_position WHERE name = 'fanout'
+                 ON CONFLICT (name) DO NOTHING",
+                [&name],
+            )?;
+            Ok(connection
+                .query_row("SELECT position FROM outbox_position WHERE name = ?1", [&name], |row| row.get(0))?)
+        })
+    }
+
+    pub(super) fn record_outbox_reader_in(&self, name: &str, holder: &str, through: i64) -> Result<()> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.writer.run(move |connection, _| {
+            if !super::leases::holds(connection, &name, &holder, now_micros())? {
+                return Err(crate::common::lost(&format!("the outbox reader {name}")));
+            }
+            let moved = connection.execute(
+                "UPDATE outbox_position SET position = MAX(position, ?2) WHERE name = ?1",
+                params![name, through],
+            )?;
+            if moved == 0 {
+                return Err(StoreError::NotFound(format!("no outbox reader {name}")));
+            }
+            connection.execute("DELETE FROM outbox WHERE id <= (SELECT MIN(position) FROM outbox_position)", [])?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn outbox_entries_after_in(&self, after: i64, limit: u32) -> Result<Vec<crate::OutboxEntry>> {
+        self.read(|connection| {
+            let mut statement =
+                connection.prepare_cached("SELECT id, seq, kind FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            let rows = statement
+                .query_map(params![after, limit], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(id, seq, kind)| Ok(crate::OutboxEntry { id, seq, kind: event_kind(&kind)? }))
+                .collect()
         })
     }
 

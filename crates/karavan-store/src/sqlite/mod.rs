@@ -885,6 +885,18 @@ impl crate::DistributionStore for SqliteStore {
         self.outbox_after_in(after, limit)
     }
 
+    fn open_outbox_reader(&self, name: &str) -> Result<i64> {
+        self.open_outbox_reader_in(name)
+    }
+
+    fn record_outbox_reader(&self, name: &str, holder: &str, through: i64) -> Result<()> {
+        self.record_outbox_reader_in(name, holder, through)
+    }
+
+    fn outbox_entries_after(&self, after: i64, limit: u32) -> Result<Vec<crate::OutboxEntry>> {
+        self.outbox_entries_after_in(after, limit)
+    }
+
     fn delivered_items(&self, items: &[ItemId]) -> Result<Vec<(SubscriptionId, ItemId)>> {
         self.delivered_items_in(items)
     }
@@ -1114,6 +1126,10 @@ impl crate::TranslationStore for SqliteStore {
 }
 
 impl crate::Store for SqliteStore {
+    fn identity(&self) -> Result<String> {
+        self.read(|connection| Ok(connection.query_row("SELECT id FROM store_identity", [], |row| row.get(0))?))
+    }
+
     fn health(&self) -> crate::StoreHealth {
         let Some(since) = self.writer.storage_full_since() else { return crate::StoreHealth::default() };
         // Has space come back? Write (and remove) a small file beside the database to find out.

@@ -321,6 +321,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX items_current_seq ON items(current_seq);
     "#,
+    // 12: the store's identity (a random name every instance reads, for cluster mode's event stream).
+    r#"
+    CREATE TABLE store_identity (id TEXT NOT NULL);
+    INSERT INTO store_identity (id) VALUES (lower(hex(randomblob(8))));
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
