@@ -11,6 +11,7 @@ pub mod app;
 pub mod atom;
 pub mod auth;
 pub mod bus;
+pub mod cluster;
 pub mod distribution;
 pub mod engine;
 pub mod error;
@@ -75,6 +76,9 @@ pub struct ServerConfig {
     /// The least similarity (cosine) a meaning-based hit needs; `None`: the installed model's default
     /// (`semantic::DEFAULT_FLOOR` for the packaged model, none for others); 0 or less: no floor.
     pub semantic_floor: Option<f32>,
+    /// This node's name among the nodes sharing the store (lease holders are named after it); `None`:
+    /// the host name, process id and a random suffix.
+    pub node: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +93,7 @@ impl Default for ServerConfig {
             connections: listen::ConnectionLimits::default(),
             semantic_floor: None,
             metrics_token: None,
+            node: None,
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct AppState {
     vectors: Arc<semantic::Vectors>,
     translations: Arc<translation::Translations>,
     engines: Arc<engine::Supervisor>,
+    /// Cluster mode's bus on NATS JetStream (`None`: the in-process bus of one node).
+    cluster: Option<Arc<cluster::NatsBus>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -119,6 +126,25 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// The state of a server; fails only if the outbound HTTP client cannot be built.
     pub fn new(store: Arc<dyn Store>, search: Arc<SearchIndex>, config: ServerConfig) -> Result<AppState, String> {
+        AppState::build(store, search, config, None)
+    }
+
+    /// The state of a cluster node: its events go through NATS JetStream (see [`cluster`]).
+    pub fn in_cluster(
+        store: Arc<dyn Store>,
+        search: Arc<SearchIndex>,
+        config: ServerConfig,
+        bus: Arc<cluster::NatsBus>,
+    ) -> Result<AppState, String> {
+        AppState::build(store, search, config, Some(bus))
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        search: Arc<SearchIndex>,
+        config: ServerConfig,
+        cluster: Option<Arc<cluster::NatsBus>>,
+    ) -> Result<AppState, String> {
         let distribution = Arc::new(Distribution::new(config.distribution.clone())?);
         let pages = Arc::new(karavan_web::Pages::load()?);
         let language = Arc::new(language::LanguageModels::new(config.models_dir.clone()));
@@ -126,8 +152,16 @@ impl AppState {
         let translations =
             Arc::new(translation::Translations::new(config.models_dir.clone(), config.translation.clone()));
         let engines = Arc::new(engine::Supervisor::new());
+        let bus: Arc<dyn bus::EventBus> = match &cluster {
+            Some(nats) => Arc::clone(nats) as Arc<dyn bus::EventBus>,
+            None => Arc::new(bus::LocalBus::new()),
+        };
+        let core = match &config.node {
+            Some(node) => app::Core::named(store, bus, node),
+            None => app::Core::new(store, bus),
+        };
         Ok(AppState {
-            core: app::Core::new(store, Arc::new(bus::LocalBus::new())),
+            core,
             search,
             config: Arc::new(config),
             distribution,
@@ -136,7 +170,13 @@ impl AppState {
             vectors,
             translations,
             engines,
+            cluster,
         })
+    }
+
+    /// Cluster mode's bus, when this node is one of a cluster.
+    pub fn cluster(&self) -> Option<&Arc<cluster::NatsBus>> {
+        self.cluster.as_ref()
     }
 
     /// Starts the background engines under the supervisor (call once, inside the runtime): the keyword
@@ -158,6 +198,13 @@ impl AppState {
         self.engines.start("embedder", factory(move |context| semantic::run_embedder(state.clone(), context)));
         let state = self.clone();
         self.engines.start("release", factory(move |context| release::run(state.clone(), context)));
+        if let Some(bus) = &self.cluster {
+            let (state, bus) = (self.clone(), Arc::clone(bus));
+            self.engines.start(
+                "stream-relay",
+                factory(move |context| cluster::run_relay(state.clone(), Arc::clone(&bus), context)),
+            );
+        }
         let workers = self.translations.config.workers;
         for n in 0..workers {
             // Engine names are static: one per worker, made once at start-up.

@@ -183,6 +183,9 @@ pub async fn metrics(State(state): State<AppState>, request: axum::extract::Requ
     for (name, lag) in engine_lags(&state, stats.head_seq, stats.outbox_behind) {
         let _ = writeln!(out, "karavan_engine_lag{{engine=\"{name}\"}} {lag}");
     }
+    if let Some(bus) = state.cluster() {
+        render_stream(&mut out, &state, bus.stats());
+    }
     family(&mut out, "karavan_store_head_sequence", "gauge", "The highest store sequence number written.");
     let _ = writeln!(out, "karavan_store_head_sequence {}", stats.head_seq);
 
@@ -226,6 +229,54 @@ pub(crate) fn engine_lags(state: &AppState, head_seq: i64, outbox_behind: u64) -
     }
     lags.push(("fanout", outbox_behind));
     lags
+}
+
+/// Cluster mode: where this node stands in the event stream, and how far its keyword index is behind
+/// the newest version the stream has told it of.
+fn render_stream(out: &mut String, state: &AppState, stats: &crate::cluster::StreamStats) {
+    let mut family = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    };
+    family(
+        "karavan_stream_pending_messages",
+        "gauge",
+        "Messages in the cluster's event stream not yet delivered to this node.",
+        stats.pending.load(Ordering::Relaxed).to_string(),
+    );
+    let newest = stats.newest_seq.load(Ordering::Relaxed);
+    family(
+        "karavan_stream_newest_sequence",
+        "gauge",
+        "The newest store sequence number this node has seen on the event stream.",
+        newest.to_string(),
+    );
+    let indexed = state.search().indexed_seq().unwrap_or(0);
+    family(
+        "karavan_stream_index_lag",
+        "gauge",
+        "Store sequence numbers between the newest the stream told this node of and its keyword index.",
+        (newest - indexed).max(0).to_string(),
+    );
+    family(
+        "karavan_stream_received_total",
+        "counter",
+        "Event stream messages this node has received.",
+        stats.received.load(Ordering::Relaxed).to_string(),
+    );
+    family(
+        "karavan_stream_relayed_total",
+        "counter",
+        "Outbox events this node's relay published to the event stream.",
+        stats.relayed.load(Ordering::Relaxed).to_string(),
+    );
+    family(
+        "karavan_stream_connected",
+        "gauge",
+        "1 while this node is connected to NATS.",
+        u8::from(stats.connected.load(Ordering::Relaxed)).to_string(),
+    );
 }
 
 /// Whether a client may read the metrics: the configured bearer token, else the loopback interface.

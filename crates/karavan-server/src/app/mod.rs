@@ -44,6 +44,13 @@ impl Core {
         Core { store, bus, metrics: Arc::default(), instance: instance_name().into() }
     }
 
+    /// A core with the name its operator gave this node (`--node`), which must be unique in the
+    /// cluster: lease holders are named after it, so a node restarted under its name takes back its
+    /// own leases at once.
+    pub fn named(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, node: &str) -> Core {
+        Core { store, bus, metrics: Arc::default(), instance: node.into() }
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
