@@ -3,8 +3,8 @@
 //!
 //! Architecture invariant: handlers never touch the store or do CPU-heavy work on the async threads;
 //! they go through [`app::Core::blocking`] and [`app::Core::compute`] (an `AppState` dereferences to its core).
-//! Architecture invariant: every route under `/v1/` takes a [`auth::Caller`]; only `/healthz` and the
-//! OpenAPI document are public, and `/feeds/{token}` authenticates by its feed token.
+//! Architecture invariant: every route under `/v1/` takes a [`auth::Caller`]; only `/healthz`, `/readyz` and
+//! the OpenAPI document are public, and `/feeds/{token}` authenticates by its feed token.
 
 pub mod admin;
 pub mod app;
@@ -215,6 +215,25 @@ impl AppState {
         }
     }
 
+    /// Cluster mode, a node started under its name (`--node`) again: hands back the work its previous
+    /// run held by lease when it stopped (killed, its leases still running), so that it is taken at
+    /// once instead of when the leases end (a translation's lasts 15 minutes). Names are unique in a
+    /// cluster, so what this name holds is nobody else's. Blocking; how many were handed back.
+    pub fn hand_back_previous_work(&self) -> Result<usize, karavan_store::StoreError> {
+        if self.config.node.is_none() {
+            return Ok(0);
+        }
+        let store = self.store();
+        let mut handed = store.release_deliveries(&self.holder("pusher"))?;
+        handed += store.release_feeds(&self.holder("feed-poller"))?;
+        let workers = self.translations.config.workers;
+        for n in 0..workers {
+            let name = if workers == 1 { "translator".to_string() } else { format!("translator-{}", n + 1) };
+            handed += store.release_translation_jobs(&self.holder(&name))?;
+        }
+        Ok(handed)
+    }
+
     /// The supervisor of the background engines.
     pub fn engines(&self) -> &Arc<engine::Supervisor> {
         &self.engines
@@ -295,6 +314,7 @@ pub enum Access {
 /// let a reader change anything (a test walks every route with every role).
 pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/healthz", Access::Public),
+    (Method::GET, "/readyz", Access::Public),
     (Method::GET, "/metrics", Access::Public),
     (Method::GET, "/v1/openapi.json", Access::Public),
     (Method::GET, "/v1/me", Access::Key(Role::Reader)),
@@ -404,6 +424,60 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
     (code, axum::Json(body)).into_response()
 }
 
+/// How far the keyword index may be behind the store (store sequence numbers) for `/readyz` to say ready:
+/// a node whose index has fallen behind (a burst, other nodes publishing faster than it indexes, an
+/// indexer that keeps failing) would answer searches without the newest items.
+pub const READY_MAX_LAG: u64 = 1_000;
+
+/// `GET /readyz`: whether a load balancer should send this node requests. 200 `{"status": "ready",
+/// "searchLag": N}` when the store answers a cheap read, the engines are started (none stopped) and the
+/// keyword index is at most [`READY_MAX_LAG`] versions behind the store (the lag `/healthz` shows);
+/// else 503 `{"status": "not_ready", "reasons": [...]}`, one reason for each. An engine that is
+/// restarting after a failure does not make the node unready (`/healthz` reports it); a keyword indexer
+/// that keeps failing does, once its lag passes the bound.
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let lag_state = state.clone();
+    // The index's position is read from its files: on the blocking pool too.
+    let lag = state
+        .blocking(move |store| {
+            let (head_seq, outbox_behind) = store.head_positions()?;
+            let lags = metrics::engine_lags(&lag_state, head_seq, outbox_behind);
+            Ok(lags.into_iter().find(|(name, _)| *name == "search-indexer").map_or(0, |(_, lag)| lag))
+        })
+        .await;
+    let mut reasons = Vec::new();
+    match &lag {
+        Ok(lag) if *lag > READY_MAX_LAG => {
+            reasons.push(format!("the search index is {lag} versions behind the store (ready at {READY_MAX_LAG})"))
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "readyz: the store did not answer");
+            reasons.push("the store does not answer".to_string());
+        }
+    }
+    let engines = state.engines.statuses();
+    if engines.is_empty() {
+        reasons.push("the engines are not started".to_string());
+    }
+    for (name, status) in &engines {
+        if status.phase == engine::Phase::Stopped {
+            reasons.push(format!("engine {name} is stopped"));
+        }
+    }
+    let ready = reasons.is_empty();
+    let mut body = if ready {
+        serde_json::json!({ "status": "ready" })
+    } else {
+        serde_json::json!({ "status": "not_ready", "reasons": reasons })
+    };
+    if let Ok(lag) = lag {
+        body["searchLag"] = serde_json::json!(lag);
+    }
+    let code = if ready { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(body)).into_response()
+}
+
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
@@ -465,6 +539,7 @@ pub fn router(state: AppState) -> Router {
     let metrics_state = state.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/me", get(admin::me))
