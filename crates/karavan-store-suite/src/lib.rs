@@ -162,25 +162,7 @@ fn grant_with(store: &dyn Store, grantor: &MemberId, grantee: Grantee, subjects:
 }
 
 fn version(owner: &MemberId, uri: &str, version: Option<&str>, headline: &str) -> NewVersion {
-    let mut document = Map::new();
-    document.insert("uri".into(), json!(uri));
-    document.insert("headlines".into(), json!([{ "value": headline }]));
-    NewVersion {
-        owner: owner.clone(),
-        uri: uri.to_string(),
-        version: version.map(str::to_string),
-        original: Value::Object(document.clone()).to_string(),
-        document,
-        extensions: Map::new(),
-        source_format: "ninjs 3.1".into(),
-        pub_status: PubStatus::Usable,
-        embargoed_until: None,
-        urgency: None,
-        language: Some("kk".into()),
-        item_type: Some("text".into()),
-        version_created: None,
-        subjects: Vec::new(),
-    }
+    NewVersion { version: version.map(str::to_string), ..NewVersion::headline_only(owner, uri, headline) }
 }
 
 fn headline(document: &Map<String, Value>) -> &str {

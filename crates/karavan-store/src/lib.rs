@@ -18,7 +18,10 @@ use karavan_domain::{
 use serde_json::{Map, Value};
 
 pub use self::postgres::{PostgresConfig, PostgresStore, redacted as redacted_url};
-pub use sqlite::{READ_WORK, SqliteConfig, SqliteStore};
+pub use sqlite::{
+    BEFORE_RESTORE_FILE, BackupSummary, DATABASE_FILE, READ_WORK, RestoreReport, SERVE_LOCK_FILE, ServeLock,
+    SqliteConfig, SqliteStore, sqlite_restore,
+};
 
 /// Errors of the store, the same for every backend (none carries a backend's own error type: a backend
 /// maps its errors to these, a full disk to `StorageFull`). `Conflict`, `NotFound` and `Invalid` are the
@@ -186,6 +189,31 @@ pub struct NewVersion {
     pub version_created: Option<Timestamp>,
     /// Subject keys (codes and URIs) for agreements limited to subjects.
     pub subjects: Vec<String>,
+}
+
+impl NewVersion {
+    /// A Kazakh text item with one headline and nothing else, as tests and tools make them.
+    pub fn headline_only(owner: &MemberId, uri: &str, headline: &str) -> NewVersion {
+        let mut document = Map::new();
+        document.insert("uri".into(), Value::String(uri.to_string()));
+        document.insert("headlines".into(), serde_json::json!([{ "value": headline }]));
+        NewVersion {
+            owner: owner.clone(),
+            uri: uri.to_string(),
+            version: None,
+            original: Value::Object(document.clone()).to_string(),
+            document,
+            extensions: Map::new(),
+            source_format: "ninjs 3.1".into(),
+            pub_status: PubStatus::Usable,
+            embargoed_until: None,
+            urgency: None,
+            language: Some("kk".into()),
+            item_type: Some("text".into()),
+            version_created: None,
+            subjects: Vec::new(),
+        }
+    }
 }
 
 /// A stored version of an item, as a reader may see it.

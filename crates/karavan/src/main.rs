@@ -55,7 +55,8 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the HTTP server.
-    Serve(ServeArgs),
+    /// (Boxed: its many flags would make every command as large as it.)
+    Serve(Box<ServeArgs>),
     /// Manages member agencies.
     #[command(subcommand)]
     Member(MemberCommand),
@@ -86,6 +87,31 @@ enum Command {
     /// themselves.
     #[command(subcommand)]
     SetAside(SetAsideCommand),
+    /// Writes a consistent copy of the embedded store (DATA_DIR/karavan.db) to a file, while a server may
+    /// keep running and writing, and prints the file, its size and the highest sequence number in it. A
+    /// PostgreSQL store is backed up with pg_dump (the README's "Backups").
+    Backup(BackupArgs),
+    /// Replaces the embedded store with a file `karavan backup` wrote (stop the server first). The
+    /// database it replaces is kept as DATA_DIR/karavan.db.before-restore; the search and vector indexes
+    /// are removed, and rebuilt from the store when the server next starts.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The file to write (written under a temporary name beside it, renamed when complete).
+    #[arg(long)]
+    to: PathBuf,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// The backup file.
+    #[arg(long)]
+    from: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +222,14 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Cluster mode: the NATS server (with JetStream) that carries events between the nodes sharing the
+    /// PostgreSQL store of --database (`nats://host:port`).
+    #[arg(long, env = "KARAVAN_NATS")]
+    nats: Option<String>,
+    /// Cluster mode: this node's name, unique among the nodes (default: host name, process id and a
+    /// random suffix).
+    #[arg(long, env = "KARAVAN_NODE")]
+    node: Option<String>,
     /// Load demo members, agreements and items if the data directory has no members yet.
     #[arg(long)]
     demo: bool,
@@ -388,7 +422,7 @@ fn main() -> anyhow::Result<()> {
     let models_dir = models_dir(&cli.data_dir, cli.models_dir.as_deref());
     let data = Data { dir: cli.data_dir.clone(), database: cli.database.clone() };
     match cli.command {
-        Command::Serve(args) => serve(&data, models_dir, args),
+        Command::Serve(args) => serve(&data, models_dir, *args),
         Command::Member(command) => member_command(&data, command),
         Command::Key(command) => key_command(&data, command),
         Command::Agreement(command) => agreement_command(&data, command),
@@ -398,6 +432,8 @@ fn main() -> anyhow::Result<()> {
         Command::Models(command) => models_command(&models_dir, command),
         Command::Translate(args) => translate(&models_dir, args),
         Command::SetAside(command) => set_aside_command(&data, command),
+        Command::Backup(args) => backup(&data, args),
+        Command::Restore(args) => restore(&data, args),
     }
 }
 
@@ -430,7 +466,20 @@ fn set_aside_command(data: &Data, command: SetAsideCommand) -> anyhow::Result<()
 }
 
 fn serve(data: &Data, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
+    if args.nats.is_some() && data.database.is_none() {
+        bail!(
+            "--nats joins a cluster of nodes sharing one PostgreSQL store: give --database postgres://… too \
+             (the embedded SQLite store belongs to one node)"
+        );
+    }
+    if data.database.is_some() && args.nats.is_none() {
+        tracing::warn!(
+            "no --nats: other nodes' changes reach this node's engines only when they next look (within a second)"
+        );
+    }
     let data_dir = data.dir.as_path();
+    // Held for the server's whole life: `karavan restore` refuses to replace the store under it.
+    let _serve_lock = karavan_store::ServeLock::acquire(data_dir)?;
     let store = open_store(data)?;
     if args.demo {
         demo::load(&Local::new(store.clone())?, data_dir).context("loading the demo content")?;
@@ -484,6 +533,7 @@ fn serve(data: &Data, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()
                 ..Default::default()
             },
             semantic_floor: args.semantic_floor.map(|floor| floor.min(1.0)),
+            node: args.node.clone(),
             metrics_token: args.metrics_token.clone().filter(|token| !token.is_empty()),
             connections: karavan_server::listen::ConnectionLimits {
                 max_connections: args.max_connections.max(1),
@@ -492,7 +542,23 @@ fn serve(data: &Data, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()
                 body_timeout: Duration::from_secs(args.body_timeout_seconds.max(1)),
             },
         };
-        let state = AppState::new(store, search, config).map_err(anyhow::Error::msg)?;
+        let state = match &args.nats {
+            Some(url) => {
+                let identity = store.identity().context("reading the store's identity")?;
+                let node = args.node.clone().unwrap_or_else(|| address.to_string());
+                let bus = karavan_server::cluster::NatsBus::connect(url, &identity, &node)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                AppState::in_cluster(store, search, config, bus).map_err(anyhow::Error::msg)?
+            }
+            None => AppState::new(store, search, config).map_err(anyhow::Error::msg)?,
+        };
+        let handing = state.clone();
+        match tokio::task::spawn_blocking(move || handing.hand_back_previous_work()).await? {
+            Ok(0) => {}
+            Ok(handed) => tracing::info!(handed, "handed back the work this node held when it last stopped"),
+            Err(error) => tracing::warn!(%error, "could not hand back the work this node held when it last stopped"),
+        }
         state.start_engines();
         let (vectors, engines) = (Arc::clone(state.vectors()), Arc::clone(state.engines()));
         karavan_server::serve(listener, state, shutdown_signal(), Duration::from_secs(10)).await?;
@@ -567,6 +633,71 @@ fn reindex(data: &Data, models_dir: PathBuf) -> anyhow::Result<()> {
     let models = LanguageModels::new(Some(models_dir));
     let count = karavan_server::search::catch_up(store.as_ref(), &search, &models)?;
     println!("indexed {count} items");
+    Ok(())
+}
+
+/// `karavan backup` and `restore` copy the embedded store; a PostgreSQL one has its own tools.
+fn embedded_store_only(data: &Data, command: &str) -> anyhow::Result<()> {
+    if let Some(url) = &data.database {
+        bail!(
+            "`karavan {command}` is for the embedded SQLite store; the PostgreSQL store of --database {} is backed up \
+             and restored with PostgreSQL's own tools (pg_dump --format=custom, pg_restore): see \"Backups\" in \
+             the README",
+            karavan_store::redacted_url(url)
+        );
+    }
+    Ok(())
+}
+
+fn backup(data: &Data, args: BackupArgs) -> anyhow::Result<()> {
+    embedded_store_only(data, "backup")?;
+    let database = data.dir.join(karavan_store::DATABASE_FILE);
+    if !database.is_file() {
+        bail!("no store to back up in {}: {} does not exist", data.dir.display(), database.display());
+    }
+    let store = SqliteStore::open(SqliteConfig::new(&data.dir))
+        .with_context(|| format!("opening the store in {}", data.dir.display()))?;
+    let written = store.backup_to(&args.to, args.force)?;
+    println!(
+        "wrote {} ({} bytes, {} items, up to sequence number {})",
+        written.path.display(),
+        written.bytes,
+        written.items,
+        written.head_seq
+    );
+    Ok(())
+}
+
+fn restore(data: &Data, args: RestoreArgs) -> anyhow::Result<()> {
+    embedded_store_only(data, "restore")?;
+    // The indexes derived from the store: the keyword index (`open_search_with`) and the vector index
+    // (`serve`'s `vectors_dir`). A server rebuilds both from the store when they are missing.
+    let derived = [data.dir.join("search"), data.dir.join("vectors")];
+    let report = karavan_store::sqlite_restore(&data.dir, &args.from, &derived).map_err(|error| match error {
+        karavan_store::StoreError::Conflict { code: "data_dir_in_use", .. } => {
+            anyhow::anyhow!("{error}; stop the server before restoring")
+        }
+        error => anyhow::Error::new(error),
+    })?;
+    let restored = &report.restored;
+    println!(
+        "restored {} into {} ({} bytes, {} items, up to sequence number {})",
+        args.from.display(),
+        restored.path.display(),
+        restored.bytes,
+        restored.items,
+        restored.head_seq
+    );
+    if let Some(replaced) = &report.replaced {
+        println!(
+            "the database it replaced is kept as {} (to undo the restore, stop the server and move it back to {})",
+            replaced.display(),
+            restored.path.display()
+        );
+    }
+    for removed in &report.removed {
+        println!("removed {}: the server rebuilds it from the store when it starts", removed.display());
+    }
     Ok(())
 }
 

@@ -173,7 +173,7 @@ async fn feed(State(seen): State<Arc<Mutex<Seen>>>) -> ([(&'static str, &'static
 fn item(n: usize) -> Value {
     let word = WORDS[n % WORDS.len()];
     // Every tenth item is in Kazakh (translated into the subscriber's Russian); the rest in Russian.
-    let language = if n % 10 == 0 { "kk" } else { "ru" };
+    let language = if n.is_multiple_of(10) { "kk" } else { "ru" };
     json!({
         "uri": format!("urn:cluster:{n}"),
         "headlines": [{ "value": format!("Cluster item {n} about {word}") }],
@@ -418,7 +418,7 @@ async fn three_nodes_share_the_work_and_survive_a_killed_node() {
     assert!(ids_by_item.values().all(|ids| ids.len() == 1), "a repeat carries the same Karavan-Delivery");
 
     // Every translation job is done (none lost with the killed node), never by two nodes at once.
-    let jobs = (0..items).filter(|n| n % 10 == 0).count() as i64;
+    let jobs = (0..items).filter(|n| n.is_multiple_of(10)).count() as i64;
     wait_until(Duration::from_secs(300), "every translation job", async || {
         let rows = pg.query("SELECT state, COUNT(*) FROM translation_jobs GROUP BY state");
         let done = rows.iter().find(|r| r.get::<_, String>(0) == "done").map_or(0, |r| r.get::<_, i64>(1));

@@ -6,12 +6,16 @@
 //! Other processes (the CLI) may write to the same file at the same time; SQLite's locking and the
 //! busy timeout serialise them.
 
+mod backup;
 mod distribution;
 mod feeds;
 mod leases;
 mod schema;
 mod set_aside;
 
+pub use backup::{
+    BEFORE_RESTORE_FILE, BackupSummary, DATABASE_FILE, RestoreReport, SERVE_LOCK_FILE, ServeLock, sqlite_restore,
+};
 pub use set_aside::READ as READ_WORK;
 mod translation;
 mod users;
@@ -100,7 +104,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `config.data_dir` and migrates it.
     pub fn open(config: SqliteConfig) -> Result<SqliteStore> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let path = config.data_dir.join("karavan.db");
+        let path = config.data_dir.join(DATABASE_FILE);
         let mut connection = open_connection(&path, &config)?;
         schema::migrate(&mut connection)?;
         let last: Option<i64> = connection.query_row("SELECT MAX(committed_at) FROM versions", [], |r| r.get(0))?;

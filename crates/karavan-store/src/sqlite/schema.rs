@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use crate::Result;
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: members, keys, agreements, items and their versions.
     r#"
     CREATE TABLE members (
