@@ -344,6 +344,9 @@ fn decode_event(payload: &[u8]) -> Option<(String, Event)> {
 pub async fn run_relay(state: crate::AppState, bus: Arc<NatsBus>, mut context: crate::engine::EngineContext) {
     let holder = state.holder("stream-relay");
     let mut events = state.bus().subscribe();
+    // The position as this node last knew it while holding the lease; `None` makes the next round read
+    // it from the store (at the start, and after the lease was lost: another node may have moved it).
+    let mut position: Option<i64> = None;
     loop {
         if context.stopping() {
             let (store, holder) = (Arc::clone(state.store()), holder.clone());
@@ -352,64 +355,71 @@ pub async fn run_relay(state: crate::AppState, bus: Arc<NatsBus>, mut context: c
         }
         events.drain();
         let started = tokio::time::Instant::now();
-        let (store, holder_) = (Arc::clone(state.store()), holder.clone());
-        // Under the lease: the position (read every round: another node may have moved it) and what
-        // follows it.
-        let read = tokio::task::spawn_blocking(move || -> Result<Option<Vec<OutboxEntry>>, StoreError> {
-            let now = crate::now();
-            let until = Timestamp(now.micros() + RELAY_LEASE_TIME.as_micros() as i64);
-            if !store.acquire_lease(RELAY, &holder_, now, until)? {
-                return Ok(None);
-            }
-            let position = store.open_outbox_reader(RELAY)?;
-            Ok(Some(store.outbox_entries_after(position, RELAY_BATCH)?))
-        })
-        .await;
-        let mut full = false;
-        match read {
-            Ok(Ok(Some(entries))) if !entries.is_empty() => {
-                full = entries.len() as u32 >= RELAY_BATCH;
-                let through = entries.last().map_or(0, |e| e.id);
-                match bus.relay(&entries).await {
-                    Ok(_) => {
-                        let (store, holder_) = (Arc::clone(state.store()), holder.clone());
-                        let recorded =
-                            tokio::task::spawn_blocking(move || store.record_outbox_reader(RELAY, &holder_, through))
-                                .await;
-                        match recorded {
-                            Ok(Ok(())) => {}
-                            Ok(Err(StoreError::Conflict { code: "lease_lost", .. })) => {
-                                tracing::warn!("the stream relay's lease went to another node");
-                            }
-                            Ok(Err(error)) => tracing::error!(%error, "could not record the stream relay's position"),
-                            Err(error) => tracing::error!(%error, "stream relay task failed"),
-                        }
-                    }
-                    Err(error) => {
-                        // Sent again next round; JetStream drops what it already has.
-                        tracing::warn!(%error, "relaying to the stream failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(StoreError::Closed)) => return,
-            Ok(Err(error)) => {
-                tracing::error!(%error, "the stream relay could not read the outbox; retrying");
+        let full = match relay_round(&state, &bus, &holder, &mut position).await {
+            Ok(full) => full,
+            Err(StoreError::Closed) => return,
+            Err(error) => {
+                position = None;
+                tracing::warn!(%error, "the stream relay failed a round; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                false
             }
-            Err(error) => tracing::error!(%error, "stream relay task failed"),
-        }
+        };
         if full {
             continue;
         }
-        // Woken by this node's publishes; every half second in any case (other nodes' publishes reach
-        // the relay through the store).
+        // Woken by item events (this node's publishes, other nodes' nudges); every half second in any
+        // case.
         tokio::select! {
             _ = events.wait_for_from(started + Duration::from_millis(5), Duration::from_millis(500), crate::bus::is_item) => {}
             _ = context.stopped() => {}
         }
     }
+}
+
+/// One round of the relay under its lease: reads the outbox after the position, publishes what it found
+/// and records the new position. Whether the batch was full (more waits).
+async fn relay_round(
+    state: &crate::AppState,
+    bus: &NatsBus,
+    holder: &str,
+    position: &mut Option<i64>,
+) -> Result<bool, StoreError> {
+    let (store, holder_, known) = (Arc::clone(state.store()), holder.to_string(), *position);
+    let read = tokio::task::spawn_blocking(move || -> Result<Option<(i64, Vec<OutboxEntry>)>, StoreError> {
+        let now = crate::now();
+        let until = Timestamp(now.micros() + RELAY_LEASE_TIME.as_micros() as i64);
+        if !store.acquire_lease(RELAY, &holder_, now, until)? {
+            return Ok(None);
+        }
+        let at = match known {
+            Some(at) => at,
+            None => store.open_outbox_reader(RELAY)?,
+        };
+        Ok(Some((at, store.outbox_entries_after(at, RELAY_BATCH)?)))
+    })
+    .await
+    .map_err(|error| StoreError::Database(format!("stream relay task: {error}")))??;
+    let Some((at, entries)) = read else {
+        // Another node relays.
+        *position = None;
+        return Ok(false);
+    };
+    *position = Some(at);
+    let Some(through) = entries.last().map(|entry| entry.id) else { return Ok(false) };
+    // Sent again next round if this fails; JetStream drops what it already has.
+    bus.relay(&entries).await.map_err(StoreError::Database)?;
+    let (store, holder_) = (Arc::clone(state.store()), holder.to_string());
+    match tokio::task::spawn_blocking(move || store.record_outbox_reader(RELAY, &holder_, through)).await {
+        Ok(Ok(())) => *position = Some(through),
+        Ok(Err(StoreError::Conflict { code: "lease_lost", .. })) => {
+            tracing::warn!("the stream relay's lease went to another node");
+            *position = None;
+        }
+        Ok(Err(error)) => return Err(error),
+        Err(error) => return Err(StoreError::Database(format!("stream relay task: {error}"))),
+    }
+    Ok(entries.len() as u32 >= RELAY_BATCH)
 }
 
 #[cfg(test)]

@@ -460,6 +460,8 @@ pub fn outbox_readers_keep_events_until_they_pass_them(make: Make) {
     let seqs: Vec<i64> = (0..3)
         .map(|n| store.publish(version(&owner, &format!("urn:relay:{n}"), None, "x")).unwrap().stored().seq)
         .collect();
+    let t = now();
+    assert!(store.acquire_lease("stream", "relay-1", t, Timestamp(t.micros() + 60_000_000)).unwrap());
     assert_eq!(store.open_outbox_reader("stream").unwrap(), 0, "a new reader starts where the fan-out stands");
     let entries = store.outbox_entries_after(0, 10).unwrap();
     assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
@@ -467,16 +469,14 @@ pub fn outbox_readers_keep_events_until_they_pass_them(make: Make) {
     let (first, last) = (entries[0].id, entries[2].id);
 
     // The fan-out passes every event: they stay for the other reader.
-    let t = now();
     assert!(store.acquire_lease(FANOUT_LEASE, "fanout-1", t, Timestamp(t.micros() + 60_000_000)).unwrap());
     store.record_fanout("fanout-1", last, Vec::new()).unwrap();
     assert_eq!(store.outbox_position().unwrap(), last);
     assert_eq!(store.outbox_entries_after(0, 10).unwrap().len(), 3, "kept for the stream relay");
 
     // Only the holder of the reader's lease moves it.
-    let refused = store.record_outbox_reader("stream", "relay-1", first).unwrap_err();
+    let refused = store.record_outbox_reader("stream", "relay-2", first).unwrap_err();
     assert!(matches!(refused, StoreError::Conflict { code: "lease_lost", .. }), "{refused:?}");
-    assert!(store.acquire_lease("stream", "relay-1", t, Timestamp(t.micros() + 60_000_000)).unwrap());
     store.record_outbox_reader("stream", "relay-1", first).unwrap();
     assert_eq!(store.outbox_entries_after(0, 10).unwrap().len(), 2, "what both readers passed is gone");
     store.record_outbox_reader("stream", "relay-1", 0).unwrap();
@@ -489,6 +489,16 @@ pub fn outbox_readers_keep_events_until_they_pass_them(make: Make) {
     assert_eq!(pending.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![next]);
     store.record_outbox_reader("stream", "relay-1", pending[0].id).unwrap();
     assert_eq!(store.outbox_entries_after(0, 10).unwrap().len(), 1, "the fan-out has not passed it");
+
+    // A reader gone for good (its lease lapsed over an hour ago) holds nothing back any more.
+    assert!(store.release_lease("stream", "relay-1").unwrap());
+    let long_ago = Timestamp(t.micros() - karavan_store::OUTBOX_READER_GRACE_MICROS - 1_000_000);
+    assert!(store.acquire_lease("stream", "relay-gone", long_ago, Timestamp(long_ago.micros() + 1)).unwrap());
+    let later = store.publish(version(&owner, "urn:relay:4", None, "x")).unwrap().stored().seq;
+    let head = store.outbox_head().unwrap();
+    assert!(store.outbox_entries_after(0, 10).unwrap().iter().any(|e| e.seq == later));
+    store.record_fanout("fanout-1", head, Vec::new()).unwrap();
+    assert!(store.outbox_entries_after(0, 10).unwrap().is_empty(), "the fan-out alone decides");
 }
 
 /// Cluster mode: several instances (nodes) publish at once while a poller follows the wire with

@@ -123,6 +123,9 @@ pub struct StoreStats {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// How long after its lease lapsed an outbox reader still holds events back (an hour).
+pub const OUTBOX_READER_GRACE_MICROS: i64 = 3_600_000_000;
+
 /// The named lease the fan-out holds: one instance fans out at a time.
 pub const FANOUT_LEASE: &str = "fanout";
 /// The generation of subscriptions (see [`LeaseStore::generation`]).
@@ -838,7 +841,10 @@ pub trait DistributionStore: Send + Sync {
     fn outbox_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>>;
     /// Registers a reader of the outbox besides the fan-out (cluster mode's stream relay), unless it is
     /// registered already, starting where the fan-out stands; its position. From then on the outbox
-    /// keeps every event until every reader has passed it.
+    /// keeps every event until every reader has passed it, as long as the reader's lease (named like
+    /// it) is held or lapsed less than [`OUTBOX_READER_GRACE_MICROS`] ago: a reader that stopped for
+    /// good does not make the outbox grow for ever (when it comes back, it goes on from the events still
+    /// there).
     fn open_outbox_reader(&self, name: &str) -> Result<i64>;
     /// Moves a registered reader's position to `through` (never back) if `holder` holds the named
     /// lease `name` (else `Conflict` `lease_lost`, nothing written), and drops the events every reader

@@ -256,11 +256,14 @@ impl PostgresStore {
                 "UPDATE outbox_position SET position = GREATEST(position, $1) WHERE name = 'fanout'",
                 &[&through],
             )?;
-            // Events other readers (the stream relay) have not passed yet stay.
+            // Events another reader (the stream relay) has not passed yet stay, while it is alive: a reader
+            // whose lease lapsed more than an hour ago (a cluster that stopped using NATS) holds back
+            // nothing.
             db.execute(
                 "DELETE FROM outbox WHERE id <= LEAST($1, COALESCE(
-                    (SELECT MIN(position) FROM outbox_position WHERE name <> 'fanout'), $1))",
-                &[&through],
+                    (SELECT MIN(p.position) FROM outbox_position p JOIN leases l ON l.name = p.name
+                     WHERE p.name <> 'fanout' AND l.until > $2), $1))",
+                &[&through, &(now_micros() - crate::OUTBOX_READER_GRACE_MICROS)],
             )?;
             Ok(written)
         })
@@ -292,7 +295,12 @@ impl PostgresStore {
             if moved == 0 {
                 return Err(crate::StoreError::NotFound(format!("no outbox reader {name}")));
             }
-            db.execute("DELETE FROM outbox WHERE id <= (SELECT MIN(position) FROM outbox_position)", &[])?;
+            db.execute(
+                "DELETE FROM outbox WHERE id <= LEAST(
+                    (SELECT position FROM outbox_position WHERE name = $1),
+                    (SELECT position FROM outbox_position WHERE name = 'fanout'))",
+                &[&name],
+            )?;
             Ok(())
         })
     }

@@ -318,11 +318,14 @@ impl SqliteStore {
             }
             connection
                 .execute("UPDATE outbox_position SET position = MAX(position, ?1) WHERE name = 'fanout'", [through])?;
-            // Events other readers (the stream relay) have not passed yet stay.
+            // Events another reader (the stream relay) has not passed yet stay, while it is alive: a reader
+            // whose lease lapsed more than an hour ago (a cluster that stopped using NATS) holds back
+            // nothing.
             connection.execute(
                 "DELETE FROM outbox WHERE id <= MIN(?1, COALESCE(
-                    (SELECT MIN(position) FROM outbox_position WHERE name != 'fanout'), ?1))",
-                [through],
+                    (SELECT MIN(p.position) FROM outbox_position p JOIN leases l ON l.name = p.name
+                     WHERE p.name != 'fanout' AND l.until > ?2), ?1))",
+                params![through, now_micros() - crate::OUTBOX_READER_GRACE_MICROS],
             )?;
             Ok(written)
         })
@@ -355,7 +358,12 @@ impl SqliteStore {
             if moved == 0 {
                 return Err(StoreError::NotFound(format!("no outbox reader {name}")));
             }
-            connection.execute("DELETE FROM outbox WHERE id <= (SELECT MIN(position) FROM outbox_position)", [])?;
+            connection.execute(
+                "DELETE FROM outbox WHERE id <= MIN(
+                    (SELECT position FROM outbox_position WHERE name = ?1),
+                    (SELECT position FROM outbox_position WHERE name = 'fanout'))",
+                [&name],
+            )?;
             Ok(())
         })
     }
