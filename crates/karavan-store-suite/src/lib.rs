@@ -478,10 +478,12 @@ pub fn outbox_readers_keep_events_until_they_pass_them(make: Make) {
     let refused = store.record_outbox_reader("stream", "relay-2", first).unwrap_err();
     assert!(matches!(refused, StoreError::Conflict { code: "lease_lost", .. }), "{refused:?}");
     store.record_outbox_reader("stream", "relay-1", first).unwrap();
+    store.record_fanout("fanout-1", last, Vec::new()).unwrap();
     assert_eq!(store.outbox_entries_after(0, 10).unwrap().len(), 2, "what both readers passed is gone");
     store.record_outbox_reader("stream", "relay-1", 0).unwrap();
     assert_eq!(store.open_outbox_reader("stream").unwrap(), first, "a position never moves back");
     store.record_outbox_reader("stream", "relay-1", last).unwrap();
+    store.record_fanout("fanout-1", last, Vec::new()).unwrap();
     assert!(store.outbox_entries_after(0, 10).unwrap().is_empty());
     // A publish after that is kept until the fan-out passes it too.
     let next = store.publish(version(&owner, "urn:relay:3", None, "x")).unwrap().stored().seq;

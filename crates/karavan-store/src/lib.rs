@@ -847,8 +847,8 @@ pub trait DistributionStore: Send + Sync {
     /// there).
     fn open_outbox_reader(&self, name: &str) -> Result<i64>;
     /// Moves a registered reader's position to `through` (never back) if `holder` holds the named
-    /// lease `name` (else `Conflict` `lease_lost`, nothing written), and drops the events every reader
-    /// has passed.
+    /// lease `name` (else `Conflict` `lease_lost`, nothing written). The fan-out alone deletes events
+    /// (those every reader has passed, at its next batch): one deleter, no deadlock between them.
     fn record_outbox_reader(&self, name: &str, holder: &str, through: i64) -> Result<()>;
     /// Outbox events after `after`, in order, at most `limit`: what they are about, not the versions.
     fn outbox_entries_after(&self, after: i64, limit: u32) -> Result<Vec<OutboxEntry>>;

@@ -295,12 +295,6 @@ impl PostgresStore {
             if moved == 0 {
                 return Err(crate::StoreError::NotFound(format!("no outbox reader {name}")));
             }
-            db.execute(
-                "DELETE FROM outbox WHERE id <= LEAST(
-                    (SELECT position FROM outbox_position WHERE name = $1),
-                    (SELECT position FROM outbox_position WHERE name = 'fanout'))",
-                &[&name],
-            )?;
             Ok(())
         })
     }

@@ -176,7 +176,43 @@ impl Drop for Writer {
     }
 }
 
+/// The tables whose statistics decide the plans of the publish path and the engines' reads.
+const ANALYZED: &str = "ANALYZE items, versions, version_subjects, outbox, deliveries, translation_jobs";
+
+/// Keeps the planner's statistics in step with a growing store, whether or not the server's autovacuum
+/// runs (it may be off, or slower than a burst of publishes): prepared statements keep the plan made
+/// for the table as it was (a sequential scan of a nearly empty `items` table stays one at a million
+/// rows, and a publish then costs a scan of every item), and an `ANALYZE` makes them plan again. The
+/// writer analyses after a number of stored versions that doubles each time, up to every 100,000.
+struct Statistics {
+    since: usize,
+    next: usize,
+}
+
+impl Statistics {
+    fn new() -> Statistics {
+        Statistics { since: 0, next: 500 }
+    }
+
+    fn count(&mut self, connection: &mut Connection, written: usize) {
+        self.since += written;
+        if self.since < self.next {
+            return;
+        }
+        self.since = 0;
+        self.next = (self.next * 2).min(100_000);
+        let started = Instant::now();
+        match connection.client().and_then(|client| Ok(client.batch_execute(ANALYZED)?)) {
+            Ok(()) => tracing::debug!(elapsed = ?started.elapsed(), "statistics of the store's tables updated"),
+            Err(error) => tracing::warn!(%error, "could not update the statistics of the store's tables"),
+        }
+    }
+}
+
 fn write_loop(mut connection: Connection, jobs: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut statistics = Statistics::new();
+    // Statistics as they are at start-up (a store opened after a restore or a bulk load).
+    statistics.count(&mut connection, statistics.next);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -199,8 +235,12 @@ fn write_loop(mut connection: Connection, jobs: mpsc::Receiver<Job>, max_batch: 
             };
             (job.run)(Err(error))(Ok(()));
         }
+        let written = if clocked && committed.is_ok() { finishes.len() } else { 0 };
         for finish in finishes {
             finish(committed.as_ref().map(|_| ()).map_err(clone_error));
+        }
+        if written > 0 {
+            statistics.count(&mut connection, written);
         }
     }
 }

@@ -358,12 +358,6 @@ impl SqliteStore {
             if moved == 0 {
                 return Err(StoreError::NotFound(format!("no outbox reader {name}")));
             }
-            connection.execute(
-                "DELETE FROM outbox WHERE id <= MIN(
-                    (SELECT position FROM outbox_position WHERE name = ?1),
-                    (SELECT position FROM outbox_position WHERE name = 'fanout'))",
-                [&name],
-            )?;
             Ok(())
         })
     }
