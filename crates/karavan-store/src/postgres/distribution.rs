@@ -342,9 +342,10 @@ impl PostgresStore {
         per_subscription: u32,
     ) -> Result<Vec<DueDelivery>> {
         let holder = holder.to_string();
-        self.writer.run(move |db| {
+        self.writer.run_alone(move |db| {
             // One claim at a time across the cluster (until this transaction ends): the count of what
-            // every holder has in hand, below, stays true while this claim adds to it.
+            // every holder has in hand, below, stays true while this claim adds to it. The claim runs in a
+            // transaction of its own, so that it holds that lock with no other rows of this node's.
             db.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended('karavan-claim-deliveries:' || current_schema(), 0))",
                 &[],

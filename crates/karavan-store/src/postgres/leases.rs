@@ -20,7 +20,7 @@ pub(super) fn holds(db: &mut Db<'_, '_>, name: &str, holder: &str, now: i64) -> 
 impl PostgresStore {
     pub(super) fn acquire_lease_in(&self, name: &str, holder: &str, now: Timestamp, until: Timestamp) -> Result<bool> {
         let (name, holder) = (name.to_string(), holder.to_string());
-        self.writer.run(move |db| {
+        self.writer.run_alone(move |db| {
             // PostgreSQL takes the conflicting row's lock before it evaluates the `WHERE`, so of two
             // nodes racing for an expired lease, the second sees the first's row and changes nothing.
             let changed = db.execute(
@@ -35,7 +35,7 @@ impl PostgresStore {
 
     pub(super) fn release_lease_in(&self, name: &str, holder: &str) -> Result<bool> {
         let (name, holder) = (name.to_string(), holder.to_string());
-        self.writer.run(move |db| {
+        self.writer.run_alone(move |db| {
             Ok(db.execute("DELETE FROM leases WHERE name = $1 AND holder = $2", &[&name, &holder])? == 1)
         })
     }

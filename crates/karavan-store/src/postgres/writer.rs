@@ -57,8 +57,21 @@ type Finish = Box<dyn FnOnce(std::result::Result<(), StoreError>) + Send>;
 /// What a job is given: the group's open transaction and clock, or why there is none.
 type Opened<'a, 't, 'c> = std::result::Result<(&'a mut Db<'t, 'c>, &'a mut Clock), StoreError>;
 
+/// How a job joins a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// With the other plain jobs waiting, in one transaction.
+    Plain,
+    /// With the other clocked jobs, in one transaction that holds the commit clock.
+    Clocked,
+    /// In a transaction of its own: a row every node takes in turn (a named lease), held for one
+    /// statement instead of for a whole group, where it would wait behind (and be waited on by) other
+    /// nodes' groups taking other rows in another order.
+    Alone,
+}
+
 struct Job {
-    clocked: bool,
+    kind: Kind,
     run: Box<dyn FnOnce(Opened<'_, '_, '_>) -> Finish + Send>,
 }
 
@@ -82,7 +95,16 @@ impl Writer {
     /// the group has committed.
     pub fn run<T: Send + 'static>(&self, work: impl FnMut(&mut Db<'_, '_>) -> Result<T> + Send + 'static) -> Result<T> {
         let mut work = work;
-        self.submit(false, move |db, _| work(db))
+        self.submit(Kind::Plain, move |db, _| work(db))
+    }
+
+    /// Like [`Writer::run`], in a transaction of its own (see [`Kind::Alone`]).
+    pub fn run_alone<T: Send + 'static>(
+        &self,
+        work: impl FnMut(&mut Db<'_, '_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut work = work;
+        self.submit(Kind::Alone, move |db, _| work(db))
     }
 
     /// Like [`Writer::run`], for work that stores versions or deliveries: its group holds the commit
@@ -91,12 +113,12 @@ impl Writer {
         &self,
         work: impl FnMut(&mut Db<'_, '_>, &mut Clock) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        self.submit(true, work)
+        self.submit(Kind::Clocked, work)
     }
 
     fn submit<T: Send + 'static>(
         &self,
-        clocked: bool,
+        kind: Kind,
         mut work: impl FnMut(&mut Db<'_, '_>, &mut Clock) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, answer) = mpsc::sync_channel::<Result<T>>(1);
@@ -116,7 +138,7 @@ impl Writer {
                 });
             })
         });
-        self.jobs.as_ref().ok_or(StoreError::Closed)?.send(Job { clocked, run }).map_err(|_| StoreError::Closed)?;
+        self.jobs.as_ref().ok_or(StoreError::Closed)?.send(Job { kind, run }).map_err(|_| StoreError::Closed)?;
         let outcome = answer.recv().map_err(|_| StoreError::Closed)?;
         match &outcome {
             Err(error) if error.is_storage_full() => {
@@ -221,26 +243,43 @@ fn write_loop(mut connection: Connection, jobs: mpsc::Receiver<Job>, max_batch: 
                 Err(_) => break,
             }
         }
-        let clocked = batch.iter().any(|job| job.clocked);
-        let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
-        let committed = write_group(&mut connection, clocked, &mut batch, &mut finishes);
-        if let Err(error) = &committed {
-            tracing::error!(%error, "a PostgreSQL write transaction failed");
+        // Work that needs no commit time commits on its own, so that the clock's lock (which serialises
+        // every node's clocked groups) is held only for the groups that store versions or deliveries.
+        let mut groups: Vec<(bool, Vec<Job>)> = Vec::new();
+        let (mut plain, mut clocked) = (Vec::new(), Vec::new());
+        for job in batch {
+            match job.kind {
+                Kind::Alone => groups.push((false, vec![job])),
+                Kind::Plain => plain.push(job),
+                Kind::Clocked => clocked.push(job),
+            }
         }
-        // Jobs that never ran (the transaction could not begin) are told why.
-        for job in batch.drain(..) {
-            let error = match &committed {
-                Err(error) => clone_error(error),
-                Ok(()) => StoreError::CommitFailed("the transaction ended before the job ran".into()),
-            };
-            (job.run)(Err(error))(Ok(()));
-        }
-        let written = if clocked && committed.is_ok() { finishes.len() } else { 0 };
-        for finish in finishes {
-            finish(committed.as_ref().map(|_| ()).map_err(clone_error));
-        }
-        if written > 0 {
-            statistics.count(&mut connection, written);
+        groups.push((false, plain));
+        groups.push((true, clocked));
+        for (is_clocked, mut group) in groups {
+            if group.is_empty() {
+                continue;
+            }
+            let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
+            let committed = write_group(&mut connection, is_clocked, &mut group, &mut finishes);
+            if let Err(error) = &committed {
+                tracing::error!(%error, "a PostgreSQL write transaction failed");
+            }
+            // Jobs that never ran (the transaction could not begin) are told why.
+            for job in group.drain(..) {
+                let error = match &committed {
+                    Err(error) => clone_error(error),
+                    Ok(()) => StoreError::CommitFailed("the transaction ended before the job ran".into()),
+                };
+                (job.run)(Err(error))(Ok(()));
+            }
+            let written = if is_clocked && committed.is_ok() { finishes.len() } else { 0 };
+            for finish in finishes {
+                finish(committed.as_ref().map(|_| ()).map_err(clone_error));
+            }
+            if written > 0 {
+                statistics.count(&mut connection, written);
+            }
         }
     }
 }
