@@ -7,6 +7,7 @@
 //! Architecture invariant: a publish is acknowledged only after its transaction is durably committed.
 
 mod common;
+mod forward;
 mod postgres;
 mod sqlite;
 
