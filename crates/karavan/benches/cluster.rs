@@ -29,79 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{binary, cli, realistic_item};
-
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn postgres_server() -> String {
-    std::env::var("KARAVAN_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn nats() -> String {
-    std::env::var("KARAVAN_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
-}
-
-/// Milliseconds at a percentile of sorted microseconds.
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index] as f64 / 1000.0
-}
-
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-/// Runs blocking PostgreSQL work on a thread of its own: the synchronous client may not run on a
-/// thread that drives a Tokio runtime (as in `tests/cluster.rs`).
-fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| scope.spawn(work).join().expect("the database work ran"))
-}
-
-/// A fresh database on the PostgreSQL server, for one configuration.
-struct Database {
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(label: &str) -> Database {
-        off_runtime(|| {
-            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-            let name = format!("karavan_bench_{label}_{nanos:x}_{}", std::process::id());
-            let mut admin = postgres::Client::connect(&postgres_server(), postgres::NoTls).expect("PostgreSQL answers");
-            admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-            let base = postgres_server();
-            let url = match base.rfind('/') {
-                Some(slash) if slash > "postgres://".len() => format!("{}/{name}", &base[..slash]),
-                _ => format!("{base}/{name}"),
-            };
-            Database { name, url }
-        })
-    }
-
-    /// The store's identity, which names the cluster's NATS stream.
-    fn identity(&self) -> String {
-        off_runtime(|| {
-            let mut client = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
-            client.query("SELECT id FROM store_identity", &[]).unwrap()[0].get(0)
-        })
-    }
-
-    fn drop_now(self) {
-        off_runtime(move || {
-            let mut admin = postgres::Client::connect(&postgres_server(), postgres::NoTls).unwrap();
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).unwrap();
-        });
-    }
-}
+use support::{
+    Database, binary, cli, nats_server, off_runtime, peak_rss_mib, percentile, postgres_server, realistic_item, setting,
+};
 
 /// A running `karavan serve` whose warnings and errors are kept. `support::Server` drains the log
 /// without keeping it; here the log is what shows leases lost and other trouble between the nodes.
@@ -371,7 +301,7 @@ struct Outcome {
 
 fn run_config(config: &Config, bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize) -> Outcome {
     let dirs: Vec<tempfile::TempDir> = (0..config.nodes).map(|_| tempfile::tempdir().unwrap()).collect();
-    let database = config.postgres.then(|| Database::create(config.short));
+    let database = config.postgres.then(|| Database::create(&format!("bench_{}", config.short)));
     let global: Vec<&str> = match &database {
         Some(database) => vec!["--database", database.url.as_str()],
         None => vec![],
@@ -379,7 +309,7 @@ fn run_config(config: &Config, bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize) -
     let on = |args: &[&str]| cli(dirs[0].path(), &[&global[..], args].concat());
     let member = on(&["member", "add", "--name", "Bench Agency", "--country", "KZ", "--languages", "kk,ru"]);
     let key = on(&["key", "create", "--member", &member, "--role", "editor"]);
-    let nats = nats();
+    let nats = nats_server();
     let names: Vec<String> = (1..=config.nodes).map(|n| format!("node-{n}")).collect();
     let mut nodes: Vec<Node> = dirs
         .iter()
@@ -565,7 +495,7 @@ fn run_config(config: &Config, bodies: &Arc<Vec<Vec<u8>>>, concurrency: usize) -
             }
         });
         drop(runtime);
-        database.drop_now();
+        drop(database);
     }
     outcome
 }

@@ -408,12 +408,13 @@ fn open_store(data: &Data) -> anyhow::Result<Arc<dyn karavan_store::Store>> {
              embedded store in the data directory",
             karavan_store::redacted_url(other)
         ),
-        None => {
-            let store = SqliteStore::open(SqliteConfig::new(&data.dir))
-                .with_context(|| format!("opening the store in {}", data.dir.display()))?;
-            Ok(Arc::new(store))
-        }
+        None => Ok(Arc::new(open_sqlite(&data.dir)?)),
     }
+}
+
+/// The embedded store of a data directory.
+fn open_sqlite(dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(SqliteConfig::new(dir)).with_context(|| format!("opening the store in {}", dir.display()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -655,8 +656,7 @@ fn backup(data: &Data, args: BackupArgs) -> anyhow::Result<()> {
     if !database.is_file() {
         bail!("no store to back up in {}: {} does not exist", data.dir.display(), database.display());
     }
-    let store = SqliteStore::open(SqliteConfig::new(&data.dir))
-        .with_context(|| format!("opening the store in {}", data.dir.display()))?;
+    let store = open_sqlite(&data.dir)?;
     let written = store.backup_to(&args.to, args.force)?;
     println!(
         "wrote {} ({} bytes, {} items, up to sequence number {})",

@@ -27,87 +27,11 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use support::receiver::Receiver;
-use support::{Server, cli};
+use support::{Database, Server, cli, nats_server};
 
 const SECRET: &str = "cluster-webhook-secret";
 /// Words the items are about, one per item in turn: what the nodes are asked to find.
 const WORDS: [&str; 7] = ["wheat", "railway", "summit", "copper", "festival", "pipeline", "harvest"];
-
-fn postgres_server() -> String {
-    std::env::var("KARAVAN_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn nats() -> String {
-    std::env::var("KARAVAN_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
-}
-
-/// Runs blocking PostgreSQL work on a thread of its own: the synchronous client may not run on a
-/// thread that drives the test's runtime.
-fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| scope.spawn(work).join().expect("the database work ran"))
-}
-
-/// A fresh database on the test server, dropped when this is.
-struct Database {
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create() -> Database {
-        off_runtime(Database::create_now)
-    }
-
-    fn create_now() -> Database {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("karavan_cluster_{:x}_{}", nanos, std::process::id());
-        let mut admin = postgres::Client::connect(&postgres_server(), postgres::NoTls).expect("PostgreSQL answers");
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let base = postgres_server();
-        let url = match base.rfind('/') {
-            Some(slash) if slash > "postgres://".len() => format!("{}/{name}", &base[..slash]),
-            _ => format!("{base}/{name}"),
-        };
-        Database { name, url }
-    }
-
-    fn client(&self) -> Pg {
-        Pg(Some(off_runtime(|| postgres::Client::connect(&self.url, postgres::NoTls).unwrap())))
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        off_runtime(move || {
-            if let Ok(mut admin) = postgres::Client::connect(&postgres_server(), postgres::NoTls) {
-                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        });
-    }
-}
-
-/// A connection to the test's database, used (and closed) off the test's runtime.
-struct Pg(Option<postgres::Client>);
-
-impl Pg {
-    fn query(&mut self, sql: &str) -> Vec<postgres::Row> {
-        let client = self.0.as_mut().unwrap();
-        off_runtime(|| client.query(sql, &[]).unwrap())
-    }
-
-    fn count(&mut self, sql: &str) -> i64 {
-        self.query(sql)[0].get(0)
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
-            off_runtime(move || drop(client));
-        }
-    }
-}
 
 /// What the stand-in services saw.
 #[derive(Default)]
@@ -252,8 +176,8 @@ fn start_node(dir: &std::path::Path, args: &[String]) -> Server {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_the_work_and_survive_a_killed_node() {
     let items: usize = std::env::var("KARAVAN_CLUSTER_ITEMS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
-    let database = Database::create();
-    let nats = nats();
+    let database = Database::create("cluster");
+    let nats = nats_server();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let db = ["--database", database.url.as_str()];
 

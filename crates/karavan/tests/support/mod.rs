@@ -368,3 +368,108 @@ pub mod receiver {
         StatusCode::OK
     }
 }
+
+/// The PostgreSQL server tests and benches use (`KARAVAN_TEST_POSTGRES`; these machines run one on
+/// 127.0.0.1:5432 with trust authentication).
+pub fn postgres_server() -> String {
+    std::env::var("KARAVAN_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The NATS server with JetStream tests and benches use (`KARAVAN_TEST_NATS`).
+pub fn nats_server() -> String {
+    std::env::var("KARAVAN_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
+}
+
+/// Runs blocking PostgreSQL work on a thread of its own: the synchronous client may not run on a
+/// thread that drives a Tokio runtime.
+pub fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(work).join().expect("the database work ran"))
+}
+
+/// A fresh database on the test server (named after `label`), dropped when this is.
+pub struct Database {
+    pub name: String,
+    pub url: String,
+}
+
+impl Database {
+    pub fn create(label: &str) -> Database {
+        off_runtime(|| {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            let name = format!("karavan_{label}_{nanos:x}_{}", std::process::id());
+            let mut admin = postgres::Client::connect(&postgres_server(), postgres::NoTls).expect("PostgreSQL answers");
+            admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+            let base = postgres_server();
+            let url = match base.rfind('/') {
+                Some(slash) if slash > "postgres://".len() => format!("{}/{name}", &base[..slash]),
+                _ => format!("{base}/{name}"),
+            };
+            Database { name, url }
+        })
+    }
+
+    /// A connection to this database.
+    pub fn client(&self) -> Pg {
+        Pg(Some(off_runtime(|| postgres::Client::connect(&self.url, postgres::NoTls).unwrap())))
+    }
+
+    /// The store's identity, which names the cluster's NATS stream.
+    pub fn identity(&self) -> String {
+        self.client().query("SELECT id FROM store_identity")[0].get(0)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        off_runtime(move || {
+            if let Ok(mut admin) = postgres::Client::connect(&postgres_server(), postgres::NoTls) {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        });
+    }
+}
+
+/// A connection to a test database, used (and closed) off any runtime.
+pub struct Pg(Option<postgres::Client>);
+
+impl Pg {
+    pub fn query(&mut self, sql: &str) -> Vec<postgres::Row> {
+        let client = self.0.as_mut().unwrap();
+        off_runtime(|| client.query(sql, &[]).unwrap())
+    }
+
+    pub fn count(&mut self, sql: &str) -> i64 {
+        self.query(sql)[0].get(0)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            off_runtime(move || drop(client));
+        }
+    }
+}
+
+/// A bench setting from the environment.
+pub fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Milliseconds at a percentile of sorted microseconds.
+pub fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+/// A process's peak resident memory.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
