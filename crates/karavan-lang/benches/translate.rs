@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use karavan_lang::Precision;
 use karavan_lang::bpe::BpeTokenizer;
 use karavan_lang::generate::{EarlyStopping, Options, generate};
 use karavan_lang::m2m100::M2m100;
@@ -50,11 +51,27 @@ fn main() {
     let new_tokens = env_number("KARAVAN_BENCH_TOKENS", 32);
     let batch = env_number("KARAVAN_BENCH_BATCH", 16);
     let tokenizer = BpeTokenizer::load(&dir).expect("the checkpoint's tokenizer");
-    let started = Instant::now();
-    let model = M2m100::load(&dir).expect("the checkpoint");
-    println!("loaded {} in {:.1} s ({threads} threads)", dir.display(), started.elapsed().as_secs_f64());
+    let precisions: Vec<Precision> = std::env::var("KARAVAN_BENCH_PRECISION")
+        .unwrap_or_else(|_| "float32,int8".into())
+        .split(',')
+        .map(|p| Precision::parse(p).expect("KARAVAN_BENCH_PRECISION: float32 and/or int8"))
+        .collect();
+    let models: Vec<(Precision, M2m100)> = precisions
+        .iter()
+        .map(|&precision| {
+            let started = Instant::now();
+            let model = M2m100::load_with(&dir, precision).expect("the checkpoint");
+            println!(
+                "loaded {} ({}) in {:.1} s ({threads} threads)",
+                dir.display(),
+                precision.as_str(),
+                started.elapsed().as_secs_f64()
+            );
+            (precision, model)
+        })
+        .collect();
     let devset = karavan_lang::testing::devset();
-    let mut sources = Vec::new();
+    let mut sources: Vec<Vec<u32>> = Vec::new();
     for (column, code) in COLUMNS {
         let c = devset.languages.iter().position(|l| l == column).expect("the dev set's column");
         let language = tokenizer.language(code).expect("an NLLB language code");
@@ -66,6 +83,8 @@ fn main() {
         }
     }
     let target = tokenizer.language("kaz_Cyrl").expect("kaz_Cyrl");
+    let limit = env_number("KARAVAN_BENCH_SENTENCES", sources.len());
+    sources.truncate(limit);
     let source_tokens: usize = sources.iter().map(Vec::len).sum();
     println!(
         "{} sentences, {source_tokens} source tokens, {new_tokens} generated tokens each, batches of {batch}",
@@ -74,31 +93,58 @@ fn main() {
 
     // Karavan runs before the peers and again after them: the machine's speed drifts (other
     // tenants), and the two runs show by how much. The ratios use their mean.
-    let measure = |run: &str| -> Vec<(usize, f64)> {
+    let beam_sizes: Vec<usize> = std::env::var("KARAVAN_BENCH_BEAMS")
+        .unwrap_or_else(|_| "1,4".into())
+        .split(',')
+        .map(|b| b.trim().parse().expect("KARAVAN_BENCH_BEAMS: beam sizes such as 1,4"))
+        .collect();
+    let measure = |run: &str, outputs: &mut Vec<Vec<Vec<u32>>>| -> Vec<(Precision, usize, f64)> {
         let mut rates = Vec::new();
-        for beams in [1, 4] {
-            let options = Options {
-                num_beams: beams,
-                max_length: new_tokens + 1,
-                min_length: new_tokens + 1,
-                length_penalty: 1.0,
-                early_stopping: EarlyStopping::Heuristic,
-                no_repeat_ngram_size: 0,
-                forced_eos: false,
-            };
-            let started = Instant::now();
-            let mut generated = 0;
-            for chunk in sources.chunks(batch) {
-                let out = generate(&model, chunk, &vec![target; chunk.len()], &options).expect("generation");
-                generated += out.iter().map(|o| o.len() - 1).sum::<usize>();
+        for (precision, model) in &models {
+            for &beams in &beam_sizes {
+                let options = Options {
+                    num_beams: beams,
+                    max_length: new_tokens + 1,
+                    min_length: new_tokens + 1,
+                    length_penalty: 1.0,
+                    early_stopping: EarlyStopping::Heuristic,
+                    no_repeat_ngram_size: 0,
+                    forced_eos: false,
+                };
+                let started = Instant::now();
+                let mut generated = 0;
+                let mut all = Vec::new();
+                for chunk in sources.chunks(batch) {
+                    let out = generate(model, chunk, &vec![target; chunk.len()], &options).expect("generation");
+                    generated += out.iter().map(|o| o.len() - 1).sum::<usize>();
+                    all.extend(out);
+                }
+                let rate = generated as f64 / started.elapsed().as_secs_f64();
+                println!("karavan {:<8} beam {beams}: {rate:>8.1} tokens/s   ({run})", precision.as_str());
+                rates.push((*precision, beams, rate));
+                outputs.push(all);
             }
-            let rate = generated as f64 / started.elapsed().as_secs_f64();
-            println!("karavan      beam {beams}: {rate:>8.1} tokens/s   ({run})");
-            rates.push((beams, rate));
         }
         rates
     };
-    let before = measure("before the peers");
+    let mut outputs = Vec::new();
+    let before = measure("before the peers", &mut outputs);
+    if models.len() == 2 && beam_sizes == [1, 4] {
+        // The same runs in both precisions: how often int8 chose float32's tokens.
+        for (b, beams) in [1, 4].into_iter().enumerate() {
+            let (float, int8) = (&outputs[b], &outputs[2 + b]);
+            let same = float.iter().zip(int8).filter(|(a, b)| a == b).count();
+            let tokens: usize = float.iter().map(Vec::len).sum();
+            let agreeing: usize =
+                float.iter().zip(int8).map(|(a, b)| a.iter().zip(b).take_while(|(x, y)| x == y).count()).sum();
+            println!(
+                "int8 against float32, beam {beams}: {same} of {} outputs identical ({:.1} %); {:.1} % of tokens before the first difference",
+                float.len(),
+                100.0 * same as f64 / float.len() as f64,
+                100.0 * agreeing as f64 / tokens as f64
+            );
+        }
+    }
 
     let Some(python) = std::env::var_os("KARAVAN_BENCH_PYTHON") else {
         println!("(set KARAVAN_BENCH_PYTHON to a Python with torch, transformers and ctranslate2 to compare)");
@@ -122,14 +168,21 @@ fn main() {
         std::process::exit(1);
     }
     let peers: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the peers' JSON");
-    let after = measure("after the peers");
-    for ((beams, first), (_, second)) in before.into_iter().zip(after) {
+    let after = measure("after the peers", &mut Vec::new());
+    let peer = |name: &str, beams: usize| {
+        peers.get(format!("{name}_beam{beams}")).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
+    };
+    if let Some(versions) = peers.get("versions") {
+        println!("peers: {versions}");
+    }
+    for ((precision, beams, first), (_, _, second)) in before.into_iter().zip(after) {
         let rate = (first + second) / 2.0;
-        println!("karavan      beam {beams}: {rate:>8.1} tokens/s   (mean of the two runs)");
-        let peer = |name: &str| peers.get(format!("{name}_beam{beams}")).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-        let (hf, ct2, ct2_int8) = (peer("transformers"), peer("ct2_float32"), peer("ct2_int8"));
-        println!("transformers beam {beams}: {hf:>8.1} tokens/s   karavan / transformers = {:.2}", rate / hf);
-        println!("ct2 float32  beam {beams}: {ct2:>8.1} tokens/s   ct2 / karavan = {:.2}", ct2 / rate);
-        println!("ct2 int8     beam {beams}: {ct2_int8:>8.1} tokens/s   ct2 int8 / karavan = {:.2}", ct2_int8 / rate);
+        let name = precision.as_str();
+        println!("karavan {name:<8} beam {beams}: {rate:>8.1} tokens/s   (mean of the two runs)");
+        let (hf, ct2) = (peer("transformers", beams), peer(&format!("ct2_{name}"), beams));
+        if precision == Precision::Float32 {
+            println!("transformers     beam {beams}: {hf:>8.1} tokens/s   karavan / transformers = {:.2}", rate / hf);
+        }
+        println!("ct2 {name:<12} beam {beams}: {ct2:>8.1} tokens/s   karavan / ct2 = {:.2}", rate / ct2);
     }
 }

@@ -63,6 +63,9 @@ def main():
                                                  max_decoding_length=new_tokens, max_batch_size=batch)
                 tokens += sum(len(r.hypotheses[0]) for r in out)
             results[f"ct2_{quantization}_beam{beams}"] = tokens / (time.perf_counter() - start)
+    import transformers
+    results["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__,
+                           "ctranslate2": ctranslate2.__version__}
     print(json.dumps(results))
 
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Storage, Tensor};
 
 use crate::e5file::{QK, dequantize_q4};
-use crate::gemm::Packed;
+use crate::gemm::{Precision, Weight};
 use crate::models::ModelError;
 
 pub fn candle_error(error: candle_core::Error) -> ModelError {
@@ -52,6 +52,8 @@ pub enum WordEmbeddings {
 pub struct Weights {
     pub word: WordEmbeddings,
     pub tensors: HashMap<String, Tensor>,
+    /// How the linear layers are packed.
+    pub precision: Precision,
 }
 
 impl Weights {
@@ -78,7 +80,7 @@ impl Weights {
             bias.extend(self.vector(&format!("{name}.bias"), outputs)?);
         }
         let rows = Tensor::cat(&matrices, 0).and_then(|w| w.flatten_all()?.to_vec1::<f32>()).map_err(candle_error)?;
-        Ok(Dense { weight: Packed::from_rows(&rows, outputs * names.len(), input), bias })
+        Ok(Dense { weight: Weight::from_rows(&rows, outputs * names.len(), input, self.precision), bias })
     }
 
     pub(crate) fn norm(&mut self, name: &str, hidden: usize, eps: f64) -> Result<Norm, ModelError> {
@@ -92,7 +94,7 @@ impl Weights {
 
 /// A linear layer: `x · weight + bias`, the weight `[in, out]`, packed for the product.
 pub(crate) struct Dense {
-    pub(crate) weight: Packed,
+    pub(crate) weight: Weight,
     pub(crate) bias: Vec<f32>,
 }
 

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod langid;
 pub mod m2m100;
 pub mod models;
+mod qgemm;
 pub mod sentencepiece;
 #[doc(hidden)]
 pub mod testing;
@@ -19,6 +20,7 @@ pub mod tokenizer;
 pub mod translate;
 
 pub use embed::{Embedder, Role, cosine};
+pub use gemm::Precision;
 pub use langid::{Detection, LanguageIdentifier, contradicts};
 pub use models::{Downloader, InstalledModel, ModelDir, ModelError, ModelKind};
 pub use translate::{SegmentCache, Term, Translator};

@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
 use crate::encoder::{Dense, Norm, Weights, candle_error, in_place, parallel_rows, read, softmax, threads};
-use crate::gemm::Packed;
+use crate::gemm::{Precision, Weight};
 use crate::models::ModelError;
 
 /// The activation between a layer's two feed-forward products.
@@ -205,7 +205,7 @@ pub struct M2m100 {
     pub config: Config,
     /// The output projection (`[vocab, d]` as stored), packed: with tied weights, as most
     /// checkpoints have, also the word-embedding table, read back row by row.
-    head: Packed,
+    head: Weight,
     /// The word embeddings `[vocab, d]`, for checkpoints whose output projection is not tied to them.
     untied_embeddings: Option<Vec<f32>>,
     embed_scale: f32,
@@ -312,16 +312,30 @@ impl DecoderState {
 impl M2m100 {
     /// Loads a checkpoint directory.
     pub fn load(dir: &Path) -> Result<M2m100, ModelError> {
+        M2m100::load_with(dir, Precision::Float32)
+    }
+
+    /// Loads a checkpoint directory with its linear layers (and output projection) in `precision`.
+    pub fn load_with(dir: &Path, precision: Precision) -> Result<M2m100, ModelError> {
         let json: Value = serde_json::from_slice(
             &std::fs::read(dir.join("config.json")).map_err(|e| invalid(format!("config.json: {e}")))?,
         )
         .map_err(|e| invalid(format!("config.json: {e}")))?;
         let config = Config::from_json(&json)?;
-        M2m100::new(config, load_tensors(dir)?)
+        M2m100::new_with(config, load_tensors(dir)?, precision)
     }
 
     /// A model from its configuration and its tensors by Hugging Face name (without `model.`).
-    pub fn new(config: Config, mut tensors: HashMap<String, Tensor>) -> Result<M2m100, ModelError> {
+    pub fn new(config: Config, tensors: HashMap<String, Tensor>) -> Result<M2m100, ModelError> {
+        M2m100::new_with(config, tensors, Precision::Float32)
+    }
+
+    /// A model from its configuration and tensors, its linear layers in `precision`.
+    pub fn new_with(
+        config: Config,
+        mut tensors: HashMap<String, Tensor>,
+        precision: Precision,
+    ) -> Result<M2m100, ModelError> {
         let c = &config;
         let d = c.d_model;
         let embeddings = ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"]
@@ -346,11 +360,11 @@ impl M2m100 {
             Some(head) => {
                 let head = flat(head)?;
                 let untied = (head != embeddings).then_some(embeddings);
-                (Packed::from_rows(&head, c.vocab_size, d), untied)
+                (Weight::from_rows(&head, c.vocab_size, d, precision), untied)
             }
-            None => (Packed::from_rows(&embeddings, c.vocab_size, d), None),
+            None => (Weight::from_rows(&embeddings, c.vocab_size, d, precision), None),
         };
-        let mut weights = Weights { tensors, ..Default::default() };
+        let mut weights = Weights { tensors, precision, ..Default::default() };
         let eps = 1e-5;
         // A layer's `self_attn` (query, key and value in one product) or `encoder_attn` (the query
         // alone; its keys and values go into `cross_kv`), with its layer norm.

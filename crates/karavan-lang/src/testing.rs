@@ -463,3 +463,29 @@ fn e5_name(name: &str) -> String {
         .unwrap_or_else(|| panic!("unknown module {module}"));
     format!("l{layer}.{short}.{}", if kind == "weight" { "w" } else { "b" })
 }
+
+/// A weight `[n, k]` of deterministic values packed in `precision`, for the product benchmark.
+pub struct BenchWeight(crate::gemm::Weight);
+
+impl BenchWeight {
+    pub fn new(n: usize, k: usize, precision: crate::Precision) -> BenchWeight {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let rows: Vec<f32> = (0..n * k)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect();
+        BenchWeight(crate::gemm::Weight::from_rows(&rows, n, k, precision))
+    }
+
+    /// `x · W` (`x` of rows of `k`).
+    pub fn product(&self, x: &[f32], threads: usize) -> Vec<f32> {
+        self.0.product(x, threads)
+    }
+
+    /// The bytes the packed weight takes.
+    pub fn bytes(&self) -> usize {
+        self.0.bytes()
+    }
+}
