@@ -96,8 +96,13 @@ struct Target {
 impl Translator {
     /// Loads a checkpoint directory (`config.json`, the safetensors, the tokenizer files).
     pub fn load(dir: &Path) -> Result<Translator, ModelError> {
+        Translator::load_with(dir, crate::Precision::Float32)
+    }
+
+    /// Loads a checkpoint directory with the model's linear layers in `precision`.
+    pub fn load_with(dir: &Path, precision: crate::Precision) -> Result<Translator, ModelError> {
         let tokenizer = BpeTokenizer::load(dir)?;
-        let model = M2m100::load(dir)?;
+        let model = M2m100::load_with(dir, precision)?;
         if tokenizer.vocab_size() > model.config.vocab_size {
             return Err(ModelError::Invalid(format!(
                 "the tokenizer has {} tokens and the model only {}",
