@@ -22,7 +22,10 @@ use karavan_store::{
     NewUser, NewVersion, Page, PostgresConfig, PostgresStore, PublishOutcome, SqliteConfig, SqliteStore, Store,
     StoreError, SubscriptionSpec, VersionRead, Webhook,
 };
-use karavan_store::{FANOUT_LEASE, FeedSpec, GlossaryTerm, JobOutcome, PollRecord, StoredTranslation};
+use karavan_store::{
+    ClaimLimits, FANOUT_LEASE, FeedSpec, GlossaryTerm, JobOutcome, JobState, JobsAhead, PollRecord, QueueCounts,
+    StoredTranslation, TranslationPart, TranslationProgress,
+};
 use serde_json::{Map, Value, json};
 
 /// A backend under test: a fresh, empty store, and more instances on the same data.
@@ -163,6 +166,21 @@ fn grant_with(store: &dyn Store, grantor: &MemberId, grantee: Grantee, subjects:
 
 fn version(owner: &MemberId, uri: &str, version: Option<&str>, headline: &str) -> NewVersion {
     NewVersion { version: version.map(str::to_string), ..NewVersion::headline_only(owner, uri, headline) }
+}
+
+/// A translation of one part, without glossary terms, made at `at`.
+fn translation(seq: i64, language: &str, part: TranslationPart, fields: Value, at: Timestamp) -> StoredTranslation {
+    let Value::Object(fields) = fields else { panic!("fields are an object") };
+    StoredTranslation {
+        seq,
+        language: language.into(),
+        variant: String::new(),
+        source_language: "kk".into(),
+        model: "nllb-test".into(),
+        fields,
+        created_at: at,
+        parts: vec![part],
+    }
 }
 
 fn headline(document: &Map<String, Value>) -> &str {
@@ -948,27 +966,37 @@ pub fn translation_queue_glossaries_and_cache(make: Make) {
     store.set_read_languages(&stranger, vec!["tg".into()]).unwrap();
     grant(store, &owner, Grantee::Member(partner.clone()), &[], 0);
 
-    // A Kazakh item: jobs for the owner's Russian and the partner's Chinese, not for Kazakh (its own
-    // language) nor Tajik (read only by a member who cannot see it).
+    // A Kazakh item: a head and a body job for the owner's Russian and the partner's Chinese, not for
+    // Kazakh (its own language) nor Tajik (read only by a member who cannot see it).
     let first = store.publish(version(&owner, "urn:t:1", None, "Бірінші")).unwrap().stored().clone();
-    assert_eq!(store.queue_depths().unwrap().translation_jobs_queued, 2, "two jobs wait");
+    assert_eq!(store.queue_depths().unwrap().translation_jobs_queued, 4, "two jobs per language wait");
     let t0 = now();
     let lease = Timestamp(t0.micros() + 60_000_000);
-    let jobs = store.claim_translation_jobs("worker-1", t0, lease, 10).unwrap();
-    let mut languages: Vec<&str> = jobs.iter().map(|j| j.language.as_str()).collect();
-    languages.sort();
-    assert_eq!(languages, ["ru", "zh-Hans"]);
-    assert!(jobs.iter().all(|j| j.version.seq == first.seq && j.current && j.attempts == 1));
+    let jobs = store.claim_translation_jobs("worker-1", t0, lease, ClaimLimits::each(10)).unwrap();
+    let mut seen: Vec<(TranslationPart, &str)> = jobs.iter().map(|j| (j.part, j.language.as_str())).collect();
+    assert_eq!(jobs[0].part, TranslationPart::Head, "heads come first: {seen:?}");
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (TranslationPart::Head, "ru"),
+            (TranslationPart::Head, "zh-Hans"),
+            (TranslationPart::Body, "ru"),
+            (TranslationPart::Body, "zh-Hans")
+        ]
+    );
+    assert!(jobs.iter().all(|j| j.version.seq == first.seq && j.current && j.attempts == 1 && !j.wanted));
     // Leased: not claimed again until the lease runs out (a crashed worker's jobs come back).
-    assert!(store.claim_translation_jobs("worker-1", t0, lease, 10).unwrap().is_empty());
-    let again = store
-        .claim_translation_jobs("worker-1", Timestamp(lease.micros() + 1), Timestamp(lease.micros() + 2), 1)
-        .unwrap();
-    assert_eq!(again.len(), 1);
-    assert_eq!(again[0].attempts, 2);
+    assert!(store.claim_translation_jobs("worker-1", t0, lease, ClaimLimits::each(10)).unwrap().is_empty());
+    // After the lease: one head asked for, and another due head left, so no body is taken.
+    let after = Timestamp(lease.micros() + 1);
+    let again =
+        store.claim_translation_jobs("worker-1", after, Timestamp(after.micros() + 1), ClaimLimits::each(1)).unwrap();
+    assert_eq!(again.iter().map(|j| (j.part, j.attempts)).collect::<Vec<_>>(), [(TranslationPart::Head, 2)]);
     let counts = store.translation_queue(&owner).unwrap();
-    assert_eq!((counts.queued, counts.running, counts.done, counts.failed), (0, 2, 0, 0));
-    let counts = store.translation_queue(&partner).unwrap();
+    assert_eq!(counts.head, QueueCounts { queued: 0, running: 2, done: 0, failed: 0 });
+    assert_eq!(counts.total(), QueueCounts { queued: 0, running: 4, done: 0, failed: 0 });
+    let counts = store.translation_queue(&partner).unwrap().total();
     assert_eq!(
         (counts.queued, counts.running, counts.done, counts.failed),
         (0, 0, 0, 0),
@@ -976,30 +1004,26 @@ pub fn translation_queue_glossaries_and_cache(make: Make) {
     );
 
     // A retry goes back to the queue at its time; done stores the translations with the job.
-    let (ru, zh) = {
-        let ru = jobs.iter().find(|j| j.language == "ru").unwrap().id;
-        let zh = jobs.iter().find(|j| j.language == "zh-Hans").unwrap().id;
-        (ru, zh)
+    let job = |part: TranslationPart, language: &str| {
+        jobs.iter().find(|j| j.part == part && j.language == language).unwrap().id
     };
     let retry_at = Timestamp(t0.micros() + 5_000_000);
+    let zh = job(TranslationPart::Head, "zh-Hans");
     store.finish_translation_job("worker-1", zh, JobOutcome::Retry { error: "busy".into(), retry_at }).unwrap();
-    let mut fields = Map::new();
-    fields.insert("headlines".into(), json!([{ "value": "Первый" }]));
-    let translation = StoredTranslation {
-        seq: first.seq,
-        language: "ru".into(),
-        variant: String::new(),
-        source_language: "kk".into(),
-        model: "nllb-test".into(),
-        fields,
-        created_at: t0,
-    };
-    store.finish_translation_job("worker-1", ru, JobOutcome::Done(vec![translation.clone()])).unwrap();
-    assert_eq!(store.translations(&[first.seq]).unwrap(), vec![translation]);
-    assert!(store.claim_translation_jobs("worker-1", t0, lease, 10).unwrap().is_empty());
-    let retried = store.claim_translation_jobs("worker-1", retry_at, lease, 10).unwrap();
-    assert_eq!(retried.len(), 1);
-    assert_eq!(retried[0].language, "zh-Hans");
+    let head = translation(first.seq, "ru", TranslationPart::Head, json!({ "headlines": [{ "value": "Первый" }] }), t0);
+    let ru = job(TranslationPart::Head, "ru");
+    store.finish_translation_job("worker-1", ru, JobOutcome::Done(vec![head.clone()])).unwrap();
+    assert_eq!(store.translations(&[first.seq]).unwrap(), vec![head]);
+    let body_ru = job(TranslationPart::Body, "ru");
+    let body_zh = job(TranslationPart::Body, "zh-Hans");
+    store.finish_translation_job("worker-1", body_ru, JobOutcome::Done(Vec::new())).unwrap();
+    store.finish_translation_job("worker-1", body_zh, JobOutcome::Done(Vec::new())).unwrap();
+    assert!(store.claim_translation_jobs("worker-1", t0, lease, ClaimLimits::each(10)).unwrap().is_empty());
+    let retried = store.claim_translation_jobs("worker-1", retry_at, lease, ClaimLimits::each(10)).unwrap();
+    assert_eq!(
+        retried.iter().map(|j| (j.part, j.language.as_str())).collect::<Vec<_>>(),
+        [(TranslationPart::Head, "zh-Hans")]
+    );
     store
         .finish_translation_job("worker-1", retried[0].id, JobOutcome::Failed { error: "no such language".into() })
         .unwrap();
@@ -1008,24 +1032,41 @@ pub fn translation_queue_glossaries_and_cache(make: Make) {
         Err(StoreError::NotFound(_))
     ));
     let counts = store.translation_queue(&owner).unwrap();
-    assert_eq!((counts.queued, counts.running, counts.done, counts.failed), (0, 0, 1, 1));
+    assert_eq!(counts.head, QueueCounts { queued: 0, running: 0, done: 1, failed: 1 });
+    assert_eq!(counts.body, QueueCounts { queued: 0, running: 0, done: 2, failed: 0 });
 
-    // One job per version and language; a correction gets its own, and the old version is no longer current.
+    // Two jobs per version and language; a correction gets its own, and the old version is no longer current.
     assert!(!store.enqueue_translation(first.seq, "ru").unwrap());
     assert!(store.enqueue_translation(first.seq, "en").unwrap());
     assert!(!store.enqueue_translation(i64::MAX, "en").unwrap(), "no job for a version that does not exist");
     let second = store.publish(version(&owner, "urn:t:1", None, "Екінші")).unwrap().stored().clone();
     let far = Timestamp(now().micros() + 1_000_000_000);
-    let jobs = store.claim_translation_jobs("worker-1", far, Timestamp(far.micros() + 1), 10).unwrap();
-    let mut seen: Vec<(i64, &str, bool)> =
-        jobs.iter().map(|j| (j.version.seq, j.language.as_str(), j.current)).collect();
+    let jobs =
+        store.claim_translation_jobs("worker-1", far, Timestamp(far.micros() + 1), ClaimLimits::each(10)).unwrap();
+    let mut seen: Vec<(i64, &str, TranslationPart, bool)> =
+        jobs.iter().map(|j| (j.version.seq, j.language.as_str(), j.part, j.current)).collect();
     seen.sort();
-    assert_eq!(seen, [(first.seq, "en", false), (second.seq, "ru", true), (second.seq, "zh-Hans", true)]);
+    assert_eq!(
+        seen,
+        [
+            (first.seq, "en", TranslationPart::Head, false),
+            (first.seq, "en", TranslationPart::Body, false),
+            (second.seq, "ru", TranslationPart::Head, true),
+            (second.seq, "ru", TranslationPart::Body, true),
+            (second.seq, "zh-Hans", TranslationPart::Head, true),
+            (second.seq, "zh-Hans", TranslationPart::Body, true),
+        ]
+    );
     // A kill is not translated.
     let mut kill = version(&owner, "urn:t:1", None, "Killed");
     kill.pub_status = PubStatus::Canceled;
     store.publish(kill).unwrap();
-    assert!(store.claim_translation_jobs("worker-1", far, Timestamp(far.micros() + 1), 10).unwrap().is_empty());
+    assert!(
+        store
+            .claim_translation_jobs("worker-1", far, Timestamp(far.micros() + 1), ClaimLimits::each(10))
+            .unwrap()
+            .is_empty()
+    );
 
     // Glossaries: per member and pair, in order; replaced whole; no terms deletes.
     let terms = vec![
@@ -1058,6 +1099,151 @@ pub fn translation_queue_glossaries_and_cache(make: Make) {
     let (a, b) = ([1u8; 32], [2u8; 32]);
     store.cache_segments(vec![(a, "один".into())]).unwrap();
     assert_eq!(store.cached_segments(&[a, b]).unwrap(), vec![(a, "один".to_string())]);
+}
+
+/// Jobs by part: every due head is claimed before any body; bodies a reader waits for come first,
+/// then by urgency, then oldest first; where a job stands counts only what its reader may know of.
+pub fn translation_heads_come_first_then_wanted_urgent_and_old_bodies(make: Make) {
+    let backend = make();
+    let store = backend.store();
+    let store = store.as_ref();
+    let owner = member(store, "Kazinform");
+    let other = member(store, "Xinhua");
+    store.set_read_languages(&owner, vec!["ru".into()]).unwrap();
+    store.set_read_languages(&other, vec!["ru".into()]).unwrap();
+    let publish = |by: &MemberId, uri: &str, urgency: Option<i64>| {
+        let mut new = version(by, uri, None, uri);
+        new.urgency = urgency.map(|u| karavan_domain::Urgency::new(u).unwrap());
+        store.publish(new).unwrap().stored().seq
+    };
+    let a = publish(&owner, "urn:order:a", Some(5));
+    let b = publish(&owner, "urn:order:b", None);
+    let c = publish(&owner, "urn:order:c", Some(1));
+    let d = publish(&owner, "urn:order:d", Some(5));
+    // Another member's most urgent item, under embargo: it is translated like any other, but the
+    // owner's counts do not tell of it.
+    let mut embargoed = version(&other, "urn:order:e", None, "Embargoed");
+    embargoed.urgency = Some(karavan_domain::Urgency::new(1).unwrap());
+    embargoed.embargoed_until = Some(Timestamp(now().micros() + 3_600_000_000));
+    let e = store.publish(embargoed).unwrap().stored().seq;
+
+    let t0 = now();
+    let progress = store.translation_progress(&owner, d, "ru", t0).unwrap();
+    let (head, body) = (progress.head.unwrap(), progress.body.unwrap());
+    assert_eq!((head.state, body.state), (JobState::Queued, JobState::Queued));
+    assert_eq!(head.ahead, Some(JobsAhead { heads: 2, bodies: 0 }), "heads of c and a (e is not counted)");
+    assert_eq!(body.ahead, Some(JobsAhead { heads: 4, bodies: 2 }), "every head, then the bodies of c and a");
+    assert_eq!(
+        store.translation_progress(&other, d, "ru", t0).unwrap().body.unwrap().ahead,
+        Some(JobsAhead { heads: 5, bodies: 3 }),
+        "its owner's own embargoed item counts"
+    );
+    assert_eq!(store.translation_progress(&owner, d, "kk", t0).unwrap(), TranslationProgress::default());
+
+    // Heads first, most urgent first, and no body while a due head is left.
+    let lease = Timestamp(t0.micros() + 60_000_000);
+    let heads = store.claim_translation_jobs("worker", t0, lease, ClaimLimits { heads: 5, bodies: 0 }).unwrap();
+    assert_eq!(heads.iter().map(|j| j.version.seq).collect::<Vec<_>>(), [c, e, a, d, b]);
+    assert!(heads.iter().all(|j| j.part == TranslationPart::Head));
+    for job in &heads {
+        store.finish_translation_job("worker", job.id, JobOutcome::Done(Vec::new())).unwrap();
+    }
+    // A reader waits for b's body: it goes first, though it has no urgency.
+    assert!(store.prioritize_translation(b, "ru").unwrap());
+    let waiting = store.translation_progress(&owner, b, "ru", t0).unwrap().body.unwrap();
+    assert_eq!((waiting.wanted, waiting.ahead), (true, Some(JobsAhead { heads: 0, bodies: 0 })));
+    assert_eq!(
+        store.translation_progress(&owner, d, "ru", t0).unwrap().body.unwrap().ahead,
+        Some(JobsAhead { heads: 0, bodies: 3 })
+    );
+    assert!(!store.prioritize_translation(b, "kk").unwrap(), "no such job");
+    let bodies = store.claim_translation_jobs("worker", t0, lease, ClaimLimits::each(10)).unwrap();
+    assert_eq!(bodies.iter().map(|j| j.version.seq).collect::<Vec<_>>(), [b, c, e, a, d]);
+    assert_eq!(bodies.iter().map(|j| j.wanted).collect::<Vec<_>>(), [true, false, false, false, false]);
+    let running = store.translation_progress(&owner, b, "ru", t0).unwrap().body.unwrap();
+    assert_eq!((running.state, running.started_at, running.ahead), (JobState::Running, Some(t0), None));
+    assert!(store.prioritize_translation(b, "ru").unwrap(), "running: still wanted");
+
+    // Done, a reader still waits (its rendering is missing): queued again, first. Failed stays failed.
+    let job = |seq: i64| bodies.iter().find(|j| j.version.seq == seq).unwrap().id;
+    store.finish_translation_job("worker", job(b), JobOutcome::Done(Vec::new())).unwrap();
+    store.finish_translation_job("worker", job(c), JobOutcome::Failed { error: "no".into() }).unwrap();
+    assert_eq!(store.translation_progress(&owner, b, "ru", t0).unwrap().body.unwrap().state, JobState::Done);
+    assert!(store.prioritize_translation(b, "ru").unwrap());
+    assert!(!store.prioritize_translation(c, "ru").unwrap());
+    assert_eq!(store.translation_progress(&owner, c, "ru", t0).unwrap().body.unwrap().state, JobState::Failed);
+    let later = now();
+    let again = store.claim_translation_jobs("worker", later, lease, ClaimLimits::each(10)).unwrap();
+    assert_eq!(
+        again.iter().map(|j| (j.version.seq, j.part, j.wanted)).collect::<Vec<_>>(),
+        [(b, TranslationPart::Body, true)]
+    );
+}
+
+/// A translation is stored per part: a head and a body stored apart are read as one, and storing one
+/// never loses the other.
+pub fn translation_parts_are_stored_apart_and_merged(make: Make) {
+    let backend = make();
+    let store = backend.store();
+    let store = store.as_ref();
+    let owner = member(store, "Kazinform");
+    let seq = store.publish(version(&owner, "urn:parts:1", None, "Бірінші")).unwrap().stored().seq;
+    let t0 = now();
+    let t1 = Timestamp(t0.micros() + 1);
+    let head = translation(seq, "ru", TranslationPart::Head, json!({ "headlines": [{ "value": "Первый" }] }), t0);
+    let body = translation(seq, "ru", TranslationPart::Body, json!({ "bodies": [{ "value": "<p>Текст</p>" }] }), t1);
+    store.put_translation(body.clone()).unwrap();
+    assert_eq!(store.translations(&[seq]).unwrap(), vec![body.clone()], "a body alone");
+    store.put_translation(head.clone()).unwrap();
+    let merged = store.translations(&[seq]).unwrap();
+    assert_eq!(merged.len(), 1, "{merged:?}");
+    assert_eq!(merged[0].parts, TranslationPart::ALL);
+    assert!(merged[0].has(TranslationPart::Head) && merged[0].has(TranslationPart::Body));
+    assert_eq!(merged[0].fields["headlines"], json!([{ "value": "Первый" }]));
+    assert_eq!(merged[0].fields["bodies"], json!([{ "value": "<p>Текст</p>" }]));
+    assert_eq!(merged[0].created_at, t1, "the newest part's time");
+
+    // The head again (a new glossary rendering of the same variant): the body stays.
+    let t2 = Timestamp(t1.micros() + 1);
+    let head2 = translation(seq, "ru", TranslationPart::Head, json!({ "headlines": [{ "value": "Первая" }] }), t2);
+    store.put_translation(head2).unwrap();
+    let merged = store.translations(&[seq]).unwrap();
+    assert_eq!(merged[0].fields["headlines"], json!([{ "value": "Первая" }]));
+    assert_eq!(merged[0].fields["bodies"], json!([{ "value": "<p>Текст</p>" }]));
+
+    // Both parts at once (another variant) are two rows read back as one; a field of a part the
+    // translation does not hold is refused, and nothing is written.
+    let mut whole = translation(
+        seq,
+        "ru",
+        TranslationPart::Head,
+        json!({ "headlines": [{ "value": "В" }], "descriptions": [{ "value": "Д" }], "bodies": [{ "value": "Т" }] }),
+        t2,
+    );
+    let refused = store.put_translation(whole.clone());
+    assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+    assert_eq!(store.translations(&[seq]).unwrap().len(), 1);
+    whole.variant = "v1".into();
+    whole.parts = TranslationPart::ALL.to_vec();
+    store.put_translation(whole.clone()).unwrap();
+    let read = store.translations(&[seq]).unwrap();
+    assert_eq!(read.iter().map(|t| t.variant.as_str()).collect::<Vec<_>>(), ["", "v1"]);
+    assert_eq!(read[1], whole);
+
+    // Through the job queue: the head job's translation, then the body job's, merged.
+    store.set_read_languages(&owner, vec!["en".into()]).unwrap();
+    let next = store.publish(version(&owner, "urn:parts:2", None, "Екінші")).unwrap().stored().seq;
+    let t = now();
+    let lease = Timestamp(t.micros() + 60_000_000);
+    let jobs = store.claim_translation_jobs("worker", t, lease, ClaimLimits::each(5)).unwrap();
+    assert_eq!(jobs.iter().map(|j| j.part).collect::<Vec<_>>(), TranslationPart::ALL);
+    let head = translation(next, "en", TranslationPart::Head, json!({ "headlines": [{ "value": "Second" }] }), t);
+    let body = translation(next, "en", TranslationPart::Body, json!({ "bodies": [{ "value": "Text" }] }), t);
+    store.finish_translation_job("worker", jobs[1].id, JobOutcome::Done(vec![body])).unwrap();
+    store.finish_translation_job("worker", jobs[0].id, JobOutcome::Done(vec![head])).unwrap();
+    let read = store.translations(&[next]).unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!((read[0].fields.len(), read[0].parts.len()), (2, 2), "{read:?}");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1239,21 +1425,24 @@ pub fn work_of_a_dead_instance_is_taken_over(make: Make) {
     a.set_read_languages(&owner, vec!["en".into()]).unwrap();
     a.publish(version(&owner, "urn:lease:tr", None, "Перевод")).unwrap();
     let t2 = now();
-    let jobs = a.claim_translation_jobs("dead", t2, lease(t2), 10).unwrap();
-    assert_eq!(jobs.len(), 1);
-    assert!(b.claim_translation_jobs("alive", t2, lease(t2), 10).unwrap().is_empty());
+    let limits = ClaimLimits::each(10);
+    let jobs = a.claim_translation_jobs("dead", t2, lease(t2), limits).unwrap();
+    assert_eq!(jobs.iter().map(|j| j.part).collect::<Vec<_>>(), TranslationPart::ALL);
+    assert!(b.claim_translation_jobs("alive", t2, lease(t2), limits).unwrap().is_empty());
     let late = Timestamp(lease(t2).micros() + 1);
-    let taken_over = b.claim_translation_jobs("alive", late, lease(late), 10).unwrap();
-    assert_eq!(taken_over.iter().map(|j| j.id).collect::<Vec<_>>(), [jobs[0].id]);
+    let taken_over = b.claim_translation_jobs("alive", late, lease(late), limits).unwrap();
+    assert_eq!(taken_over.iter().map(|j| j.id).collect::<Vec<_>>(), jobs.iter().map(|j| j.id).collect::<Vec<_>>());
     assert!(matches!(
         a.finish_translation_job("dead", jobs[0].id, JobOutcome::Done(Vec::new())),
         Err(StoreError::Conflict { code: "lease_lost", .. })
     ));
-    assert_eq!(b.release_translation_jobs("alive").unwrap(), 1);
-    let back = a.claim_translation_jobs("restarted", late, lease(late), 10).unwrap();
-    assert_eq!(back.len(), 1, "a job handed back is queued again at once");
-    a.finish_translation_job("restarted", back[0].id, JobOutcome::Done(Vec::new())).unwrap();
-    assert_eq!(a.translation_queue(&owner).unwrap().done, 1);
+    assert_eq!(b.release_translation_jobs("alive").unwrap(), 2);
+    let back = a.claim_translation_jobs("restarted", late, lease(late), limits).unwrap();
+    assert_eq!(back.len(), 2, "jobs handed back are queued again at once");
+    for job in back {
+        a.finish_translation_job("restarted", job.id, JobOutcome::Done(Vec::new())).unwrap();
+    }
+    assert_eq!(a.translation_queue(&owner).unwrap().total().done, 2);
 
     // The fan-out's named lease.
     let far = Timestamp(now().micros() + 3_600_000_000);
@@ -1303,7 +1492,7 @@ pub fn feeds_and_jobs_are_claimed_once_by_concurrent_instances(make: Make) {
                     let t = now();
                     let until = Timestamp(t.micros() + 600_000_000);
                     let feeds = instance.claim_feeds(holder, t, until, 3).unwrap();
-                    let jobs = instance.claim_translation_jobs(holder, t, until, 2).unwrap();
+                    let jobs = instance.claim_translation_jobs(holder, t, until, ClaimLimits::each(2)).unwrap();
                     if feeds.is_empty() && jobs.is_empty() {
                         break;
                     }
@@ -1333,9 +1522,10 @@ pub fn feeds_and_jobs_are_claimed_once_by_concurrent_instances(make: Make) {
         let total = done.len();
         done.sort();
         done.dedup();
-        assert_eq!((total, done.len()), (24, 24), "{what}: each once, none left out");
+        let expected = if what == "feeds polled" { 24 } else { 48 };
+        assert_eq!((total, done.len()), (expected, expected), "{what}: each once, none left out");
     }
-    assert_eq!(a.translation_queue(&owner).unwrap().done, 24);
+    assert_eq!(a.translation_queue(&owner).unwrap().total().done, 48);
 }
 
 /// The subscriptions' generation grows with every change, and every instance sees it.
@@ -1385,6 +1575,8 @@ macro_rules! store_suite {
             outbox_fanout_deliveries_and_changes,
             users_and_sessions,
             translation_queue_glossaries_and_cache,
+            translation_heads_come_first_then_wanted_urgent_and_old_bodies,
+            translation_parts_are_stored_apart_and_merged,
             deliveries_are_claimed_once_by_concurrent_instances,
             work_of_a_dead_instance_is_taken_over,
             feeds_and_jobs_are_claimed_once_by_concurrent_instances,

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    NewVersion, QueueCounts, Result, SavedSearch, StoreError, StoredTranslation, StoredVersion, Subscription,
-    SubscriptionSpec, User, Webhook,
+    JobProgress, JobState, JobsAhead, NewVersion, PartCounts, QueueCounts, Result, SavedSearch, StoreError,
+    StoredTranslation, StoredVersion, Subscription, SubscriptionSpec, TranslationPart, User, Webhook,
 };
 
 pub(crate) fn now_micros() -> i64 {
@@ -213,10 +213,84 @@ pub(crate) fn lost(what: &str) -> StoreError {
     StoreError::Conflict { code: "lease_lost", message: format!("the lease on {what} is held by another instance") }
 }
 
-pub(crate) fn build_translation(raw: (i64, String, String, String, String, String, i64)) -> Result<StoredTranslation> {
-    let (seq, language, variant, source_language, model, fields, created_at) = raw;
+/// The order in which claims take translation jobs of one part (and in which they are counted ahead
+/// of one another): jobs a reader waits for, then by urgency (1 first, none last), then oldest first.
+pub(crate) const JOB_ORDER: &str = "(wanted_at IS NULL), COALESCE(urgency, 10), created_at, id";
+
+/// The columns of a translation row, in the order [`build_translation`] reads them.
+pub(crate) const TRANSLATION_COLUMNS: &str = "seq, language, variant, source_language, model, fields, created_at, part";
+
+pub(crate) type RawTranslation = (i64, String, String, String, String, String, i64, String);
+
+/// One stored row (one part) of a translation.
+pub(crate) fn build_translation(raw: RawTranslation) -> Result<StoredTranslation> {
+    let (seq, language, variant, source_language, model, fields, created_at, part) = raw;
     let fields: Map<String, Value> = serde_json::from_str(&fields).map_err(|e| corrupt("translation fields", e))?;
-    Ok(StoredTranslation { seq, language, variant, source_language, model, fields, created_at: Timestamp(created_at) })
+    let part = TranslationPart::parse(&part).ok_or_else(|| corrupt("translation part", &part))?;
+    Ok(StoredTranslation {
+        seq,
+        language,
+        variant,
+        source_language,
+        model,
+        fields,
+        created_at: Timestamp(created_at),
+        parts: vec![part],
+    })
+}
+
+/// Merges the rows of translations, read in (seq, language, variant) order, into one translation per
+/// key: every part's fields, the newest row's model and time.
+pub(crate) fn merge_translations(rows: Vec<StoredTranslation>) -> Vec<StoredTranslation> {
+    let mut out: Vec<StoredTranslation> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match out.last_mut() {
+            Some(last) if last.seq == row.seq && last.language == row.language && last.variant == row.variant => {
+                if row.created_at >= last.created_at {
+                    last.created_at = row.created_at;
+                    last.model = row.model;
+                    last.source_language = row.source_language;
+                }
+                last.fields.extend(row.fields);
+                last.parts.extend(row.parts);
+                last.parts.sort();
+                last.parts.dedup();
+            }
+            _ => out.push(row),
+        }
+    }
+    out
+}
+
+/// The rows a translation is stored as: each part it holds with that part's fields as JSON. A field
+/// of a part it does not hold, or of no part, is refused (it would be lost).
+pub(crate) fn translation_rows(translation: &StoredTranslation) -> Result<Vec<(TranslationPart, String)>> {
+    if let Some(field) = translation
+        .fields
+        .keys()
+        .find(|field| TranslationPart::of_field(field).is_none_or(|part| !translation.has(part)))
+    {
+        return Err(StoreError::Invalid(format!(
+            "translation field {field:?} is not a field of the parts it holds ({:?})",
+            translation.parts
+        )));
+    }
+    let mut parts = translation.parts.clone();
+    parts.sort();
+    parts.dedup();
+    parts
+        .into_iter()
+        .map(|part| {
+            let fields: Map<String, Value> = translation
+                .fields
+                .iter()
+                .filter(|(field, _)| part.fields().contains(&field.as_str()))
+                .map(|(field, value)| (field.clone(), value.clone()))
+                .collect();
+            let text = serde_json::to_string(&fields).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            Ok((part, text))
+        })
+        .collect()
 }
 
 /// Job counts by state, from (state, count) rows; a state the schema does not allow is corrupt data.
@@ -224,14 +298,45 @@ pub(crate) fn queue_counts(rows: impl Iterator<Item = (String, u64)>) -> Result<
     let mut counts = QueueCounts::default();
     for (state, count) in rows {
         match state.as_str() {
-            "queued" => counts.queued = count,
-            "running" => counts.running = count,
-            "done" => counts.done = count,
-            "failed" => counts.failed = count,
+            "queued" => counts.queued += count,
+            "running" => counts.running += count,
+            "done" => counts.done += count,
+            "failed" => counts.failed += count,
             other => return Err(corrupt("translation job state", other)),
         }
     }
     Ok(counts)
+}
+
+/// Job counts by part and state, from (part, state, count) rows.
+pub(crate) fn part_counts(rows: impl Iterator<Item = (String, String, u64)>) -> Result<PartCounts> {
+    let mut heads = Vec::new();
+    let mut bodies = Vec::new();
+    for (part, state, count) in rows {
+        match TranslationPart::parse(&part) {
+            Some(TranslationPart::Head) => heads.push((state, count)),
+            Some(TranslationPart::Body) => bodies.push((state, count)),
+            None => return Err(corrupt("translation part", part)),
+        }
+    }
+    Ok(PartCounts { head: queue_counts(heads.into_iter())?, body: queue_counts(bodies.into_iter())? })
+}
+
+/// A job's progress from its row: (state, wanted, claimed at) and, for a queued one, the count of
+/// jobs ahead.
+pub(crate) fn job_progress(
+    state: &str,
+    wanted: bool,
+    started_at: Option<i64>,
+    ahead: Option<JobsAhead>,
+) -> Result<JobProgress> {
+    let state = JobState::parse(state).ok_or_else(|| corrupt("translation job state", state))?;
+    Ok(JobProgress {
+        state,
+        wanted,
+        started_at: if state == JobState::Running { started_at.map(Timestamp) } else { None },
+        ahead: if state == JobState::Queued { ahead } else { None },
+    })
 }
 
 pub(crate) const USER_COLUMNS: &str = "u.id, u.member_id, u.email, u.display_name, u.role, u.password_hash, u.locale, u.created_at, u.disabled_at, u.operator";

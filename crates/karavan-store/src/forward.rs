@@ -185,9 +185,9 @@ macro_rules! forward_to_backend {
                 holder: &str,
                 now: Timestamp,
                 lease_until: Timestamp,
-                limit: u32,
+                limits: $crate::ClaimLimits,
             ) -> Result<Vec<$crate::TranslationJob>> {
-                self.claim_translation_jobs_in(holder, now, lease_until, limit)
+                self.claim_translation_jobs_in(holder, now, lease_until, limits)
             }
 
             fn finish_translation_job(&self, holder: &str, id: i64, outcome: $crate::JobOutcome) -> Result<()> {
@@ -202,7 +202,21 @@ macro_rules! forward_to_backend {
                 self.enqueue_translation_in(seq, language)
             }
 
-            fn translation_queue(&self, owner: &MemberId) -> Result<$crate::QueueCounts> {
+            fn prioritize_translation(&self, seq: i64, language: &str) -> Result<bool> {
+                self.prioritize_translation_in(seq, language)
+            }
+
+            fn translation_progress(
+                &self,
+                viewer: &MemberId,
+                seq: i64,
+                language: &str,
+                now: Timestamp,
+            ) -> Result<$crate::TranslationProgress> {
+                self.translation_progress_in(viewer, seq, language, now)
+            }
+
+            fn translation_queue(&self, owner: &MemberId) -> Result<$crate::PartCounts> {
                 self.translation_queue_in(owner)
             }
 

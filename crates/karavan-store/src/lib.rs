@@ -672,20 +672,78 @@ pub struct Glossary {
     pub updated_at: Timestamp,
 }
 
+/// The part of an item a translation job translates and a stored translation holds (stored in
+/// `translation_jobs.part` and `translations.part`, as `head` or `body`): every version gets a job for
+/// each, and the short head is claimed before any body, so headlines never wait behind long bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TranslationPart {
+    /// Headlines and descriptions.
+    Head,
+    /// Bodies.
+    Body,
+}
+
+impl TranslationPart {
+    pub const ALL: [TranslationPart; 2] = [TranslationPart::Head, TranslationPart::Body];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TranslationPart::Head => "head",
+            TranslationPart::Body => "body",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TranslationPart> {
+        TranslationPart::ALL.into_iter().find(|part| part.as_str() == text)
+    }
+
+    /// The ninjs 3.1 text fields of the part.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            TranslationPart::Head => &["headlines", "descriptions"],
+            TranslationPart::Body => &["bodies"],
+        }
+    }
+
+    /// The part a ninjs text field belongs to.
+    pub fn of_field(field: &str) -> Option<TranslationPart> {
+        TranslationPart::ALL.into_iter().find(|part| part.fields().contains(&field))
+    }
+}
+
 /// A translation job claimed by a worker (stored in `translation_jobs`), with the version to translate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranslationJob {
     pub id: i64,
+    pub part: TranslationPart,
     pub language: String,
     /// Attempts so far, this one included.
     pub attempts: u32,
     pub version: StoredVersion,
     /// Whether the version is still its item's current one (a superseded version need not be translated).
     pub current: bool,
+    /// Whether a reader is waiting for it ([`TranslationStore::prioritize_translation`]): translated
+    /// even when superseded (a delayed reader may still see that version).
+    pub wanted: bool,
 }
 
-/// A machine translation of an item version (stored in `translations`). `variant` tells glossary
-/// renderings apart: empty for none, else a digest of the glossary terms applied.
+/// How many jobs of each part a claim takes at most: a claim takes body jobs only when it has taken
+/// every due head job, so the worker translates the heads of a batch before its bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits {
+    pub heads: u32,
+    pub bodies: u32,
+}
+
+impl ClaimLimits {
+    /// Up to `n` jobs of each part.
+    pub fn each(n: u32) -> ClaimLimits {
+        ClaimLimits { heads: n, bodies: n }
+    }
+}
+
+/// A machine translation of an item version (stored in `translations`, one row per part). `variant`
+/// tells glossary renderings apart: empty for none, else a digest of the glossary terms applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredTranslation {
     pub seq: i64,
@@ -696,6 +754,17 @@ pub struct StoredTranslation {
     /// The translated text fields (`headlines`, `descriptions`, `bodies`), as ninjs 3.1 has them.
     pub fields: Map<String, Value>,
     pub created_at: Timestamp,
+    /// The parts it holds, in order. Written: each part's fields are stored as a row of their own (a
+    /// head stored later never loses the body, nor the other way round; a field of a part not listed is
+    /// refused). Read: the parts stored so far, merged into one translation.
+    pub parts: Vec<TranslationPart>,
+}
+
+impl StoredTranslation {
+    /// Whether it holds the translation of `part`.
+    pub fn has(&self, part: TranslationPart) -> bool {
+        self.parts.contains(&part)
+    }
 }
 
 /// How a translation job ended.
@@ -709,6 +778,59 @@ pub enum JobOutcome {
     Failed { error: String },
 }
 
+/// The state of a translation job (stored in `translation_jobs.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+}
+
+/// Where one translation job stands, as a reader waiting for it may know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobProgress {
+    pub state: JobState,
+    /// A reader is waiting for it.
+    pub wanted: bool,
+    /// Running: when it was claimed.
+    pub started_at: Option<Timestamp>,
+    /// Queued and due: the due jobs a claim takes before it. Jobs of other members' items under
+    /// embargo are left out (the count must not tell of them).
+    pub ahead: Option<JobsAhead>,
+}
+
+/// Due jobs before one in the queue, by part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobsAhead {
+    pub heads: u64,
+    pub bodies: u64,
+}
+
+/// The jobs of one version and language, by part (`None`: no such job).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TranslationProgress {
+    pub head: Option<JobProgress>,
+    pub body: Option<JobProgress>,
+}
+
 /// How many translation jobs are in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueCounts {
@@ -716,6 +838,31 @@ pub struct QueueCounts {
     pub running: u64,
     pub done: u64,
     pub failed: u64,
+}
+
+impl QueueCounts {
+    fn add(self, other: QueueCounts) -> QueueCounts {
+        QueueCounts {
+            queued: self.queued + other.queued,
+            running: self.running + other.running,
+            done: self.done + other.done,
+            failed: self.failed + other.failed,
+        }
+    }
+}
+
+/// How many translation jobs of each part are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartCounts {
+    pub head: QueueCounts,
+    pub body: QueueCounts,
+}
+
+impl PartCounts {
+    /// Both parts together.
+    pub fn total(&self) -> QueueCounts {
+        self.head.add(self.body)
+    }
 }
 
 /// Items and what background work derives from them: publishing, reading under the visibility rule, the scan of current versions, set-aside records and release instants.
@@ -971,29 +1118,49 @@ pub trait TranslationStore: Send + Sync {
     -> Result<Glossary>;
     /// For translation workers: every member's glossaries into `target`.
     fn glossaries_into(&self, target: &str) -> Result<Vec<Glossary>>;
-    /// For translation workers: claims up to `limit` jobs due at `now` (queued, or running with an
-    /// expired lease after a crash) for `holder`, leasing each until `lease_until`.
-    /// Contract: two holders never hold one job at the same instant.
+    /// For translation workers: claims jobs due at `now` (queued, or running with an expired lease
+    /// after a crash) for `holder`, leasing each until `lease_until`: up to `limits.heads` head jobs,
+    /// then, only when no due head job is left, up to `limits.bodies` body jobs. Both parts are taken
+    /// in one order: jobs a reader waits for ([`TranslationStore::prioritize_translation`]) first, then
+    /// by the item's urgency (1 first, none last), then oldest first. Heads come before bodies in the
+    /// answer. Contract: two holders never hold one job at the same instant.
     fn claim_translation_jobs(
         &self,
         holder: &str,
         now: Timestamp,
         lease_until: Timestamp,
-        limit: u32,
+        limits: ClaimLimits,
     ) -> Result<Vec<TranslationJob>>;
     /// Records how a claimed job ended; its translations are stored in the same transaction.
     /// `Conflict` `lease_lost` (nothing stored) when another holder has claimed the job since.
     fn finish_translation_job(&self, holder: &str, id: i64, outcome: JobOutcome) -> Result<()>;
     /// Queues again every job `holder` holds unfinished (at shutdown); how many.
     fn release_translation_jobs(&self, holder: &str) -> Result<usize>;
-    /// Queues a job for a version and language unless one exists (e.g. after a member adds a language).
+    /// Queues the jobs (head and body) for a version and language unless they exist (e.g. after a
+    /// member adds a language); whether any was made.
     fn enqueue_translation(&self, seq: i64, language: &str) -> Result<bool>;
-    /// How many jobs of `owner`'s items are in each state (never another member's: their counts
-    /// would tell of embargoed items).
-    fn translation_queue(&self, owner: &MemberId) -> Result<QueueCounts>;
-    /// Stores a translation made outside a job (on demand), replacing one with the same key.
+    /// A reader waits for the body of version `seq` in `language`: its body job is marked wanted, so
+    /// that it is claimed before every body job no one waits for. A done job is queued again (the
+    /// reader's rendering is missing, e.g. its glossary changed since); a failed one stays failed.
+    /// Whether a body job is now queued or running.
+    fn prioritize_translation(&self, seq: i64, language: &str) -> Result<bool>;
+    /// Where the jobs of version `seq` in `language` stand, for `viewer` (a reader who passed the
+    /// visibility rule for that version): their states and, when queued, the due jobs before them,
+    /// not counting other members' items under embargo.
+    fn translation_progress(
+        &self,
+        viewer: &MemberId,
+        seq: i64,
+        language: &str,
+        now: Timestamp,
+    ) -> Result<TranslationProgress>;
+    /// How many jobs of `owner`'s items are in each state, by part (never another member's: their
+    /// counts would tell of embargoed items).
+    fn translation_queue(&self, owner: &MemberId) -> Result<PartCounts>;
+    /// Stores a translation made outside a job (on demand), replacing the parts it holds.
     fn put_translation(&self, translation: StoredTranslation) -> Result<()>;
-    /// For readers who passed the visibility rule, and for the index: the translations of versions.
+    /// For readers who passed the visibility rule, and for the index: the translations of versions,
+    /// one per version, language and variant, with every part stored so far merged.
     fn translations(&self, seqs: &[i64]) -> Result<Vec<StoredTranslation>>;
     /// Cached translated segments by key; absent keys are missing from the answer.
     fn cached_segments(&self, keys: &[[u8; 32]]) -> Result<Vec<([u8; 32], String)>>;

@@ -333,12 +333,13 @@ fn publish_in(db: &mut Db<'_, '_>, clock: &mut Clock, new: NewVersion, hash: Vec
         "INSERT INTO outbox (seq, item_id, kind, due_at, created_at) VALUES ($1, $2, $3, $4, $5)",
         &[&seq, &item_id.as_str(), &kind.as_str(), &available, &committed],
     )?;
-    // Translation jobs too: a stored version always has its jobs for the languages its readers want.
-    translation::enqueue_for_version(db, seq, &new.owner, new.language.as_deref(), new.pub_status, committed)?;
+    // Translation jobs too: a stored version always has its jobs (head and body) for the languages its
+    // readers want.
+    let urgency = new.urgency.map(|u| i64::from(u.get()));
+    translation::enqueue_for_version(db, seq, &new.owner, new.language.as_deref(), new.pub_status, urgency, committed)?;
     for subject in &new.subjects {
         db.execute("INSERT INTO version_subjects (seq, key) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&seq, subject])?;
     }
-    let urgency = new.urgency.map(|u| i64::from(u.get()));
     db.execute(
         "INSERT INTO items (id, owner, uri, current_seq, version_count, pub_status, committed_at, available_at,
             language, type, urgency, dated_at, created_at)

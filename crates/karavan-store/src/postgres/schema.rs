@@ -4,7 +4,7 @@
 //! nodes may start at once: migrating holds a transaction-level advisory lock, so one applies the
 //! migrations and the others find them applied.
 //!
-//! The first migration is the whole schema of the SQLite store's eleven migrations, with PostgreSQL's
+//! The first migration is the whole schema of the SQLite store's first twelve migrations, with PostgreSQL's
 //! types (times in microseconds as `BIGINT`, hashes as `BYTEA`), plus what cluster mode needs:
 //! `store_clock`, the commit clock every node's writer advances under one advisory lock (see
 //! `writer.rs`), and `karavan_horizon()`, which tells a reader up to when every commit is visible.
@@ -324,6 +324,38 @@ const MIGRATIONS: &[&str] = &[
         SELECT last_at INTO at FROM store_clock;
     END $$;
     "#,
+    // 2: translation by part (SQLite's migration 13, issue 20): every version and language gets a `head`
+    // job (headlines and descriptions) and a `body` job, claimed heads first, then bodies a reader waits
+    // for (`wanted_at`), then by urgency (copied from the item), then oldest first; `started_at` is when
+    // a running job was claimed. Existing jobs are split in two with the same state (the head keeps its
+    // id). Translations are stored per part: an existing translation (a whole item) becomes a head row
+    // without `bodies` and a body row with them.
+    r#"
+    ALTER TABLE translation_jobs ADD COLUMN part TEXT NOT NULL DEFAULT 'head' CHECK (part IN ('head', 'body'));
+    ALTER TABLE translation_jobs ALTER COLUMN part DROP DEFAULT;
+    ALTER TABLE translation_jobs ADD COLUMN urgency BIGINT, ADD COLUMN wanted_at BIGINT, ADD COLUMN started_at BIGINT;
+    ALTER TABLE translation_jobs DROP CONSTRAINT translation_jobs_seq_language_key;
+    ALTER TABLE translation_jobs ADD CONSTRAINT translation_jobs_seq_language_part_key UNIQUE (seq, language, part);
+    UPDATE translation_jobs j SET urgency = i.urgency FROM versions v JOIN items i ON i.id = v.item_id
+        WHERE v.seq = j.seq;
+    INSERT INTO translation_jobs (seq, language, part, state, attempts, due_at, last_error, created_at, finished_at,
+        lease_holder, urgency)
+    SELECT seq, language, 'body', state, attempts, due_at, last_error, created_at, finished_at, lease_holder, urgency
+    FROM translation_jobs ORDER BY id;
+    DROP INDEX translation_jobs_due;
+    CREATE INDEX translation_jobs_due ON translation_jobs(part, state, due_at);
+    ALTER TABLE translations ADD COLUMN part TEXT NOT NULL DEFAULT 'head' CHECK (part IN ('head', 'body'));
+    ALTER TABLE translations ALTER COLUMN part DROP DEFAULT;
+    ALTER TABLE translations DROP CONSTRAINT translations_pkey;
+    ALTER TABLE translations ADD PRIMARY KEY (seq, language, variant, part);
+    INSERT INTO translations (seq, language, variant, part, source_language, model, fields, created_at)
+    SELECT seq, language, variant, 'body', source_language, model,
+        CASE WHEN fields::jsonb ? 'bodies' THEN jsonb_build_object('bodies', fields::jsonb -> 'bodies')::text
+             ELSE '{}' END,
+        created_at
+    FROM translations;
+    UPDATE translations SET fields = (fields::jsonb - 'bodies')::text WHERE part = 'head' AND fields::jsonb ? 'bodies';
+    "#,
 ];
 
 /// Brings the database (the connection's schema) up to the newest schema. Safe to call on every open,
@@ -343,4 +375,87 @@ pub fn migrate(client: &mut Client) -> Result<()> {
     }
     transaction.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 2 splits the jobs and translations of a store made before it (on the test server,
+    /// `KARAVAN_TEST_POSTGRES` or 127.0.0.1:5432, in a schema of its own).
+    #[test]
+    fn jobs_and_translations_are_split_by_part() {
+        let url = std::env::var("KARAVAN_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut client = Client::connect(&url, postgres::NoTls).expect("the test PostgreSQL server answers");
+        let schema = format!("karavan_migrate_{}", std::process::id());
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")).unwrap();
+        client.batch_execute(&format!("SET search_path TO {schema}")).unwrap();
+        client.batch_execute(MIGRATIONS[0]).unwrap();
+        client
+            .batch_execute(
+                r#"
+                CREATE TABLE karavan_schema (version BIGINT NOT NULL);
+                INSERT INTO karavan_schema (version) VALUES (1);
+                INSERT INTO members (id, name, country, created_at) VALUES ('mbr_1', 'Kazinform', 'KZ', 0);
+                INSERT INTO items (id, owner, uri, current_seq, version_count, pub_status, committed_at,
+                    available_at, urgency, dated_at, created_at)
+                    VALUES ('itm_1', 'mbr_1', 'urn:1', 1, 1, 'usable', 0, 0, 3, 0, 0);
+                INSERT INTO versions (seq, item_id, version, number, content_hash, document, original, source_format,
+                    pub_status, committed_at, available_at)
+                    VALUES (1, 'itm_1', '1', 1, '\x00', '{}', '{}', '3.1', 'usable', 0, 0);
+                INSERT INTO translation_jobs (seq, language, state, due_at, created_at, finished_at)
+                    VALUES (1, 'ru', 'done', 0, 0, 5);
+                INSERT INTO translation_jobs (seq, language, state, due_at, created_at, attempts)
+                    VALUES (1, 'en', 'queued', 0, 0, 2);
+                INSERT INTO translations (seq, language, variant, source_language, model, fields, created_at)
+                    VALUES (1, 'ru', '', 'kk', 'm', '{"headlines":[{"value":"Х"}],"bodies":[{"value":"Т"}]}', 5);
+                INSERT INTO translations (seq, language, variant, source_language, model, fields, created_at)
+                    VALUES (1, 'en', '', 'kk', 'm', '{"headlines":[{"value":"H"}]}', 5);
+                "#,
+            )
+            .unwrap();
+        let outcome = migrate(&mut client);
+        let jobs: Vec<String> = client
+            .query("SELECT language, part, state, attempts, urgency FROM translation_jobs ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let (language, part, state): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+                let (attempts, urgency): (i64, Option<i64>) = (row.get(3), row.get(4));
+                format!("{language} {part} {state} {attempts} {urgency:?}")
+            })
+            .collect();
+        let rows: Vec<(String, String, String)> = client
+            .query("SELECT language, part, fields FROM translations ORDER BY language, part", &[])
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect();
+        client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+        outcome.unwrap();
+        assert_eq!(
+            jobs,
+            [
+                "ru head done 0 Some(3)",
+                "en head queued 2 Some(3)",
+                "ru body done 0 Some(3)",
+                "en body queued 2 Some(3)",
+            ]
+        );
+        use serde_json::{Value, json};
+        let rows: Vec<(&str, &str, Value)> = rows
+            .iter()
+            .map(|(language, part, fields)| (language.as_str(), part.as_str(), serde_json::from_str(fields).unwrap()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("en", "body", json!({})),
+                ("en", "head", json!({ "headlines": [{ "value": "H" }] })),
+                ("ru", "body", json!({ "bodies": [{ "value": "Т" }] })),
+                ("ru", "head", json!({ "headlines": [{ "value": "Х" }] })),
+            ]
+        );
+    }
 }

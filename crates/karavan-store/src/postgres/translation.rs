@@ -1,28 +1,36 @@
 //! Machine translation in PostgreSQL: the languages members read, their glossaries, the durable job
 //! queue, the translations made and the segment cache.
 //!
-//! Jobs are written in the publish's own transaction (`enqueue_for_version`), one per version and
-//! target language (`UNIQUE (seq, language)`), so none is lost and none is made twice. A worker claims
-//! a job by leasing it (`state = 'running'`, `due_at` = the lease's end); a worker that dies leaves the
-//! lease to run out and the job is claimed again.
+//! Jobs are written in the publish's own transaction (`enqueue_for_version`), two per version and
+//! target language, a head and a body (`UNIQUE (seq, language, part)`, migration 2), so none is lost
+//! and none is made twice. A worker claims a job by leasing it (`state = 'running'`, `due_at` = the
+//! lease's end); a worker that dies leaves the lease to run out and the job is claimed again.
+//! Translations are stored one row per part and merged when read.
 
 use karavan_domain::{MemberId, PubStatus, Timestamp};
 use postgres::Row;
 
 use super::db::{Db, Params};
 use super::{PostgresStore, current_seq, load_version, require_member};
-use crate::common::{build_translation, corrupt, lost, now_micros, queue_counts};
-use crate::{Glossary, GlossaryTerm, JobOutcome, QueueCounts, Result, StoreError, StoredTranslation, TranslationJob};
+use crate::common::{
+    JOB_ORDER, TRANSLATION_COLUMNS, build_translation, corrupt, job_progress, lost, merge_translations, now_micros,
+    part_counts, translation_rows,
+};
+use crate::{
+    ClaimLimits, Glossary, GlossaryTerm, JobOutcome, JobsAhead, PartCounts, Result, StoreError, StoredTranslation,
+    TranslationJob, TranslationPart, TranslationProgress,
+};
 
-/// Queues translation jobs for a version just stored (in its transaction): one per language read by
-/// a member who may ever see it (its owner, and members the owner shares with) and not already the
-/// item's language. Kills are not translated.
+/// Queues translation jobs for a version just stored (in its transaction): a head and a body job per
+/// language read by a member who may ever see it (its owner, and members the owner shares with) and
+/// not already the item's language. Kills are not translated.
 pub(super) fn enqueue_for_version(
     db: &mut Db<'_, '_>,
     seq: i64,
     owner: &MemberId,
     language: Option<&str>,
     pub_status: PubStatus,
+    urgency: Option<i64>,
     now: i64,
 ) -> Result<()> {
     if pub_status == PubStatus::Canceled {
@@ -40,11 +48,14 @@ pub(super) fn enqueue_for_version(
         if language.is_some_and(|l| karavan_domain::same_language(l, &target)) {
             continue;
         }
-        db.execute(
-            "INSERT INTO translation_jobs (seq, language, state, due_at, created_at) VALUES ($1, $2, 'queued', $3, $3)
-             ON CONFLICT (seq, language) DO NOTHING",
-            &[&seq, &target, &now],
-        )?;
+        for part in TranslationPart::ALL {
+            db.execute(
+                "INSERT INTO translation_jobs (seq, language, part, state, due_at, created_at, urgency)
+                 VALUES ($1, $2, $3, 'queued', $4, $4, $5)
+                 ON CONFLICT (seq, language, part) DO NOTHING",
+                &[&seq, &target, &part.as_str(), &now, &urgency],
+            )?;
+        }
     }
     Ok(())
 }
@@ -98,27 +109,115 @@ fn translation_of(row: &Row) -> Result<StoredTranslation> {
         row.try_get(4)?,
         row.try_get(5)?,
         row.try_get(6)?,
+        row.try_get(7)?,
     ))
 }
 
 fn insert_translation(db: &mut Db<'_, '_>, translation: &StoredTranslation) -> Result<()> {
-    let fields = serde_json::to_string(&translation.fields).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    db.execute(
-        "INSERT INTO translations (seq, language, variant, source_language, model, fields, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (seq, language, variant) DO UPDATE SET source_language = excluded.source_language,
-            model = excluded.model, fields = excluded.fields, created_at = excluded.created_at",
-        &[
-            &translation.seq,
-            &translation.language,
-            &translation.variant,
-            &translation.source_language,
-            &translation.model,
-            &fields,
-            &translation.created_at.micros(),
-        ],
-    )?;
+    for (part, fields) in translation_rows(translation)? {
+        db.execute(
+            "INSERT INTO translations (seq, language, variant, part, source_language, model, fields, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (seq, language, variant, part) DO UPDATE SET source_language = excluded.source_language,
+                model = excluded.model, fields = excluded.fields, created_at = excluded.created_at",
+            &[
+                &translation.seq,
+                &translation.language,
+                &translation.variant,
+                &part.as_str(),
+                &translation.source_language,
+                &translation.model,
+                &fields,
+                &translation.created_at.micros(),
+            ],
+        )?;
+    }
     Ok(())
+}
+
+/// A job's place in the claim order ([`JOB_ORDER`]): no one waits for it, urgency, created, id.
+type OrderKey = (bool, i64, i64, i64);
+
+/// After every job.
+const LAST: OrderKey = (true, i64::MAX, i64::MAX, i64::MAX);
+
+/// A claimed job's row: id, seq, language, attempts, and its place in the claim order.
+type Claimed = (i64, i64, String, i64, OrderKey);
+
+/// Claims up to `limit` due jobs of one part, in the claim order. Two nodes may claim at once: the
+/// picking select skips jobs another claim has locked, and the update checks the job is still due
+/// against the latest committed row, so no job is claimed twice. The pick is materialised so that it
+/// runs once (a `WHERE id IN (… LIMIT)` may be evaluated again and claim too many).
+fn claim_part(
+    db: &mut Db<'_, '_>,
+    part: TranslationPart,
+    holder: &str,
+    now: i64,
+    lease_until: i64,
+    limit: u32,
+) -> Result<Vec<Claimed>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = db.query(
+        &format!(
+            "WITH picked AS MATERIALIZED (
+                SELECT id FROM translation_jobs WHERE part = $5 AND state IN ('queued', 'running') AND due_at <= $1
+                    ORDER BY {JOB_ORDER} LIMIT $3 FOR UPDATE SKIP LOCKED)
+             UPDATE translation_jobs j SET state = 'running', attempts = j.attempts + 1, due_at = $2,
+                lease_holder = $4, started_at = $1
+             FROM picked WHERE j.id = picked.id AND j.state IN ('queued', 'running') AND j.due_at <= $1
+             RETURNING j.id, j.seq, j.language, j.attempts, j.wanted_at IS NULL, COALESCE(j.urgency, 10), j.created_at"
+        ),
+        &[&now, &lease_until, &i64::from(limit), &holder, &part.as_str()],
+    )?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| -> Result<Claimed> {
+            let id: i64 = row.try_get(0)?;
+            Ok((
+                id,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                (row.try_get(4)?, row.try_get(5)?, row.try_get(6)?, id),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // `RETURNING` has no order.
+    claimed.sort_by_key(|claimed| claimed.4);
+    Ok(claimed)
+}
+
+/// Whether a job of `part` is due at `now` and not held.
+fn any_due(db: &mut Db<'_, '_>, part: TranslationPart, now: i64) -> Result<bool> {
+    let row = db.query_opt(
+        "SELECT EXISTS (SELECT 1 FROM translation_jobs WHERE part = $1 AND state IN ('queued', 'running')
+            AND due_at <= $2)",
+        &[&part.as_str(), &now],
+    )?;
+    Ok(row.map(|row| row.try_get(0)).transpose()?.unwrap_or(false))
+}
+
+/// Due queued jobs of `part` that a claim takes before the job whose order key is `before` (every one
+/// for [`LAST`]), leaving out other members' items under embargo.
+fn count_ahead(
+    db: &mut Db<'_, '_>,
+    part: TranslationPart,
+    before: OrderKey,
+    viewer: &MemberId,
+    now: i64,
+) -> Result<u64> {
+    let row = db.query_opt(
+        "SELECT COUNT(*) FROM translation_jobs j JOIN versions v ON v.seq = j.seq JOIN items i ON i.id = v.item_id
+         WHERE j.part = $1 AND j.state = 'queued' AND j.due_at <= $2
+           AND ((j.wanted_at IS NULL), COALESCE(j.urgency, 10), j.created_at, j.id)
+               < ($4::boolean, $5::bigint, $6::bigint, $7::bigint)
+           AND (i.owner = $3 OR v.embargoed_until IS NULL OR v.embargoed_until <= $2)",
+        &[&part.as_str(), &now, &viewer.as_str(), &before.0, &before.1, &before.2, &before.3],
+    )?;
+    let count: i64 = row.map(|row| row.try_get(0)).transpose()?.unwrap_or(0);
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 impl PostgresStore {
@@ -195,44 +294,38 @@ impl PostgresStore {
         holder: &str,
         now: Timestamp,
         lease_until: Timestamp,
-        limit: u32,
+        limits: ClaimLimits,
     ) -> Result<Vec<TranslationJob>> {
         let holder = holder.to_string();
         self.writer.run(move |db| {
-            // A running job's `due_at` is the end of its lease. Two nodes may claim at once: the picking
-            // select skips jobs another claim has locked, and the update checks the job is still due
-            // against the latest committed row, so no job is claimed twice. The pick is materialised so
-            // that it runs once (a `WHERE id IN (… LIMIT)` may be evaluated again and claim too many).
-            let rows = db.query(
-                "WITH picked AS MATERIALIZED (
-                    SELECT id FROM translation_jobs WHERE state IN ('queued', 'running') AND due_at <= $1
-                        ORDER BY due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
-                 UPDATE translation_jobs j SET state = 'running', attempts = j.attempts + 1, due_at = $2,
-                    lease_holder = $4
-                 FROM picked WHERE j.id = picked.id AND j.state IN ('queued', 'running') AND j.due_at <= $1
-                 RETURNING j.id, j.seq, j.language, j.attempts",
-                &[&now.micros(), &lease_until.micros(), &i64::from(limit), &holder],
-            )?;
-            let claimed = rows
-                .iter()
-                .map(|row| -> Result<(i64, i64, String, i64)> {
-                    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let mut jobs = Vec::with_capacity(claimed.len());
-            for (id, seq, language, attempts) in claimed {
+            // A running job's `due_at` is the end of its lease. Heads first; bodies only once no due
+            // head is left unclaimed.
+            let (now, until) = (now.micros(), lease_until.micros());
+            let heads = claim_part(db, TranslationPart::Head, &holder, now, until, limits.heads)?;
+            let bodies = if (heads.len() as u64) < u64::from(limits.heads) || !any_due(db, TranslationPart::Head, now)?
+            {
+                claim_part(db, TranslationPart::Body, &holder, now, until, limits.bodies)?
+            } else {
+                Vec::new()
+            };
+            let mut jobs = Vec::with_capacity(heads.len() + bodies.len());
+            let claimed = heads
+                .into_iter()
+                .map(|c| (TranslationPart::Head, c))
+                .chain(bodies.into_iter().map(|c| (TranslationPart::Body, c)));
+            for (part, (id, seq, language, attempts, (not_wanted, ..))) in claimed {
                 let version = load_version(db, seq)?;
                 let current = current_seq(db, &version.item_id)? == Some(seq);
                 jobs.push(TranslationJob {
                     id,
+                    part,
                     language,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     version,
                     current,
+                    wanted: !not_wanted,
                 });
             }
-            // `RETURNING` has no order.
-            jobs.sort_by_key(|job| job.id);
             Ok(jobs)
         })
     }
@@ -257,8 +350,8 @@ impl PostgresStore {
                         insert_translation(db, translation)?;
                     }
                     db.execute(
-                        "UPDATE translation_jobs SET state = 'done', finished_at = $2, last_error = NULL
-                         WHERE id = $1",
+                        "UPDATE translation_jobs SET state = 'done', finished_at = $2, last_error = NULL,
+                            wanted_at = NULL WHERE id = $1",
                         &[&id, &now],
                     )?
                 }
@@ -267,7 +360,8 @@ impl PostgresStore {
                     &[&id, &retry_at.micros(), error],
                 )?,
                 JobOutcome::Failed { error } => db.execute(
-                    "UPDATE translation_jobs SET state = 'failed', finished_at = $2, last_error = $3 WHERE id = $1",
+                    "UPDATE translation_jobs SET state = 'failed', finished_at = $2, last_error = $3, wanted_at = NULL
+                     WHERE id = $1",
                     &[&id, &now, error],
                 )?,
             };
@@ -296,31 +390,101 @@ impl PostgresStore {
         let language = language.to_string();
         let now = now_micros();
         self.writer.run(move |db| {
-            let inserted = db.execute(
-                "INSERT INTO translation_jobs (seq, language, state, due_at, created_at)
-                 SELECT $1::bigint, $2::text, 'queued', $3::bigint, $3::bigint
-                 WHERE EXISTS (SELECT 1 FROM versions WHERE seq = $1::bigint)
-                 ON CONFLICT (seq, language) DO NOTHING",
-                &[&seq, &language, &now],
-            )?;
+            let mut inserted = 0;
+            for part in TranslationPart::ALL {
+                inserted += db.execute(
+                    "INSERT INTO translation_jobs (seq, language, part, state, due_at, created_at, urgency)
+                     SELECT v.seq, $2::text, $3::text, 'queued', $4::bigint, $4::bigint, i.urgency
+                     FROM versions v JOIN items i ON i.id = v.item_id WHERE v.seq = $1::bigint
+                     ON CONFLICT (seq, language, part) DO NOTHING",
+                    &[&seq, &language, &part.as_str(), &now],
+                )?;
+            }
             Ok(inserted > 0)
         })
     }
 
-    pub(super) fn translation_queue_in(&self, owner: &MemberId) -> Result<QueueCounts> {
+    pub(super) fn prioritize_translation_in(&self, seq: i64, language: &str) -> Result<bool> {
+        let language = language.to_string();
+        let now = now_micros();
+        self.writer.run(move |db| {
+            let waiting = db.execute(
+                "UPDATE translation_jobs SET wanted_at = COALESCE(wanted_at, $3)
+                 WHERE seq = $1 AND language = $2 AND part = 'body' AND state IN ('queued', 'running')",
+                &[&seq, &language, &now],
+            )?;
+            if waiting > 0 {
+                return Ok(true);
+            }
+            // Done, yet the reader's rendering is missing: made again, first.
+            let again = db.execute(
+                "UPDATE translation_jobs SET state = 'queued', due_at = $3, wanted_at = $3, attempts = 0,
+                    finished_at = NULL, last_error = NULL, lease_holder = NULL
+                 WHERE seq = $1 AND language = $2 AND part = 'body' AND state = 'done'",
+                &[&seq, &language, &now],
+            )?;
+            Ok(again > 0)
+        })
+    }
+
+    pub(super) fn translation_progress_in(
+        &self,
+        viewer: &MemberId,
+        seq: i64,
+        language: &str,
+        now: Timestamp,
+    ) -> Result<TranslationProgress> {
+        let (viewer, language, now) = (viewer.clone(), language.to_string(), now.micros());
+        self.read(move |db| {
+            let mut progress = TranslationProgress::default();
+            for part in TranslationPart::ALL {
+                let row = db.query_opt(
+                    "SELECT state, wanted_at IS NOT NULL, started_at, due_at, wanted_at IS NULL,
+                        COALESCE(urgency, 10), created_at, id
+                     FROM translation_jobs WHERE seq = $1 AND language = $2 AND part = $3",
+                    &[&seq, &language, &part.as_str()],
+                )?;
+                let Some(row) = row else { continue };
+                let (state, wanted, started_at, due_at): (String, bool, Option<i64>, i64) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+                let key: OrderKey = (row.try_get(4)?, row.try_get(5)?, row.try_get(6)?, row.try_get(7)?);
+                let ahead = if state == "queued" && due_at <= now {
+                    Some(match part {
+                        TranslationPart::Head => {
+                            JobsAhead { heads: count_ahead(db, TranslationPart::Head, key, &viewer, now)?, bodies: 0 }
+                        }
+                        TranslationPart::Body => JobsAhead {
+                            heads: count_ahead(db, TranslationPart::Head, LAST, &viewer, now)?,
+                            bodies: count_ahead(db, TranslationPart::Body, key, &viewer, now)?,
+                        },
+                    })
+                } else {
+                    None
+                };
+                let job = job_progress(&state, wanted, started_at, ahead)?;
+                match part {
+                    TranslationPart::Head => progress.head = Some(job),
+                    TranslationPart::Body => progress.body = Some(job),
+                }
+            }
+            Ok(progress)
+        })
+    }
+
+    pub(super) fn translation_queue_in(&self, owner: &MemberId) -> Result<PartCounts> {
         let owner = owner.clone();
         self.read(move |db| {
             let rows = db.query(
-                "SELECT j.state, COUNT(*) FROM translation_jobs j
+                "SELECT j.part, j.state, COUNT(*) FROM translation_jobs j
                  JOIN versions v ON v.seq = j.seq JOIN items i ON i.id = v.item_id
-                 WHERE i.owner = $1 GROUP BY j.state",
+                 WHERE i.owner = $1 GROUP BY j.part, j.state",
                 &[&owner.as_str()],
             )?;
             let rows = rows
                 .iter()
-                .map(|row| -> Result<(String, i64)> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+                .map(|row| -> Result<(String, String, i64)> { Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)) })
                 .collect::<Result<Vec<_>>>()?;
-            queue_counts(rows.into_iter().map(|(state, count)| (state, u64::try_from(count).unwrap_or(0))))
+            part_counts(rows.into_iter().map(|(part, state, count)| (part, state, u64::try_from(count).unwrap_or(0))))
         })
     }
 
@@ -334,15 +498,16 @@ impl PostgresStore {
             let mut out = Vec::new();
             for seq in seqs {
                 let rows = db.query(
-                    "SELECT seq, language, variant, source_language, model, fields, created_at FROM translations
-                     WHERE seq = $1 ORDER BY language, variant",
+                    &format!(
+                        "SELECT {TRANSLATION_COLUMNS} FROM translations WHERE seq = $1 ORDER BY language, variant, part"
+                    ),
                     &[&seq],
                 )?;
                 for row in &rows {
                     out.push(translation_of(row)?);
                 }
             }
-            Ok(out)
+            Ok(merge_translations(out))
         })
     }
 

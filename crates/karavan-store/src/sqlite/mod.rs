@@ -360,13 +360,15 @@ fn publish_in(
     connection
         .prepare_cached("INSERT INTO outbox (seq, item_id, kind, due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![seq, item_id.as_str(), kind.as_str(), available_at.micros(), committed_at.micros()])?;
-    // Translation jobs too: a stored version always has its jobs for the languages its readers want.
+    // Translation jobs too: a stored version always has its jobs (head and body) for the languages its
+    // readers want.
     translation::enqueue_for_version(
         connection,
         seq,
         &new.owner,
         new.language.as_deref(),
         new.pub_status,
+        new.urgency.map(|u| i64::from(u.get())),
         committed_at.micros(),
     )?;
     {

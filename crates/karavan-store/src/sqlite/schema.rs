@@ -326,6 +326,65 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TABLE store_identity (id TEXT NOT NULL);
     INSERT INTO store_identity (id) VALUES (lower(hex(randomblob(8))));
     "#,
+    // 13: translation by part (issue 20): every version and language gets a `head` job (headlines and
+    // descriptions) and a `body` job, claimed heads first, then bodies a reader waits for (`wanted_at`),
+    // then by urgency (copied from the item), then oldest first; `started_at` is when a running job was
+    // claimed. Existing jobs are split in two with the same state (the head keeps its id), so a job
+    // done stays done for both parts. Translations are stored per part: an existing translation (a
+    // whole item) becomes a head row without `bodies` and a body row with them.
+    r#"
+    CREATE TABLE translation_jobs_by_part (
+        id INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL REFERENCES versions(seq),
+        language TEXT NOT NULL,
+        part TEXT NOT NULL CHECK (part IN ('head', 'body')),
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at INTEGER NOT NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        lease_holder TEXT,
+        urgency INTEGER,
+        wanted_at INTEGER,
+        started_at INTEGER,
+        UNIQUE (seq, language, part)
+    );
+    INSERT INTO translation_jobs_by_part (id, seq, language, part, state, attempts, due_at, last_error, created_at,
+        finished_at, lease_holder, urgency)
+    SELECT j.id, j.seq, j.language, 'head', j.state, j.attempts, j.due_at, j.last_error, j.created_at, j.finished_at,
+        j.lease_holder, (SELECT i.urgency FROM versions v JOIN items i ON i.id = v.item_id WHERE v.seq = j.seq)
+    FROM translation_jobs j ORDER BY j.id;
+    INSERT INTO translation_jobs_by_part (seq, language, part, state, attempts, due_at, last_error, created_at,
+        finished_at, lease_holder, urgency)
+    SELECT seq, language, 'body', state, attempts, due_at, last_error, created_at, finished_at, lease_holder, urgency
+    FROM translation_jobs_by_part ORDER BY id;
+    DROP TABLE translation_jobs;
+    ALTER TABLE translation_jobs_by_part RENAME TO translation_jobs;
+    CREATE INDEX translation_jobs_due ON translation_jobs(part, state, due_at);
+    CREATE TABLE translations_by_part (
+        seq INTEGER NOT NULL REFERENCES versions(seq),
+        language TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        part TEXT NOT NULL CHECK (part IN ('head', 'body')),
+        source_language TEXT NOT NULL,
+        model TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (seq, language, variant, part)
+    ) WITHOUT ROWID;
+    INSERT INTO translations_by_part (seq, language, variant, part, source_language, model, fields, created_at)
+    SELECT seq, language, variant, 'head', source_language, model,
+        CASE WHEN json_valid(fields) THEN json_remove(fields, '$.bodies') ELSE fields END, created_at
+    FROM translations;
+    INSERT INTO translations_by_part (seq, language, variant, part, source_language, model, fields, created_at)
+    SELECT seq, language, variant, 'body', source_language, model,
+        CASE WHEN json_type(fields, '$.bodies') IS NULL THEN '{}'
+             ELSE json_object('bodies', json(json_extract(fields, '$.bodies'))) END, created_at
+    FROM translations WHERE json_valid(fields);
+    DROP TABLE translations;
+    ALTER TABLE translations_by_part RENAME TO translations;
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
@@ -339,4 +398,83 @@ pub fn migrate(connection: &mut Connection) -> Result<()> {
     }
     transaction.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 13 splits the jobs and translations of a store made before it: each job into a head
+    /// and a body with the same state, each translation into a head row and a body row.
+    #[test]
+    fn jobs_and_translations_are_split_by_part() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..12] {
+            connection.execute_batch(migration).unwrap();
+        }
+        connection.pragma_update(None, "user_version", 12).unwrap();
+        connection
+            .execute_batch(
+                r#"
+                INSERT INTO members (id, name, country, created_at) VALUES ('mbr_1', 'Kazinform', 'KZ', 0);
+                INSERT INTO items (id, owner, uri, current_seq, version_count, pub_status, committed_at,
+                    available_at, urgency, dated_at, created_at)
+                    VALUES ('itm_1', 'mbr_1', 'urn:1', 1, 1, 'usable', 0, 0, 3, 0, 0);
+                INSERT INTO versions (seq, item_id, version, number, content_hash, document, original, source_format,
+                    pub_status, committed_at, available_at)
+                    VALUES (1, 'itm_1', '1', 1, x'00', '{}', '{}', '3.1', 'usable', 0, 0);
+                INSERT INTO translation_jobs (id, seq, language, state, due_at, created_at, finished_at)
+                    VALUES (7, 1, 'ru', 'done', 0, 0, 5);
+                INSERT INTO translation_jobs (id, seq, language, state, due_at, created_at, attempts)
+                    VALUES (8, 1, 'en', 'queued', 0, 0, 2);
+                INSERT INTO translations (seq, language, variant, source_language, model, fields, created_at)
+                    VALUES (1, 'ru', '', 'kk', 'm', '{"headlines":[{"value":"Х"}],"bodies":[{"value":"Т"}]}', 5);
+                INSERT INTO translations (seq, language, variant, source_language, model, fields, created_at)
+                    VALUES (1, 'en', '', 'kk', 'm', '{"headlines":[{"value":"H"}]}', 5);
+                "#,
+            )
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let jobs: Vec<String> = connection
+            .prepare("SELECT id, language, part, state, attempts, urgency FROM translation_jobs ORDER BY id")
+            .unwrap()
+            .query_map([], |row| {
+                let (id, language, part): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                let (state, attempts, urgency): (String, i64, Option<i64>) = (row.get(3)?, row.get(4)?, row.get(5)?);
+                Ok(format!("{id} {language} {part} {state} {attempts} {urgency:?}"))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            jobs,
+            [
+                "7 ru head done 0 Some(3)",
+                "8 en head queued 2 Some(3)",
+                "9 ru body done 0 Some(3)",
+                "10 en body queued 2 Some(3)",
+            ]
+        );
+        let rows: Vec<(String, String, String)> = connection
+            .prepare("SELECT language, part, fields FROM translations ORDER BY language, part")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let rows: Vec<(&str, &str, serde_json::Value)> = rows
+            .iter()
+            .map(|(language, part, fields)| (language.as_str(), part.as_str(), serde_json::from_str(fields).unwrap()))
+            .collect();
+        use serde_json::json;
+        assert_eq!(
+            rows,
+            [
+                ("en", "body", json!({})),
+                ("en", "head", json!({ "headlines": [{ "value": "H" }] })),
+                ("ru", "body", json!({ "bodies": [{ "value": "Т" }] })),
+                ("ru", "head", json!({ "headlines": [{ "value": "Х" }] })),
+            ]
+        );
+    }
 }

@@ -1,27 +1,33 @@
-//! Machine translation in SQLite (migration 7): the languages members read, their glossaries, the
-//! durable job queue, the translations made and the segment cache.
+//! Machine translation in SQLite (migrations 7 and 13): the languages members read, their glossaries,
+//! the durable job queue, the translations made and the segment cache.
 //!
-//! Jobs are written in the publish's own transaction (`enqueue_for_version`), one per version and
-//! target language (`UNIQUE (seq, language)`), so none is lost and none is made twice. A worker claims
-//! a job by leasing it (`state = 'running'`, `due_at` = the lease's end); a worker that dies leaves the
-//! lease to run out and the job is claimed again.
+//! Jobs are written in the publish's own transaction (`enqueue_for_version`), two per version and
+//! target language, a head and a body (`UNIQUE (seq, language, part)`), so none is lost and none is
+//! made twice. A worker claims a job by leasing it (`state = 'running'`, `due_at` = the lease's end); a
+//! worker that dies leaves the lease to run out and the job is claimed again. Translations are stored
+//! one row per part and merged when read.
 
 use crate::common::*;
+use crate::common::{JOB_ORDER, RawTranslation};
 use karavan_domain::{MemberId, PubStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, corrupt, load_version, now_micros};
-use crate::{Glossary, GlossaryTerm, JobOutcome, QueueCounts, Result, StoreError, StoredTranslation, TranslationJob};
+use crate::{
+    ClaimLimits, Glossary, GlossaryTerm, JobOutcome, JobsAhead, PartCounts, Result, StoreError, StoredTranslation,
+    TranslationJob, TranslationPart, TranslationProgress,
+};
 
-/// Queues translation jobs for a version just stored (in its transaction): one per language read by
-/// a member who may ever see it (its owner, and members the owner shares with) and not already the
-/// item's language. Kills are not translated.
+/// Queues translation jobs for a version just stored (in its transaction): a head and a body job per
+/// language read by a member who may ever see it (its owner, and members the owner shares with) and
+/// not already the item's language. Kills are not translated.
 pub(super) fn enqueue_for_version(
     connection: &Connection,
     seq: i64,
     owner: &MemberId,
     language: Option<&str>,
     pub_status: PubStatus,
+    urgency: Option<i64>,
     now: i64,
 ) -> Result<()> {
     if pub_status == PubStatus::Canceled {
@@ -37,14 +43,17 @@ pub(super) fn enqueue_for_version(
         .query_map([owner.as_str()], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut insert = connection.prepare_cached(
-        "INSERT INTO translation_jobs (seq, language, state, due_at, created_at) VALUES (?1, ?2, 'queued', ?3, ?3)
-         ON CONFLICT (seq, language) DO NOTHING",
+        "INSERT INTO translation_jobs (seq, language, part, state, due_at, created_at, urgency)
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?5)
+         ON CONFLICT (seq, language, part) DO NOTHING",
     )?;
     for target in languages {
         if language.is_some_and(|l| karavan_domain::same_language(l, &target)) {
             continue;
         }
-        insert.execute(params![seq, target, now])?;
+        for part in TranslationPart::ALL {
+            insert.execute(params![seq, target, part.as_str(), now, urgency])?;
+        }
     }
     Ok(())
 }
@@ -90,29 +99,102 @@ fn glossary_rows(connection: &Connection, filter: &str, values: &[&dyn rusqlite:
     Ok(out)
 }
 
-fn translation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+fn translation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawTranslation> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
 }
 
 fn insert_translation(connection: &Connection, translation: &StoredTranslation) -> Result<()> {
-    let fields = serde_json::to_string(&translation.fields).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    connection
-        .prepare_cached(
-            "INSERT INTO translations (seq, language, variant, source_language, model, fields, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (seq, language, variant) DO UPDATE SET source_language = excluded.source_language,
-                model = excluded.model, fields = excluded.fields, created_at = excluded.created_at",
-        )?
-        .execute(params![
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO translations (seq, language, variant, part, source_language, model, fields, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (seq, language, variant, part) DO UPDATE SET source_language = excluded.source_language,
+            model = excluded.model, fields = excluded.fields, created_at = excluded.created_at",
+    )?;
+    for (part, fields) in translation_rows(translation)? {
+        insert.execute(params![
             translation.seq,
             translation.language,
             translation.variant,
+            part.as_str(),
             translation.source_language,
             translation.model,
             fields,
             translation.created_at.micros(),
         ])?;
+    }
     Ok(())
+}
+
+/// A job's place in the claim order ([`JOB_ORDER`]): no one waits for it, urgency, created, id.
+type OrderKey = (bool, i64, i64, i64);
+
+/// After every job.
+const LAST: OrderKey = (true, i64::MAX, i64::MAX, i64::MAX);
+
+/// A claimed job's row: id, seq, language, attempts, and its place in the claim order.
+type Claimed = (i64, i64, String, i64, OrderKey);
+
+/// Claims up to `limit` due jobs of one part, in the claim order.
+fn claim_part(
+    connection: &Connection,
+    part: TranslationPart,
+    holder: &str,
+    now: i64,
+    lease_until: i64,
+    limit: u32,
+) -> Result<Vec<Claimed>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut claimed: Vec<Claimed> = connection
+        .prepare_cached(&format!(
+            "UPDATE translation_jobs SET state = 'running', attempts = attempts + 1, due_at = ?2,
+                lease_holder = ?4, started_at = ?1
+             WHERE id IN (SELECT id FROM translation_jobs
+                          WHERE part = ?5 AND state IN ('queued', 'running') AND due_at <= ?1
+                          ORDER BY {JOB_ORDER} LIMIT ?3)
+             RETURNING id, seq, language, attempts, wanted_at IS NULL, COALESCE(urgency, 10), created_at"
+        ))?
+        .query_map(params![now, lease_until, limit, holder, part.as_str()], |row| {
+            let id: i64 = row.get(0)?;
+            Ok((id, row.get(1)?, row.get(2)?, row.get(3)?, (row.get(4)?, row.get(5)?, row.get(6)?, id)))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    // `RETURNING` has no order.
+    claimed.sort_by_key(|claimed| claimed.4);
+    Ok(claimed)
+}
+
+/// Whether a job of `part` is due at `now` and not held.
+fn any_due(connection: &Connection, part: TranslationPart, now: i64) -> Result<bool> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM translation_jobs WHERE part = ?1 AND state IN ('queued', 'running')
+                AND due_at <= ?2)",
+        )?
+        .query_row(params![part.as_str(), now], |row| row.get(0))?)
+}
+
+/// Due queued jobs of `part` that a claim takes before the job whose order key is `before` (every one
+/// for [`LAST`]), leaving out other members' items under embargo.
+fn count_ahead(
+    connection: &Connection,
+    part: TranslationPart,
+    before: OrderKey,
+    viewer: &MemberId,
+    now: i64,
+) -> Result<u64> {
+    let count: i64 = connection
+        .prepare_cached(
+            "SELECT COUNT(*) FROM translation_jobs j JOIN versions v ON v.seq = j.seq JOIN items i ON i.id = v.item_id
+             WHERE j.part = ?1 AND j.state = 'queued' AND j.due_at <= ?2
+               AND ((j.wanted_at IS NULL), COALESCE(j.urgency, 10), j.created_at, j.id) < (?4, ?5, ?6, ?7)
+               AND (i.owner = ?3 OR v.embargoed_until IS NULL OR v.embargoed_until <= ?2)",
+        )?
+        .query_row(params![part.as_str(), now, viewer.as_str(), before.0, before.1, before.2, before.3], |row| {
+            row.get(0)
+        })?;
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 impl SqliteStore {
@@ -190,36 +272,38 @@ impl SqliteStore {
         holder: &str,
         now: Timestamp,
         lease_until: Timestamp,
-        limit: u32,
+        limits: ClaimLimits,
     ) -> Result<Vec<TranslationJob>> {
         let holder = holder.to_string();
         self.writer.run(move |connection, _| {
-            // A running job's `due_at` is the end of its lease.
-            let claimed: Vec<(i64, i64, String, i64)> = connection
-                .prepare_cached(
-                    "UPDATE translation_jobs SET state = 'running', attempts = attempts + 1, due_at = ?2,
-                        lease_holder = ?4
-                     WHERE id IN (SELECT id FROM translation_jobs WHERE state IN ('queued', 'running') AND due_at <= ?1
-                                  ORDER BY due_at, id LIMIT ?3)
-                     RETURNING id, seq, language, attempts",
-                )?
-                .query_map(params![now.micros(), lease_until.micros(), limit, holder], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut jobs = Vec::with_capacity(claimed.len());
-            for (id, seq, language, attempts) in claimed {
+            // A running job's `due_at` is the end of its lease. Heads first; bodies only once no due
+            // head is left unclaimed.
+            let (now, until) = (now.micros(), lease_until.micros());
+            let heads = claim_part(connection, TranslationPart::Head, &holder, now, until, limits.heads)?;
+            let bodies = if (heads.len() as u64) < u64::from(limits.heads)
+                || !any_due(connection, TranslationPart::Head, now)?
+            {
+                claim_part(connection, TranslationPart::Body, &holder, now, until, limits.bodies)?
+            } else {
+                Vec::new()
+            };
+            let mut jobs = Vec::with_capacity(heads.len() + bodies.len());
+            let parts = heads.into_iter().map(|c| (TranslationPart::Head, c));
+            for (part, (id, seq, language, attempts, (not_wanted, ..))) in
+                parts.chain(bodies.into_iter().map(|c| (TranslationPart::Body, c)))
+            {
                 let version = load_version(connection, seq)?;
                 let current = super::current_seq(connection, &version.item_id)? == Some(seq);
                 jobs.push(TranslationJob {
                     id,
+                    part,
                     language,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     version,
                     current,
+                    wanted: !not_wanted,
                 });
             }
-            jobs.sort_by_key(|job| job.id);
             Ok(jobs)
         })
     }
@@ -244,8 +328,8 @@ impl SqliteStore {
                         insert_translation(connection, translation)?;
                     }
                     connection.execute(
-                        "UPDATE translation_jobs SET state = 'done', finished_at = ?2, last_error = NULL
-                         WHERE id = ?1",
+                        "UPDATE translation_jobs SET state = 'done', finished_at = ?2, last_error = NULL,
+                            wanted_at = NULL WHERE id = ?1",
                         params![id, now],
                     )?
                 }
@@ -254,7 +338,8 @@ impl SqliteStore {
                     params![id, retry_at.micros(), error],
                 )?,
                 JobOutcome::Failed { error } => connection.execute(
-                    "UPDATE translation_jobs SET state = 'failed', finished_at = ?2, last_error = ?3 WHERE id = ?1",
+                    "UPDATE translation_jobs SET state = 'failed', finished_at = ?2, last_error = ?3, wanted_at = NULL
+                     WHERE id = ?1",
                     params![id, now, error],
                 )?,
             };
@@ -283,27 +368,113 @@ impl SqliteStore {
         let language = language.to_string();
         let now = now_micros();
         self.writer.run(move |connection, _| {
-            let inserted = connection.execute(
-                "INSERT INTO translation_jobs (seq, language, state, due_at, created_at)
-                 SELECT ?1, ?2, 'queued', ?3, ?3 WHERE EXISTS (SELECT 1 FROM versions WHERE seq = ?1)
-                 ON CONFLICT (seq, language) DO NOTHING",
-                params![seq, language, now],
-            )?;
+            let mut inserted = 0;
+            for part in TranslationPart::ALL {
+                inserted += connection.execute(
+                    "INSERT INTO translation_jobs (seq, language, part, state, due_at, created_at, urgency)
+                     SELECT v.seq, ?2, ?3, 'queued', ?4, ?4, i.urgency FROM versions v JOIN items i ON i.id = v.item_id
+                     WHERE v.seq = ?1
+                     ON CONFLICT (seq, language, part) DO NOTHING",
+                    params![seq, language, part.as_str(), now],
+                )?;
+            }
             Ok(inserted > 0)
         })
     }
 
-    pub(super) fn translation_queue_in(&self, owner: &MemberId) -> Result<QueueCounts> {
+    pub(super) fn prioritize_translation_in(&self, seq: i64, language: &str) -> Result<bool> {
+        let language = language.to_string();
+        let now = now_micros();
+        self.writer.run(move |connection, _| {
+            let waiting = connection.execute(
+                "UPDATE translation_jobs SET wanted_at = COALESCE(wanted_at, ?3)
+                 WHERE seq = ?1 AND language = ?2 AND part = 'body' AND state IN ('queued', 'running')",
+                params![seq, language, now],
+            )?;
+            if waiting > 0 {
+                return Ok(true);
+            }
+            // Done, yet the reader's rendering is missing: made again, first.
+            let again = connection.execute(
+                "UPDATE translation_jobs SET state = 'queued', due_at = ?3, wanted_at = ?3, attempts = 0,
+                    finished_at = NULL, last_error = NULL, lease_holder = NULL
+                 WHERE seq = ?1 AND language = ?2 AND part = 'body' AND state = 'done'",
+                params![seq, language, now],
+            )?;
+            Ok(again > 0)
+        })
+    }
+
+    pub(super) fn translation_progress_in(
+        &self,
+        viewer: &MemberId,
+        seq: i64,
+        language: &str,
+        now: Timestamp,
+    ) -> Result<TranslationProgress> {
+        let (viewer, language, now) = (viewer.clone(), language.to_string(), now.micros());
+        self.read(move |connection| {
+            let mut progress = TranslationProgress::default();
+            for part in TranslationPart::ALL {
+                let row = connection
+                    .prepare_cached(
+                        "SELECT state, wanted_at IS NOT NULL, started_at, due_at, wanted_at IS NULL,
+                            COALESCE(urgency, 10), created_at, id
+                         FROM translation_jobs WHERE seq = ?1 AND language = ?2 AND part = ?3",
+                    )?
+                    .query_row(params![seq, language, part.as_str()], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, bool>(1)?,
+                            row.get::<_, Option<i64>>(2)?,
+                            row.get::<_, i64>(3)?,
+                            (
+                                row.get::<_, bool>(4)?,
+                                row.get::<_, i64>(5)?,
+                                row.get::<_, i64>(6)?,
+                                row.get::<_, i64>(7)?,
+                            ),
+                        ))
+                    })
+                    .optional()?;
+                let Some((state, wanted, started_at, due_at, key)) = row else { continue };
+                let ahead = if state == "queued" && due_at <= now {
+                    Some(match part {
+                        TranslationPart::Head => JobsAhead {
+                            heads: count_ahead(connection, TranslationPart::Head, key, &viewer, now)?,
+                            bodies: 0,
+                        },
+                        TranslationPart::Body => JobsAhead {
+                            heads: count_ahead(connection, TranslationPart::Head, LAST, &viewer, now)?,
+                            bodies: count_ahead(connection, TranslationPart::Body, key, &viewer, now)?,
+                        },
+                    })
+                } else {
+                    None
+                };
+                let job = job_progress(&state, wanted, started_at, ahead)?;
+                match part {
+                    TranslationPart::Head => progress.head = Some(job),
+                    TranslationPart::Body => progress.body = Some(job),
+                }
+            }
+            Ok(progress)
+        })
+    }
+
+    pub(super) fn translation_queue_in(&self, owner: &MemberId) -> Result<PartCounts> {
         self.read(|connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT j.state, COUNT(*) FROM translation_jobs j
+                "SELECT j.part, j.state, COUNT(*) FROM translation_jobs j
                  JOIN versions v ON v.seq = j.seq JOIN items i ON i.id = v.item_id
-                 WHERE i.owner = ?1 GROUP BY j.state",
+                 WHERE i.owner = ?1 GROUP BY j.part, j.state",
             )?;
             let rows = statement
-                .query_map([owner.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+                .query_map([owner.as_str()], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            queue_counts(rows.into_iter().map(|(state, count)| (state, u64::try_from(count).unwrap_or(0))))
+            part_counts(rows.into_iter().map(|(part, state, count)| (part, state, u64::try_from(count).unwrap_or(0))))
         })
     }
 
@@ -314,18 +485,16 @@ impl SqliteStore {
     pub(super) fn translations_in(&self, seqs: &[i64]) -> Result<Vec<StoredTranslation>> {
         let seqs = seqs.to_vec();
         self.read(move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT seq, language, variant, source_language, model, fields, created_at FROM translations
-                 WHERE seq = ?1 ORDER BY language, variant",
-            )?;
-            let mut out = Vec::new();
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {TRANSLATION_COLUMNS} FROM translations WHERE seq = ?1 ORDER BY language, variant, part"
+            ))?;
+            let mut rows = Vec::new();
             for seq in seqs {
-                let rows = statement.query_map([seq], translation_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-                for raw in rows {
-                    out.push(build_translation(raw)?);
+                for raw in statement.query_map([seq], translation_row)?.collect::<rusqlite::Result<Vec<_>>>()? {
+                    rows.push(build_translation(raw)?);
                 }
             }
-            Ok(out)
+            Ok(merge_translations(rows))
         })
     }
 
