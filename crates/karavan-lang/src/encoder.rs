@@ -118,6 +118,7 @@ pub(crate) struct Norm {
 
 impl Norm {
     /// Normalises one row in place.
+    #[inline(always)]
     pub(crate) fn apply(&self, row: &mut [f32]) {
         let n = row.len() as f32;
         let mean = row.iter().sum::<f32>() / n;
@@ -450,7 +451,7 @@ pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f:
     let rows = values.len() / width.max(1);
     let parts = threads.min(values.len() / MIN_PARALLEL_VALUES).min(rows).max(1);
     if parts == 1 {
-        f(0, values);
+        fast(|| f(0, values));
         return;
     }
     let per = rows.div_ceil(parts);
@@ -459,12 +460,24 @@ pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f:
         let first = chunks.next();
         for (i, chunk) in chunks {
             let f = &f;
-            s.spawn(move || f(i * per, chunk));
+            s.spawn(move || fast(|| f(i * per, chunk)));
         }
         if let Some((_, chunk)) = first {
-            f(0, chunk);
+            fast(|| f(0, chunk));
         }
     });
+}
+
+/// Runs `f` compiled for AVX2 and FMA where the processor has them (checked at run time), so that
+/// the loops of the row passes (attention, layer norms, softmax) vectorise eight lanes wide instead
+/// of the baseline's four. `f` and what it calls inline into a function with those features.
+#[inline(always)]
+pub(crate) fn fast<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        return simd.vectorize(f);
+    }
+    f()
 }
 
 /// `f` over the values of a contiguous f32 CPU tensor.
@@ -532,6 +545,7 @@ fn bias_gelu(values: &mut [f32], bias: &[f32]) {
 }
 
 /// The softmax of a row, in place.
+#[inline(always)]
 pub(crate) fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;

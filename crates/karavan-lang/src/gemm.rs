@@ -98,12 +98,19 @@ impl Packed {
 
     /// `x · W` for `x` of `m` rows of `k` values: `[m, n]`, on up to `threads` threads.
     pub(crate) fn product(&self, x: &[f32], threads: usize) -> Vec<f32> {
+        let mut out = vec![0f32; x.len().checked_div(self.k).unwrap_or(0) * self.n];
+        self.product_into(x, &mut out, threads);
+        out
+    }
+
+    /// `x · W` into `out` (`[m, n]`, every value written).
+    pub(crate) fn product_into(&self, x: &[f32], out: &mut [f32], threads: usize) {
         let (k, n) = (self.k, self.n);
         assert_eq!(x.len() % k.max(1), 0, "rows of {k} values");
         let m = x.len().checked_div(k).unwrap_or(0);
-        let mut out = vec![0f32; m * n];
+        assert_eq!(out.len(), m * n, "an output of [{m}, {n}]");
         if m == 0 || n == 0 {
-            return out;
+            return;
         }
         let kernel = Kernel::detect();
         let panels = n.div_ceil(NR);
@@ -147,7 +154,6 @@ impl Packed {
                 }
             });
         }
-        out
     }
 
     /// Rows `x` times the panels `panels`, into `out` (one slice per row, holding those panels'
@@ -277,6 +283,14 @@ impl Weight {
         match self {
             Weight::Float32(w) => w.product(x, threads),
             Weight::Int8(w) => w.product(x, threads),
+        }
+    }
+
+    /// `x · W` into `out`, reused from call to call (`[m, n]`, every value written).
+    pub(crate) fn product_into(&self, x: &[f32], out: &mut [f32], threads: usize) {
+        match self {
+            Weight::Float32(w) => w.product_into(x, out, threads),
+            Weight::Int8(w) => w.product_into(x, out, threads),
         }
     }
 

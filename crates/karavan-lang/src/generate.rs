@@ -86,6 +86,7 @@ pub fn generate(
 /// The logits processors, in transformers' order: the minimum length, no repeated n-gram, the
 /// forced first token, the forced last token. `sequence` is the hypothesis so far (its length is
 /// `cur_len`).
+#[inline(always)]
 fn process(scores: &mut [f32], sequence: &[u32], target: u32, eos: u32, options: &Options) {
     let cur_len = sequence.len();
     if cur_len < options.min_length {
@@ -123,13 +124,21 @@ fn greedy(
     let mut sequences: Vec<Vec<u32>> = vec![vec![c.decoder_start]; encoded.len()];
     let mut live: Vec<usize> = (0..encoded.len()).collect();
     let mut state = DecoderState::new(model, &live);
+    let mut logits = Vec::new();
+    let mut next = Vec::new();
     while !live.is_empty() && sequences[live[0]].len() < options.max_length {
         let tokens: Vec<u32> = live.iter().map(|&s| *sequences[s].last().unwrap_or(&c.decoder_start)).collect();
-        let mut logits = model.decode_step(encoded, &mut state, &tokens)?;
-        let mut keep = Vec::with_capacity(live.len());
-        for (row, (&s, scores)) in live.iter().zip(logits.chunks_exact_mut(vocab)).enumerate() {
+        model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
+        // The processors and the choice, row by row on all threads.
+        next.clear();
+        next.resize(live.len(), 0u32);
+        for_each_row(&mut logits, vocab, &mut next, |row, scores, next| {
+            let s = live[row];
             process(scores, &sequences[s], targets[s], c.eos, options);
-            let next = argmax(scores);
+            *next = argmax(scores);
+        });
+        let mut keep = Vec::with_capacity(live.len());
+        for (row, (&s, &next)) in live.iter().zip(&next).enumerate() {
             sequences[s].push(next);
             if next != c.eos {
                 keep.push(row);
@@ -143,7 +152,40 @@ fn greedy(
     Ok(sequences)
 }
 
+/// `f(row index, row, that row's result)` for every row of `values` (rows of `width`), the rows
+/// split between the threads, each part compiled for AVX2 where the processor has it.
+fn for_each_row<T: Send>(
+    values: &mut [f32],
+    width: usize,
+    results: &mut [T],
+    f: impl Fn(usize, &mut [f32], &mut T) + Sync,
+) {
+    let rows = results.len();
+    debug_assert_eq!(values.len(), rows * width);
+    let parts = crate::encoder::threads().min(rows).max(1);
+    let per = rows.div_ceil(parts).max(1);
+    let run = |first: usize, values: &mut [f32], results: &mut [T]| {
+        crate::encoder::fast(|| {
+            for (i, (row, result)) in values.chunks_exact_mut(width).zip(results.iter_mut()).enumerate() {
+                f(first + i, row, result);
+            }
+        })
+    };
+    std::thread::scope(|s| {
+        let mut parts = values.chunks_mut(per * width).zip(results.chunks_mut(per)).enumerate();
+        let first = parts.next();
+        for (p, (values, results)) in parts {
+            let run = &run;
+            s.spawn(move || run(p * per, values, results));
+        }
+        if let Some((_, (values, results))) = first {
+            run(0, values, results);
+        }
+    });
+}
+
 /// The index of the first largest value.
+#[inline(always)]
 fn argmax(values: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate() {
@@ -158,6 +200,7 @@ fn argmax(values: &[f32]) -> u32 {
 /// the whole vocabulary, so the loops are written to vectorise: eight lanes for the maximum and the
 /// sum, `exp` by `exp_nonpositive`, and the sum flushed to f64 every 1,024 values so that its
 /// rounding stays far below the differences the search compares.
+#[inline(always)]
 fn log_softmax(row: &mut [f32]) {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = row.chunks_exact(8);
@@ -187,6 +230,7 @@ fn log_softmax(row: &mut [f32]) {
 /// `e^x` for `x ≤ 0` (and NaN-free input), within about 2 units in the last place, branch-free so
 /// that it vectorises: `x = n ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its Taylor polynomial to
 /// degree 7, and `2^n` built in the exponent bits. Below -87 it returns 0.
+#[inline(always)]
 fn exp_nonpositive(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
@@ -217,6 +261,7 @@ struct Search {
 
 /// Indices of the `k` largest of `scores`, largest first; ties keep the lower index first. One pass
 /// keeping the best `k` so far (`k` is a few beams; `scores` is beams × vocabulary).
+#[inline(always)]
 fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
     use std::cmp::Ordering;
     let k = k.min(scores.len());
@@ -258,13 +303,17 @@ fn beam_search(
         .collect();
     let hypotheses: Vec<usize> = (0..encoded.len()).flat_map(|s| std::iter::repeat_n(s, beams)).collect();
     let mut state = DecoderState::new(model, &hypotheses);
+    let mut logits = Vec::new();
+    let mut best: Vec<Vec<usize>> = Vec::new();
     let mut cur_len = 1;
     while searches.iter().any(|s| !s.done) {
         let live: Vec<usize> = (0..searches.len()).filter(|&i| !searches[i].done).collect();
         let tokens: Vec<u32> =
             live.iter().flat_map(|&i| searches[i].running.iter().map(|(seq, _)| *seq.last().unwrap_or(&0))).collect();
-        let mut logits = model.decode_step(encoded, &mut state, &tokens)?;
-        // Each hypothesis's row: log-probabilities, the processors, plus its running score (rows in parallel).
+        model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
+        // Each hypothesis's row: log-probabilities, the processors, plus its running score, and the
+        // row's best `keep` candidates (rows on all threads). A search's best `keep` over its beams'
+        // rows are among the union of its rows' best `keep`, in the same order (value, then index).
         {
             let rows: Vec<(&[u32], f32, u32)> = live
                 .iter()
@@ -273,13 +322,14 @@ fn beam_search(
                     search.running.iter().map(move |(seq, score)| (seq.as_slice(), *score, targets[search.source]))
                 })
                 .collect();
-            crate::encoder::parallel_rows(&mut logits, vocab, crate::encoder::threads(), |first, block| {
-                for (r, row) in block.chunks_exact_mut(vocab).enumerate() {
-                    let (seq, score, target) = rows[first + r];
-                    log_softmax(row);
-                    process(row, seq, target, c.eos, options);
-                    row.iter_mut().for_each(|v| *v += score);
-                }
+            best.clear();
+            best.resize_with(rows.len(), Vec::new);
+            for_each_row(&mut logits, vocab, &mut best, |r, row, best| {
+                let (seq, score, target) = rows[r];
+                log_softmax(row);
+                process(row, seq, target, c.eos, options);
+                row.iter_mut().for_each(|v| *v += score);
+                *best = top_k(row, keep);
             });
         }
         let mut order = Vec::with_capacity(tokens.len());
@@ -287,7 +337,14 @@ fn beam_search(
         for (slot, &i) in live.iter().enumerate() {
             let search = &mut searches[i];
             let block = &logits[slot * beams * vocab..(slot + 1) * beams * vocab];
-            let candidates = top_k(block, keep);
+            let mut pooled: Vec<usize> = best[slot * beams..(slot + 1) * beams]
+                .iter()
+                .enumerate()
+                .flat_map(|(b, best)| best.iter().map(move |&k| b * vocab + k))
+                .collect();
+            pooled.sort_by(|&a, &b| block[b].total_cmp(&block[a]).then(a.cmp(&b)));
+            pooled.truncate(keep);
+            let candidates = pooled;
             let scores: Vec<f32> = candidates.iter().map(|&k| block[k]).collect();
             let hits: Vec<bool> =
                 candidates.iter().map(|&k| (k % vocab) as u32 == c.eos || cur_len + 1 >= options.max_length).collect();

@@ -27,6 +27,9 @@ const NR: usize = 16;
 const MR: usize = 4;
 /// Inner steps per group (one 32-bit broadcast).
 const GROUP: usize = 4;
+/// Groups per inner block: a panel's block is `KG × 64` bytes (16 KiB), half of L1, read once per
+/// tile of rows; the partial sums wait in a small buffer between blocks.
+const KG: usize = 256;
 /// Rows of `x` per block when threads split rows: a block's quantised rows stay in L2.
 const MC: usize = 64;
 /// From this many rows on, threads split the rows; below it, the columns.
@@ -57,10 +60,11 @@ impl std::fmt::Debug for QPacked {
     }
 }
 
-/// `value / scale` rounded to the nearest of −127 … 127.
+/// `value / scale` rounded to the nearest of −127 … 127 (ties to even, as the vector conversion
+/// rounds).
 #[inline(always)]
 fn quantize(value: f32, inverse: f32) -> i8 {
-    (value * inverse).round().clamp(-127.0, 127.0) as i8
+    (value * inverse).round_ties_even().clamp(-127.0, 127.0) as i8
 }
 
 /// The scale of a row or column whose largest magnitude is `max`, and its inverse (0 for a row of
@@ -125,12 +129,19 @@ impl QPacked {
 
     /// `x · W` for `x` of `m` rows of `k` values: `[m, n]`, on up to `threads` threads.
     pub(crate) fn product(&self, x: &[f32], threads: usize) -> Vec<f32> {
+        let mut out = vec![0f32; x.len().checked_div(self.k).unwrap_or(0) * self.n];
+        self.product_into(x, &mut out, threads);
+        out
+    }
+
+    /// `x · W` into `out` (`[m, n]`, every value written).
+    pub(crate) fn product_into(&self, x: &[f32], out: &mut [f32], threads: usize) {
         let (k, n) = (self.k, self.n);
         assert_eq!(x.len() % k.max(1), 0, "rows of {k} values");
         let m = x.len().checked_div(k).unwrap_or(0);
-        let mut out = vec![0f32; m * n];
+        assert_eq!(out.len(), m * n, "an output of [{m}, {n}]");
         if m == 0 || n == 0 {
-            return out;
+            return;
         }
         let kernel = Kernel::detect();
         let panels = n.div_ceil(NR);
@@ -175,7 +186,6 @@ impl QPacked {
                 }
             });
         }
-        out
     }
 
     /// All columns for the rows `x`, block by block of rows.
@@ -191,30 +201,36 @@ impl QPacked {
     /// The panels `panels` for the quantised rows: `out` holds, per row, those panels' columns.
     fn panels(&self, kernel: Kernel, rows: &Rows, out: &mut [&mut [f32]], panels: std::ops::Range<usize>) {
         let m = out.len();
+        let mut sums = vec![[0i32; NR]; m];
         for p in panels.clone() {
             let lines = &self.lines[p * self.groups..(p + 1) * self.groups];
-            let scales: &[f32; NR] = self.scales[p * NR..(p + 1) * NR].try_into().expect("a panel's scales");
+            for g0 in (0..self.groups).step_by(KG) {
+                let g1 = (g0 + KG).min(self.groups);
+                for (t, t0) in (0..m).step_by(MR).enumerate() {
+                    let count = MR.min(m - t0);
+                    let (words, magnitudes) = rows.tile(t, count, g0..g1);
+                    kernel.tile(words, magnitudes, &lines[g0..g1], &mut sums[t0..t0 + count], g0 == 0);
+                }
+            }
+            let scales = &self.scales[p * NR..(p + 1) * NR];
             let (column, width) = ((p - panels.start) * NR, NR.min(self.n - p * NR));
-            for (t, t0) in (0..m).step_by(MR).enumerate() {
-                let count = MR.min(m - t0);
-                let tile = Tile {
-                    out: &mut out[t0..t0 + count],
-                    column,
-                    width,
-                    row_scales: &rows.scales[t0..t0 + count],
-                    column_scales: scales,
-                };
-                kernel.tile(rows.tile(t, count), lines, tile);
+            for ((row, sums), &row_scale) in out.iter_mut().zip(&sums).zip(&rows.scales) {
+                let row = &mut row[column..column + width];
+                for ((o, &s), &c) in row.iter_mut().zip(sums).zip(scales) {
+                    *o = s as f32 * (row_scale * c);
+                }
             }
         }
     }
 }
 
 /// Rows of `x` quantised, tile by tile: for each tile of up to 4 rows, group by group, each row's
-/// 4 values of the group as one 32-bit word.
+/// 4 values of the group as one 32-bit word, and beside them the same words of absolute values
+/// (loaded, not computed, in the kernel).
 struct Rows {
     groups: usize,
     words: Vec<i32>,
+    magnitudes: Vec<i32>,
     scales: Vec<f32>,
 }
 
@@ -224,48 +240,78 @@ impl Rows {
         let mut scales = Vec::with_capacity(m);
         let mut quantized = vec![0i8; groups * GROUP];
         let mut words = vec![0i32; m * groups];
+        let mut magnitudes = vec![0i32; m * groups];
         for (r, row) in x.chunks_exact(k).enumerate() {
-            let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let (scale, inverse) = scale_of(max);
-            scales.push(scale);
-            for (q, &v) in quantized.iter_mut().zip(row) {
-                *q = quantize(v, inverse);
-            }
+            scales.push(quantize_row(row, &mut quantized[..k]));
             let (t0, count) = (r - r % MR, MR.min(m - (r - r % MR)));
-            let tile = &mut words[t0 * groups..(t0 + count) * groups];
             for (g, bytes) in quantized.chunks_exact(GROUP).enumerate() {
-                tile[g * count + r % MR] =
-                    i32::from_le_bytes([bytes[0] as u8, bytes[1] as u8, bytes[2] as u8, bytes[3] as u8]);
+                let bytes: [i8; GROUP] = bytes.try_into().expect("a group");
+                let at = t0 * groups + g * count + r % MR;
+                words[at] = i32::from_le_bytes(bytes.map(|b| b as u8));
+                magnitudes[at] = i32::from_le_bytes(bytes.map(|b| b.unsigned_abs()));
             }
         }
-        Rows { groups, words, scales }
+        Rows { groups, words, magnitudes, scales }
     }
 
-    /// Tile `t` (of `count` rows): `groups × count` words.
-    fn tile(&self, t: usize, count: usize) -> &[i32] {
+    /// Tile `t` (of `count` rows), groups `range`: `range.len() × count` words and as many
+    /// magnitudes.
+    fn tile(&self, t: usize, count: usize, range: std::ops::Range<usize>) -> (&[i32], &[i32]) {
         let start = t * MR * self.groups;
-        &self.words[start..start + count * self.groups]
+        let span = start + range.start * count..start + range.end * count;
+        (&self.words[span.clone()], &self.magnitudes[span])
     }
 }
 
-/// Where a tile's sums go, and the scales that turn them back into floats.
-struct Tile<'a, 'b> {
-    out: &'a mut [&'b mut [f32]],
-    column: usize,
-    width: usize,
-    row_scales: &'a [f32],
-    column_scales: &'a [f32; NR],
+/// Quantises one row into `out` (±127, its largest magnitude at 127); returns its scale.
+fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = V3::try_new() {
+        return simd.vectorize(QuantizeRow { simd, row, out });
+    }
+    let (scale, inverse) = scale_of(row.iter().fold(0f32, |m, v| m.max(v.abs())));
+    for (q, &v) in out.iter_mut().zip(row) {
+        *q = quantize(v, inverse);
+    }
+    scale
 }
 
-impl Tile<'_, '_> {
+#[cfg(target_arch = "x86_64")]
+struct QuantizeRow<'a> {
+    simd: V3,
+    row: &'a [f32],
+    out: &'a mut [i8],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl pulp::NullaryFnOnce for QuantizeRow<'_> {
+    type Output = f32;
+
     #[inline(always)]
-    fn store(self, sums: &[[i32; NR]]) {
-        for ((row, sums), &row_scale) in self.out.iter_mut().zip(sums).zip(self.row_scales) {
-            let row = &mut row[self.column..self.column + self.width];
-            for ((o, &s), &c) in row.iter_mut().zip(sums).zip(self.column_scales) {
-                *o = s as f32 * (row_scale * c);
+    fn call(self) -> f32 {
+        let QuantizeRow { simd, row, out } = self;
+        let avx = simd.avx;
+        let (head, tail) = pulp::as_arrays::<8, f32>(row);
+        let mut lanes = avx._mm256_setzero_ps();
+        for chunk in head {
+            lanes = avx._mm256_max_ps(lanes, pulp::cast(simd.abs_f32x8(pulp::cast(*chunk))));
+        }
+        let lanes: [f32; 8] = pulp::cast(lanes);
+        let max = tail.iter().fold(lanes.iter().fold(0f32, |m, &v| m.max(v)), |m, v| m.max(v.abs()));
+        let (scale, inverse) = scale_of(max);
+        let factor = avx._mm256_set1_ps(inverse);
+        let (out_head, out_tail) = out.split_at_mut(head.len() * 8);
+        for (chunk, out) in head.iter().zip(out_head.chunks_exact_mut(8)) {
+            // Ties to even, as `quantize`; the clamp only matters for rounding at the very top.
+            let rounded: [i32; 8] = pulp::cast(avx._mm256_cvtps_epi32(avx._mm256_mul_ps(pulp::cast(*chunk), factor)));
+            for (o, r) in out.iter_mut().zip(rounded) {
+                *o = r.clamp(-127, 127) as i8;
             }
         }
+        for (o, &v) in out_tail.iter_mut().zip(tail) {
+            *o = quantize(v, inverse);
+        }
+        scale
     }
 }
 
@@ -285,61 +331,71 @@ impl Kernel {
         Kernel::Portable
     }
 
-    /// One tile: `a` holds, group by group, one word per row.
-    fn tile(self, a: &[i32], lines: &[QLine], out: Tile) {
-        match (self, out.out.len()) {
+    /// One tile: `words` and `magnitudes` hold, group by group, one word per row; the sums are
+    /// written into `sums` (`first`) or added to them.
+    fn tile(self, words: &[i32], magnitudes: &[i32], lines: &[QLine], sums: &mut [[i32; NR]], first: bool) {
+        match (self, sums.len()) {
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2(simd), 4) => simd.vectorize(Avx2Tile::<4> { simd, a, lines, out }),
+            (Kernel::Avx2(simd), 4) => simd.vectorize(Avx2Tile::<4> { simd, words, magnitudes, lines, sums, first }),
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2(simd), 3) => simd.vectorize(Avx2Tile::<3> { simd, a, lines, out }),
+            (Kernel::Avx2(simd), 3) => simd.vectorize(Avx2Tile::<3> { simd, words, magnitudes, lines, sums, first }),
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2(simd), 2) => simd.vectorize(Avx2Tile::<2> { simd, a, lines, out }),
+            (Kernel::Avx2(simd), 2) => simd.vectorize(Avx2Tile::<2> { simd, words, magnitudes, lines, sums, first }),
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2(simd), _) => simd.vectorize(Avx2Tile::<1> { simd, a, lines, out }),
-            (Kernel::Portable, rows) => portable_tile(a, lines, out, rows),
+            (Kernel::Avx2(simd), _) => simd.vectorize(Avx2Tile::<1> { simd, words, magnitudes, lines, sums, first }),
+            (Kernel::Portable, _) => portable_tile(words, lines, sums, first),
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-struct Avx2Tile<'a, 'b, 'c, const R: usize> {
+struct Avx2Tile<'a, const R: usize> {
     simd: V3,
-    a: &'a [i32],
+    words: &'a [i32],
+    magnitudes: &'a [i32],
     lines: &'a [QLine],
-    out: Tile<'b, 'c>,
+    sums: &'a mut [[i32; NR]],
+    first: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
-impl<const R: usize> pulp::NullaryFnOnce for Avx2Tile<'_, '_, '_, R> {
+impl<const R: usize> pulp::NullaryFnOnce for Avx2Tile<'_, R> {
     type Output = ();
 
     #[inline(always)]
     fn call(self) {
         use std::arch::x86_64::__m256i;
-        let Avx2Tile { simd, a, lines, out } = self;
+        let Avx2Tile { simd, words, magnitudes, lines, sums: out, first } = self;
         let (avx, avx2) = (simd.avx, simd.avx2);
         let ones = avx._mm256_set1_epi32(0x0001_0001);
         let zero = avx._mm256_setzero_si256();
         let mut sums = [[zero; 2]; R];
-        for (line, a) in lines.iter().zip(a.chunks_exact(R)) {
+        for ((line, x), a) in lines.iter().zip(words.chunks_exact(R)).zip(magnitudes.chunks_exact(R)) {
             let w: [__m256i; 2] = pulp::cast(line.0);
             for r in 0..R {
-                let x = avx._mm256_set1_epi32(a[r]);
-                let magnitude = avx2._mm256_abs_epi8(x);
+                let x = avx._mm256_set1_epi32(x[r]);
+                let magnitude = avx._mm256_set1_epi32(a[r]);
                 for (sum, &w) in sums[r].iter_mut().zip(&w) {
                     let pairs = avx2._mm256_maddubs_epi16(magnitude, avx2._mm256_sign_epi8(w, x));
                     *sum = avx2._mm256_add_epi32(*sum, avx2._mm256_madd_epi16(pairs, ones));
                 }
             }
         }
-        let sums: [[i32; NR]; R] = sums.map(pulp::cast::<[__m256i; 2], [i32; NR]>);
-        out.store(&sums);
+        for (out, sums) in out.iter_mut().zip(sums) {
+            let sums: [i32; NR] = pulp::cast(sums);
+            if first {
+                *out = sums;
+            } else {
+                out.iter_mut().zip(sums).for_each(|(o, s)| *o += s);
+            }
+        }
     }
 }
 
-fn portable_tile(a: &[i32], lines: &[QLine], out: Tile, rows: usize) {
+fn portable_tile(words: &[i32], lines: &[QLine], out: &mut [[i32; NR]], first: bool) {
+    let rows = out.len();
     let mut sums = [[0i32; NR]; MR];
-    for (line, a) in lines.iter().zip(a.chunks_exact(rows)) {
+    for (line, a) in lines.iter().zip(words.chunks_exact(rows)) {
         let w: [i8; 64] = pulp::cast(line.0);
         for (sum, &word) in sums.iter_mut().zip(a) {
             let x = word.to_le_bytes().map(|b| b as i8 as i32);
@@ -349,7 +405,13 @@ fn portable_tile(a: &[i32], lines: &[QLine], out: Tile, rows: usize) {
             }
         }
     }
-    out.store(&sums[..rows]);
+    for (out, sums) in out.iter_mut().zip(sums) {
+        if first {
+            *out = sums;
+        } else {
+            out.iter_mut().zip(sums).for_each(|(o, s)| *o += s);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +460,8 @@ mod tests {
             (70, 31, 300),
             (150, 49, 260),
             (16, 1000, 64),
+            (6, 20, 4 * KG * 2 + 5),
+            (130, 20, 4 * KG + 3),
         ] {
             let x = values(m * k, 1);
             let rows = values(n * k, 2);
