@@ -69,6 +69,14 @@ pub struct Term {
     pub target: String,
 }
 
+/// A text for [`Translator::translate_many_cached`]: plain text, or an HTML fragment translated text
+/// node by text node (tags, attributes and entities stay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Text<'a> {
+    pub value: &'a str,
+    pub html: bool,
+}
+
 /// Where translated sentences are kept between translations (the server's is in its store), so that a
 /// corrected item only has what changed translated again. Keys come from [`Translator`]: a digest of
 /// the model, the language pair, the decoding settings and the sentence.
@@ -258,6 +266,54 @@ impl Translator {
             match part {
                 HtmlPart::Markup(m) => out.push_str(m),
                 HtmlPart::Text(_) => out.push_str(&escape(&translated.next().unwrap_or_default())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Translates several texts at once, each plain or an HTML fragment (e.g. the fields of many items
+    /// into one language): their sentences go to the model together, so it runs full batches across
+    /// texts. Each result is what [`Translator::translate_cached`] or
+    /// [`Translator::translate_html_cached`] makes of that text alone.
+    pub fn translate_many_cached(
+        &self,
+        texts: &[Text<'_>],
+        from: &str,
+        to: &str,
+        glossary: &[Term],
+        cache: Option<&dyn SegmentCache>,
+    ) -> Result<Vec<String>, ModelError> {
+        // Every text becomes plain pieces to translate: itself, or its HTML text nodes.
+        let mut pieces: Vec<String> = Vec::new();
+        let mut shapes: Vec<Option<Vec<HtmlPart<'_>>>> = Vec::with_capacity(texts.len());
+        for text in texts {
+            if text.html {
+                let parts = split_html(text.value);
+                pieces.extend(
+                    parts.iter().filter_map(|p| if let HtmlPart::Text(t) = p { Some(unescape(t)) } else { None }),
+                );
+                shapes.push(Some(parts));
+            } else {
+                pieces.push(text.value.to_string());
+                shapes.push(None);
+            }
+        }
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let mut translated = self.translate_cached(&refs, from, to, glossary, cache)?.into_iter();
+        let mut out = Vec::with_capacity(texts.len());
+        for (text, shape) in texts.iter().zip(shapes) {
+            match shape {
+                None => out.push(translated.next().unwrap_or_default()),
+                Some(parts) => {
+                    let mut html = String::with_capacity(text.value.len() * 2);
+                    for part in parts {
+                        match part {
+                            HtmlPart::Markup(m) => html.push_str(m),
+                            HtmlPart::Text(_) => html.push_str(&escape(&translated.next().unwrap_or_default())),
+                        }
+                    }
+                    out.push(html);
+                }
             }
         }
         Ok(out)
@@ -765,5 +821,25 @@ mod tests {
         );
         let units = glossary_units("托卡耶夫总统", &glossary);
         assert_eq!(units, [Unit::Term("Тоқаев".into()), Unit::Text("总统".into())]);
+    }
+
+    #[test]
+    fn many_texts_at_once_are_what_each_makes_alone() {
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/m2m100/nllb-2x2");
+        let translator = Translator::load(&fixture).unwrap();
+        let terms = [Term { source: "托卡耶夫".into(), target: "Тоқаев".into() }];
+        let (headline, body) = ("托卡耶夫会见代表团", "<p>双方讨论了贸易。<b>铁路</b>运输增长。</p><p>下次会议。</p>");
+        let texts = [
+            Text { value: headline, html: false },
+            Text { value: body, html: true },
+            Text { value: "", html: true },
+            Text { value: "下次会议在塔什干举行。", html: false },
+        ];
+        let many = translator.translate_many_cached(&texts, "zh", "kk", &terms, None).unwrap();
+        assert_eq!(many.len(), 4);
+        assert_eq!(many[0], translator.translate(&[headline], "zh", "kk", &terms).unwrap()[0]);
+        assert_eq!(many[1], translator.translate_html(body, "zh", "kk", &terms).unwrap());
+        assert_eq!(many[2], "");
+        assert_eq!(many[3], translator.translate(&["下次会议在塔什干举行。"], "zh", "kk", &terms).unwrap()[0]);
     }
 }
