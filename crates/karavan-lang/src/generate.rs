@@ -128,15 +128,21 @@ fn greedy(
     let mut next = Vec::new();
     while !live.is_empty() && sequences[live[0]].len() < options.max_length {
         let tokens: Vec<u32> = live.iter().map(|&s| *sequences[s].last().unwrap_or(&c.decoder_start)).collect();
-        model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
-        // The processors and the choice, row by row on all threads.
         next.clear();
-        next.resize(live.len(), 0u32);
-        for_each_row(&mut logits, vocab, &mut next, |row, scores, next| {
-            let s = live[row];
-            process(scores, &sequences[s], targets[s], c.eos, options);
-            *next = argmax(scores);
-        });
+        if let Some(forced) = forced_token(sequences[live[0]].len(), options) {
+            // Every row's next token is forced: the logits would be thrown away.
+            model.advance(encoded, &mut state, &tokens)?;
+            next.extend(live.iter().map(|&s| forced.unwrap_or(targets[s], c.eos)));
+        } else {
+            model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
+            // The processors and the choice, row by row on all threads.
+            next.resize(live.len(), 0u32);
+            for_each_row(&mut logits, vocab, &mut next, |row, scores, next| {
+                let s = live[row];
+                process(scores, &sequences[s], targets[s], c.eos, options);
+                *next = argmax(scores);
+            });
+        }
         let mut keep = Vec::with_capacity(live.len());
         for (row, (&s, &next)) in live.iter().zip(&next).enumerate() {
             sequences[s].push(next);
@@ -150,6 +156,34 @@ fn greedy(
         }
     }
     Ok(sequences)
+}
+
+/// A token `process` forces on every row at this length, whatever the logits.
+#[derive(Clone, Copy)]
+enum Forced {
+    Target,
+    Eos,
+}
+
+impl Forced {
+    fn unwrap_or(self, target: u32, eos: u32) -> u32 {
+        match self {
+            Forced::Target => target,
+            Forced::Eos => eos,
+        }
+    }
+}
+
+/// Which token `process` forces at `cur_len` (the same for every row of a step), if any. At the
+/// minimum length's `</s>` ban nothing is forced; `process` forces the last token last, so it wins.
+fn forced_token(cur_len: usize, options: &Options) -> Option<Forced> {
+    if options.forced_eos && cur_len == options.max_length - 1 {
+        Some(Forced::Eos)
+    } else if cur_len == 1 {
+        Some(Forced::Target)
+    } else {
+        None
+    }
 }
 
 /// `f(row index, row, that row's result)` for every row of `values` (rows of `width`), the rows
@@ -304,48 +338,58 @@ fn beam_search(
     let hypotheses: Vec<usize> = (0..encoded.len()).flat_map(|s| std::iter::repeat_n(s, beams)).collect();
     let mut state = DecoderState::new(model, &hypotheses);
     let mut logits = Vec::new();
-    let mut best: Vec<Vec<usize>> = Vec::new();
+    let mut best: Vec<Vec<(f32, usize)>> = Vec::new();
     let mut cur_len = 1;
     while searches.iter().any(|s| !s.done) {
         let live: Vec<usize> = (0..searches.len()).filter(|&i| !searches[i].done).collect();
         let tokens: Vec<u32> =
             live.iter().flat_map(|&i| searches[i].running.iter().map(|(seq, _)| *seq.last().unwrap_or(&0))).collect();
-        model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
         // Each hypothesis's row: log-probabilities, the processors, plus its running score, and the
-        // row's best `keep` candidates (rows on all threads). A search's best `keep` over its beams'
-        // rows are among the union of its rows' best `keep`, in the same order (value, then index).
-        {
-            let rows: Vec<(&[u32], f32, u32)> = live
-                .iter()
-                .flat_map(|&i| {
-                    let search = &searches[i];
-                    search.running.iter().map(move |(seq, score)| (seq.as_slice(), *score, targets[search.source]))
-                })
-                .collect();
-            best.clear();
-            best.resize_with(rows.len(), Vec::new);
+        // row's best `keep` candidates, (value, token) (rows on all threads). A search's best `keep`
+        // over its beams' rows are among the union of its rows' best `keep`, in the same order
+        // (value, then index).
+        let rows: Vec<(&[u32], f32, u32)> = live
+            .iter()
+            .flat_map(|&i| {
+                let search = &searches[i];
+                search.running.iter().map(move |(seq, score)| (seq.as_slice(), *score, targets[search.source]))
+            })
+            .collect();
+        best.clear();
+        best.resize_with(rows.len(), Vec::new);
+        if let Some(forced) = forced_token(cur_len, options) {
+            // Every row's next token is forced: the row would be minus infinity but for that token,
+            // at the running score. Its best are that token, then the lowest others.
+            model.advance(encoded, &mut state, &tokens)?;
+            for (best, &(_, score, target)) in best.iter_mut().zip(&rows) {
+                let token = forced.unwrap_or(target, c.eos) as usize;
+                best.push((score, token));
+                best.extend((0..vocab).filter(|&t| t != token).take(keep - 1).map(|t| (f32::NEG_INFINITY, t)));
+            }
+        } else {
+            model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
             for_each_row(&mut logits, vocab, &mut best, |r, row, best| {
                 let (seq, score, target) = rows[r];
                 log_softmax(row);
                 process(row, seq, target, c.eos, options);
                 row.iter_mut().for_each(|v| *v += score);
-                *best = top_k(row, keep);
+                *best = top_k(row, keep).into_iter().map(|k| (row[k], k)).collect();
             });
         }
+        drop(rows);
         let mut order = Vec::with_capacity(tokens.len());
         let mut still = Vec::new();
         for (slot, &i) in live.iter().enumerate() {
             let search = &mut searches[i];
-            let block = &logits[slot * beams * vocab..(slot + 1) * beams * vocab];
-            let mut pooled: Vec<usize> = best[slot * beams..(slot + 1) * beams]
+            let mut pooled: Vec<(f32, usize)> = best[slot * beams..(slot + 1) * beams]
                 .iter()
                 .enumerate()
-                .flat_map(|(b, best)| best.iter().map(move |&k| b * vocab + k))
+                .flat_map(|(b, best)| best.iter().map(move |&(value, k)| (value, b * vocab + k)))
                 .collect();
-            pooled.sort_by(|&a, &b| block[b].total_cmp(&block[a]).then(a.cmp(&b)));
+            pooled.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             pooled.truncate(keep);
-            let candidates = pooled;
-            let scores: Vec<f32> = candidates.iter().map(|&k| block[k]).collect();
+            let candidates: Vec<usize> = pooled.iter().map(|&(_, k)| k).collect();
+            let scores: Vec<f32> = pooled.iter().map(|&(value, _)| value).collect();
             let hits: Vec<bool> =
                 candidates.iter().map(|&k| (k % vocab) as u32 == c.eos || cur_len + 1 >= options.max_length).collect();
             let extend = |k: usize| {
