@@ -66,20 +66,43 @@ pub fn generate(
     if sources.len() != targets.len() {
         return Err(ModelError::Invalid("one target language per source".into()));
     }
+    let requests: Vec<(usize, u32)> = targets.iter().copied().enumerate().collect();
+    generate_many(model, sources, &requests, options)
+}
+
+/// Translations of sources into several languages each: `requests` are (source index, target
+/// language token) pairs, answered in their order. Each source is encoded once, whatever the number
+/// of languages it goes into (the encoder does not depend on the target), and every request decodes
+/// in one batch. Each answer is what [`generate`] gives for that source and target alone.
+pub fn generate_many(
+    model: &M2m100,
+    sources: &[Vec<u32>],
+    requests: &[(usize, u32)],
+    options: &Options,
+) -> Result<Vec<Vec<u32>>, ModelError> {
     if options.num_beams == 0 || options.max_length < 2 {
         return Err(ModelError::Invalid("generation needs at least one beam and a max_length of 2".into()));
     }
-    if let Some(&bad) = targets.iter().find(|&&t| t as usize >= model.config.vocab_size) {
+    if let Some(&(_, bad)) = requests.iter().find(|&&(_, t)| t as usize >= model.config.vocab_size) {
         return Err(ModelError::Invalid(format!("target token {bad} is outside the vocabulary")));
     }
-    if sources.is_empty() {
+    if let Some(&(bad, _)) = requests.iter().find(|&&(s, _)| s >= sources.len()) {
+        return Err(ModelError::Invalid(format!("request for source {bad} of {}", sources.len())));
+    }
+    if requests.is_empty() {
         return Ok(Vec::new());
     }
-    let encoded = model.encode(sources)?;
+    // Only the sources some request reads are encoded.
+    let mut used: Vec<usize> = requests.iter().map(|&(s, _)| s).collect();
+    used.sort_unstable();
+    used.dedup();
+    let encoded = model.encode(&used.iter().map(|&s| sources[s].clone()).collect::<Vec<_>>())?;
+    let requests: Vec<(usize, u32)> =
+        requests.iter().map(|&(s, t)| (used.binary_search(&s).expect("a used source"), t)).collect();
     if options.num_beams == 1 {
-        greedy(model, &encoded, targets, options)
+        greedy(model, &encoded, &requests, options)
     } else {
-        beam_search(model, &encoded, targets, options)
+        beam_search(model, &encoded, &requests, options)
     }
 }
 
@@ -116,14 +139,15 @@ fn process(scores: &mut [f32], sequence: &[u32], target: u32, eos: u32, options:
 fn greedy(
     model: &M2m100,
     encoded: &[Encoded],
-    targets: &[u32],
+    requests: &[(usize, u32)],
     options: &Options,
 ) -> Result<Vec<Vec<u32>>, ModelError> {
     let c = &model.config;
     let vocab = c.vocab_size;
-    let mut sequences: Vec<Vec<u32>> = vec![vec![c.decoder_start]; encoded.len()];
-    let mut live: Vec<usize> = (0..encoded.len()).collect();
-    let mut state = DecoderState::new(model, &live);
+    let mut sequences: Vec<Vec<u32>> = vec![vec![c.decoder_start]; requests.len()];
+    let mut live: Vec<usize> = (0..requests.len()).collect();
+    let reads: Vec<usize> = requests.iter().map(|&(s, _)| s).collect();
+    let mut state = DecoderState::new(model, &reads);
     let mut logits = Vec::new();
     let mut next = Vec::new();
     while !live.is_empty() && sequences[live[0]].len() < options.max_length {
@@ -132,14 +156,14 @@ fn greedy(
         if let Some(forced) = forced_token(sequences[live[0]].len(), options) {
             // Every row's next token is forced: the logits would be thrown away.
             model.advance(encoded, &mut state, &tokens)?;
-            next.extend(live.iter().map(|&s| forced.unwrap_or(targets[s], c.eos)));
+            next.extend(live.iter().map(|&s| forced.unwrap_or(requests[s].1, c.eos)));
         } else {
             model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
             // The processors and the choice, row by row on all threads.
             next.resize(live.len(), 0u32);
             for_each_row(&mut logits, vocab, &mut next, |row, scores, next| {
                 let s = live[row];
-                process(scores, &sequences[s], targets[s], c.eos, options);
+                process(scores, &sequences[s], requests[s].1, c.eos, options);
                 *next = argmax(scores);
             });
         }
@@ -318,7 +342,7 @@ fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
 fn beam_search(
     model: &M2m100,
     encoded: &[Encoded],
-    targets: &[u32],
+    requests: &[(usize, u32)],
     options: &Options,
 ) -> Result<Vec<Vec<u32>>, ModelError> {
     let c = &model.config;
@@ -326,7 +350,7 @@ fn beam_search(
     let beams = options.num_beams;
     let keep = 2 * beams;
     let lp = f64::from(options.length_penalty);
-    let mut searches: Vec<Search> = (0..encoded.len())
+    let mut searches: Vec<Search> = (0..requests.len())
         .map(|source| Search {
             source,
             running: (0..beams).map(|b| (vec![c.decoder_start], if b == 0 { 0.0 } else { NEG })).collect(),
@@ -335,7 +359,7 @@ fn beam_search(
             done: false,
         })
         .collect();
-    let hypotheses: Vec<usize> = (0..encoded.len()).flat_map(|s| std::iter::repeat_n(s, beams)).collect();
+    let hypotheses: Vec<usize> = requests.iter().flat_map(|&(s, _)| std::iter::repeat_n(s, beams)).collect();
     let mut state = DecoderState::new(model, &hypotheses);
     let mut logits = Vec::new();
     let mut best: Vec<Vec<(f32, usize)>> = Vec::new();
@@ -352,7 +376,7 @@ fn beam_search(
             .iter()
             .flat_map(|&i| {
                 let search = &searches[i];
-                search.running.iter().map(move |(seq, score)| (seq.as_slice(), *score, targets[search.source]))
+                search.running.iter().map(move |(seq, score)| (seq.as_slice(), *score, requests[search.source].1))
             })
             .collect();
         best.clear();

@@ -186,3 +186,33 @@ fn int8_greedy_outputs_agree_with_float32() {
     assert!(share >= 0.6, "only {identical} of {outputs} int8 outputs match float32");
     assert!(agreeing as f64 >= 0.8 * tokens as f64, "int8 diverges from float32 early: {agreeing} of {tokens} tokens");
 }
+
+/// One source into several languages, encoded once: every answer is what `generate` gives for that
+/// source and language, greedy and beam search.
+#[test]
+fn generate_many_answers_each_request_as_generate_alone() {
+    use karavan_lang::generate::generate_many;
+    for name in MODELS {
+        let model = M2m100::load(&fixture(name)).unwrap();
+        let reference = reference(name);
+        let cases = reference["cases"].as_array().unwrap();
+        let sources: Vec<Vec<u32>> = cases.iter().map(|c| ids(&c["input_ids"])).collect();
+        let mut languages: Vec<u32> = cases.iter().map(|c| c["target_id"].as_u64().unwrap() as u32).collect();
+        languages.sort_unstable();
+        languages.dedup();
+        // Every other source, into every language, sources interleaved.
+        let requests: Vec<(usize, u32)> =
+            languages.iter().flat_map(|&t| (0..sources.len()).step_by(2).map(move |s| (s, t))).collect();
+        for options in [options(&reference["greedy"]), options(&reference["beams"][0])] {
+            let many = generate_many(&model, &sources, &requests, &options).unwrap();
+            assert_eq!(many.len(), requests.len());
+            for (&(s, t), answer) in requests.iter().zip(&many) {
+                let alone = generate(&model, &sources[s..s + 1], &[t], &options).unwrap();
+                assert_eq!(answer, &alone[0], "{name}: source {s} into {t}: {options:?}");
+            }
+        }
+        assert!(
+            generate_many(&model, &sources, &[(sources.len(), languages[0])], &options(&reference["greedy"])).is_err()
+        );
+    }
+}
