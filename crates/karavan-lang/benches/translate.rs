@@ -1,15 +1,18 @@
 //! Translation speed: Karavan's NLLB-200 implementation against Hugging Face transformers and
 //! CTranslate2, on the same checkpoint, the same 200 sentences (token ids) and the same thread count,
 //! every output forced to the same length (a random-weight checkpoint would otherwise stop at random
-//! points), greedy and beam 4, float32 (CTranslate2 int8 too, for comparison). Prints generated
-//! tokens per second and the ratios; Karavan runs before and after the peers (the machine's speed
-//! drifts) and the ratios use the mean of its two runs.
+//! points), greedy and beam 4: Karavan float32 against transformers and CTranslate2 float32, Karavan
+//! int8 against CTranslate2 int8. Prints generated tokens per second and the ratios, and how often
+//! Karavan's int8 outputs equal its float32 ones; Karavan runs before and after the peers (the
+//! machine's speed drifts) and the ratios use the mean of its two runs.
 //!
 //! The checkpoint is `KARAVAN_BENCH_NLLB`: a directory with NLLB-200-distilled-600M's shape, made by
 //! `reference/make_m2m100_fixtures.py --full-size DIR` (random weights; or a real checkpoint). The
 //! peers run in `benches/translate_peers.py` with the Python `KARAVAN_BENCH_PYTHON` (one with torch,
 //! transformers and ctranslate2); without it only Karavan is measured. `KARAVAN_BENCH_THREADS` (2),
-//! `KARAVAN_BENCH_TOKENS` (32 generated tokens per sentence), `KARAVAN_BENCH_BATCH` (16 sentences).
+//! `KARAVAN_BENCH_TOKENS` (32 generated tokens per sentence), `KARAVAN_BENCH_BATCH` (16 sentences),
+//! `KARAVAN_BENCH_SENTENCES` (all 200, or that many taken evenly), `KARAVAN_BENCH_PRECISION`
+//! (`float32,int8`), `KARAVAN_BENCH_BEAMS` (`1,4`).
 //!
 //! `cargo bench -p karavan-lang --bench translate`
 
@@ -83,8 +86,10 @@ fn main() {
         }
     }
     let target = tokenizer.language("kaz_Cyrl").expect("kaz_Cyrl");
-    let limit = env_number("KARAVAN_BENCH_SENTENCES", sources.len());
-    sources.truncate(limit);
+    // Fewer sentences (`KARAVAN_BENCH_SENTENCES`) are taken evenly from all five languages.
+    let limit = env_number("KARAVAN_BENCH_SENTENCES", sources.len()).min(sources.len());
+    let total = sources.len();
+    sources = (0..limit).map(|i| sources[i * total / limit].clone()).collect();
     let source_tokens: usize = sources.iter().map(Vec::len).sum();
     println!(
         "{} sentences, {source_tokens} source tokens, {new_tokens} generated tokens each, batches of {batch}",
