@@ -319,6 +319,28 @@ struct Search {
 
 /// Indices of the `k` largest of `scores`, largest first; ties keep the lower index first. One pass
 /// keeping the best `k` so far (`k` is a few beams; `scores` is beams × vocabulary).
+/// The `k` best of `row[i] + shift`, as (value, index), by [`top_k`]'s order (value, then the lower
+/// index), without writing the shifted row.
+#[inline(always)]
+fn top_k_shifted(row: &[f32], shift: f32, k: usize) -> Vec<(f32, usize)> {
+    use std::cmp::Ordering;
+    let k = k.min(row.len());
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return best;
+    }
+    for (i, &v) in row.iter().enumerate() {
+        let value = v + shift;
+        if best.len() == k && value.total_cmp(&best[k - 1].0) != Ordering::Greater {
+            continue;
+        }
+        let at = best.partition_point(|&(b, _)| b.total_cmp(&value) != Ordering::Less);
+        best.insert(at, (value, i));
+        best.truncate(k);
+    }
+    best
+}
+
 #[inline(always)]
 fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
     use std::cmp::Ordering;
@@ -359,15 +381,24 @@ fn beam_search(
             done: false,
         })
         .collect();
-    let hypotheses: Vec<usize> = requests.iter().flat_map(|&(s, _)| std::iter::repeat_n(s, beams)).collect();
-    let mut state = DecoderState::new(model, &hypotheses);
+    // Until the first step whose next token is not forced, every search's beams hold the same
+    // tokens (the start token, then the target language); they differ only in their scores (0 for
+    // the first, "minus infinity" for the others). While so ("collapsed"), the decoder runs one row
+    // per search, not one per beam, and the rows are copied out to the beams after that first
+    // free step.
+    let collapsed_sources: Vec<usize> = requests.iter().map(|&(s, _)| s).collect();
+    let mut state = DecoderState::new(model, &collapsed_sources);
+    let mut collapsed = true;
     let mut logits = Vec::new();
     let mut best: Vec<Vec<(f32, usize)>> = Vec::new();
     let mut cur_len = 1;
     while searches.iter().any(|s| !s.done) {
         let live: Vec<usize> = (0..searches.len()).filter(|&i| !searches[i].done).collect();
-        let tokens: Vec<u32> =
-            live.iter().flat_map(|&i| searches[i].running.iter().map(|(seq, _)| *seq.last().unwrap_or(&0))).collect();
+        let tokens: Vec<u32> = if collapsed {
+            live.iter().map(|&i| *searches[i].running[0].0.last().unwrap_or(&0)).collect()
+        } else {
+            live.iter().flat_map(|&i| searches[i].running.iter().map(|(seq, _)| *seq.last().unwrap_or(&0))).collect()
+        };
         // Each hypothesis's row: log-probabilities, the processors, plus its running score, and the
         // row's best `keep` candidates, (value, token) (rows on all threads). A search's best `keep`
         // over its beams' rows are among the union of its rows' best `keep`, in the same order
@@ -381,7 +412,8 @@ fn beam_search(
             .collect();
         best.clear();
         best.resize_with(rows.len(), Vec::new);
-        if let Some(forced) = forced_token(cur_len, options) {
+        let forced = forced_token(cur_len, options);
+        if let Some(forced) = forced {
             // Every row's next token is forced: the row would be minus infinity but for that token,
             // at the running score. Its best are that token, then the lowest others.
             model.advance(encoded, &mut state, &tokens)?;
@@ -390,14 +422,45 @@ fn beam_search(
                 best.push((score, token));
                 best.extend((0..vocab).filter(|&t| t != token).take(keep - 1).map(|t| (f32::NEG_INFINITY, t)));
             }
+        } else if collapsed {
+            // One row per search: its beams' rows are that row plus each beam's score. A beam whose
+            // best value (the row's largest plus its score) is no better than the first beam's
+            // `keep`-th cannot place a candidate in the search's best `keep` (on a tie its index is
+            // higher): its best are not computed.
+            model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
+            let mut per_search: Vec<Vec<Vec<(f32, usize)>>> = vec![Vec::new(); live.len()];
+            for_each_row(&mut logits, vocab, &mut per_search, |slot, row, out| {
+                let (seq, score, target) = rows[slot * beams];
+                log_softmax(row);
+                process(row, seq, target, c.eos, options);
+                let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let first = top_k_shifted(row, score, keep);
+                let floor = if first.len() == keep { first[keep - 1].0 } else { f32::NEG_INFINITY };
+                let others: Vec<Vec<(f32, usize)>> = rows[slot * beams + 1..(slot + 1) * beams]
+                    .iter()
+                    .map(|&(_, score, _)| {
+                        if first.len() == keep && (top + score).total_cmp(&floor) != std::cmp::Ordering::Greater {
+                            Vec::new()
+                        } else {
+                            top_k_shifted(row, score, keep)
+                        }
+                    })
+                    .collect();
+                out.push(first);
+                out.extend(others);
+            });
+            for (slot, beams_best) in per_search.into_iter().enumerate() {
+                for (b, row_best) in beams_best.into_iter().enumerate() {
+                    best[slot * beams + b] = row_best;
+                }
+            }
         } else {
             model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
             for_each_row(&mut logits, vocab, &mut best, |r, row, best| {
                 let (seq, score, target) = rows[r];
                 log_softmax(row);
                 process(row, seq, target, c.eos, options);
-                row.iter_mut().for_each(|v| *v += score);
-                *best = top_k(row, keep).into_iter().map(|k| (row[k], k)).collect();
+                *best = top_k_shifted(row, score, keep);
             });
         }
         drop(rows);
@@ -466,8 +529,21 @@ fn beam_search(
             }
         }
         // Hypotheses of searches that go on, in their new order.
-        let reorder: Vec<usize> =
-            still.iter().flat_map(|&slot| order[slot * beams..(slot + 1) * beams].iter().copied()).collect();
+        let reorder: Vec<usize> = if collapsed {
+            // The state has a row per live search: a beam's row is its search's.
+            if forced.is_some() {
+                // The beams still hold the same tokens (the forced one).
+                still.clone()
+            } else {
+                collapsed = false;
+                still
+                    .iter()
+                    .flat_map(|&slot| order[slot * beams..(slot + 1) * beams].iter().map(|&o| o / beams))
+                    .collect()
+            }
+        } else {
+            still.iter().flat_map(|&slot| order[slot * beams..(slot + 1) * beams].iter().copied()).collect()
+        };
         state.reorder(&reorder);
         cur_len += 1;
     }
@@ -516,6 +592,26 @@ mod tests {
                 sorted.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
                 sorted.truncate(k);
                 assert_eq!(top_k(&values, k), sorted, "length {length}, k {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn top_k_shifted_is_top_k_of_the_shifted_row() {
+        let mut state = 777u32;
+        let row: Vec<f32> = (0..3000)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                ((state >> 16) % 23) as f32 * 0.37 - 4.0
+            })
+            .collect();
+        for shift in [0.0, -3.5, NEG, f32::NEG_INFINITY] {
+            let shifted: Vec<f32> = row.iter().map(|v| v + shift).collect();
+            let want: Vec<(f32, usize)> = top_k(&shifted, 8).into_iter().map(|k| (shifted[k], k)).collect();
+            let got = top_k_shifted(&row, shift, 8);
+            assert_eq!(got.len(), want.len());
+            for (a, b) in got.iter().zip(&want) {
+                assert_eq!((a.0.to_bits(), a.1), (b.0.to_bits(), b.1), "shift {shift}");
             }
         }
     }
