@@ -71,6 +71,44 @@ fn main() {
     language_id_throughput(&identifier, &devset, rounds);
     language_id_accuracy(&identifier, &devset);
     retrieval(&embedder, &devset);
+    int8_embeddings(&embedder, &embedding_model, &sentences, rounds);
+}
+
+/// The same model with int8 linear layers: throughput against float32 (alternating, best of
+/// `rounds`), how close its embeddings stay (cosine with float32's), and retrieval with it.
+fn int8_embeddings(float: &Embedder, path: &std::path::Path, sentences: &[&str], rounds: usize) {
+    let int8 = Embedder::load_with(path, karavan_lang::Precision::Int8).expect("the embedding model loads in int8");
+    let time = |embedder: &Embedder| {
+        let started = Instant::now();
+        for chunk in sentences.chunks(32) {
+            std::hint::black_box(embedder.embed(chunk, Role::Passage).expect("embeddings"));
+        }
+        started.elapsed()
+    };
+    let (mut best_float, mut best_int8) = (Duration::MAX, Duration::MAX);
+    for _ in 0..rounds {
+        best_float = best_float.min(time(float));
+        best_int8 = best_int8.min(time(&int8));
+    }
+    let rate = |d: Duration| sentences.len() as f64 / d.as_secs_f64();
+    println!();
+    println!(
+        "int8 embedder: {:.1} sentences/s against float32's {:.1} ({:.2}×)",
+        rate(best_int8),
+        rate(best_float),
+        rate(best_int8) / rate(best_float)
+    );
+    let a = float.embed(sentences, Role::Passage).expect("embeddings");
+    let b = int8.embed(sentences, Role::Passage).expect("embeddings");
+    let cosines: Vec<f32> = a.iter().zip(&b).map(|(a, b)| karavan_lang::cosine(a, b)).collect();
+    println!(
+        "int8 against float32 embeddings: min cosine {:.6}, mean {:.6} over {} passages",
+        cosines.iter().copied().fold(f32::INFINITY, f32::min),
+        cosines.iter().sum::<f32>() / cosines.len() as f32,
+        cosines.len()
+    );
+    println!("retrieval with the int8 embedder:");
+    retrieval(&int8, &testing::devset());
 }
 
 fn available_cpus() -> usize {

