@@ -48,6 +48,12 @@ pub enum Event {
     /// Deliveries were listed (the fan-out wrote some) or finished: changes feeds and the pusher look
     /// again.
     Deliveries,
+    /// A translation job of version `seq` ended (its translation stored, or failed for good): pages
+    /// waiting for it look again.
+    Translated { seq: i64 },
+    /// A reader waits for a translation (a body job was queued or moved to the front): the translation
+    /// workers look again.
+    TranslationWanted,
     /// This reader fell behind and events were dropped: look at the store again.
     Lagged,
 }

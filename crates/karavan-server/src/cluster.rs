@@ -308,6 +308,8 @@ fn encode_event(node: &str, event: &Event) -> Option<String> {
     let kind = match event {
         Event::Config(change) => json!({ "config": config_name(*change) }),
         Event::Deliveries => json!({ "deliveries": true }),
+        Event::Translated { seq } => json!({ "translated": seq }),
+        Event::TranslationWanted => json!({ "translationWanted": true }),
         Event::Item { change, seq } => json!({ "item": { "change": change_name(*change), "seq": seq } }),
         Event::Lagged => return None,
     };
@@ -320,6 +322,12 @@ fn decode_event(payload: &[u8]) -> Option<(String, Event)> {
     let event = value.get("event")?;
     if event.get("deliveries").is_some() {
         return Some((node, Event::Deliveries));
+    }
+    if let Some(seq) = event.get("translated") {
+        return Some((node, Event::Translated { seq: seq.as_i64()? }));
+    }
+    if event.get("translationWanted").is_some() {
+        return Some((node, Event::TranslationWanted));
     }
     if let Some(item) = event.get("item") {
         let (change, seq) = decode_item(item.to_string().as_bytes())?;
@@ -430,6 +438,8 @@ mod tests {
     fn events_round_trip_between_nodes() {
         for event in [
             Event::Deliveries,
+            Event::Translated { seq: 12 },
+            Event::TranslationWanted,
             Event::Config(ConfigChange::ReadLanguages),
             Event::Config(ConfigChange::Subscriptions),
             Event::Item { change: ItemChange::Killed, seq: 9 },

@@ -281,14 +281,16 @@ pub async fn get_item(
                 ("karavan-item-id", version.item_id.to_string()),
                 ("karavan-member", version.owner.to_string()),
                 ("karavan-right", right.as_str().to_string()),
-                ("etag", etag(version.seq, translation.as_ref())),
+                ("etag", etag(version.seq, translation.as_ref().map(|t| &t.translation))),
             ];
             if let Some(language) = version.document.get("language").and_then(serde_json::Value::as_str) {
                 fields.push(("content-language", language.to_string()));
             }
-            if let Some(translation) = &translation {
+            if let Some(translated) = &translation {
+                let translation = &translated.translation;
                 fields.push(("karavan-translation", format!("machine; model={}", translation.model)));
                 fields.push(("karavan-translated-from", translation.source_language.clone()));
+                fields.push(("karavan-translation-status", translated.status.header()));
                 fields.push(("link", format!("</v1/items/{}>; rel=\"original\"", version.item_id)));
             }
             for (name, value) in fields {
@@ -302,13 +304,13 @@ pub async fn get_item(
     }
 }
 
-/// A version's entity tag; a translation's names its language and glossary variant too.
+/// A version's entity tag; a translation's names its language and glossary variant too, and whether
+/// its body is still the original's (`-head`).
 fn etag(seq: i64, translation: Option<&karavan_store::StoredTranslation>) -> String {
-    match translation {
-        Some(t) if t.variant.is_empty() => format!("\"{seq}-{}\"", t.language),
-        Some(t) => format!("\"{seq}-{}-{}\"", t.language, t.variant),
-        None => format!("\"{seq}\""),
-    }
+    let Some(t) = translation else { return format!("\"{seq}\"") };
+    let variant = if t.variant.is_empty() { String::new() } else { format!("-{}", t.variant) };
+    let partial = if t.has(karavan_store::TranslationPart::Body) { "" } else { "-head" };
+    format!("\"{seq}-{}{variant}{partial}\"", t.language)
 }
 
 /// `GET /v1/items/{id}/versions`: every version the caller may see, oldest first.

@@ -237,9 +237,12 @@ pub async fn item_language(
     Ok(Json(json!({ "language": check })).into_response())
 }
 
-/// `GET /v1/models`: the installed models and whether each loaded (not where they are on disk).
+/// `GET /v1/models`: the installed models and whether each loaded (not where they are on disk), and
+/// the translation model this server uses: its name, the precision it is loaded in and whether it is
+/// loaded yet (it loads on first use).
 pub async fn list_models(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
     let models = Arc::clone(state.language());
+    let translations = Arc::clone(state.translations());
     let body = state
         .compute(move || {
             let installed = models.dir.as_ref().map(ModelDir::installed).transpose();
@@ -251,6 +254,11 @@ pub async fn list_models(State(state): State<AppState>, _caller: Caller) -> ApiR
                 "installed": installed.unwrap_or_default().unwrap_or_default(),
                 "languageId": status(models.identifier().map(|_| ())),
                 "embedding": status(models.embedder().map(|_| ())),
+                "translation": {
+                    "model": translations.installed_model(),
+                    "precision": translations.precision().map(karavan_lang::Precision::as_str),
+                    "loaded": translations.is_loaded(),
+                },
             })
         })
         .await?;

@@ -245,6 +245,7 @@ impl AppState {
             models: Arc::clone(&self.language),
             translations: Arc::clone(&self.translations),
             search: Arc::clone(&self.search),
+            bus: Arc::clone(self.bus()),
             public_url: self.config.public_url.as_ref().map(|u| u.trim_end_matches('/').to_string()),
         }
     }
@@ -334,6 +335,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/v1/items/{id}/kill", Access::Key(Role::Editor)),
     (Method::GET, "/v1/items/{id}/language", Access::Key(Role::Reader)),
     (Method::GET, "/v1/items/{id}/similar", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/items/{id}/translation", Access::Key(Role::Reader)),
     (Method::POST, "/v1/language/detect", Access::Key(Role::Reader)),
     (Method::GET, "/v1/models", Access::Key(Role::Reader)),
     (Method::GET, "/v1/me/read-languages", Access::Key(Role::Reader)),
@@ -556,6 +558,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/items/{id}/kill", post(items::kill_item))
         .route("/v1/items/{id}/language", get(language::item_language))
         .route("/v1/items/{id}/similar", get(semantic::similar))
+        .route("/v1/items/{id}/translation", get(translation::item_status))
         .route("/v1/language/detect", post(language::detect))
         .route("/v1/models", get(language::list_models))
         .route("/v1/me/read-languages", get(translation::get_read_languages).put(translation::put_read_languages))
@@ -596,6 +599,7 @@ pub fn router(state: AppState) -> Router {
         .route("/subscriptions/{id}/delete", post(web::subscription_delete))
         .route("/subscriptions/{id}/feed-token", post(web::subscription_rotate))
         .route("/items/{id}", get(web::item_page))
+        .route("/items/{id}/translation-events", get(web::translation_events))
         .route("/items/{id}/ninjs", get(web::item_ninjs))
         .route("/items/{id}/newsml", get(web::item_newsml))
         .route("/items/{id}/kill", post(web::item_kill))

@@ -1,10 +1,19 @@
 //! Machine translation on the wire: the translation model (loaded on first use), the workers that
-//! drain the durable job queue the store fills at publish time, translation on demand for
-//! `GET /v1/items/{id}?lang=`, members' read languages and glossaries, and the queue's status.
+//! drain the durable job queue the store fills at publish time, the read path of
+//! `GET /v1/items/{id}?lang=` and where a translation stands, members' read languages and glossaries,
+//! and the queue's status.
 //!
-//! A translation is stored per (version, language, variant): the variant names the glossary terms
-//! applied (empty: none), so members whose glossaries render an item's names differently each get
-//! their own rendering, and members without matching terms share one. Sentences already translated
+//! Every version gets two jobs per language: its head (headlines and descriptions) and its body. The
+//! store hands out every due head before any body, so a headline never waits behind long bodies;
+//! bodies a reader waits for go first. A worker claims several jobs at once and translates those of
+//! one language, source and glossary variant in one call to the model, so that it runs full batches.
+//! A reader of an item whose body is not translated yet gets the translated head (made now if need
+//! be: it is short) with the original body, and a status that says where the body stands; the read
+//! never waits for a body.
+//!
+//! A translation is stored per (version, language, variant, part): the variant names the glossary
+//! terms applied (empty: none), so members whose glossaries render an item's names differently each
+//! get their own rendering, and members without matching terms share one. Sentences already translated
 //! come from the store's segment cache, so a correction translates only what changed.
 //!
 //! Architecture invariant: translation runs on the blocking pool (never on the async threads), and a
@@ -21,9 +30,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use karavan_domain::{LanguageTag, MemberId, Role, Timestamp, same_language};
-use karavan_lang::{ModelDir, ModelError, ModelKind, SegmentCache, Term, Translator};
+use karavan_lang::translate::Text;
+use karavan_lang::{ModelDir, ModelError, ModelKind, Precision, SegmentCache, Term, Translator};
 use karavan_search::SearchIndex;
-use karavan_store::{Glossary, GlossaryTerm, JobOutcome, Store, StoredTranslation, StoredVersion, TranslationJob};
+use karavan_store::{
+    ClaimLimits, Glossary, GlossaryTerm, JobOutcome, JobProgress, JobState, Store, StoredTranslation, StoredVersion,
+    TranslationJob, TranslationPart, TranslationProgress,
+};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -39,6 +52,12 @@ pub const MACHINE_GENERATED: &str = "http://cv.iptc.org/newscodes/digitalsourcet
 const FIELDS: [&str; 3] = ["headlines", "descriptions", "bodies"];
 /// Attempts a job gets before it is marked failed.
 const MAX_ATTEMPTS: u32 = 5;
+/// Jobs a worker claims at once, by default: many heads (a sentence or two each), few bodies (tens of
+/// sentences each, a batch of the model's size or more), so that a head published meanwhile waits for
+/// at most one batch of bodies.
+pub const BATCH: ClaimLimits = ClaimLimits { heads: 32, bodies: 4 };
+/// The weight of the newest job in the moving average of job durations.
+const SMOOTHING: f64 = 0.3;
 /// How long a worker holds a job before another may take it (a worker that died).
 const LEASE: Duration = Duration::from_secs(15 * 60);
 /// Most languages a member may read; most terms in one glossary; longest term.
@@ -55,11 +74,21 @@ pub struct TranslationConfig {
     pub poll: Duration,
     /// An HTTP endpoint to translate with instead of the local model.
     pub http: Option<crate::translation_http::HttpBackendConfig>,
+    /// The precision the local model's linear layers are loaded in (`--translation-precision`).
+    pub precision: Precision,
+    /// How many jobs of each part a worker claims and translates at once ([`BATCH`]).
+    pub batch: ClaimLimits,
 }
 
 impl Default for TranslationConfig {
     fn default() -> TranslationConfig {
-        TranslationConfig { workers: 1, poll: Duration::from_secs(1), http: None }
+        TranslationConfig {
+            workers: 1,
+            poll: Duration::from_secs(1),
+            http: None,
+            precision: Precision::Float32,
+            batch: BATCH,
+        }
     }
 }
 
@@ -69,6 +98,16 @@ pub struct Translations {
     dir: Option<ModelDir>,
     loaded: Mutex<Loaded>,
     pub(crate) config: TranslationConfig,
+    timings: Mutex<Timings>,
+}
+
+/// Moving averages of how long one job of each part took on this server, in seconds: what the
+/// estimates readers see are made from. Only an estimate, so kept in memory (lost at a restart, and
+/// each node's own: a node that translates nothing has none, and says so).
+#[derive(Debug, Default)]
+struct Timings {
+    head: Option<f64>,
+    body: Option<f64>,
 }
 
 enum Loaded {
@@ -77,10 +116,20 @@ enum Loaded {
     Failed(String, Instant),
 }
 
-/// What translates: the local model, or the operator's HTTP endpoint; and the name translations record.
+/// What translates: the local model, or the operator's HTTP endpoint; and the name translations record
+/// (a local model loaded in int8 records its name with `+int8`: its renderings, and the sentences it
+/// caches, are its own).
 pub struct Engine {
     kind: EngineKind,
     pub model: String,
+}
+
+/// The name a local model's translations record, and its segment cache key, in a precision.
+fn recorded_name(name: &str, precision: Precision) -> String {
+    match precision {
+        Precision::Float32 => name.to_string(),
+        other => format!("{name}+{}", other.as_str()),
+    }
 }
 
 enum EngineKind {
@@ -97,9 +146,33 @@ impl Engine {
         }
     }
 
-    /// One text value (an HTML fragment when `html`), sentences from `cache` where it has them.
-    fn text(
+    /// Text values (HTML fragments where `html`), sentences from `cache` where it has them; the local
+    /// model takes them in one call, batching across them.
+    fn texts(
         &self,
+        texts: &[Text<'_>],
+        from: &str,
+        to: &str,
+        terms: &[Term],
+        cache: Option<&dyn SegmentCache>,
+    ) -> Result<Vec<String>, String> {
+        match &self.kind {
+            EngineKind::Local(translator) => {
+                translator.translate_many_cached(texts, from, to, terms, cache).map_err(|e| e.to_string())
+            }
+            EngineKind::Http(backend) => texts
+                .iter()
+                .map(|text| self.http_text(backend, text.value, from, to, text.html, terms, cache))
+                .collect(),
+        }
+    }
+
+    /// One text through the HTTP endpoint; the whole text is the cached segment (the endpoint sees
+    /// whole texts).
+    #[allow(clippy::too_many_arguments)]
+    fn http_text(
+        &self,
+        backend: &HttpBackend,
         value: &str,
         from: &str,
         to: &str,
@@ -107,35 +180,23 @@ impl Engine {
         terms: &[Term],
         cache: Option<&dyn SegmentCache>,
     ) -> Result<String, String> {
-        match &self.kind {
-            EngineKind::Local(translator) if html => {
-                translator.translate_html_cached(value, from, to, terms, cache).map_err(|e| e.to_string())
+        let key: [u8; 32] = {
+            let mut hasher = Sha256::new();
+            hasher.update(format!("karavan-http-1\0{}\0{from}\0{to}\0{html}\0", self.model));
+            for term in terms {
+                hasher.update(format!("{}\0{}\0", term.source, term.target));
             }
-            EngineKind::Local(translator) => translator
-                .translate_cached(&[value], from, to, terms, cache)
-                .map(|mut out| out.pop().unwrap_or_default())
-                .map_err(|e| e.to_string()),
-            EngineKind::Http(backend) => {
-                // The whole text is the cached segment: the endpoint sees whole texts.
-                let key: [u8; 32] = {
-                    let mut hasher = Sha256::new();
-                    hasher.update(format!("karavan-http-1\0{}\0{from}\0{to}\0{html}\0", self.model));
-                    for term in terms {
-                        hasher.update(format!("{}\0{}\0", term.source, term.target));
-                    }
-                    hasher.update(value.as_bytes());
-                    hasher.finalize().into()
-                };
-                if let Some(Some(found)) = cache.map(|c| c.get(&[key]).pop().flatten()) {
-                    return Ok(found);
-                }
-                let translated = backend.translate(value, from, to, html, terms)?;
-                if let Some(cache) = cache {
-                    cache.put(vec![(key, translated.clone())]);
-                }
-                Ok(translated)
-            }
+            hasher.update(value.as_bytes());
+            hasher.finalize().into()
+        };
+        if let Some(Some(found)) = cache.map(|c| c.get(&[key]).pop().flatten()) {
+            return Ok(found);
         }
+        let translated = backend.translate(value, from, to, html, terms)?;
+        if let Some(cache) = cache {
+            cache.put(vec![(key, translated.clone())]);
+        }
+        Ok(translated)
     }
 }
 
@@ -147,7 +208,38 @@ impl std::fmt::Debug for Translations {
 
 impl Translations {
     pub fn new(dir: Option<PathBuf>, config: TranslationConfig) -> Translations {
-        Translations { dir: dir.map(ModelDir::new), loaded: Mutex::new(Loaded::Not), config }
+        Translations { dir: dir.map(ModelDir::new), loaded: Mutex::new(Loaded::Not), config, timings: Mutex::default() }
+    }
+
+    /// The precision a local model is loaded in (`None` with an HTTP endpoint, which has its own).
+    pub fn precision(&self) -> Option<Precision> {
+        self.config.http.is_none().then_some(self.config.precision)
+    }
+
+    /// Whether the model is loaded now (without loading it).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.lock().is_ok_and(|loaded| matches!(*loaded, Loaded::Model(_)))
+    }
+
+    /// Adds a measurement: one job of `part` took `per_job` (a batch's time over its jobs).
+    pub fn record_duration(&self, part: TranslationPart, per_job: Duration) {
+        let Ok(mut timings) = self.timings.lock() else { return };
+        let slot = match part {
+            TranslationPart::Head => &mut timings.head,
+            TranslationPart::Body => &mut timings.body,
+        };
+        let seconds = per_job.as_secs_f64();
+        *slot = Some(slot.map_or(seconds, |average| average + SMOOTHING * (seconds - average)));
+    }
+
+    /// How long a job of `part` takes here, on recent average; `None` before any was measured.
+    pub fn average_duration(&self, part: TranslationPart) -> Option<Duration> {
+        let timings = self.timings.lock().ok()?;
+        let seconds = match part {
+            TranslationPart::Head => timings.head,
+            TranslationPart::Body => timings.body,
+        }?;
+        Some(Duration::from_secs_f64(seconds))
     }
 
     /// The model, loading it if needed (blocking: call on the blocking pool).
@@ -170,12 +262,16 @@ impl Translations {
                 .to_string());
         };
         let started = Instant::now();
+        let precision = self.config.precision;
         let outcome = dir.find(ModelKind::Translation).and_then(|(model, path)| {
-            Ok(Engine { kind: EngineKind::Local(Box::new(Translator::load(&path)?)), model: model.name })
+            let mut translator = Translator::load_with(&path, precision)?;
+            // The name is the segment cache's key: int8 renderings are cached apart from float32 ones.
+            translator.name = recorded_name(&model.name, precision);
+            Ok(Engine { model: translator.name.clone(), kind: EngineKind::Local(Box::new(translator)) })
         });
         match outcome {
             Ok(engine) => {
-                tracing::info!(model = %engine.model, elapsed_ms = started.elapsed().as_millis() as u64, "translation model loaded");
+                tracing::info!(model = %engine.model, precision = precision.as_str(), elapsed_ms = started.elapsed().as_millis() as u64, "translation model loaded");
                 let engine = Arc::new(engine);
                 *loaded = Loaded::Model(Arc::clone(&engine));
                 Ok(engine)
@@ -258,40 +354,64 @@ fn glossary_applies(glossary: &Glossary, source: &str, target: &str) -> bool {
     same_language(&glossary.source_language, source) && same_language(&glossary.target_language, target)
 }
 
-/// The translated text fields of a document: each headline, description and body translated (HTML
-/// text node by text node), roles and content types kept; counts of characters and words dropped.
-pub fn translate_fields(
+/// Whether a document has text in `part`'s fields.
+fn has_text(document: &Map<String, Value>, part: TranslationPart) -> bool {
+    part.fields().iter().any(|key| document.get(*key).and_then(Value::as_array).is_some_and(|list| !list.is_empty()))
+}
+
+/// The translated fields of `part` of several documents, from `from` into `to`, in one call to the
+/// engine (so that the model batches across them): each entry translated (HTML text node by text
+/// node), roles and content types kept, counts of characters and words dropped.
+pub fn translate_parts(
     engine: &Engine,
-    document: &Map<String, Value>,
+    documents: &[&Map<String, Value>],
+    part: TranslationPart,
     from: &str,
     to: &str,
     terms: &[Term],
     cache: Option<&dyn SegmentCache>,
-) -> Result<Map<String, Value>, String> {
-    let mut fields = Map::new();
-    for key in FIELDS {
-        let Some(entries) = document.get(key).and_then(Value::as_array) else { continue };
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let Some(object) = entry.as_object() else { continue };
-            let mut translated = Map::new();
-            for (name, value) in object {
-                if name != "charCount" && name != "wordCount" && name != "value" {
-                    translated.insert(name.clone(), value.clone());
-                }
+) -> Result<Vec<Map<String, Value>>, String> {
+    let entries = |document: &'_ Map<String, Value>, key: &str| -> Vec<Map<String, Value>> {
+        let list = document.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        list.iter().filter_map(Value::as_object).cloned().collect()
+    };
+    let mut texts = Vec::new();
+    for document in documents {
+        for key in part.fields() {
+            for entry in entries(document, key) {
+                let value = entry.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
+                let html = entry.get("contentType").and_then(Value::as_str).is_some_and(|t| t.contains("html"));
+                texts.push((value, html));
             }
-            let value = object.get("value").and_then(Value::as_str).unwrap_or_default();
-            let html = object.get("contentType").and_then(Value::as_str).is_some_and(|t| t.contains("html"));
-            let text = engine.text(value, from, to, html, terms, cache)?;
-            translated.insert("value".to_string(), Value::String(text));
-            out.push(Value::Object(translated));
         }
-        fields.insert(key.to_string(), Value::Array(out));
     }
-    Ok(fields)
+    let request: Vec<Text<'_>> = texts.iter().map(|(value, html)| Text { value, html: *html }).collect();
+    let mut translated = engine.texts(&request, from, to, terms, cache)?.into_iter();
+    let mut out = Vec::with_capacity(documents.len());
+    for document in documents {
+        let mut fields = Map::new();
+        for key in part.fields() {
+            if !document.get(*key).is_some_and(Value::is_array) {
+                continue;
+            }
+            let mut list = Vec::new();
+            for entry in entries(document, key) {
+                let mut rendered: Map<String, Value> = entry
+                    .into_iter()
+                    .filter(|(name, _)| name != "charCount" && name != "wordCount" && name != "value")
+                    .collect();
+                rendered.insert("value".to_string(), Value::String(translated.next().unwrap_or_default()));
+                list.push(Value::Object(rendered));
+            }
+            fields.insert(key.to_string(), Value::Array(list));
+        }
+        out.push(fields);
+    }
+    Ok(out)
 }
 
-/// Makes one translation of a version (blocking).
+/// Makes the translation of `parts` of a version now, for one reader's glossary variant (blocking).
+#[allow(clippy::too_many_arguments)]
 fn make_translation(
     engine: &Engine,
     store: &dyn Store,
@@ -300,9 +420,14 @@ fn make_translation(
     target: &str,
     variant: String,
     terms: &[Term],
+    parts: &[TranslationPart],
 ) -> Result<StoredTranslation, String> {
     let cache = StoreCache(store);
-    let fields = translate_fields(engine, &version.document, source, target, terms, Some(&cache))?;
+    let mut fields = Map::new();
+    for part in parts {
+        let mut made = translate_parts(engine, &[&version.document], *part, source, target, terms, Some(&cache))?;
+        fields.extend(made.pop().unwrap_or_default());
+    }
     Ok(StoredTranslation {
         seq: version.seq,
         language: target.to_string(),
@@ -311,6 +436,7 @@ fn make_translation(
         model: engine.model.clone(),
         fields,
         created_at: crate::now(),
+        parts: parts.to_vec(),
     })
 }
 
@@ -337,62 +463,162 @@ struct Worker {
     search: Arc<SearchIndex>,
     models: Arc<LanguageModels>,
     translations: Arc<Translations>,
+    bus: Arc<dyn crate::bus::EventBus>,
+}
+
+/// Jobs of a batch translated in one call to the engine: one source and target language, one glossary
+/// variant.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey {
+    source: String,
+    target: String,
+    variant: String,
+}
+
+/// The glossary terms of a group, and its jobs (indexes into the batch).
+struct Group {
+    terms: Vec<Term>,
+    jobs: Vec<usize>,
+}
+
+/// A claimed job ready to translate: its source language and the renderings to make (glossary
+/// variant → terms).
+struct Prepared {
+    source: String,
+    variants: BTreeMap<String, Vec<Term>>,
 }
 
 impl Worker {
-    /// Translates one claimed job and records how it ended (blocking).
-    fn run(&self, job: TranslationJob) {
-        let outcome = match self.translate(&job) {
-            Ok(translations) => JobOutcome::Done(translations),
-            Err(error) if job.attempts >= MAX_ATTEMPTS => JobOutcome::Failed { error },
-            Err(error) => {
-                let backoff = 30_000_000i64 << job.attempts.min(8);
-                JobOutcome::Retry { error, retry_at: Timestamp(crate::now().micros() + backoff) }
+    /// Translates a batch of claimed jobs, heads before bodies, and records how each ended (blocking).
+    fn run(&self, jobs: Vec<TranslationJob>) {
+        let (heads, bodies): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| job.part == TranslationPart::Head);
+        for (part, jobs) in [(TranslationPart::Head, heads), (TranslationPart::Body, bodies)] {
+            if !jobs.is_empty() {
+                self.run_part(part, jobs);
             }
-        };
-        let stored = matches!(&outcome, JobOutcome::Done(t) if !t.is_empty());
-        match &outcome {
-            JobOutcome::Done(t) => {
-                tracing::info!(job = job.id, item = %job.version.item_id, language = %job.language, renderings = t.len(), "translated")
-            }
-            JobOutcome::Retry { error, .. } | JobOutcome::Failed { error } => {
-                tracing::warn!(job = job.id, item = %job.version.item_id, language = %job.language, %error, attempts = job.attempts, "translation failed")
-            }
-        }
-        if let Err(error) = self.store.finish_translation_job(&self.holder, job.id, outcome) {
-            tracing::error!(%error, job = job.id, "could not record a translation job");
-            return;
-        }
-        if stored
-            && let Err(error) =
-                crate::search::index_version(self.store.as_ref(), &self.search, &self.models, &job.version)
-        {
-            tracing::warn!(%error, item = %job.version.item_id, "could not index a translation");
         }
     }
 
-    fn translate(&self, job: &TranslationJob) -> Result<Vec<StoredTranslation>, String> {
+    /// Translates jobs of one part: those of one source language, target language and glossary
+    /// variant in one call to the engine.
+    fn run_part(&self, part: TranslationPart, jobs: Vec<TranslationJob>) {
+        let started = Instant::now();
+        let mut results: Vec<Result<Vec<StoredTranslation>, String>> = Vec::with_capacity(jobs.len());
+        let mut prepared: Vec<Option<Prepared>> = Vec::with_capacity(jobs.len());
+        let mut glossaries: BTreeMap<String, Vec<Glossary>> = BTreeMap::new();
+        let engine = self.translations.engine();
+        for job in &jobs {
+            let outcome = match &engine {
+                Ok(engine) => self.prepare(engine, job, &mut glossaries),
+                Err(error) => Err(error.clone()),
+            };
+            match outcome {
+                Ok(Some(ready)) => {
+                    results.push(Ok(Vec::new()));
+                    prepared.push(Some(ready));
+                }
+                Ok(None) => {
+                    results.push(Ok(Vec::new()));
+                    prepared.push(None);
+                }
+                Err(error) => {
+                    results.push(Err(error));
+                    prepared.push(None);
+                }
+            }
+        }
+        // Groups of jobs translated together: those of one source, target and glossary variant.
+        let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+        for (index, ready) in prepared.iter().enumerate() {
+            let Some(ready) = ready else { continue };
+            for (variant, terms) in &ready.variants {
+                let key = GroupKey {
+                    source: ready.source.clone(),
+                    target: jobs[index].language.clone(),
+                    variant: variant.clone(),
+                };
+                groups.entry(key).or_insert_with(|| Group { terms: terms.clone(), jobs: Vec::new() }).jobs.push(index);
+            }
+        }
+        if let Ok(engine) = &engine {
+            let cache = StoreCache(self.store.as_ref());
+            for (key, group) in groups {
+                let translate = |members: &[usize]| {
+                    let documents: Vec<&Map<String, Value>> =
+                        members.iter().map(|&i| &jobs[i].version.document).collect();
+                    translate_parts(engine, &documents, part, &key.source, &key.target, &group.terms, Some(&cache))
+                };
+                // A failure of the whole group is tried again job by job, so that one job's text does
+                // not fail the others.
+                let mut made = Vec::with_capacity(group.jobs.len());
+                match translate(&group.jobs) {
+                    Ok(fields) => made.extend(group.jobs.iter().copied().zip(fields.into_iter().map(Ok))),
+                    Err(_) if group.jobs.len() > 1 => {
+                        for &index in &group.jobs {
+                            made.push((index, translate(&[index]).map(|mut fields| fields.pop().unwrap_or_default())));
+                        }
+                    }
+                    Err(error) => made.push((group.jobs[0], Err(error))),
+                }
+                for (index, fields) in made {
+                    let Ok(done) = &mut results[index] else { continue };
+                    match fields {
+                        Ok(fields) => done.push(StoredTranslation {
+                            seq: jobs[index].version.seq,
+                            language: key.target.clone(),
+                            variant: key.variant.clone(),
+                            source_language: key.source.clone(),
+                            model: engine.model.clone(),
+                            fields,
+                            created_at: crate::now(),
+                            parts: vec![part],
+                        }),
+                        Err(error) => results[index] = Err(error),
+                    }
+                }
+            }
+        }
+        let translated =
+            prepared.iter().zip(&results).filter(|(ready, result)| ready.is_some() && result.is_ok()).count();
+        if translated > 0 {
+            self.translations.record_duration(part, started.elapsed() / translated as u32);
+        }
+        for (job, result) in jobs.into_iter().zip(results) {
+            self.record(job, result);
+        }
+    }
+
+    /// What a job needs translated: `None` when nothing (a superseded version no reader waits for, a
+    /// kill, an item already in the language), else its source language and renderings.
+    fn prepare(
+        &self,
+        engine: &Engine,
+        job: &TranslationJob,
+        glossaries: &mut BTreeMap<String, Vec<Glossary>>,
+    ) -> Result<Option<Prepared>, String> {
         let version = &job.version;
-        if !job.current || version.pub_status == karavan_domain::PubStatus::Canceled {
-            return Ok(Vec::new());
+        if (!job.current && !job.wanted) || version.pub_status == karavan_domain::PubStatus::Canceled {
+            return Ok(None);
         }
         let Some(source) = crate::language::declared_or_detected_language(&version.document, &self.models) else {
             return Err("the item does not say its language and it could not be identified".to_string());
         };
         if same_language(&source, &job.language) {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let engine = self.translations.engine()?;
         for tag in [&source, &job.language] {
             if !engine.supports(tag) {
                 return Err(format!("the translation model {} does not translate {tag:?}", engine.model));
             }
         }
         // One rendering without glossary terms, and one per distinct set of terms members apply.
-        let glossaries = self.store.glossaries_into(&job.language).map_err(|e| e.to_string())?;
+        if !glossaries.contains_key(&job.language) {
+            let into = self.store.glossaries_into(&job.language).map_err(|e| e.to_string())?;
+            glossaries.insert(job.language.clone(), into);
+        }
         let text = crate::language::item_text(&version.document);
         let mut by_member: BTreeMap<MemberId, Vec<&Glossary>> = BTreeMap::new();
-        for glossary in glossaries.iter().filter(|g| glossary_applies(g, &source, &job.language)) {
+        for glossary in glossaries[&job.language].iter().filter(|g| glossary_applies(g, &source, &job.language)) {
             by_member.entry(glossary.member.clone()).or_default().push(glossary);
         }
         let mut variants: BTreeMap<String, Vec<Term>> = BTreeMap::new();
@@ -401,12 +627,43 @@ impl Worker {
             let (variant, terms) = applicable_terms(member_glossaries, &text);
             variants.entry(variant).or_insert(terms);
         }
-        variants
-            .into_iter()
-            .map(|(variant, terms)| {
-                make_translation(&engine, self.store.as_ref(), version, &source, &job.language, variant, &terms)
-            })
-            .collect()
+        Ok(Some(Prepared { source, variants }))
+    }
+
+    /// Records how a job ended, indexes what it stored and tells pages waiting for it.
+    fn record(&self, job: TranslationJob, result: Result<Vec<StoredTranslation>, String>) {
+        let outcome = match result {
+            Ok(translations) => JobOutcome::Done(translations),
+            Err(error) if job.attempts >= MAX_ATTEMPTS => JobOutcome::Failed { error },
+            Err(error) => {
+                let backoff = 30_000_000i64 << job.attempts.min(8);
+                JobOutcome::Retry { error, retry_at: Timestamp(crate::now().micros() + backoff) }
+            }
+        };
+        let stored = matches!(&outcome, JobOutcome::Done(t) if !t.is_empty());
+        let (item, part) = (&job.version.item_id, job.part.as_str());
+        match &outcome {
+            JobOutcome::Done(t) => {
+                tracing::info!(job = job.id, %item, part, language = %job.language, renderings = t.len(), "translated")
+            }
+            JobOutcome::Retry { error, .. } | JobOutcome::Failed { error } => {
+                tracing::warn!(job = job.id, %item, part, language = %job.language, %error, attempts = job.attempts, "translation failed")
+            }
+        }
+        let finished = !matches!(outcome, JobOutcome::Retry { .. });
+        if let Err(error) = self.store.finish_translation_job(&self.holder, job.id, outcome) {
+            tracing::error!(%error, job = job.id, "could not record a translation job");
+            return;
+        }
+        if stored
+            && let Err(error) =
+                crate::search::index_version(self.store.as_ref(), &self.search, &self.models, &job.version)
+        {
+            tracing::warn!(%error, %item, "could not index a translation");
+        }
+        if finished {
+            self.bus.publish(crate::bus::Event::Translated { seq: job.version.seq });
+        }
     }
 
     /// The worker named `name` of this process (its lease holder name).
@@ -417,22 +674,25 @@ impl Worker {
             search: Arc::clone(state.search()),
             models: Arc::clone(state.language()),
             translations: Arc::clone(state.translations()),
+            bus: Arc::clone(state.bus()),
         }
     }
 
-    /// The translation worker's deterministic step (blocking): claims one job by lease and translates
-    /// and records it. `None` when no translation model is installed (nothing is claimed: jobs wait in
-    /// the queue); otherwise whether a job was done. Tests drive it with [`translate_step`].
-    fn step(&self) -> Option<Result<bool, karavan_store::StoreError>> {
+    /// The translation worker's deterministic step (blocking): claims a batch of jobs by lease (every
+    /// due head before any body) and translates and records them. `None` when no translation model is
+    /// installed (nothing is claimed: jobs wait in the queue); otherwise how many jobs were done.
+    /// Tests drive it with [`translate_step`].
+    fn step(&self) -> Option<Result<usize, karavan_store::StoreError>> {
         self.translations.installed_model()?;
         let now = crate::now();
         let lease = Timestamp(now.micros() + LEASE.as_micros() as i64);
-        Some(self.store.claim_translation_jobs(&self.holder, now, lease, 1).map(|mut jobs| match jobs.pop() {
-            Some(job) => {
-                self.run(job);
-                true
+        let batch = self.translations.config.batch;
+        Some(self.store.claim_translation_jobs(&self.holder, now, lease, batch).map(|jobs| {
+            let claimed = jobs.len();
+            if claimed > 0 {
+                self.run(jobs);
             }
-            None => false,
+            claimed
         }))
     }
 }
@@ -443,14 +703,15 @@ const NO_MODEL_LOOK_AGAIN: Duration = Duration::from_secs(5);
 const TRANSLATE_ROUND_GAP: Duration = Duration::from_millis(50);
 
 /// One step of a translation worker named `name` (blocking), as the engine runs it: `None` when no
-/// model is installed, else whether it did a job.
-pub fn translate_step(state: &AppState, name: &str) -> Option<Result<bool, karavan_store::StoreError>> {
+/// model is installed, else how many jobs it did (one batch: every due head before any body).
+pub fn translate_step(state: &AppState, name: &str) -> Option<Result<usize, karavan_store::StoreError>> {
     Worker::new(state, name).step()
 }
 
-/// One translation worker engine: claims a job by lease, translates it on the blocking pool, records
-/// it. `--translation-workers` of them run, each its own engine and lease holder (`name`). Woken by
-/// item and glossary / read-language events; looks again every `poll` in any case.
+/// One translation worker engine: claims a batch of jobs by lease, translates them on the blocking
+/// pool, records them. `--translation-workers` of them run, each its own engine and lease holder
+/// (`name`). Woken by item and glossary / read-language events, and by a reader who waits for a body
+/// (`Event::TranslationWanted`); looks again every `poll` in any case.
 pub async fn run_worker(state: AppState, name: &'static str, mut context: crate::engine::EngineContext) {
     let config = state.translations().config.clone();
     let mut events = state.bus().subscribe();
@@ -466,8 +727,8 @@ pub async fn run_worker(state: AppState, name: &'static str, mut context: crate:
             tokio::task::spawn_blocking(move || worker.step()).await
         };
         match stepped {
-            Ok(Some(Ok(true))) => continue,
-            Ok(Some(Ok(false))) => {}
+            Ok(Some(Ok(done))) if done > 0 => continue,
+            Ok(Some(Ok(_))) => {}
             Ok(None) => {
                 // No model installed: look again now and then, not on every publish (each look reads
                 // the model directory).
@@ -482,7 +743,12 @@ pub async fn run_worker(state: AppState, name: &'static str, mut context: crate:
         }
         let wanted = |event: &crate::bus::Event| {
             use crate::bus::{ConfigChange, Event};
-            matches!(event, Event::Item { .. } | Event::Config(ConfigChange::Glossaries | ConfigChange::ReadLanguages))
+            matches!(
+                event,
+                Event::Item { .. }
+                    | Event::TranslationWanted
+                    | Event::Config(ConfigChange::Glossaries | ConfigChange::ReadLanguages)
+            )
         };
         tokio::select! {
             _ = events.wait_for_from(started + TRANSLATE_ROUND_GAP, config.poll, wanted) => {}
@@ -493,17 +759,141 @@ pub async fn run_worker(state: AppState, name: &'static str, mut context: crate:
     let _ = tokio::task::spawn_blocking(move || worker.store.release_translation_jobs(&worker.holder)).await;
 }
 
-/// A version as `viewer` reads it in `language` (blocking): the stored translation for the viewer's
-/// glossary terms, or one made now. `None`: the item is already in that language.
-pub fn translated(
-    store: &dyn Store,
+/// Where one part of a translation stands for a reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartStatus {
+    /// Translated (for the reader's glossary variant).
+    Done,
+    Queued,
+    Running,
+    /// Failed for good.
+    Failed,
+    /// Neither made nor queued (reading the item with `?lang=` has it made).
+    None,
+}
+
+impl PartStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartStatus::Done => "done",
+            PartStatus::Queued => "queued",
+            PartStatus::Running => "running",
+            PartStatus::Failed => "failed",
+            PartStatus::None => "none",
+        }
+    }
+}
+
+/// Where the translation of a version into a language stands for one reader: each part, and for a
+/// body still to come its place in the queue (1: next; 0: being translated) and about how long until
+/// it is done, from this server's recent job durations (`None`: no measurement yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslationStatus {
+    pub language: String,
+    pub headline: PartStatus,
+    pub body: PartStatus,
+    pub position: Option<u64>,
+    pub estimated_seconds: Option<u64>,
+}
+
+impl TranslationStatus {
+    /// The API's JSON of it.
+    pub fn json(&self) -> Value {
+        json!({
+            "language": self.language,
+            "headline": self.headline.as_str(),
+            "body": self.body.as_str(),
+            "position": self.position,
+            "estimatedSeconds": self.estimated_seconds,
+        })
+    }
+
+    /// The `Karavan-Translation-Status` header of it (a structured-field dictionary).
+    pub fn header(&self) -> String {
+        let mut header = format!("headline={}, body={}", self.headline.as_str(), self.body.as_str());
+        if let Some(position) = self.position {
+            header.push_str(&format!(", position={position}"));
+        }
+        if let Some(seconds) = self.estimated_seconds {
+            header.push_str(&format!(", estimated-seconds={seconds}"));
+        }
+        header
+    }
+
+    /// Whether the whole item is translated.
+    pub fn complete(&self) -> bool {
+        self.headline == PartStatus::Done && self.body == PartStatus::Done
+    }
+}
+
+/// The translation a reader gets: what is stored for the reader's glossary variant (the head at
+/// least; the body when it is done) and where the rest stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translated {
+    pub translation: StoredTranslation,
+    pub status: TranslationStatus,
+}
+
+/// A part's status from what is stored for the reader and its job.
+fn part_status(stored: Option<&StoredTranslation>, part: TranslationPart, job: Option<JobProgress>) -> PartStatus {
+    if stored.is_some_and(|t| t.has(part)) {
+        return PartStatus::Done;
+    }
+    match job.map(|j| j.state) {
+        Some(JobState::Queued) => PartStatus::Queued,
+        Some(JobState::Running) => PartStatus::Running,
+        Some(JobState::Failed) => PartStatus::Failed,
+        // Done, yet not for this reader's variant; or no job.
+        Some(JobState::Done) | None => PartStatus::None,
+    }
+}
+
+/// The status of a translation for a reader, with the body's place in the queue and an estimate.
+fn status_of(
     translations: &Translations,
-    search: &SearchIndex,
+    language: &str,
+    stored: Option<&StoredTranslation>,
+    progress: &TranslationProgress,
+    now: Timestamp,
+) -> TranslationStatus {
+    let headline = part_status(stored, TranslationPart::Head, progress.head);
+    let body = part_status(stored, TranslationPart::Body, progress.body);
+    let (head_average, body_average) =
+        (translations.average_duration(TranslationPart::Head), translations.average_duration(TranslationPart::Body));
+    let workers = translations.config.workers.max(1) as f64;
+    let (position, estimate) = match (body, progress.body) {
+        (PartStatus::Queued, Some(JobProgress { ahead: Some(ahead), .. })) => {
+            let estimate = body_average.map(|body| {
+                let heads = head_average.unwrap_or_default().as_secs_f64() * ahead.heads as f64;
+                (heads + body.as_secs_f64() * (ahead.bodies + 1) as f64) / workers
+            });
+            (Some(ahead.bodies + 1), estimate)
+        }
+        (PartStatus::Running, Some(JobProgress { started_at, .. })) => {
+            let elapsed = started_at.map_or(0.0, |at| (now.micros() - at.micros()).max(0) as f64 / 1e6);
+            (Some(0), body_average.map(|body| body.as_secs_f64() - elapsed))
+        }
+        _ => (None, None),
+    };
+    TranslationStatus {
+        language: language.to_string(),
+        headline,
+        body,
+        position,
+        // At least a second while something is still to come.
+        estimated_seconds: estimate.map(|seconds| seconds.ceil().max(1.0) as u64),
+    }
+}
+
+/// The source language of a version, its reader's glossary variant and terms into `language`; `None`
+/// when it is already in that language.
+fn reader_rendering(
+    store: &dyn Store,
     models: &LanguageModels,
     viewer: &MemberId,
     version: &StoredVersion,
     language: &str,
-) -> Result<Option<StoredTranslation>, ApiError> {
+) -> Result<Option<(String, String, Vec<Term>)>, ApiError> {
     let Some(source) = crate::language::declared_or_detected_language(&version.document, models) else {
         return Err(ApiError::invalid(
             "lang: the item does not say its language and it could not be identified, so it cannot be translated",
@@ -515,28 +905,100 @@ pub fn translated(
     let glossaries = store.glossaries(viewer)?;
     let mine: Vec<&Glossary> = glossaries.iter().filter(|g| glossary_applies(g, &source, language)).collect();
     let (variant, terms) = applicable_terms(&mine, &crate::language::item_text(&version.document));
-    if let Some(found) =
-        store.translations(&[version.seq])?.into_iter().find(|t| t.language == language && t.variant == variant)
-    {
-        return Ok(Some(found));
-    }
-    let engine = translations.engine().map_err(crate::language::not_installed)?;
-    for tag in [source.as_str(), language] {
-        if !engine.supports(tag) {
-            return Err(ApiError::invalid(format!(
-                "lang: the translation model {} does not translate {tag:?}",
-                engine.model
-            )));
+    Ok(Some((source, variant, terms)))
+}
+
+fn stored_rendering(
+    store: &dyn Store,
+    version: &StoredVersion,
+    language: &str,
+    variant: &str,
+) -> Result<Option<StoredTranslation>, ApiError> {
+    Ok(store.translations(&[version.seq])?.into_iter().find(|t| t.language == language && t.variant == variant))
+}
+
+/// A version as `viewer` reads it in `language` (blocking): the stored translation for the viewer's
+/// glossary terms, its head made now if need be (short: a headline and a description), never its
+/// body, which a worker makes: the body's job is marked wanted (claimed before every body no one waits
+/// for), or made when there is none. A kill notice and a version without a body are made whole now.
+/// `None`: the item is already in that language.
+pub fn translated(
+    store: &dyn Store,
+    context: &crate::wire::ReadContext,
+    viewer: &MemberId,
+    version: &StoredVersion,
+    language: &str,
+) -> Result<Option<Translated>, ApiError> {
+    let (translations, models) = (context.translations.as_ref(), context.models.as_ref());
+    let Some((source, variant, terms)) = reader_rendering(store, models, viewer, version, language)? else {
+        return Ok(None);
+    };
+    let mut stored = stored_rendering(store, version, language, &variant)?;
+    let whole_now = version.pub_status == karavan_domain::PubStatus::Canceled
+        || !has_text(&version.document, TranslationPart::Body);
+    let missing: Vec<TranslationPart> = TranslationPart::ALL
+        .into_iter()
+        .filter(|part| !stored.as_ref().is_some_and(|t| t.has(*part)))
+        .filter(|part| *part == TranslationPart::Head || whole_now)
+        .collect();
+    if !missing.is_empty() {
+        let engine = translations.engine().map_err(crate::language::not_installed)?;
+        for tag in [source.as_str(), language] {
+            if !engine.supports(tag) {
+                return Err(ApiError::invalid(format!(
+                    "lang: the translation model {} does not translate {tag:?}",
+                    engine.model
+                )));
+            }
         }
+        let made = make_translation(&engine, store, version, &source, language, variant.clone(), &terms, &missing)
+            .map_err(|e| {
+                ApiError::new(
+                    crate::error::ErrorCode::Unavailable,
+                    format!("the item could not be translated now: {e}"),
+                )
+            })?;
+        store.put_translation(made)?;
+        if let Err(error) = crate::search::index_version(store, &context.search, models, version) {
+            tracing::warn!(%error, item = %version.item_id, "could not index a translation");
+        }
+        stored = stored_rendering(store, version, language, &variant)?;
     }
-    let translation = make_translation(&engine, store, version, &source, language, variant, &terms).map_err(|e| {
-        ApiError::new(crate::error::ErrorCode::Unavailable, format!("the item could not be translated now: {e}"))
-    })?;
-    store.put_translation(translation.clone())?;
-    if let Err(error) = crate::search::index_version(store, search, models, version) {
-        tracing::warn!(%error, item = %version.item_id, "could not index a translation");
+    let Some(stored) = stored else {
+        return Err(ApiError::internal("reading a translation just stored", "not found"));
+    };
+    if !stored.has(TranslationPart::Body) {
+        // A reader waits for the body: its job goes first (made now if there is none, e.g. for a
+        // language no member reads).
+        let waiting = store.prioritize_translation(version.seq, language)?;
+        if !waiting && store.enqueue_translation(version.seq, language)? {
+            store.prioritize_translation(version.seq, language)?;
+        }
+        context.bus.publish(crate::bus::Event::TranslationWanted);
     }
-    Ok(Some(translation))
+    let now = crate::now();
+    let progress = store.translation_progress(viewer, version.seq, language, now)?;
+    let status = status_of(translations, language, Some(&stored), &progress, now);
+    Ok(Some(Translated { translation: stored, status }))
+}
+
+/// Where the translation of a version into `language` stands for `viewer`, without making or queuing
+/// anything (blocking). `None`: the item is already in that language.
+pub fn translation_status(
+    store: &dyn Store,
+    translations: &Translations,
+    models: &LanguageModels,
+    viewer: &MemberId,
+    version: &StoredVersion,
+    language: &str,
+) -> Result<Option<TranslationStatus>, ApiError> {
+    let Some((_, variant, _)) = reader_rendering(store, models, viewer, version, language)? else {
+        return Ok(None);
+    };
+    let stored = stored_rendering(store, version, language, &variant)?;
+    let now = crate::now();
+    let progress = store.translation_progress(viewer, version.seq, language, now)?;
+    Ok(Some(status_of(translations, language, stored.as_ref(), &progress, now)))
 }
 
 /// The ninjs document of a translation: the original's metadata with the translated text, the
@@ -550,12 +1012,16 @@ pub fn translated_document(
 ) -> Map<String, Value> {
     let Value::Object(original) = crate::wire::ninjs(version) else { unreachable!("ninjs() returns an object") };
     let mut document = original.clone();
-    for key in FIELDS {
-        document.remove(key);
+    // Only the parts translated are replaced: a body not translated yet stays the original's.
+    for part in &translation.parts {
+        for key in part.fields() {
+            document.remove(*key);
+        }
     }
     for (key, value) in &translation.fields {
         document.insert(key.clone(), value.clone());
     }
+    let only_head = !translation.has(TranslationPart::Body);
     document.insert(
         "uri".to_string(),
         json!(format!("urn:karavan:translation:{}:{}:{}", version.item_id, version.seq, translation.language)),
@@ -565,7 +1031,15 @@ pub fn translated_document(
         "digitalSourceType".to_string(),
         json!({
             "uri": MACHINE_GENERATED,
-            "name": format!("Machine translation from {} by {}", translation.source_language, translation.model),
+            "name": if only_head {
+                format!(
+                    "Machine translation from {} by {} (headlines and descriptions; the body is the original's \
+                     until its translation is done)",
+                    translation.source_language, translation.model
+                )
+            } else {
+                format!("Machine translation from {} by {}", translation.source_language, translation.model)
+            },
         }),
     );
     let mut link = Map::new();
@@ -766,20 +1240,69 @@ pub async fn delete_glossary(
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /v1/translation/queue`: the job queue's counts and the model.
+fn counts_json(counts: &karavan_store::QueueCounts) -> Value {
+    json!({ "queued": counts.queued, "running": counts.running, "done": counts.done, "failed": counts.failed })
+}
+
+/// `GET /v1/translation/queue`: the job queue's counts (the caller's own items' jobs, both parts
+/// together and by part), the model, its precision, and this server's recent job durations.
 pub async fn queue(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let member = caller.0.member.clone();
     let counts = state.blocking(move |store| store.translation_queue(&member)).await?;
     let translations = Arc::clone(state.translations());
-    let model = state.compute(move || translations.installed_model()).await?;
+    let model = {
+        let translations = Arc::clone(&translations);
+        state.compute(move || translations.installed_model()).await?
+    };
+    let total = counts.total();
+    let seconds = |part| translations.average_duration(part).map(|d| (d.as_secs_f64() * 10.0).round() / 10.0);
     Ok(Json(json!({
         "model": model,
-        "queued": counts.queued,
-        "running": counts.running,
-        "done": counts.done,
-        "failed": counts.failed,
+        "precision": translations.precision().map(Precision::as_str),
+        "queued": total.queued,
+        "running": total.running,
+        "done": total.done,
+        "failed": total.failed,
+        "head": counts_json(&counts.head),
+        "body": counts_json(&counts.body),
+        "averageSeconds": { "head": seconds(TranslationPart::Head), "body": seconds(TranslationPart::Body) },
     }))
     .into_response())
+}
+
+/// `GET /v1/items/{id}/translation?lang=`: where the item's translation into `lang` stands for the
+/// caller (nothing is made or queued: reading the item with `?lang=` does that).
+pub async fn item_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: axum::extract::RawQuery,
+) -> ApiResult<Response> {
+    let mut params = crate::params::Params::parse(query)?;
+    let lang = params.one("lang")?.ok_or_else(|| ApiError::invalid("lang: required (a BCP 47 tag)"))?;
+    params.finish()?;
+    let lang = parse_lang(&lang)?;
+    let id = karavan_domain::ItemId::parse(&id).map_err(ApiError::from)?;
+    let viewer = caller.0.member.clone();
+    let (translations, models) = (Arc::clone(state.translations()), Arc::clone(state.language()));
+    let language = lang.clone();
+    let status = state
+        .blocking(move |store| {
+            let read = store.item(&viewer, &id, crate::now())?;
+            Ok(crate::items::visible(read).and_then(|(version, _)| {
+                translation_status(store, &translations, &models, &viewer, &version, &language)
+            }))
+        })
+        .await??;
+    // Already in that language: nothing to translate.
+    let status = status.unwrap_or(TranslationStatus {
+        language: lang,
+        headline: PartStatus::Done,
+        body: PartStatus::Done,
+        position: None,
+        estimated_seconds: None,
+    });
+    Ok(Json(status.json()).into_response())
 }
 
 #[cfg(test)]

@@ -500,6 +500,13 @@ pub async fn item_page(
     };
     let Ok(item_id) = karavan_domain::ItemId::parse(&id) else { return not_found(&state) };
     let viewer = session.user.member.clone();
+    // `?lang=`: the item in one of the languages the member reads (or any other), machine-translated.
+    let lang = pairs
+        .iter()
+        .find(|(k, _)| k == "lang")
+        .and_then(|(_, v)| karavan_domain::LanguageTag::parse(v).ok())
+        .map(|tag| tag.as_str().to_string());
+    let context = state.read_context();
     let read = state
         .blocking(move |store| {
             let read = store.item(&viewer, &item_id, now())?;
@@ -508,10 +515,18 @@ pub async fn item_page(
                 _ => Vec::new(),
             };
             let names: std::collections::HashMap<String, String> = crate::wire::member_names(&store.members()?);
-            Ok((read, versions, names))
+            let read_languages = store.read_languages(&viewer)?;
+            // The head is made now if need be; the body is left to the workers (its job goes first).
+            let translated = match (&read, lang.as_deref()) {
+                (karavan_store::ItemRead::Visible(version, _), Some(lang)) => {
+                    Some(crate::translation::translated(store, &context, &viewer, version, lang))
+                }
+                _ => None,
+            };
+            Ok((read, versions, names, read_languages, translated))
         })
         .await;
-    let (read, versions, names) = match read {
+    let (read, versions, names, read_languages, translated) = match read {
         Ok(found) => found,
         Err(error) => return failure(error.message),
     };
@@ -529,6 +544,21 @@ pub async fn item_page(
     };
     let (html, status) = match read {
         karavan_store::ItemRead::Visible(mut version, right) => {
+            let original_language =
+                version.document.get("language").and_then(serde_json::Value::as_str).map(str::to_string);
+            let original = version.document.clone();
+            // A translation replaces the text shown (its head, and its body once done), and says so.
+            let (translation, translate_failed) = match translated {
+                Some(Ok(Some(translated))) => {
+                    version.document = crate::translation::translated_document(&version, &translated.translation, None);
+                    (Some(translation_context(&state, locale, &translated)), false)
+                }
+                Some(Ok(None)) | None => (None, false),
+                Some(Err(error)) => {
+                    tracing::info!(error = %error.message, item = %version.item_id, "item page: no translation");
+                    (None, true)
+                }
+            };
             // The language check, the text in another script if asked, and similar stories.
             let script =
                 pairs.iter().find(|(k, _)| k == "script").and_then(|(_, v)| karavan_script::Script::from_subtag(v));
@@ -536,7 +566,7 @@ pub async fn item_page(
             let mut document = version.document.clone();
             let checked = state
                 .compute(move || {
-                    let check = crate::language::language_check(&models, &document);
+                    let check = crate::language::language_check(&models, &original);
                     let detected = check.as_ref().and_then(|c| c["detected"].as_str()).map(str::to_string);
                     let language = document.get("language").and_then(serde_json::Value::as_str).map(str::to_string);
                     let convertible =
@@ -585,10 +615,23 @@ pub async fn item_page(
                 .collect();
             let embargo =
                 document.get("embargoedUntil").and_then(serde_json::Value::as_str).map(|at| local_time(locale, at));
+            // The languages the member reads, to read the item in (not its own).
+            let read_in: Vec<String> = read_languages
+                .into_iter()
+                .filter(|l| original_language.as_deref().is_none_or(|o| !karavan_domain::same_language(o, l)))
+                .collect();
+            let body_language = match &translation {
+                Some((_, true)) => original_language.clone().unwrap_or_default(),
+                _ => language.clone(),
+            };
             let item = context! {
                 id => version.item_id.as_str(),
                 headline => headline,
                 language => language,
+                body_language => body_language,
+                read_in => read_in,
+                translation => translation.map(|(context, _)| context),
+                translate_failed => translate_failed,
                 member => names.get(version.owner.as_str()).cloned().unwrap_or_default(),
                 at_text => local_time(locale, &at),
                 at => at,
@@ -1334,6 +1377,150 @@ pub async fn subscription_delete(
         Err(error) if error.code == crate::error::ErrorCode::NotFound => redirect("/subscriptions", vec![]),
         Err(error) => failure(error.message),
     }
+}
+
+/// What the item page says of a translation, and whether its body is still the original's.
+fn translation_context(
+    state: &AppState,
+    locale: &str,
+    translated: &crate::translation::Translated,
+) -> (karavan_web::Value, bool) {
+    let status = &translated.status;
+    let pending = status.body != crate::translation::PartStatus::Done;
+    let text = translation_status_text(state, locale, status);
+    // The page follows the translation's events until the body is done (not after a failure).
+    let stream = pending && status.body != crate::translation::PartStatus::Failed;
+    let context = context! {
+        language => status.language.clone(),
+        from => translated.translation.source_language.clone(),
+        model => translated.translation.model.clone(),
+        pending => pending,
+        failed => status.body == crate::translation::PartStatus::Failed,
+        status => text,
+        stream => stream,
+    };
+    (context, pending)
+}
+
+/// The line that says where a body's translation stands, in the UI language (`None`: done).
+fn translation_status_text(
+    state: &AppState,
+    locale: &str,
+    status: &crate::translation::TranslationStatus,
+) -> Option<String> {
+    use crate::translation::PartStatus;
+    let seconds = status.estimated_seconds.map(|s| s.to_string());
+    let (id, seconds) = match (status.body, seconds) {
+        (PartStatus::Done, _) => return None,
+        (PartStatus::Failed, _) => ("item-body-failed", None),
+        (PartStatus::Running, Some(seconds)) => ("item-body-running", Some(seconds)),
+        (PartStatus::Running, None) => ("item-body-running-unknown", None),
+        (PartStatus::Queued | PartStatus::None, Some(seconds)) => ("item-body-queued", Some(seconds)),
+        (PartStatus::Queued | PartStatus::None, None) => ("item-body-queued-unknown", None),
+    };
+    let args: Vec<(&str, &str)> = seconds.as_deref().map(|s| ("seconds", s)).into_iter().collect();
+    Some(state.pages().localizer().message(locale, id, &args))
+}
+
+/// The longest a page's translation stream stays open (the browser opens it again if need be).
+const TRANSLATION_STREAM_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// `GET /items/{id}/translation-events?lang=`: server-sent events for an item page waiting for a
+/// body's translation: `status` (`{"text"}`, the status line in the UI language) when it changes, and
+/// `done` once the body is translated, or `failed`. The store is read after every translation stored
+/// and every two seconds in any case (the bus only wakes).
+pub async fn translation_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: RawQuery,
+) -> Response {
+    let Some(session) = session_of(&state, &headers).await else {
+        return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
+    };
+    let pairs = query_pairs(&query);
+    let lang = pairs.iter().find(|(k, _)| k == "lang").and_then(|(_, v)| karavan_domain::LanguageTag::parse(v).ok());
+    let (Some(lang), Ok(item_id)) = (lang, karavan_domain::ItemId::parse(&id)) else {
+        return (StatusCode::BAD_REQUEST, "an item id and lang=").into_response();
+    };
+    let locale = locale_of(&state, &headers, None, Some(&session));
+    struct Watch {
+        state: AppState,
+        viewer: karavan_domain::MemberId,
+        item_id: karavan_domain::ItemId,
+        lang: String,
+        locale: &'static str,
+        events: crate::bus::Subscriber,
+        last: Option<String>,
+        first: bool,
+        ended: bool,
+        until: tokio::time::Instant,
+    }
+    let watch = Watch {
+        events: state.bus().subscribe(),
+        state,
+        viewer: session.user.member.clone(),
+        item_id,
+        lang: lang.as_str().to_string(),
+        locale,
+        last: None,
+        first: true,
+        ended: false,
+        until: tokio::time::Instant::now() + TRANSLATION_STREAM_FOR,
+    };
+    let events = futures_util::stream::unfold(watch, |mut w| async move {
+        use axum::response::sse::Event;
+        loop {
+            if w.ended || tokio::time::Instant::now() >= w.until {
+                return None;
+            }
+            if !w.first {
+                w.events.drain();
+                let translated = |event: &crate::bus::Event| matches!(event, crate::bus::Event::Translated { .. });
+                w.events.wait_for(std::time::Duration::from_secs(2), translated).await;
+            }
+            w.first = false;
+            let (viewer, item_id, lang) = (w.viewer.clone(), w.item_id.clone(), w.lang.clone());
+            let (translations, models) =
+                (std::sync::Arc::clone(w.state.translations()), std::sync::Arc::clone(w.state.language()));
+            let status = w
+                .state
+                .blocking(move |store| {
+                    Ok(match store.item(&viewer, &item_id, now())? {
+                        karavan_store::ItemRead::Visible(version, _) => crate::translation::translation_status(
+                            store,
+                            &translations,
+                            &models,
+                            &viewer,
+                            &version,
+                            &lang,
+                        )
+                        .ok()
+                        .flatten(),
+                        _ => None,
+                    })
+                })
+                .await;
+            let Ok(Some(status)) = status else { return None };
+            let (kind, text) = match status.body {
+                crate::translation::PartStatus::Done => ("done", String::new()),
+                crate::translation::PartStatus::Failed => {
+                    ("failed", translation_status_text(&w.state, w.locale, &status).unwrap_or_default())
+                }
+                _ => ("status", translation_status_text(&w.state, w.locale, &status).unwrap_or_default()),
+            };
+            w.ended = kind != "status";
+            if kind == "status" && w.last.as_deref() == Some(text.as_str()) {
+                continue;
+            }
+            w.last = Some(text.clone());
+            let event = Event::default().event(kind).data(serde_json::json!({ "text": text }).to_string());
+            return Some((Ok::<Event, std::convert::Infallible>(event), w));
+        }
+    });
+    axum::response::sse::Sse::new(events)
+        .keep_alive(axum::response::sse::KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response()
 }
 
 /// `GET /wire/stream`: the live wire (server-sent events) of the signed-in user's member.

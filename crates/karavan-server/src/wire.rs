@@ -55,18 +55,21 @@ pub struct ReadAs {
 }
 
 /// What reading an item needs beside the store: the language models, translation, the search index
-/// (a translation made on demand is indexed).
+/// (a translation made on demand is indexed), the bus (a reader waiting for a translation wakes the
+/// workers).
 #[derive(Clone)]
 pub struct ReadContext {
     pub models: std::sync::Arc<crate::language::LanguageModels>,
     pub translations: std::sync::Arc<crate::translation::Translations>,
     pub search: std::sync::Arc<karavan_search::SearchIndex>,
+    pub bus: std::sync::Arc<dyn crate::bus::EventBus>,
     /// Where the original is read (`/v1/items/{id}` under the public URL, if any).
     pub public_url: Option<String>,
 }
 
-/// An item as read: the read, its NewsML-G2 export when asked for, and the translation shown (if any).
-pub type ItemView = (ItemRead, Option<Export>, Option<karavan_store::StoredTranslation>);
+/// An item as read: the read, its NewsML-G2 export when asked for, and the translation shown with
+/// where it stands (if any).
+pub type ItemView = (ItemRead, Option<Export>, Option<crate::translation::Translated>);
 
 /// One item as `viewer` may read it and, when `as_.newsml` and visible, its NewsML-G2 export (for the
 /// API and the web download; called on the blocking pool). With a language, the visible version is
@@ -83,20 +86,13 @@ pub fn read_item(
     let mut read = store.item(viewer, id, crate::now())?;
     let mut shown = None;
     if let (ItemRead::Visible(version, _), Some(lang)) = (&mut read, as_.lang.as_deref()) {
-        let translated = crate::translation::translated(
-            store,
-            &context.translations,
-            &context.search,
-            models,
-            viewer,
-            version,
-            lang,
-        );
+        let translated = crate::translation::translated(store, context, viewer, version, lang);
         match translated {
-            Ok(Some(translation)) => {
+            Ok(Some(translated)) => {
                 let href = context.public_url.as_ref().map(|url| format!("{url}/v1/items/{}", version.item_id));
-                version.document = crate::translation::translated_document(version, &translation, href.as_deref());
-                shown = Some(translation);
+                version.document =
+                    crate::translation::translated_document(version, &translated.translation, href.as_deref());
+                shown = Some(translated);
             }
             Ok(None) => {}
             Err(error) => return Ok(Err(error)),

@@ -180,7 +180,9 @@ async fn the_translation_queue_counts_only_the_callers_jobs() {
     assert_eq!(before["queued"], after["queued"], "another member's embargoed items are not counted");
     assert_eq!(after["queued"], 0);
     let (_, own) = app.get(&publisher.reader, "/v1/translation/queue").await;
-    assert_eq!(own["queued"], 3, "the publisher sees its own jobs: {own}");
+    assert_eq!(own["queued"], 6, "the publisher sees its own jobs (a head and a body each): {own}");
+    assert_eq!((&own["head"]["queued"], &own["body"]["queued"]), (&json!(3), &json!(3)), "{own}");
+    assert_eq!((&after["head"]["queued"], &after["body"]["queued"]), (&json!(0), &json!(0)), "{after}");
 }
 
 /// Found from outside: a kill answered `"status": "corrected"`, and `/language` answered 404 for a

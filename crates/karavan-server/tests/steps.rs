@@ -168,10 +168,10 @@ async fn model_steps_without_models_claim_nothing() {
     let Setup { _dir, state, member, .. } = setup().await;
     karavan_server::app::translation::set_read_languages(&state, &member, vec!["ru".into()]).await.unwrap();
     publish(&state, &member, "urn:steps:model", "Grain harvest is early").await;
-    // No translation model: the job stays queued, unclaimed, for when one is installed.
+    // No translation model: the jobs (head and body) stay queued, unclaimed, for when one is installed.
     assert!(karavan_server::translation::translate_step(&state, "translator").is_none());
     let stats = state.store().stats().unwrap();
-    assert_eq!(stats.translation_jobs.queued, 1, "{:?}", stats.translation_jobs);
+    assert_eq!(stats.translation_jobs.queued, 2, "{:?}", stats.translation_jobs);
     // No embedding model: the embedder's step says so and embeds nothing.
     let error = karavan_server::semantic::embed_step(&state).unwrap_err();
     assert!(!error.is_empty());

@@ -1,5 +1,7 @@
-// Karavan newsroom: the live wire (server-sent events) and keyboard navigation (j / k / Enter).
-// Text from items is only ever set with textContent: no item HTML reaches the page from here.
+// Karavan newsroom: the live wire (server-sent events) and keyboard navigation (j / k / Enter), and an
+// item page waiting for a body's translation. Text from items is only ever set with textContent; the
+// one exception takes the server's own rendering of the page (its item HTML sanitised there), parsed
+// inertly, and moves its nodes in.
 "use strict";
 
 (function () {
@@ -121,4 +123,42 @@
     });
   }
   form.addEventListener("submit", function () { textarea.value = editor.innerHTML; });
+})();
+
+// An item page whose body's translation is still to come: the status line follows the server's
+// events, and when the translation is stored the page's translated body (and the rest of its text)
+// replaces what is shown, without a reload. Without scripts the page says where the translation
+// stands, and reloading it shows the body once done.
+(function () {
+  const status = document.querySelector("[data-translation-stream]");
+  if (!status) return;
+  const stream = new EventSource(status.dataset.translationStream);
+  stream.addEventListener("status", function (event) {
+    try { status.textContent = JSON.parse(event.data).text; } catch (error) { console.error("translation status", error); }
+  });
+  stream.addEventListener("failed", function (event) {
+    stream.close();
+    try { status.textContent = JSON.parse(event.data).text; } catch (error) { console.error("translation status", error); }
+    const pending = status.closest(".translation-pending");
+    if (pending) pending.classList.add("failed");
+  });
+  stream.addEventListener("done", function () {
+    stream.close();
+    fetch(window.location.href, { credentials: "same-origin", headers: { accept: "text/html" } })
+      .then(function (response) { return response.text(); })
+      .then(function (html) {
+        // Parsed inertly (no script runs, nothing loads); only nodes of the server's rendering move in.
+        const page = new DOMParser().parseFromString(html, "text/html");
+        for (const selector of [".item h1", ".item .lead", ".item .body", ".item .machine-translation"]) {
+          const fresh = page.querySelector(selector);
+          const old = document.querySelector(selector);
+          if (fresh && old) old.replaceWith(document.importNode(fresh, true));
+        }
+        const pending = document.querySelector(".translation-pending");
+        const still = page.querySelector(".translation-pending");
+        if (pending && still) pending.replaceWith(document.importNode(still, true));
+        else if (pending) pending.remove();
+      })
+      .catch(function (error) { console.error("translated body", error); });
+  });
 })();

@@ -258,6 +258,8 @@ mod tests {
                     ("detected", "kk"),
                     ("confidence", "0.97"),
                     ("seconds", "30"),
+                    ("from", "zh"),
+                    ("model", "nllb-200-distilled-600M"),
                 ];
                 let text = localizer.message(code, id, &arguments);
                 assert!(!text.is_empty() && text != *id, "locale {code}: {id} does not format");

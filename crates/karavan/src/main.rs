@@ -287,6 +287,11 @@ struct ServeArgs {
     /// The model an OpenAI-compatible endpoint is asked for.
     #[arg(long)]
     translation_model: Option<String>,
+    /// The precision the local translation model's linear layers are loaded in: float32 (the model's
+    /// own), or int8 (faster on CPUs with AVX2; its renderings are recorded and cached as
+    /// MODEL+int8).
+    #[arg(long, default_value = "float32", value_parser = parse_precision)]
+    translation_precision: karavan_lang::Precision,
     /// Meaning-based search (mode=semantic, and the meaning half of mode=hybrid) leaves out items less
     /// similar to the query than this (cosine; 0 or less: no floor). Default: 0.78 with the packaged
     /// multilingual-e5-small, calibrated on the dev set (BENCHMARKS.md); none with an imported model.
@@ -531,6 +536,7 @@ fn serve(data: &Data, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()
             translation: karavan_server::translation::TranslationConfig {
                 workers: args.translation_workers,
                 http: translation_backend(&args)?,
+                precision: args.translation_precision,
                 ..Default::default()
             },
             semantic_floor: args.semantic_floor.map(|floor| floor.min(1.0)),
@@ -569,6 +575,11 @@ fn serve(data: &Data, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// A `--translation-precision` value.
+fn parse_precision(text: &str) -> Result<karavan_lang::Precision, String> {
+    karavan_lang::Precision::parse(text).ok_or_else(|| format!("{text:?} is not a precision (float32 or int8)"))
 }
 
 /// The HTTP translation backend the flags name, checked before the server starts.

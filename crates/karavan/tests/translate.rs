@@ -121,9 +121,11 @@ async fn published_items_are_translated_into_readers_languages_through_a_restart
     let (status, published) = send(client.post(format!("{base}/v1/items")).bearer_auth(&xinhua_key).json(&item)).await;
     assert_eq!(status, 201, "{published}");
     let id = published["id"].as_str().unwrap().to_string();
-    // The queue counts the jobs of the caller's own items (never another member's, which could be embargoed).
+    // The queue counts the jobs of the caller's own items (never another member's, which could be
+    // embargoed): a head and a body job for the one language read.
     let (_, _, queue) = get(&client, &format!("{base}/v1/translation/queue"), &xinhua_key).await;
-    assert_eq!((queue["queued"].as_u64(), queue["model"].as_str()), (Some(1), Some("hf-nllb-2x2")), "{queue}");
+    assert_eq!((queue["queued"].as_u64(), queue["model"].as_str()), (Some(2), Some("hf-nllb-2x2")), "{queue}");
+    assert_eq!((&queue["head"]["queued"], &queue["body"]["queued"]), (&json!(1), &json!(1)), "{queue}");
     // Not yet translated: the glossary term is in no searchable text.
     let (_, _, found) = get(&client, &format!("{base}/v1/search?q=Тоқаев"), &kz_key).await;
     assert_eq!(found["total"], 0, "{found}");
@@ -132,7 +134,7 @@ async fn published_items_are_translated_into_readers_languages_through_a_restart
     // After a crash and a restart with workers, the job is done and the translation indexed.
     let server = support::Server::start(data.path(), &[]);
     let base = server.base.clone();
-    let queue = wait_for_queue(&client, &base, &xinhua_key, 1).await;
+    let queue = wait_for_queue(&client, &base, &xinhua_key, 2).await;
     assert_eq!(queue["failed"], 0, "{queue}");
     let mut translator = karavan_lang::translate::Translator::load(&fixture("nllb-2x2")).unwrap();
     translator.options.num_beams = 4;
@@ -154,12 +156,13 @@ async fn published_items_are_translated_into_readers_languages_through_a_restart
         assert!(std::time::Instant::now() < deadline, "the translation was not searchable: {found}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    // A correction queues one more job; the queue drains again.
+    assert_eq!(headers["karavan-translation-status"], "headline=done, body=done");
+    // A correction queues two more jobs; the queue drains again.
     let mut corrected = item.clone();
     corrected["bodies"][0]["value"] = json!("<p>双方讨论了贸易。</p><p>公路运输增长。</p>");
     let (status, body) = send(client.post(format!("{base}/v1/items")).bearer_auth(&xinhua_key).json(&corrected)).await;
     assert_eq!((status, body["status"].as_str()), (201, Some("corrected")), "{body}");
-    wait_for_queue(&client, &base, &xinhua_key, 2).await;
+    wait_for_queue(&client, &base, &xinhua_key, 4).await;
     // A member who reads nothing else still gets ?lang= on demand.
     let (status, _, on_demand) = get(&client, &format!("{base}/v1/items/{id}?lang=ru"), &other_key).await;
     assert_eq!((status, on_demand["language"].as_str()), (200, Some("ru")), "{on_demand}");
@@ -234,8 +237,19 @@ async fn an_http_backend_translates_behind_the_same_interface() {
     let (status, headers, translated) = get(&client, &format!("{base}/v1/items/{id}?lang=kk"), &key).await;
     assert_eq!(status, 200, "{translated}");
     assert_eq!(translated["headlines"][0]["value"], "[kk] Тоқаев会见代表团");
-    assert_eq!(translated["bodies"][0]["value"], "[kk] <p>双方讨论了<b>贸易</b>。</p>");
     assert!(headers["karavan-translation"].to_str().unwrap().contains("libretranslate"));
+    // The body comes from the worker (its job made and moved to the front by this read).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let translated = loop {
+        let (_, headers, translated) = get(&client, &format!("{base}/v1/items/{id}?lang=kk"), &key).await;
+        if headers["karavan-translation-status"] == "headline=done, body=done" {
+            break translated;
+        }
+        assert!(std::time::Instant::now() < deadline, "the body was not translated: {headers:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(translated["headlines"][0]["value"], "[kk] Тоқаев会见代表团");
+    assert_eq!(translated["bodies"][0]["value"], "[kk] <p>双方讨论了<b>贸易</b>。</p>");
     {
         let seen = seen.lock().unwrap();
         let body = seen.iter().find(|b| b["format"] == "html").expect("the body was sent as HTML");

@@ -38,6 +38,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub search: Arc<karavan_search::SearchIndex>,
     pub router: Router,
+    /// The router's state, for tests that drive the engines' steps.
+    pub state: AppState,
 }
 
 pub struct Member {
@@ -56,7 +58,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let state = app_state(dir.path(), "search", config);
         let (store, search) = (Arc::clone(state.store()), Arc::clone(state.search()));
-        TestApp { _dir: dir, store, search, router: router(state) }
+        TestApp { _dir: dir, store, search, router: router(state.clone()), state }
     }
 
     pub fn member(&self, name: &str) -> Member {
