@@ -288,3 +288,42 @@ async fn an_http_backend_translates_behind_the_same_interface() {
     assert_eq!(request["authorization"], "Bearer secret-key");
     assert!(request["messages"][0]["content"].as_str().unwrap().contains("into the language with tag ru"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_translation_model_is_loaded_in_the_precision_serve_is_given() {
+    use serde_json::json;
+    let data = tempfile::tempdir().unwrap();
+    cli(data.path(), &["models", "import", fixture("nllb-2x2").to_str().unwrap()]);
+    let (_member, key) = support::member_with_key(data.path(), "Xinhua", "editor");
+    // A precision it does not know is refused before the server starts.
+    let output = Command::new(binary())
+        .args(["serve", "--data-dir"])
+        .arg(data.path())
+        .args(["--translation-precision", "int4"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("float32 or int8"), "{output:?}");
+
+    let server = support::Server::start(data.path(), &["--translation-precision", "int8"]);
+    let base = server.base.clone();
+    let client = reqwest::Client::new();
+    let (_, _, models) = get(&client, &format!("{base}/v1/models"), &key).await;
+    assert_eq!(models["translation"], json!({ "model": "hf-nllb-2x2", "precision": "int8", "loaded": false }));
+    let item = json!({
+        "uri": "urn:xh:int8", "type": "text", "language": "zh",
+        "headlines": [{ "value": "托卡耶夫会见代表团" }],
+        "bodies": [{ "contentType": "text/html", "value": "<p>双方讨论了贸易。</p>" }],
+    });
+    let (status, published) = send(client.post(format!("{base}/v1/items")).bearer_auth(&key).json(&item)).await;
+    assert_eq!(status, 201, "{published}");
+    let id = published["id"].as_str().unwrap();
+    // Its renderings say so (and are cached apart from float32's).
+    let (status, headers, translated) = get(&client, &format!("{base}/v1/items/{id}?lang=kk"), &key).await;
+    assert_eq!(status, 200, "{translated}");
+    assert_eq!(headers["karavan-translation"], "machine; model=hf-nllb-2x2+int8");
+    let (_, _, models) = get(&client, &format!("{base}/v1/models"), &key).await;
+    assert_eq!(models["translation"]["loaded"], true);
+    let (_, _, queue) = get(&client, &format!("{base}/v1/translation/queue"), &key).await;
+    assert_eq!(queue["precision"], "int8", "{queue}");
+}
