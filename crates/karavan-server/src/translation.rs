@@ -967,18 +967,22 @@ pub fn translated(
     let Some(stored) = stored else {
         return Err(ApiError::internal("reading a translation just stored", "not found"));
     };
-    if !stored.has(TranslationPart::Body) {
+    let waiting = !stored.has(TranslationPart::Body);
+    if waiting {
         // A reader waits for the body: its job goes first (made now if there is none, e.g. for a
         // language no member reads).
-        let waiting = store.prioritize_translation(version.seq, language)?;
-        if !waiting && store.enqueue_translation(version.seq, language)? {
+        let queued = store.prioritize_translation(version.seq, language)?;
+        if !queued && store.enqueue_translation(version.seq, language)? {
             store.prioritize_translation(version.seq, language)?;
         }
-        context.bus.publish(crate::bus::Event::TranslationWanted);
     }
     let now = crate::now();
     let progress = store.translation_progress(viewer, version.seq, language, now)?;
     let status = status_of(translations, language, Some(&stored), &progress, now);
+    if waiting {
+        // The workers look now rather than at their next poll.
+        context.bus.publish(crate::bus::Event::TranslationWanted);
+    }
     Ok(Some(Translated { translation: stored, status }))
 }
 

@@ -629,6 +629,8 @@ pub async fn item_page(
                 headline => headline,
                 language => language,
                 body_language => body_language,
+                // The versions' headlines and differences are the original's.
+                source_language => original_language.clone().unwrap_or_else(|| language.clone()),
                 read_in => read_in,
                 translation => translation.map(|(context, _)| context),
                 translate_failed => translate_failed,

@@ -1,5 +1,6 @@
 //! The web newsroom in a real browser: `tests/browser/newsroom.mjs` drives Debian's chromium with
-//! playwright-core against the real binary (sign in, the live wire, keyboard, XSS, Kazakh UI).
+//! playwright-core against the real binary (sign in, the live wire, keyboard, XSS, Kazakh UI, an item
+//! page taking in its translated body).
 //! `scripts/test-setup` (run by `scripts/test`) installs both; without them this test fails and
 //! says how to install them, it is never skipped. Screenshots go to `.cache/screenshots`.
 
@@ -13,6 +14,26 @@ use support::{Server, binary, cli};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A models directory with the test models (linked, not copied) and the translation fixture imported
+/// (a random-weight NLLB: its words are no translation, but the page's flow is the real one).
+fn models_dir(data: &std::path::Path) -> PathBuf {
+    let installed = karavan_lang::testing::models();
+    let dir = data.join("models-for-the-browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(installed.root()).unwrap() {
+        let entry = entry.unwrap();
+        let target = dir.join(entry.file_name());
+        if entry.file_name() == "models.json" {
+            std::fs::copy(entry.path(), target).unwrap();
+        } else {
+            std::os::unix::fs::symlink(entry.path(), target).unwrap();
+        }
+    }
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/tests/fixtures/m2m100/nllb-2x2");
+    cli(data, &["models", "import", "--models-dir", dir.to_str().unwrap(), fixture.to_str().unwrap()]);
+    dir
 }
 
 #[test]
@@ -43,8 +64,8 @@ fn the_newsroom_works_in_chromium() {
         add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
         assert!(add.wait().unwrap().success());
     }
-    let models = karavan_lang::testing::models();
-    let server = Server::start(dir.path(), &["--models-dir", models.root().to_str().unwrap()]);
+    let models = models_dir(dir.path());
+    let server = Server::start(dir.path(), &["--models-dir", models.to_str().unwrap()]);
     let screenshots = repository().join(".cache/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     let output = Command::new("node")

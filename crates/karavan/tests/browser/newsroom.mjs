@@ -102,6 +102,27 @@ try {
   assert.equal(await page.locator(".versions li").count(), 2, "both versions are listed");
   await checkAccessible(page, "the item page");
   await page.screenshot({ path: `${shots}/item.png`, fullPage: true });
+  // A translated item page: the headline at once, the body's translation queued (this read moved its
+  // job to the front: the member reads no other language, so there was none), then the translated
+  // body taken in without a reload once a worker has stored it.
+  const chinese = await publish({
+    uri: "urn:browser:zh", language: "zh", headlines: [{ value: "北京今天天气晴朗" }],
+    bodies: [{ contentType: "text/html", value: "<p>气温将升至三十度。明天有小雨。</p>" }],
+  });
+  const firstLoad = await page.goto(`${base}/items/${chinese.id}?lang=kk`);
+  const firstHtml = await firstLoad.text();
+  // For a person to look at: most likely still waiting (the body may already have been taken in).
+  await page.screenshot({ path: `${shots}/item-translation-pending.png`, fullPage: true });
+  assert.match(firstHtml, /Body translation queued|Translating the body/, "the page says where the body stands");
+  assert.match(firstHtml, /<div class="body" lang="zh">/, "the original body meanwhile");
+  assert.match(firstHtml, /Machine translation from zh by hf-nllb-2x2/);
+  // (The random model's "translation" of the body is empty paragraphs: present, but not visible.)
+  await page.locator('.item .body[lang="kk"]').waitFor({ state: "attached", timeout: 30000 });
+  assert.equal(await page.locator(".item .body").count(), 1);
+  assert.equal(await page.locator(".translation-pending").count(), 0, "the status line is gone");
+  assert.equal(await page.locator('.translate a[aria-current="true"]').count(), 0, "no read language to link");
+  await checkAccessible(page, "a translated item page");
+  await page.screenshot({ path: `${shots}/item-translated.png`, fullPage: true });
   // The wire row opens the item with Enter.
   await page.goto(`${base}/`);
   await page.keyboard.press("j");
@@ -253,7 +274,7 @@ try {
   assert.equal(await page.locator("html").getAttribute("lang"), "kk");
   assert.ok(await page.getByText("Тіл").first().isVisible());
   await page.screenshot({ path: `${shots}/wire-kk.png`, fullPage: true });
-  for (const [name, path] of [["search", `/search?q=${encodeURIComponent("терминал")}`], ["subscriptions", "/subscriptions"], ["publish", "/publish"], ["item", `/items/${dirty.id}`]]) {
+  for (const [name, path] of [["search", `/search?q=${encodeURIComponent("терминал")}`], ["subscriptions", "/subscriptions"], ["publish", "/publish"], ["item", `/items/${dirty.id}`], ["item-translated", `/items/${chinese.id}?lang=kk`]]) {
     await page.goto(`${base}${path}`);
     assert.equal(await page.locator("html").getAttribute("lang"), "kk");
     await page.screenshot({ path: `${shots}/${name}-kk.png`, fullPage: true });
