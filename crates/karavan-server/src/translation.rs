@@ -76,7 +76,8 @@ pub struct TranslationConfig {
     pub http: Option<crate::translation_http::HttpBackendConfig>,
     /// The precision the local model's linear layers are loaded in (`--translation-precision`).
     pub precision: Precision,
-    /// How many jobs of each part a worker claims and translates at once ([`BATCH`]).
+    /// How many jobs of each part a worker claims and translates at once with the local model
+    /// ([`BATCH`]; with an HTTP endpoint, one of each).
     pub batch: ClaimLimits,
 }
 
@@ -686,7 +687,12 @@ impl Worker {
         self.translations.installed_model()?;
         let now = crate::now();
         let lease = Timestamp(now.micros() + LEASE.as_micros() as i64);
-        let batch = self.translations.config.batch;
+        // An HTTP endpoint translates text by text: a batch gains nothing there and would hold the jobs
+        // of other workers (and nodes) behind one.
+        let batch = match self.translations.config.http {
+            Some(_) => ClaimLimits::each(1),
+            None => self.translations.config.batch,
+        };
         Some(self.store.claim_translation_jobs(&self.holder, now, lease, batch).map(|jobs| {
             let claimed = jobs.len();
             if claimed > 0 {
