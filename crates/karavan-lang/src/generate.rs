@@ -220,7 +220,8 @@ fn for_each_row<T: Send>(
 ) {
     let rows = results.len();
     debug_assert_eq!(values.len(), rows * width);
-    let parts = crate::encoder::threads().min(rows).max(1);
+    // As `parallel_rows`: small work (a small model's rows) is not worth a thread.
+    let parts = crate::encoder::threads().min(values.len() / crate::encoder::MIN_PARALLEL_VALUES).min(rows).max(1);
     let per = rows.div_ceil(parts).max(1);
     let run = |first: usize, values: &mut [f32], results: &mut [T]| {
         crate::encoder::fast(|| {
@@ -229,6 +230,10 @@ fn for_each_row<T: Send>(
             }
         })
     };
+    if parts == 1 {
+        run(0, values, results);
+        return;
+    }
     std::thread::scope(|s| {
         let mut parts = values.chunks_mut(per * width).zip(results.chunks_mut(per)).enumerate();
         let first = parts.next();
