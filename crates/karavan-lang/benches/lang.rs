@@ -13,7 +13,6 @@
 //! measured; the best round counts.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use karavan_lang::testing::{self, DevSet};
@@ -34,30 +33,14 @@ const EXPECTED: &[(&str, &str)] = &[
 /// Texts per call, as `e5ref --bench` embeds them.
 const BATCH: usize = 32;
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
-}
-
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         // `cargo test --benches` runs bench targets without `--bench`: this one takes minutes.
         println!("lang: run with `cargo bench -p karavan-lang --bench lang`");
         return;
     }
-    let threads = env_number("KARAVAN_BENCH_THREADS", 2).to_string();
-    if std::env::var("RAYON_NUM_THREADS").ok().as_deref() != Some(&threads)
-        || std::env::var("OMP_NUM_THREADS").ok().as_deref() != Some(&threads)
-    {
-        // Thread counts are read from the environment (by candle, rayon and OpenMP) at start.
-        let status = Command::new(std::env::current_exe().expect("the bench's own path"))
-            .args(std::env::args_os().skip(1))
-            .env("RAYON_NUM_THREADS", &threads)
-            .env("OMP_NUM_THREADS", &threads)
-            .status()
-            .expect("the bench runs itself again");
-        std::process::exit(status.code().unwrap_or(1));
-    }
-    let rounds = env_number("KARAVAN_BENCH_ROUNDS", 3);
+    let threads = karavan_lang::testing::bench_threads();
+    let rounds = karavan_lang::testing::bench_setting("KARAVAN_BENCH_ROUNDS", 3);
     let devset = testing::devset();
     let sentences = devset.all();
     let embedding_model = testing::model_path(ModelKind::Embedding);

@@ -25,10 +25,6 @@ use karavan_lang::bpe::BpeTokenizer;
 use karavan_lang::generate::{EarlyStopping, Options, generate};
 use karavan_lang::m2m100::M2m100;
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
-}
-
 /// The dev set's columns used, with their NLLB codes: 40 sentences each, 200 in all.
 const COLUMNS: [(&str, &str); 5] =
     [("en", "eng_Latn"), ("ru", "rus_Cyrl"), ("kk", "kaz_Cyrl"), ("zh", "zho_Hans"), ("ky", "kir_Cyrl")];
@@ -41,18 +37,9 @@ fn main() {
         );
         return;
     };
-    let threads = env_number("KARAVAN_BENCH_THREADS", 2).to_string();
-    if std::env::var("RAYON_NUM_THREADS").ok().as_deref() != Some(&threads) {
-        // candle reads its thread count from the environment at start.
-        let status = Command::new(std::env::current_exe().expect("the bench's own path"))
-            .args(std::env::args_os().skip(1))
-            .env("RAYON_NUM_THREADS", &threads)
-            .status()
-            .expect("the bench runs itself again");
-        std::process::exit(status.code().unwrap_or(1));
-    }
-    let new_tokens = env_number("KARAVAN_BENCH_TOKENS", 32);
-    let batch = env_number("KARAVAN_BENCH_BATCH", 16);
+    let threads = karavan_lang::testing::bench_threads();
+    let new_tokens = karavan_lang::testing::bench_setting("KARAVAN_BENCH_TOKENS", 32);
+    let batch = karavan_lang::testing::bench_setting("KARAVAN_BENCH_BATCH", 16);
     let tokenizer = BpeTokenizer::load(&dir).expect("the checkpoint's tokenizer");
     let precisions: Vec<Precision> = std::env::var("KARAVAN_BENCH_PRECISION")
         .unwrap_or_else(|_| "float32,int8".into())
@@ -87,7 +74,7 @@ fn main() {
     }
     let target = tokenizer.language("kaz_Cyrl").expect("kaz_Cyrl");
     // Fewer sentences (`KARAVAN_BENCH_SENTENCES`) are taken evenly from all five languages.
-    let limit = env_number("KARAVAN_BENCH_SENTENCES", sources.len()).min(sources.len());
+    let limit = karavan_lang::testing::bench_setting("KARAVAN_BENCH_SENTENCES", sources.len()).min(sources.len());
     let total = sources.len();
     sources = (0..limit).map(|i| sources[i * total / limit].clone()).collect();
     let source_tokens: usize = sources.iter().map(Vec::len).sum();

@@ -27,7 +27,6 @@
 //! `cargo bench -p karavan-lang --bench wire`
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 use karavan_lang::Precision;
@@ -50,10 +49,6 @@ const LANGUAGES: [(&str, &str); 8] = [
 const SOURCES: [&str; 5] = ["en", "ru", "kk", "zh", "ky"];
 const BODY_SENTENCES: usize = 22;
 const BATCH: usize = 16;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
-}
 
 struct Story {
     /// Token ids (language code, text, `</s>`) of the headline and the description.
@@ -101,17 +96,9 @@ fn main() {
         );
         return;
     };
-    let threads = env_number("KARAVAN_BENCH_THREADS", 2).to_string();
-    if std::env::var("RAYON_NUM_THREADS").ok().as_deref() != Some(&threads) {
-        let status = Command::new(std::env::current_exe().expect("the bench's own path"))
-            .args(std::env::args_os().skip(1))
-            .env("RAYON_NUM_THREADS", &threads)
-            .status()
-            .expect("the bench runs itself again");
-        std::process::exit(status.code().unwrap_or(1));
-    }
-    let stories_measured = env_number("KARAVAN_BENCH_STORIES", 8);
-    let bodies_measured = env_number("KARAVAN_BENCH_BODIES", 2).min(stories_measured);
+    let threads = karavan_lang::testing::bench_threads();
+    let stories_measured = karavan_lang::testing::bench_setting("KARAVAN_BENCH_STORIES", 8);
+    let bodies_measured = karavan_lang::testing::bench_setting("KARAVAN_BENCH_BODIES", 2).min(stories_measured);
     let tokenizer = BpeTokenizer::load(&dir).expect("the checkpoint's tokenizer");
     let devset = karavan_lang::testing::devset();
     let column = |name: &str| devset.languages.iter().position(|l| l == name).expect("a dev set column");

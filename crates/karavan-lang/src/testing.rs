@@ -489,3 +489,26 @@ impl BenchWeight {
         self.0.bytes()
     }
 }
+
+/// A benchmark's numeric setting from the environment (`default` when unset, unparsable or 0).
+pub fn bench_setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
+}
+
+/// The thread count a benchmark runs on (`KARAVAN_BENCH_THREADS`, 2). Thread pools (rayon, OpenMP)
+/// read theirs from the environment at start, so when `RAYON_NUM_THREADS` and `OMP_NUM_THREADS` do
+/// not say it already, the benchmark runs itself again with them set, and exits with its status.
+pub fn bench_threads() -> String {
+    let threads = bench_setting("KARAVAN_BENCH_THREADS", 2).to_string();
+    let set = |name: &str| std::env::var(name).ok().as_deref() == Some(threads.as_str());
+    if !set("RAYON_NUM_THREADS") || !set("OMP_NUM_THREADS") {
+        let status = Command::new(std::env::current_exe().expect("the bench's own path"))
+            .args(std::env::args_os().skip(1))
+            .env("RAYON_NUM_THREADS", &threads)
+            .env("OMP_NUM_THREADS", &threads)
+            .status()
+            .expect("the bench runs itself again");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    threads
+}
