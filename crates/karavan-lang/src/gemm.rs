@@ -134,15 +134,7 @@ impl Packed {
             // read the same rows of x, packed once.
             let tiles = pack_rows(x, k, 0..m, 0..k);
             let per = panels.div_ceil(threads);
-            let mut parts: Vec<Vec<&mut [f32]>> = (0..threads).map(|_| Vec::with_capacity(m)).collect();
-            for row in out.chunks_exact_mut(n) {
-                let mut rest = row;
-                for part in parts.iter_mut() {
-                    let (mine, others) = rest.split_at_mut((per * NR).min(rest.len()));
-                    part.push(mine);
-                    rest = others;
-                }
-            }
+            let parts = crate::gemm::column_parts(out, n, per * NR, threads);
             std::thread::scope(|s| {
                 for (t, mut rows) in parts.into_iter().enumerate() {
                     let range = t * per..((t + 1) * per).min(panels);
@@ -210,6 +202,22 @@ impl Packed {
             kernel.tile(a, lines, Tile { out: &mut out[t0..t0 + rows], column, width, first: steps.start == 0 });
         }
     }
+}
+
+/// The rows of `out` (rows of `n`), each cut into `parts` consecutive ranges of `width` columns (the
+/// last ones shorter or empty): part `t` holds range `t` of every row, for the thread that computes
+/// those columns.
+pub(crate) fn column_parts(out: &mut [f32], n: usize, width: usize, parts: usize) -> Vec<Vec<&mut [f32]>> {
+    let mut split: Vec<Vec<&mut [f32]>> = (0..parts).map(|_| Vec::with_capacity(out.len() / n.max(1))).collect();
+    for row in out.chunks_exact_mut(n) {
+        let mut rest = row;
+        for part in split.iter_mut() {
+            let (mine, others) = rest.split_at_mut(width.min(rest.len()));
+            part.push(mine);
+            rest = others;
+        }
+    }
+    split
 }
 
 /// How a model's linear layers are stored and multiplied.

@@ -162,15 +162,7 @@ impl QPacked {
             // Few rows (the decoder): quantised once, each thread a range of panels.
             let rows = Rows::quantize(x, k, self.groups);
             let per = panels.div_ceil(threads);
-            let mut parts: Vec<Vec<&mut [f32]>> = (0..threads).map(|_| Vec::with_capacity(m)).collect();
-            for row in out.chunks_exact_mut(n) {
-                let mut rest = row;
-                for part in parts.iter_mut() {
-                    let (mine, others) = rest.split_at_mut((per * NR).min(rest.len()));
-                    part.push(mine);
-                    rest = others;
-                }
-            }
+            let parts = crate::gemm::column_parts(out, n, per * NR, threads);
             std::thread::scope(|s| {
                 let rows = &rows;
                 let mut jobs = parts.into_iter().enumerate().filter_map(|(t, out)| {
