@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     JobProgress, JobState, JobsAhead, NewVersion, PartCounts, QueueCounts, Result, SavedSearch, StoreError,
-    StoredTranslation, StoredVersion, Subscription, SubscriptionSpec, TranslationPart, User, Webhook,
+    StoredTranslation, StoredVersion, Subscription, SubscriptionSpec, TranslationPart, TranslationProgress, User,
+    Webhook,
 };
 
 pub(crate) fn now_micros() -> i64 {
@@ -217,6 +218,15 @@ pub(crate) fn lost(what: &str) -> StoreError {
 /// of one another): jobs a reader waits for, then by urgency (1 first, none last), then oldest first.
 pub(crate) const JOB_ORDER: &str = "(wanted_at IS NULL), COALESCE(urgency, 10), created_at, id";
 
+/// A job's place in the claim order ([`JOB_ORDER`]): no one waits for it, urgency, created, id.
+pub(crate) type OrderKey = (bool, i64, i64, i64);
+
+/// After every job.
+pub(crate) const LAST: OrderKey = (true, i64::MAX, i64::MAX, i64::MAX);
+
+/// A claimed job's row: id, seq, language, attempts, and its place in the claim order.
+pub(crate) type Claimed = (i64, i64, String, i64, OrderKey);
+
 /// The columns of a translation row, in the order [`build_translation`] reads them.
 pub(crate) const TRANSLATION_COLUMNS: &str = "seq, language, variant, source_language, model, fields, created_at, part";
 
@@ -337,6 +347,40 @@ pub(crate) fn job_progress(
         started_at: if state == JobState::Running { started_at.map(Timestamp) } else { None },
         ahead: if state == JobState::Queued { ahead } else { None },
     })
+}
+
+/// Records one part's progress from its job row: (state, wanted, claimed at, due at, its place in
+/// the claim order); a queued job that is due counts the jobs ahead of it with `count_ahead(part,
+/// key)` (every head is ahead of a body).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_progress(
+    progress: &mut TranslationProgress,
+    part: TranslationPart,
+    state: &str,
+    wanted: bool,
+    started_at: Option<i64>,
+    due_at: i64,
+    key: OrderKey,
+    now: i64,
+    mut count_ahead: impl FnMut(TranslationPart, OrderKey) -> Result<u64>,
+) -> Result<()> {
+    let ahead = if state == "queued" && due_at <= now {
+        Some(match part {
+            TranslationPart::Head => JobsAhead { heads: count_ahead(TranslationPart::Head, key)?, bodies: 0 },
+            TranslationPart::Body => JobsAhead {
+                heads: count_ahead(TranslationPart::Head, LAST)?,
+                bodies: count_ahead(TranslationPart::Body, key)?,
+            },
+        })
+    } else {
+        None
+    };
+    let job = job_progress(state, wanted, started_at, ahead)?;
+    match part {
+        TranslationPart::Head => progress.head = Some(job),
+        TranslationPart::Body => progress.body = Some(job),
+    }
+    Ok(())
 }
 
 pub(crate) const USER_COLUMNS: &str = "u.id, u.member_id, u.email, u.display_name, u.role, u.password_hash, u.locale, u.created_at, u.disabled_at, u.operator";

@@ -13,12 +13,12 @@ use postgres::Row;
 use super::db::{Db, Params};
 use super::{PostgresStore, current_seq, load_version, require_member};
 use crate::common::{
-    JOB_ORDER, TRANSLATION_COLUMNS, build_translation, corrupt, job_progress, lost, merge_translations, now_micros,
-    part_counts, translation_rows,
+    Claimed, JOB_ORDER, OrderKey, TRANSLATION_COLUMNS, build_translation, corrupt, lost, merge_translations,
+    now_micros, part_counts, record_progress, translation_rows,
 };
 use crate::{
-    ClaimLimits, Glossary, GlossaryTerm, JobOutcome, JobsAhead, PartCounts, Result, StoreError, StoredTranslation,
-    TranslationJob, TranslationPart, TranslationProgress,
+    ClaimLimits, Glossary, GlossaryTerm, JobOutcome, PartCounts, Result, StoreError, StoredTranslation, TranslationJob,
+    TranslationPart, TranslationProgress,
 };
 
 /// Queues translation jobs for a version just stored (in its transaction): a head and a body job per
@@ -134,15 +134,6 @@ fn insert_translation(db: &mut Db<'_, '_>, translation: &StoredTranslation) -> R
     }
     Ok(())
 }
-
-/// A job's place in the claim order ([`JOB_ORDER`]): no one waits for it, urgency, created, id.
-type OrderKey = (bool, i64, i64, i64);
-
-/// After every job.
-const LAST: OrderKey = (true, i64::MAX, i64::MAX, i64::MAX);
-
-/// A claimed job's row: id, seq, language, attempts, and its place in the claim order.
-type Claimed = (i64, i64, String, i64, OrderKey);
 
 /// Claims up to `limit` due jobs of one part, in the claim order. Two nodes may claim at once: the
 /// picking select skips jobs another claim has locked, and the update checks the job is still due
@@ -448,24 +439,9 @@ impl PostgresStore {
                 let (state, wanted, started_at, due_at): (String, bool, Option<i64>, i64) =
                     (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
                 let key: OrderKey = (row.try_get(4)?, row.try_get(5)?, row.try_get(6)?, row.try_get(7)?);
-                let ahead = if state == "queued" && due_at <= now {
-                    Some(match part {
-                        TranslationPart::Head => {
-                            JobsAhead { heads: count_ahead(db, TranslationPart::Head, key, &viewer, now)?, bodies: 0 }
-                        }
-                        TranslationPart::Body => JobsAhead {
-                            heads: count_ahead(db, TranslationPart::Head, LAST, &viewer, now)?,
-                            bodies: count_ahead(db, TranslationPart::Body, key, &viewer, now)?,
-                        },
-                    })
-                } else {
-                    None
-                };
-                let job = job_progress(&state, wanted, started_at, ahead)?;
-                match part {
-                    TranslationPart::Head => progress.head = Some(job),
-                    TranslationPart::Body => progress.body = Some(job),
-                }
+                record_progress(&mut progress, part, &state, wanted, started_at, due_at, key, now, |part, key| {
+                    count_ahead(db, part, key, &viewer, now)
+                })?;
             }
             Ok(progress)
         })

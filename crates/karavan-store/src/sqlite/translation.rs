@@ -14,8 +14,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, corrupt, load_version, now_micros};
 use crate::{
-    ClaimLimits, Glossary, GlossaryTerm, JobOutcome, JobsAhead, PartCounts, Result, StoreError, StoredTranslation,
-    TranslationJob, TranslationPart, TranslationProgress,
+    ClaimLimits, Glossary, GlossaryTerm, JobOutcome, PartCounts, Result, StoreError, StoredTranslation, TranslationJob,
+    TranslationPart, TranslationProgress,
 };
 
 /// Queues translation jobs for a version just stored (in its transaction): a head and a body job per
@@ -124,15 +124,6 @@ fn insert_translation(connection: &Connection, translation: &StoredTranslation) 
     }
     Ok(())
 }
-
-/// A job's place in the claim order ([`JOB_ORDER`]): no one waits for it, urgency, created, id.
-type OrderKey = (bool, i64, i64, i64);
-
-/// After every job.
-const LAST: OrderKey = (true, i64::MAX, i64::MAX, i64::MAX);
-
-/// A claimed job's row: id, seq, language, attempts, and its place in the claim order.
-type Claimed = (i64, i64, String, i64, OrderKey);
 
 /// Claims up to `limit` due jobs of one part, in the claim order.
 fn claim_part(
@@ -438,25 +429,9 @@ impl SqliteStore {
                     })
                     .optional()?;
                 let Some((state, wanted, started_at, due_at, key)) = row else { continue };
-                let ahead = if state == "queued" && due_at <= now {
-                    Some(match part {
-                        TranslationPart::Head => JobsAhead {
-                            heads: count_ahead(connection, TranslationPart::Head, key, &viewer, now)?,
-                            bodies: 0,
-                        },
-                        TranslationPart::Body => JobsAhead {
-                            heads: count_ahead(connection, TranslationPart::Head, LAST, &viewer, now)?,
-                            bodies: count_ahead(connection, TranslationPart::Body, key, &viewer, now)?,
-                        },
-                    })
-                } else {
-                    None
-                };
-                let job = job_progress(&state, wanted, started_at, ahead)?;
-                match part {
-                    TranslationPart::Head => progress.head = Some(job),
-                    TranslationPart::Body => progress.body = Some(job),
-                }
+                record_progress(&mut progress, part, &state, wanted, started_at, due_at, key, now, |part, key| {
+                    count_ahead(connection, part, key, &viewer, now)
+                })?;
             }
             Ok(progress)
         })
