@@ -10,30 +10,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use support::{Server, binary, cli};
+use support::{Server, binary, cli, models_with_translation_fixture};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A models directory with the test models (linked, not copied) and the translation fixture imported
-/// (a random-weight NLLB: its words are no translation, but the page's flow is the real one).
-fn models_dir(data: &std::path::Path) -> PathBuf {
-    let installed = karavan_lang::testing::models();
-    let dir = data.join("models-for-the-browser");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(installed.root()).unwrap() {
-        let entry = entry.unwrap();
-        let target = dir.join(entry.file_name());
-        if entry.file_name() == "models.json" {
-            std::fs::copy(entry.path(), target).unwrap();
-        } else {
-            std::os::unix::fs::symlink(entry.path(), target).unwrap();
-        }
-    }
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/tests/fixtures/m2m100/nllb-2x2");
-    cli(data, &["models", "import", "--models-dir", dir.to_str().unwrap(), fixture.to_str().unwrap()]);
-    dir
 }
 
 #[test]
@@ -64,7 +44,7 @@ fn the_newsroom_works_in_chromium() {
         add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
         assert!(add.wait().unwrap().success());
     }
-    let models = models_dir(dir.path());
+    let models = models_with_translation_fixture(dir.path(), "models-for-the-browser");
     let server = Server::start(dir.path(), &["--models-dir", models.to_str().unwrap()]);
     let screenshots = repository().join(".cache/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();

@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Server, cli};
+use support::{Server, cli, models_with_translation_fixture};
 
 fn schemathesis() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/schemathesis/bin/schemathesis");
@@ -18,30 +18,11 @@ fn schemathesis() -> PathBuf {
     path
 }
 
-/// A models directory with the test models (linked, not copied) and the translation fixture imported.
-fn models_dir(data: &Path) -> PathBuf {
-    let installed = karavan_lang::testing::models();
-    let dir = data.join("models-for-schemathesis");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(installed.root()).unwrap() {
-        let entry = entry.unwrap();
-        let target = dir.join(entry.file_name());
-        if entry.file_name() == "models.json" {
-            std::fs::copy(entry.path(), target).unwrap();
-        } else {
-            std::os::unix::fs::symlink(entry.path(), target).unwrap();
-        }
-    }
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/tests/fixtures/m2m100/nllb-2x2");
-    cli(data, &["models", "import", "--models-dir", dir.to_str().unwrap(), fixture.to_str().unwrap()]);
-    dir
-}
-
 #[test]
 fn schemathesis_finds_nothing_with_keys_of_every_role() {
     let tool = schemathesis();
     let dir = tempfile::tempdir().unwrap();
-    let models = models_dir(dir.path());
+    let models = models_with_translation_fixture(dir.path(), "models-for-schemathesis");
     let member =
         cli(dir.path(), &["member", "add", "--name", "Contract Agency", "--country", "KZ", "--languages", "kk,ru"]);
     let key = |role: &str| cli(dir.path(), &["key", "create", "--member", &member, "--role", role]);

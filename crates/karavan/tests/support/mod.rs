@@ -26,6 +26,27 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> String {
 /// Runs `karavan ARGS --data-dir DIR` with `input` on standard input; returns (success, stdout,
 /// stderr), stdout as written.
 #[allow(dead_code)]
+/// A models directory under `data` (named `name`) with the test models (linked, not copied) and the
+/// translation fixture imported (a random-weight NLLB: its words are no translation, but the flow is
+/// the real one).
+pub fn models_with_translation_fixture(data: &Path, name: &str) -> PathBuf {
+    let installed = karavan_lang::testing::models();
+    let dir = data.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(installed.root()).unwrap() {
+        let entry = entry.unwrap();
+        let target = dir.join(entry.file_name());
+        if entry.file_name() == "models.json" {
+            std::fs::copy(entry.path(), target).unwrap();
+        } else {
+            std::os::unix::fs::symlink(entry.path(), target).unwrap();
+        }
+    }
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/tests/fixtures/m2m100/nllb-2x2");
+    cli(data, &["models", "import", "--models-dir", dir.to_str().unwrap(), fixture.to_str().unwrap()]);
+    dir
+}
+
 pub fn run_with_input(data_dir: &Path, args: &[&str], input: &str) -> (bool, String, String) {
     use std::io::Write;
     let mut child = Command::new(binary())
