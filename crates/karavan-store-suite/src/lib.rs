@@ -18,9 +18,9 @@ use karavan_domain::{
     CountryCode, EventKind, Grantee, LanguageTag, MemberId, MemberName, PubStatus, Right, Role, Timestamp,
 };
 use karavan_store::{
-    AttemptOutcome, AttemptRecord, Cursor, DeliveryState, ItemRead, ListQuery, NewAgreement, NewDelivery, NewMember,
-    NewUser, NewVersion, Page, PostgresConfig, PostgresStore, PublishOutcome, SqliteConfig, SqliteStore, Store,
-    StoreError, SubscriptionSpec, VersionRead, Webhook,
+    AttemptOutcome, AttemptRecord, Cursor, DeliveryState, DueDelivery, ItemRead, ListQuery, NewAgreement, NewDelivery,
+    NewMember, NewUser, NewVersion, Page, PostgresConfig, PostgresStore, PublishOutcome, SqliteConfig, SqliteStore,
+    Store, StoreError, SubscriptionSpec, VersionRead, Webhook,
 };
 use karavan_store::{
     ClaimLimits, FANOUT_LEASE, FeedSpec, GlossaryTerm, JobOutcome, JobState, JobsAhead, PollRecord, QueueCounts,
@@ -1362,6 +1362,56 @@ pub fn deliveries_are_claimed_once_by_concurrent_instances(make: Make) {
     assert_eq!(store.next_due().unwrap(), None);
 }
 
+/// A claim takes the oldest due deliveries no one holds, at most a subscription's limit of each
+/// however long its backlog, and leaves the rest for the next claim in the same order.
+pub fn claims_take_the_oldest_within_each_subscriptions_limit(make: Make) {
+    let backend = make();
+    let store = backend.store();
+    let subscriptions = pending_deliveries(store.as_ref(), 30, 3);
+    let t = now();
+    let lease = Timestamp(t.micros() + 600_000_000);
+    let order: Vec<DueDelivery> = store.due_deliveries(t, 1000, &[], &[]).unwrap();
+    assert_eq!(order.len(), 90);
+    // What a claim of 5 with a limit of 2 per subscription takes: each subscription's 2 oldest, then
+    // the oldest 5 of those.
+    let expected = |order: &[DueDelivery], held: &[(usize, usize)]| -> Vec<i64> {
+        let mut room: Vec<usize> = subscriptions.iter().map(|_| 2).collect();
+        for (subscription, n) in held {
+            room[*subscription] -= n;
+        }
+        let mut taken = Vec::new();
+        for delivery in order {
+            let i = subscriptions.iter().position(|s| *s == delivery.subscription).unwrap();
+            if room[i] > 0 && taken.len() < 5 {
+                room[i] -= 1;
+                taken.push(delivery.n);
+            }
+        }
+        taken
+    };
+    let first = store.claim_deliveries("a", t, lease, 5, 2).unwrap();
+    assert_eq!(first.iter().map(|d| d.n).collect::<Vec<_>>(), expected(&order, &[]));
+    // The subscriptions at their limit give nothing more; the one with room gives its next oldest.
+    let held: Vec<(usize, usize)> = subscriptions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i, first.iter().filter(|d| d.subscription == *s).count()))
+        .collect();
+    let rest: Vec<DueDelivery> = order.iter().filter(|d| first.iter().all(|f| f.n != d.n)).cloned().collect();
+    let second = store.claim_deliveries("b", t, lease, 5, 2).unwrap();
+    assert_eq!(second.iter().map(|d| d.n).collect::<Vec<_>>(), expected(&rest, &held));
+    assert_eq!(first.len() + second.len(), 6, "two per subscription in hand");
+    assert!(store.claim_deliveries("c", t, lease, 5, 2).unwrap().is_empty(), "every subscription at its limit");
+    // Sent: the next claim goes on from there, oldest first.
+    let records = first.iter().chain(&second).map(|d| delivered(d.n, d.attempts + 1)).collect::<Vec<_>>();
+    assert_eq!(store.record_attempts("a", records[..first.len()].to_vec()).unwrap(), first.len());
+    assert_eq!(store.record_attempts("b", records[first.len()..].to_vec()).unwrap(), second.len());
+    let left: Vec<DueDelivery> = store.due_deliveries(now(), 1000, &[], &[]).unwrap();
+    assert_eq!(left.len(), 84);
+    let third = store.claim_deliveries("a", now(), lease, 5, 2).unwrap();
+    assert_eq!(third.iter().map(|d| d.n).collect::<Vec<_>>(), expected(&left, &[]));
+}
+
 /// Work held by an instance that died comes back when its lease ends (not before); the dead
 /// instance's late writes are refused; work handed back at shutdown is free at once.
 pub fn work_of_a_dead_instance_is_taken_over(make: Make) {
@@ -1578,6 +1628,7 @@ macro_rules! store_suite {
             translation_heads_come_first_then_wanted_urgent_and_old_bodies,
             translation_parts_are_stored_apart_and_merged,
             deliveries_are_claimed_once_by_concurrent_instances,
+            claims_take_the_oldest_within_each_subscriptions_limit,
             work_of_a_dead_instance_is_taken_over,
             feeds_and_jobs_are_claimed_once_by_concurrent_instances,
             generations_count_configuration_changes,

@@ -363,12 +363,7 @@ impl PostgresStore {
             }
             let cap = i64::from(per_subscription.max(1));
             let full: Vec<String> = held.iter().filter(|(_, n)| **n >= cap).map(|(s, _)| s.clone()).collect();
-            let candidates = select_due(
-                db,
-                "AND (d.lease_until IS NULL OR d.lease_until <= $1) AND d.subscription_id <> ALL($2)",
-                3,
-                &[&now.micros(), &full, &i64::from(limit.saturating_mul(4).max(limit))],
-            )?;
+            let candidates = claimable(db, now, &full, limit.saturating_mul(4).max(limit), cap)?;
             let mut claimed = Vec::new();
             for delivery in candidates {
                 if claimed.len() >= limit as usize {
@@ -548,6 +543,32 @@ impl PostgresStore {
 
 /// Pending webhook deliveries due at `$1`, oldest first, narrowed by `filter` (which may use the
 /// parameters after `$1`); parameter `${limit_parameter}` is the limit.
+/// Due deliveries no one holds, oldest first, at most `per_subscription` of each subscription (no
+/// claim can take more of one) and none of the subscriptions in `full`. Each subscription's are read
+/// through `deliveries_pending`, so one subscription's backlog costs the claim `per_subscription` rows,
+/// not the whole backlog (a claim holds the cluster's claim lock while it reads).
+fn claimable(
+    db: &mut Db<'_, '_>,
+    now: Timestamp,
+    full: &[String],
+    limit: u32,
+    per_subscription: i64,
+) -> Result<Vec<DueDelivery>> {
+    let rows = db.query(
+        "SELECT d.n, d.id, d.subscription_id, s.member_id, d.kind, d.seq, d.item_id, d.attempts,
+            s.webhook_url, s.webhook_secret, d.listed_at, s.format
+         FROM subscriptions s CROSS JOIN LATERAL (
+            SELECT * FROM deliveries d
+            WHERE d.subscription_id = s.id AND d.state = 'pending' AND d.next_attempt_at <= $1
+              AND (d.lease_until IS NULL OR d.lease_until <= $1)
+            ORDER BY d.next_attempt_at, d.n LIMIT $4) d
+         WHERE s.webhook_url IS NOT NULL AND s.id <> ALL($2)
+         ORDER BY d.next_attempt_at, d.n LIMIT $3",
+        &[&now.micros(), &full, &i64::from(limit), &per_subscription],
+    )?;
+    rows.iter().map(due_of).collect()
+}
+
 fn select_due(
     db: &mut Db<'_, '_>,
     filter: &str,
@@ -562,25 +583,26 @@ fn select_due(
          ORDER BY d.next_attempt_at, d.n LIMIT ${limit_parameter}"
     );
     let rows = db.query(&sql, values)?;
-    rows.iter()
-        .map(|row| {
-            let (id, subscription, member, kind, item): (String, String, String, String, String) =
-                (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?, row.try_get(6)?);
-            Ok(DueDelivery {
-                n: row.try_get(0)?,
-                id: delivery_id(&id)?,
-                subscription: SubscriptionId::parse(&subscription).map_err(|e| corrupt("subscription id", e))?,
-                member: MemberId::parse(&member).map_err(|e| corrupt("member id", e))?,
-                kind: event_kind(&kind)?,
-                seq: row.try_get(5)?,
-                item_id: item_id(&item)?,
-                attempts: u32::try_from(row.try_get::<_, i64>(7)?).unwrap_or(u32::MAX),
-                webhook: Webhook { url: row.try_get(8)?, secret: row.try_get(9)? },
-                listed_at: Timestamp(row.try_get(10)?),
-                format: row.try_get(11)?,
-            })
-        })
-        .collect()
+    rows.iter().map(due_of).collect()
+}
+
+/// A due delivery from a row of [`select_due`]'s columns.
+fn due_of(row: &Row) -> Result<DueDelivery> {
+    let (id, subscription, member, kind, item): (String, String, String, String, String) =
+        (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?, row.try_get(6)?);
+    Ok(DueDelivery {
+        n: row.try_get(0)?,
+        id: delivery_id(&id)?,
+        subscription: SubscriptionId::parse(&subscription).map_err(|e| corrupt("subscription id", e))?,
+        member: MemberId::parse(&member).map_err(|e| corrupt("member id", e))?,
+        kind: event_kind(&kind)?,
+        seq: row.try_get(5)?,
+        item_id: item_id(&item)?,
+        attempts: u32::try_from(row.try_get::<_, i64>(7)?).unwrap_or(u32::MAX),
+        webhook: Webhook { url: row.try_get(8)?, secret: row.try_get(9)? },
+        listed_at: Timestamp(row.try_get(10)?),
+        format: row.try_get(11)?,
+    })
 }
 
 fn change_of(row: &Row) -> Result<Change> {

@@ -356,6 +356,11 @@ const MIGRATIONS: &[&str] = &[
     FROM translations;
     UPDATE translations SET fields = (fields::jsonb - 'bodies')::text WHERE part = 'head' AND fields::jsonb ? 'bodies';
     "#,
+    // 3: a subscription's pending deliveries in claim order (SQLite's migration 14): a claim reads at most
+    // a subscription's in-flight limit of them, however long its backlog.
+    r#"
+    CREATE INDEX deliveries_pending ON deliveries(subscription_id, next_attempt_at, n) WHERE state = 'pending';
+    "#,
 ];
 
 /// Brings the database (the connection's schema) up to the newest schema. Safe to call on every open,

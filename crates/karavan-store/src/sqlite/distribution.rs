@@ -391,6 +391,7 @@ impl SqliteStore {
         self.read(|connection| {
             select_due(
                 connection,
+                "deliveries d JOIN subscriptions s ON s.id = d.subscription_id",
                 "AND d.subscription_id NOT IN (SELECT value FROM json_each(?2))
                  AND d.n NOT IN (SELECT value FROM json_each(?3))",
                 4,
@@ -427,12 +428,20 @@ impl SqliteStore {
             let cap = i64::from(per_subscription.max(1));
             let full: Vec<&str> = held.iter().filter(|(_, n)| **n >= cap).map(|(s, _)| s.as_str()).collect();
             let full = serde_json::to_string(&full).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            // At most `cap` of each subscription, read through `deliveries_pending` subscription by
+            // subscription (the cross join keeps subscriptions the outer loop; `NOT INDEXED` makes the
+            // planner look each one up by its key rather than build an index over the table): one
+            // subscription's backlog costs the claim `cap` rows, not the whole backlog.
             let candidates = select_due(
                 connection,
-                "AND (d.lease_until IS NULL OR d.lease_until <= ?1)
-                 AND d.subscription_id NOT IN (SELECT value FROM json_each(?2))",
+                "subscriptions s CROSS JOIN deliveries d NOT INDEXED ON d.n IN (
+                    SELECT p.n FROM deliveries p INDEXED BY deliveries_pending
+                    WHERE p.subscription_id = s.id AND p.state = 'pending' AND p.next_attempt_at <= ?1
+                      AND (p.lease_until IS NULL OR p.lease_until <= ?1)
+                    ORDER BY p.next_attempt_at, p.n LIMIT ?4)",
+                "AND s.id NOT IN (SELECT value FROM json_each(?2))",
                 3,
-                params![now.micros(), full, limit.saturating_mul(4).max(limit)],
+                params![now.micros(), full, limit.saturating_mul(4).max(limit), cap],
             )?;
             let mut lease = connection.prepare_cached(
                 "UPDATE deliveries SET lease_holder = ?2, lease_until = ?3
@@ -631,8 +640,10 @@ impl SqliteStore {
 
 /// Pending webhook deliveries due at `?1`, oldest first, narrowed by `filter` (which may use the
 /// parameters after `?1`); parameter `?{limit_parameter}` is the limit.
+/// The deliveries `d` (of subscriptions `s`) due at `?1` that `filter` lets through, oldest first.
 fn select_due(
     connection: &Connection,
+    from: &str,
     filter: &str,
     limit_parameter: usize,
     values: impl rusqlite::Params,
@@ -640,7 +651,7 @@ fn select_due(
     let sql = format!(
         "SELECT d.n, d.id, d.subscription_id, s.member_id, d.kind, d.seq, d.item_id, d.attempts,
             s.webhook_url, s.webhook_secret, d.listed_at, s.format
-         FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         FROM {from}
          WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND s.webhook_url IS NOT NULL {filter}
          ORDER BY d.next_attempt_at, d.n LIMIT ?{limit_parameter}"
     );
