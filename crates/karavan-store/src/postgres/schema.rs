@@ -356,8 +356,9 @@ const MIGRATIONS: &[&str] = &[
     FROM translations;
     UPDATE translations SET fields = (fields::jsonb - 'bodies')::text WHERE part = 'head' AND fields::jsonb ? 'bodies';
     "#,
-    // 3: a subscription's pending deliveries in claim order (SQLite's migration 14): a claim reads at most
-    // a subscription's in-flight limit of them, however long its backlog.
+    // 3: a subscription's pending deliveries in claim order: a claim reads at most a subscription's
+    // in-flight limit of them, however long its backlog (SQLite's claim, on one process, reads the
+    // oldest due and looks only at their subscription ids; it needs no index for it).
     r#"
     CREATE INDEX deliveries_pending ON deliveries(subscription_id, next_attempt_at, n) WHERE state = 'pending';
     "#,

@@ -391,7 +391,6 @@ impl SqliteStore {
         self.read(|connection| {
             select_due(
                 connection,
-                "deliveries d JOIN subscriptions s ON s.id = d.subscription_id",
                 "AND d.subscription_id NOT IN (SELECT value FROM json_each(?2))
                  AND d.n NOT IN (SELECT value FROM json_each(?3))",
                 4,
@@ -428,36 +427,33 @@ impl SqliteStore {
             let cap = i64::from(per_subscription.max(1));
             let full: Vec<&str> = held.iter().filter(|(_, n)| **n >= cap).map(|(s, _)| s.as_str()).collect();
             let full = serde_json::to_string(&full).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            // At most `cap` of each subscription, read through `deliveries_pending` subscription by
-            // subscription (the cross join keeps subscriptions the outer loop; `NOT INDEXED` makes the
-            // planner look each one up by its key rather than build an index over the table): one
-            // subscription's backlog costs the claim `cap` rows, not the whole backlog.
-            let candidates = select_due(
-                connection,
-                "subscriptions s CROSS JOIN deliveries d NOT INDEXED ON d.n IN (
-                    SELECT p.n FROM deliveries p INDEXED BY deliveries_pending
-                    WHERE p.subscription_id = s.id AND p.state = 'pending' AND p.next_attempt_at <= ?1
-                      AND (p.lease_until IS NULL OR p.lease_until <= ?1)
-                    ORDER BY p.next_attempt_at, p.n LIMIT ?4)",
-                "AND s.id NOT IN (SELECT value FROM json_each(?2))",
+            // The candidates are read in claim order and only those a subscription has room for are
+            // read whole: one subscription's backlog costs a look at its subscription id per row, not
+            // a delivery built and dropped. Picked first, leased after the read.
+            let mut statement = connection.prepare_cached(&due_sql(
+                "AND (d.lease_until IS NULL OR d.lease_until <= ?1)
+                 AND d.subscription_id NOT IN (SELECT value FROM json_each(?2))",
                 3,
-                params![now.micros(), full, limit.saturating_mul(4).max(limit), cap],
-            )?;
+            ))?;
+            let mut rows = statement.query(params![now.micros(), full, limit.saturating_mul(4).max(limit)])?;
+            let mut picked = Vec::new();
+            while picked.len() < limit as usize
+                && let Some(row) = rows.next()?
+            {
+                let count = held.entry(row.get::<_, String>(2)?).or_default();
+                if *count < cap {
+                    *count += 1;
+                    picked.push(due_of(row)?);
+                }
+            }
+            drop(rows);
             let mut lease = connection.prepare_cached(
                 "UPDATE deliveries SET lease_holder = ?2, lease_until = ?3
                  WHERE n = ?1 AND state = 'pending' AND (lease_until IS NULL OR lease_until <= ?4)",
             )?;
-            let mut claimed = Vec::new();
-            for delivery in candidates {
-                if claimed.len() >= limit as usize {
-                    break;
-                }
-                let count = held.entry(delivery.subscription.as_str().to_string()).or_default();
-                if *count >= cap {
-                    continue;
-                }
+            let mut claimed = Vec::with_capacity(picked.len());
+            for delivery in picked {
                 if lease.execute(params![delivery.n, holder, lease_until.micros(), now.micros()])? == 1 {
-                    *count += 1;
                     claimed.push(delivery);
                 }
             }
@@ -640,58 +636,49 @@ impl SqliteStore {
 
 /// Pending webhook deliveries due at `?1`, oldest first, narrowed by `filter` (which may use the
 /// parameters after `?1`); parameter `?{limit_parameter}` is the limit.
-/// The deliveries `d` (of subscriptions `s`) due at `?1` that `filter` lets through, oldest first.
 fn select_due(
     connection: &Connection,
-    from: &str,
     filter: &str,
     limit_parameter: usize,
     values: impl rusqlite::Params,
 ) -> Result<Vec<DueDelivery>> {
-    let sql = format!(
+    let mut statement = connection.prepare_cached(&due_sql(filter, limit_parameter))?;
+    let mut rows = statement.query(values)?;
+    let mut due = Vec::new();
+    while let Some(row) = rows.next()? {
+        due.push(due_of(row)?);
+    }
+    Ok(due)
+}
+
+/// The query of [`select_due`].
+fn due_sql(filter: &str, limit_parameter: usize) -> String {
+    format!(
         "SELECT d.n, d.id, d.subscription_id, s.member_id, d.kind, d.seq, d.item_id, d.attempts,
             s.webhook_url, s.webhook_secret, d.listed_at, s.format
-         FROM {from}
+         FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
          WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND s.webhook_url IS NOT NULL {filter}
          ORDER BY d.next_attempt_at, d.n LIMIT ?{limit_parameter}"
-    );
-    let mut statement = connection.prepare_cached(&sql)?;
-    type Raw = (i64, String, String, String, String, i64, String, i64, String, String, i64, String);
-    let rows = statement
-        .query_map(values, |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-                row.get(7)?,
-                row.get(8)?,
-                row.get(9)?,
-                row.get(10)?,
-                row.get(11)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<Raw>>>()?;
-    rows.into_iter()
-        .map(|(n, id, subscription, member, kind, seq, item, attempts, url, secret, listed_at, format)| {
-            Ok(DueDelivery {
-                n,
-                id: delivery_id(&id)?,
-                subscription: SubscriptionId::parse(&subscription).map_err(|e| corrupt("subscription id", e))?,
-                member: MemberId::parse(&member).map_err(|e| corrupt("member id", e))?,
-                kind: event_kind(&kind)?,
-                seq,
-                item_id: item_id(&item)?,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                webhook: Webhook { url, secret },
-                listed_at: Timestamp(listed_at),
-                format,
-            })
-        })
-        .collect()
+    )
+}
+
+/// A due delivery from a row of [`due_sql`]'s columns.
+fn due_of(row: &rusqlite::Row<'_>) -> Result<DueDelivery> {
+    let (id, subscription, member, kind, item): (String, String, String, String, String) =
+        (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(6)?);
+    Ok(DueDelivery {
+        n: row.get(0)?,
+        id: delivery_id(&id)?,
+        subscription: SubscriptionId::parse(&subscription).map_err(|e| corrupt("subscription id", e))?,
+        member: MemberId::parse(&member).map_err(|e| corrupt("member id", e))?,
+        kind: event_kind(&kind)?,
+        seq: row.get(5)?,
+        item_id: item_id(&item)?,
+        attempts: u32::try_from(row.get::<_, i64>(7)?).unwrap_or(u32::MAX),
+        webhook: Webhook { url: row.get(8)?, secret: row.get(9)? },
+        listed_at: Timestamp(row.get(10)?),
+        format: row.get(11)?,
+    })
 }
 
 fn change_rows(statement: &mut rusqlite::CachedStatement<'_>, values: impl rusqlite::Params) -> Result<Vec<Change>> {

@@ -385,11 +385,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP TABLE translations;
     ALTER TABLE translations_by_part RENAME TO translations;
     "#,
-    // 14: a subscription's pending deliveries in claim order: a claim reads at most a subscription's
-    // in-flight limit of them, however long its backlog.
-    r#"
-    CREATE INDEX deliveries_pending ON deliveries(subscription_id, next_attempt_at, n) WHERE state = 'pending';
-    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
