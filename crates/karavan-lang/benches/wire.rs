@@ -22,7 +22,8 @@
 //!
 //! `KARAVAN_BENCH_NLLB` (the checkpoint, as for the translate bench), `KARAVAN_BENCH_THREADS` (2),
 //! `KARAVAN_BENCH_PRECISION` (`float32,int8`), `KARAVAN_BENCH_STORIES` (8: head parts measured),
-//! `KARAVAN_BENCH_BODIES` (2: bodies measured).
+//! `KARAVAN_BENCH_BODIES` (2: bodies measured), `KARAVAN_BENCH_HEAD_BEAMS` (4: the head part's beams; 1
+//! measures a greedy head).
 //!
 //! `cargo bench -p karavan-lang --bench wire`
 
@@ -61,7 +62,7 @@ struct Story {
 /// Translates `sources` into every target, each source encoded once: requests sorted by length
 /// and decoded `batch` at a time, each output forced to its batch's longest source; returns the
 /// tokens generated.
-fn translate(model: &M2m100, sources: &[Vec<u32>], targets: &[u32], batch: usize) -> usize {
+fn translate(model: &M2m100, sources: &[Vec<u32>], targets: &[u32], batch: usize, beams: usize) -> usize {
     let mut requests: Vec<(usize, u32)> =
         (0..sources.len()).flat_map(|s| targets.iter().map(move |&t| (s, t))).collect();
     requests.sort_by_key(|&(s, _)| sources[s].len());
@@ -71,7 +72,7 @@ fn translate(model: &M2m100, sources: &[Vec<u32>], targets: &[u32], batch: usize
         // The start token and the language token, then as many tokens as the source's text.
         let length = longest + 1;
         let options = Options {
-            num_beams: 4,
+            num_beams: beams,
             max_length: length,
             min_length: length,
             length_penalty: 1.0,
@@ -99,6 +100,7 @@ fn main() {
     let threads = karavan_lang::testing::bench_threads();
     let stories_measured = karavan_lang::testing::bench_setting("KARAVAN_BENCH_STORIES", 8);
     let bodies_measured = karavan_lang::testing::bench_setting("KARAVAN_BENCH_BODIES", 2).min(stories_measured);
+    let head_beams = karavan_lang::testing::bench_setting("KARAVAN_BENCH_HEAD_BEAMS", 4).max(1);
     let tokenizer = BpeTokenizer::load(&dir).expect("the checkpoint's tokenizer");
     let devset = karavan_lang::testing::devset();
     let column = |name: &str| devset.languages.iter().position(|l| l == name).expect("a dev set column");
@@ -143,7 +145,7 @@ fn main() {
     let body_tokens: usize =
         stories.iter().take(bodies_measured).map(|s| s.body.iter().map(Vec::len).sum::<usize>()).sum();
     println!(
-        "{stories_measured} stories (head parts), {bodies_measured} bodies of {BODY_SENTENCES} sentences ({} source tokens each on average), 7 target languages, beam 4, {threads} threads",
+        "{stories_measured} stories (head parts), {bodies_measured} bodies of {BODY_SENTENCES} sentences ({} source tokens each on average), 7 target languages, head beam {head_beams}, body beam 4, {threads} threads",
         body_tokens / bodies_measured.max(1)
     );
     let precisions: Vec<Precision> = std::env::var("KARAVAN_BENCH_PRECISION")
@@ -162,7 +164,7 @@ fn main() {
             // The headline and the description into all seven languages, each encoded once; the
             // seven headlines decode together, then the seven descriptions (in one batch, the
             // headlines would leave it at their end; forced lengths cannot show that).
-            head_tokens += translate(&model, &story.head, &story.targets, story.targets.len());
+            head_tokens += translate(&model, &story.head, &story.targets, story.targets.len(), head_beams);
             head_seconds.push(started.elapsed().as_secs_f64());
         }
         let mut sorted = head_seconds.clone();
@@ -179,7 +181,7 @@ fn main() {
         let started = Instant::now();
         let mut tokens = 0;
         for story in stories.iter().take(bodies_measured) {
-            tokens += translate(&model, &story.body, &story.targets, BATCH);
+            tokens += translate(&model, &story.body, &story.targets, BATCH, 4);
         }
         let body_seconds = started.elapsed().as_secs_f64() / bodies_measured as f64;
         println!(
