@@ -77,6 +77,14 @@ pub struct Text<'a> {
     pub html: bool,
 }
 
+/// One request of [`Translator::translate_requests`]: texts into `to` with `glossary`.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub texts: &'a [Text<'a>],
+    pub to: &'a str,
+    pub glossary: &'a [Term],
+}
+
 /// Where translated sentences are kept between translations (the server's is in its store), so that a
 /// corrected item only has what changed translated again. Keys come from [`Translator`]: a digest of
 /// the model, the language pair, the decoding settings and the sentence.
@@ -199,32 +207,25 @@ impl Translator {
         glossary: &[Term],
         cache: Option<&dyn SegmentCache>,
     ) -> Result<Vec<String>, ModelError> {
+        self.translate_beams(texts, from, to, glossary, cache, self.options.num_beams)
+    }
+
+    /// [`Translator::translate_cached`] with `beams` beams (1: greedy) instead of the translator's own.
+    fn translate_beams(
+        &self,
+        texts: &[&str],
+        from: &str,
+        to: &str,
+        glossary: &[Term],
+        cache: Option<&dyn SegmentCache>,
+        beams: usize,
+    ) -> Result<Vec<String>, ModelError> {
         let (source_code, source_script) = self.source(from).ok_or_else(|| self.unknown(from))?;
         let target = self.target(to).ok_or_else(|| self.unknown(to))?;
         let source_id = self.tokenizer.language(&source_code).ok_or_else(|| self.unknown(from))?;
         let target_id = self.tokenizer.language(&target.code).ok_or_else(|| self.unknown(to))?;
-        // Every text is cut into segments: whitespace and line breaks kept as they are, sentences
-        // (and the parts of a sentence around glossary terms, where needed) translated.
-        let mut plans: Vec<Vec<Slot>> = Vec::with_capacity(texts.len());
-        let mut sentences: Vec<String> = Vec::new();
-        for text in texts {
-            let text = match source_script {
-                Some(language) => karavan_script::convert(language, text, karavan_script::Script::Latin),
-                None => text.to_string(),
-            };
-            let mut plan = Vec::new();
-            for piece in split_sentences(&text) {
-                match piece {
-                    Piece::Keep(s) => plan.push(Slot::Keep(s)),
-                    Piece::Translate(s) => {
-                        plan.push(Slot::Sentence(sentences.len()));
-                        sentences.push(s);
-                    }
-                }
-            }
-            plans.push(plan);
-        }
-        let translated = self.translate_sentences(&sentences, source_id, target_id, glossary, cache)?;
+        let (plans, sentences) = plan_texts(texts, source_script);
+        let translated = self.translate_sentences(&sentences, (source_id, target_id), glossary, cache, beams)?;
         let mut out = Vec::with_capacity(texts.len());
         for plan in plans {
             let mut text = String::new();
@@ -283,23 +284,30 @@ impl Translator {
         glossary: &[Term],
         cache: Option<&dyn SegmentCache>,
     ) -> Result<Vec<String>, ModelError> {
+        self.translate_many_beams(texts, from, to, glossary, cache, self.options.num_beams)
+    }
+
+    /// [`Translator::translate_many_cached`] with `beams` beams (1: greedy search) instead of the
+    /// translator's own: what a fast first rendering (the headlines) uses. Cached sentences are kept
+    /// apart per beam width.
+    pub fn translate_many_beams(
+        &self,
+        texts: &[Text<'_>],
+        from: &str,
+        to: &str,
+        glossary: &[Term],
+        cache: Option<&dyn SegmentCache>,
+        beams: usize,
+    ) -> Result<Vec<String>, ModelError> {
         // Every text becomes plain pieces to translate: itself, or its HTML text nodes.
         let mut pieces: Vec<String> = Vec::new();
         let mut shapes: Vec<Option<Vec<HtmlPart<'_>>>> = Vec::with_capacity(texts.len());
         for text in texts {
-            if text.html {
-                let parts = split_html(text.value);
-                pieces.extend(
-                    parts.iter().filter_map(|p| if let HtmlPart::Text(t) = p { Some(unescape(t)) } else { None }),
-                );
-                shapes.push(Some(parts));
-            } else {
-                pieces.push(text.value.to_string());
-                shapes.push(None);
-            }
+            pieces.extend(text_pieces(text));
+            shapes.push(text.html.then(|| split_html(text.value)));
         }
         let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
-        let mut translated = self.translate_cached(&refs, from, to, glossary, cache)?.into_iter();
+        let mut translated = self.translate_beams(&refs, from, to, glossary, cache, beams)?.into_iter();
         let mut out = Vec::with_capacity(texts.len());
         for (text, shape) in texts.iter().zip(shapes) {
             match shape {
@@ -319,21 +327,97 @@ impl Translator {
         Ok(out)
     }
 
+    /// Translates every sentence of `requests` that `cache` does not have, all in shared batches, and
+    /// keeps them in `cache` (the requests' glossary fallbacks aside, which run when a request is
+    /// answered): what [`Translator::translate_requests`] does before answering each request, for a
+    /// caller that reads the cache itself afterwards.
+    pub fn warm(
+        &self,
+        from: &str,
+        requests: &[Request<'_>],
+        cache: &dyn SegmentCache,
+        beams: usize,
+    ) -> Result<(), ModelError> {
+        self.prepare_requests(from, requests, Some(cache), beams).map(drop)
+    }
+
+    /// The sentences of `requests` missing from `cache`, made in shared batches, in front of `cache`.
+    fn prepare_requests<'c>(
+        &self,
+        from: &str,
+        requests: &[Request<'_>],
+        cache: Option<&'c dyn SegmentCache>,
+        beams: usize,
+    ) -> Result<Made<'c>, ModelError> {
+        let (source_code, source_script) = self.source(from).ok_or_else(|| self.unknown(from))?;
+        let source_id = self.tokenizer.language(&source_code).ok_or_else(|| self.unknown(from))?;
+        // Every sentence the requests will ask the model for (glossary terms already substituted, as
+        // `translate_sentences` does), under the key the cache knows it by.
+        let mut wanted: Vec<([u8; 32], Row)> = Vec::new();
+        for request in requests {
+            let target = self.target(request.to).ok_or_else(|| self.unknown(request.to))?;
+            let target_id = self.tokenizer.language(&target.code).ok_or_else(|| self.unknown(request.to))?;
+            let pieces: Vec<String> = request.texts.iter().flat_map(text_pieces).collect();
+            let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+            for sentence in plan_texts(&refs, source_script).1 {
+                let whole = units_text(&glossary_units(&sentence, request.glossary));
+                let key = self.segment_key(&whole, (source_id, target_id), beams);
+                wanted.push((key, (whole, (source_id, target_id))));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        wanted.retain(|(key, _)| seen.insert(*key));
+        let keys: Vec<[u8; 32]> = wanted.iter().map(|(key, _)| *key).collect();
+        let found = cache.map(|cache| cache.get(&keys)).unwrap_or_default();
+        let (todo_keys, todo): (Vec<[u8; 32]>, Vec<Row>) = wanted
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| found.get(*i).is_none_or(Option::is_none))
+            .map(|(_, entry)| entry)
+            .unzip();
+        let made = Made { cache, made: std::sync::Mutex::default() };
+        if !todo.is_empty() {
+            let done = self.run(&todo, beams)?;
+            made.put(todo_keys.into_iter().zip(done).collect());
+        }
+        Ok(made)
+    }
+
+    /// Several requests from one language at once (e.g. the headlines of a story into every reader
+    /// language): the sentences of all of them go to the model together, in shared batches, so that a
+    /// story's seven languages take one run rather than seven. Each answer is what
+    /// [`Translator::translate_many_beams`] makes of that request alone.
+    pub fn translate_requests(
+        &self,
+        from: &str,
+        requests: &[Request<'_>],
+        cache: Option<&dyn SegmentCache>,
+        beams: usize,
+    ) -> Result<Vec<Vec<String>>, ModelError> {
+        let made = self.prepare_requests(from, requests, cache, beams)?;
+        requests
+            .iter()
+            .map(|request| {
+                self.translate_many_beams(request.texts, from, request.to, request.glossary, Some(&made), beams)
+            })
+            .collect()
+    }
+
     /// Translates sentences (each on its own), in batches of similar length.
     fn translate_sentences(
         &self,
         sentences: &[String],
-        source_id: u32,
-        target_id: u32,
+        pair: (u32, u32),
         glossary: &[Term],
         cache: Option<&dyn SegmentCache>,
+        beams: usize,
     ) -> Result<Vec<String>, ModelError> {
         // Each sentence becomes one or more units: the sentence with glossary terms replaced by
         // their renderings, and, as a fallback where the model loses a rendering, the parts
         // between the terms.
         let plans: Vec<Vec<Unit>> = sentences.iter().map(|s| glossary_units(s, glossary)).collect();
         let whole: Vec<String> = plans.iter().map(|units| units_text(units)).collect();
-        let mut out = self.run_cached(&whole, source_id, target_id, cache)?;
+        let mut out = self.run_cached(&whole, pair, cache, beams)?;
         let mut fallback = Vec::new();
         for (i, units) in plans.iter().enumerate() {
             let terms: Vec<&str> =
@@ -349,7 +433,7 @@ impl Translator {
                     plans[i].iter().filter_map(|u| if let Unit::Text(t) = u { Some(t.clone()) } else { None })
                 })
                 .collect();
-            let mut translated = self.run_cached(&parts, source_id, target_id, cache)?.into_iter();
+            let mut translated = self.run_cached(&parts, pair, cache, beams)?.into_iter();
             for &i in &fallback {
                 let mut text = String::new();
                 for unit in &plans[i] {
@@ -369,13 +453,13 @@ impl Translator {
     }
 
     /// The cache key of a sentence: everything its translation depends on.
-    fn segment_key(&self, sentence: &str, source_id: u32, target_id: u32) -> [u8; 32] {
+    fn segment_key(&self, sentence: &str, (source_id, target_id): (u32, u32), beams: usize) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let o = &self.options;
         let mut hasher = Sha256::new();
         hasher.update(format!(
-            "karavan-translation-1\0{}\0{source_id}\0{target_id}\0{} {} {:?} {}\0",
-            self.name, o.num_beams, o.length_penalty, o.early_stopping, o.no_repeat_ngram_size
+            "karavan-translation-1\0{}\0{source_id}\0{target_id}\0{beams} {} {:?} {}\0",
+            self.name, o.length_penalty, o.early_stopping, o.no_repeat_ngram_size
         ));
         hasher.update(sentence.as_bytes());
         hasher.finalize().into()
@@ -385,18 +469,20 @@ impl Translator {
     fn run_cached(
         &self,
         sentences: &[String],
-        source_id: u32,
-        target_id: u32,
+        pair: (u32, u32),
         cache: Option<&dyn SegmentCache>,
+        beams: usize,
     ) -> Result<Vec<String>, ModelError> {
-        let Some(cache) = cache else { return self.run(sentences, source_id, target_id) };
-        let keys: Vec<[u8; 32]> = sentences.iter().map(|s| self.segment_key(s, source_id, target_id)).collect();
+        let rows =
+            |sentences: &[String]| -> Vec<Row> { sentences.iter().map(|sentence| (sentence.clone(), pair)).collect() };
+        let Some(cache) = cache else { return self.run(&rows(sentences), beams) };
+        let keys: Vec<[u8; 32]> = sentences.iter().map(|s| self.segment_key(s, pair, beams)).collect();
         let mut out = cache.get(&keys);
         out.resize(sentences.len(), None);
         let missing: Vec<usize> = (0..sentences.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
             let todo: Vec<String> = missing.iter().map(|&i| sentences[i].clone()).collect();
-            let done = self.run(&todo, source_id, target_id)?;
+            let done = self.run(&rows(&todo), beams)?;
             cache.put(missing.iter().zip(&done).map(|(&i, text)| (keys[i], text.clone())).collect());
             for (i, text) in missing.into_iter().zip(done) {
                 out[i] = Some(text);
@@ -406,30 +492,106 @@ impl Translator {
     }
 
     /// The model over sentences, shortest first in batches of about `BATCH_TOKENS` tokens.
-    fn run(&self, sentences: &[String], source_id: u32, target_id: u32) -> Result<Vec<String>, ModelError> {
-        let mut sources: Vec<(usize, Vec<u32>)> = Vec::with_capacity(sentences.len());
-        for (i, sentence) in sentences.iter().enumerate() {
-            let mut ids = vec![source_id];
+    /// Each row is a sentence and its (source, target) language tokens: rows into different
+    /// languages share batches.
+    fn run(&self, rows: &[Row], beams: usize) -> Result<Vec<String>, ModelError> {
+        let mut sources: Vec<(usize, Vec<u32>, u32)> = Vec::with_capacity(rows.len());
+        for (i, (sentence, (source_id, target_id))) in rows.iter().enumerate() {
+            let mut ids = vec![*source_id];
             ids.extend(self.tokenizer.encode(sentence));
             ids.push(self.tokenizer.eos);
-            sources.push((i, ids));
+            sources.push((i, ids, *target_id));
         }
-        sources.sort_by_key(|(_, ids)| ids.len());
-        let mut out = vec![String::new(); sentences.len()];
-        let lengths: Vec<usize> = sources.iter().map(|(_, ids)| ids.len()).collect();
+        sources.sort_by_key(|(_, ids, _)| ids.len());
+        let mut out = vec![String::new(); rows.len()];
+        let lengths: Vec<usize> = sources.iter().map(|(_, ids, _)| ids.len()).collect();
         for range in crate::encoder::token_batches(&lengths, BATCH_TOKENS) {
-            let batch: Vec<Vec<u32>> = sources[range.clone()].iter().map(|(_, ids)| ids.clone()).collect();
+            let batch: Vec<Vec<u32>> = sources[range.clone()].iter().map(|(_, ids, _)| ids.clone()).collect();
+            let targets: Vec<u32> = sources[range.clone()].iter().map(|(_, _, target)| *target).collect();
             let longest = batch.iter().map(Vec::len).max().unwrap_or(0);
-            let options =
-                Options { max_length: self.options.max_length.min(2 * longest + 10).max(4), ..self.options.clone() };
-            let generated = generate(&self.model, &batch, &vec![target_id; batch.len()], &options)?;
-            for ((i, _), ids) in sources[range].iter().zip(generated) {
+            let options = Options {
+                num_beams: beams.max(1),
+                max_length: self.options.max_length.min(2 * longest + 10).max(4),
+                ..self.options.clone()
+            };
+            let generated = generate(&self.model, &batch, &targets, &options)?;
+            for ((i, _, _), ids) in sources[range].iter().zip(generated) {
                 out[*i] = self.tokenizer.decode(&ids);
             }
         }
         Ok(out)
     }
 }
+
+/// Every text cut into segments: whitespace and line breaks kept as they are, sentences (and the parts
+/// of a sentence around glossary terms, where needed) to translate; the sentences, in order. A source
+/// written in a script the model does not read is converted first.
+fn plan_texts(texts: &[&str], source_script: Option<karavan_script::Language>) -> (Vec<Vec<Slot>>, Vec<String>) {
+    let mut plans: Vec<Vec<Slot>> = Vec::with_capacity(texts.len());
+    let mut sentences: Vec<String> = Vec::new();
+    for text in texts {
+        let text = match source_script {
+            Some(language) => karavan_script::convert(language, text, karavan_script::Script::Latin),
+            None => text.to_string(),
+        };
+        let mut plan = Vec::new();
+        for piece in split_sentences(&text) {
+            match piece {
+                Piece::Keep(s) => plan.push(Slot::Keep(s)),
+                Piece::Translate(s) => {
+                    plan.push(Slot::Sentence(sentences.len()));
+                    sentences.push(s);
+                }
+            }
+        }
+        plans.push(plan);
+    }
+    (plans, sentences)
+}
+
+/// The plain pieces of a text the model translates: itself, or its HTML text nodes.
+fn text_pieces(text: &Text<'_>) -> Vec<String> {
+    if text.html {
+        split_html(text.value)
+            .iter()
+            .filter_map(|p| if let HtmlPart::Text(t) = p { Some(unescape(t)) } else { None })
+            .collect()
+    } else {
+        vec![text.value.to_string()]
+    }
+}
+
+/// The sentences one [`Translator::translate_requests`] call made, in front of the caller's cache.
+struct Made<'a> {
+    cache: Option<&'a dyn SegmentCache>,
+    made: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
+}
+
+impl SegmentCache for Made<'_> {
+    fn get(&self, keys: &[[u8; 32]]) -> Vec<Option<String>> {
+        let made = self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut found: Vec<Option<String>> = keys.iter().map(|key| made.get(key).cloned()).collect();
+        drop(made);
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+        if let (Some(cache), false) = (self.cache, missing.is_empty()) {
+            let keys: Vec<[u8; 32]> = missing.iter().map(|&i| keys[i]).collect();
+            for (i, text) in missing.into_iter().zip(cache.get(&keys)) {
+                found[i] = text;
+            }
+        }
+        found
+    }
+
+    fn put(&self, entries: Vec<([u8; 32], String)>) {
+        if let Some(cache) = self.cache {
+            cache.put(entries.clone());
+        }
+        self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(entries);
+    }
+}
+
+/// A sentence for the model and its (source, target) language tokens.
+type Row = (String, (u32, u32));
 
 /// A part of a translated text: kept as it was, or the translation of sentence N.
 enum Slot {

@@ -133,3 +133,64 @@ fn a_correction_translates_only_the_sentences_that_changed() {
     translator.translate_html_cached(body, "en", "ru", &[], Some(&cache)).unwrap();
     assert_eq!(misses(), 7);
 }
+
+#[test]
+fn a_text_can_be_translated_with_other_beams_and_is_cached_apart() {
+    use karavan_lang::translate::Text;
+    let mut beam = Translator::load(fixture()).unwrap();
+    beam.options.max_length = 12;
+    assert_eq!(beam.options.num_beams, 4, "the translator's own search");
+    let greedy = translator();
+    let texts = ["The train left Almaty at noon.", "It reached Tashkent two days later."];
+    let request: Vec<Text<'_>> = texts.iter().map(|value| Text { value, html: false }).collect();
+    // One beam is the greedy search; the translator's own is beam search.
+    let fast = beam.translate_many_beams(&request, "en", "kk", &[], None, 1).unwrap();
+    assert_eq!(fast, greedy.translate(&texts, "en", "kk", &[]).unwrap());
+    let own = beam.translate_many_cached(&request, "en", "kk", &[], None).unwrap();
+    assert_eq!(own, beam.translate_many_beams(&request, "en", "kk", &[], None, 4).unwrap());
+    // A sentence cached from one search is not taken for the other.
+    let cache = CountingCache::default();
+    let misses = || cache.misses.load(std::sync::atomic::Ordering::SeqCst);
+    beam.translate_many_beams(&request, "en", "kk", &[], Some(&cache), 1).unwrap();
+    assert_eq!(misses(), 2);
+    let cached = beam.translate_many_cached(&request, "en", "kk", &[], Some(&cache)).unwrap();
+    assert_eq!((cached, misses()), (own, 4), "beam search made its own");
+    beam.translate_many_beams(&request, "en", "kk", &[], Some(&cache), 1).unwrap();
+    assert_eq!(misses(), 4, "the greedy renderings came from the cache");
+}
+
+#[test]
+fn requests_into_several_languages_share_batches_and_answer_as_alone() {
+    use karavan_lang::translate::{Request, Text};
+    let translator = translator();
+    let headline = [Text { value: "Tokayev met the delegation.", html: false }];
+    let body = [Text { value: "<p>The train left Almaty at noon. Trade grew.</p>", html: true }];
+    let glossary = vec![Term { source: "Tokayev".into(), target: "Тоқаев".into() }];
+    let requests = [
+        Request { texts: &headline, to: "kk", glossary: &glossary },
+        Request { texts: &headline, to: "ru", glossary: &[] },
+        Request { texts: &body, to: "zh", glossary: &[] },
+        Request { texts: &body, to: "kk", glossary: &[] },
+    ];
+    let alone: Vec<Vec<String>> = requests
+        .iter()
+        .map(|r| translator.translate_many_beams(r.texts, "en", r.to, r.glossary, None, 1).unwrap())
+        .collect();
+    assert_eq!(translator.translate_requests("en", &requests, None, 1).unwrap(), alone);
+    assert!(alone[0][0].contains("Тоқаев"), "the glossary holds: {:?}", alone[0]);
+    // Warmed together, each request's own call finds every sentence in the cache (those without a
+    // glossary, whose fallback may translate the parts around a term the model lost).
+    let cache = CountingCache::default();
+    translator.warm("en", &requests[1..], &cache, 1).unwrap();
+    let misses = cache.misses.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(misses, 1 + 2 + 2, "each language's sentences, looked up once");
+    for (request, alone) in requests[1..].iter().zip(&alone[1..]) {
+        let answer =
+            translator.translate_many_beams(request.texts, "en", request.to, request.glossary, Some(&cache), 1);
+        assert_eq!(&answer.unwrap(), alone);
+    }
+    assert_eq!(cache.misses.load(std::sync::atomic::Ordering::SeqCst), misses, "nothing was translated again");
+    // An unknown language fails the whole call.
+    let bad = [Request { texts: &headline, to: "xx-Klingon", glossary: &[] }];
+    assert!(translator.translate_requests("en", &bad, None, 1).is_err());
+}

@@ -257,6 +257,7 @@ pub async fn list_models(State(state): State<AppState>, _caller: Caller) -> ApiR
                 "translation": {
                     "model": translations.installed_model(),
                     "precision": translations.precision().map(karavan_lang::Precision::as_str),
+                    "headBeams": translations.precision().map(|_| translations.config.head_beams),
                     "loaded": translations.is_loaded(),
                 },
             })

@@ -56,6 +56,9 @@ const MAX_ATTEMPTS: u32 = 5;
 /// sentences each, a batch of the model's size or more), so that a head published meanwhile waits for
 /// at most one batch of bodies.
 pub const BATCH: ClaimLimits = ClaimLimits { heads: 32, bodies: 4 };
+/// The head part's beams by default: greedy (the wire bench's headline and description into seven
+/// languages, int8 on 2 cores: p50 2.4 s greedy against 8.3 s at beam 4; BENCHMARKS.md).
+pub const HEAD_BEAMS: usize = 1;
 /// The weight of the newest job in the moving average of job durations.
 const SMOOTHING: f64 = 0.3;
 /// How long a worker holds a job before another may take it (a worker that died).
@@ -79,6 +82,10 @@ pub struct TranslationConfig {
     /// How many jobs of each part a worker claims and translates at once with the local model
     /// ([`BATCH`]; with an HTTP endpoint, one of each).
     pub batch: ClaimLimits,
+    /// The beams the local model searches with for the head part (`--translation-head-beams`): 1,
+    /// greedy, by default, so that headlines are readable within seconds; bodies use the model's
+    /// own (4).
+    pub head_beams: usize,
 }
 
 impl Default for TranslationConfig {
@@ -89,6 +96,7 @@ impl Default for TranslationConfig {
             http: None,
             precision: Precision::Float32,
             batch: BATCH,
+            head_beams: HEAD_BEAMS,
         }
     }
 }
@@ -123,6 +131,8 @@ enum Loaded {
 pub struct Engine {
     kind: EngineKind,
     pub model: String,
+    /// The local model's beams for the head part.
+    head_beams: usize,
 }
 
 /// The name a local model's translations record, and its segment cache key, in a precision.
@@ -147,24 +157,50 @@ impl Engine {
         }
     }
 
-    /// Text values (HTML fragments where `html`), sentences from `cache` where it has them; the local
-    /// model takes them in one call, batching across them.
+    /// Text values of `part` (HTML fragments where `html`), sentences from `cache` where it has them;
+    /// the local model takes them in one call, batching across them, the head part with its own
+    /// beams.
     fn texts(
         &self,
         texts: &[Text<'_>],
-        from: &str,
-        to: &str,
+        (from, to): (&str, &str),
+        part: TranslationPart,
         terms: &[Term],
         cache: Option<&dyn SegmentCache>,
     ) -> Result<Vec<String>, String> {
         match &self.kind {
-            EngineKind::Local(translator) => {
-                translator.translate_many_cached(texts, from, to, terms, cache).map_err(|e| e.to_string())
-            }
+            EngineKind::Local(translator) => translator
+                .translate_many_beams(texts, from, to, terms, cache, self.beams(translator, part))
+                .map_err(|e| e.to_string()),
             EngineKind::Http(backend) => texts
                 .iter()
                 .map(|text| self.http_text(backend, text.value, from, to, text.html, terms, cache))
                 .collect(),
+        }
+    }
+
+    /// The local model's beams for `part`.
+    fn beams(&self, translator: &Translator, part: TranslationPart) -> usize {
+        match part {
+            TranslationPart::Head => self.head_beams,
+            TranslationPart::Body => translator.options.num_beams,
+        }
+    }
+
+    /// Makes the sentences of several requests from one source language that `cache` lacks, in shared
+    /// batches, and keeps them there (the local model; an HTTP endpoint takes texts one by one).
+    fn warm(
+        &self,
+        from: &str,
+        requests: &[karavan_lang::translate::Request<'_>],
+        part: TranslationPart,
+        cache: &dyn SegmentCache,
+    ) -> Result<(), String> {
+        match &self.kind {
+            EngineKind::Local(translator) => {
+                translator.warm(from, requests, cache, self.beams(translator, part)).map_err(|e| e.to_string())
+            }
+            EngineKind::Http(_) => Ok(()),
         }
     }
 
@@ -252,8 +288,9 @@ impl Translations {
             _ => {}
         }
         if let Some(http) = &self.config.http {
-            let engine = HttpBackend::new(http.clone())
-                .map(|backend| Arc::new(Engine { model: backend.name(), kind: EngineKind::Http(backend) }))?;
+            let engine = HttpBackend::new(http.clone()).map(|backend| {
+                Arc::new(Engine { model: backend.name(), kind: EngineKind::Http(backend), head_beams: 1 })
+            })?;
             *loaded = Loaded::Model(Arc::clone(&engine));
             return Ok(engine);
         }
@@ -268,7 +305,11 @@ impl Translations {
             let mut translator = Translator::load_with(&path, precision)?;
             // The name is the segment cache's key: int8 renderings are cached apart from float32 ones.
             translator.name = recorded_name(&model.name, precision);
-            Ok(Engine { model: translator.name.clone(), kind: EngineKind::Local(Box::new(translator)) })
+            Ok(Engine {
+                model: translator.name.clone(),
+                kind: EngineKind::Local(Box::new(translator)),
+                head_beams: self.config.head_beams.max(1),
+            })
         });
         match outcome {
             Ok(engine) => {
@@ -360,6 +401,27 @@ fn has_text(document: &Map<String, Value>, part: TranslationPart) -> bool {
     part.fields().iter().any(|key| document.get(*key).and_then(Value::as_array).is_some_and(|list| !list.is_empty()))
 }
 
+/// The entries of a document's text field (`headlines`, `bodies`, …).
+fn entries(document: &Map<String, Value>, key: &str) -> Vec<Map<String, Value>> {
+    let list = document.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    list.iter().filter_map(Value::as_object).cloned().collect()
+}
+
+/// The texts of `part` of several documents, in order, each with whether it is HTML.
+fn part_texts(documents: &[&Map<String, Value>], part: TranslationPart) -> Vec<(String, bool)> {
+    let mut texts = Vec::new();
+    for document in documents {
+        for key in part.fields() {
+            for entry in entries(document, key) {
+                let value = entry.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
+                let html = entry.get("contentType").and_then(Value::as_str).is_some_and(|t| t.contains("html"));
+                texts.push((value, html));
+            }
+        }
+    }
+    texts
+}
+
 /// The translated fields of `part` of several documents, from `from` into `to`, in one call to the
 /// engine (so that the model batches across them): each entry translated (HTML text node by text
 /// node), roles and content types kept, counts of characters and words dropped.
@@ -372,22 +434,9 @@ pub fn translate_parts(
     terms: &[Term],
     cache: Option<&dyn SegmentCache>,
 ) -> Result<Vec<Map<String, Value>>, String> {
-    let entries = |document: &'_ Map<String, Value>, key: &str| -> Vec<Map<String, Value>> {
-        let list = document.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        list.iter().filter_map(Value::as_object).cloned().collect()
-    };
-    let mut texts = Vec::new();
-    for document in documents {
-        for key in part.fields() {
-            for entry in entries(document, key) {
-                let value = entry.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
-                let html = entry.get("contentType").and_then(Value::as_str).is_some_and(|t| t.contains("html"));
-                texts.push((value, html));
-            }
-        }
-    }
+    let texts = part_texts(documents, part);
     let request: Vec<Text<'_>> = texts.iter().map(|(value, html)| Text { value, html: *html }).collect();
-    let mut translated = engine.texts(&request, from, to, terms, cache)?.into_iter();
+    let mut translated = engine.texts(&request, (from, to), part, terms, cache)?.into_iter();
     let mut out = Vec::with_capacity(documents.len());
     for document in documents {
         let mut fields = Map::new();
@@ -543,6 +592,39 @@ impl Worker {
         }
         if let Ok(engine) = &engine {
             let cache = StoreCache(self.store.as_ref());
+            // The groups of one source language go to the model together first (one story's reader
+            // languages in shared batches, not one run per language); each group's own call below
+            // then finds its sentences in the cache. A failure here is left to those calls.
+            let mut by_source: BTreeMap<&str, Vec<(&GroupKey, &Group)>> = BTreeMap::new();
+            for (key, group) in &groups {
+                by_source.entry(key.source.as_str()).or_default().push((key, group));
+            }
+            for (source, members) in by_source.into_iter().filter(|(_, members)| members.len() > 1) {
+                let texts: Vec<Vec<(String, bool)>> = members
+                    .iter()
+                    .map(|(_, group)| {
+                        let documents: Vec<&Map<String, Value>> =
+                            group.jobs.iter().map(|&i| &jobs[i].version.document).collect();
+                        part_texts(&documents, part)
+                    })
+                    .collect();
+                let texts: Vec<Vec<Text<'_>>> = texts
+                    .iter()
+                    .map(|texts| texts.iter().map(|(value, html)| Text { value, html: *html }).collect())
+                    .collect();
+                let requests: Vec<karavan_lang::translate::Request<'_>> = members
+                    .iter()
+                    .zip(&texts)
+                    .map(|((key, group), texts)| karavan_lang::translate::Request {
+                        texts,
+                        to: &key.target,
+                        glossary: &group.terms,
+                    })
+                    .collect();
+                if let Err(error) = engine.warm(source, &requests, part, &cache) {
+                    tracing::debug!(%error, source, "translating a part's languages together failed; one by one");
+                }
+            }
             for (key, group) in groups {
                 let translate = |members: &[usize]| {
                     let documents: Vec<&Map<String, Value>> =

@@ -19,6 +19,13 @@ use karavan_server::translation::{TranslationConfig, translate_step};
 use karavan_store::ClaimLimits;
 use serde_json::{Value, json};
 
+/// The fixture translator as the server's workers use it for the head part (`HEAD_BEAMS` beams).
+fn heads() -> Translator {
+    let mut translator = Translator::load(fixture()).unwrap();
+    translator.options.num_beams = karavan_server::translation::HEAD_BEAMS;
+    translator
+}
+
 fn fixture() -> &'static Path {
     Box::leak(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/tests/fixtures/m2m100/nllb-2x2").into_boxed_path(),
@@ -173,7 +180,7 @@ async fn lang_serves_the_translation_as_a_separate_rendering_with_the_readers_gl
     // body was measured yet, so no estimate).
     let translator = Translator::load(fixture()).unwrap();
     let terms = [Term { source: "托卡耶夫".into(), target: "Тоқаев".into() }];
-    let expected_headline = translator.translate(&[headline], "zh", "kk", &terms).unwrap().remove(0);
+    let expected_headline = heads().translate(&[headline], "zh", "kk", &terms).unwrap().remove(0);
     let expected_body = translator.translate_html(body, "zh", "kk", &terms).unwrap();
     assert_ne!(expected_body, body);
     assert_eq!(translated["headlines"][0]["value"], expected_headline.as_str());
@@ -224,7 +231,7 @@ async fn lang_serves_the_translation_as_a_separate_rendering_with_the_readers_gl
     let (status, headers, plain) = app.get_full(&owner.reader, &format!("/v1/items/{id}?lang=kk")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["karavan-translation-status"], "headline=done, body=done");
-    let expected_plain = translator.translate(&[headline], "zh", "kk", &[]).unwrap().remove(0);
+    let expected_plain = heads().translate(&[headline], "zh", "kk", &[]).unwrap().remove(0);
     assert_eq!(plain["headlines"][0]["value"], expected_plain.as_str());
     // The first version stored in this store has sequence number 1.
     let stored = app.store.translations(&[1]).unwrap();
@@ -298,7 +305,7 @@ async fn heads_go_first_and_a_reader_moves_a_body_to_the_front() {
     let translator = Translator::load(fixture()).unwrap();
     let (status, headers, read) = app.get_full(&owner.reader, &format!("/v1/items/{b}?lang=kk")).await;
     assert_eq!(status, StatusCode::OK, "{read}");
-    assert_eq!(read["headlines"][0]["value"], translator.translate(&["铁路运输增长"], "zh", "kk", &[]).unwrap()[0]);
+    assert_eq!(read["headlines"][0]["value"], heads().translate(&["铁路运输增长"], "zh", "kk", &[]).unwrap()[0]);
     assert_eq!(read["bodies"][0]["value"], body);
     assert_eq!(headers["karavan-translation-status"], "headline=done, body=queued, position=1");
     assert_eq!(progress(&app, &owner.reader, c).await["position"], 2);
@@ -321,7 +328,10 @@ async fn heads_go_first_and_a_reader_moves_a_body_to_the_front() {
     assert_eq!((&queue["head"]["done"], &queue["body"]["done"], &queue["queued"]), (&json!(3), &json!(3), &json!(0)));
     // The model is described with the precision it is loaded in.
     let (_, models) = app.get(&owner.reader, "/v1/models").await;
-    assert_eq!(models["translation"], json!({ "model": "hf-nllb-2x2", "precision": "float32", "loaded": true }));
+    assert_eq!(
+        models["translation"],
+        json!({ "model": "hf-nllb-2x2", "precision": "float32", "headBeams": 1, "loaded": true })
+    );
     // A status for a language the item is in, and bad requests.
     let (status, own) = app.get(&owner.reader, &format!("/v1/items/{a}/translation?lang=zh")).await;
     assert_eq!((status, &own["body"]), (StatusCode::OK, &json!("done")));
@@ -395,8 +405,7 @@ async fn the_item_page_says_the_body_is_queued_and_takes_it_when_it_arrives() {
     let response = router.clone().oneshot(page(format!("/items/{id}?lang=kk"))).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let translated = html(response).await;
-    let headline =
-        Translator::load(fixture()).unwrap().translate(&["铁路运输增长"], "zh", "kk", &[]).unwrap().remove(0);
+    let headline = heads().translate(&["铁路运输增长"], "zh", "kk", &[]).unwrap().remove(0);
     assert!(translated.contains(&format!(">{headline}</h1>")), "{translated}");
     assert!(translated.contains("Body translation queued"), "{translated}");
     assert!(translated.contains(&format!("data-translation-stream=\"/items/{id}/translation-events?lang=kk\"")));

@@ -292,6 +292,10 @@ struct ServeArgs {
     /// MODEL+int8).
     #[arg(long, default_value = "float32", value_parser = parse_precision)]
     translation_precision: karavan_lang::Precision,
+    /// The beams the local translation model searches with for headlines and descriptions (the part
+    /// translated first, for every reader language): 1, greedy, is the fastest; bodies always use 4.
+    #[arg(long, default_value_t = karavan_server::translation::HEAD_BEAMS, value_parser = parse_head_beams)]
+    translation_head_beams: usize,
     /// Meaning-based search (mode=semantic, and the meaning half of mode=hybrid) leaves out items less
     /// similar to the query than this (cosine; 0 or less: no floor). Default: 0.78 with the packaged
     /// multilingual-e5-small, calibrated on the dev set (BENCHMARKS.md); none with an imported model.
@@ -537,6 +541,7 @@ fn serve(data: &Data, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()
                 workers: args.translation_workers,
                 http: translation_backend(&args)?,
                 precision: args.translation_precision,
+                head_beams: args.translation_head_beams,
                 ..Default::default()
             },
             semantic_floor: args.semantic_floor.map(|floor| floor.min(1.0)),
@@ -580,6 +585,14 @@ fn serve(data: &Data, models_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()
 /// A `--translation-precision` value.
 fn parse_precision(text: &str) -> Result<karavan_lang::Precision, String> {
     karavan_lang::Precision::parse(text).ok_or_else(|| format!("{text:?} is not a precision (float32 or int8)"))
+}
+
+/// A `--translation-head-beams` value: 1 (greedy) to 8.
+fn parse_head_beams(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|beams| (1..=8).contains(beams))
+        .ok_or_else(|| format!("{text:?} is not a number of beams from 1 (greedy) to 8"))
 }
 
 /// The HTTP translation backend the flags name, checked before the server starts.

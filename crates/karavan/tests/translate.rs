@@ -136,8 +136,9 @@ async fn published_items_are_translated_into_readers_languages_through_a_restart
     let base = server.base.clone();
     let queue = wait_for_queue(&client, &base, &xinhua_key, 2).await;
     assert_eq!(queue["failed"], 0, "{queue}");
+    // The head part is searched with the server's head beams (greedy by default).
     let mut translator = karavan_lang::translate::Translator::load(&fixture("nllb-2x2")).unwrap();
-    translator.options.num_beams = 4;
+    translator.options.num_beams = karavan_server::translation::HEAD_BEAMS;
     let terms = [karavan_lang::translate::Term { source: "托卡耶夫".into(), target: "Тоқаев".into() }];
     let expected = translator.translate(&[headline], "zh", "kk", &terms).unwrap().remove(0);
     let (status, headers, translated) = get(&client, &format!("{base}/v1/items/{id}?lang=kk"), &kz_key).await;
@@ -304,12 +305,25 @@ async fn the_translation_model_is_loaded_in_the_precision_serve_is_given() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("float32 or int8"), "{output:?}");
+    // So is a head part searched with no beam at all.
+    let output = Command::new(binary())
+        .args(["serve", "--data-dir"])
+        .arg(data.path())
+        .args(["--translation-head-beams", "0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--translation-head-beams"), "{output:?}");
 
-    let server = support::Server::start(data.path(), &["--translation-precision", "int8"]);
+    let server =
+        support::Server::start(data.path(), &["--translation-precision", "int8", "--translation-head-beams", "2"]);
     let base = server.base.clone();
     let client = reqwest::Client::new();
     let (_, _, models) = get(&client, &format!("{base}/v1/models"), &key).await;
-    assert_eq!(models["translation"], json!({ "model": "hf-nllb-2x2", "precision": "int8", "loaded": false }));
+    assert_eq!(
+        models["translation"],
+        json!({ "model": "hf-nllb-2x2", "precision": "int8", "headBeams": 2, "loaded": false })
+    );
     let item = json!({
         "uri": "urn:xh:int8", "type": "text", "language": "zh",
         "headlines": [{ "value": "托卡耶夫会见代表团" }],
