@@ -355,8 +355,11 @@ impl Translator {
         // `translate_sentences` does), under the key the cache knows it by.
         let mut wanted: Vec<([u8; 32], Row)> = Vec::new();
         for request in requests {
-            let target = self.target(request.to).ok_or_else(|| self.unknown(request.to))?;
-            let target_id = self.tokenizer.language(&target.code).ok_or_else(|| self.unknown(request.to))?;
+            // A language the model does not have is left to the request's own call, which says so.
+            let Some(target_id) = self.target(request.to).and_then(|target| self.tokenizer.language(&target.code))
+            else {
+                continue;
+            };
             let pieces: Vec<String> = request.texts.iter().flat_map(text_pieces).collect();
             let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
             for sentence in plan_texts(&refs, source_script).1 {

@@ -190,7 +190,10 @@ fn requests_into_several_languages_share_batches_and_answer_as_alone() {
         assert_eq!(&answer.unwrap(), alone);
     }
     assert_eq!(cache.misses.load(std::sync::atomic::Ordering::SeqCst), misses, "nothing was translated again");
-    // An unknown language fails the whole call.
-    let bad = [Request { texts: &headline, to: "xx-Klingon", glossary: &[] }];
+    // An unknown language fails the whole call, and warms the others all the same.
+    let bad = [Request { texts: &headline, to: "xx-Klingon", glossary: &[] }, requests[1]];
     assert!(translator.translate_requests("en", &bad, None, 1).is_err());
+    let cache = CountingCache::default();
+    translator.warm("en", &bad, &cache, 1).unwrap();
+    assert_eq!(cache.entries.lock().unwrap().len(), 1, "the Russian headline");
 }
