@@ -257,19 +257,8 @@ impl Translator {
         glossary: &[Term],
         cache: Option<&dyn SegmentCache>,
     ) -> Result<String, ModelError> {
-        let parts = split_html(html);
-        let texts: Vec<String> =
-            parts.iter().filter_map(|p| if let HtmlPart::Text(t) = p { Some(unescape(t)) } else { None }).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let mut translated = self.translate_cached(&refs, from, to, glossary, cache)?.into_iter();
-        let mut out = String::with_capacity(html.len() * 2);
-        for part in parts {
-            match part {
-                HtmlPart::Markup(m) => out.push_str(m),
-                HtmlPart::Text(_) => out.push_str(&escape(&translated.next().unwrap_or_default())),
-            }
-        }
-        Ok(out)
+        let text = Text { value: html, html: true };
+        Ok(self.translate_many_cached(&[text], from, to, glossary, cache)?.pop().unwrap_or_default())
     }
 
     /// Translates several texts at once, each plain or an HTML fragment (e.g. the fields of many items
@@ -353,7 +342,7 @@ impl Translator {
         let source_id = self.tokenizer.language(&source_code).ok_or_else(|| self.unknown(from))?;
         // Every sentence the requests will ask the model for (glossary terms already substituted, as
         // `translate_sentences` does), under the key the cache knows it by.
-        let mut wanted: Vec<([u8; 32], Row)> = Vec::new();
+        let mut wanted: Vec<([u8; 32], String, (u32, u32))> = Vec::new();
         for request in requests {
             // A language the model does not have is left to the request's own call, which says so.
             let Some(target_id) = self.target(request.to).and_then(|target| self.tokenizer.language(&target.code))
@@ -365,25 +354,35 @@ impl Translator {
             for sentence in plan_texts(&refs, source_script).1 {
                 let whole = units_text(&glossary_units(&sentence, request.glossary));
                 let key = self.segment_key(&whole, (source_id, target_id), beams);
-                wanted.push((key, (whole, (source_id, target_id))));
+                wanted.push((key, whole, (source_id, target_id)));
             }
         }
         let mut seen = std::collections::HashSet::new();
-        wanted.retain(|(key, _)| seen.insert(*key));
-        let keys: Vec<[u8; 32]> = wanted.iter().map(|(key, _)| *key).collect();
-        let found = cache.map(|cache| cache.get(&keys)).unwrap_or_default();
-        let (todo_keys, todo): (Vec<[u8; 32]>, Vec<Row>) = wanted
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| found.get(*i).is_none_or(Option::is_none))
-            .map(|(_, entry)| entry)
-            .unzip();
-        let made = Made { cache, made: std::sync::Mutex::default() };
-        if !todo.is_empty() {
-            let done = self.run(&todo, beams)?;
-            made.put(todo_keys.into_iter().zip(done).collect());
+        wanted.retain(|(key, _, _)| seen.insert(*key));
+        let keys: Vec<[u8; 32]> = wanted.iter().map(|(key, _, _)| *key).collect();
+        let mut found = cache.map(|cache| cache.get(&keys)).unwrap_or_default();
+        found.resize(keys.len(), None);
+        // What the cache has is kept here too, so that answering the requests reads it only once.
+        let mut known = std::collections::HashMap::new();
+        let mut todo: Vec<([u8; 32], Row<'_>)> = Vec::new();
+        for ((key, whole, pair), hit) in wanted.iter().zip(found) {
+            match hit {
+                Some(text) => {
+                    known.insert(*key, text);
+                }
+                None => todo.push((*key, (whole.as_str(), *pair))),
+            }
         }
-        Ok(made)
+        if !todo.is_empty() {
+            let rows: Vec<Row<'_>> = todo.iter().map(|(_, row)| *row).collect();
+            let done = self.run(&rows, beams)?;
+            let made: Vec<([u8; 32], String)> = todo.iter().map(|(key, _)| *key).zip(done).collect();
+            if let Some(cache) = cache {
+                cache.put(made.clone());
+            }
+            known.extend(made);
+        }
+        Ok(Made { cache, made: std::sync::Mutex::new(known) })
     }
 
     /// Several requests from one language at once (e.g. the headlines of a story into every reader
@@ -476,16 +475,17 @@ impl Translator {
         cache: Option<&dyn SegmentCache>,
         beams: usize,
     ) -> Result<Vec<String>, ModelError> {
-        let rows =
-            |sentences: &[String]| -> Vec<Row> { sentences.iter().map(|sentence| (sentence.clone(), pair)).collect() };
-        let Some(cache) = cache else { return self.run(&rows(sentences), beams) };
+        let Some(cache) = cache else {
+            let rows: Vec<Row<'_>> = sentences.iter().map(|sentence| (sentence.as_str(), pair)).collect();
+            return self.run(&rows, beams);
+        };
         let keys: Vec<[u8; 32]> = sentences.iter().map(|s| self.segment_key(s, pair, beams)).collect();
         let mut out = cache.get(&keys);
         out.resize(sentences.len(), None);
         let missing: Vec<usize> = (0..sentences.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
-            let todo: Vec<String> = missing.iter().map(|&i| sentences[i].clone()).collect();
-            let done = self.run(&rows(&todo), beams)?;
+            let todo: Vec<Row<'_>> = missing.iter().map(|&i| (sentences[i].as_str(), pair)).collect();
+            let done = self.run(&todo, beams)?;
             cache.put(missing.iter().zip(&done).map(|(&i, text)| (keys[i], text.clone())).collect());
             for (i, text) in missing.into_iter().zip(done) {
                 out[i] = Some(text);
@@ -497,7 +497,7 @@ impl Translator {
     /// The model over sentences, shortest first in batches of about `BATCH_TOKENS` tokens.
     /// Each row is a sentence and its (source, target) language tokens: rows into different
     /// languages share batches.
-    fn run(&self, rows: &[Row], beams: usize) -> Result<Vec<String>, ModelError> {
+    fn run(&self, rows: &[Row<'_>], beams: usize) -> Result<Vec<String>, ModelError> {
         let mut sources: Vec<(usize, Vec<u32>, u32)> = Vec::with_capacity(rows.len());
         for (i, (sentence, (source_id, target_id))) in rows.iter().enumerate() {
             let mut ids = vec![*source_id];
@@ -594,7 +594,7 @@ impl SegmentCache for Made<'_> {
 }
 
 /// A sentence for the model and its (source, target) language tokens.
-type Row = (String, (u32, u32));
+type Row<'a> = (&'a str, (u32, u32));
 
 /// A part of a translated text: kept as it was, or the translation of sentence N.
 enum Slot {

@@ -188,7 +188,8 @@ impl Engine {
     }
 
     /// Makes the sentences of several requests from one source language that `cache` lacks, in shared
-    /// batches, and keeps them there (the local model; an HTTP endpoint takes texts one by one).
+    /// batches, and keeps them there. Only the local model batches ([`Engine::batches`]); an HTTP
+    /// endpoint takes texts one by one.
     fn warm(
         &self,
         from: &str,
@@ -202,6 +203,11 @@ impl Engine {
             }
             EngineKind::Http(_) => Ok(()),
         }
+    }
+
+    /// Whether [`Engine::warm`] does anything.
+    fn batches(&self) -> bool {
+        matches!(self.kind, EngineKind::Local(_))
     }
 
     /// One text through the HTTP endpoint; the whole text is the cached segment (the endpoint sees
@@ -422,6 +428,11 @@ fn part_texts(documents: &[&Map<String, Value>], part: TranslationPart) -> Vec<(
     texts
 }
 
+/// [`part_texts`] as the translator takes them.
+fn as_texts(texts: &[(String, bool)]) -> Vec<Text<'_>> {
+    texts.iter().map(|(value, html)| Text { value, html: *html }).collect()
+}
+
 /// The translated fields of `part` of several documents, from `from` into `to`, in one call to the
 /// engine (so that the model batches across them): each entry translated (HTML text node by text
 /// node), roles and content types kept, counts of characters and words dropped.
@@ -435,7 +446,7 @@ pub fn translate_parts(
     cache: Option<&dyn SegmentCache>,
 ) -> Result<Vec<Map<String, Value>>, String> {
     let texts = part_texts(documents, part);
-    let request: Vec<Text<'_>> = texts.iter().map(|(value, html)| Text { value, html: *html }).collect();
+    let request = as_texts(&texts);
     let mut translated = engine.texts(&request, (from, to), part, terms, cache)?.into_iter();
     let mut out = Vec::with_capacity(documents.len());
     for document in documents {
@@ -599,7 +610,8 @@ impl Worker {
             for (key, group) in &groups {
                 by_source.entry(key.source.as_str()).or_default().push((key, group));
             }
-            for (source, members) in by_source.into_iter().filter(|(_, members)| members.len() > 1) {
+            let batched = by_source.into_iter().filter(|(_, members)| engine.batches() && members.len() > 1);
+            for (source, members) in batched {
                 let texts: Vec<Vec<(String, bool)>> = members
                     .iter()
                     .map(|(_, group)| {
@@ -608,10 +620,7 @@ impl Worker {
                         part_texts(&documents, part)
                     })
                     .collect();
-                let texts: Vec<Vec<Text<'_>>> = texts
-                    .iter()
-                    .map(|texts| texts.iter().map(|(value, html)| Text { value, html: *html }).collect())
-                    .collect();
+                let texts: Vec<Vec<Text<'_>>> = texts.iter().map(|texts| as_texts(texts)).collect();
                 let requests: Vec<karavan_lang::translate::Request<'_>> = members
                     .iter()
                     .zip(&texts)

@@ -326,6 +326,7 @@ impl PostgresStore {
         self.read(move |db| {
             select_due(
                 db,
+                "deliveries d JOIN subscriptions s ON s.id = d.subscription_id",
                 "AND d.subscription_id <> ALL($2) AND d.n <> ALL($3)",
                 4,
                 &[&now.micros(), &skip_subscriptions, &skip_deliveries, &i64::from(limit)],
@@ -541,8 +542,6 @@ impl PostgresStore {
     }
 }
 
-/// Pending webhook deliveries due at `$1`, oldest first, narrowed by `filter` (which may use the
-/// parameters after `$1`); parameter `${limit_parameter}` is the limit.
 /// Due deliveries no one holds, oldest first, at most `per_subscription` of each subscription (no
 /// claim can take more of one) and none of the subscriptions in `full`. Each subscription's are read
 /// through `deliveries_pending`, so one subscription's backlog costs the claim `per_subscription` rows,
@@ -554,23 +553,25 @@ fn claimable(
     limit: u32,
     per_subscription: i64,
 ) -> Result<Vec<DueDelivery>> {
-    let rows = db.query(
-        "SELECT d.n, d.id, d.subscription_id, s.member_id, d.kind, d.seq, d.item_id, d.attempts,
-            s.webhook_url, s.webhook_secret, d.listed_at, s.format
-         FROM subscriptions s CROSS JOIN LATERAL (
+    select_due(
+        db,
+        "subscriptions s CROSS JOIN LATERAL (
             SELECT * FROM deliveries d
             WHERE d.subscription_id = s.id AND d.state = 'pending' AND d.next_attempt_at <= $1
               AND (d.lease_until IS NULL OR d.lease_until <= $1)
-            ORDER BY d.next_attempt_at, d.n LIMIT $4) d
-         WHERE s.webhook_url IS NOT NULL AND s.id <> ALL($2)
-         ORDER BY d.next_attempt_at, d.n LIMIT $3",
+            ORDER BY d.next_attempt_at, d.n LIMIT $4) d",
+        "AND s.id <> ALL($2)",
+        3,
         &[&now.micros(), &full, &i64::from(limit), &per_subscription],
-    )?;
-    rows.iter().map(due_of).collect()
+    )
 }
 
+/// Pending webhook deliveries `d` (of subscriptions `s`, joined in `from`) due at `$1`, oldest first,
+/// narrowed by `filter` (which may use the parameters after `$1`); parameter `${limit_parameter}` is
+/// the limit.
 fn select_due(
     db: &mut Db<'_, '_>,
+    from: &str,
     filter: &str,
     limit_parameter: usize,
     values: &[&(dyn postgres::types::ToSql + Sync)],
@@ -578,7 +579,7 @@ fn select_due(
     let sql = format!(
         "SELECT d.n, d.id, d.subscription_id, s.member_id, d.kind, d.seq, d.item_id, d.attempts,
             s.webhook_url, s.webhook_secret, d.listed_at, s.format
-         FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         FROM {from}
          WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND s.webhook_url IS NOT NULL {filter}
          ORDER BY d.next_attempt_at, d.n LIMIT ${limit_parameter}"
     );
