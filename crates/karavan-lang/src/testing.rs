@@ -490,6 +490,25 @@ impl BenchWeight {
     }
 }
 
+/// The int8 product's kernels this processor runs, the best first (`avx512-vnni`, `avx512`, `avx2`,
+/// `portable`).
+pub fn int8_kernels() -> Vec<&'static str> {
+    let now = crate::qgemm::kernel_name();
+    let runs: Vec<&'static str> = crate::qgemm::KERNELS
+        .iter()
+        .copied()
+        .filter(|&name| crate::qgemm::limit_kernel(name) && crate::qgemm::kernel_name() == name)
+        .collect();
+    crate::qgemm::limit_kernel(now);
+    runs
+}
+
+/// Makes the int8 products use the kernel `name` or, where the processor lacks it, the best lesser
+/// one; returns the kernel in use, or `None` if `name` is no kernel's name.
+pub fn use_int8_kernel(name: &str) -> Option<&'static str> {
+    crate::qgemm::limit_kernel(name).then(crate::qgemm::kernel_name)
+}
+
 /// A benchmark's numeric setting from the environment (`default` when unset, unparsable or 0).
 pub fn bench_setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
