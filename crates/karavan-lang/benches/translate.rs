@@ -79,8 +79,9 @@ fn main() {
     sources = (0..limit).map(|i| sources[i * total / limit].clone()).collect();
     let source_tokens: usize = sources.iter().map(Vec::len).sum();
     println!(
-        "{} sentences, {source_tokens} source tokens, {new_tokens} generated tokens each, batches of {batch}",
-        sources.len()
+        "{} sentences, {source_tokens} source tokens, {new_tokens} generated tokens each, batches of {batch}; int8 kernel {}",
+        sources.len(),
+        karavan_lang::testing::int8_kernels()[0]
     );
 
     // Karavan runs before the peers and again after them: the machine's speed drifts (other

@@ -108,9 +108,10 @@ pub fn generate_many(
 
 /// The logits processors, in transformers' order: the minimum length, no repeated n-gram, the
 /// forced first token, the forced last token. `sequence` is the hypothesis so far (its length is
-/// `cur_len`).
+/// `cur_len`). `zero` is the value that stands for a log-probability of 0 (a forced token's): the
+/// beam search leaves its rows unshifted, so its `zero` is the row's shift.
 #[inline(always)]
-fn process(scores: &mut [f32], sequence: &[u32], target: u32, eos: u32, options: &Options) {
+fn process(scores: &mut [f32], sequence: &[u32], target: u32, eos: u32, options: &Options, zero: f32) {
     let cur_len = sequence.len();
     if cur_len < options.min_length {
         scores[eos as usize] = f32::NEG_INFINITY;
@@ -126,7 +127,7 @@ fn process(scores: &mut [f32], sequence: &[u32], target: u32, eos: u32, options:
     }
     let mut force = |token: u32| {
         scores.fill(f32::NEG_INFINITY);
-        scores[token as usize] = 0.0;
+        scores[token as usize] = zero;
     };
     if cur_len == 1 {
         force(target);
@@ -163,8 +164,8 @@ fn greedy(
             next.resize(live.len(), 0u32);
             for_each_row(&mut logits, vocab, &mut next, |row, scores, next| {
                 let s = live[row];
-                process(scores, &sequences[s], requests[s].1, c.eos, options);
-                *next = argmax(scores);
+                process(scores, &sequences[s], requests[s].1, c.eos, options, 0.0);
+                *next = on_row(ArgMax(scores));
             });
         }
         let mut keep = Vec::with_capacity(live.len());
@@ -247,46 +248,116 @@ fn for_each_row<T: Send>(
     });
 }
 
-/// The index of the first largest value.
+/// Runs a pass over a row compiled for the processor's widest vectors (pulp's x86-64-v4, then v3),
+/// in safe code. Each pass is a struct whose `call` and everything under it is
+/// `#[inline(always)]`, so that it is compiled inside pulp's target-feature function: a closure
+/// handed over may stay out of line and run as plain SSE.
 #[inline(always)]
-fn argmax(values: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
+fn on_row<P: pulp::NullaryFnOnce>(pass: P) -> P::Output {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(simd) = pulp::x86::V4::try_new() {
+            return simd.vectorize(pass);
+        }
+        if let Some(simd) = pulp::x86::V3::try_new() {
+            return simd.vectorize(pass);
         }
     }
-    best as u32
+    pass.call()
 }
 
-/// The row's log-probabilities, in place. A beam search takes one per hypothesis and step, over
-/// the whole vocabulary, so the loops are written to vectorise: eight lanes for the maximum and the
-/// sum, `exp` by `exp_nonpositive`, and the sum flushed to f64 every 1,024 values so that its
-/// rounding stays far below the differences the search compares.
+/// Values a vectorised pass takes at once (lanes of its running maximum and sum).
+const LANES: usize = 16;
+
+/// The largest value (minus infinity for none; NaN is passed over).
 #[inline(always)]
-fn log_softmax(row: &mut [f32]) {
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let chunks = row.chunks_exact(8);
-    let mut max = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+fn max_of(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     for chunk in chunks {
         for (m, &v) in lanes.iter_mut().zip(chunk) {
             *m = if v > *m { v } else { *m };
         }
     }
-    max = lanes.iter().copied().fold(max, f32::max);
-    let mut total = 0f64;
-    for block in row.chunks(1024) {
-        let mut sums = [0f32; 8];
-        let chunks = block.chunks_exact(8);
-        total += chunks.remainder().iter().map(|&v| f64::from(exp_nonpositive(v - max))).sum::<f64>();
-        for chunk in chunks {
-            for (s, &v) in sums.iter_mut().zip(chunk) {
-                *s += exp_nonpositive(v - max);
+    lanes.iter().fold(rest, |m, &v| if v > m { v } else { m })
+}
+
+/// Values per block of the one-pass selections: a block whose largest value cannot enter is
+/// passed over after one vectorised maximum.
+const BLOCK: usize = 64;
+
+/// The index of the first largest value (0 for an empty row).
+struct ArgMax<'a>(&'a [f32]);
+
+impl pulp::NullaryFnOnce for ArgMax<'_> {
+    type Output = u32;
+
+    #[inline(always)]
+    fn call(self) -> u32 {
+        let values = self.0;
+        let Some(&first) = values.first() else { return 0 };
+        let (mut best, mut top) = (0, first);
+        for (b, block) in values.chunks(BLOCK).enumerate() {
+            if max_of(block) <= top {
+                continue;
+            }
+            for (i, &v) in block.iter().enumerate() {
+                if v > top {
+                    (best, top) = (b * BLOCK + i, v);
+                }
             }
         }
-        total += sums.iter().map(|&s| f64::from(s)).sum::<f64>();
+        best as u32
     }
-    let shift = max + total.ln() as f32;
+}
+
+/// The largest value of a row (see [`max_of`]).
+struct Max<'a>(&'a [f32]);
+
+impl pulp::NullaryFnOnce for Max<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn call(self) -> f32 {
+        max_of(self.0)
+    }
+}
+
+/// The row's log-softmax shift, `max + ln Σ e^(v − max)`: the log-probabilities are `v − shift`. A
+/// beam search takes one per hypothesis and step, over the whole vocabulary, so the loops are
+/// written to vectorise: lanes for the maximum and the sum, `exp` by `exp_nonpositive`, and the sum
+/// flushed to f64 every 1,024 values so that its rounding stays far below the differences the
+/// search compares. The row itself is not written: the selection subtracts the shift as it reads.
+struct Shift<'a>(&'a [f32]);
+
+impl pulp::NullaryFnOnce for Shift<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn call(self) -> f32 {
+        let row = self.0;
+        let max = max_of(row);
+        let mut total = 0f64;
+        for block in row.chunks(1024) {
+            let mut sums = [0f32; LANES];
+            let chunks = block.chunks_exact(LANES);
+            total += chunks.remainder().iter().map(|&v| f64::from(exp_nonpositive(v - max))).sum::<f64>();
+            for chunk in chunks {
+                for (s, &v) in sums.iter_mut().zip(chunk) {
+                    *s += exp_nonpositive(v - max);
+                }
+            }
+            total += sums.iter().map(|&s| f64::from(s)).sum::<f64>();
+        }
+        max + total.ln() as f32
+    }
+}
+
+/// The row's log-probabilities, in place (the tests' reference for [`Shift`]).
+#[cfg(test)]
+fn log_softmax(row: &mut [f32]) {
+    let shift = on_row(Shift(row));
     row.iter_mut().for_each(|v| *v -= shift);
 }
 
@@ -322,30 +393,49 @@ struct Search {
     done: bool,
 }
 
-/// Indices of the `k` largest of `scores`, largest first; ties keep the lower index first. One pass
-/// keeping the best `k` so far (`k` is a few beams; `scores` is beams × vocabulary).
-/// The `k` best of `row[i] + shift`, as (value, index), by [`top_k`]'s order (value, then the lower
-/// index), without writing the shifted row.
-#[inline(always)]
-fn top_k_shifted(row: &[f32], shift: f32, k: usize) -> Vec<(f32, usize)> {
-    use std::cmp::Ordering;
-    let k = k.min(row.len());
-    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-    if k == 0 {
-        return best;
-    }
-    for (i, &v) in row.iter().enumerate() {
-        let value = v + shift;
-        if best.len() == k && value.total_cmp(&best[k - 1].0) != Ordering::Greater {
-            continue;
-        }
-        let at = best.partition_point(|&(b, _)| b.total_cmp(&value) != Ordering::Less);
-        best.insert(at, (value, i));
-        best.truncate(k);
-    }
-    best
+/// The `k` best of `(row[i] − shift) + score` (a hypothesis's log-probabilities plus its running
+/// score), as (value, index), by [`top_k`]'s order (value, then the lower index), without writing
+/// the row. One pass keeping the best `k` so far; a block whose largest value cannot enter is
+/// passed over (the value is monotone in `row[i]`, so its maximum bounds the block's).
+struct TopK<'a> {
+    row: &'a [f32],
+    shift: f32,
+    score: f32,
+    k: usize,
 }
 
+impl pulp::NullaryFnOnce for TopK<'_> {
+    type Output = Vec<(f32, usize)>;
+
+    #[inline(always)]
+    fn call(self) -> Vec<(f32, usize)> {
+        use std::cmp::Ordering;
+        let TopK { row, shift, score, k } = self;
+        let k = k.min(row.len());
+        let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+        if k == 0 {
+            return best;
+        }
+        for (b, block) in row.chunks(BLOCK).enumerate() {
+            if best.len() == k && ((max_of(block) - shift) + score).total_cmp(&best[k - 1].0) != Ordering::Greater {
+                continue;
+            }
+            for (i, &v) in block.iter().enumerate() {
+                let value = (v - shift) + score;
+                if best.len() == k && value.total_cmp(&best[k - 1].0) != Ordering::Greater {
+                    continue;
+                }
+                let at = best.partition_point(|&(b, _)| b.total_cmp(&value) != Ordering::Less);
+                best.insert(at, (value, b * BLOCK + i));
+                best.truncate(k);
+            }
+        }
+        best
+    }
+}
+
+/// Indices of the `k` largest of `scores`, largest first; ties keep the lower index first. One pass
+/// keeping the best `k` so far (`k` is a few beams; `scores` is beams × vocabulary).
 #[inline(always)]
 fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
     use std::cmp::Ordering;
@@ -436,10 +526,10 @@ fn beam_search(
             let mut per_search: Vec<Vec<Vec<(f32, usize)>>> = vec![Vec::new(); live.len()];
             for_each_row(&mut logits, vocab, &mut per_search, |slot, row, out| {
                 let (seq, score, target) = rows[slot * beams];
-                log_softmax(row);
-                process(row, seq, target, c.eos, options);
-                let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let first = top_k_shifted(row, score, keep);
+                let shift = on_row(Shift(row));
+                process(row, seq, target, c.eos, options, shift);
+                let top = on_row(Max(row)) - shift;
+                let first = on_row(TopK { row, shift, score, k: keep });
                 let floor = if first.len() == keep { first[keep - 1].0 } else { f32::NEG_INFINITY };
                 let others: Vec<Vec<(f32, usize)>> = rows[slot * beams + 1..(slot + 1) * beams]
                     .iter()
@@ -447,7 +537,7 @@ fn beam_search(
                         if first.len() == keep && (top + score).total_cmp(&floor) != std::cmp::Ordering::Greater {
                             Vec::new()
                         } else {
-                            top_k_shifted(row, score, keep)
+                            on_row(TopK { row, shift, score, k: keep })
                         }
                     })
                     .collect();
@@ -463,9 +553,9 @@ fn beam_search(
             model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
             for_each_row(&mut logits, vocab, &mut best, |r, row, best| {
                 let (seq, score, target) = rows[r];
-                log_softmax(row);
-                process(row, seq, target, c.eos, options);
-                *best = top_k_shifted(row, score, keep);
+                let shift = on_row(Shift(row));
+                process(row, seq, target, c.eos, options, shift);
+                *best = on_row(TopK { row, shift, score, k: keep });
             });
         }
         drop(rows);
@@ -602,7 +692,7 @@ mod tests {
     }
 
     #[test]
-    fn top_k_shifted_is_top_k_of_the_shifted_row() {
+    fn top_k_is_top_k_of_the_shifted_row() {
         let mut state = 777u32;
         let row: Vec<f32> = (0..3000)
             .map(|_| {
@@ -610,15 +700,38 @@ mod tests {
                 ((state >> 16) % 23) as f32 * 0.37 - 4.0
             })
             .collect();
-        for shift in [0.0, -3.5, NEG, f32::NEG_INFINITY] {
-            let shifted: Vec<f32> = row.iter().map(|v| v + shift).collect();
-            let want: Vec<(f32, usize)> = top_k(&shifted, 8).into_iter().map(|k| (shifted[k], k)).collect();
-            let got = top_k_shifted(&row, shift, 8);
-            assert_eq!(got.len(), want.len());
-            for (a, b) in got.iter().zip(&want) {
-                assert_eq!((a.0.to_bits(), a.1), (b.0.to_bits(), b.1), "shift {shift}");
+        for (shift, score) in [(0.0, 0.0), (1.25, -3.5), (-0.7, NEG), (2.0, f32::NEG_INFINITY)] {
+            for (length, k) in [(3000, 8), (3000, 1), (63, 8), (130, 200), (0, 4)] {
+                let row = &row[..length];
+                let shifted: Vec<f32> = row.iter().map(|v| (v - shift) + score).collect();
+                let want: Vec<(f32, usize)> = top_k(&shifted, k).into_iter().map(|k| (shifted[k], k)).collect();
+                let got = on_row(TopK { row, shift, score, k });
+                assert_eq!(got.len(), want.len());
+                for (a, b) in got.iter().zip(&want) {
+                    assert_eq!((a.0.to_bits(), a.1), (b.0.to_bits(), b.1), "shift {shift}, score {score}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn argmax_and_max_find_the_first_largest_in_every_block() {
+        let mut state = 99u32;
+        for length in [1usize, 5, 63, 64, 65, 1000, 4099] {
+            let values: Vec<f32> = (0..length)
+                .map(|_| {
+                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    ((state >> 16) % 9) as f32 - 4.0
+                })
+                .collect();
+            let top = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let first = values.iter().position(|&v| v == top).unwrap();
+            assert_eq!(on_row(ArgMax(&values)), first as u32, "length {length}");
+            assert_eq!(on_row(Max(&values)), top);
+        }
+        assert_eq!(on_row(ArgMax(&[])), 0);
+        assert_eq!(on_row(ArgMax(&[f32::NEG_INFINITY, f32::NEG_INFINITY])), 0);
+        assert_eq!(on_row(Max(&[])), f32::NEG_INFINITY);
     }
 
     #[test]
@@ -626,24 +739,25 @@ mod tests {
         let options = Options { no_repeat_ngram_size: 2, max_length: 6, forced_eos: true, ..Options::default() };
         // Sequence 2 5 7 5: the bigram (5, 7) has occurred, so after 5 the token 7 is banned.
         let mut scores = vec![0.0; 10];
-        process(&mut scores, &[2, 5, 7, 5], 9, 2, &options);
+        process(&mut scores, &[2, 5, 7, 5], 9, 2, &options, 0.0);
         assert_eq!(scores[7], f32::NEG_INFINITY);
         assert!(scores.iter().enumerate().all(|(i, &s)| i == 7 || s == 0.0));
         let mut scores = vec![0.5; 10];
-        process(&mut scores, &[2], 9, 2, &options);
-        assert_eq!(argmax(&scores), 9);
+        process(&mut scores, &[2], 9, 2, &options, 1.5);
+        assert_eq!(on_row(ArgMax(&scores)), 9);
+        assert_eq!(scores[9], 1.5);
         let mut scores = vec![0.5; 10];
-        process(&mut scores, &[2, 9, 3, 4, 6], 9, 2, &options);
-        assert_eq!(argmax(&scores), 2);
+        process(&mut scores, &[2, 9, 3, 4, 6], 9, 2, &options, 0.0);
+        assert_eq!(on_row(ArgMax(&scores)), 2);
         // Below the minimum length </s> is never chosen.
         let options = Options { min_length: 4, ..Options::default() };
         let mut scores = vec![0.0; 10];
         scores[2] = 5.0;
-        process(&mut scores, &[2, 9, 3], 9, 2, &options);
+        process(&mut scores, &[2, 9, 3], 9, 2, &options, 0.0);
         assert_eq!(scores[2], f32::NEG_INFINITY);
         let mut scores = vec![0.0; 10];
         scores[2] = 5.0;
-        process(&mut scores, &[2, 9, 3, 4], 9, 2, &options);
-        assert_eq!(argmax(&scores), 2);
+        process(&mut scores, &[2, 9, 3, 4], 9, 2, &options, 0.0);
+        assert_eq!(on_row(ArgMax(&scores)), 2);
     }
 }
