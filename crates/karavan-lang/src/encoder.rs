@@ -274,7 +274,7 @@ impl Encoder {
         let threads = threads();
         let mut x = vec![0f32; ids.len() * h];
         self.embed_words(&ids, &mut x)?;
-        parallel_rows(&mut x, h, threads, |first, rows| {
+        parallel_rows(&mut x, h, threads, #[inline(always)] |first, rows| {
             for (row, &p) in rows.chunks_exact_mut(h).zip(&positions[first..]) {
                 for ((v, p), t) in row.iter_mut().zip(&self.positions[p * h..(p + 1) * h]).zip(&self.token_type) {
                     *v += p + t;
@@ -312,7 +312,7 @@ impl Encoder {
             add_and_normalize(&attended, &layer.attention_out.bias, &x, &layer.attention_norm, threads)?;
             let middle = layer.intermediate.product(&attended)?;
             in_place(&middle, |values| {
-                parallel_rows(values, c.intermediate, threads, |_, rows| bias_gelu(rows, &layer.intermediate.bias));
+                parallel_rows(values, c.intermediate, threads, #[inline(always)] |_, rows| bias_gelu(rows, &layer.intermediate.bias));
                 Ok(())
             })?;
             let output = layer.output.product(&middle)?;
@@ -451,7 +451,7 @@ pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f:
     let rows = values.len() / width.max(1);
     let parts = threads.min(values.len() / MIN_PARALLEL_VALUES).min(rows).max(1);
     if parts == 1 {
-        fast(|| f(0, values));
+        fast(#[inline(always)] || f(0, values));
         return;
     }
     let per = rows.div_ceil(parts);
@@ -460,22 +460,29 @@ pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f:
         let first = chunks.next();
         for (i, chunk) in chunks {
             let f = &f;
-            s.spawn(move || fast(|| f(i * per, chunk)));
+            s.spawn(move || fast(#[inline(always)] || f(i * per, chunk)));
         }
         if let Some((_, chunk)) = first {
-            fast(|| f(0, chunk));
+            fast(#[inline(always)] || f(0, chunk));
         }
     });
 }
 
-/// Runs `f` compiled for AVX2 and FMA where the processor has them (checked at run time), so that
-/// the loops of the row passes (attention, layer norms, softmax) vectorise eight lanes wide instead
-/// of the baseline's four. `f` and what it calls inline into a function with those features.
+/// Runs `f` compiled for AVX-512, or AVX2 and FMA, where the processor has them (checked at run
+/// time), so that the loops of the row passes (attention, layer norms, softmax) vectorise 16 or 8
+/// lanes wide instead of the baseline's four. `f` and what it calls must inline into the function
+/// with those features: a closure handed to it is marked `#[inline(always)]` (without the mark the
+/// compiler kept the closures out of line, compiled for SSE), and so is every function it calls.
 #[inline(always)]
 pub(crate) fn fast<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(f);
+    {
+        if let Some(simd) = pulp::x86::V4::try_new() {
+            return simd.vectorize(f);
+        }
+        if let Some(simd) = pulp::x86::V3::try_new() {
+            return simd.vectorize(f);
+        }
     }
     f()
 }
@@ -521,7 +528,7 @@ fn add_and_normalize(
     let width = bias.len();
     read(residual, |residual| {
         in_place(output, |values| {
-            parallel_rows(values, width, threads, |first, rows| {
+            parallel_rows(values, width, threads, #[inline(always)] |first, rows| {
                 for (row, input) in rows.chunks_exact_mut(width).zip(residual[first * width..].chunks_exact(width)) {
                     for ((v, b), r) in row.iter_mut().zip(bias).zip(input) {
                         *v += b + r;
@@ -535,6 +542,7 @@ fn add_and_normalize(
 }
 
 /// `values = gelu(values + bias)`, row by row, with the exact (erf) GELU.
+#[inline(always)]
 fn bias_gelu(values: &mut [f32], bias: &[f32]) {
     for row in values.chunks_exact_mut(bias.len()) {
         for (v, b) in row.iter_mut().zip(bias) {
@@ -559,6 +567,7 @@ pub(crate) fn softmax(row: &mut [f32]) {
 
 /// The error function in f32: a rational approximation on [-4, 4] (beyond it erf is ±1 in f32),
 /// within a few units in the last place, and branch-free so that loops over it vectorise.
+#[inline(always)]
 pub fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
@@ -750,7 +759,7 @@ mod tests {
     fn parallel_rows_visits_every_row_once_with_its_index() {
         let width = 3;
         let mut values = vec![0f32; MIN_PARALLEL_VALUES * 4 * width];
-        parallel_rows(&mut values, width, 4, |first, rows| {
+        parallel_rows(&mut values, width, 4, #[inline(always)] |first, rows| {
             for (i, row) in rows.chunks_exact_mut(width).enumerate() {
                 row.iter_mut().for_each(|v| *v += (first + i) as f32);
             }

@@ -162,7 +162,7 @@ fn greedy(
             model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
             // The processors and the choice, row by row on all threads.
             next.resize(live.len(), 0u32);
-            for_each_row(&mut logits, vocab, &mut next, |row, scores, next| {
+            for_each_row(&mut logits, vocab, &mut next, #[inline(always)] |row, scores, next| {
                 let s = live[row];
                 process(scores, &sequences[s], requests[s].1, c.eos, options, 0.0);
                 *next = on_row(ArgMax(scores));
@@ -225,7 +225,7 @@ fn for_each_row<T: Send>(
     let parts = crate::encoder::threads().min(values.len() / crate::encoder::MIN_PARALLEL_VALUES).min(rows).max(1);
     let per = rows.div_ceil(parts).max(1);
     let run = |first: usize, values: &mut [f32], results: &mut [T]| {
-        crate::encoder::fast(|| {
+        crate::encoder::fast(#[inline(always)] || {
             for (i, (row, result)) in values.chunks_exact_mut(width).zip(results.iter_mut()).enumerate() {
                 f(first + i, row, result);
             }
@@ -524,7 +524,7 @@ fn beam_search(
             // higher): its best are not computed.
             model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
             let mut per_search: Vec<Vec<Vec<(f32, usize)>>> = vec![Vec::new(); live.len()];
-            for_each_row(&mut logits, vocab, &mut per_search, |slot, row, out| {
+            for_each_row(&mut logits, vocab, &mut per_search, #[inline(always)] |slot, row, out| {
                 let (seq, score, target) = rows[slot * beams];
                 let shift = on_row(Shift(row));
                 process(row, seq, target, c.eos, options, shift);
@@ -551,7 +551,7 @@ fn beam_search(
             }
         } else {
             model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
-            for_each_row(&mut logits, vocab, &mut best, |r, row, best| {
+            for_each_row(&mut logits, vocab, &mut best, #[inline(always)] |r, row, best| {
                 let (seq, score, target) = rows[r];
                 let shift = on_row(Shift(row));
                 process(row, seq, target, c.eos, options, shift);

@@ -470,7 +470,7 @@ impl M2m100 {
         let width = 2 * self.config.d_model * self.config.decoder_layers;
         let cross = self.cross_kv.product(&states).map_err(candle_error)?;
         in_place(&cross, |values| {
-            parallel_rows(values, width, threads(), |_, rows| add_bias(rows, &self.cross_kv.bias));
+            parallel_rows(values, width, threads(), #[inline(always)] |_, rows| add_bias(rows, &self.cross_kv.bias));
             Ok(())
         })
         .map_err(candle_error)?;
@@ -528,7 +528,7 @@ impl M2m100 {
         let width = ffn.fc1.bias.len();
         let activation = self.config.activation;
         in_place(&middle, |values| {
-            parallel_rows(values, width, threads, |_, rows| bias_activation(rows, &ffn.fc1.bias, activation));
+            parallel_rows(values, width, threads, #[inline(always)] |_, rows| bias_activation(rows, &ffn.fc1.bias, activation));
             Ok(())
         })
         .map_err(candle_error)?;
@@ -614,7 +614,7 @@ impl M2m100 {
             .map_err(candle_error)?;
             let mut context = vec![0f32; n * d];
             let hypotheses = &state.hypotheses;
-            parallel_rows(&mut context, d, threads, |first, rows| {
+            parallel_rows(&mut context, d, threads, #[inline(always)] |first, rows| {
                 for (i, out) in rows.chunks_exact_mut(d).enumerate() {
                     let b = first + i;
                     let (keys, values) = &hypotheses[b].cache[l];
@@ -629,7 +629,7 @@ impl M2m100 {
             let q = layer.cross.input.product(&h).map_err(candle_error)?;
             let mut context = vec![0f32; n * d];
             read(&q, |q| {
-                parallel_rows(&mut context, d, threads, |first, rows| {
+                parallel_rows(&mut context, d, threads, #[inline(always)] |first, rows| {
                     let mut query = vec![0f32; d];
                     for (i, out) in rows.chunks_exact_mut(d).enumerate() {
                         let b = first + i;
@@ -666,7 +666,7 @@ fn normalized(x: &Tensor, norm: &Norm, threads: usize) -> Result<Tensor, ModelEr
     let h = x.copy().map_err(candle_error)?;
     let width = x.dim(1).map_err(candle_error)?;
     in_place(&h, |values| {
-        parallel_rows(values, width, threads, |_, rows| rows.chunks_exact_mut(width).for_each(|row| norm.apply(row)));
+        parallel_rows(values, width, threads, #[inline(always)] |_, rows| rows.chunks_exact_mut(width).for_each(|row| norm.apply(row)));
         Ok(())
     })
     .map_err(candle_error)?;
@@ -679,7 +679,7 @@ fn residual(x: &Tensor, dense: &Dense, input: &Tensor, threads: usize) -> Result
     let width = dense.bias.len();
     read(x, |x| {
         in_place(&out, |values| {
-            parallel_rows(values, width, threads, |first, rows| {
+            parallel_rows(values, width, threads, #[inline(always)] |first, rows| {
                 for (row, input) in rows.chunks_exact_mut(width).zip(x[first * width..].chunks_exact(width)) {
                     for ((v, b), r) in row.iter_mut().zip(&dense.bias).zip(input) {
                         *v += b + r;
@@ -694,6 +694,7 @@ fn residual(x: &Tensor, dense: &Dense, input: &Tensor, threads: usize) -> Result
     Ok(out)
 }
 
+#[inline(always)]
 fn add_bias(values: &mut [f32], bias: &[f32]) {
     for row in values.chunks_exact_mut(bias.len()) {
         row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
@@ -727,7 +728,7 @@ fn self_attention(
     let mut context = vec![0f32; tokens * d];
     // Sequences start at known rows, so each thread takes whole rows and finds their sequence.
     let owner: Vec<usize> = bounds.iter().enumerate().flat_map(|(s, &(_, len))| std::iter::repeat_n(s, len)).collect();
-    parallel_rows(&mut context, d, threads, |first, rows| {
+    parallel_rows(&mut context, d, threads, #[inline(always)] |first, rows| {
         let mut keys = Vec::new();
         let mut values = Vec::new();
         let mut loaded = usize::MAX;
