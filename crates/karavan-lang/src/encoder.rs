@@ -367,17 +367,19 @@ impl Encoder {
                 run(group, out)?;
             }
         } else {
-            std::thread::scope(|s| {
-                let mut pairs = groups.iter().zip(outputs);
-                let first = pairs.next();
-                let handles: Vec<_> = pairs.map(|(group, out)| s.spawn(|| run(group, out))).collect();
-                let mut result = first.map_or(Ok(()), |(group, out)| run(group, out));
-                for handle in handles {
-                    let joined = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    result = result.and(joined);
+            let mut results: Vec<candle_core::Result<()>> = groups.iter().map(|_| Ok(())).collect();
+            rayon::scope(|s| {
+                let run = &run;
+                let mut jobs = groups.iter().zip(outputs).zip(&mut results);
+                let first = jobs.next();
+                for ((group, out), result) in jobs {
+                    s.spawn(move |_| *result = run(group, out));
                 }
-                result
-            })?;
+                if let Some(((group, out), result)) = first {
+                    *result = run(group, out);
+                }
+            });
+            results.into_iter().collect::<candle_core::Result<Vec<()>>>()?;
         }
         Ok(context)
     }
@@ -445,6 +447,16 @@ pub(crate) fn token_batches(lengths: &[usize], budget: usize) -> Vec<std::ops::R
     batches
 }
 
+/// Runs `f` on a thread of the shared pool (rayon's global pool, as wide as [`threads`]), so that
+/// the parallel parts inside it hand their parts to the pool's other threads (which wait for work,
+/// woken in microseconds) instead of starting a thread per part; a model step has a few hundred.
+pub(crate) fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    rayon::scope(|_| f())
+}
+
 /// Runs `f(first_row, rows)` over `values` (rows of `width`) cut into up to `threads` runs of rows,
 /// on as many threads.
 pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
@@ -455,12 +467,12 @@ pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f:
         return;
     }
     let per = rows.div_ceil(parts);
-    std::thread::scope(|s| {
+    rayon::scope(|s| {
         let mut chunks = values.chunks_mut(per * width).enumerate();
         let first = chunks.next();
         for (i, chunk) in chunks {
             let f = &f;
-            s.spawn(move || fast(#[inline(always)] || f(i * per, chunk)));
+            s.spawn(move |_| fast(#[inline(always)] || f(i * per, chunk)));
         }
         if let Some((_, chunk)) = first {
             fast(#[inline(always)] || f(0, chunk));

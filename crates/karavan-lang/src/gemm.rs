@@ -125,12 +125,19 @@ impl Packed {
             self.block(kernel, x, &mut rows, 0..panels);
         } else if m >= ROW_SPLIT {
             let per = m.div_ceil(threads).next_multiple_of(MR);
-            std::thread::scope(|s| {
-                for (part, x) in out.chunks_mut(per * n).zip(x.chunks(per * k)) {
-                    s.spawn(move || {
-                        let mut rows: Vec<&mut [f32]> = part.chunks_exact_mut(n).collect();
-                        self.block(kernel, x, &mut rows, 0..panels);
-                    });
+            let block = |part: &mut [f32], x: &[f32]| {
+                let mut rows: Vec<&mut [f32]> = part.chunks_exact_mut(n).collect();
+                self.block(kernel, x, &mut rows, 0..panels);
+            };
+            rayon::scope(|s| {
+                let block = &block;
+                let mut parts = out.chunks_mut(per * n).zip(x.chunks(per * k));
+                let first = parts.next();
+                for (part, x) in parts {
+                    s.spawn(move |_| block(part, x));
+                }
+                if let Some((part, x)) = first {
+                    block(part, x);
                 }
             });
         } else {
@@ -139,14 +146,18 @@ impl Packed {
             let tiles = pack_rows(x, k, 0..m, 0..k);
             let per = panels.div_ceil(threads);
             let parts = crate::gemm::column_parts(out, n, per * NR, threads);
-            std::thread::scope(|s| {
-                for (t, mut rows) in parts.into_iter().enumerate() {
+            rayon::scope(|s| {
+                let tiles = &tiles;
+                let mut jobs = parts.into_iter().enumerate().filter_map(|(t, rows)| {
                     let range = t * per..((t + 1) * per).min(panels);
-                    if range.is_empty() {
-                        continue;
-                    }
-                    let tiles = &tiles;
-                    s.spawn(move || self.few_rows(kernel, tiles, &mut rows, range));
+                    (!range.is_empty()).then_some((range, rows))
+                });
+                let first = jobs.next();
+                for (range, mut rows) in jobs {
+                    s.spawn(move |_| self.few_rows(kernel, tiles, &mut rows, range));
+                }
+                if let Some((range, mut rows)) = first {
+                    self.few_rows(kernel, tiles, &mut rows, range);
                 }
             });
         }

@@ -80,6 +80,16 @@ pub fn generate_many(
     requests: &[(usize, u32)],
     options: &Options,
 ) -> Result<Vec<Vec<u32>>, ModelError> {
+    crate::encoder::in_pool(|| generate_in_pool(model, sources, requests, options))
+}
+
+/// [`generate_many`] on a thread of the shared pool.
+fn generate_in_pool(
+    model: &M2m100,
+    sources: &[Vec<u32>],
+    requests: &[(usize, u32)],
+    options: &Options,
+) -> Result<Vec<Vec<u32>>, ModelError> {
     if options.num_beams == 0 || options.max_length < 2 {
         return Err(ModelError::Invalid("generation needs at least one beam and a max_length of 2".into()));
     }
@@ -235,12 +245,12 @@ fn for_each_row<T: Send>(
         run(0, values, results);
         return;
     }
-    std::thread::scope(|s| {
+    rayon::scope(|s| {
         let mut parts = values.chunks_mut(per * width).zip(results.chunks_mut(per)).enumerate();
         let first = parts.next();
         for (p, (values, results)) in parts {
             let run = &run;
-            s.spawn(move || run(p * per, values, results));
+            s.spawn(move |_| run(p * per, values, results));
         }
         if let Some((_, (values, results))) = first {
             run(0, values, results);

@@ -184,11 +184,11 @@ impl QPacked {
         let threads = threads.clamp(1, (m * n * k / (1 << 20)).max(1));
         if threads == 1 || m >= ROW_SPLIT {
             let per = if threads == 1 { m } else { m.div_ceil(threads).next_multiple_of(kernel.height()) };
-            std::thread::scope(|s| {
+            rayon::scope(|s| {
                 let mut parts = out.chunks_mut(per * n).zip(x.chunks(per * k));
                 let first = parts.next();
                 for (part, x) in parts {
-                    s.spawn(move || self.rows(kernel, x, part));
+                    s.spawn(move |_| self.rows(kernel, x, part));
                 }
                 if let Some((part, x)) = first {
                     self.rows(kernel, x, part);
@@ -199,7 +199,7 @@ impl QPacked {
             let rows = Rows::quantize(x, k, self.groups, kernel);
             let per = panels.div_ceil(threads);
             let parts = crate::gemm::column_parts(out, n, per * NR, threads);
-            std::thread::scope(|s| {
+            rayon::scope(|s| {
                 let rows = &rows;
                 let mut jobs = parts.into_iter().enumerate().filter_map(|(t, out)| {
                     let range = t * per..((t + 1) * per).min(panels);
@@ -207,7 +207,7 @@ impl QPacked {
                 });
                 let first = jobs.next();
                 for (range, mut out) in jobs {
-                    s.spawn(move || self.panels(kernel, rows, &mut out, range));
+                    s.spawn(move |_| self.panels(kernel, rows, &mut out, range));
                 }
                 if let Some((range, mut out)) = first {
                     self.panels(kernel, rows, &mut out, range);
