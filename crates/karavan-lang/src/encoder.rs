@@ -274,14 +274,20 @@ impl Encoder {
         let threads = threads();
         let mut x = vec![0f32; ids.len() * h];
         self.embed_words(&ids, &mut x)?;
-        parallel_rows(&mut x, h, threads, #[inline(always)] |first, rows| {
-            for (row, &p) in rows.chunks_exact_mut(h).zip(&positions[first..]) {
-                for ((v, p), t) in row.iter_mut().zip(&self.positions[p * h..(p + 1) * h]).zip(&self.token_type) {
-                    *v += p + t;
+        parallel_rows(
+            &mut x,
+            h,
+            threads,
+            #[inline(always)]
+            |first, rows| {
+                for (row, &p) in rows.chunks_exact_mut(h).zip(&positions[first..]) {
+                    for ((v, p), t) in row.iter_mut().zip(&self.positions[p * h..(p + 1) * h]).zip(&self.token_type) {
+                        *v += p + t;
+                    }
+                    self.embedding_norm.apply(row);
                 }
-                self.embedding_norm.apply(row);
-            }
-        });
+            },
+        );
         let x = Tensor::from_vec(x, (ids.len(), h), &Device::Cpu).map_err(candle_error)?;
         let x = self.layers(x, &bounds, threads).map_err(candle_error)?;
         read(&x, |x| {
@@ -312,7 +318,13 @@ impl Encoder {
             add_and_normalize(&attended, &layer.attention_out.bias, &x, &layer.attention_norm, threads)?;
             let middle = layer.intermediate.product(&attended)?;
             in_place(&middle, |values| {
-                parallel_rows(values, c.intermediate, threads, #[inline(always)] |_, rows| bias_gelu(rows, &layer.intermediate.bias));
+                parallel_rows(
+                    values,
+                    c.intermediate,
+                    threads,
+                    #[inline(always)]
+                    |_, rows| bias_gelu(rows, &layer.intermediate.bias),
+                );
                 Ok(())
             })?;
             let output = layer.output.product(&middle)?;
@@ -463,7 +475,10 @@ pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f:
     let rows = values.len() / width.max(1);
     let parts = threads.min(values.len() / MIN_PARALLEL_VALUES).min(rows).max(1);
     if parts == 1 {
-        fast(#[inline(always)] || f(0, values));
+        fast(
+            #[inline(always)]
+            || f(0, values),
+        );
         return;
     }
     let per = rows.div_ceil(parts);
@@ -472,10 +487,18 @@ pub(crate) fn parallel_rows(values: &mut [f32], width: usize, threads: usize, f:
         let first = chunks.next();
         for (i, chunk) in chunks {
             let f = &f;
-            s.spawn(move |_| fast(#[inline(always)] || f(i * per, chunk)));
+            s.spawn(move |_| {
+                fast(
+                    #[inline(always)]
+                    || f(i * per, chunk),
+                )
+            });
         }
         if let Some((_, chunk)) = first {
-            fast(#[inline(always)] || f(0, chunk));
+            fast(
+                #[inline(always)]
+                || f(0, chunk),
+            );
         }
     });
 }
@@ -540,14 +563,21 @@ fn add_and_normalize(
     let width = bias.len();
     read(residual, |residual| {
         in_place(output, |values| {
-            parallel_rows(values, width, threads, #[inline(always)] |first, rows| {
-                for (row, input) in rows.chunks_exact_mut(width).zip(residual[first * width..].chunks_exact(width)) {
-                    for ((v, b), r) in row.iter_mut().zip(bias).zip(input) {
-                        *v += b + r;
+            parallel_rows(
+                values,
+                width,
+                threads,
+                #[inline(always)]
+                |first, rows| {
+                    for (row, input) in rows.chunks_exact_mut(width).zip(residual[first * width..].chunks_exact(width))
+                    {
+                        for ((v, b), r) in row.iter_mut().zip(bias).zip(input) {
+                            *v += b + r;
+                        }
+                        norm.apply(row);
                     }
-                    norm.apply(row);
-                }
-            });
+                },
+            );
             Ok(())
         })
     })?
@@ -771,11 +801,17 @@ mod tests {
     fn parallel_rows_visits_every_row_once_with_its_index() {
         let width = 3;
         let mut values = vec![0f32; MIN_PARALLEL_VALUES * 4 * width];
-        parallel_rows(&mut values, width, 4, #[inline(always)] |first, rows| {
-            for (i, row) in rows.chunks_exact_mut(width).enumerate() {
-                row.iter_mut().for_each(|v| *v += (first + i) as f32);
-            }
-        });
+        parallel_rows(
+            &mut values,
+            width,
+            4,
+            #[inline(always)]
+            |first, rows| {
+                for (i, row) in rows.chunks_exact_mut(width).enumerate() {
+                    row.iter_mut().for_each(|v| *v += (first + i) as f32);
+                }
+            },
+        );
         assert!(values.chunks_exact(width).enumerate().all(|(i, row)| row.iter().all(|&v| v == i as f32)));
     }
 }

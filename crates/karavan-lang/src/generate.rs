@@ -172,11 +172,17 @@ fn greedy(
             model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
             // The processors and the choice, row by row on all threads.
             next.resize(live.len(), 0u32);
-            for_each_row(&mut logits, vocab, &mut next, #[inline(always)] |row, scores, next| {
-                let s = live[row];
-                process(scores, &sequences[s], requests[s].1, c.eos, options, 0.0);
-                *next = on_row(ArgMax(scores));
-            });
+            for_each_row(
+                &mut logits,
+                vocab,
+                &mut next,
+                #[inline(always)]
+                |row, scores, next| {
+                    let s = live[row];
+                    process(scores, &sequences[s], requests[s].1, c.eos, options, 0.0);
+                    *next = on_row(ArgMax(scores));
+                },
+            );
         }
         let mut keep = Vec::with_capacity(live.len());
         for (row, (&s, &next)) in live.iter().zip(&next).enumerate() {
@@ -235,11 +241,14 @@ fn for_each_row<T: Send>(
     let parts = crate::encoder::threads().min(values.len() / crate::encoder::MIN_PARALLEL_VALUES).min(rows).max(1);
     let per = rows.div_ceil(parts).max(1);
     let run = |first: usize, values: &mut [f32], results: &mut [T]| {
-        crate::encoder::fast(#[inline(always)] || {
-            for (i, (row, result)) in values.chunks_exact_mut(width).zip(results.iter_mut()).enumerate() {
-                f(first + i, row, result);
-            }
-        })
+        crate::encoder::fast(
+            #[inline(always)]
+            || {
+                for (i, (row, result)) in values.chunks_exact_mut(width).zip(results.iter_mut()).enumerate() {
+                    f(first + i, row, result);
+                }
+            },
+        )
     };
     if parts == 1 {
         run(0, values, results);
@@ -534,26 +543,32 @@ fn beam_search(
             // higher): its best are not computed.
             model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
             let mut per_search: Vec<Vec<Vec<(f32, usize)>>> = vec![Vec::new(); live.len()];
-            for_each_row(&mut logits, vocab, &mut per_search, #[inline(always)] |slot, row, out| {
-                let (seq, score, target) = rows[slot * beams];
-                let shift = on_row(Shift(row));
-                process(row, seq, target, c.eos, options, shift);
-                let top = on_row(Max(row)) - shift;
-                let first = on_row(TopK { row, shift, score, k: keep });
-                let floor = if first.len() == keep { first[keep - 1].0 } else { f32::NEG_INFINITY };
-                let others: Vec<Vec<(f32, usize)>> = rows[slot * beams + 1..(slot + 1) * beams]
-                    .iter()
-                    .map(|&(_, score, _)| {
-                        if first.len() == keep && (top + score).total_cmp(&floor) != std::cmp::Ordering::Greater {
-                            Vec::new()
-                        } else {
-                            on_row(TopK { row, shift, score, k: keep })
-                        }
-                    })
-                    .collect();
-                out.push(first);
-                out.extend(others);
-            });
+            for_each_row(
+                &mut logits,
+                vocab,
+                &mut per_search,
+                #[inline(always)]
+                |slot, row, out| {
+                    let (seq, score, target) = rows[slot * beams];
+                    let shift = on_row(Shift(row));
+                    process(row, seq, target, c.eos, options, shift);
+                    let top = on_row(Max(row)) - shift;
+                    let first = on_row(TopK { row, shift, score, k: keep });
+                    let floor = if first.len() == keep { first[keep - 1].0 } else { f32::NEG_INFINITY };
+                    let others: Vec<Vec<(f32, usize)>> = rows[slot * beams + 1..(slot + 1) * beams]
+                        .iter()
+                        .map(|&(_, score, _)| {
+                            if first.len() == keep && (top + score).total_cmp(&floor) != std::cmp::Ordering::Greater {
+                                Vec::new()
+                            } else {
+                                on_row(TopK { row, shift, score, k: keep })
+                            }
+                        })
+                        .collect();
+                    out.push(first);
+                    out.extend(others);
+                },
+            );
             for (slot, beams_best) in per_search.into_iter().enumerate() {
                 for (b, row_best) in beams_best.into_iter().enumerate() {
                     best[slot * beams + b] = row_best;
@@ -561,12 +576,18 @@ fn beam_search(
             }
         } else {
             model.decode_step_into(encoded, &mut state, &tokens, &mut logits)?;
-            for_each_row(&mut logits, vocab, &mut best, #[inline(always)] |r, row, best| {
-                let (seq, score, target) = rows[r];
-                let shift = on_row(Shift(row));
-                process(row, seq, target, c.eos, options, shift);
-                *best = on_row(TopK { row, shift, score, k: keep });
-            });
+            for_each_row(
+                &mut logits,
+                vocab,
+                &mut best,
+                #[inline(always)]
+                |r, row, best| {
+                    let (seq, score, target) = rows[r];
+                    let shift = on_row(Shift(row));
+                    process(row, seq, target, c.eos, options, shift);
+                    *best = on_row(TopK { row, shift, score, k: keep });
+                },
+            );
         }
         drop(rows);
         let mut order = Vec::with_capacity(tokens.len());

@@ -470,7 +470,13 @@ impl M2m100 {
         let width = 2 * self.config.d_model * self.config.decoder_layers;
         let cross = self.cross_kv.product(&states).map_err(candle_error)?;
         in_place(&cross, |values| {
-            parallel_rows(values, width, threads(), #[inline(always)] |_, rows| add_bias(rows, &self.cross_kv.bias));
+            parallel_rows(
+                values,
+                width,
+                threads(),
+                #[inline(always)]
+                |_, rows| add_bias(rows, &self.cross_kv.bias),
+            );
             Ok(())
         })
         .map_err(candle_error)?;
@@ -528,7 +534,13 @@ impl M2m100 {
         let width = ffn.fc1.bias.len();
         let activation = self.config.activation;
         in_place(&middle, |values| {
-            parallel_rows(values, width, threads, #[inline(always)] |_, rows| bias_activation(rows, &ffn.fc1.bias, activation));
+            parallel_rows(
+                values,
+                width,
+                threads,
+                #[inline(always)]
+                |_, rows| bias_activation(rows, &ffn.fc1.bias, activation),
+            );
             Ok(())
         })
         .map_err(candle_error)?;
@@ -614,13 +626,19 @@ impl M2m100 {
             .map_err(candle_error)?;
             let mut context = vec![0f32; n * d];
             let hypotheses = &state.hypotheses;
-            parallel_rows(&mut context, d, threads, #[inline(always)] |first, rows| {
-                for (i, out) in rows.chunks_exact_mut(d).enumerate() {
-                    let b = first + i;
-                    let (keys, values) = &hypotheses[b].cache[l];
-                    attend_one(&queries[b * d..(b + 1) * d], keys, values, d, 0, 0, heads, out);
-                }
-            });
+            parallel_rows(
+                &mut context,
+                d,
+                threads,
+                #[inline(always)]
+                |first, rows| {
+                    for (i, out) in rows.chunks_exact_mut(d).enumerate() {
+                        let b = first + i;
+                        let (keys, values) = &hypotheses[b].cache[l];
+                        attend_one(&queries[b * d..(b + 1) * d], keys, values, d, 0, 0, heads, out);
+                    }
+                },
+            );
             let context = Tensor::from_vec(context, (n, d), &Device::Cpu).map_err(candle_error)?;
             x = residual(&x, &layer.attention.out, &context, threads)?;
 
@@ -629,20 +647,35 @@ impl M2m100 {
             let q = layer.cross.input.product(&h).map_err(candle_error)?;
             let mut context = vec![0f32; n * d];
             read(&q, |q| {
-                parallel_rows(&mut context, d, threads, #[inline(always)] |first, rows| {
-                    let mut query = vec![0f32; d];
-                    for (i, out) in rows.chunks_exact_mut(d).enumerate() {
-                        let b = first + i;
-                        query
-                            .iter_mut()
-                            .zip(&q[b * d..(b + 1) * d])
-                            .zip(&layer.cross.input.bias)
-                            .for_each(|((q, v), bias)| *q = v + bias);
-                        let source = &sources[hypotheses[b].source];
-                        let width = 2 * d * layers;
-                        attend_one(&query, &source.cross, &source.cross, width, l * 2 * d, l * 2 * d + d, heads, out);
-                    }
-                });
+                parallel_rows(
+                    &mut context,
+                    d,
+                    threads,
+                    #[inline(always)]
+                    |first, rows| {
+                        let mut query = vec![0f32; d];
+                        for (i, out) in rows.chunks_exact_mut(d).enumerate() {
+                            let b = first + i;
+                            query
+                                .iter_mut()
+                                .zip(&q[b * d..(b + 1) * d])
+                                .zip(&layer.cross.input.bias)
+                                .for_each(|((q, v), bias)| *q = v + bias);
+                            let source = &sources[hypotheses[b].source];
+                            let width = 2 * d * layers;
+                            attend_one(
+                                &query,
+                                &source.cross,
+                                &source.cross,
+                                width,
+                                l * 2 * d,
+                                l * 2 * d + d,
+                                heads,
+                                out,
+                            );
+                        }
+                    },
+                );
             })
             .map_err(candle_error)?;
             let context = Tensor::from_vec(context, (n, d), &Device::Cpu).map_err(candle_error)?;
@@ -666,7 +699,13 @@ fn normalized(x: &Tensor, norm: &Norm, threads: usize) -> Result<Tensor, ModelEr
     let h = x.copy().map_err(candle_error)?;
     let width = x.dim(1).map_err(candle_error)?;
     in_place(&h, |values| {
-        parallel_rows(values, width, threads, #[inline(always)] |_, rows| rows.chunks_exact_mut(width).for_each(|row| norm.apply(row)));
+        parallel_rows(
+            values,
+            width,
+            threads,
+            #[inline(always)]
+            |_, rows| rows.chunks_exact_mut(width).for_each(|row| norm.apply(row)),
+        );
         Ok(())
     })
     .map_err(candle_error)?;
@@ -679,13 +718,19 @@ fn residual(x: &Tensor, dense: &Dense, input: &Tensor, threads: usize) -> Result
     let width = dense.bias.len();
     read(x, |x| {
         in_place(&out, |values| {
-            parallel_rows(values, width, threads, #[inline(always)] |first, rows| {
-                for (row, input) in rows.chunks_exact_mut(width).zip(x[first * width..].chunks_exact(width)) {
-                    for ((v, b), r) in row.iter_mut().zip(&dense.bias).zip(input) {
-                        *v += b + r;
+            parallel_rows(
+                values,
+                width,
+                threads,
+                #[inline(always)]
+                |first, rows| {
+                    for (row, input) in rows.chunks_exact_mut(width).zip(x[first * width..].chunks_exact(width)) {
+                        for ((v, b), r) in row.iter_mut().zip(&dense.bias).zip(input) {
+                            *v += b + r;
+                        }
                     }
-                }
-            });
+                },
+            );
             Ok(())
         })
     })
@@ -728,29 +773,35 @@ fn self_attention(
     let mut context = vec![0f32; tokens * d];
     // Sequences start at known rows, so each thread takes whole rows and finds their sequence.
     let owner: Vec<usize> = bounds.iter().enumerate().flat_map(|(s, &(_, len))| std::iter::repeat_n(s, len)).collect();
-    parallel_rows(&mut context, d, threads, #[inline(always)] |first, rows| {
-        let mut keys = Vec::new();
-        let mut values = Vec::new();
-        let mut loaded = usize::MAX;
-        let mut query = vec![0f32; d];
-        for (i, out) in rows.chunks_exact_mut(d).enumerate() {
-            let t = first + i;
-            let s = owner[t];
-            let (start, len) = bounds[s];
-            if loaded != s {
-                keys.clear();
-                values.clear();
-                for row in qkv[start * 3 * d..(start + len) * 3 * d].chunks_exact(3 * d) {
-                    keys.extend(row[d..2 * d].iter().zip(&bias[d..2 * d]).map(|(v, b)| v + b));
-                    values.extend(row[2 * d..].iter().zip(&bias[2 * d..]).map(|(v, b)| v + b));
+    parallel_rows(
+        &mut context,
+        d,
+        threads,
+        #[inline(always)]
+        |first, rows| {
+            let mut keys = Vec::new();
+            let mut values = Vec::new();
+            let mut loaded = usize::MAX;
+            let mut query = vec![0f32; d];
+            for (i, out) in rows.chunks_exact_mut(d).enumerate() {
+                let t = first + i;
+                let s = owner[t];
+                let (start, len) = bounds[s];
+                if loaded != s {
+                    keys.clear();
+                    values.clear();
+                    for row in qkv[start * 3 * d..(start + len) * 3 * d].chunks_exact(3 * d) {
+                        keys.extend(row[d..2 * d].iter().zip(&bias[d..2 * d]).map(|(v, b)| v + b));
+                        values.extend(row[2 * d..].iter().zip(&bias[2 * d..]).map(|(v, b)| v + b));
+                    }
+                    loaded = s;
                 }
-                loaded = s;
+                let row = &qkv[t * 3 * d..t * 3 * d + d];
+                query.iter_mut().zip(row).zip(&bias[..d]).for_each(|((q, v), b)| *q = v + b);
+                attend_one(&query, &keys, &values, d, 0, 0, heads, out);
             }
-            let row = &qkv[t * 3 * d..t * 3 * d + d];
-            query.iter_mut().zip(row).zip(&bias[..d]).for_each(|((q, v), b)| *q = v + b);
-            attend_one(&query, &keys, &values, d, 0, 0, heads, out);
-        }
-    });
+        },
+    );
     Ok(context)
 }
 
