@@ -1005,6 +1005,51 @@ fn reader_rendering(
     Ok(Some((source, variant, terms)))
 }
 
+/// The stored machine translations of listed versions' headlines into `language`, as `viewer` reads
+/// them (the variant of their glossary terms), by version seq: (headline, model). For the wire: only
+/// what is stored (the head jobs make every reader language's soon after a publish); nothing is
+/// translated here. The versions must be ones `viewer` may read.
+pub fn listed_headlines(
+    store: &dyn Store,
+    models: &LanguageModels,
+    viewer: &MemberId,
+    versions: &[&StoredVersion],
+    language: &str,
+) -> karavan_store::Result<std::collections::HashMap<i64, (String, String)>> {
+    let glossaries = store.glossaries(viewer)?;
+    let mut wanted: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    for version in versions {
+        let Some(source) = crate::language::declared_or_detected_language(&version.document, models) else { continue };
+        if same_language(&source, language) {
+            continue;
+        }
+        let mine: Vec<&Glossary> = glossaries.iter().filter(|g| glossary_applies(g, &source, language)).collect();
+        let variant = if mine.is_empty() {
+            String::new()
+        } else {
+            applicable_terms(&mine, &crate::language::item_text(&version.document)).0
+        };
+        wanted.insert(version.seq, variant);
+    }
+    let seqs: Vec<i64> = wanted.keys().copied().collect();
+    let mut found = std::collections::HashMap::new();
+    if seqs.is_empty() {
+        return Ok(found);
+    }
+    for translation in store.translations(&seqs)? {
+        let fits = wanted.get(&translation.seq).is_some_and(|variant| *variant == translation.variant);
+        if !fits || translation.language != language || !translation.has(TranslationPart::Head) {
+            continue;
+        }
+        if let Some(headline) =
+            crate::search::texts(&translation.fields, "headlines").into_iter().find(|h| !h.trim().is_empty())
+        {
+            found.insert(translation.seq, (headline, translation.model.clone()));
+        }
+    }
+    Ok(found)
+}
+
 fn stored_rendering(
     store: &dyn Store,
     version: &StoredVersion,

@@ -226,7 +226,9 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
     let value =
         |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
     let (lang, urgency) = (value("lang"), value("urgency"));
-    let mut list = karavan_store::ListQuery::newest(50);
+    let mut list = karavan_store::ListQuery::newest(WIRE_PAGE);
+    // A killed item stays on the wire as its kill notice, marked.
+    list.include_kills = true;
     let mut filter_pairs: Vec<(String, String)> = Vec::new();
     if karavan_domain::LanguageTag::parse(&lang).is_ok() {
         list.languages = vec![lang.clone()];
@@ -236,60 +238,98 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
         list.urgency = Some(range);
         filter_pairs.push(("urgency".into(), urgency.clone()));
     }
-    let filter_query = if filter_pairs.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&filter_pairs).finish())
+    let filtered = !filter_pairs.is_empty();
+    let encode = |pairs: &[(String, String)]| {
+        if pairs.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish())
+        }
     };
+    let filter_query = encode(&filter_pairs);
+    // Paging to older items: `after=` a row's cursor, as the API pages (`after=`).
+    let after = karavan_store::Cursor::parse_token(&value("after"));
+    if let Some(cursor) = after {
+        list.page = karavan_store::Page::NewestFirst(Some(cursor));
+    }
+    // Headlines in the reader's language (the UI language) where a machine translation is stored.
+    let reading = locale.to_string();
     let viewer = session.user.member.clone();
+    let models = std::sync::Arc::clone(&state.read_context().models);
+    let at_now = now();
     let listed = state
         .blocking(move |store| {
             let names: std::collections::HashMap<String, String> = crate::wire::member_names(&store.members()?);
-            Ok((store.list(&viewer, &list, now())?, names))
+            let listed = store.list(&viewer, &list, at_now)?;
+            let versions: Vec<&karavan_store::StoredVersion> = listed.entries.iter().map(|e| &e.version).collect();
+            let translated = crate::translation::listed_headlines(store, &models, &viewer, &versions, &reading)?;
+            Ok((listed, names, translated))
         })
         .await;
-    let (listed, names) = match listed {
+    let (listed, names, translated) = match listed {
         Ok(found) => found,
         Err(error) => return failure(error.message),
     };
+    let viewer = &session.user.member;
     let items: Vec<karavan_web::Value> = listed
         .entries
         .iter()
         .map(|entry| {
-            let document = &entry.version.document;
+            let version = &entry.version;
+            let document = &version.document;
             let text =
                 |key: &str| document.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
-            let headline = crate::search::texts(document, "headlines")
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| entry.version.uri.clone());
+            let original =
+                crate::search::texts(document, "headlines").into_iter().next().unwrap_or_else(|| version.uri.clone());
             let at = document
                 .get("versionCreated")
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_string)
-                .unwrap_or_else(|| entry.version.committed_at.to_rfc3339());
+                .unwrap_or_else(|| version.committed_at.to_rfc3339());
+            // Only the owner lists an item before its embargo ends.
+            let embargoed = (&version.owner == viewer && version.available_at > at_now)
+                .then(|| local_time(locale, &version.available_at.to_rfc3339()));
+            let translation = translated.get(&version.seq);
+            let language = text("language");
             context! {
-                id => entry.version.item_id.as_str(),
+                id => version.item_id.as_str(),
                 cursor => entry.cursor.to_token(),
                 event => crate::stream::wire_event(entry).as_str(),
-                headline => headline,
-                member => names.get(entry.version.owner.as_str()).cloned().unwrap_or_default(),
-                language => text("language"),
+                headline => translation.map(|(h, _)| h.clone()).unwrap_or_else(|| original.clone()),
+                headline_language => if translation.is_some() { locale.to_string() } else { language.clone() },
+                original => original,
+                model => translation.map(|(_, m)| m.clone()),
+                member => names.get(version.owner.as_str()).cloned().unwrap_or_default(),
+                language => language,
                 urgency => document.get("urgency").and_then(serde_json::Value::as_u64),
+                embargoed => embargoed,
                 at_text => local_time(locale, &at),
                 at => at,
             }
         })
         .collect();
+    let older = match (&listed.next, listed.entries.len() as u32 >= WIRE_PAGE) {
+        (Some(next), true) => {
+            let mut pairs = filter_pairs.clone();
+            pairs.push(("after".into(), next.to_token()));
+            Some(format!("/{}", encode(&pairs)))
+        }
+        _ => None,
+    };
     let user = context! { name => session.user.display_name, role => session.user.role.as_str() };
     let context = context! {
-        user => user, csrf => session.csrf, items => items, lang => lang, urgency => urgency, filter_query => filter_query,
+        user => user, csrf => session.csrf, items => items, lang => lang, urgency => urgency,
+        filter_query => filter_query, filtered => filtered, older => older, paged => after.is_some(),
+        newest => format!("/{filter_query}"),
     };
     match state.pages().render("home.html", locale, context) {
         Ok(html) => page(StatusCode::OK, html, cookies),
         Err(error) => failure(error),
     }
 }
+
+/// Rows per page of the wire.
+const WIRE_PAGE: u32 = 50;
 
 /// The sign-in page; `wait_seconds` says how long repeated failures must wait.
 fn login_page(
@@ -1085,9 +1125,27 @@ fn publish_page(
     form: karavan_web::Value,
     error: Option<String>,
 ) -> Response {
-    let context = context! { user => signed_in(session), csrf => session.csrf.clone(), form => form, error => error };
+    publish_page_with(state, session, locale, status, form, error, context! {}, vec![])
+}
+
+/// The publishing form with messages at its fields (`invalid`: field name → message), setting
+/// `cookies`.
+#[allow(clippy::too_many_arguments)]
+fn publish_page_with(
+    state: &AppState,
+    session: &Session,
+    locale: &str,
+    status: StatusCode,
+    form: karavan_web::Value,
+    error: Option<String>,
+    invalid: karavan_web::Value,
+    cookies: Vec<String>,
+) -> Response {
+    let context = context! {
+        user => signed_in(session), csrf => session.csrf.clone(), form => form, error => error, invalid => invalid,
+    };
     match state.pages().render("publish.html", locale, context) {
-        Ok(html) => page(status, html, vec![]),
+        Ok(html) => page(status, html, cookies),
         Err(error) => failure(error),
     }
 }
@@ -1098,21 +1156,24 @@ pub async fn publish_form(State(state): State<AppState>, headers: HeaderMap, que
         Ok(session) => session,
         Err(response) => return response,
     };
-    let locale = locale_of(&state, &headers, None, Some(&session));
+    let pairs = query_pairs(&query);
+    let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
+    let cookies = remember_language(&state, asked, Some(&session)).await;
+    let locale = locale_of(&state, &headers, asked, Some(&session));
     if session.user.role < karavan_domain::Role::Editor {
         let message = state.pages().localizer().message(locale, "publish-forbidden", &[]);
-        return publish_page(&state, &session, locale, StatusCode::FORBIDDEN, context! {}, Some(message));
+        let (status, form) = (StatusCode::FORBIDDEN, context! {});
+        return publish_page_with(&state, &session, locale, status, form, Some(message), context! {}, cookies);
     }
-    let pairs = query_pairs(&query);
     let Some(correct) = pairs.iter().find(|(k, _)| k == "correct").map(|(_, v)| v.clone()) else {
-        return publish_page(
-            &state,
-            &session,
-            locale,
-            StatusCode::OK,
-            context! { language => "kk", urgency => 4 },
-            None,
-        );
+        // A new item is in the member's first language unless the editor picks another.
+        let member = session.user.member.clone();
+        let member = state.blocking(move |store| store.member(&member)).await.ok().flatten();
+        let languages: Vec<String> =
+            member.map(|m| m.languages.iter().map(|l| l.as_str().to_string()).collect()).unwrap_or_default();
+        let language = form_language(&languages);
+        let form = context! { language => language, urgency => 4 };
+        return publish_page_with(&state, &session, locale, StatusCode::OK, form, None, context! {}, cookies);
     };
     let viewer = session.user.member.clone();
     let current = match karavan_domain::ItemId::parse(&correct) {
@@ -1146,7 +1207,7 @@ pub async fn publish_form(State(state): State<AppState>, headers: HeaderMap, que
                 usage => document.get("usageTerms").and_then(serde_json::Value::as_str).unwrap_or_default(),
                 body => body,
             };
-            publish_page(&state, &session, locale, StatusCode::OK, form, None)
+            publish_page_with(&state, &session, locale, StatusCode::OK, form, None, context! {}, cookies)
         }
         _ => match state.pages().render(
             "not_found.html",
@@ -1183,6 +1244,19 @@ pub async fn publish_submit(
     if session.user.role < karavan_domain::Role::Editor {
         let message = state.pages().localizer().message(locale, "publish-forbidden", &[]);
         return publish_page(&state, &session, locale, StatusCode::FORBIDDEN, values, Some(message));
+    }
+    // Required fields, with the message at the field: a headline of more than spaces, and a text.
+    let mut invalid = std::collections::BTreeMap::new();
+    if form.get("headline").trim().is_empty() {
+        invalid.insert("headline", state.pages().localizer().message(locale, "publish-headline-required", &[]));
+    }
+    if visible_text(&karavan_web::sanitize(&form.get("body"))).trim().is_empty() {
+        invalid.insert("body", state.pages().localizer().message(locale, "publish-body-required", &[]));
+    }
+    if !invalid.is_empty() {
+        let invalid = karavan_web::Value::from_serialize(&invalid);
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return publish_page_with(&state, &session, locale, status, values, None, invalid, vec![]);
     }
     let correcting = !form.get("uri").is_empty();
     let uri = if correcting {
@@ -1232,6 +1306,39 @@ pub async fn publish_submit(
         Ok(outcome) => redirect(&format!("/items/{}", outcome.stored().item_id), vec![]),
         Err(error) => publish_page(&state, &session, locale, error.code.status(), values, Some(error.message)),
     }
+}
+
+/// The publishing form's language for a member's languages: the first one the form offers (Uzbek in
+/// its Latin script), English when it offers none of them.
+fn form_language(languages: &[String]) -> &'static str {
+    const OFFERED: [&str; 9] = ["zh", "ru", "kk", "ky", "tg", "tk", "uz-Latn", "uz-Cyrl", "en"];
+    languages
+        .iter()
+        .find_map(|language| {
+            let language = language.to_ascii_lowercase();
+            let wanted = match language.split(['-', '_']).next().unwrap_or_default() {
+                "uz" if language.contains("cyrl") => "uz-Cyrl",
+                "uz" => "uz-Latn",
+                primary => primary,
+            };
+            OFFERED.iter().copied().find(|offered| offered.eq_ignore_ascii_case(wanted))
+        })
+        .unwrap_or("en")
+}
+
+/// The text of sanitised HTML, without its tags (to tell an empty body).
+fn visible_text(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&nbsp;", " ")
 }
 
 /// `POST /items/{id}/kill` (form: csrf, reason): kills one of the member's items.

@@ -30,6 +30,33 @@
     return td;
   }
 
+  // Times in the reader's time zone (the browser's): today's as the time of day, older ones with
+  // their date; the full time in the tooltip.
+  const locale = document.documentElement.lang || "en";
+  function showTime(time) {
+    const at = new Date(time.dateTime);
+    if (isNaN(at.getTime())) return;
+    const today = new Date();
+    const sameDay = at.toDateString() === today.toDateString();
+    const options = sameDay
+      ? { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
+      : { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    try {
+      time.textContent = new Intl.DateTimeFormat(locale, options).format(at);
+      time.title = new Intl.DateTimeFormat(locale, { dateStyle: "full", timeStyle: "long" }).format(at);
+    } catch (error) {
+      time.textContent = at.toLocaleString();
+    }
+  }
+  for (const time of table.querySelectorAll("time[datetime]")) showTime(time);
+
+  function badge(text, className) {
+    const span = document.createElement("span");
+    span.className = "badge " + className;
+    span.textContent = text;
+    return span;
+  }
+
   function addRow(kind, data) {
     const meta = data.meta || {};
     const item = data.item || {};
@@ -37,28 +64,29 @@
     const old = body.querySelector('tr[data-id="' + CSS.escape(id) + '"]');
     if (old) old.remove();
     const row = document.createElement("tr");
-    row.className = kind + " unread";
+    const urgency = item.urgency === undefined ? "" : String(item.urgency);
+    row.className = kind + " unread" + (item.urgency !== undefined && item.urgency <= 2 ? " flash" : "");
     row.dataset.id = id;
     row.dataset.cursor = meta.cursor || "";
-    const at = item.versionCreated || meta.receivedAt || "";
     const time = document.createElement("time");
-    time.dateTime = at;
-    time.textContent = at
-      ? new Date(at).toLocaleString(document.documentElement.lang, { timeZone: "UTC", dateStyle: "medium", timeStyle: "short" }) + " UTC"
-      : "";
+    time.dateTime = item.versionCreated || meta.receivedAt || "";
+    showTime(time);
     const timeCell = document.createElement("td");
+    timeCell.className = "time";
     timeCell.appendChild(time);
     row.appendChild(timeCell);
-    const urgency = item.urgency === undefined ? "" : String(item.urgency);
     row.appendChild(cell(urgency, "urgency u" + urgency));
-    row.appendChild(cell(meta.memberName || meta.member || ""));
+    row.appendChild(cell(meta.memberName || meta.member || "", "member"));
     const language = item.language || "";
-    row.appendChild(cell(language, "", language));
-    const headlineCell = cell("", "", language);
+    row.appendChild(cell(language, "language", language));
+    const headlineCell = cell("", "headline");
+    if (kind === "kill") headlineCell.appendChild(badge(table.dataset.killed || "", "kill"));
+    if (kind === "correction") headlineCell.appendChild(badge(table.dataset.correction || "", "correction"));
     const link = document.createElement("a");
     link.href = "/items/" + encodeURIComponent(id);
+    if (language) link.lang = language;
     const headlines = item.headlines || [];
-    link.textContent = (kind === "kill" ? "KILL: " : "") + (headlines.length ? headlines[0].value : id);
+    link.textContent = headlines.length ? headlines[0].value : id;
     headlineCell.appendChild(link);
     row.appendChild(headlineCell);
     body.insertBefore(row, body.firstChild);
@@ -67,8 +95,8 @@
     if (empty) empty.remove();
   }
 
-  const stream = new EventSource(table.dataset.stream);
-  for (const kind of ["publish", "correction", "kill"]) {
+  const stream = table.dataset.stream ? new EventSource(table.dataset.stream) : null;
+  for (const kind of stream ? ["publish", "correction", "kill"] : []) {
     stream.addEventListener(kind, function (event) {
       try {
         addRow(kind, JSON.parse(event.data));

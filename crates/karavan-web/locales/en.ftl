@@ -152,3 +152,19 @@ search-mode = Ranking
 search-mode-keyword = Words
 search-mode-semantic = Meaning (all languages)
 search-mode-hybrid = Words and meaning
+
+# The wire desk
+wire-clear-filters = Clear filters
+wire-killed = Killed
+wire-correction = Correction
+wire-embargoed = Embargoed until { $time }
+wire-machine-translation = Machine translation ({ $model })
+wire-mt = MT
+wire-no-match = No items match these filters.
+wire-no-older = No older items.
+wire-pages = Pages of the wire
+wire-newest = Newest items
+wire-older = Older items
+skip-to-content = Skip to content
+publish-headline-required = Write a headline (not only spaces).
+publish-body-required = Write the text of the item.

@@ -152,3 +152,19 @@ search-mode = Реттеу
 search-mode-keyword = Сөздер бойынша
 search-mode-semantic = Мағына бойынша (барлық тілдер)
 search-mode-hybrid = Сөздер мен мағына бойынша
+
+# The wire desk
+wire-clear-filters = Сүзгілерді тазалау
+wire-killed = Кері қайтарылды
+wire-correction = Түзету
+wire-embargoed = { $time } дейін эмбарго
+wire-machine-translation = Машиналық аударма ({ $model })
+wire-mt = МА
+wire-no-match = Бұл сүзгілерге сай материал жоқ.
+wire-no-older = Бұдан ертерек материал жоқ.
+wire-pages = Лента беттері
+wire-newest = Ең жаңалары
+wire-older = Ертеректегілер
+skip-to-content = Мазмұнға өту
+publish-headline-required = Тақырып жазыңыз (тек бос орын емес).
+publish-body-required = Материалдың мәтінін жазыңыз.

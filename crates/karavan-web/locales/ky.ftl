@@ -152,3 +152,19 @@ search-mode = Иреттөө
 search-mode-keyword = Сөздөр боюнча
 search-mode-semantic = Маани боюнча (бардык тилдер)
 search-mode-hybrid = Сөздөр жана маани боюнча
+
+# The wire desk
+wire-clear-filters = Чыпкаларды тазалоо
+wire-killed = Кайтарылып алынды
+wire-correction = Оңдоо
+wire-embargoed = { $time } чейин эмбарго
+wire-machine-translation = Машиналык котормо ({ $model })
+wire-mt = МК
+wire-no-match = Бул чыпкаларга туура келген материал жок.
+wire-no-older = Мындан мурунку материал жок.
+wire-pages = Лентанын барактары
+wire-newest = Эң жаңылары
+wire-older = Мурункулары
+skip-to-content = Мазмунга өтүү
+publish-headline-required = Аталыш жазыңыз (бош орундар гана эмес).
+publish-body-required = Материалдын текстин жазыңыз.

@@ -152,3 +152,19 @@ search-mode = Ранжирование
 search-mode-keyword = По словам
 search-mode-semantic = По смыслу (все языки)
 search-mode-hybrid = По словам и смыслу
+
+# The wire desk
+wire-clear-filters = Сбросить фильтры
+wire-killed = Отозвано
+wire-correction = Исправление
+wire-embargoed = Эмбарго до { $time }
+wire-machine-translation = Машинный перевод ({ $model })
+wire-mt = МП
+wire-no-match = Нет материалов, подходящих под эти фильтры.
+wire-no-older = Более ранних материалов нет.
+wire-pages = Страницы ленты
+wire-newest = Самые новые
+wire-older = Более ранние
+skip-to-content = Перейти к содержанию
+publish-headline-required = Напишите заголовок (не только пробелы).
+publish-body-required = Напишите текст материала.

@@ -152,3 +152,19 @@ search-mode = Тартиб
 search-mode-keyword = Аз рӯи калимаҳо
 search-mode-semantic = Аз рӯи маъно (ҳамаи забонҳо)
 search-mode-hybrid = Аз рӯи калимаҳо ва маъно
+
+# The wire desk
+wire-clear-filters = Тоза кардани филтрҳо
+wire-killed = Бозхонда шуд
+wire-correction = Ислоҳ
+wire-embargoed = Эмбарго то { $time }
+wire-machine-translation = Тарҷумаи мошинӣ ({ $model })
+wire-mt = ТМ
+wire-no-match = Маводе, ки ба ин филтрҳо мувофиқ бошад, нест.
+wire-no-older = Маводи пештара нест.
+wire-pages = Саҳифаҳои лента
+wire-newest = Навтаринҳо
+wire-older = Пештараҳо
+skip-to-content = Гузаштан ба мундариҷа
+publish-headline-required = Сарлавҳа нависед (на танҳо фосила).
+publish-body-required = Матни маводро нависед.

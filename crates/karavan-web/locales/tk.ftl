@@ -152,3 +152,19 @@ search-mode = Tertip
 search-mode-keyword = Sözler boýunça
 search-mode-semantic = Many boýunça (ähli diller)
 search-mode-hybrid = Sözler we many boýunça
+
+# The wire desk
+wire-clear-filters = Süzgüçleri arassala
+wire-killed = Yzyna alyndy
+wire-correction = Düzediş
+wire-embargoed = { $time } çenli embargo
+wire-machine-translation = Maşyn terjimesi ({ $model })
+wire-mt = MT
+wire-no-match = Bu süzgüçlere laýyk gelýän habar ýok.
+wire-no-older = Mundan öňki habar ýok.
+wire-pages = Lentanyň sahypalary
+wire-newest = Iň täzeler
+wire-older = Öňkiler
+skip-to-content = Mazmuna geç
+publish-headline-required = Sözbaşy ýazyň (diňe boşluk däl).
+publish-body-required = Habaryň tekstini ýazyň.

@@ -152,3 +152,19 @@ search-mode = Saralash
 search-mode-keyword = Soʻzlar boʻyicha
 search-mode-semantic = Maʼno boʻyicha (barcha tillar)
 search-mode-hybrid = Soʻzlar va maʼno boʻyicha
+
+# The wire desk
+wire-clear-filters = Filtrlarni tozalash
+wire-killed = Qaytarib olindi
+wire-correction = Tuzatish
+wire-embargoed = { $time } gacha embargo
+wire-machine-translation = Mashina tarjimasi ({ $model })
+wire-mt = MT
+wire-no-match = Bu filtrlarga mos material yoʻq.
+wire-no-older = Bundan oldingi material yoʻq.
+wire-pages = Lenta sahifalari
+wire-newest = Eng yangilari
+wire-older = Oldingilari
+skip-to-content = Mazmunga oʻtish
+publish-headline-required = Sarlavha yozing (faqat boʻsh joy emas).
+publish-body-required = Material matnini yozing.

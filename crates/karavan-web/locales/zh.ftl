@@ -152,3 +152,19 @@ search-mode = 排序方式
 search-mode-keyword = 关键词
 search-mode-semantic = 语义（跨语种）
 search-mode-hybrid = 关键词与语义
+
+# The wire desk
+wire-clear-filters = 清除筛选
+wire-killed = 已撤销
+wire-correction = 更正
+wire-embargoed = 禁发至 { $time }
+wire-machine-translation = 机器翻译（{ $model }）
+wire-mt = 机译
+wire-no-match = 没有符合这些筛选条件的稿件。
+wire-no-older = 没有更早的稿件。
+wire-pages = 通稿分页
+wire-newest = 最新稿件
+wire-older = 更早的稿件
+skip-to-content = 跳到正文
+publish-headline-required = 请填写标题（不能只有空格）。
+publish-body-required = 请填写稿件正文。

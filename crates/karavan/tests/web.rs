@@ -140,7 +140,7 @@ async fn editors_sign_in_switch_language_and_sign_out() {
     let html = home.text().await.unwrap();
     assert!(html.contains("Signed in as Айгерім Сейіт"), "{html}");
     assert!(html.contains("Астанада &lt;b&gt;жаңа&lt;") && !html.contains("<b>жаңа"), "the headline, escaped: {html}");
-    assert!(html.contains("<td>Kazinform</td>") && html.contains("/assets/newsroom.js"));
+    assert!(html.contains("<td class=\"member\">Kazinform</td>") && html.contains("/assets/newsroom.js"));
     let mut live = client.get(format!("{base}/wire/stream")).header("cookie", &session).send().await.unwrap();
     assert_eq!(live.status(), StatusCode::OK);
     assert!(live.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
@@ -362,4 +362,150 @@ fn guessable_passwords_are_refused_when_users_are_added() {
         assert!(!ok, "{weak} was accepted");
         assert!(stderr.contains("too easy to guess"), "{weak}: {stderr}");
     }
+}
+
+/// Signs `email` in through the form; the session cookie (`karavan_session=…`).
+async fn session_for(client: &reqwest::Client, base: &str, email: &str) -> String {
+    let response = client.get(format!("{base}/login")).send().await.unwrap();
+    let (csrf, _) = set_cookie(response.headers(), "karavan_csrf").unwrap();
+    let form = [("email", email.to_string()), ("password", PASSWORD.into()), ("csrf", csrf.clone())];
+    let signed =
+        client.post(format!("{base}/login")).header("cookie", format!("karavan_csrf={csrf}")).form(&form).send().await;
+    let signed = signed.unwrap();
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    format!("karavan_session={}", set_cookie(signed.headers(), "karavan_session").unwrap().0)
+}
+
+/// The wire desk: pages of 50 rows with a link to older ones (filters kept), markers for corrections,
+/// kills and machine translations, headlines in the reader's UI language where a translation is
+/// stored (the original in the tooltip), and an empty state that says when the filters match
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wire_desk_pages_marks_and_reads_in_the_readers_language() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../karavan-lang/tests/fixtures/m2m100/nllb-2x2");
+    cli(dir.path(), &["models", "import", fixture.to_str().unwrap()]);
+    let (xinhua, xinhua_key) = support::member_with_key(dir.path(), "Xinhua", "editor");
+    let (kazinform, kz_key) = support::member_with_key(dir.path(), "Kazinform", "editor");
+    cli(dir.path(), &["agreement", "add", "--grantor", &xinhua, "--grantee", "*"]);
+    add_user(dir.path(), &kazinform, "desk@kazinform.kz");
+    let server = Server::start(dir.path(), &[]);
+    let base = server.base.clone();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let read = json!({ "languages": ["kk"] });
+    let response = client.put(format!("{base}/v1/me/read-languages")).bearer_auth(&kz_key).json(&read).send().await;
+    assert_eq!(response.unwrap().status(), StatusCode::OK);
+
+    // 53 items in Chinese; the first is corrected and the second killed.
+    let item = |n: usize, headline: &str| {
+        json!({ "uri": format!("urn:xh:desk:{n}"), "type": "text", "language": "zh", "urgency": 3,
+                "headlines": [{ "value": headline }],
+                "bodies": [{ "contentType": "text/plain", "value": "双方讨论了贸易。" }] })
+    };
+    let mut ids = Vec::new();
+    for n in 0..53 {
+        let response = client
+            .post(format!("{base}/v1/items"))
+            .bearer_auth(&xinhua_key)
+            .json(&item(n, &format!("第{n}号新闻")))
+            .send();
+        let published: serde_json::Value = response.await.unwrap().json().await.unwrap();
+        ids.push(published["id"].as_str().unwrap().to_string());
+    }
+    let corrected =
+        client.post(format!("{base}/v1/items")).bearer_auth(&xinhua_key).json(&item(0, "第0号新闻（更正）"));
+    assert_eq!(corrected.send().await.unwrap().status(), StatusCode::CREATED);
+    let kill = client
+        .post(format!("{base}/v1/items/{}/kill", ids[1]))
+        .bearer_auth(&xinhua_key)
+        .json(&json!({ "reason": "wrong" }));
+    assert!(kill.send().await.unwrap().status().is_success());
+    // Every head and body job into Kazakh is done (the fixture's words are no translation, but real).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let queue: serde_json::Value = client
+            .get(format!("{base}/v1/translation/queue"))
+            .bearer_auth(&xinhua_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if queue["done"].as_u64() >= Some(2 * 53) && queue["queued"] == 0 && queue["running"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the queue did not drain: {queue}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    let session = session_for(&client, &base, "desk@kazinform.kz").await;
+    let page = |path: String| {
+        let (client, session, base) = (client.clone(), session.clone(), base.clone());
+        async move {
+            let response = client.get(format!("{base}{path}")).header("cookie", session).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            response.text().await.unwrap()
+        }
+    };
+    let rows = |html: &str| html.matches("<tr class=\"").count();
+    let html = page("/?ui=kk".into()).await;
+    assert_eq!(rows(&html), 50, "a page of 50 rows");
+    // Headlines in Kazakh where the translation is stored, marked, with the original in the tooltip.
+    assert!(html.contains("class=\"badge mt\" title=\"Машиналық аударма (hf-nllb-2x2)\""), "{html}");
+    assert!(html.contains("title=\"第52号新闻\""), "the original in the tooltip");
+    assert!(
+        html.contains(&format!("href=\"/items/{}?lang=kk\" lang=\"kk\"", ids[52])),
+        "the link opens the translation"
+    );
+    // The correction and the kill are marked in the UI language (no English "KILL:").
+    assert!(html.contains("<span class=\"badge correction\">Түзету</span>"), "{html}");
+    assert!(html.contains("<span class=\"badge kill\">Кері қайтарылды</span>"), "{html}");
+    assert!(!html.contains("KILL"));
+    assert!(html.contains("data-stream=\"/wire/stream\""), "the first page follows the live wire");
+    // Older items, one page further, with the filters kept.
+    let unescape = |href: &str| href.replace("&#x2f;", "/").replace("&amp;", "&");
+    let older = unescape(
+        html.split("rel=\"next\"").next().unwrap().rsplit("href=\"").next().unwrap().split('"').next().unwrap(),
+    );
+    assert!(older.starts_with("/?after="), "{older}");
+    let html = page(older).await;
+    assert_eq!(rows(&html), 3);
+    assert!(!html.contains("rel=\"next\"") && html.contains("Ең жаңалары"), "the last page links back to the newest");
+    assert!(!html.contains("data-stream"), "an older page does not take live rows");
+    let filtered = page("/?urgency=3&lang=zh".into()).await;
+    let older = unescape(
+        filtered.split("rel=\"next\"").next().unwrap().rsplit("href=\"").next().unwrap().split('"').next().unwrap(),
+    );
+    assert!(older.contains("urgency=3") && older.contains("lang=zh") && older.contains("after="), "{older}");
+    // Filters that match nothing say so, with a way back.
+    let html = page("/?urgency=1-2&ui=kk".into()).await;
+    assert_eq!(rows(&html), 0);
+    assert!(
+        html.contains("Бұл сүзгілерге сай материал жоқ.") && !html.contains("Лентаңызда әзірге ештеңе жоқ."),
+        "{html}"
+    );
+    // In another UI language the headlines stay as written where nothing is stored for it.
+    let html = page("/?ui=en".into()).await;
+    assert!(html.contains(">第52号新闻</a>") && !html.contains("badge mt"), "no English translation is stored");
+
+    // The publishing form starts in the member's language and wants a real headline and a text.
+    let form = page("/publish?ui=kk".into()).await;
+    assert!(form.contains("<option value=\"kk\" selected>"), "{form}");
+    let csrf = hidden(&form, "csrf");
+    let fields = [
+        ("csrf", csrf),
+        ("headline", "   ".into()),
+        ("language", "kk".into()),
+        ("urgency", "4".into()),
+        ("body", "<p> </p>".into()),
+    ];
+    let refused = client.post(format!("{base}/publish")).header("cookie", &session).form(&fields).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("id=\"headline-error\"") && html.contains("Тақырып жазыңыз (тек бос орын емес)."), "{html}");
+    assert!(html.contains("id=\"body-error\"") && html.contains("Материалдың мәтінін жазыңыз."), "{html}");
+    assert!(html.contains("aria-invalid=\"true\" aria-describedby=\"headline-error\""));
 }
