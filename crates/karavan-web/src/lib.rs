@@ -260,6 +260,7 @@ mod tests {
                     ("seconds", "30"),
                     ("from", "zh"),
                     ("model", "nllb-200-distilled-600M"),
+                    ("time", "7 Dec, 18:00"),
                 ];
                 let text = localizer.message(code, id, &arguments);
                 assert!(!text.is_empty() && text != *id, "locale {code}: {id} does not format");
