@@ -128,9 +128,63 @@ pub(crate) fn failure(error: String) -> Response {
     page(StatusCode::INTERNAL_SERVER_ERROR, "<!doctype html><title>Error</title><p>Internal error.</p>".into(), vec![])
 }
 
-/// A refusal page (403) for a forged, stale or unauthorised form.
-pub(crate) fn forbidden(message: &str) -> Response {
-    page(StatusCode::FORBIDDEN, format!("<!doctype html><title>Forbidden</title><p>{message}</p>"), vec![])
+/// A refusal page (403) in the UI language: `message` is a message id (`refused-stale-form`,
+/// `refused-role`, `admin-forbidden`, …), said in the page with the newsroom around it.
+pub(crate) fn refusal(state: &AppState, headers: &HeaderMap, session: Option<&Session>, message: &str) -> Response {
+    let locale = locale_of(state, headers, None, session);
+    let text = state.pages().localizer().message(locale, message, &[]);
+    let context = match session {
+        Some(session) => context! { user => signed_in(session), csrf => session.csrf.clone(), message => text },
+        None => context! { message => text },
+    };
+    match state.pages().render("refused.html", locale, context) {
+        Ok(html) => page(StatusCode::FORBIDDEN, html, vec![]),
+        Err(error) => failure(error),
+    }
+}
+
+/// What a confirmation step asks: the form's action, the question and the button (in the UI
+/// language), where Cancel goes, and an optional field to fill in on the step (a kill's reason).
+pub(crate) struct Confirm<'a> {
+    pub action: String,
+    pub question: String,
+    pub button: String,
+    pub back: String,
+    /// (name, label, error): a required field shown on the step, its value kept.
+    pub input: Option<(&'a str, String, Option<String>)>,
+}
+
+/// The confirmation step of a destructive form: unless the form carries `confirm=yes` (and, where the
+/// step asks for one, a non-empty field), the page asks, with every field of the form carried over.
+/// `None`: confirmed, go on.
+pub(crate) fn unconfirmed(
+    state: &AppState,
+    locale: &str,
+    session: &Session,
+    form: &Form,
+    confirm: Confirm<'_>,
+) -> Option<Response> {
+    let filled = confirm.input.as_ref().is_none_or(|(name, _, _)| !form.get(name).is_empty());
+    if form.get("confirm") == "yes" && filled {
+        return None;
+    }
+    let input_name = confirm.input.as_ref().map(|(name, _, _)| *name);
+    let hidden: Vec<(String, String)> =
+        form.0.iter().filter(|(key, _)| key != "confirm" && Some(key.as_str()) != input_name).cloned().collect();
+    let input = confirm.input.map(|(name, label, error)| {
+        // Asked for and left empty: say so at the field.
+        let error = error.filter(|_| form.get("confirm") == "yes");
+        context! { name => name, label => label, value => form.get(name), error => error }
+    });
+    let context = context! {
+        user => signed_in(session), csrf => session.csrf.clone(), action => confirm.action, question => confirm.question,
+        button => confirm.button, back => confirm.back, hidden => hidden, input => input,
+    };
+    let status = if form.get("confirm") == "yes" { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    Some(match state.pages().render("confirm.html", locale, context) {
+        Ok(html) => page(status, html, vec![]),
+        Err(error) => failure(error),
+    })
 }
 
 /// A submitted form (`application/x-www-form-urlencoded`); an unreadable body is an empty form.
@@ -176,8 +230,11 @@ pub(crate) async fn form_session(
     role: karavan_domain::Role,
 ) -> Result<Session, Response> {
     let session = require_session(state, headers, path).await?;
-    if !form.carries(&session) || session.user.role < role {
-        return Err(forbidden("Forbidden."));
+    if !form.carries(&session) {
+        return Err(refusal(state, headers, Some(&session), "refused-stale-form"));
+    }
+    if session.user.role < role {
+        return Err(refusal(state, headers, Some(&session), "refused-role"));
     }
     Ok(session)
 }
@@ -478,7 +535,7 @@ pub async fn logout(
     let form = Form::read(body);
     if let Some(session) = session_of(&state, &headers).await {
         if !form.carries(&session) {
-            return forbidden("Stale form.");
+            return refusal(&state, &headers, Some(&session), "refused-stale-form");
         }
         if let Some(token) = cookie(&headers, SESSION_COOKIE) {
             let hash = token_hash(token);
@@ -1002,7 +1059,7 @@ pub async fn subscriptions_create(
     let locale = locale_of(&state, &headers, None, Some(&session));
     let form = Form::read(body);
     if !form.carries(&session) {
-        return forbidden("Stale form.");
+        return refusal(&state, &headers, Some(&session), "refused-stale-form");
     }
     let values = context! { name => form.get("name"), q => form.get("q"), lang => form.get("lang"), webhook => form.get("webhook") };
     if session.user.role < karavan_domain::Role::Editor {
@@ -1234,7 +1291,7 @@ pub async fn publish_submit(
     let locale = locale_of(&state, &headers, None, Some(&session));
     let form = Form::read(body);
     if !form.carries(&session) {
-        return forbidden("Stale form.");
+        return refusal(&state, &headers, Some(&session), "refused-stale-form");
     }
     let values = context! {
         uri => form.get("uri"), headline => form.get("headline"), language => form.get("language"),
@@ -1357,6 +1414,19 @@ pub async fn item_kill(
     let Ok(item_id) = karavan_domain::ItemId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such item").into_response();
     };
+    // A kill asks once more, with its reason (partners read it) required.
+    let locale = locale_of(&state, &headers, None, Some(&session));
+    let message = |id: &str| state.pages().localizer().message(locale, id, &[]);
+    let confirm = Confirm {
+        action: format!("/items/{id}/kill"),
+        question: message("confirm-kill"),
+        button: message("publish-kill"),
+        back: format!("/items/{id}"),
+        input: Some(("reason", message("publish-kill-reason"), Some(message("confirm-kill-reason-required")))),
+    };
+    if let Some(ask) = unconfirmed(&state, locale, &session, &form, confirm) {
+        return ask;
+    }
     let reason = Some(form.get("reason")).filter(|r| !r.is_empty());
     match crate::app::publishing::kill(&state, &session.user.member, item_id, reason).await {
         Ok(_) => redirect(&format!("/items/{id}"), vec![]),
@@ -1480,6 +1550,18 @@ pub async fn subscription_delete(
     let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };
+    let locale = locale_of(&state, &headers, None, Some(&session));
+    let message = |id: &str| state.pages().localizer().message(locale, id, &[]);
+    let confirm = Confirm {
+        action: format!("/subscriptions/{id}/delete"),
+        question: message("confirm-delete-subscription"),
+        button: message("subs-delete"),
+        back: format!("/subscriptions/{id}"),
+        input: None,
+    };
+    if let Some(ask) = unconfirmed(&state, locale, &session, &form, confirm) {
+        return ask;
+    }
     match crate::app::subscriptions::delete(&state, &session.user.member, &subscription_id).await {
         // Deleted, or already gone: the list is where the user goes either way.
         Ok(()) => redirect("/subscriptions", vec![]),

@@ -12,15 +12,36 @@ use karavan_web::context;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::web::{Form, failure, forbidden, form_session, locale_of, page, redirect, require_session, signed_in};
+use crate::web::{
+    Confirm, Form, failure, form_session, locale_of, page, redirect, refusal, require_session, signed_in, unconfirmed,
+};
 
 /// A form field of comma-separated values (subjects), trimmed, empty ones dropped.
 fn comma_list(field: &str) -> Vec<String> {
     field.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
-fn forbidden_page() -> Response {
-    forbidden("Forbidden.")
+/// An administration form that names nothing of the agency's (an unknown id or action): back to the
+/// page, which shows what there is.
+fn back_to_admin() -> Response {
+    redirect("/admin", vec![])
+}
+
+/// The confirmation step of an administration form that cannot be undone; `None`: confirmed.
+fn confirmed_or_ask(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &Session,
+    form: &Form,
+    action: String,
+    question: &str,
+    button: &str,
+) -> Option<Response> {
+    let locale = locale_of(state, headers, None, Some(session));
+    let message = |id: &str| state.pages().localizer().message(locale, id, &[]);
+    let confirm =
+        Confirm { action, question: message(question), button: message(button), back: "/admin".into(), input: None };
+    unconfirmed(state, locale, session, form, confirm)
 }
 
 async fn admin_page(
@@ -33,8 +54,7 @@ async fn admin_page(
 ) -> Response {
     let locale = locale_of(state, headers, None, Some(session));
     if session.user.role < Role::Admin {
-        let message = state.pages().localizer().message(locale, "admin-forbidden", &[]);
-        return page(StatusCode::FORBIDDEN, message, vec![]);
+        return refusal(state, headers, Some(session), "admin-forbidden");
     }
     let member = session.user.member.clone();
     let loaded = state
@@ -104,7 +124,7 @@ pub async fn admin(State(state): State<AppState>, headers: HeaderMap) -> Respons
         Ok(session) if session.user.role >= Role::Admin => {
             admin_page(&state, &headers, &session, StatusCode::OK, None, None).await
         }
-        Ok(_) => forbidden_page(),
+        Ok(session) => refusal(&state, &headers, Some(&session), "admin-forbidden"),
         Err(response) => response,
     }
 }
@@ -151,7 +171,15 @@ pub async fn feed_action(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let Ok(feed) = karavan_domain::FeedId::parse(&id) else { return forbidden_page() };
+    let Ok(feed) = karavan_domain::FeedId::parse(&id) else { return back_to_admin() };
+    if action == "delete" {
+        let action = format!("/admin/feeds/{id}/delete");
+        if let Some(ask) =
+            confirmed_or_ask(&state, &headers, &session, &form, action, "confirm-delete-feed", "admin-delete")
+        {
+            return ask;
+        }
+    }
     let member = &session.user.member;
     let outcome = match action.as_str() {
         "pause" | "resume" => crate::app::feeds::set_paused(&state, member, &feed, action == "pause").await.map(|_| ()),
@@ -160,7 +188,7 @@ pub async fn feed_action(
             Err(error) if error.code == crate::error::ErrorCode::NotFound => Ok(()),
             other => other,
         },
-        _ => return forbidden_page(),
+        _ => return back_to_admin(),
     };
     changed(&state, &headers, &session, outcome).await
 }
@@ -231,7 +259,12 @@ pub async fn revoke_key(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let Ok(key) = KeyId::parse(&id) else { return forbidden_page() };
+    let Ok(key) = KeyId::parse(&id) else { return back_to_admin() };
+    let action = format!("/admin/keys/{id}/revoke");
+    if let Some(ask) = confirmed_or_ask(&state, &headers, &session, &form, action, "confirm-revoke-key", "admin-revoke")
+    {
+        return ask;
+    }
     match crate::app::access::revoke_key(&state, &session.user.member, &key).await {
         Ok(()) => redirect("/admin", vec![]),
         Err(error) if error.code == crate::error::ErrorCode::NotFound => redirect("/admin", vec![]),
@@ -289,7 +322,12 @@ pub async fn revoke_agreement(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let Ok(agreement) = AgreementId::parse(&id) else { return forbidden_page() };
+    let Ok(agreement) = AgreementId::parse(&id) else { return back_to_admin() };
+    let action = format!("/admin/agreements/{id}/revoke");
+    let question = "confirm-revoke-agreement";
+    if let Some(ask) = confirmed_or_ask(&state, &headers, &session, &form, action, question, "admin-revoke") {
+        return ask;
+    }
     match crate::app::agreements::revoke(&state, &session.user.member, &agreement).await {
         // Revoked, or no longer live: the admin page shows what is.
         Ok(()) => redirect("/admin", vec![]),
@@ -311,7 +349,7 @@ pub async fn add_member(
         Err(response) => return response,
     };
     if !session.user.operator {
-        return forbidden_page();
+        return refusal(&state, &headers, Some(&session), "refused-role");
     }
     let checked = (|| {
         let name = karavan_domain::MemberName::parse(&form.get("name")).map_err(ApiError::from)?;
@@ -353,15 +391,15 @@ pub async fn set_user_enabled(
     let disable = match action.as_str() {
         "disable" => true,
         "enable" => false,
-        _ => return forbidden_page(),
+        _ => return back_to_admin(),
     };
-    let Ok(user) = karavan_domain::UserId::parse(&id) else { return forbidden_page() };
+    let Ok(user) = karavan_domain::UserId::parse(&id) else { return back_to_admin() };
     if user == session.user.id {
-        return forbidden_page();
+        return refusal(&state, &headers, Some(&session), "refused-own-account");
     }
     match crate::app::access::set_user_disabled(&state, &session.user.member, &user, disable).await {
         Ok(()) => redirect("/admin", vec![]),
-        Err(error) if error.code == crate::error::ErrorCode::NotFound => forbidden_page(),
+        Err(error) if error.code == crate::error::ErrorCode::NotFound => back_to_admin(),
         Err(error) => failure(error.message),
     }
 }

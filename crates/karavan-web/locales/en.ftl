@@ -168,3 +168,19 @@ wire-older = Older items
 skip-to-content = Skip to content
 publish-headline-required = Write a headline (not only spaces).
 publish-body-required = Write the text of the item.
+
+# Refusals and confirmations
+refused-title = Not allowed
+refused-stale-form = This form has expired or did not come from this page. Go back, reload the page and try again.
+refused-role = Your role does not allow this. Ask your agency's administrator.
+refused-own-account = You cannot disable your own account.
+refused-back = Back to the wire
+confirm-title = Are you sure?
+confirm-cancel = Cancel
+confirm-kill = Kill this item? Every partner's copy is withdrawn, with your reason, and this cannot be undone.
+confirm-kill-reason-required = Give the reason for the kill: partners will read it.
+confirm-revoke-key = Revoke this API key? Programs that use it stop working at once.
+confirm-revoke-agreement = Revoke this sharing agreement? The partner stops seeing your items.
+confirm-delete-feed = Delete this feed? Its items stay; it is no longer read.
+confirm-delete-subscription = Delete this subscription? Its deliveries stop.
+admin-delete = Delete

@@ -168,3 +168,19 @@ wire-older = Öňkiler
 skip-to-content = Mazmuna geç
 publish-headline-required = Sözbaşy ýazyň (diňe boşluk däl).
 publish-body-required = Habaryň tekstini ýazyň.
+
+# Refusals and confirmations
+refused-title = Rugsat berilmedi
+refused-stale-form = Bu formanyň möhleti geçipdir ýa-da ol bu sahypadan iberilmändir. Yza gaýdyp, sahypany täzeläň we täzeden synanyşyň.
+refused-role = Siziň wezipäňiz muňa rugsat bermeýär. Agentligiňiziň administratoryna ýüz tutuň.
+refused-own-account = Öz hasabyňyzy öçürip bilmersiňiz.
+refused-back = Lenta gaýt
+confirm-title = Ynamyňyz kämilmi?
+confirm-cancel = Ýatyr
+confirm-kill = Bu habary yzyna alýarsyňyzmy? Ähli hyzmatdaşlardaky nusgalar siziň sebäbiňiz bilen yzyna alnar; muny yzyna gaýtaryp bolmaz.
+confirm-kill-reason-required = Yzyna almagyň sebäbini ýazyň: hyzmatdaşlar ony okar.
+confirm-revoke-key = Bu API açaryny ýatyrýarsyňyzmy? Ony ulanýan programmalar derrew işlemesini bes eder.
+confirm-revoke-agreement = Bu alyş-çalyş ylalaşygyny ýatyrýarsyňyzmy? Hyzmatdaş siziň habarlaryňyzy görmez.
+confirm-delete-feed = Bu akymy pozýarsyňyzmy? Onuň habarlary galar, ýöne ol indi okalmaz.
+confirm-delete-subscription = Bu ýazylmany pozýarsyňyzmy? Onuň eltip bermeleri bes ediler.
+admin-delete = Poz

@@ -168,3 +168,19 @@ wire-older = Oldingilari
 skip-to-content = Mazmunga oʻtish
 publish-headline-required = Sarlavha yozing (faqat boʻsh joy emas).
 publish-body-required = Material matnini yozing.
+
+# Refusals and confirmations
+refused-title = Ruxsat berilmagan
+refused-stale-form = Bu shaklning muddati oʻtgan yoki u shu sahifadan yuborilmagan. Orqaga qayting, sahifani yangilang va qaytadan urinib koʻring.
+refused-role = Rolingiz bunga ruxsat bermaydi. Agentligingiz administratoriga murojaat qiling.
+refused-own-account = Oʻz hisobingizni oʻchira olmaysiz.
+refused-back = Lentaga qaytish
+confirm-title = Ishonchingiz komilmi?
+confirm-cancel = Bekor qilish
+confirm-kill = Bu materialni qaytarib olasizmi? Barcha hamkorlardagi nusxalar sizning sababingiz bilan qaytarib olinadi; buni ortga qaytarib boʻlmaydi.
+confirm-kill-reason-required = Qaytarib olish sababini yozing: hamkorlar uni oʻqiydi.
+confirm-revoke-key = Bu API kalitini bekor qilasizmi? Undan foydalanadigan dasturlar darhol ishlamay qoladi.
+confirm-revoke-agreement = Bu almashuv kelishuvini bekor qilasizmi? Hamkor materiallaringizni boshqa koʻrmaydi.
+confirm-delete-feed = Bu tasmani oʻchirasizmi? Uning materiallari qoladi, lekin u endi oʻqilmaydi.
+confirm-delete-subscription = Bu obunani oʻchirasizmi? Uning yetkazib berishlari toʻxtaydi.
+admin-delete = Oʻchirish

@@ -168,3 +168,19 @@ wire-older = 更早的稿件
 skip-to-content = 跳到正文
 publish-headline-required = 请填写标题（不能只有空格）。
 publish-body-required = 请填写稿件正文。
+
+# Refusals and confirmations
+refused-title = 不允许此操作
+refused-stale-form = 此表单已过期，或并非从本页面提交。请返回，刷新页面后重试。
+refused-role = 您的角色无权执行此操作。请联系本社管理员。
+refused-own-account = 不能停用您自己的账户。
+refused-back = 返回通稿
+confirm-title = 确定吗？
+confirm-cancel = 取消
+confirm-kill = 撤销这篇稿件吗？所有合作伙伴的副本都将连同您的理由一并撤回，且无法恢复。
+confirm-kill-reason-required = 请填写撤稿理由：合作伙伴会看到。
+confirm-revoke-key = 吊销此 API 密钥吗？使用它的程序将立即停止工作。
+confirm-revoke-agreement = 撤销此共享协议吗？对方将不再看到贵社稿件。
+confirm-delete-feed = 删除此信息源吗？已收录的稿件会保留，但不再读取。
+confirm-delete-subscription = 删除此订阅吗？其投递将停止。
+admin-delete = 删除

@@ -30,7 +30,9 @@ pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
     ("uz", "Oʻzbekcha"),
 ];
 
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 12] = [
+    ("refused.html", include_str!("../templates/refused.html")),
+    ("confirm.html", include_str!("../templates/confirm.html")),
     ("admin.html", include_str!("../templates/admin.html")),
     ("publish.html", include_str!("../templates/publish.html")),
     ("subscriptions.html", include_str!("../templates/subscriptions.html")),

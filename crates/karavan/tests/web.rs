@@ -508,4 +508,33 @@ async fn the_wire_desk_pages_marks_and_reads_in_the_readers_language() {
     assert!(html.contains("id=\"headline-error\"") && html.contains("Тақырып жазыңыз (тек бос орын емес)."), "{html}");
     assert!(html.contains("id=\"body-error\"") && html.contains("Материалдың мәтінін жазыңыз."), "{html}");
     assert!(html.contains("aria-invalid=\"true\" aria-describedby=\"headline-error\""));
+
+    // An editor on the administration page gets a refusal in the UI language, inside the newsroom.
+    let refused = client.get(format!("{base}/admin")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("<h1>Рұқсат етілмеген</h1>") && html.contains("href=\"/search\""), "{html}");
+    // A kill asks first, requires its reason, and only then kills.
+    let own = json!({ "uri": "urn:kz:desk", "language": "kk", "headlines": [{ "value": "Жаңа көпір" }] });
+    let response = client.post(format!("{base}/v1/items")).bearer_auth(&kz_key).json(&own).send().await.unwrap();
+    let own_id = response.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let csrf = hidden(&form, "csrf");
+    let kill = |fields: Vec<(&'static str, String)>| {
+        let (client, session, url) = (client.clone(), session.clone(), format!("{base}/items/{own_id}/kill"));
+        async move { client.post(url).header("cookie", session).form(&fields).send().await.unwrap() }
+    };
+    let asked = kill(vec![("csrf", csrf.clone()), ("reason", "Қате дерек".into())]).await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    let html = asked.text().await.unwrap();
+    assert!(html.contains("role=\"alertdialog\"") && html.contains("Бұл материалды кері қайтарасыз ба?"), "{html}");
+    assert!(html.contains("name=\"confirm\" value=\"yes\"") && html.contains("value=\"Қате дерек\""), "{html}");
+    let no_reason = kill(vec![("csrf", csrf.clone()), ("reason", " ".into()), ("confirm", "yes".into())]).await;
+    assert_eq!(no_reason.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(no_reason.text().await.unwrap().contains("Кері қайтару себебін жазыңыз"));
+    let item = client.get(format!("{base}/v1/items/{own_id}")).bearer_auth(&kz_key).send().await.unwrap();
+    assert_eq!(item.status(), StatusCode::OK, "not killed yet");
+    let killed = kill(vec![("csrf", csrf), ("reason", "Қате дерек".into()), ("confirm", "yes".into())]).await;
+    assert_eq!(killed.status(), StatusCode::SEE_OTHER);
+    let item = client.get(format!("{base}/v1/items/{own_id}")).bearer_auth(&kz_key).send().await.unwrap();
+    assert_eq!(item.status(), StatusCode::GONE, "killed");
 }

@@ -224,7 +224,15 @@ try {
   await page.getByLabel("Name").fill("Terminals and stations");
   await page.getByRole("button", { name: "Save changes" }).click();
   await page.getByRole("heading", { name: "Terminals and stations" }).waitFor();
+  // Deleting asks first (Cancel goes back), then deletes.
   await page.getByRole("button", { name: "Delete subscription" }).click();
+  await page.getByRole("alertdialog").getByText("Delete this subscription? Its deliveries stop.").waitFor();
+  await checkAccessible(page, "a confirmation");
+  await page.screenshot({ path: `${shots}/confirm.png`, fullPage: true });
+  await page.getByRole("link", { name: "Cancel" }).click();
+  await page.getByRole("heading", { name: "Terminals and stations" }).waitFor();
+  await page.getByRole("button", { name: "Delete subscription" }).click();
+  await page.getByRole("alertdialog").getByRole("button", { name: "Delete subscription" }).click();
   await page.waitForURL(`${base}/subscriptions`);
   assert.equal(await page.getByRole("link", { name: "Terminals and stations" }).count(), 0);
 
@@ -255,6 +263,10 @@ try {
   await page.screenshot({ path: `${shots}/published.png`, fullPage: true });
   await page.getByLabel("Reason for the kill").fill("Wrong station");
   await page.getByRole("button", { name: "Kill this item" }).click();
+  // The kill asks once more, showing the reason, which it requires.
+  const dialog = page.getByRole("alertdialog");
+  assert.equal(await dialog.getByLabel("Reason for the kill").inputValue(), "Wrong station");
+  await dialog.getByRole("button", { name: "Kill this item" }).click();
   await page.getByText("This item was killed by its publisher").waitFor();
   assert.ok(await page.getByText("Wrong station").isVisible());
 
@@ -339,6 +351,7 @@ try {
   assert.equal(me.status, 200, "the new key works");
   await admin.goto(`${base}/admin`);
   await admin.locator("tr", { hasText: "wire robot" }).getByRole("button", { name: "Revoke" }).click();
+  await admin.getByRole("alertdialog").getByRole("button", { name: "Revoke" }).click();
   await admin.locator("tr", { hasText: "wire robot" }).getByText("revoked").waitFor();
   const revoked = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${newKey}` } });
   assert.equal(revoked.status, 401, "the revoked key stops working");
