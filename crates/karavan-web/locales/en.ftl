@@ -34,7 +34,10 @@ item-subjects = Subjects
 item-by = By
 search-label = Search the wire
 search-button = Search
-search-results = { $count } results
+search-results = { $count ->
+    [one] { $count } result
+   *[other] { $count } results
+}
 search-none = Nothing found.
 search-next-page = Next page
 search-sort-relevance = Most relevant

@@ -216,7 +216,11 @@ impl Localizer {
         };
         let mut fluent_args = FluentArgs::new();
         for (name, value) in args {
-            fluent_args.set(*name, *value);
+            // A count is a number, so that a message can choose its plural form.
+            match value.parse::<i64>() {
+                Ok(number) if *name == "count" => fluent_args.set(*name, number),
+                _ => fluent_args.set(*name, *value),
+            }
         }
         let mut errors = Vec::new();
         locale.bundle.format_pattern(pattern, Some(&fluent_args), &mut errors).into_owned()
@@ -269,6 +273,14 @@ mod tests {
                 assert!(!text.contains('{'), "locale {code}: {id} left a placeholder: {text}");
             }
         }
+    }
+
+    #[test]
+    fn counts_choose_their_plural_form() {
+        let localizer = Localizer::load().unwrap();
+        assert_eq!(localizer.message("en", "search-results", &[("count", "1")]), "1 result");
+        assert_eq!(localizer.message("en", "search-results", &[("count", "3")]), "3 results");
+        assert_eq!(localizer.message("en", "search-results", &[("count", "0")]), "0 results");
     }
 
     #[test]
