@@ -1107,8 +1107,23 @@ pub async fn subscription_detail(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    query: RawQuery,
 ) -> Response {
+    // `?ui=` switches and remembers the UI language here too.
+    let pairs = query_pairs(&query);
+    if let Some(asked) = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str()) {
+        let session = session_of(&state, &headers).await;
+        let cookies = remember_language(&state, Some(asked), session.as_ref()).await;
+        if !cookies.is_empty() {
+            return redirect(&format!("/subscriptions/{}", url_path_segment(&id)), cookies);
+        }
+    }
     subscription_detail_page(state, headers, id, StatusCode::OK, None, None).await
+}
+
+/// A path segment percent-encoded (an id typed into a URL may hold anything).
+fn url_path_segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 async fn subscription_detail_page(

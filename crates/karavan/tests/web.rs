@@ -537,4 +537,20 @@ async fn the_wire_desk_pages_marks_and_reads_in_the_readers_language() {
     assert_eq!(killed.status(), StatusCode::SEE_OTHER);
     let item = client.get(format!("{base}/v1/items/{own_id}")).bearer_auth(&kz_key).send().await.unwrap();
     assert_eq!(item.status(), StatusCode::GONE, "killed");
+
+    // The language switch works on a subscription's page too: remembered, then the page without it.
+    let spec = json!({ "name": "Kazakh", "query": { "lang": "kk" } });
+    let created = client.post(format!("{base}/v1/subscriptions")).bearer_auth(&kz_key).json(&spec).send().await;
+    let subscription = created.unwrap().json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let switched = client
+        .get(format!("{base}/subscriptions/{subscription}?ui=ru"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), StatusCode::SEE_OTHER);
+    assert_eq!(switched.headers()[LOCATION], format!("/subscriptions/{subscription}"));
+    assert_eq!(set_cookie(switched.headers(), "karavan_ui").unwrap().0, "ru");
+    let html = page(format!("/subscriptions/{subscription}")).await;
+    assert!(html.contains("<html lang=\"ru\">"), "the user's language is remembered");
 }
