@@ -987,6 +987,17 @@ fn hit_row(
 }
 
 /// What a subscription form asks for, as the use case takes it.
+/// An error of a subscription form as an editor should read it: a webhook address the server will
+/// not call is said in the UI language, without the API's wording (which names a server option).
+fn subscription_error(state: &AppState, locale: &str, form: &Form, error: crate::error::ApiError) -> String {
+    let webhook = form.get("webhook");
+    let allow_private = state.config().distribution.outbound.allow_private;
+    if !webhook.is_empty() && crate::outbound::check_url(&webhook, allow_private).is_err() {
+        return state.pages().localizer().message(locale, "subs-webhook-refused", &[]);
+    }
+    error.message
+}
+
 fn subscription_input(form: &Form) -> crate::app::subscriptions::SubscriptionInput {
     let query = ["q", "lang"]
         .into_iter()
@@ -1089,12 +1100,13 @@ pub async fn subscriptions_create(
             .await
         }
         Err(error) => {
+            let status = error.code.status();
             subscriptions_page(
                 &state,
                 &session,
                 locale,
-                error.code.status(),
-                (None, Some(error.message), values),
+                status,
+                (None, Some(subscription_error(&state, locale, &form, error)), values),
                 vec![],
             )
             .await
@@ -1505,7 +1517,9 @@ pub async fn subscription_update(
             (StatusCode::NOT_FOUND, "no such subscription").into_response()
         }
         Err(error) => {
-            subscription_detail_page(state, headers, id, error.code.status(), Some(error.message), None).await
+            let (status, locale) = (error.code.status(), locale_of(&state, &headers, None, Some(&session)));
+            let message = subscription_error(&state, locale, &form, error);
+            subscription_detail_page(state, headers, id, status, Some(message), None).await
         }
     }
 }

@@ -187,3 +187,4 @@ confirm-revoke-agreement = Revoke this sharing agreement? The partner stops seei
 confirm-delete-feed = Delete this feed? Its items stay; it is no longer read.
 confirm-delete-subscription = Delete this subscription? Its deliveries stop.
 admin-delete = Delete
+subs-webhook-refused = The server will not send webhooks to this address. Give a public http:// or https:// address on the internet, without a user name or password.

@@ -184,3 +184,4 @@ confirm-revoke-agreement = Bu alyş-çalyş ylalaşygyny ýatyrýarsyňyzmy? Hyz
 confirm-delete-feed = Bu akymy pozýarsyňyzmy? Onuň habarlary galar, ýöne ol indi okalmaz.
 confirm-delete-subscription = Bu ýazylmany pozýarsyňyzmy? Onuň eltip bermeleri bes ediler.
 admin-delete = Poz
+subs-webhook-refused = Serwer bu salga webhuk ibermez. Internetdäki köpçülige açyk http:// ýa-da https:// salgysyny ulanyjy adysyz we parolsyz görkeziň.

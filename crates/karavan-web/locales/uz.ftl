@@ -184,3 +184,4 @@ confirm-revoke-agreement = Bu almashuv kelishuvini bekor qilasizmi? Hamkor mater
 confirm-delete-feed = Bu tasmani oʻchirasizmi? Uning materiallari qoladi, lekin u endi oʻqilmaydi.
 confirm-delete-subscription = Bu obunani oʻchirasizmi? Uning yetkazib berishlari toʻxtaydi.
 admin-delete = Oʻchirish
+subs-webhook-refused = Server bu manzilga vebxuk yubormaydi. Internetdagi ochiq http:// yoki https:// manzilni foydalanuvchi nomi va parolsiz koʻrsating.

@@ -184,3 +184,4 @@ confirm-revoke-agreement = 撤销此共享协议吗？对方将不再看到贵�
 confirm-delete-feed = 删除此信息源吗？已收录的稿件会保留，但不再读取。
 confirm-delete-subscription = 删除此订阅吗？其投递将停止。
 admin-delete = 删除
+subs-webhook-refused = 服务器不会向此地址发送 Webhook。请填写互联网上可公开访问的 http:// 或 https:// 地址，不要包含用户名或密码。

@@ -553,4 +553,22 @@ async fn the_wire_desk_pages_marks_and_reads_in_the_readers_language() {
     assert_eq!(set_cookie(switched.headers(), "karavan_ui").unwrap().0, "ru");
     let html = page(format!("/subscriptions/{subscription}")).await;
     assert!(html.contains("<html lang=\"ru\">"), "the user's language is remembered");
+    // A webhook the server will not call is refused in the editor's words, naming no server option.
+    let fields = [
+        ("csrf", hidden(&html, "csrf")),
+        ("name", "Kazakh".into()),
+        ("lang", "kk".into()),
+        ("webhook", "http://127.0.0.1:9/hook".into()),
+    ];
+    let refused = client
+        .post(format!("{base}/subscriptions/{subscription}"))
+        .header("cookie", &session)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("Сервер не будет отправлять вебхуки на этот адрес."), "{html}");
+    assert!(!html.contains("--allow-private-webhooks"), "{html}");
 }
