@@ -143,15 +143,17 @@ pub(crate) fn refusal(state: &AppState, headers: &HeaderMap, session: Option<&Se
     }
 }
 
-/// What a confirmation step asks: the form's action, the question and the button (in the UI
-/// language), where Cancel goes, and an optional field to fill in on the step (a kill's reason).
+/// What a confirmation step asks, as message ids said in the UI language: the question and the
+/// button; the form's action, where Cancel goes, and an optional field to fill in on the step (a
+/// kill's reason).
 pub(crate) struct Confirm<'a> {
     pub action: String,
-    pub question: String,
-    pub button: String,
+    pub question: &'a str,
+    pub button: &'a str,
     pub back: String,
-    /// (name, label, error): a required field shown on the step, its value kept.
-    pub input: Option<(&'a str, String, Option<String>)>,
+    /// (name, label id, id of the message when left empty): a required field shown on the step, its
+    /// value kept.
+    pub input: Option<(&'a str, &'a str, &'a str)>,
 }
 
 /// The confirmation step of a destructive form: unless the form carries `confirm=yes` (and, where the
@@ -159,7 +161,7 @@ pub(crate) struct Confirm<'a> {
 /// `None`: confirmed, go on.
 pub(crate) fn unconfirmed(
     state: &AppState,
-    locale: &str,
+    headers: &HeaderMap,
     session: &Session,
     form: &Form,
     confirm: Confirm<'_>,
@@ -168,17 +170,20 @@ pub(crate) fn unconfirmed(
     if form.get("confirm") == "yes" && filled {
         return None;
     }
+    let locale = locale_of(state, headers, None, Some(session));
+    let message = |id: &str| state.pages().localizer().message(locale, id, &[]);
     let input_name = confirm.input.as_ref().map(|(name, _, _)| *name);
     let hidden: Vec<(String, String)> =
         form.0.iter().filter(|(key, _)| key != "confirm" && Some(key.as_str()) != input_name).cloned().collect();
     let input = confirm.input.map(|(name, label, error)| {
         // Asked for and left empty: say so at the field.
-        let error = error.filter(|_| form.get("confirm") == "yes");
-        context! { name => name, label => label, value => form.get(name), error => error }
+        let error = (form.get("confirm") == "yes").then(|| message(error));
+        context! { name => name, label => message(label), value => form.get(name), error => error }
     });
     let context = context! {
-        user => signed_in(session), csrf => session.csrf.clone(), action => confirm.action, question => confirm.question,
-        button => confirm.button, back => confirm.back, hidden => hidden, input => input,
+        user => signed_in(session), csrf => session.csrf.clone(), action => confirm.action,
+        question => message(confirm.question), button => message(confirm.button), back => confirm.back,
+        hidden => hidden, input => input,
     };
     let status = if form.get("confirm") == "yes" { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Some(match state.pages().render("confirm.html", locale, context) {
@@ -312,7 +317,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
     // Headlines in the reader's language (the UI language) where a machine translation is stored.
     let reading = locale.to_string();
     let viewer = session.user.member.clone();
-    let models = std::sync::Arc::clone(&state.read_context().models);
+    let models = std::sync::Arc::clone(state.language());
     let at_now = now();
     let listed = state
         .blocking(move |store| {
@@ -1123,19 +1128,15 @@ pub async fn subscription_detail(
 ) -> Response {
     // `?ui=` switches and remembers the UI language here too.
     let pairs = query_pairs(&query);
-    if let Some(asked) = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str()) {
+    let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
+    if let (Some(asked), Ok(subscription)) = (asked, karavan_domain::SubscriptionId::parse(&id)) {
         let session = session_of(&state, &headers).await;
         let cookies = remember_language(&state, Some(asked), session.as_ref()).await;
         if !cookies.is_empty() {
-            return redirect(&format!("/subscriptions/{}", url_path_segment(&id)), cookies);
+            return redirect(&format!("/subscriptions/{}", subscription.as_str()), cookies);
         }
     }
     subscription_detail_page(state, headers, id, StatusCode::OK, None, None).await
-}
-
-/// A path segment percent-encoded (an id typed into a URL may hold anything).
-fn url_path_segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 async fn subscription_detail_page(
@@ -1442,16 +1443,14 @@ pub async fn item_kill(
         return (StatusCode::NOT_FOUND, "no such item").into_response();
     };
     // A kill asks once more, with its reason (partners read it) required.
-    let locale = locale_of(&state, &headers, None, Some(&session));
-    let message = |id: &str| state.pages().localizer().message(locale, id, &[]);
     let confirm = Confirm {
         action: format!("/items/{id}/kill"),
-        question: message("confirm-kill"),
-        button: message("publish-kill"),
+        question: "confirm-kill",
+        button: "publish-kill",
         back: format!("/items/{id}"),
-        input: Some(("reason", message("publish-kill-reason"), Some(message("confirm-kill-reason-required")))),
+        input: Some(("reason", "publish-kill-reason", "confirm-kill-reason-required")),
     };
-    if let Some(ask) = unconfirmed(&state, locale, &session, &form, confirm) {
+    if let Some(ask) = unconfirmed(&state, &headers, &session, &form, confirm) {
         return ask;
     }
     let reason = Some(form.get("reason")).filter(|r| !r.is_empty());
@@ -1579,16 +1578,14 @@ pub async fn subscription_delete(
     let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };
-    let locale = locale_of(&state, &headers, None, Some(&session));
-    let message = |id: &str| state.pages().localizer().message(locale, id, &[]);
     let confirm = Confirm {
         action: format!("/subscriptions/{id}/delete"),
-        question: message("confirm-delete-subscription"),
-        button: message("subs-delete"),
+        question: "confirm-delete-subscription",
+        button: "subs-delete",
         back: format!("/subscriptions/{id}"),
         input: None,
     };
-    if let Some(ask) = unconfirmed(&state, locale, &session, &form, confirm) {
+    if let Some(ask) = unconfirmed(&state, &headers, &session, &form, confirm) {
         return ask;
     }
     match crate::app::subscriptions::delete(&state, &session.user.member, &subscription_id).await {

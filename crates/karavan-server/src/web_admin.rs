@@ -37,11 +37,8 @@ fn confirmed_or_ask(
     question: &str,
     button: &str,
 ) -> Option<Response> {
-    let locale = locale_of(state, headers, None, Some(session));
-    let message = |id: &str| state.pages().localizer().message(locale, id, &[]);
-    let confirm =
-        Confirm { action, question: message(question), button: message(button), back: "/admin".into(), input: None };
-    unconfirmed(state, locale, session, form, confirm)
+    let confirm = Confirm { action, question, button, back: "/admin".into(), input: None };
+    unconfirmed(state, headers, session, form, confirm)
 }
 
 async fn admin_page(
