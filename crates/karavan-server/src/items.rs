@@ -378,6 +378,19 @@ fn parse_cursor(name: &str, token: &str) -> ApiResult<Cursor> {
         .ok_or_else(|| ApiError::invalid(format!("{name}: {token:?} is not a cursor from this API")))
 }
 
+/// `subject=` (repeatable): subject keys to list, as agreements name them (`medtop:04000000`, a
+/// subject's URI or literal); at most 20, each at most 200 characters.
+pub(crate) fn subject_filter(params: &mut Params) -> ApiResult<Vec<String>> {
+    let subjects: Vec<String> = params.all("subject").into_iter().map(|s| s.trim().to_string()).collect();
+    if subjects.len() > 20 {
+        return Err(ApiError::invalid("subject: at most 20 subjects"));
+    }
+    if let Some(bad) = subjects.iter().find(|s| s.is_empty() || s.chars().count() > 200) {
+        return Err(ApiError::invalid(format!("subject: {bad:?} is not a subject key (1 to 200 characters)")));
+    }
+    Ok(subjects)
+}
+
 /// `GET /v1/items`: the caller's wire, newest first (`after=` pages back), or everything that appeared
 /// since a cursor, oldest first (`since=`, for polling).
 pub async fn list_items(State(state): State<AppState>, caller: Caller, query: RawQuery) -> ApiResult<Response> {
@@ -417,8 +430,9 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, query: Ra
     if let Some(other) = include.iter().find(|i| *i != "kills") {
         return Err(ApiError::invalid(format!("include: {other:?} is not something to include (kills)")));
     }
+    let subjects = subject_filter(&mut params)?;
     params.finish()?;
-    let query = ListQuery { page, limit, owner, languages, item_type, urgency, from, to, include_kills };
+    let query = ListQuery { page, limit, owner, languages, item_type, urgency, from, to, include_kills, subjects };
     let viewer = caller.0.member.clone();
     let listed = state.blocking(move |store| store.list(&viewer, &query, now())).await?;
     let body = json!({

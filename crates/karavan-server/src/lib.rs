@@ -594,6 +594,7 @@ pub fn router(state: AppState) -> Router {
         .route("/wire/stream", get(web::wire_stream))
         .route("/search", get(web::search_page))
         .route("/search/save", post(web::search_save))
+        .route("/search/saved/{id}/delete", post(web::search_saved_delete))
         .route("/subscriptions", get(web::subscriptions_list).post(web::subscriptions_create))
         .route("/subscriptions/{id}", get(web::subscription_detail).post(web::subscription_update))
         .route("/subscriptions/{id}/delete", post(web::subscription_delete))

@@ -539,8 +539,8 @@ pub(crate) fn answer(
 }
 
 /// The parameters a saved search may hold: the query and filters of `GET /v1/search`, not paging.
-const SAVED_PARAMETERS: [&str; 12] =
-    ["q", "qlang", "member", "country", "lang", "subject", "genre", "type", "urgency", "from", "to", "sort"];
+const SAVED_PARAMETERS: [&str; 13] =
+    ["q", "qlang", "member", "country", "lang", "subject", "genre", "type", "urgency", "from", "to", "sort", "mode"];
 
 /// Stored (parameter, value) pairs as the JSON object clients send: a repeated parameter becomes an array.
 pub(crate) fn query_object(pairs: &[(String, String)]) -> Map<String, Value> {
@@ -655,8 +655,10 @@ pub async fn run_saved(
     let saved = find_saved(&state, &caller, &id).await?;
     let mut stored = Params::from_pairs(saved.query.clone());
     let mut request = parse_search_query(&mut stored)?;
+    // A saved search runs in the ranking mode it was saved with (words when it names none).
+    let mode = crate::semantic::Mode::parse(stored.one("mode")?.as_deref())?;
     let mut paging = Params::parse(query)?;
     parse_paging(&mut paging, &mut request)?;
     paging.finish()?;
-    Ok(Json(search_answer(&state, caller.0.member.clone(), request).await?.to_json()).into_response())
+    Ok(Json(search_in_mode(&state, caller.0.member.clone(), request, mode).await?.to_json()).into_response())
 }

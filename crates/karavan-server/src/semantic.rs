@@ -65,14 +65,27 @@ const EXACT_LIMIT: usize = 20_000;
 /// At 0.78 a sentence-length query keeps 99.7 % of its translations, every typed query about a story
 /// keeps the story in its own language (79 % of its renderings in all nine), and an off-topic query
 /// keeps 11 % of the corpus instead of all of it (no floor this model allows separates them fully).
-/// "More like this" has none: it always shows the nearest items. An imported model has no default
-/// floor (its scores are its own); `--semantic-floor` sets one.
+/// "More like this" has its own ([`LIKE_FLOOR`]). An imported model has no default floor (its scores
+/// are its own); `--semantic-floor` sets one.
 pub const DEFAULT_FLOOR: f32 = 0.78;
+/// The least score (the cosine, less [`SAME_LANGUAGE_PENALTY`] in the item's own language) for an item
+/// to be listed as similar to another ("more like this", the item page's similar stories), for the
+/// calibrated model. Measured on the dev set (all 360 × 359 sentence pairs) and on the demo's items
+/// judged by reading them (BENCHMARKS.md): at 0.82 97.6 % of a sentence's renderings of the same
+/// story stay and 69 % (dev set) to 88 % (demo) of unrelated candidates go; at 0.80 99.7 % stay but
+/// only 55–67 % go. Chinese items score low against every other language (0.77–0.84 for the same
+/// story), so some of their cross-language matches fall under it.
+pub const LIKE_FLOOR: f32 = 0.82;
 /// The model [`DEFAULT_FLOOR`] was calibrated for (the packaged one's name).
 const CALIBRATED_MODEL: &str = "multilingual-e5-small-q4";
 
 /// The floor meaning-based hits must reach: the configured one, else the default of the model the
 /// vector index was opened with (decided once, when it opened).
+/// "More like this"'s floor: [`LIKE_FLOOR`] for the calibrated model, none for another.
+fn like_floor(vectors: &Vectors) -> f32 {
+    if vectors.model_floor.get().is_some_and(|floor| *floor > 0.0) { LIKE_FLOOR } else { f32::MIN }
+}
+
 fn similarity_floor(configured: Option<f32>, vectors: &Vectors) -> f32 {
     let floor = configured.unwrap_or_else(|| vectors.model_floor.get().copied().unwrap_or(f32::MIN));
     if floor > 0.0 { floor } else { f32::MIN }
@@ -454,9 +467,13 @@ async fn search_answer_like(
     let models = Arc::clone(state.language());
     let embedder = models.embedder().map_err(not_installed)?;
     let (search, store, vectors) = (Arc::clone(state.search()), Arc::clone(state.store()), Arc::clone(state.vectors()));
-    // A query's hits must reach the floor; "more like this" shows the nearest whatever they score.
-    let floor =
-        if like.is_some() { f32::MIN } else { similarity_floor(state.config().semantic_floor, state.vectors()) };
+    // A query's hits must reach the floor; "more like this" its own, on the score after the penalty
+    // for the item's own language.
+    let floor = if like.is_some() {
+        like_floor(state.vectors())
+    } else {
+        similarity_floor(state.config().semantic_floor, state.vectors())
+    };
     state
         .compute(move || -> ApiResult<SearchAnswer> {
             let (exclude, query) = match like {
@@ -475,9 +492,10 @@ async fn search_answer_like(
             let audience = audience(&viewer, &agreements, now);
             let pool = (request.offset + request.limit).clamp(POOL, MAX_POOL);
             let mut similar = nearest(&search, &vectors, &request, &audience, &query, pool, exclude.as_deref())?;
-            similar.retain(|(_, score)| *score >= floor);
-            if let Some(language) = like_language.as_deref() {
-                similar = prefer_other_languages(&search, similar, language)?;
+            if exclude.is_some() {
+                similar = prefer_other_languages(&search, similar, like_language.as_deref(), floor)?;
+            } else {
+                similar.retain(|(_, score)| *score >= floor);
             }
             let ranked = match mode {
                 Mode::Hybrid => {
@@ -561,21 +579,28 @@ pub async fn similar_to(
 /// 0.95 and still comes first.
 pub const SAME_LANGUAGE_PENALTY: f32 = 0.05;
 
-/// Re-ranks similar items so that those in `language` count [`SAME_LANGUAGE_PENALTY`] less; the
-/// scores shown stay the true similarities.
+/// Re-ranks similar items so that those in `language` (the item's, where it has one) count
+/// [`SAME_LANGUAGE_PENALTY`] less, and keeps those whose score so counted reaches `floor`; the scores
+/// shown stay the true similarities.
 fn prefer_other_languages(
     search: &SearchIndex,
     similar: Vec<(String, f32)>,
-    language: &str,
+    language: Option<&str>,
+    floor: f32,
 ) -> ApiResult<Vec<(String, f32)>> {
     let ids: Vec<String> = similar.iter().map(|(id, _)| id.clone()).collect();
-    let languages = search.languages_of(&ids).map_err(|error| ApiError::internal("semantic search", error))?;
+    let languages = match language {
+        Some(_) => search.languages_of(&ids).map_err(|error| ApiError::internal("semantic search", error))?,
+        None => Default::default(),
+    };
     let mut ranked: Vec<(f32, (String, f32))> = similar
         .into_iter()
         .map(|(id, score)| {
-            let same = languages.get(&id).is_some_and(|l| karavan_domain::same_language(l, language));
+            let same = language
+                .is_some_and(|language| languages.get(&id).is_some_and(|l| karavan_domain::same_language(l, language)));
             (if same { score - SAME_LANGUAGE_PENALTY } else { score }, (id, score))
         })
+        .filter(|(counted, _)| *counted >= floor)
         .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
     Ok(ranked.into_iter().map(|(_, hit)| hit).collect())

@@ -79,6 +79,7 @@ pub async fn stream_for(
     }
     let item_type = params.one("type")?;
     let urgency = params.one("urgency")?.map(|text| crate::items::parse_urgency(&text)).transpose()?;
+    let subjects = crate::items::subject_filter(&mut params)?;
     params.finish()?;
     let resume = headers.get("last-event-id").map(|value| value.to_str().unwrap_or_default().trim().to_string());
     let start = match resume.filter(|r| !r.is_empty()).or(since) {
@@ -97,6 +98,7 @@ pub async fn stream_for(
         from: None,
         to: None,
         include_kills: true,
+        subjects,
     };
     // Subscribe before the first read, so that nothing published in between goes unnoticed.
     let events = state.bus().subscribe();

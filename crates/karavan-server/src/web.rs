@@ -133,12 +133,28 @@ pub(crate) fn failure(error: String) -> Response {
 pub(crate) fn refusal(state: &AppState, headers: &HeaderMap, session: Option<&Session>, message: &str) -> Response {
     let locale = locale_of(state, headers, None, session);
     let text = state.pages().localizer().message(locale, message, &[]);
+    said_page(state, headers, session, StatusCode::FORBIDDEN, ("refused-title", text))
+}
+
+/// A page in the newsroom that says `text` (already in the UI language) with `status`: a refusal, or
+/// a form's error where the form has no page of its own to show it on.
+pub(crate) fn said_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: Option<&Session>,
+    status: StatusCode,
+    (title, text): (&str, String),
+) -> Response {
+    let locale = locale_of(state, headers, None, session);
+    let title = state.pages().localizer().message(locale, title, &[]);
     let context = match session {
-        Some(session) => context! { user => signed_in(session), csrf => session.csrf.clone(), message => text },
-        None => context! { message => text },
+        Some(session) => {
+            context! { user => signed_in(session), csrf => session.csrf.clone(), message => text, title => title }
+        }
+        None => context! { message => text, title => title },
     };
     match state.pages().render("refused.html", locale, context) {
-        Ok(html) => page(StatusCode::FORBIDDEN, html, vec![]),
+        Ok(html) => page(status, html, vec![]),
         Err(error) => failure(error),
     }
 }
@@ -284,31 +300,18 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
     };
     let cookies = remember_language(&state, asked, Some(&session)).await;
     let locale = locale_of(&state, &headers, asked, Some(&session));
-    // Filters: a language and an urgency range, for the list and for its live stream.
+    // Filters (agency, language, subject, urgency, day), for the list and its live stream; each one
+    // that reads is kept in the URL of every link (paging, the live stream, the language switch).
     let value =
         |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    let (lang, urgency) = (value("lang"), value("urgency"));
+    let filters = WireFilters::read(&value);
     let mut list = karavan_store::ListQuery::newest(WIRE_PAGE);
     // A killed item stays on the wire as its kill notice, marked.
     list.include_kills = true;
-    let mut filter_pairs: Vec<(String, String)> = Vec::new();
-    if karavan_domain::LanguageTag::parse(&lang).is_ok() {
-        list.languages = vec![lang.clone()];
-        filter_pairs.push(("lang".into(), lang.clone()));
-    }
-    if let Ok(range) = crate::items::parse_urgency(&urgency) {
-        list.urgency = Some(range);
-        filter_pairs.push(("urgency".into(), urgency.clone()));
-    }
+    filters.apply(&mut list);
+    let filter_pairs = filters.pairs();
     let filtered = !filter_pairs.is_empty();
-    let encode = |pairs: &[(String, String)]| {
-        if pairs.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish())
-        }
-    };
-    let filter_query = encode(&filter_pairs);
+    let filter_query = encode_query(&filter_pairs);
     // Paging to older items: `after=` a row's cursor, as the API pages (`after=`).
     let after = karavan_store::Cursor::parse_token(&value("after"));
     if let Some(cursor) = after {
@@ -321,17 +324,20 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
     let at_now = now();
     let listed = state
         .blocking(move |store| {
-            let names: std::collections::HashMap<String, String> = crate::wire::member_names(&store.members()?);
+            let members = store.members()?;
             let listed = store.list(&viewer, &list, at_now)?;
             let versions: Vec<&karavan_store::StoredVersion> = listed.entries.iter().map(|e| &e.version).collect();
             let translated = crate::translation::listed_headlines(store, &models, &viewer, &versions, &reading)?;
-            Ok((listed, names, translated))
+            Ok((listed, members, translated))
         })
         .await;
-    let (listed, names, translated) = match listed {
+    let (listed, members, translated) = match listed {
         Ok(found) => found,
         Err(error) => return failure(error.message),
     };
+    let names = crate::wire::member_names(&members);
+    let members: Vec<karavan_web::Value> =
+        members.iter().map(|m| context! { id => m.id.as_str(), name => m.name.as_str() }).collect();
     let viewer = &session.user.member;
     let items: Vec<karavan_web::Value> = listed
         .entries
@@ -374,15 +380,19 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
         (Some(next), true) => {
             let mut pairs = filter_pairs.clone();
             pairs.push(("after".into(), next.to_token()));
-            Some(format!("/{}", encode(&pairs)))
+            Some(format!("/{}", encode_query(&pairs)))
         }
         _ => None,
     };
     let user = context! { name => session.user.display_name, role => session.user.role.as_str() };
+    // The live stream follows the same filters; a day in the past has nothing new to stream.
+    let live = after.is_none() && filters.day.is_none();
+    let stream_query = encode_query(&filters.stream_pairs());
     let context = context! {
-        user => user, csrf => session.csrf, items => items, lang => lang, urgency => urgency,
+        user => user, csrf => session.csrf, items => items, filters => filters.context(),
+        members => members, topics => topic_options(&state, locale),
         filter_query => filter_query, filtered => filtered, older => older, paged => after.is_some(),
-        newest => format!("/{filter_query}"),
+        newest => format!("/{filter_query}"), stream => live.then(|| format!("/wire/stream{stream_query}")),
     };
     match state.pages().render("home.html", locale, context) {
         Ok(html) => page(StatusCode::OK, html, cookies),
@@ -392,6 +402,125 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
 
 /// Rows per page of the wire.
 const WIRE_PAGE: u32 = 50;
+
+/// `?a=b&c=d` for pairs of a query, or nothing for none.
+pub(crate) fn encode_query(pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish())
+    }
+}
+
+/// The wire desk's filters as read from its URL; a value that does not read is left out (the page
+/// shows the unfiltered choice for it) rather than refused.
+#[derive(Debug, Default)]
+struct WireFilters {
+    member: Option<karavan_domain::MemberId>,
+    lang: Option<String>,
+    /// A subject key: a Media Topic's QCode from the picker, or any key an agreement could name.
+    subject: Option<String>,
+    urgency: Option<(String, (u8, u8))>,
+    /// A day (`YYYY-MM-DD`) in the reader's time zone, and its offset (`tz`, minutes behind UTC as
+    /// browsers give it).
+    day: Option<(String, i64)>,
+}
+
+impl WireFilters {
+    fn read(value: &dyn Fn(&str) -> String) -> WireFilters {
+        let member = karavan_domain::MemberId::parse(&value("member")).ok();
+        let lang = Some(value("lang")).filter(|l| karavan_domain::LanguageTag::parse(l).is_ok());
+        let subject = Some(value("subject")).filter(|s| !s.is_empty() && s.chars().count() <= 200);
+        let urgency = crate::items::parse_urgency(&value("urgency")).ok().map(|range| (value("urgency"), range));
+        let offset = value("tz").parse::<i64>().ok().filter(|m| m.abs() <= 16 * 60).unwrap_or(0);
+        let day = Some(value("day")).filter(|d| day_start(d).is_some()).map(|d| (d, offset));
+        WireFilters { member, lang, subject, urgency, day }
+    }
+
+    fn apply(&self, list: &mut karavan_store::ListQuery) {
+        list.owner = self.member.clone();
+        list.languages = self.lang.iter().cloned().collect();
+        list.subjects = self.subject.iter().cloned().collect();
+        list.urgency = self.urgency.as_ref().map(|(_, range)| *range);
+        if let Some((day, offset)) = &self.day
+            && let Some(start) = day_start(day)
+        {
+            let from = start + offset * 60_000_000;
+            list.from = Some(Timestamp(from));
+            list.to = Some(Timestamp(from + 24 * 3_600_000_000 - 1));
+        }
+    }
+
+    /// The filters the live stream takes (all but the day).
+    fn stream_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        if let Some(member) = &self.member {
+            pairs.push(("member".to_string(), member.to_string()));
+        }
+        if let Some(lang) = &self.lang {
+            pairs.push(("lang".to_string(), lang.clone()));
+        }
+        if let Some(subject) = &self.subject {
+            pairs.push(("subject".to_string(), subject.clone()));
+        }
+        if let Some((text, _)) = &self.urgency {
+            pairs.push(("urgency".to_string(), text.clone()));
+        }
+        pairs
+    }
+
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = self.stream_pairs();
+        if let Some((day, offset)) = &self.day {
+            pairs.push(("day".to_string(), day.clone()));
+            pairs.push(("tz".to_string(), offset.to_string()));
+        }
+        pairs
+    }
+
+    fn context(&self) -> karavan_web::Value {
+        context! {
+            member => self.member.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+            lang => self.lang.clone().unwrap_or_default(),
+            subject => self.subject.clone().unwrap_or_default(),
+            urgency => self.urgency.as_ref().map(|(text, _)| text.clone()).unwrap_or_default(),
+            day => self.day.as_ref().map(|(day, _)| day.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` day, in µs.
+fn day_start(day: &str) -> Option<i64> {
+    let bytes = day.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    Timestamp::parse_rfc3339("day", &format!("{day}T00:00:00Z")).ok().map(|t| t.micros())
+}
+
+/// The top-level Media Topics as a picker offers them: the QCode and the name in the UI language,
+/// in the language's alphabetical order of names.
+pub(crate) fn topic_options(state: &AppState, locale: &str) -> Vec<karavan_web::Value> {
+    let localizer = state.pages().localizer();
+    let mut topics: Vec<(String, String)> = karavan_web::topics::MEDIA_TOPICS
+        .iter()
+        .map(|(code, _)| (karavan_web::topics::qcode(code), localizer.message(locale, &format!("topic-{code}"), &[])))
+        .collect();
+    topics.sort_by_key(|topic| topic.1.to_lowercase());
+    topics.into_iter().map(|(key, name)| context! { key => key, name => name }).collect()
+}
+
+/// A subject as the reader should see it: a top-level Media Topic by its name in the UI language,
+/// any other by its own name (or key).
+pub(crate) fn subject_name(state: &AppState, locale: &str, subject: &serde_json::Value) -> Option<String> {
+    if let Some(code) = karavan_web::topics::subject_topic(subject) {
+        return Some(state.pages().localizer().message(locale, &format!("topic-{code}"), &[]));
+    }
+    ["name", "literal", "uri"]
+        .iter()
+        .find_map(|field| subject.get(field).and_then(serde_json::Value::as_str))
+        .map(str::to_string)
+}
 
 /// The sign-in page; `wait_seconds` says how long repeated failures must wait.
 fn login_page(
@@ -666,9 +795,10 @@ pub async fn item_page(
                 pairs.iter().find(|(k, _)| k == "script").and_then(|(_, v)| karavan_script::Script::from_subtag(v));
             let models = std::sync::Arc::clone(state.language());
             let mut document = version.document.clone();
+            let checked_original = original.clone();
             let checked = state
                 .compute(move || {
-                    let check = crate::language::language_check(&models, &original);
+                    let check = crate::language::language_check(&models, &checked_original);
                     let detected = check.as_ref().and_then(|c| c["detected"].as_str()).map(str::to_string);
                     let language = document.get("language").and_then(serde_json::Value::as_str).map(str::to_string);
                     let convertible =
@@ -690,8 +820,8 @@ pub async fn item_page(
                 karavan_search::SearchRequest { text: None, limit: 5, ..karavan_search::SearchRequest::text("") };
             let similar = crate::semantic::similar_to(&state, session.user.member.clone(), &version, similar_request)
                 .await
-                .map(|found| found.hits.iter().map(|hit| hit_row(&hit.version, &names)).collect::<Vec<_>>())
-                .unwrap_or_default();
+                .ok()
+                .map(|found| found.hits.iter().map(|hit| hit_row(&hit.version, &names)).collect::<Vec<_>>());
             let scripts: Vec<&str> = match convertible {
                 Some(karavan_script::Language::Kyrgyz | karavan_script::Language::Tajik) => vec!["Latn"],
                 Some(_) => vec!["Latn", "Cyrl"],
@@ -699,22 +829,39 @@ pub async fn item_page(
             };
             let document = &version.document;
             let (language, headline, at) = describe(&version);
-            let mut body = String::new();
-            for entry in document.get("bodies").and_then(serde_json::Value::as_array).into_iter().flatten() {
-                let value = entry.get("value").and_then(serde_json::Value::as_str).unwrap_or_default();
-                let html =
-                    entry.get("contentType").and_then(serde_json::Value::as_str).is_some_and(|t| t.contains("html"));
-                body.push_str(&if html { karavan_web::sanitize(value) } else { karavan_web::text_to_html(value) });
-            }
+            let body = body_html(document);
             let subjects: Vec<String> = document
                 .get("subjects")
                 .and_then(serde_json::Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|s| {
-                    s.get("name").or_else(|| s.get("uri")).and_then(serde_json::Value::as_str).map(str::to_string)
+                .filter_map(|s| subject_name(&state, locale, s))
+                .collect();
+            let genres: Vec<String> = document
+                .get("genres")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|g| match karavan_web::topics::genre_of(g) {
+                    Some(genre) => Some(state.pages().localizer().message(locale, &format!("genre-{genre}"), &[])),
+                    None => g.get("name").and_then(serde_json::Value::as_str).map(str::to_string),
                 })
                 .collect();
+            // Shown beside a translation: the original as published.
+            let original_side = translation.as_ref().map(|_| {
+                let (language, headline, _) = describe_document(&original, &version.uri);
+                context! {
+                    language => language, headline => headline,
+                    description => crate::search::texts(&original, "descriptions").into_iter().next(),
+                    body => karavan_web::safe(body_html(&original)),
+                }
+            });
+            // Republishing: the text with the credit line, where the viewer's right allows it.
+            let member_name = names.get(version.owner.as_str()).cloned().unwrap_or_default();
+            let credit = credit_line(&state, locale, &original, &member_name);
+            let can_republish = right == karavan_domain::Right::Republish;
+            let no_model =
+                session.user.role >= karavan_domain::Role::Editor && state.translations().installed_model().is_none();
             let embargo =
                 document.get("embargoedUntil").and_then(serde_json::Value::as_str).map(|at| local_time(locale, at));
             // The languages the member reads, to read the item in (not its own).
@@ -748,6 +895,13 @@ pub async fn item_page(
                 right => right.as_str(),
                 usage => document.get("usageTerms").and_then(serde_json::Value::as_str),
                 subjects => subjects,
+                genres => genres,
+                slugline => document.get("slugline").and_then(serde_json::Value::as_str),
+                located => document.get("located").and_then(serde_json::Value::as_str),
+                original => original_side,
+                credit => credit,
+                can_republish => can_republish,
+                no_model => no_model,
                 check => check.map(|c| context! {
                     declared => c["declared"].as_str().map(str::to_string),
                     detected => c["detected"].as_str().unwrap_or_default().to_string(),
@@ -795,6 +949,44 @@ pub async fn item_page(
     }
 }
 
+/// An item's body as HTML to show: HTML bodies sanitised, plain ones escaped into paragraphs.
+fn body_html(document: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut body = String::new();
+    for entry in document.get("bodies").and_then(serde_json::Value::as_array).into_iter().flatten() {
+        let value = entry.get("value").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let html = entry.get("contentType").and_then(serde_json::Value::as_str).is_some_and(|t| t.contains("html"));
+        body.push_str(&if html { karavan_web::sanitize(value) } else { karavan_web::text_to_html(value) });
+    }
+    body
+}
+
+/// An item's language, headline (its URI when it has none) and time.
+fn describe_document(document: &serde_json::Map<String, serde_json::Value>, uri: &str) -> (String, String, String) {
+    let language = document.get("language").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+    let headline = crate::search::texts(document, "headlines").into_iter().next().unwrap_or_else(|| uri.to_string());
+    let at = document.get("versionCreated").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+    (language, headline, at)
+}
+
+/// The credit line a republished copy carries: the copyright holder the item names (else its
+/// agency), its copyright notice and usage terms, said in the UI language.
+fn credit_line(
+    state: &AppState,
+    locale: &str,
+    document: &serde_json::Map<String, serde_json::Value>,
+    member: &str,
+) -> String {
+    let field =
+        |key: &str| document.get(key).and_then(serde_json::Value::as_str).map(str::trim).filter(|v| !v.is_empty());
+    let holder = field("copyrightHolder").unwrap_or(member);
+    let mut credit = state.pages().localizer().message(locale, "item-credit", &[("name", holder)]);
+    for extra in [field("copyrightNotice"), field("usageTerms")].into_iter().flatten() {
+        credit.push_str(" — ");
+        credit.push_str(extra);
+    }
+    credit
+}
+
 /// `GET /items/{id}/ninjs`: the item as ninjs 3.1, downloaded with the session's visibility.
 pub async fn item_ninjs(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     item_download(state, headers, id, false).await
@@ -836,8 +1028,13 @@ async fn item_download(state: AppState, headers: HeaderMap, id: String, newsml: 
     }
 }
 
-/// `GET /search?q=&lang=&sort=`: search over what the user's member may see, with facets and snippets
-/// (the query language and checks of `GET /v1/search`).
+/// The parameters of a search page, in its URL order; each filter that is set is a facet one can
+/// remove, and the rest of the page's links keep them all.
+const SEARCH_PARAMETERS: [&str; 8] = ["q", "lang", "member", "subject", "from", "to", "sort", "mode"];
+
+/// `GET /search?q=&lang=&member=&subject=&from=&to=&sort=&mode=`: search over what the user's member
+/// may see, with clickable facets (agency, language, subject by name, days) and snippets (the query
+/// language and checks of `GET /v1/search`). Without words it browses by the filters, newest first.
 pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
     let pairs = query_pairs(&query);
     let path = match &query.0 {
@@ -856,38 +1053,64 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     // The members once: for the member filter, and to name the publishers of hits and facets.
     let members = state.blocking(|store| store.members()).await.unwrap_or_default();
     let names = crate::wire::member_names(&members);
-    let (q, lang, sort, member_filter, subject, mode) =
-        (value("q"), value("lang"), value("sort"), value("member"), value("subject"), value("mode"));
-    let searched = pairs.iter().any(|(k, _)| k == "q");
+    // The page's own parameters as given (empty ones left out).
+    let search_pairs: Vec<(String, String)> = SEARCH_PARAMETERS
+        .iter()
+        .filter(|name| !value(name).is_empty())
+        .map(|name| (name.to_string(), value(name)))
+        .collect();
+    let get = |name: &str| value(name);
+    let (q, sort, mode) = (get("q"), get("sort"), get("mode"));
+    // A search runs with words, or with any filter (browsing).
+    let searched = pairs.iter().any(|(k, _)| k == "q")
+        || search_pairs.iter().any(|(k, _)| !["sort", "mode", "q"].contains(&k.as_str()));
+    // A link to this search with one parameter set to another value (or removed).
+    let with = |name: &str, to: Option<&str>| -> String {
+        let mut pairs: Vec<(String, String)> = search_pairs.iter().filter(|(k, _)| k != name).cloned().collect();
+        if let Some(to) = to {
+            pairs.push((name.to_string(), to.to_string()));
+        }
+        if !pairs.iter().any(|(k, _)| k == "q") {
+            pairs.insert(0, ("q".to_string(), String::new()));
+        }
+        format!("/search{}", encode_query(&pairs))
+    };
     let mut error: Option<String> = None;
     let mut hits: Vec<karavan_web::Value> = Vec::new();
     let mut total = 0u64;
     let mut next_page: Option<String> = None;
     let mut facets = context! {};
     if searched {
-        let mut search_pairs = vec![("q".to_string(), q.clone())];
-        if !lang.is_empty() {
-            search_pairs.push(("lang".to_string(), lang.clone()));
+        let mut request_pairs: Vec<(String, String)> =
+            search_pairs.iter().filter(|(k, _)| k != "mode" && k != "q").cloned().collect();
+        // Browsing (no words): newest first.
+        if !q.is_empty() {
+            request_pairs.push(("q".to_string(), q.clone()));
+        } else if sort.is_empty() {
+            request_pairs.push(("sort".to_string(), "date".to_string()));
         }
-        if sort == "date" {
-            search_pairs.push(("sort".to_string(), "date".to_string()));
+        // Days are the reader's: `from` and `to` are dates (the start of `from`, the end of `to`).
+        for (key, value) in request_pairs.iter_mut() {
+            if let (Some(start), "from" | "to") = (day_start(value), key.as_str()) {
+                let at = if key == "from" { start } else { start + 24 * 3_600_000_000 - 1 };
+                *value = Timestamp(at).to_rfc3339();
+            }
         }
-        if !member_filter.is_empty() {
-            search_pairs.push(("member".to_string(), member_filter.clone()));
-        }
-        if !subject.is_empty() {
-            search_pairs.push(("subject".to_string(), subject.clone()));
-        }
-        if !mode.is_empty() {
-            search_pairs.push(("mode".to_string(), mode.clone()));
-        }
-        let mut params = crate::params::Params::from_pairs(search_pairs.clone());
+        let mut params = crate::params::Params::from_pairs(request_pairs);
         let cursor = Some(value("cursor")).filter(|c| !c.is_empty());
+        let mode_text = mode.clone();
         let outcome = async {
             let mut request = crate::search::parse_search_query(&mut params)?;
+            params.finish()?;
             request.limit = 50;
             crate::search::apply_cursor(&mut request, cursor.as_deref())?;
-            let mode = crate::semantic::Mode::parse(Some(mode.as_str()).filter(|m| !m.is_empty()))?;
+            let mode = crate::semantic::Mode::parse(Some(mode_text.as_str()).filter(|m| !m.is_empty()))?;
+            // Words are needed to rank by meaning; browsing lists by the filters alone.
+            let mode = if request.text.as_deref().is_none_or(|t| t.trim().is_empty()) {
+                crate::semantic::Mode::Keyword
+            } else {
+                mode
+            };
             crate::search::search_in_mode(&state, session.user.member.clone(), request, mode).await
         }
         .await;
@@ -898,9 +1121,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
                 if let Some(next) = results.next.as_deref() {
                     let mut pairs = search_pairs.clone();
                     pairs.push(("cursor".to_string(), next.to_string()));
-                    let query: String =
-                        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
-                    next_page = Some(format!("/search?{query}"));
+                    next_page = Some(format!("/search{}", encode_query(&pairs)));
                 }
                 for hit in &results.hits {
                     let document = &hit.version.document;
@@ -916,27 +1137,96 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
                         snippet => karavan_web::safe(karavan_web::sanitize(&hit.snippet)),
                     });
                 }
-                let pairs_of = |pairs: &[(String, u64)], rename: bool| -> Vec<(String, u64)> {
-                    pairs
-                        .iter()
-                        .map(|(key, count)| {
-                            let label = if rename {
-                                names.get(key).cloned().unwrap_or_else(|| key.clone())
-                            } else {
-                                key.clone()
-                            };
-                            (label, *count)
-                        })
-                        .collect()
+                let localizer = state.pages().localizer();
+                let facet = |name: &str, key: &str, label: String, count: u64| {
+                    let current = value(name) == key;
+                    context! {
+                        label => label, count => count, current => current,
+                        href => if current { with(name, None) } else { with(name, Some(key)) },
+                    }
                 };
+                let member_facets: Vec<karavan_web::Value> = results
+                    .facets
+                    .members
+                    .iter()
+                    .map(|(id, n)| facet("member", id, names.get(id).cloned().unwrap_or_else(|| id.clone()), *n))
+                    .collect();
+                let language_facets: Vec<karavan_web::Value> =
+                    results.facets.languages.iter().map(|(code, n)| facet("lang", code, code.clone(), *n)).collect();
+                // Subjects: the Media Topics by name in the UI language (others by their key), each
+                // topic once (an item carries its QCode and its URI).
+                let mut seen = std::collections::HashSet::new();
+                let subject_facets: Vec<karavan_web::Value> = results
+                    .facets
+                    .subjects
+                    .iter()
+                    .filter_map(|(key, n)| {
+                        let (key, label) = match karavan_web::topics::topic_code(key) {
+                            Some(code) => (
+                                karavan_web::topics::qcode(code),
+                                localizer.message(locale, &format!("topic-{code}"), &[]),
+                            ),
+                            None if key.starts_with("http") => return None,
+                            None => (key.clone(), key.clone()),
+                        };
+                        seen.insert(key.clone()).then(|| facet("subject", &key, label, *n))
+                    })
+                    .take(20)
+                    .collect();
+                // Days, newest first: a histogram whose bars pick that day.
+                let most = results.facets.days.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
+                let mut days: Vec<karavan_web::Value> = results
+                    .facets
+                    .days
+                    .iter()
+                    .rev()
+                    .take(31)
+                    .map(|(start, n)| {
+                        let day = Timestamp(*start).to_rfc3339().chars().take(10).collect::<String>();
+                        let mut pairs: Vec<(String, String)> =
+                            search_pairs.iter().filter(|(k, _)| k != "from" && k != "to").cloned().collect();
+                        if !pairs.iter().any(|(k, _)| k == "q") {
+                            pairs.insert(0, ("q".to_string(), String::new()));
+                        }
+                        pairs.push(("from".to_string(), day.clone()));
+                        pairs.push(("to".to_string(), day.clone()));
+                        context! {
+                            label => karavan_web::format::date(locale, *start), count => *n,
+                            width => (*n * 10 / most).max(1) * 10, href => format!("/search{}", encode_query(&pairs)),
+                            current => value("from") == day && value("to") == day,
+                        }
+                    })
+                    .collect();
+                days.shrink_to_fit();
                 facets = context! {
-                    member => pairs_of(&results.facets.members, true),
-                    language => pairs_of(&results.facets.languages, false),
+                    member => member_facets, language => language_facets, subject => subject_facets, days => days,
                 };
             }
-            Err(api_error) => error = Some(api_error.message),
+            Err(api_error) => error = Some(api_error_text(&state, locale, &api_error)),
         }
     }
+    // The filters in use, each with a link that removes it.
+    let topic_name = |key: &str| {
+        karavan_web::topics::topic_code(key)
+            .map(|code| state.pages().localizer().message(locale, &format!("topic-{code}"), &[]))
+    };
+    let active: Vec<karavan_web::Value> = ["member", "lang", "subject", "from", "to"]
+        .iter()
+        .filter(|name| !value(name).is_empty())
+        .map(|name| {
+            let shown = match *name {
+                "member" => names.get(&value(name)).cloned().unwrap_or_else(|| value(name)),
+                "subject" => topic_name(&value(name)).unwrap_or_else(|| value(name)),
+                _ => value(name),
+            };
+            let label = match *name {
+                "from" => format!("{} {shown}", state.pages().localizer().message(locale, "search-from", &[])),
+                "to" => format!("{} {shown}", state.pages().localizer().message(locale, "search-to", &[])),
+                _ => shown,
+            };
+            context! { label => label, href => with(name, None) }
+        })
+        .collect();
     let all_members: Vec<karavan_web::Value> =
         members.iter().map(|m| context! { id => m.id.as_str(), name => m.name.as_str() }).collect();
     let member = session.user.member.clone();
@@ -946,21 +1236,38 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
             .map(|s| {
                 let query: String =
                     url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&s.query).finish();
-                context! { name => s.name.clone(), query => query }
+                let mode = s.query.iter().find(|(k, _)| k == "mode").map(|(_, v)| v.clone());
+                context! { id => s.id.as_str(), name => s.name.clone(), query => query, mode => mode }
             })
             .collect(),
         Err(_) => Vec::new(),
     };
     let context = context! {
-        saved => saved, members => all_members, member => member_filter, subject => subject,
-        user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => lang, sort => sort, mode => if mode.is_empty() { "keyword".to_string() } else { mode.clone() },
-        searched => searched, error => error, hits => hits, total => karavan_web::format::number(locale, total), facets => facets,
-        next_page => next_page,
+        saved => saved, members => all_members, member => get("member"), subject => get("subject"),
+        topics => topic_options(&state, locale), from => get("from"),
+        custom_subject => Some(get("subject")).filter(|s| !s.is_empty() && !s.starts_with("medtop:")), to => get("to"), active => active,
+        user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => get("lang"), sort => sort,
+        mode => if mode.is_empty() { "keyword".to_string() } else { mode.clone() },
+        searched => searched, error => error, hits => hits, total => karavan_web::format::number(locale, total),
+        count => total, facets => facets, next_page => next_page,
+        can_edit => session.user.role >= karavan_domain::Role::Editor,
     };
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     match state.pages().render("search.html", locale, context) {
         Ok(html) => page(status, html, cookies),
         Err(error) => failure(error),
+    }
+}
+
+/// An API error as the newsroom says it: its code's message in the UI language, and the API's own
+/// detail (which names the field) after it.
+pub(crate) fn api_error_text(state: &AppState, locale: &str, error: &crate::error::ApiError) -> String {
+    let localizer = state.pages().localizer();
+    let said = localizer.message(locale, &format!("error-{}", error.code.as_str()), &[]);
+    if error.message.is_empty() {
+        said
+    } else {
+        format!("{said} {}", localizer.message(locale, "error-detail", &[("name", &error.message)]))
     }
 }
 
@@ -1202,37 +1509,202 @@ async fn subscription_detail_page(
     }
 }
 
-fn publish_page(
-    state: &AppState,
-    session: &Session,
-    locale: &str,
-    status: StatusCode,
-    form: karavan_web::Value,
-    error: Option<String>,
-) -> Response {
-    publish_page_with(state, session, locale, status, form, error, context! {}, vec![])
-}
-
-/// The publishing form with messages at its fields (`invalid`: field name → message), setting
-/// `cookies`.
-#[allow(clippy::too_many_arguments)]
-fn publish_page_with(
-    state: &AppState,
-    session: &Session,
-    locale: &str,
+/// The publishing form's page: the form's values, an error for the whole form, messages at its
+/// fields (`invalid`: field name → message), a preview, setting `cookies`.
+struct PublishPage {
     status: StatusCode,
     form: karavan_web::Value,
     error: Option<String>,
     invalid: karavan_web::Value,
+    preview: Option<karavan_web::Value>,
     cookies: Vec<String>,
-) -> Response {
-    let context = context! {
-        user => signed_in(session), csrf => session.csrf.clone(), form => form, error => error, invalid => invalid,
-    };
-    match state.pages().render("publish.html", locale, context) {
-        Ok(html) => page(status, html, cookies),
-        Err(error) => failure(error),
+}
+
+impl PublishPage {
+    fn new(status: StatusCode, form: karavan_web::Value) -> PublishPage {
+        PublishPage { status, form, error: None, invalid: context! {}, preview: None, cookies: Vec::new() }
     }
+
+    fn render(self, state: &AppState, session: &Session, locale: &str) -> Response {
+        let context = context! {
+            user => signed_in(session), csrf => session.csrf.clone(), form => self.form, error => self.error,
+            invalid => self.invalid, preview => self.preview, topics => topic_options(state, locale),
+            genres => karavan_web::topics::GENRES.iter().map(|genre| context! {
+                key => genre, name => state.pages().localizer().message(locale, &format!("genre-{genre}"), &[]),
+            }).collect::<Vec<_>>(),
+        };
+        match state.pages().render("publish.html", locale, context) {
+            Ok(html) => page(self.status, html, self.cookies),
+            Err(error) => failure(error),
+        }
+    }
+}
+
+/// What the publishing form holds, read from a submitted form or from an item to correct.
+#[derive(Debug, Default, serde::Serialize)]
+struct PublishFields {
+    item: String,
+    uri: String,
+    headline: String,
+    summary: String,
+    byline: String,
+    slugline: String,
+    genre: String,
+    place: String,
+    language: String,
+    urgency: u64,
+    /// Media Topic QCodes picked.
+    topics: Vec<String>,
+    /// Other subjects, comma-separated names.
+    subjects: String,
+    embargo: String,
+    usage: String,
+    body: String,
+}
+
+impl PublishFields {
+    fn from_form(form: &Form) -> PublishFields {
+        PublishFields {
+            item: form.get("item"),
+            uri: form.get("uri"),
+            headline: form.get("headline"),
+            summary: form.get("summary"),
+            byline: form.get("byline"),
+            slugline: form.get("slugline"),
+            genre: form.get("genre"),
+            place: form.get("place"),
+            language: form.get("language"),
+            urgency: form.get("urgency").parse::<u64>().ok().filter(|u| (1..=9).contains(u)).unwrap_or(4),
+            topics: form
+                .all("topic")
+                .filter_map(karavan_web::topics::topic_code)
+                .map(karavan_web::topics::qcode)
+                .collect(),
+            subjects: form.get("subjects"),
+            embargo: form.get("embargo"),
+            usage: form.get("usage"),
+            body: form.get("body"),
+        }
+    }
+
+    /// The fields of a stored item, for its correction.
+    fn from_item(version: &karavan_store::StoredVersion) -> PublishFields {
+        let document = &version.document;
+        let text = |key: &str| document.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let body: String = document
+            .get("bodies")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.get("value").and_then(serde_json::Value::as_str))
+            .map(karavan_web::sanitize)
+            .collect();
+        let subjects: Vec<&serde_json::Value> =
+            document.get("subjects").and_then(serde_json::Value::as_array).into_iter().flatten().collect();
+        let topics: Vec<String> = subjects
+            .iter()
+            .filter_map(|s| karavan_web::topics::subject_topic(s))
+            .map(karavan_web::topics::qcode)
+            .collect();
+        let others: Vec<String> = subjects
+            .iter()
+            .filter(|s| karavan_web::topics::subject_topic(s).is_none())
+            .filter_map(|s| s.get("name").and_then(serde_json::Value::as_str).map(str::to_string))
+            .collect();
+        let embargo = text("embargoedUntil");
+        PublishFields {
+            item: version.item_id.to_string(),
+            uri: version.uri.clone(),
+            headline: crate::search::texts(document, "headlines").into_iter().next().unwrap_or_default(),
+            summary: crate::search::texts(document, "descriptions").into_iter().next().unwrap_or_default(),
+            byline: text("by"),
+            slugline: text("slugline"),
+            genre: document
+                .get("genres")
+                .and_then(serde_json::Value::as_array)
+                .and_then(|genres| genres.iter().find_map(karavan_web::topics::genre_of))
+                .unwrap_or_default()
+                .to_string(),
+            place: text("located"),
+            language: text("language"),
+            urgency: document.get("urgency").and_then(serde_json::Value::as_u64).unwrap_or(4),
+            topics,
+            subjects: others.join(", "),
+            // `datetime-local` takes "YYYY-MM-DDTHH:MM" (the form says UTC).
+            embargo: embargo.get(..16).map(str::to_string).unwrap_or_default(),
+            usage: text("usageTerms"),
+            body,
+        }
+    }
+
+    fn value(&self) -> karavan_web::Value {
+        karavan_web::Value::from_serialize(self)
+    }
+
+    /// The ninjs 3.1 document of the form, over `base` (the item corrected, whose other fields are
+    /// kept) or a new one.
+    fn document(&self, uri: &str, base: Option<&serde_json::Map<String, serde_json::Value>>) -> serde_json::Value {
+        let mut document = serde_json::Map::new();
+        if let Some(base) = base {
+            document = base.clone();
+            // The store numbers the new version and times it.
+            for key in ["version", "versionCreated", "pubStatus", "embargoedUntil"] {
+                document.remove(key);
+            }
+        }
+        let mut set = |key: &str, value: serde_json::Value| {
+            document.insert(key.to_string(), value);
+        };
+        set("uri", uri.into());
+        set("type", document_type(base));
+        set("language", self.language.clone().into());
+        set("headlines", serde_json::json!([{ "value": self.headline }]));
+        set(
+            "bodies",
+            serde_json::json!([{ "role": "main", "contentType": "text/html", "value": karavan_web::sanitize(&self.body) }]),
+        );
+        set("urgency", self.urgency.into());
+        let mut optional = |key: &str, value: Option<serde_json::Value>| match value {
+            Some(value) => {
+                document.insert(key.to_string(), value);
+            }
+            None => {
+                document.remove(key);
+            }
+        };
+        let text =
+            |value: &str| Some(value.trim()).filter(|v| !v.is_empty()).map(|v| serde_json::Value::String(v.into()));
+        optional("descriptions", text(&self.summary).map(|v| serde_json::json!([{ "role": "summary", "value": v }])));
+        optional("by", text(&self.byline));
+        optional("slugline", text(&self.slugline));
+        optional("located", text(&self.place));
+        optional("usageTerms", text(&self.usage));
+        let genres: Vec<serde_json::Value> = karavan_web::topics::genre(&self.genre).into_iter().collect();
+        optional("genres", (!genres.is_empty()).then(|| serde_json::Value::Array(genres)));
+        let mut subjects: Vec<serde_json::Value> = self
+            .topics
+            .iter()
+            .filter_map(|key| karavan_web::topics::topic_code(key))
+            .filter_map(karavan_web::topics::subject)
+            .collect();
+        subjects.extend(
+            self.subjects.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| serde_json::json!({ "name": s })),
+        );
+        optional("subjects", (!subjects.is_empty()).then(|| serde_json::Value::Array(subjects)));
+        if !self.embargo.is_empty() {
+            // `datetime-local` gives "YYYY-MM-DDTHH:MM"; the form says UTC.
+            let text = &self.embargo;
+            let text =
+                if text.len() == 16 { format!("{text}:00Z") } else { format!("{}Z", text.trim_end_matches('Z')) };
+            optional("embargoedUntil", Some(text.into()));
+        }
+        serde_json::Value::Object(document)
+    }
+}
+
+/// The ninjs type a correction keeps (text for a new item).
+fn document_type(base: Option<&serde_json::Map<String, serde_json::Value>>) -> serde_json::Value {
+    base.and_then(|b| b.get("type").cloned()).unwrap_or_else(|| "text".into())
 }
 
 /// `GET /publish` (`?correct=ITEM_ID` to correct an item): the publishing form.
@@ -1247,8 +1719,9 @@ pub async fn publish_form(State(state): State<AppState>, headers: HeaderMap, que
     let locale = locale_of(&state, &headers, asked, Some(&session));
     if session.user.role < karavan_domain::Role::Editor {
         let message = state.pages().localizer().message(locale, "publish-forbidden", &[]);
-        let (status, form) = (StatusCode::FORBIDDEN, context! {});
-        return publish_page_with(&state, &session, locale, status, form, Some(message), context! {}, cookies);
+        let mut page = PublishPage::new(StatusCode::FORBIDDEN, context! {});
+        (page.error, page.cookies) = (Some(message), cookies);
+        return page.render(&state, &session, locale);
     }
     let Some(correct) = pairs.iter().find(|(k, _)| k == "correct").map(|(_, v)| v.clone()) else {
         // A new item is in the member's first language unless the editor picks another.
@@ -1256,45 +1729,19 @@ pub async fn publish_form(State(state): State<AppState>, headers: HeaderMap, que
         let member = state.blocking(move |store| store.member(&member)).await.ok().flatten();
         let languages: Vec<String> =
             member.map(|m| m.languages.iter().map(|l| l.as_str().to_string()).collect()).unwrap_or_default();
-        let language = form_language(&languages);
-        let form = context! { language => language, urgency => 4 };
-        return publish_page_with(&state, &session, locale, StatusCode::OK, form, None, context! {}, cookies);
+        let fields =
+            PublishFields { language: form_language(&languages).to_string(), urgency: 4, ..Default::default() };
+        let mut page = PublishPage::new(StatusCode::OK, fields.value());
+        page.cookies = cookies;
+        return page.render(&state, &session, locale);
     };
-    let viewer = session.user.member.clone();
-    let current = match karavan_domain::ItemId::parse(&correct) {
-        Ok(id) => state.blocking(move |store| store.item(&viewer, &id, now())).await.ok(),
-        Err(_) => None,
-    };
-    match current {
-        Some(karavan_store::ItemRead::Visible(version, _)) if version.owner == session.user.member => {
-            let document = &version.document;
-            let body: String = document
-                .get("bodies")
-                .and_then(serde_json::Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|b| b.get("value").and_then(serde_json::Value::as_str))
-                .map(karavan_web::sanitize)
-                .collect();
-            let subjects: Vec<String> = document
-                .get("subjects")
-                .and_then(serde_json::Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.get("name").and_then(serde_json::Value::as_str).map(str::to_string))
-                .collect();
-            let form = context! {
-                uri => version.uri.clone(),
-                headline => crate::search::texts(document, "headlines").into_iter().next().unwrap_or_default(),
-                language => document.get("language").and_then(serde_json::Value::as_str).unwrap_or("kk"),
-                urgency => document.get("urgency").and_then(serde_json::Value::as_u64).unwrap_or(4),
-                subjects => subjects.join(", "),
-                usage => document.get("usageTerms").and_then(serde_json::Value::as_str).unwrap_or_default(),
-                body => body,
-            };
-            publish_page_with(&state, &session, locale, StatusCode::OK, form, None, context! {}, cookies)
+    match correctable(&state, &session, &correct).await {
+        Some(version) => {
+            let mut page = PublishPage::new(StatusCode::OK, PublishFields::from_item(&version).value());
+            page.cookies = cookies;
+            page.render(&state, &session, locale)
         }
-        _ => match state.pages().render(
+        None => match state.pages().render(
             "not_found.html",
             locale,
             context! { user => signed_in(&session), csrf => session.csrf.clone() },
@@ -1305,8 +1752,20 @@ pub async fn publish_form(State(state): State<AppState>, headers: HeaderMap, que
     }
 }
 
-/// `POST /publish` (form: csrf, uri for a correction, headline, language, urgency, subjects, embargo,
-/// body): builds a ninjs 3.1 item, its body HTML sanitised, and publishes it through the API's path.
+/// The current version of one of the member's own items, to correct.
+async fn correctable(state: &AppState, session: &Session, id: &str) -> Option<karavan_store::StoredVersion> {
+    let viewer = session.user.member.clone();
+    let id = karavan_domain::ItemId::parse(id).ok()?;
+    match state.blocking(move |store| store.item(&viewer, &id, now())).await.ok()? {
+        karavan_store::ItemRead::Visible(version, _) if version.owner == session.user.member => Some(version),
+        _ => None,
+    }
+}
+
+/// `POST /publish` (form: csrf, item and uri for a correction, headline, summary, byline, slugline,
+/// genre, place, language, urgency, topic…, subjects, embargo, usage, body; `action=preview` to see it
+/// first): builds a ninjs 3.1 item, its body HTML sanitised, and publishes it through the API's path.
+/// A correction starts from the item as stored, so fields the form does not show are kept.
 pub async fn publish_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -1321,65 +1780,58 @@ pub async fn publish_submit(
     if !form.carries(&session) {
         return refusal(&state, &headers, Some(&session), "refused-stale-form");
     }
-    let values = context! {
-        uri => form.get("uri"), headline => form.get("headline"), language => form.get("language"),
-        urgency => form.get("urgency").parse::<u64>().unwrap_or(4), subjects => form.get("subjects"),
-        embargo => form.get("embargo"), body => form.get("body"), usage => form.get("usage"),
-    };
+    let fields = PublishFields::from_form(&form);
     if session.user.role < karavan_domain::Role::Editor {
-        let message = state.pages().localizer().message(locale, "publish-forbidden", &[]);
-        return publish_page(&state, &session, locale, StatusCode::FORBIDDEN, values, Some(message));
+        let mut page = PublishPage::new(StatusCode::FORBIDDEN, fields.value());
+        page.error = Some(state.pages().localizer().message(locale, "publish-forbidden", &[]));
+        return page.render(&state, &session, locale);
     }
     // Required fields, with the message at the field: a headline of more than spaces, and a text.
     let mut invalid = std::collections::BTreeMap::new();
-    if form.get("headline").trim().is_empty() {
+    if fields.headline.trim().is_empty() {
         invalid.insert("headline", state.pages().localizer().message(locale, "publish-headline-required", &[]));
     }
-    if visible_text(&karavan_web::sanitize(&form.get("body"))).trim().is_empty() {
+    if visible_text(&karavan_web::sanitize(&fields.body)).trim().is_empty() {
         invalid.insert("body", state.pages().localizer().message(locale, "publish-body-required", &[]));
     }
     if !invalid.is_empty() {
-        let invalid = karavan_web::Value::from_serialize(&invalid);
-        let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return publish_page_with(&state, &session, locale, status, values, None, invalid, vec![]);
+        let mut page = PublishPage::new(StatusCode::UNPROCESSABLE_ENTITY, fields.value());
+        page.invalid = karavan_web::Value::from_serialize(&invalid);
+        return page.render(&state, &session, locale);
     }
-    let correcting = !form.get("uri").is_empty();
-    let uri = if correcting {
-        form.get("uri")
+    // A correction: the item as stored (the member's own), whose URI the new version keeps.
+    let base = if fields.item.is_empty() {
+        None
     } else {
-        match crate::subscriptions::random_token("urn:karavan:web:") {
-            Ok(uri) => uri,
-            Err(error) => return failure(error.message),
+        match correctable(&state, &session, &fields.item).await {
+            Some(version) => Some(version),
+            None => return refusal(&state, &headers, Some(&session), "refused-role"),
         }
     };
-    let mut document = serde_json::json!({
-        "uri": uri,
-        "type": "text",
-        "language": form.get("language"),
-        "headlines": [{ "value": form.get("headline") }],
-        "bodies": [{ "role": "main", "contentType": "text/html", "value": karavan_web::sanitize(&form.get("body")) }],
-    });
-    if let Ok(urgency) = form.get("urgency").parse::<u64>() {
-        document["urgency"] = serde_json::json!(urgency);
-    }
-    let subjects: Vec<serde_json::Value> = form
-        .get("subjects")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| serde_json::json!({ "name": s }))
-        .collect();
-    if !subjects.is_empty() {
-        document["subjects"] = serde_json::Value::Array(subjects);
-    }
-    if !form.get("usage").is_empty() {
-        document["usageTerms"] = serde_json::Value::String(form.get("usage"));
-    }
-    if !form.get("embargo").is_empty() {
-        // `datetime-local` gives "YYYY-MM-DDTHH:MM"; the form says UTC.
-        let text = form.get("embargo");
-        let text = if text.len() == 16 { format!("{text}:00Z") } else { format!("{}Z", text.trim_end_matches('Z')) };
-        document["embargoedUntil"] = serde_json::Value::String(text);
+    let uri = match &base {
+        Some(version) => version.uri.clone(),
+        None if !fields.uri.is_empty() => fields.uri.clone(),
+        None => match crate::subscriptions::random_token("urn:karavan:web:") {
+            Ok(uri) => uri,
+            Err(error) => return failure(error.message),
+        },
+    };
+    let document = fields.document(&uri, base.as_ref().map(|v| &v.document));
+    if form.get("action") == "preview" {
+        // The item as partners will see it, not published; the form keeps every field.
+        let shown = document.as_object().cloned().unwrap_or_default();
+        let preview = context! {
+            headline => fields.headline.clone(),
+            summary => Some(fields.summary.clone()).filter(|s| !s.is_empty()),
+            byline => Some(fields.byline.clone()).filter(|s| !s.is_empty()),
+            language => fields.language.clone(),
+            body => karavan_web::safe(body_html(&shown)),
+            subjects => shown.get("subjects").and_then(serde_json::Value::as_array).into_iter().flatten()
+                .filter_map(|s| subject_name(&state, locale, s)).collect::<Vec<_>>(),
+        };
+        let mut page = PublishPage::new(StatusCode::OK, fields.value());
+        page.preview = Some(preview);
+        return page.render(&state, &session, locale);
     }
     let owner = session.user.member.clone();
     let original = document.to_string();
@@ -1389,7 +1841,11 @@ pub async fn publish_submit(
     let published = crate::app::publishing::read_and_publish(&state, read).await;
     match published {
         Ok(outcome) => redirect(&format!("/items/{}", outcome.stored().item_id), vec![]),
-        Err(error) => publish_page(&state, &session, locale, error.code.status(), values, Some(error.message)),
+        Err(error) => {
+            let mut page = PublishPage::new(error.code.status(), fields.value());
+            page.error = Some(api_error_text(&state, locale, &error));
+            page.render(&state, &session, locale)
+        }
     }
 }
 
@@ -1460,7 +1916,8 @@ pub async fn item_kill(
     }
 }
 
-/// `POST /search/save` (form: csrf, name, q, lang, sort): saves the search for the user's member.
+/// `POST /search/save` (form: csrf, name, q, lang, sort, member, subject, from, to, mode): saves the
+/// search for the user's member, with its ranking mode; days are kept as the page's dates.
 pub async fn search_save(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -1471,15 +1928,85 @@ pub async fn search_save(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let pairs: Vec<(String, String)> = ["q", "lang", "sort", "member", "subject"]
-        .into_iter()
+    let mut pairs: Vec<(String, String)> = SEARCH_PARAMETERS
+        .iter()
         .filter(|name| !form.get(name).is_empty())
         .map(|name| (name.to_string(), form.get(name)))
         .collect();
-    let back: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
-    match crate::app::saved_searches::save(&state, &session.user.member, &form.get("name"), pairs).await {
-        Ok(_) => redirect(&format!("/search?{back}"), vec![]),
-        Err(error) => (error.code.status(), error.message).into_response(),
+    // The words may be empty (a browse by filters); a keyword mode is the default and not kept.
+    pairs.retain(|(k, v)| !(k == "mode" && v == "keyword"));
+    let back = encode_query(&pairs);
+    // A saved search is run by the API too: its days become times there.
+    let stored: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(key, value)| match (key.as_str(), day_start(value)) {
+            ("from", Some(start)) => (key.clone(), Timestamp(start).to_rfc3339()),
+            ("to", Some(start)) => (key.clone(), Timestamp(start + 24 * 3_600_000_000 - 1).to_rfc3339()),
+            _ => (key.clone(), value.clone()),
+        })
+        .collect();
+    match crate::app::saved_searches::save(&state, &session.user.member, &form.get("name"), stored).await {
+        Ok(_) => redirect(&format!("/search{back}"), vec![]),
+        Err(error) => {
+            let locale = locale_of(&state, &headers, None, Some(&session));
+            let text = api_error_text(&state, locale, &error);
+            said_page(&state, &headers, Some(&session), error.code.status(), ("error-title", text))
+        }
+    }
+}
+
+/// `POST /search/saved/{id}/delete` (form: csrf, confirm): deletes one of the member's saved
+/// searches, after a confirmation step.
+pub async fn search_saved_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = Form::read(body);
+    let session = match form_session(&state, &headers, "/search", &form, karavan_domain::Role::Editor).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(saved_id) = karavan_domain::SavedSearchId::parse(&id) else {
+        return redirect("/search", vec![]);
+    };
+    let confirm = Confirm {
+        action: format!("/search/saved/{}/delete", saved_id.as_str()),
+        question: "confirm-delete-saved-search",
+        button: "search-saved-delete",
+        back: "/search".to_string(),
+        input: None,
+    };
+    let (core, member) = (state.clone(), session.user.member.clone());
+    delete_after_confirming(&state, &headers, &session, &form, confirm, "/search", || async move {
+        crate::app::saved_searches::delete(&core, &member, &saved_id).await
+    })
+    .await
+}
+
+/// A deletion behind its confirmation step: asks first, then deletes; deleted or already gone, the
+/// user goes to `done`.
+async fn delete_after_confirming<F, Fut>(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &Session,
+    form: &Form,
+    confirm: Confirm<'_>,
+    done: &str,
+    delete: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = crate::error::ApiResult<()>>,
+{
+    if let Some(ask) = unconfirmed(state, headers, session, form, confirm) {
+        return ask;
+    }
+    match delete().await {
+        Ok(()) => redirect(done, vec![]),
+        Err(error) if error.code == crate::error::ErrorCode::NotFound => redirect(done, vec![]),
+        Err(error) => failure(error.message),
     }
 }
 
@@ -1585,15 +2112,11 @@ pub async fn subscription_delete(
         back: format!("/subscriptions/{id}"),
         input: None,
     };
-    if let Some(ask) = unconfirmed(&state, &headers, &session, &form, confirm) {
-        return ask;
-    }
-    match crate::app::subscriptions::delete(&state, &session.user.member, &subscription_id).await {
-        // Deleted, or already gone: the list is where the user goes either way.
-        Ok(()) => redirect("/subscriptions", vec![]),
-        Err(error) if error.code == crate::error::ErrorCode::NotFound => redirect("/subscriptions", vec![]),
-        Err(error) => failure(error.message),
-    }
+    let (core, member) = (state.clone(), session.user.member.clone());
+    delete_after_confirming(&state, &headers, &session, &form, confirm, "/subscriptions", || async move {
+        crate::app::subscriptions::delete(&core, &member, &subscription_id).await
+    })
+    .await
 }
 
 /// What the item page says of a translation, and whether its body is still the original's.
@@ -1758,5 +2281,71 @@ pub async fn assets(Path(file): Path<String>) -> Response {
             ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
         }
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message id the newsroom's Rust code names (message families built from values included)
+    /// exists in every locale: a missing UI string, error message or empty state fails here.
+    #[test]
+    fn every_message_the_code_names_is_in_every_locale() {
+        let localizer = karavan_web::Localizer::load().unwrap();
+        let mut named: Vec<String> =
+            crate::error::ErrorCode::ALL.iter().map(|code| format!("error-{}", code.as_str())).collect();
+        // Literal ids in the newsroom's handlers: quoted words of the UI's message families.
+        const FAMILIES: [&str; 16] = [
+            "nav-", "wire-", "item-", "search-", "subs-", "publish-", "admin-", "confirm-", "refused-", "error-",
+            "filter-", "pane-", "topic-", "genre-", "feed-", "state-",
+        ];
+        for source in [include_str!("web.rs"), include_str!("web_admin.rs")] {
+            for literal in source.split('"').skip(1).step_by(2) {
+                let id_like = literal.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if id_like && FAMILIES.iter().any(|f| literal.starts_with(f)) && !literal.ends_with('-') {
+                    named.push(literal.to_string());
+                }
+            }
+        }
+        assert!(named.len() > 40, "the scan finds the ids ({})", named.len());
+        for (code, _) in karavan_web::LOCALES {
+            let ids = localizer.ids(code);
+            let missing: Vec<&String> = named.iter().filter(|id| !ids.contains(id)).collect();
+            assert!(missing.is_empty(), "locale {code} lacks {missing:?}");
+        }
+    }
+
+    #[test]
+    fn wire_filters_read_what_they_can_and_keep_it_in_the_url() {
+        let pairs = [
+            ("member", "mbr_0123456789abcdef"),
+            ("lang", "kk"),
+            ("subject", "medtop:04000000"),
+            ("day", "2026-12-07"),
+            ("tz", "-300"),
+            ("urgency", "1-2"),
+        ];
+        let value = |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()).unwrap_or_default();
+        let filters = WireFilters::read(&value);
+        let mut list = karavan_store::ListQuery::newest(50);
+        filters.apply(&mut list);
+        assert_eq!(list.languages, ["kk"]);
+        assert_eq!(list.subjects, ["medtop:04000000"]);
+        assert_eq!(list.urgency, Some((1, 2)));
+        // Almaty's midnight (UTC+5) is 19:00 UTC the day before.
+        assert_eq!(list.from.unwrap().to_rfc3339(), "2026-12-06T19:00:00Z");
+        assert_eq!(list.to.unwrap().micros() - list.from.unwrap().micros(), 24 * 3_600_000_000 - 1);
+        assert!(filters.pairs().iter().any(|(k, v)| k == "day" && v == "2026-12-07"));
+        assert!(!filters.stream_pairs().iter().any(|(k, _)| k == "day"), "the live stream has no day");
+        // Bad values are left out, not refused.
+        let bad = |name: &str| match name {
+            "lang" => "not a language!".to_string(),
+            "day" => "yesterday".to_string(),
+            "urgency" => "12".to_string(),
+            _ => String::new(),
+        };
+        let filters = WireFilters::read(&bad);
+        assert!(filters.pairs().is_empty());
     }
 }

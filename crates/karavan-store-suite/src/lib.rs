@@ -432,6 +432,69 @@ pub fn cursors_page_and_poll_without_gaps_or_repeats(make: Make) {
     assert_eq!(again, ["item 3 corrected"]);
 }
 
+/// The wire's filters (`ListQuery`): subjects (any of the keys, on the current version only),
+/// languages, urgency and owner, combined, within what the viewer may see.
+pub fn lists_filter_by_subject_language_urgency_and_owner(make: Make) {
+    let backend = make();
+    let store = backend.store();
+    let (a, b, reader) = (member(store.as_ref(), "A"), member(store.as_ref(), "B"), member(store.as_ref(), "Reader"));
+    grant(store.as_ref(), &a, Grantee::Everyone, &[], 0);
+    // B shares only its economy items.
+    grant(store.as_ref(), &b, Grantee::Everyone, &["medtop:04000000"], 0);
+    let item = |owner: &MemberId, uri: &str, language: &str, urgency: u8, subjects: &[&str]| {
+        let mut new = version(owner, uri, None, uri);
+        new.language = Some(language.to_string());
+        new.urgency = karavan_domain::Urgency::new(i64::from(urgency)).ok();
+        new.subjects = subjects.iter().map(|s| s.to_string()).collect();
+        store.publish(new).unwrap();
+    };
+    item(&a, "a-economy-kk", "kk", 2, &["medtop:04000000", "http://cv.iptc.org/newscodes/mediatopic/04000000"]);
+    item(&a, "a-sport-ru", "ru", 4, &["medtop:15000000"]);
+    item(&a, "a-both-uz", "uz-Latn", 3, &["medtop:15000000", "medtop:04000000"]);
+    item(&a, "a-none-zh", "zh", 5, &[]);
+    item(&b, "b-economy-kk", "kk", 1, &["medtop:04000000"]);
+    item(&b, "b-sport-kk", "kk", 1, &["medtop:15000000"]);
+    let listed = |query: &ListQuery| -> Vec<String> {
+        let mut found: Vec<String> = store
+            .list(&reader, query, now())
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| headline(&e.version.document).to_string())
+            .collect();
+        found.sort();
+        found
+    };
+    let mut query = ListQuery::newest(50);
+    query.subjects = vec!["medtop:04000000".into()];
+    assert_eq!(listed(&query), ["a-both-uz", "a-economy-kk", "b-economy-kk"]);
+    // Any of several keys; a URI names the same subject as its QCode where the item carried both.
+    query.subjects = vec!["medtop:15000000".into(), "http://cv.iptc.org/newscodes/mediatopic/04000000".into()];
+    assert_eq!(listed(&query), ["a-both-uz", "a-economy-kk", "a-sport-ru"], "B's sport item stays hidden");
+    query.subjects = vec!["medtop:04000000".into()];
+    query.languages = vec!["kk".into()];
+    assert_eq!(listed(&query), ["a-economy-kk", "b-economy-kk"]);
+    query.urgency = Some((1, 1));
+    assert_eq!(listed(&query), ["b-economy-kk"]);
+    query.owner = Some(a.clone());
+    assert!(listed(&query).is_empty());
+    query.urgency = None;
+    query.languages = vec!["uz".into()];
+    assert_eq!(listed(&query), ["a-both-uz"]);
+    query.subjects = vec!["medtop:01000000".into()];
+    assert!(listed(&query).is_empty());
+    // A correction that drops the subject takes the item out of the subject's list.
+    let mut corrected = version(&a, "a-economy-kk", None, "a-economy-kk, corrected");
+    corrected.language = Some("kk".into());
+    store.publish(corrected).unwrap();
+    let mut query = ListQuery::newest(50);
+    query.subjects = vec!["medtop:04000000".into()];
+    assert_eq!(listed(&query), ["a-both-uz", "b-economy-kk"]);
+    query.subjects = Vec::new();
+    query.languages = vec!["kk".into()];
+    assert!(listed(&query).contains(&"a-economy-kk, corrected".to_string()));
+}
+
 pub fn concurrent_publishers_lose_nothing(make: Make) {
     let backend = make();
     let store = backend.store();
@@ -1630,6 +1693,7 @@ macro_rules! store_suite {
             corrections_idempotency_and_conflicts,
             agreements_embargo_and_kills,
             cursors_page_and_poll_without_gaps_or_repeats,
+            lists_filter_by_subject_language_urgency_and_owner,
             concurrent_publishers_lose_nothing,
             list_matches_the_visibility_rule,
             outbox_fanout_deliveries_and_changes,

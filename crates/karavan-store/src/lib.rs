@@ -316,6 +316,9 @@ pub struct ListQuery {
     pub to: Option<Timestamp>,
     /// Include kill notices of killed items the viewer could see.
     pub include_kills: bool,
+    /// Subject keys (a subject's `literal` or `uri`, or the QCode of an IPTC NewsCodes URI, as
+    /// agreements name them); an item matches when its current version has any of them.
+    pub subjects: Vec<String>,
 }
 
 impl ListQuery {
@@ -330,6 +333,7 @@ impl ListQuery {
             from: None,
             to: None,
             include_kills: false,
+            subjects: Vec::new(),
         }
     }
 }

@@ -5,12 +5,86 @@
 "use strict";
 
 (function () {
+  // The filter form says the reader's time zone, so that a day is the reader's day.
+  for (const input of document.querySelectorAll("input[data-timezone-offset]")) {
+    input.value = String(new Date().getTimezoneOffset());
+  }
+  // On a narrow screen the filters start folded unless some are in use.
+  const filters = document.getElementById("wire-filters");
+  if (filters && window.matchMedia("(max-width: 56rem)").matches && !window.location.search.match(/[?&](member|lang|subject|urgency|day)=[^&]/)) {
+    filters.open = false;
+  }
+})();
+
+(function () {
   const table = document.getElementById("wire");
   if (!table) return;
   const body = table.tBodies[0];
+  const pane = document.getElementById("reading-pane");
+  const paneContent = pane ? pane.querySelector(".pane-content") : null;
   let selected = -1;
+  let loading = null;
 
-  function select(index) {
+  // The pane shows when the screen is wide enough for it (the stylesheet decides).
+  function paneShown() {
+    return pane && window.getComputedStyle(pane).display !== "none";
+  }
+
+  function paneMessage(text, className) {
+    const p = document.createElement("p");
+    p.className = className;
+    p.textContent = text;
+    paneContent.replaceChildren(p);
+  }
+
+  // The item's page, fetched with the session, parsed inertly (no script runs, nothing loads); only
+  // the server's own rendering of the item (its HTML sanitised there) moves into the pane.
+  function showInPane(link) {
+    if (!paneShown() || !link) return;
+    if (loading) loading.abort();
+    const controller = new AbortController();
+    loading = controller;
+    pane.setAttribute("aria-busy", "true");
+    paneMessage(pane.dataset.loading || "", "pane-empty");
+    fetch(link.href, { credentials: "same-origin", headers: { accept: "text/html" }, signal: controller.signal })
+      .then(function (response) { return response.text(); })
+      .then(function (html) {
+        const page = new DOMParser().parseFromString(html, "text/html");
+        const article = page.querySelector("article.item");
+        if (!article) throw new Error("no item in the page");
+        for (const form of article.querySelectorAll("form, .item-actions")) form.remove();
+        const open = document.createElement("p");
+        open.className = "pane-open";
+        const anchor = document.createElement("a");
+        anchor.href = link.href;
+        anchor.textContent = pane.dataset.open || "";
+        open.appendChild(anchor);
+        const nodes = [open, document.importNode(article, true)];
+        const similar = page.querySelector(".similar");
+        if (similar) nodes.push(document.importNode(similar, true));
+        // Headings in the pane sit below the page's own.
+        for (const node of nodes) {
+          if (!node.querySelectorAll) continue;
+          for (const heading of node.querySelectorAll("h1, h2")) {
+            const level = heading.tagName === "H1" ? "h2" : "h3";
+            const replacement = document.createElement(level);
+            for (const attribute of Array.from(heading.attributes)) replacement.setAttribute(attribute.name, attribute.value);
+            replacement.append(...heading.childNodes);
+            heading.replaceWith(replacement);
+          }
+        }
+        paneContent.replaceChildren(...nodes);
+        pane.scrollTop = 0;
+      })
+      .catch(function (error) {
+        if (error.name === "AbortError") return;
+        console.error("reading pane", error);
+        paneMessage(pane.dataset.failed || "", "error");
+      })
+      .finally(function () { if (loading === controller) { loading = null; pane.removeAttribute("aria-busy"); } });
+  }
+
+  function select(index, focus) {
     const rows = body.rows;
     if (rows.length === 0) return;
     selected = Math.max(0, Math.min(rows.length - 1, index));
@@ -18,9 +92,20 @@
     const row = rows[selected];
     row.classList.add("selected");
     row.classList.remove("unread");
-    const link = row.querySelector("a");
-    if (link) link.focus();
+    const link = row.querySelector("td.headline a");
+    if (link && focus !== false) link.focus();
+    showInPane(link);
   }
+
+  // A click on a row (or its headline) on a wide screen reads it in the pane; a click with a
+  // modifier, or on a narrow screen, opens the item as a link does.
+  body.addEventListener("click", function (event) {
+    if (!paneShown() || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    const row = event.target.closest("tr");
+    if (!row) return;
+    event.preventDefault();
+    select(Array.prototype.indexOf.call(body.rows, row), true);
+  });
 
   function cell(text, className, lang) {
     const td = document.createElement("td");
@@ -30,25 +115,37 @@
     return td;
   }
 
-  // Times in the reader's time zone (the browser's): today's as the time of day, older ones with
-  // their date; the full time in the tooltip.
+  // Times in the reader's time zone (the browser's): the last hour's as "12 min ago", the rest of
+  // today's as the time of day, older ones with their date; the full time in the tooltip.
   const locale = document.documentElement.lang || "en";
+  // "12 min ago" in the UI language, from the page's own messages (browsers lack some of ours).
+  function relative(minutes) {
+    if (minutes < 1) return table.dataset.justNow || "";
+    return (table.dataset.minutesAgo || "%n").replace("%n", String(minutes));
+  }
   function showTime(time) {
     const at = new Date(time.dateTime);
     if (isNaN(at.getTime())) return;
-    const today = new Date();
-    const sameDay = at.toDateString() === today.toDateString();
+    const now = new Date();
+    const sameDay = at.toDateString() === now.toDateString();
+    const minutes = Math.floor((now.getTime() - at.getTime()) / 60000);
     const options = sameDay
       ? { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
       : { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
     try {
-      time.textContent = new Intl.DateTimeFormat(locale, options).format(at);
+      time.textContent = sameDay && minutes >= 0 && minutes < 60
+        ? relative(minutes)
+        : new Intl.DateTimeFormat(locale, options).format(at);
       time.title = new Intl.DateTimeFormat(locale, { dateStyle: "full", timeStyle: "long" }).format(at);
     } catch (error) {
       time.textContent = at.toLocaleString();
     }
   }
-  for (const time of table.querySelectorAll("time[datetime]")) showTime(time);
+  function showTimes() {
+    for (const time of table.querySelectorAll("time[datetime]")) showTime(time);
+  }
+  showTimes();
+  window.setInterval(showTimes, 60000);
 
   function badge(text, className) {
     const span = document.createElement("span");
@@ -108,11 +205,17 @@
 
   document.addEventListener("keydown", function (event) {
     const target = event.target;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
     if (event.key === "j") { select(selected + 1); event.preventDefault(); }
     else if (event.key === "k") { select(selected - 1); event.preventDefault(); }
+    else if (event.key === "n" || event.key === "p") {
+      // Paging: n to older items, p back to the newest.
+      const link = document.querySelector('.pager a[data-key="' + event.key + '"]');
+      if (link) { window.location.href = link.href; event.preventDefault(); }
+    }
     else if (event.key === "Enter" && selected >= 0) {
-      const link = body.rows[selected] && body.rows[selected].querySelector("a");
+      const link = body.rows[selected] && body.rows[selected].querySelector("td.headline a");
       if (link) { window.location.href = link.href; event.preventDefault(); }
     }
   });
@@ -188,5 +291,46 @@
         else if (pending) pending.remove();
       })
       .catch(function (error) { console.error("translated body", error); });
+  });
+})();
+
+// The item page: the original beside its translation on wide screens (one click away on narrow
+// ones), and copying the text with its credit line for republishing.
+(function () {
+  if (window.matchMedia("(min-width: 64rem)").matches) {
+    for (const details of document.querySelectorAll("details[data-wide-open]")) details.open = true;
+  }
+  for (const button of document.querySelectorAll("button[data-copy-item]")) {
+    const article = button.closest("article");
+    if (!article || !navigator.clipboard) continue;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      // The text as shown (headline, lead, body), then the credit line the page gives.
+      const parts = [];
+      for (const selector of ["h1", ".shown .lead", ".shown .body"]) {
+        const element = article.querySelector(selector);
+        if (element && element.innerText.trim()) parts.push(element.innerText.trim());
+      }
+      const credit = article.querySelector(".credit");
+      if (credit) parts.push(credit.textContent.trim());
+      navigator.clipboard.writeText(parts.join("\n\n")).then(function () {
+        const said = button.parentNode.querySelector(".copied");
+        if (said) said.textContent = button.dataset.copied || "";
+      }).catch(function (error) { console.error("copy", error); });
+    });
+  }
+})();
+
+// The language switch keeps the page and its state: the query, filters, the script choice, a
+// correction in progress (what the URL holds). Without scripts it switches on the same page.
+(function () {
+  const form = document.querySelector("form.language");
+  if (!form) return;
+  const select = form.querySelector("select[name=ui]");
+  form.addEventListener("submit", function (event) {
+    const url = new URL(window.location.href);
+    url.searchParams.set("ui", select.value);
+    event.preventDefault();
+    window.location.href = url.pathname + url.search + url.hash;
   });
 })();

@@ -21,7 +21,7 @@ col-member = Agency
 col-language = Language
 col-headline = Headline
 wire-empty = Nothing on your wire yet.
-keys-help = j / k: move, Enter: open
+keys-help = Keys: j / k move, Enter opens, n: older items, p: newest items
 item-versions = Versions
 item-version = Version { $name }
 item-download = Download ninjs
@@ -188,3 +188,124 @@ confirm-delete-feed = Delete this feed? Its items stay; it is no longer read.
 confirm-delete-subscription = Delete this subscription? Its deliveries stop.
 admin-delete = Delete
 subs-webhook-refused = The server will not send webhooks to this address. Give a public http:// or https:// address on the internet, without a user name or password.
+
+# The wire desk's filters and reading pane
+filters-title = Filters
+filter-agency = Agency
+filter-any-agency = Any agency
+filter-subject = Subject
+filter-any-subject = Any subject
+filter-any-urgency = Any urgency
+filter-urgency-flash = Flash and urgent (1–2)
+filter-urgency-high = 1–3
+filter-urgency-all = 1–5
+filter-date = Day
+filter-date-help = Items from this day only
+pane-title = Reading pane
+pane-empty = Select an item (click it, or j / k) to read it here.
+pane-loading = Loading…
+pane-failed = The item could not be loaded.
+pane-open = Open the full page
+
+# IPTC Media Topics (top level), for subject pickers and names
+topic-01000000 = arts, culture, entertainment and media
+topic-02000000 = crime, law and justice
+topic-03000000 = disaster, accident and emergency incident
+topic-04000000 = economy, business and finance
+topic-05000000 = education
+topic-06000000 = environment
+topic-07000000 = health
+topic-08000000 = human interest
+topic-09000000 = labour
+topic-10000000 = lifestyle and leisure
+topic-11000000 = politics
+topic-12000000 = religion
+topic-13000000 = science and technology
+topic-14000000 = society
+topic-15000000 = sport
+topic-16000000 = conflict, war and peace
+topic-17000000 = weather
+
+# API error codes, as the newsroom says them
+error-unauthorized = You are not signed in, or your key is not valid.
+error-forbidden = Your role or agency does not allow this.
+error-not_found = Not found, or not shared with your agency.
+error-route_not_found = There is no such page.
+error-method_not_allowed = This action is not possible here.
+error-item_killed = This item was killed by its publisher.
+error-invalid_json = The file is not valid JSON.
+error-invalid_document = The document could not be read.
+error-invalid_request = A value is not valid.
+error-invalid_ninjs = The item is not valid ninjs.
+error-version_conflict = This version was already published with different content.
+error-stale_version = A newer version of this item exists.
+error-conflict = This conflicts with something that exists already.
+error-payload_too_large = This is larger than the server accepts.
+error-request_timeout = The upload took too long.
+error-unsupported_media_type = This kind of file is not accepted.
+error-internal = Something went wrong on the server. Try again; if it persists, tell your administrator.
+error-unavailable = The server is shutting down. Try again in a moment.
+error-storage_full = The server's storage is full; nothing was saved. Tell your administrator.
+error-model_not_installed = This needs a language model that is not installed on this server.
+error-detail = Details: { $name }
+
+# Search facets and saved searches
+search-facet-agency = Agency
+search-facet-language = Language
+search-facet-subject = Subject
+search-facet-date = Day
+search-filter-remove = Remove this filter
+search-browse-help = Leave the words empty to browse everything that matches the filters.
+search-from = From
+search-to = To
+search-saved-delete = Delete
+confirm-delete-saved-search = Delete this saved search? Subscriptions made from it keep working.
+search-saved-none = No saved searches yet.
+
+# The item page
+item-original = Original
+item-side-by-side = Show the original beside the translation
+item-similar-none = No similar stories in other agencies' items.
+item-republish = Republish
+item-credit-line = Credit line
+item-copy-with-credit = Copy text with credit line
+item-copied = Copied to the clipboard.
+item-republish-not-allowed = Your agreement with this agency allows viewing only, not republishing.
+item-no-model = Machine translation is not set up on this server. An administrator can install a model: see "Machine translation" in the README.
+item-summary = Summary
+item-slugline = Slugline
+item-genre = Genre
+item-place = Place
+
+# Publishing
+publish-summary = Summary (optional)
+publish-byline = Byline (optional)
+publish-slugline = Slugline (optional)
+publish-genre = Genre
+publish-genre-none = No genre
+genre-Current = Current news
+genre-Analysis = Analysis
+genre-Background = Background
+genre-Feature = Feature
+genre-Interview = Interview
+genre-Opinion = Opinion
+genre-Profile = Profile
+publish-place = Place (city, optional)
+publish-urgency = Urgency
+publish-language = Language
+publish-other-subjects = Other subjects (optional)
+publish-preview = Preview
+publish-preview-title = Preview: this is how partners will see the item
+publish-upload-title = Publish files
+publish-upload-help = One or more ninjs (JSON) or NewsML-G2 (XML) files; each is checked and published like an item sent through the API.
+publish-upload-files = Files
+publish-upload-submit = Upload and publish
+publish-upload-done = { $count ->
+    [one] { $count } item published.
+   *[other] { $count } items published.
+}
+publish-upload-failed = { $name }: not published.
+item-credit = Source: { $name }
+error-title = That did not work
+time-minutes-ago = { $count } min ago
+time-just-now = just now

@@ -21,7 +21,7 @@ col-member = Агенттік
 col-language = Тіл
 col-headline = Тақырып
 wire-empty = Лентаңызда әзірге ештеңе жоқ.
-keys-help = j / k: жылжу, Enter: ашу
+keys-help = Пернелер: j / k — жылжу, Enter — ашу, n — ертеректегі материалдар, p — ең жаңа материалдар
 item-versions = Нұсқалар
 item-version = { $name }-нұсқа
 item-download = ninjs жүктеу
@@ -185,3 +185,124 @@ confirm-delete-feed = Бұл арнаны жоясыз ба? Оның матер
 confirm-delete-subscription = Бұл жазылымды жоясыз ба? Оның жеткізілімдері тоқтайды.
 admin-delete = Жою
 subs-webhook-refused = Сервер бұл мекенжайға вебхук жібермейді. Интернеттегі жария http:// немесе https:// мекенжайын пайдаланушы атынсыз және құпиясөзсіз көрсетіңіз.
+
+# The wire desk's filters and reading pane
+filters-title = Сүзгілер
+filter-agency = Агенттік
+filter-any-agency = Кез келген агенттік
+filter-subject = Тақырып
+filter-any-subject = Кез келген тақырып
+filter-any-urgency = Кез келген шұғылдық
+filter-urgency-flash = Аса шұғыл және шұғыл (1–2)
+filter-urgency-high = 1–3
+filter-urgency-all = 1–5
+filter-date = Күн
+filter-date-help = Тек осы күнгі материалдар
+pane-title = Оқу аймағы
+pane-empty = Материалды осы жерде оқу үшін оны таңдаңыз (басыңыз немесе j / k пернелерін пайдаланыңыз).
+pane-loading = Жүктелуде…
+pane-failed = Материалды жүктеу мүмкін болмады.
+pane-open = Толық бетті ашу
+
+# IPTC Media Topics (top level), for subject pickers and names
+topic-01000000 = өнер, мәдениет, ойын-сауық және БАҚ
+topic-02000000 = қылмыс, құқық және сот төрелігі
+topic-03000000 = апаттар, жазатайым оқиғалар және төтенше жағдайлар
+topic-04000000 = экономика, бизнес және қаржы
+topic-05000000 = білім беру
+topic-06000000 = қоршаған орта
+topic-07000000 = денсаулық
+topic-08000000 = адамдар мен тағдырлар
+topic-09000000 = еңбек
+topic-10000000 = өмір салты және демалыс
+topic-11000000 = саясат
+topic-12000000 = дін
+topic-13000000 = ғылым және технология
+topic-14000000 = қоғам
+topic-15000000 = спорт
+topic-16000000 = қақтығыстар, соғыс және бейбітшілік
+topic-17000000 = ауа райы
+
+# API error codes, as the newsroom says them
+error-unauthorized = Сіз жүйеге кірмегенсіз немесе кілтіңіз жарамсыз.
+error-forbidden = Рөліңіз немесе агенттігіңіз бұған рұқсат бермейді.
+error-not_found = Табылмады немесе агенттігіңізге ашылмаған.
+error-route_not_found = Мұндай бет жоқ.
+error-method_not_allowed = Бұл әрекетті мұнда орындау мүмкін емес.
+error-item_killed = Бұл материалды оны жариялаған агенттік кері қайтарып алды.
+error-invalid_json = Файл жарамды JSON емес.
+error-invalid_document = Құжатты оқу мүмкін болмады.
+error-invalid_request = Мәндердің бірі жарамсыз.
+error-invalid_ninjs = Материал жарамды ninjs емес.
+error-version_conflict = Бұл нұсқа басқа мазмұнмен жарияланып қойған.
+error-stale_version = Бұл материалдың жаңарақ нұсқасы бар.
+error-conflict = Бұл бұрыннан бар нәрсеге қайшы келеді.
+error-payload_too_large = Көлемі сервер қабылдайтын шектен асып кетті.
+error-request_timeout = Жүктеу тым ұзаққа созылды.
+error-unsupported_media_type = Мұндай файл түрі қабылданбайды.
+error-internal = Серверде қате шықты. Қайталап көріңіз; қате қайталана берсе, әкімшіңізге хабарлаңыз.
+error-unavailable = Сервер жұмысын тоқтатып жатыр. Сәлден соң қайталап көріңіз.
+error-storage_full = Сервердің қоймасы толып қалды; ештеңе сақталмады. Әкімшіңізге хабарлаңыз.
+error-model_not_installed = Бұл үшін осы серверде орнатылмаған тіл моделі қажет.
+error-detail = Толығырақ: { $name }
+
+# Search facets and saved searches
+search-facet-agency = Агенттік
+search-facet-language = Тіл
+search-facet-subject = Тақырып
+search-facet-date = Күн
+search-filter-remove = Бұл сүзгіні алып тастау
+search-browse-help = Сүзгілерге сай келетін барлық материалды қарау үшін іздеу сөздерін бос қалдырыңыз.
+search-from = Қашаннан
+search-to = Қашанға дейін
+search-saved-delete = Жою
+confirm-delete-saved-search = Бұл сақталған іздеуді жоясыз ба? Оның негізінде құрылған жазылымдар жұмысын жалғастырады.
+search-saved-none = Әзірге сақталған іздеу жоқ.
+
+# The item page
+item-original = Түпнұсқа
+item-side-by-side = Түпнұсқаны аударманың қасында көрсету
+item-similar-none = Басқа агенттіктердің материалдарында ұқсас материал жоқ.
+item-republish = Қайта басу
+item-credit-line = Дереккөзге сілтеме
+item-copy-with-credit = Мәтінді дереккөзге сілтемемен көшіру
+item-copied = Алмасу буферіне көшірілді.
+item-republish-not-allowed = Бұл агенттікпен келісіміңіз тек қарауға рұқсат береді, қайта басуға емес.
+item-no-model = Бұл серверде машиналық аударма бапталмаған. Әкімші модель орната алады: README ішіндегі "Machine translation" бөлімін қараңыз.
+item-summary = Қысқаша мазмұны
+item-slugline = Қысқа белгі
+item-genre = Жанр
+item-place = Орны
+
+# Publishing
+publish-summary = Қысқаша мазмұны (міндетті емес)
+publish-byline = Авторы (міндетті емес)
+publish-slugline = Қысқа белгі (міндетті емес)
+publish-genre = Жанр
+publish-genre-none = Жанрсыз
+genre-Current = Ағымдағы жаңалықтар
+genre-Analysis = Талдау
+genre-Background = Анықтама
+genre-Feature = Очерк
+genre-Interview = Сұхбат
+genre-Opinion = Пікір
+genre-Profile = Портрет
+publish-place = Орны (қала, міндетті емес)
+publish-urgency = Шұғылдығы
+publish-language = Тіл
+publish-other-subjects = Басқа тақырыптар (міндетті емес)
+publish-preview = Алдын ала қарау
+publish-preview-title = Алдын ала қарау: серіктестер материалды осылай көреді
+publish-upload-title = Файлдарды жариялау
+publish-upload-help = Бір немесе бірнеше ninjs (JSON) не NewsML-G2 (XML) файлы; әрқайсысы API арқылы жіберілген материал сияқты тексеріліп, жарияланады.
+publish-upload-files = Файлдар
+publish-upload-submit = Жүктеп, жариялау
+publish-upload-done = { $count ->
+    [one] { $count } материал жарияланды.
+   *[other] { $count } материал жарияланды.
+}
+publish-upload-failed = { $name }: жарияланбады.
+item-credit = Дереккөз: { $name }
+error-title = Орындалмады
+time-minutes-ago = { $count } мин бұрын
+time-just-now = жаңа ғана

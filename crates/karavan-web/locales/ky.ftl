@@ -21,7 +21,7 @@ col-member = Агенттик
 col-language = Тил
 col-headline = Аталыш
 wire-empty = Тасмаңызда азырынча эч нерсе жок.
-keys-help = j / k: жылдыруу, Enter: ачуу
+keys-help = Баскычтар: j / k — жылдыруу, Enter — ачуу, n — мурунку материалдар, p — эң жаңы материалдар
 item-versions = Версиялар
 item-version = { $name }-версия
 item-download = ninjs жүктөө
@@ -185,3 +185,124 @@ confirm-delete-feed = Бул агымды өчүрөсүзбү? Анын мат�
 confirm-delete-subscription = Бул жазылууну өчүрөсүзбү? Анын жеткирүүлөрү токтойт.
 admin-delete = Өчүрүү
 subs-webhook-refused = Сервер бул дарекке вебхук жөнөтпөйт. Интернеттеги ачык http:// же https:// даректи колдонуучу атысыз жана сырсөзсүз көрсөтүңүз.
+
+# The wire desk's filters and reading pane
+filters-title = Чыпкалар
+filter-agency = Агенттик
+filter-any-agency = Каалаган агенттик
+filter-subject = Тема
+filter-any-subject = Каалаган тема
+filter-any-urgency = Каалаган шашылыштык
+filter-urgency-flash = Өтө шашылыш жана шашылыш (1–2)
+filter-urgency-high = 1–3
+filter-urgency-all = 1–5
+filter-date = Күн
+filter-date-help = Ушул күндүн материалдары гана
+pane-title = Окуу аймагы
+pane-empty = Материалды ушул жерде окуу үчүн аны тандаңыз (басыңыз же j / k баскычтарын колдонуңуз).
+pane-loading = Жүктөлүүдө…
+pane-failed = Материалды жүктөө мүмкүн болгон жок.
+pane-open = Толук баракты ачуу
+
+# IPTC Media Topics (top level), for subject pickers and names
+topic-01000000 = искусство, маданият, көңүл ачуу жана ЖМК
+topic-02000000 = кылмыш, укук жана сот адилеттиги
+topic-03000000 = кырсыктар, авариялар жана өзгөчө кырдаалдар
+topic-04000000 = экономика, бизнес жана финансы
+topic-05000000 = билим берүү
+topic-06000000 = айлана-чөйрө
+topic-07000000 = ден соолук
+topic-08000000 = адамдар жана тагдырлар
+topic-09000000 = эмгек
+topic-10000000 = жашоо образы жана эс алуу
+topic-11000000 = саясат
+topic-12000000 = дин
+topic-13000000 = илим жана технология
+topic-14000000 = коом
+topic-15000000 = спорт
+topic-16000000 = кагылышуулар, согуш жана тынчтык
+topic-17000000 = аба ырайы
+
+# API error codes, as the newsroom says them
+error-unauthorized = Сиз системага кире элексиз же ачкычыңыз жараксыз.
+error-forbidden = Ролуңуз же агенттигиңиз буга уруксат бербейт.
+error-not_found = Табылган жок же сиздин агенттикке ачылган эмес.
+error-route_not_found = Мындай барак жок.
+error-method_not_allowed = Бул аракетти бул жерде аткарууга болбойт.
+error-item_killed = Бул материалды аны жарыялаган агенттик кайтарып алды.
+error-invalid_json = Файл жарактуу JSON эмес.
+error-invalid_document = Документти окуу мүмкүн болгон жок.
+error-invalid_request = Маанилердин бири жараксыз.
+error-invalid_ninjs = Материал жарактуу ninjs эмес.
+error-version_conflict = Бул версия башка мазмун менен мурда эле жарыяланган.
+error-stale_version = Бул материалдын жаңыраак версиясы бар.
+error-conflict = Бул мурдатан бар нерсеге карама-каршы келет.
+error-payload_too_large = Көлөмү сервер кабыл алган чектен ашып кетти.
+error-request_timeout = Жүктөө өтө узакка созулду.
+error-unsupported_media_type = Мындай түрдөгү файл кабыл алынбайт.
+error-internal = Серверде ката кетти. Кайра аракет кылыңыз; ката кайталана берсе, администраторуңузга кабарлаңыз.
+error-unavailable = Сервер ишин токтотуп жатат. Бир аздан кийин кайра аракет кылыңыз.
+error-storage_full = Сервердин сактагычы толуп калды; эч нерсе сакталган жок. Администраторуңузга кабарлаңыз.
+error-model_not_installed = Бул үчүн ушул серверге орнотулбаган тил модели керек.
+error-detail = Кененирээк: { $name }
+
+# Search facets and saved searches
+search-facet-agency = Агенттик
+search-facet-language = Тил
+search-facet-subject = Тема
+search-facet-date = Күн
+search-filter-remove = Бул чыпканы алып салуу
+search-browse-help = Чыпкаларга туура келген бардык материалды көрүү үчүн издөө сөздөрүн бош калтырыңыз.
+search-from = Качантан
+search-to = Качанга чейин
+search-saved-delete = Өчүрүү
+confirm-delete-saved-search = Бул сакталган издөөнү өчүрөсүзбү? Анын негизинде түзүлгөн жазылуулар иштей берет.
+search-saved-none = Азырынча сакталган издөө жок.
+
+# The item page
+item-original = Түп нуска
+item-side-by-side = Түп нусканы котормонун жанында көрсөтүү
+item-similar-none = Башка агенттиктердин материалдарында окшош материал жок.
+item-republish = Кайра басуу
+item-credit-line = Булакка шилтеме
+item-copy-with-credit = Текстти булакка шилтеме менен көчүрүү
+item-copied = Алмашуу буферине көчүрүлдү.
+item-republish-not-allowed = Бул агенттик менен келишимиңиз көрүүгө гана уруксат берет, кайра басууга эмес.
+item-no-model = Бул серверде машиналык котормо орнотулган эмес. Администратор модель орното алат: README ичиндеги "Machine translation" бөлүмүн караңыз.
+item-summary = Кыскача мазмуну
+item-slugline = Кыска белги
+item-genre = Жанр
+item-place = Орду
+
+# Publishing
+publish-summary = Кыскача мазмуну (милдеттүү эмес)
+publish-byline = Автору (милдеттүү эмес)
+publish-slugline = Кыска белги (милдеттүү эмес)
+publish-genre = Жанр
+publish-genre-none = Жанрсыз
+genre-Current = Учурдагы жаңылыктар
+genre-Analysis = Талдоо
+genre-Background = Маалымкат
+genre-Feature = Очерк
+genre-Interview = Маек
+genre-Opinion = Пикир
+genre-Profile = Портрет
+publish-place = Орду (шаар, милдеттүү эмес)
+publish-urgency = Шашылыштыгы
+publish-language = Тил
+publish-other-subjects = Башка темалар (милдеттүү эмес)
+publish-preview = Алдын ала көрүү
+publish-preview-title = Алдын ала көрүү: өнөктөштөр материалды ушундай көрүшөт
+publish-upload-title = Файлдарды жарыялоо
+publish-upload-help = Бир же бир нече ninjs (JSON) же NewsML-G2 (XML) файлы; ар бири API аркылуу жөнөтүлгөн материал сыяктуу текшерилип, жарыяланат.
+publish-upload-files = Файлдар
+publish-upload-submit = Жүктөп, жарыялоо
+publish-upload-done = { $count ->
+    [one] { $count } материал жарыяланды.
+   *[other] { $count } материал жарыяланды.
+}
+publish-upload-failed = { $name }: жарыяланган жок.
+item-credit = Булак: { $name }
+error-title = Аткарылган жок
+time-minutes-ago = { $count } мүн. мурун
+time-just-now = азыр эле

@@ -21,7 +21,7 @@ col-member = Агентство
 col-language = Язык
 col-headline = Заголовок
 wire-empty = В вашей ленте пока ничего нет.
-keys-help = j / k: перемещение, Enter: открыть
+keys-help = Клавиши: j / k — перемещение, Enter — открыть, n — более ранние материалы, p — самые новые материалы
 item-versions = Версии
 item-version = Версия { $name }
 item-download = Скачать ninjs
@@ -185,3 +185,126 @@ confirm-delete-feed = Удалить эту ленту? Её материалы 
 confirm-delete-subscription = Удалить эту подписку? Доставка по ней прекратится.
 admin-delete = Удалить
 subs-webhook-refused = Сервер не будет отправлять вебхуки на этот адрес. Укажите публичный адрес http:// или https:// в интернете, без имени пользователя и пароля.
+
+# The wire desk's filters and reading pane
+filters-title = Фильтры
+filter-agency = Агентство
+filter-any-agency = Любое агентство
+filter-subject = Тема
+filter-any-subject = Любая тема
+filter-any-urgency = Любая срочность
+filter-urgency-flash = Молнии и срочные (1–2)
+filter-urgency-high = 1–3
+filter-urgency-all = 1–5
+filter-date = День
+filter-date-help = Только материалы за этот день
+pane-title = Область чтения
+pane-empty = Выберите материал (щелчком или клавишами j / k), чтобы прочитать его здесь.
+pane-loading = Загрузка…
+pane-failed = Не удалось загрузить материал.
+pane-open = Открыть полную страницу
+
+# IPTC Media Topics (top level), for subject pickers and names
+topic-01000000 = искусство, культура, развлечения и СМИ
+topic-02000000 = преступность, право и правосудие
+topic-03000000 = катастрофы, аварии и чрезвычайные происшествия
+topic-04000000 = экономика, бизнес и финансы
+topic-05000000 = образование
+topic-06000000 = окружающая среда
+topic-07000000 = здоровье
+topic-08000000 = истории из жизни
+topic-09000000 = труд
+topic-10000000 = образ жизни и досуг
+topic-11000000 = политика
+topic-12000000 = религия
+topic-13000000 = наука и технологии
+topic-14000000 = общество
+topic-15000000 = спорт
+topic-16000000 = конфликты, война и мир
+topic-17000000 = погода
+
+# API error codes, as the newsroom says them
+error-unauthorized = Вы не вошли в систему, или ваш ключ недействителен.
+error-forbidden = Это не разрешено для вашей роли или вашего агентства.
+error-not_found = Не найдено или не открыто вашему агентству.
+error-route_not_found = Такой страницы нет.
+error-method_not_allowed = Здесь это действие невозможно.
+error-item_killed = Этот материал отозван опубликовавшим его агентством.
+error-invalid_json = Файл не является корректным JSON.
+error-invalid_document = Не удалось прочитать документ.
+error-invalid_request = Одно из значений недопустимо.
+error-invalid_ninjs = Материал не соответствует формату ninjs.
+error-version_conflict = Эта версия уже опубликована с другим содержанием.
+error-stale_version = Существует более новая версия этого материала.
+error-conflict = Это противоречит уже существующим данным.
+error-payload_too_large = Объём превышает допустимый для сервера.
+error-request_timeout = Загрузка заняла слишком много времени.
+error-unsupported_media_type = Файлы такого типа не принимаются.
+error-internal = На сервере произошла ошибка. Повторите попытку; если ошибка повторится, сообщите администратору.
+error-unavailable = Сервер завершает работу. Повторите попытку чуть позже.
+error-storage_full = Хранилище сервера заполнено; ничего не сохранено. Сообщите администратору.
+error-model_not_installed = Для этого нужна языковая модель, которая не установлена на этом сервере.
+error-detail = Подробности: { $name }
+
+# Search facets and saved searches
+search-facet-agency = Агентство
+search-facet-language = Язык
+search-facet-subject = Тема
+search-facet-date = День
+search-filter-remove = Убрать этот фильтр
+search-browse-help = Оставьте строку поиска пустой, чтобы просмотреть всё, что соответствует фильтрам.
+search-from = С
+search-to = По
+search-saved-delete = Удалить
+confirm-delete-saved-search = Удалить этот сохранённый поиск? Подписки, созданные на его основе, продолжат работать.
+search-saved-none = Сохранённых поисков пока нет.
+
+# The item page
+item-original = Оригинал
+item-side-by-side = Показать оригинал рядом с переводом
+item-similar-none = Похожих материалов у других агентств нет.
+item-republish = Перепечатать
+item-credit-line = Указание источника
+item-copy-with-credit = Копировать текст с указанием источника
+item-copied = Скопировано в буфер обмена.
+item-republish-not-allowed = Ваше соглашение с этим агентством разрешает только просмотр, без перепечатки.
+item-no-model = Машинный перевод на этом сервере не настроен. Администратор может установить модель: см. раздел "Machine translation" в README.
+item-summary = Краткое содержание
+item-slugline = Слаг
+item-genre = Жанр
+item-place = Место
+
+# Publishing
+publish-summary = Краткое содержание (необязательно)
+publish-byline = Подпись автора (необязательно)
+publish-slugline = Слаг (необязательно)
+publish-genre = Жанр
+publish-genre-none = Без жанра
+genre-Current = Оперативные новости
+genre-Analysis = Аналитика
+genre-Background = Справка
+genre-Feature = Очерк
+genre-Interview = Интервью
+genre-Opinion = Мнение
+genre-Profile = Портрет
+publish-place = Место (город, необязательно)
+publish-urgency = Срочность
+publish-language = Язык
+publish-other-subjects = Другие темы (необязательно)
+publish-preview = Предпросмотр
+publish-preview-title = Предпросмотр: так материал увидят партнёры
+publish-upload-title = Опубликовать файлы
+publish-upload-help = Один или несколько файлов ninjs (JSON) или NewsML-G2 (XML); каждый проверяется и публикуется так же, как материал, отправленный через API.
+publish-upload-files = Файлы
+publish-upload-submit = Загрузить и опубликовать
+publish-upload-done = { $count ->
+    [one] Опубликован { $count } материал.
+    [few] Опубликовано { $count } материала.
+    [many] Опубликовано { $count } материалов.
+   *[other] Опубликовано { $count } материала.
+}
+publish-upload-failed = { $name }: не опубликован.
+item-credit = Источник: { $name }
+error-title = Не получилось
+time-minutes-ago = { $count } мин назад
+time-just-now = только что

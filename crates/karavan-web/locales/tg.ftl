@@ -21,7 +21,7 @@ col-member = Агентӣ
 col-language = Забон
 col-headline = Сарлавҳа
 wire-empty = Дар навори шумо ҳоло чизе нест.
-keys-help = j / k: гузаштан, Enter: кушодан
+keys-help = Тугмаҳо: j / k — гузаштан, Enter — кушодан, n — маводи пештара, p — маводи навтарин
 item-versions = Версияҳо
 item-version = Версияи { $name }
 item-download = Боргирии ninjs
@@ -185,3 +185,124 @@ confirm-delete-feed = Ин лентаро нест кунед? Маводаш м
 confirm-delete-subscription = Ин обунаро нест кунед? Расонидани он қатъ мешавад.
 admin-delete = Нест кардан
 subs-webhook-refused = Сервер ба ин суроға вебхук намефиристад. Суроғаи оммавии http:// ё https://-ро дар интернет, бе номи корбар ва парол нишон диҳед.
+
+# The wire desk's filters and reading pane
+filters-title = Филтрҳо
+filter-agency = Агентӣ
+filter-any-agency = Ҳар агентӣ
+filter-subject = Мавзӯъ
+filter-any-subject = Ҳар мавзӯъ
+filter-any-urgency = Ҳар дараҷаи фаврият
+filter-urgency-flash = Хеле фаврӣ ва фаврӣ (1–2)
+filter-urgency-high = 1–3
+filter-urgency-all = 1–5
+filter-date = Рӯз
+filter-date-help = Танҳо маводи ҳамин рӯз
+pane-title = Минтақаи хондан
+pane-empty = Маводро интихоб кунед (онро пахш кунед ё тугмаҳои j / k-ро истифода баред), то онро дар ин ҷо хонед.
+pane-loading = Бор шуда истодааст…
+pane-failed = Маводро бор кардан муяссар нашуд.
+pane-open = Кушодани саҳифаи пурра
+
+# IPTC Media Topics (top level), for subject pickers and names
+topic-01000000 = санъат, фарҳанг, вақтхушӣ ва ВАО
+topic-02000000 = ҷиноят, ҳуқуқ ва адолати судӣ
+topic-03000000 = офатҳо, садамаҳо ва ҳодисаҳои фавқулодда
+topic-04000000 = иқтисод, тиҷорат ва молия
+topic-05000000 = маориф
+topic-06000000 = муҳити зист
+topic-07000000 = тандурустӣ
+topic-08000000 = одамон ва сарнавиштҳо
+topic-09000000 = меҳнат
+topic-10000000 = тарзи зиндагӣ ва истироҳат
+topic-11000000 = сиёсат
+topic-12000000 = дин
+topic-13000000 = илм ва технология
+topic-14000000 = ҷомеа
+topic-15000000 = варзиш
+topic-16000000 = низоъҳо, ҷанг ва сулҳ
+topic-17000000 = обу ҳаво
+
+# API error codes, as the newsroom says them
+error-unauthorized = Шумо ворид нашудаед ё калиди шумо беэътибор аст.
+error-forbidden = Нақш ё агентии шумо ба ин иҷозат намедиҳад.
+error-not_found = Ёфт нашуд ё ба агентии шумо дастрас нест.
+error-route_not_found = Чунин саҳифа нест.
+error-method_not_allowed = Ин амалро дар ин ҷо иҷро кардан мумкин нест.
+error-item_killed = Ин маводро агентии нашркардааш бозхонд.
+error-invalid_json = Файл JSON-и дуруст нест.
+error-invalid_document = Ҳуҷҷатро хондан муяссар нашуд.
+error-invalid_request = Яке аз қиматҳо нодуруст аст.
+error-invalid_ninjs = Мавод ninjs-и дуруст нест.
+error-version_conflict = Ин версия аллакай бо мундариҷаи дигар нашр шудааст.
+error-stale_version = Версияи навтари ин мавод мавҷуд аст.
+error-conflict = Ин бо чизе, ки аллакай мавҷуд аст, мухолиф аст.
+error-payload_too_large = Ҳаҷм аз ҳадди қабулкардаи сервер зиёд аст.
+error-request_timeout = Боргузорӣ аз ҳад зиёд тӯл кашид.
+error-unsupported_media_type = Ин навъи файл қабул карда намешавад.
+error-internal = Дар сервер хатогӣ рух дод. Боз кӯшиш кунед; агар хатогӣ такрор шавад, ба маъмури худ хабар диҳед.
+error-unavailable = Сервер кори худро қатъ мекунад. Пас аз лаҳзае боз кӯшиш кунед.
+error-storage_full = Анбори сервер пур аст; ҳеҷ чиз нигоҳ дошта нашуд. Ба маъмури худ хабар диҳед.
+error-model_not_installed = Барои ин модели забоние лозим аст, ки дар ин сервер насб нашудааст.
+error-detail = Тафсилот: { $name }
+
+# Search facets and saved searches
+search-facet-agency = Агентӣ
+search-facet-language = Забон
+search-facet-subject = Мавзӯъ
+search-facet-date = Рӯз
+search-filter-remove = Хориҷ кардани ин филтр
+search-browse-help = Барои дидани ҳамаи маводе, ки ба филтрҳо мувофиқ аст, калимаҳои ҷустуҷӯро холӣ гузоред.
+search-from = Аз
+search-to = То
+search-saved-delete = Нест кардан
+confirm-delete-saved-search = Ин ҷустуҷӯи нигоҳдоштаро нест кунед? Обунаҳое, ки дар асоси он сохта шудаанд, кор карданро идома медиҳанд.
+search-saved-none = Ҳоло ҷустуҷӯи нигоҳдошта нест.
+
+# The item page
+item-original = Асл
+item-side-by-side = Нишон додани асл дар паҳлуи тарҷума
+item-similar-none = Дар маводи агентиҳои дигар маводи монанд нест.
+item-republish = Азнав нашр кардан
+item-credit-line = Ишора ба манбаъ
+item-copy-with-credit = Нусхабардории матн бо ишора ба манбаъ
+item-copied = Ба буфер нусхабардорӣ шуд.
+item-republish-not-allowed = Созишномаи шумо бо ин агентӣ танҳо дидани маводро иҷозат медиҳад, на азнавнашри онро.
+item-no-model = Тарҷумаи мошинӣ дар ин сервер танзим нашудааст. Маъмур метавонад модел насб кунад: бахши "Machine translation"-ро дар README бинед.
+item-summary = Хулоса
+item-slugline = Нишонаи кӯтоҳ
+item-genre = Жанр
+item-place = Ҷой
+
+# Publishing
+publish-summary = Хулоса (ихтиёрӣ)
+publish-byline = Муаллиф (ихтиёрӣ)
+publish-slugline = Нишонаи кӯтоҳ (ихтиёрӣ)
+publish-genre = Жанр
+publish-genre-none = Бе жанр
+genre-Current = Хабарҳои ҷорӣ
+genre-Analysis = Таҳлил
+genre-Background = Маълумотнома
+genre-Feature = Очерк
+genre-Interview = Мусоҳиба
+genre-Opinion = Назар
+genre-Profile = Портрет
+publish-place = Ҷой (шаҳр, ихтиёрӣ)
+publish-urgency = Фаврият
+publish-language = Забон
+publish-other-subjects = Мавзӯъҳои дигар (ихтиёрӣ)
+publish-preview = Пешнамоиш
+publish-preview-title = Пешнамоиш: шарикон маводро чунин мебинанд
+publish-upload-title = Нашри файлҳо
+publish-upload-help = Як ё якчанд файли ninjs (JSON) ё NewsML-G2 (XML); ҳар кадоме мисли маводе, ки тавассути API фиристода шудааст, санҷида ва нашр мешавад.
+publish-upload-files = Файлҳо
+publish-upload-submit = Боргузорӣ ва нашр
+publish-upload-done = { $count ->
+    [one] { $count } мавод нашр шуд.
+   *[other] { $count } мавод нашр шуд.
+}
+publish-upload-failed = { $name }: нашр нашуд.
+item-credit = Манбаъ: { $name }
+error-title = Иҷро нашуд
+time-minutes-ago = { $count } дақ. пеш
+time-just-now = ҳозир

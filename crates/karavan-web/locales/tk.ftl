@@ -21,7 +21,7 @@ col-member = Agentlik
 col-language = Dil
 col-headline = Sözbaşy
 wire-empty = Lentaňyzda entek hiç zat ýok.
-keys-help = j / k: geçmek, Enter: açmak
+keys-help = Düwmeler: j / k — geçmek, Enter — açmak, n — öňki habarlar, p — iň täze habarlar
 item-versions = Wersiýalar
 item-version = { $name }-nji wersiýa
 item-download = ninjs ýükle
@@ -185,3 +185,124 @@ confirm-delete-feed = Bu akymy pozýarsyňyzmy? Onuň habarlary galar, ýöne ol
 confirm-delete-subscription = Bu ýazylmany pozýarsyňyzmy? Onuň eltip bermeleri bes ediler.
 admin-delete = Poz
 subs-webhook-refused = Serwer bu salga webhuk ibermez. Internetdäki köpçülige açyk http:// ýa-da https:// salgysyny ulanyjy adysyz we parolsyz görkeziň.
+
+# The wire desk's filters and reading pane
+filters-title = Süzgüçler
+filter-agency = Agentlik
+filter-any-agency = Islendik agentlik
+filter-subject = Tema
+filter-any-subject = Islendik tema
+filter-any-urgency = Islendik gyssaglyk
+filter-urgency-flash = Örän gyssagly we gyssagly (1–2)
+filter-urgency-high = 1–3
+filter-urgency-all = 1–5
+filter-date = Gün
+filter-date-help = Diňe şu günüň habarlary
+pane-title = Okamak meýdançasy
+pane-empty = Habary şu ýerde okamak üçin ony saýlaň (üstüne basyň ýa-da j / k düwmelerini ulanyň).
+pane-loading = Ýüklenýär…
+pane-failed = Habary ýükläp bolmady.
+pane-open = Doly sahypany aç
+
+# IPTC Media Topics (top level), for subject pickers and names
+topic-01000000 = sungat, medeniýet, güýmenje we metbugat
+topic-02000000 = jenaýat, hukuk we adalat
+topic-03000000 = betbagtçylyklar, heläkçilikler we adatdan daşary ýagdaýlar
+topic-04000000 = ykdysadyýet, işewürlik we maliýe
+topic-05000000 = bilim
+topic-06000000 = daşky gurşaw
+topic-07000000 = saglyk
+topic-08000000 = adamlar we ykballar
+topic-09000000 = zähmet
+topic-10000000 = durmuş ýörelgesi we dynç alyş
+topic-11000000 = syýasat
+topic-12000000 = din
+topic-13000000 = ylym we tehnologiýa
+topic-14000000 = jemgyýet
+topic-15000000 = sport
+topic-16000000 = çaknyşyklar, uruş we parahatçylyk
+topic-17000000 = howa
+
+# API error codes, as the newsroom says them
+error-unauthorized = Siz ulgama girmediňiz ýa-da açaryňyz nädogry.
+error-forbidden = Siziň wezipäňiz ýa-da agentligiňiz muňa rugsat bermeýär.
+error-not_found = Tapylmady ýa-da siziň agentligiňize açyk däl.
+error-route_not_found = Beýle sahypa ýok.
+error-method_not_allowed = Bu hereketi bu ýerde ýerine ýetirip bolmaýar.
+error-item_killed = Bu habar ony çap eden agentlik tarapyndan yzyna alyndy.
+error-invalid_json = Faýl dogry JSON däl.
+error-invalid_document = Resminamany okap bolmady.
+error-invalid_request = Bahalaryň biri nädogry.
+error-invalid_ninjs = Habar dogry ninjs däl.
+error-version_conflict = Bu wersiýa eýýäm başga mazmun bilen çap edildi.
+error-stale_version = Bu habaryň has täze wersiýasy bar.
+error-conflict = Bu eýýäm bar bolan zat bilen çaknyşýar.
+error-payload_too_large = Möçberi serweriň kabul edýän çäginden uly.
+error-request_timeout = Ýükleme gaty uzaga çekdi.
+error-unsupported_media_type = Bu görnüşdäki faýl kabul edilmeýär.
+error-internal = Serwerde ýalňyşlyk ýüze çykdy. Täzeden synanyşyň; ýalňyşlyk gaýtalansa, administratoryňyza habar beriň.
+error-unavailable = Serwer işini tamamlaýar. Birazdan täzeden synanyşyň.
+error-storage_full = Serweriň ammary doldy; hiç zat saklanmady. Administratoryňyza habar beriň.
+error-model_not_installed = Munuň üçin bu serwerde gurnalmadyk dil modeli gerek.
+error-detail = Jikme-jiklikler: { $name }
+
+# Search facets and saved searches
+search-facet-agency = Agentlik
+search-facet-language = Dil
+search-facet-subject = Tema
+search-facet-date = Gün
+search-filter-remove = Bu süzgüji aýyr
+search-browse-help = Süzgüçlere laýyk gelýän ähli habarlary görmek üçin gözleg sözlerini boş goýuň.
+search-from = Haçandan
+search-to = Haçana çenli
+search-saved-delete = Poz
+confirm-delete-saved-search = Bu saklanan gözlegi pozýarsyňyzmy? Onuň esasynda döredilen abunalyklar işlemegini dowam etdirer.
+search-saved-none = Entek saklanan gözleg ýok.
+
+# The item page
+item-original = Asly
+item-side-by-side = Aslyny terjimäniň ýanynda görkez
+item-similar-none = Beýleki agentlikleriň habarlarynda meňzeş habar ýok.
+item-republish = Gaýtadan çap et
+item-credit-line = Çeşmä salgylanma
+item-copy-with-credit = Teksti çeşmä salgylanma bilen göçür
+item-copied = Bufere göçürildi.
+item-republish-not-allowed = Bu agentlik bilen ylalaşygyňyz diňe görmäge rugsat berýär, gaýtadan çap etmäge däl.
+item-no-model = Bu serwerde maşyn terjimesi sazlanmadyk. Administrator model gurnap biler: README-däki "Machine translation" bölümine serediň.
+item-summary = Gysgaça mazmuny
+item-slugline = Gysga bellik
+item-genre = Žanr
+item-place = Ýeri
+
+# Publishing
+publish-summary = Gysgaça mazmuny (hökmany däl)
+publish-byline = Awtory (hökmany däl)
+publish-slugline = Gysga bellik (hökmany däl)
+publish-genre = Žanr
+publish-genre-none = Žanrsyz
+genre-Current = Gündelik habarlar
+genre-Analysis = Seljeriş
+genre-Background = Maglumatnama
+genre-Feature = Oçerk
+genre-Interview = Söhbetdeşlik
+genre-Opinion = Pikir
+genre-Profile = Portret
+publish-place = Ýeri (şäher, hökmany däl)
+publish-urgency = Gyssaglyk
+publish-language = Dil
+publish-other-subjects = Beýleki temalar (hökmany däl)
+publish-preview = Deslapky syn
+publish-preview-title = Deslapky syn: hyzmatdaşlar habary şeýle görer
+publish-upload-title = Faýllary çap et
+publish-upload-help = Bir ýa-da birnäçe ninjs (JSON) ýa-da NewsML-G2 (XML) faýl; her biri API arkaly iberilen habar ýaly barlanyp, çap edilýär.
+publish-upload-files = Faýllar
+publish-upload-submit = Ýükle we çap et
+publish-upload-done = { $count ->
+    [one] { $count } habar çap edildi.
+   *[other] { $count } habar çap edildi.
+}
+publish-upload-failed = { $name }: çap edilmedi.
+item-credit = Çeşme: { $name }
+error-title = Başartmady
+time-minutes-ago = { $count } min öň
+time-just-now = şu wagt

@@ -21,7 +21,7 @@ col-member = Agentlik
 col-language = Til
 col-headline = Sarlavha
 wire-empty = Lentangizda hozircha hech narsa yoʻq.
-keys-help = j / k: oʻtish, Enter: ochish
+keys-help = Tugmalar: j / k — oʻtish, Enter — ochish, n — oldingi materiallar, p — eng yangi materiallar
 item-versions = Versiyalar
 item-version = { $name }-versiya
 item-download = ninjs yuklab olish
@@ -125,11 +125,11 @@ feed-last-success = Oxirgi muvaffaqiyat
 feed-last-error = Oxirgi xato
 feed-items = Materiallar
 feed-interval = Har (daqiqa)
-admin-add-feed = Lenta qo‘shish
+admin-add-feed = Lenta qoʻshish
 feed-status-active = faol
 feed-status-failing = xatolar
-feed-status-paused = to‘xtatilgan
-admin-pause = To‘xtatish
+feed-status-paused = toʻxtatilgan
+admin-pause = Toʻxtatish
 admin-resume = Davom ettirish
 item-language-identified = Matn boʻyicha aniqlangan til: { $name }
 item-language-contradicts = Til { $declared } deb koʻrsatilgan, lekin matn { $detected } tilida (ishonch { $confidence })
@@ -185,3 +185,124 @@ confirm-delete-feed = Bu tasmani oʻchirasizmi? Uning materiallari qoladi, lekin
 confirm-delete-subscription = Bu obunani oʻchirasizmi? Uning yetkazib berishlari toʻxtaydi.
 admin-delete = Oʻchirish
 subs-webhook-refused = Server bu manzilga vebxuk yubormaydi. Internetdagi ochiq http:// yoki https:// manzilni foydalanuvchi nomi va parolsiz koʻrsating.
+
+# The wire desk's filters and reading pane
+filters-title = Filtrlar
+filter-agency = Agentlik
+filter-any-agency = Istalgan agentlik
+filter-subject = Mavzu
+filter-any-subject = Istalgan mavzu
+filter-any-urgency = Istalgan shoshilinchlik
+filter-urgency-flash = Oʻta shoshilinch va shoshilinch (1–2)
+filter-urgency-high = 1–3
+filter-urgency-all = 1–5
+filter-date = Kun
+filter-date-help = Faqat shu kundagi materiallar
+pane-title = Oʻqish maydoni
+pane-empty = Materialni shu yerda oʻqish uchun uni tanlang (ustiga bosing yoki j / k tugmalaridan foydalaning).
+pane-loading = Yuklanmoqda…
+pane-failed = Materialni yuklab boʻlmadi.
+pane-open = Toʻliq sahifani ochish
+
+# IPTC Media Topics (top level), for subject pickers and names
+topic-01000000 = sanʼat, madaniyat, koʻngilochar soha va OAV
+topic-02000000 = jinoyatchilik, huquq va odil sudlov
+topic-03000000 = ofatlar, baxtsiz hodisalar va favqulodda vaziyatlar
+topic-04000000 = iqtisodiyot, biznes va moliya
+topic-05000000 = taʼlim
+topic-06000000 = atrof-muhit
+topic-07000000 = sogʻliq
+topic-08000000 = odamlar va taqdirlar
+topic-09000000 = mehnat
+topic-10000000 = turmush tarzi va hordiq
+topic-11000000 = siyosat
+topic-12000000 = din
+topic-13000000 = fan va texnologiya
+topic-14000000 = jamiyat
+topic-15000000 = sport
+topic-16000000 = mojarolar, urush va tinchlik
+topic-17000000 = ob-havo
+
+# API error codes, as the newsroom says them
+error-unauthorized = Siz tizimga kirmagansiz yoki kalitingiz yaroqsiz.
+error-forbidden = Rolingiz yoki agentligingiz bunga ruxsat bermaydi.
+error-not_found = Topilmadi yoki agentligingizga ochilmagan.
+error-route_not_found = Bunday sahifa yoʻq.
+error-method_not_allowed = Bu amalni bu yerda bajarib boʻlmaydi.
+error-item_killed = Bu material uni eʼlon qilgan agentlik tomonidan qaytarib olindi.
+error-invalid_json = Fayl yaroqli JSON emas.
+error-invalid_document = Hujjatni oʻqib boʻlmadi.
+error-invalid_request = Qiymatlardan biri yaroqsiz.
+error-invalid_ninjs = Material yaroqli ninjs emas.
+error-version_conflict = Bu versiya allaqachon boshqa mazmun bilan eʼlon qilingan.
+error-stale_version = Bu materialning yangiroq versiyasi mavjud.
+error-conflict = Bu allaqachon mavjud narsaga zid keladi.
+error-payload_too_large = Hajmi server qabul qiladigan chegaradan katta.
+error-request_timeout = Yuklash juda uzoq davom etdi.
+error-unsupported_media_type = Bu turdagi fayl qabul qilinmaydi.
+error-internal = Serverda xatolik yuz berdi. Qayta urinib koʻring; xato takrorlansa, administratoringizga xabar bering.
+error-unavailable = Server ishini yakunlamoqda. Birozdan soʻng qayta urinib koʻring.
+error-storage_full = Server xotirasi toʻlgan; hech narsa saqlanmadi. Administratoringizga xabar bering.
+error-model_not_installed = Buning uchun ushbu serverda oʻrnatilmagan til modeli kerak.
+error-detail = Batafsil: { $name }
+
+# Search facets and saved searches
+search-facet-agency = Agentlik
+search-facet-language = Til
+search-facet-subject = Mavzu
+search-facet-date = Kun
+search-filter-remove = Bu filtrni olib tashlash
+search-browse-help = Filtrlarga mos barcha materiallarni koʻrish uchun qidiruv soʻzlarini boʻsh qoldiring.
+search-from = Qachondan
+search-to = Qachongacha
+search-saved-delete = Oʻchirish
+confirm-delete-saved-search = Bu saqlangan qidiruvni oʻchirasizmi? Uning asosida yaratilgan obunalar ishlashda davom etadi.
+search-saved-none = Hozircha saqlangan qidiruv yoʻq.
+
+# The item page
+item-original = Asl nusxa
+item-side-by-side = Asl nusxani tarjima yonida koʻrsatish
+item-similar-none = Boshqa agentliklarning materiallarida oʻxshash xabar yoʻq.
+item-republish = Qayta nashr qilish
+item-credit-line = Manbaga havola
+item-copy-with-credit = Matnni manbaga havola bilan nusxalash
+item-copied = Almashish buferiga nusxalandi.
+item-republish-not-allowed = Bu agentlik bilan kelishuvingiz faqat koʻrishga ruxsat beradi, qayta nashr qilishga emas.
+item-no-model = Bu serverda mashina tarjimasi sozlanmagan. Administrator model oʻrnatishi mumkin: README dagi "Machine translation" boʻlimiga qarang.
+item-summary = Qisqacha mazmun
+item-slugline = Qisqa belgi
+item-genre = Janr
+item-place = Joyi
+
+# Publishing
+publish-summary = Qisqacha mazmun (ixtiyoriy)
+publish-byline = Muallif (ixtiyoriy)
+publish-slugline = Qisqa belgi (ixtiyoriy)
+publish-genre = Janr
+publish-genre-none = Janrsiz
+genre-Current = Joriy yangiliklar
+genre-Analysis = Tahlil
+genre-Background = Maʼlumotnoma
+genre-Feature = Ocherk
+genre-Interview = Intervyu
+genre-Opinion = Fikr
+genre-Profile = Portret
+publish-place = Joyi (shahar, ixtiyoriy)
+publish-urgency = Shoshilinchlik
+publish-language = Til
+publish-other-subjects = Boshqa mavzular (ixtiyoriy)
+publish-preview = Oldindan koʻrish
+publish-preview-title = Oldindan koʻrish: hamkorlar materialni shunday koʻradi
+publish-upload-title = Fayllarni eʼlon qilish
+publish-upload-help = Bir yoki bir nechta ninjs (JSON) yoki NewsML-G2 (XML) fayl; har biri API orqali yuborilgan material kabi tekshirilib, eʼlon qilinadi.
+publish-upload-files = Fayllar
+publish-upload-submit = Yuklash va eʼlon qilish
+publish-upload-done = { $count ->
+    [one] { $count } ta material eʼlon qilindi.
+   *[other] { $count } ta material eʼlon qilindi.
+}
+publish-upload-failed = { $name }: eʼlon qilinmadi.
+item-credit = Manba: { $name }
+error-title = Bajarilmadi
+time-minutes-ago = { $count } daq. oldin
+time-just-now = hozirgina

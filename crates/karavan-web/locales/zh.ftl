@@ -21,7 +21,7 @@ col-member = 通讯社
 col-language = 语言
 col-headline = 标题
 wire-empty = 您的电讯中还没有稿件。
-keys-help = j / k：移动，Enter：打开
+keys-help = 快捷键：j / k 移动，Enter 打开，n 查看更早的稿件，p 查看最新稿件
 item-versions = 版本
 item-version = 第 { $name } 版
 item-download = 下载 ninjs
@@ -185,3 +185,123 @@ confirm-delete-feed = 删除此信息源吗？已收录的稿件会保留，但�
 confirm-delete-subscription = 删除此订阅吗？其投递将停止。
 admin-delete = 删除
 subs-webhook-refused = 服务器不会向此地址发送 Webhook。请填写互联网上可公开访问的 http:// 或 https:// 地址，不要包含用户名或密码。
+
+# The wire desk's filters and reading pane
+filters-title = 筛选
+filter-agency = 通讯社
+filter-any-agency = 所有通讯社
+filter-subject = 主题
+filter-any-subject = 所有主题
+filter-any-urgency = 所有紧急程度
+filter-urgency-flash = 快讯和急电（1–2）
+filter-urgency-high = 1–3
+filter-urgency-all = 1–5
+filter-date = 日期
+filter-date-help = 只显示该日的稿件
+pane-title = 阅读窗格
+pane-empty = 选择一篇稿件（点击或按 j / k），即可在此阅读。
+pane-loading = 正在加载…
+pane-failed = 无法加载此稿件。
+pane-open = 打开完整页面
+
+# IPTC Media Topics (top level), for subject pickers and names
+topic-01000000 = 艺术、文化、娱乐和传媒
+topic-02000000 = 犯罪、法律和司法
+topic-03000000 = 灾难、事故和突发事件
+topic-04000000 = 经济、商业和金融
+topic-05000000 = 教育
+topic-06000000 = 环境
+topic-07000000 = 健康
+topic-08000000 = 人情趣味
+topic-09000000 = 劳工
+topic-10000000 = 生活方式和休闲
+topic-11000000 = 政治
+topic-12000000 = 宗教
+topic-13000000 = 科学技术
+topic-14000000 = 社会
+topic-15000000 = 体育
+topic-16000000 = 冲突、战争与和平
+topic-17000000 = 天气
+
+# API error codes, as the newsroom says them
+error-unauthorized = 您尚未登录，或您的密钥无效。
+error-forbidden = 您的角色或所在通讯社无权执行此操作。
+error-not_found = 未找到，或未与贵社共享。
+error-route_not_found = 没有这个页面。
+error-method_not_allowed = 此处无法执行该操作。
+error-item_killed = 此稿件已被发稿机构撤销。
+error-invalid_json = 文件不是有效的 JSON。
+error-invalid_document = 无法读取该文档。
+error-invalid_request = 有一项取值无效。
+error-invalid_ninjs = 该稿件不是有效的 ninjs。
+error-version_conflict = 此版本已经以不同的内容发布过。
+error-stale_version = 此稿件已有更新的版本。
+error-conflict = 与已有内容冲突。
+error-payload_too_large = 超出服务器允许的大小。
+error-request_timeout = 上传耗时过长。
+error-unsupported_media_type = 不接受此类文件。
+error-internal = 服务器出错。请重试；如果问题仍然存在，请告知管理员。
+error-unavailable = 服务器正在关闭。请稍后重试。
+error-storage_full = 服务器存储空间已满，未保存任何内容。请告知管理员。
+error-model_not_installed = 此功能需要语言模型，但本服务器尚未安装。
+error-detail = 详细信息：{ $name }
+
+# Search facets and saved searches
+search-facet-agency = 通讯社
+search-facet-language = 语言
+search-facet-subject = 主题
+search-facet-date = 日期
+search-filter-remove = 移除此筛选条件
+search-browse-help = 关键词留空，即可浏览符合筛选条件的全部稿件。
+search-from = 起始日期
+search-to = 截止日期
+search-saved-delete = 删除
+confirm-delete-saved-search = 删除此已保存的搜索吗？基于它创建的订阅将继续有效。
+search-saved-none = 还没有已保存的搜索。
+
+# The item page
+item-original = 原文
+item-side-by-side = 原文与译文对照显示
+item-similar-none = 其他通讯社的稿件中没有相似报道。
+item-republish = 转载
+item-credit-line = 来源署名
+item-copy-with-credit = 复制正文及来源署名
+item-copied = 已复制到剪贴板。
+item-republish-not-allowed = 贵社与该通讯社的协议只允许查看，不允许转载。
+item-no-model = 本服务器尚未配置机器翻译。管理员可以安装模型：参见 README 中的 "Machine translation" 一节。
+item-summary = 摘要
+item-slugline = 稿件标识
+item-genre = 体裁
+item-place = 地点
+
+# Publishing
+publish-summary = 摘要（可选）
+publish-byline = 署名（可选）
+publish-slugline = 稿件标识（可选）
+publish-genre = 体裁
+publish-genre-none = 不指定体裁
+genre-Current = 时事新闻
+genre-Analysis = 分析
+genre-Background = 背景
+genre-Feature = 特稿
+genre-Interview = 访谈
+genre-Opinion = 观点
+genre-Profile = 人物特写
+publish-place = 地点（城市，可选）
+publish-urgency = 紧急程度
+publish-language = 语言
+publish-other-subjects = 其他主题（可选）
+publish-preview = 预览
+publish-preview-title = 预览：合作伙伴看到的稿件就是这样
+publish-upload-title = 发布文件
+publish-upload-help = 一个或多个 ninjs（JSON）或 NewsML-G2（XML）文件；每个文件都会像通过 API 发送的稿件一样经过检查并发布。
+publish-upload-files = 文件
+publish-upload-submit = 上传并发布
+publish-upload-done = { $count ->
+   *[other] 已发布 { $count } 篇稿件。
+}
+publish-upload-failed = { $name }：未发布。
+item-credit = 来源：{ $name }
+error-title = 操作未成功
+time-minutes-ago = { $count } 分钟前
+time-just-now = 刚刚

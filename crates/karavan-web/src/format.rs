@@ -108,6 +108,21 @@ pub fn date_time(locale: &str, micros: i64) -> String {
     }
 }
 
+/// A day (µs since the epoch, any moment of it, in UTC) as the locale writes a date.
+pub fn date(locale: &str, micros: i64) -> String {
+    let (year, month, day) = civil(micros.div_euclid(1_000_000).div_euclid(86_400));
+    let name =
+        |code: &str| MONTHS.iter().find(|(c, _)| *c == code).map_or("", |(_, names)| names[(month - 1) as usize]);
+    match locale {
+        "zh" => format!("{year}年{month}月{day}日"),
+        "kk" => format!("{year} ж. {day} {}", name("kk")),
+        "ky" => format!("{year}-ж., {day}-{}", name("ky")),
+        "uz" => format!("{day}-{}, {year}", name("uz")),
+        "ru" | "tg" | "tk" => format!("{day} {} {year}", name(locale)),
+        _ => format!("{day} {} {year}", name("en")),
+    }
+}
+
 /// A whole number with the locale's digit grouping (a comma, or a no-break space).
 pub fn number(locale: &str, value: u64) -> String {
     let separator = match locale {
@@ -143,6 +158,9 @@ mod tests {
         assert_eq!(date_time("tg", at), "21 ноябр 2026, 10:25 UTC");
         assert_eq!(date_time("en", 0), "1 Jan 1970, 00:00 UTC");
         assert_eq!(date_time("en", 951_782_400_000_000), "29 Feb 2000, 00:00 UTC");
+        assert_eq!(date("en", at), "21 Nov 2026");
+        assert_eq!(date("zh", at), "2026年11月21日");
+        assert_eq!(date("ru", 0), "1 января 1970");
         assert_eq!(number("en", 1_234_567), "1,234,567");
         assert_eq!(number("ru", 1_234_567), "1\u{a0}234\u{a0}567");
         assert_eq!(number("kk", 999), "999");

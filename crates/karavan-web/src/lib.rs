@@ -7,6 +7,7 @@
 
 pub mod diff;
 pub mod format;
+pub mod topics;
 
 use std::sync::Arc;
 
@@ -295,7 +296,11 @@ mod tests {
         assert!(english.contains("Wrong email or password."));
         let user = minijinja::context! { name => "Aigerim & Co" };
         let home = pages
-            .render("home.html", "zh", minijinja::context! { user => user, csrf => "c", items => Vec::<u8>::new() })
+            .render(
+                "home.html",
+                "zh",
+                minijinja::context! { user => user, csrf => "c", items => Vec::<u8>::new(), filters => minijinja::context! {} },
+            )
             .unwrap();
         assert!(home.contains("当前用户：Aigerim &amp; Co"), "{home}");
         let none =
@@ -327,6 +332,11 @@ mod tests {
             ("state-", &["pending", "delivered", "dead", "withdrawn", "feed", "active", "disabled"]),
             ("admin-state-", &["active", "revoked"]),
         ];
+        let topics: Vec<String> = topics::MEDIA_TOPICS.iter().map(|(code, _)| format!("topic-{code}")).collect();
+        let genres: Vec<String> = topics::GENRES.iter().map(|genre| format!("genre-{genre}")).collect();
+        for id in topics.iter().chain(&genres) {
+            assert!(english.contains(id), "no message {id}");
+        }
         for (prefix, values) in families {
             for value in values {
                 let id = format!("{prefix}{value}");

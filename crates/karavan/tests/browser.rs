@@ -27,12 +27,17 @@ fn the_newsroom_works_in_chromium() {
     let member = cli(dir.path(), &["member", "add", "--name", "Kazinform", "--country", "KZ", "--languages", "kk,ru"]);
     let key = cli(dir.path(), &["key", "create", "--member", &member, "--role", "editor"]);
     let password = "browser test password";
-    cli(dir.path(), &["member", "add", "--name", "Kabar", "--country", "KG", "--languages", "ky,ru"]);
-    for (email, role) in [("editor@kazinform.kz", "editor"), ("admin@kazinform.kz", "admin")] {
+    let kabar = cli(dir.path(), &["member", "add", "--name", "Kabar", "--country", "KG", "--languages", "ky,ru"]);
+    let kabar_key = cli(dir.path(), &["key", "create", "--member", &kabar, "--role", "editor"]);
+    for (email, role, member) in [
+        ("editor@kazinform.kz", "editor", &member),
+        ("admin@kazinform.kz", "admin", &member),
+        ("editor@kabar.kg", "editor", &kabar),
+    ] {
         // The admin also operates the exchange (adds member agencies).
         let operator: &[&str] = if role == "admin" { &["--operator"] } else { &[] };
         let mut add = Command::new(binary())
-            .args(["user", "add", "--member", &member, "--email", email, "--name", "Aigerim", "--role", role])
+            .args(["user", "add", "--member", member, "--email", email, "--name", "Aigerim", "--role", role])
             .args(operator)
             .arg("--data-dir")
             .arg(dir.path())
@@ -56,6 +61,7 @@ fn the_newsroom_works_in_chromium() {
         .env("KARAVAN_ADMIN_EMAIL", "admin@kazinform.kz")
         .env("KARAVAN_PASSWORD", password)
         .env("KARAVAN_KEY", &key)
+        .env("KARAVAN_KABAR_KEY", &kabar_key)
         .env("KARAVAN_SCREENSHOTS", &screenshots)
         .output()
         .expect("node runs");

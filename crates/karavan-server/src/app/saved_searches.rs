@@ -11,11 +11,24 @@ use crate::params::Params;
 /// Checks search parameters given as (name, value) pairs as a search would (errors name
 /// `query.<parameter>`).
 pub fn check_query(pairs: &[(String, String)]) -> ApiResult<()> {
+    check(pairs, false)
+}
+
+/// Checks a saved search's parameters: a search's, and the ranking mode it keeps (`mode`).
+pub fn check_saved_query(pairs: &[(String, String)]) -> ApiResult<()> {
+    check(pairs, true)
+}
+
+fn check(pairs: &[(String, String)], with_mode: bool) -> ApiResult<()> {
     let mut params = Params::from_pairs(pairs.to_vec());
-    crate::search::parse_search_query(&mut params).map_err(|mut e| {
+    let prefixed = |mut e: ApiError| {
         e.message = format!("query.{}", e.message);
         e
-    })?;
+    };
+    crate::search::parse_search_query(&mut params).map_err(prefixed)?;
+    if with_mode {
+        crate::semantic::Mode::parse(params.one("mode")?.as_deref()).map_err(prefixed)?;
+    }
     params.finish()?;
     Ok(())
 }
@@ -26,7 +39,7 @@ pub async fn save(core: &Core, member: &MemberId, name: &str, query: Vec<(String
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid("name: required, a non-empty string of at most 200 characters"));
     }
-    check_query(&query)?;
+    check_saved_query(&query)?;
     let member = member.clone();
     core.blocking(move |store| store.add_saved_search(&member, &name, query)).await
 }

@@ -1031,6 +1031,13 @@ fn list_in(db: &mut Db<'_, '_>, viewer: &MemberId, query: &ListQuery, horizon: T
     if let Some(to) = query.to {
         filters.push(format!("i.dated_at <= {}", push(Box::new(to.micros()))));
     }
+    if !query.subjects.is_empty() {
+        let keys: Vec<String> = query.subjects.iter().map(|subject| push(Box::new(subject.clone()))).collect();
+        filters.push(format!(
+            "EXISTS (SELECT 1 FROM version_subjects s WHERE s.seq = i.current_seq AND s.key IN ({}))",
+            keys.join(", ")
+        ));
+    }
     let filter_sql = filters.iter().map(|f| format!(" AND {f}")).collect::<String>();
 
     let horizon_param = push(Box::new(horizon.micros()));

@@ -1065,6 +1065,13 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
     if let Some(to) = query.to {
         filters.push(format!("i.dated_at <= {}", push(Sql::Integer(to.micros()))));
     }
+    if !query.subjects.is_empty() {
+        let keys: Vec<String> = query.subjects.iter().map(|subject| push(Sql::Text(subject.clone()))).collect();
+        filters.push(format!(
+            "EXISTS (SELECT 1 FROM version_subjects s WHERE s.seq = i.current_seq AND s.key IN ({}))",
+            keys.join(", ")
+        ));
+    }
     let filter_sql = filters.iter().map(|f| format!(" AND {f}")).collect::<String>();
 
     let horizon_param = push(Sql::Integer(horizon.micros()));

@@ -3,6 +3,7 @@
 // KARAVAN_SCREENSHOTS (a folder), and NODE_PATH pointing at playwright-core's node_modules.
 import { createRequire } from "node:module";
 import assert from "node:assert/strict";
+import { readFileSync, mkdirSync } from "node:fs";
 
 const require = createRequire(import.meta.url);
 const { chromium } = require("playwright-core");
@@ -39,6 +40,29 @@ async function checkAccessible(page, name) {
     return found;
   });
   assert.deepEqual(problems, [], `accessibility of ${name}`);
+}
+
+// axe-core's rules on the page as it is (injected through the devtools protocol, which the page's
+// Content-Security-Policy does not govern): any serious or critical violation fails.
+const axeSource = readFileSync(`${process.env.NODE_PATH}/axe-core/axe.min.js`, "utf8");
+async function checkAxe(page, name) {
+  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")}`);
+  });
+  assert.deepEqual(violations, [], `axe on ${name}`);
+}
+
+// What a person at a screen of this width sees: the page in its language, nothing wider than the
+// screen (no sideways scrolling), one visible h1.
+async function checkLayout(page, name, code) {
+  assert.equal(await page.locator("html").getAttribute("lang"), code, `lang of ${name}`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `${name} is ${overflow}px wider than the screen`);
+  assert.ok(await page.locator("h1").first().isVisible(), `the heading of ${name} shows`);
 }
 
 const browser = await chromium.launch({
@@ -184,7 +208,7 @@ try {
   await page.getByRole("button", { name: "Search", exact: true }).click();
   await page.waitForURL(/member=mbr_/);
   assert.equal(await page.locator(".hit").count(), 0, "nothing from another member");
-  await page.locator("#member").selectOption({ label: "—" });
+  await page.locator("#member").selectOption({ label: "Any agency" });
   await page.getByLabel("Search the wire").fill("Evil");
   await page.getByRole("button", { name: "Search", exact: true }).click();
   await page.locator(".hit", { hasText: "Evil" }).waitFor();
@@ -240,21 +264,47 @@ try {
   await page.goto(`${base}/publish`);
   await checkAccessible(page, "the publishing form");
   await page.getByLabel("Headline").fill("Жаңа вокзал ашылды");
-  await page.getByLabel("Subjects").fill("transport, economy");
+  await page.getByLabel("Other subjects").fill("transport");
+  await page.getByRole("checkbox", { name: "economy, business and finance" }).check();
+  await page.getByLabel("Summary").fill("Қалада жаңа вокзал ашылды.");
+  await page.getByLabel("Byline").fill("Aigerim");
+  await page.getByLabel("Genre").selectOption({ label: "Current news" });
+  await page.getByLabel("Place").fill("Алматы");
   await page.getByLabel("Usage terms").fill("For exchange members only");
   await page.locator(".editor").click();
   await page.keyboard.type("Бірінші абзац. ");
   await page.getByRole("button", { name: "Bold" }).click();
   await page.keyboard.type("Маңызды");
-  await page.getByRole("button", { name: "Publish" }).click();
+  // A preview first: the item as partners will see it, the form kept as filled.
+  await page.getByRole("button", { name: "Preview" }).click();
+  await page.getByRole("heading", { name: "Preview: this is how partners will see the item" }).waitFor();
+  assert.ok(await page.locator(".preview").getByText("Қалада жаңа вокзал ашылды.").isVisible());
+  assert.ok(await page.locator(".preview .subject", { hasText: "economy, business and finance" }).isVisible());
+  assert.equal(await page.getByLabel("Place").inputValue(), "Алматы");
+  await checkAccessible(page, "a preview");
+  await page.screenshot({ path: `${shots}/publish-preview.png`, fullPage: true });
+  await page.getByRole("button", { name: "Publish", exact: true }).click();
   await page.waitForURL(/\/items\/itm_/);
   await page.getByRole("heading", { name: "Жаңа вокзал ашылды" }).waitFor();
   assert.ok(await page.locator(".body b, .body strong").first().isVisible(), "the bold text survives, cleanly");
-  assert.ok(await page.getByText("For exchange members only").isVisible(), "the usage terms are shown");
+  assert.ok(await page.getByText("For exchange members only", { exact: true }).isVisible(), "the usage terms are shown");
+  assert.ok(await page.locator(".facts").getByText("Current news").isVisible(), "the genre by name");
+  assert.ok(await page.locator(".facts").getByText("Алматы").isVisible(), "the place");
+  assert.ok(await page.locator(".subject", { hasText: "economy, business and finance" }).isVisible());
+  // Republishing: the credit line, and the text with it to copy (the owner may republish).
+  assert.match(await page.locator(".republish .credit").textContent(), /^Source: Kazinform — For exchange members only$/);
+  await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  await page.getByRole("button", { name: "Copy text with credit line" }).click();
+  await page.getByText("Copied to the clipboard.").waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.ok(copied.startsWith("Жаңа вокзал ашылды") && copied.endsWith("Source: Kazinform — For exchange members only"), copied);
   const published = page.url();
   await page.getByRole("link", { name: "Correct this item" }).click();
+  // The correction form keeps every field of the item.
+  assert.equal(await page.getByLabel("Summary").inputValue(), "Қалада жаңа вокзал ашылды.");
+  assert.ok(await page.getByRole("checkbox", { name: "economy, business and finance" }).isChecked());
   await page.getByLabel("Headline").fill("Жаңа вокзал ашылды (түзетілді)");
-  await page.getByRole("button", { name: "Publish" }).click();
+  await page.getByRole("button", { name: "Publish", exact: true }).click();
   await page.waitForURL(published);
   await page.getByRole("heading", { name: "Жаңа вокзал ашылды (түзетілді)" }).waitFor();
   assert.equal(await page.locator(".versions li").count(), 2);
@@ -269,6 +319,63 @@ try {
   await dialog.getByRole("button", { name: "Kill this item" }).click();
   await page.getByText("This item was killed by its publisher").waitFor();
   assert.ok(await page.getByText("Wrong station").isVisible());
+
+  // A correction from the form keeps what the form does not show (people named in an API item).
+  const rich = await publish({
+    uri: "urn:browser:rich", language: "kk", headlines: [{ value: "Форум ашылды" }],
+    bodies: [{ contentType: "text/html", value: "<p>Форумға мыңнан астам адам келді.</p>" }], people: [{ name: "Алихан" }],
+  });
+  await page.goto(`${base}/publish?correct=${rich.id}`);
+  await page.getByLabel("Headline").fill("Форум ашылды (түзетілді)");
+  await page.getByRole("button", { name: "Publish", exact: true }).click();
+  await page.waitForURL(/\/items\/itm_/);
+  const richStored = await (await fetch(`${base}/v1/items/${rich.id}`, { headers: { authorization: `Bearer ${key}` } })).text();
+  assert.ok(richStored.includes("Форум ашылды (түзетілді)") && richStored.includes("Алихан"), `kept: ${richStored}`);
+
+  // The wire desk: a subject filter by name, and the reading pane beside the list on a wide screen.
+  await publish({
+    uri: "urn:browser:economy", language: "ru", urgency: 2, headlines: [{ value: "Товарооборот вырос на треть" }],
+    bodies: [{ contentType: "text/html", value: "<p>Товарооборот между странами вырос на треть.</p>" }],
+    subjects: [{ name: "economy, business and finance", uri: "http://cv.iptc.org/newscodes/mediatopic/04000000" }],
+  });
+  await page.goto(`${base}/`);
+  await page.locator("#wire-subject").selectOption({ label: "economy, business and finance" });
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.waitForURL(/subject=medtop%3A04000000/);
+  const economyRow = page.locator("#wire tbody tr", { hasText: "Товарооборот вырос на треть" });
+  await economyRow.waitFor();
+  assert.equal(await page.locator("#wire tbody tr", { hasText: "Evil" }).count(), 0, "other subjects are filtered out");
+  assert.match(await page.locator("#wire").getAttribute("data-stream"), /subject=medtop%3A04000000/);
+  await economyRow.locator("td.headline a").click();
+  await page.locator("#reading-pane h2", { hasText: "Товарооборот вырос на треть" }).waitFor();
+  assert.match(page.url(), /subject=/, "the pane opened without leaving the wire");
+  assert.ok(await page.locator("#reading-pane").getByText("Товарооборот между странами вырос на треть.").isVisible());
+  await checkAccessible(page, "the wire with its reading pane");
+  await page.screenshot({ path: `${shots}/wire-pane.png`, fullPage: true });
+  await page.locator("#reading-pane .pane-open a").click();
+  await page.waitForURL(/\/items\/itm_/);
+  await page.getByRole("heading", { name: "Товарооборот вырос на треть" }).waitFor();
+
+  // Search: browsing by a filter without words; a subject facet by name narrows the hits.
+  await page.goto(`${base}/search?q=&lang=ru`);
+  await page.locator(".hit", { hasText: "Товарооборот вырос на треть" }).waitFor();
+  await page.locator(".facets").getByRole("link", { name: "economy, business and finance" }).click();
+  await page.waitForURL(/subject=medtop%3A04000000/);
+  await page.locator(".active-filters").getByText("economy, business and finance").waitFor();
+  assert.ok((await page.locator(".histogram a").count()) >= 1, "a histogram of days");
+  await checkAccessible(page, "search facets");
+  await page.screenshot({ path: `${shots}/search-facets.png`, fullPage: true });
+  // A saved search keeps its ranking mode, and can be deleted (after a confirmation).
+  await page.goto(`${base}/search?q=${encodeURIComponent("поезд")}&mode=semantic`);
+  await page.getByLabel("Name of the search").fill("Trains by meaning");
+  await page.getByRole("button", { name: "Save this search" }).click();
+  const savedLink = page.getByRole("link", { name: "Trains by meaning" });
+  await savedLink.waitFor();
+  assert.match(await savedLink.getAttribute("href"), /mode=semantic/);
+  await page.locator(".saved li", { hasText: "Trains by meaning" }).getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("alertdialog").getByRole("button", { name: "Delete" }).click();
+  await page.waitForURL(`${base}/search`);
+  assert.equal(await page.getByRole("link", { name: "Trains by meaning" }).count(), 0);
 
   // Filtering the wire by language keeps only those items (and so does its live stream).
   await page.goto(`${base}/`);
@@ -384,6 +491,72 @@ try {
   assert.equal(await admin.getByText("None", { exact: true }).count(), 0, "no Rust None leaks into a page");
   await checkAccessible(admin, "the administration page");
   await admin.screenshot({ path: `${shots}/admin.png`, fullPage: true });
+
+  // Every page, as an editor of each of two agencies, in four UI languages, on a wide screen and a
+  // phone: what they see, axe-core's rules, and a screenshot of each (in .cache/screenshots/tour).
+  mkdirSync(`${shots}/tour`, { recursive: true });
+  const kabarItem = await (await fetch(`${base}/v1/items`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${process.env.KARAVAN_KABAR_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      uri: "urn:browser:kabar:1", language: "ky", urgency: 1, headlines: [{ value: "Бишкекте жаңы мектеп ачылды" }],
+      bodies: [{ contentType: "text/html", value: "<p>Шаардын түштүгүндө 1200 орундуу мектеп ачылды.</p>" }],
+      subjects: [{ name: "education", uri: "http://cv.iptc.org/newscodes/mediatopic/05000000" }],
+    }),
+  })).json();
+  const agencies = [
+    { name: "kazinform", email: "editor@kazinform.kz", item: dirty.id, word: "терминал" },
+    { name: "kabar", email: "editor@kabar.kg", item: kabarItem.id, word: "мектеп" },
+  ];
+  for (const agency of agencies) {
+    const tourContext = await browser.newContext({ locale: "en-US", viewport: { width: 1366, height: 900 } });
+    const tour = await tourContext.newPage();
+    tour.on("pageerror", (error) => errors.push(`${agency.name}: ${error}`));
+    await tour.goto(`${base}/login`);
+    await tour.getByLabel("Email").fill(agency.email);
+    await tour.getByLabel("Password").fill(password);
+    await tour.getByRole("button", { name: "Sign in" }).click();
+    await tour.waitForURL(`${base}/`);
+    for (const code of ["en", "zh", "kk", "ru"]) {
+      for (const width of [1366, 390]) {
+        await tour.setViewportSize({ width, height: width > 1000 ? 900 : 844 });
+        const pages = [
+          ["wire", `/?ui=${code}`],
+          ["item", `/items/${agency.item}`],
+          ["search", `/search?q=${encodeURIComponent(agency.word)}`],
+          ["browse", "/search?q=&lang=ky"],
+          ["subscriptions", "/subscriptions"],
+          ["publish", "/publish"],
+          ["admin-refused", "/admin"],
+        ];
+        for (const [name, path] of pages) {
+          const response = await tour.goto(`${base}${path}`);
+          assert.ok(response.status() < 500, `${name}: ${response.status()}`);
+          const label = `${agency.name} ${name} (${code}, ${width}px)`;
+          await checkLayout(tour, label, code);
+          await checkAccessible(tour, label);
+          await checkAxe(tour, label);
+          if (name === "wire") {
+            const rows = tour.locator("#wire tbody tr");
+            assert.ok((await rows.count()) > 0, `${label}: the wire has rows`);
+            assert.ok(await rows.first().locator("td.urgency").isVisible(), `${label}: urgency shows`);
+          }
+          await tour.screenshot({ path: `${shots}/tour/${agency.name}-${code}-${width}-${name}.png`, fullPage: true });
+        }
+      }
+    }
+    // The switch keeps the page's state: the query and filters stay when the language changes.
+    await tour.setViewportSize({ width: 1366, height: 900 });
+    await tour.goto(`${base}/search?q=${encodeURIComponent(agency.word)}&lang=ky&ui=en`);
+    await tour.locator("select#ui").selectOption("zh");
+    await tour.locator("form.language button").click();
+    await tour.waitForURL(/ui=zh/);
+    assert.equal(await tour.locator("html").getAttribute("lang"), "zh");
+    assert.equal(await tour.locator("#q").inputValue(), agency.word, "the query is kept");
+    assert.equal(await tour.locator("#lang").inputValue(), "ky", "the filter is kept");
+    await tourContext.close();
+  }
+  assert.deepEqual(errors, [], "no script errors on the tour");
   console.log("browser: ok");
 } finally {
   await browser.close();
