@@ -788,6 +788,62 @@ async fn send(distribution: &Distribution, delivery: &DueDelivery, parts: &BodyP
     }
 }
 
+/// What a test delivery came to: the receiver's status (if it answered), how long it took, and what
+/// went wrong (none: a 2xx).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestDelivery {
+    pub status: Option<u16>,
+    pub latency_micros: i64,
+    pub error: Option<String>,
+}
+
+impl TestDelivery {
+    pub fn delivered(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// One signed POST of a `test` event to a subscription's webhook, now, outside the delivery queue
+/// (nothing is stored): the receiver checks its endpoint and its signature check. Headers as a real
+/// delivery's, the event `test`, the attempt 1.
+pub async fn send_test(
+    distribution: &Distribution,
+    subscription: &karavan_store::Subscription,
+    webhook: &karavan_store::Webhook,
+) -> TestDelivery {
+    let started_at = now();
+    let body = serde_json::json!({
+        "event": "test",
+        "subscription": subscription.id.as_str(),
+        "sentAt": started_at.to_rfc3339(),
+    })
+    .to_string()
+    .into_bytes();
+    let delivery_id = format!("test-{}", started_at.micros());
+    let headers = vec![
+        ("content-type", "application/json".to_string()),
+        (SIGNATURE_HEADER, signature_header(&webhook.secret, started_at.micros() / 1_000_000, &body)),
+        (DELIVERY_HEADER, delivery_id),
+        (EVENT_HEADER, "test".to_string()),
+        (SUBSCRIPTION_HEADER, subscription.id.to_string()),
+        (ATTEMPT_HEADER, "1".to_string()),
+    ];
+    let clock = Instant::now();
+    let answer = distribution.client.post(&webhook.url, headers, body).await;
+    let latency_micros = i64::try_from(clock.elapsed().as_micros()).unwrap_or(i64::MAX);
+    match answer {
+        Ok(answer) if (200..300).contains(&answer.status) => {
+            TestDelivery { status: Some(answer.status), latency_micros, error: None }
+        }
+        Ok(answer) => {
+            let excerpt: String = String::from_utf8_lossy(&answer.body).chars().take(200).collect();
+            let error = Some(format!("HTTP {}: {}", answer.status, excerpt.trim()));
+            TestDelivery { status: Some(answer.status), latency_micros, error }
+        }
+        Err(error) => TestDelivery { status: None, latency_micros, error: Some(error) },
+    }
+}
+
 /// When to try again after `attempt` failed: exponential backoff from `retry_base`, capped, with
 /// jitter (a random point in the upper half of the interval).
 pub fn retry_at(config: &DistributionConfig, attempt: u32, now: Timestamp) -> Timestamp {

@@ -432,7 +432,19 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, query: Ra
     }
     let subjects = subject_filter(&mut params)?;
     params.finish()?;
-    let query = ListQuery { page, limit, owner, languages, item_type, urgency, from, to, include_kills, subjects };
+    let query = ListQuery {
+        page,
+        limit,
+        owner,
+        languages,
+        item_type,
+        urgency,
+        from,
+        to,
+        include_kills,
+        only_kills: false,
+        subjects,
+    };
     let viewer = caller.0.member.clone();
     let listed = state.blocking(move |store| store.list(&viewer, &query, now())).await?;
     let body = json!({

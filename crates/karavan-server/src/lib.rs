@@ -35,6 +35,7 @@ pub mod translation;
 pub mod translation_http;
 pub mod web;
 pub mod web_admin;
+pub mod web_translation;
 pub mod wire;
 
 use std::sync::Arc;
@@ -357,6 +358,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::PUT, "/v1/subscriptions/{id}", Access::Key(Role::Editor)),
     (Method::DELETE, "/v1/subscriptions/{id}", Access::Key(Role::Editor)),
     (Method::POST, "/v1/subscriptions/{id}/feed-token", Access::Key(Role::Editor)),
+    (Method::POST, "/v1/subscriptions/{id}/test", Access::Key(Role::Editor)),
     (Method::GET, "/v1/subscriptions/{id}/deliveries", Access::Key(Role::Reader)),
     (Method::GET, "/v1/subscriptions/{id}/changes", Access::Key(Role::Reader)),
     (Method::GET, "/v1/wire/stream", Access::Key(Role::Reader)),
@@ -578,6 +580,7 @@ pub fn router(state: AppState) -> Router {
             get(subscriptions::get).put(subscriptions::update).delete(subscriptions::delete),
         )
         .route("/v1/subscriptions/{id}/feed-token", post(subscriptions::rotate_feed_token))
+        .route("/v1/subscriptions/{id}/test", post(subscriptions::test_delivery))
         .route("/v1/subscriptions/{id}/deliveries", get(subscriptions::deliveries))
         .route("/v1/subscriptions/{id}/changes", get(subscriptions::changes))
         .route("/v1/wire/stream", get(stream::stream))
@@ -592,6 +595,11 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(web::login_form).post(web::login))
         .route("/logout", post(web::logout))
         .route("/wire/stream", get(web::wire_stream))
+        .route("/wire/headlines", get(web::wire_headlines))
+        .route("/translation", get(web_translation::settings))
+        .route("/translation/languages", post(web_translation::set_languages))
+        .route("/translation/glossaries", post(web_translation::set_glossary))
+        .route("/translation/glossaries/{from}/{to}/delete", post(web_translation::delete_glossary))
         .route("/search", get(web::search_page))
         .route("/search/save", post(web::search_save))
         .route("/search/saved/{id}/delete", post(web::search_saved_delete))
@@ -599,6 +607,7 @@ pub fn router(state: AppState) -> Router {
         .route("/subscriptions/{id}", get(web::subscription_detail).post(web::subscription_update))
         .route("/subscriptions/{id}/delete", post(web::subscription_delete))
         .route("/subscriptions/{id}/feed-token", post(web::subscription_rotate))
+        .route("/subscriptions/{id}/test", post(web::subscription_test))
         .route("/items/{id}", get(web::item_page))
         .route("/items/{id}/translation-events", get(web::translation_events))
         .route("/items/{id}/ninjs", get(web::item_ninjs))

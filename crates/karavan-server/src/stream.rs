@@ -98,6 +98,7 @@ pub async fn stream_for(
         from: None,
         to: None,
         include_kills: true,
+        only_kills: false,
         subjects,
     };
     // Subscribe before the first read, so that nothing published in between goes unnoticed.

@@ -193,6 +193,24 @@ pub async fn rotate_feed_token(
     Ok(Json(json!({ "feed_url": url })).into_response())
 }
 
+/// `POST /v1/subscriptions/{id}/test`: a signed `test` event to the webhook now (not queued, not
+/// logged): `{"delivered", "status", "latencyMs", "error"}`; 409 without a webhook.
+pub async fn test_delivery(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Role::Editor, "testing subscriptions")?;
+    let outcome = app::subscriptions::test_delivery(&state, &caller.0.member, &SubscriptionId::parse(&id)?).await?;
+    Ok(Json(json!({
+        "delivered": outcome.delivered(),
+        "status": outcome.status,
+        "latencyMs": outcome.latency_micros as f64 / 1000.0,
+        "error": outcome.error,
+    }))
+    .into_response())
+}
+
 /// `GET /v1/subscriptions/{id}/deliveries?limit=&before=`: the delivery log, newest first, with every
 /// attempt (time, HTTP status, latency, error).
 pub async fn deliveries(

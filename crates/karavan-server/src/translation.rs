@@ -34,8 +34,8 @@ use karavan_lang::translate::Text;
 use karavan_lang::{ModelDir, ModelError, ModelKind, Precision, SegmentCache, Term, Translator};
 use karavan_search::SearchIndex;
 use karavan_store::{
-    ClaimLimits, Glossary, GlossaryTerm, JobOutcome, JobProgress, JobState, Store, StoredTranslation, StoredVersion,
-    TranslationJob, TranslationPart, TranslationProgress,
+    ClaimLimits, Glossary, JobOutcome, JobProgress, JobState, Store, StoredTranslation, StoredVersion, TranslationJob,
+    TranslationPart, TranslationProgress,
 };
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -63,10 +63,6 @@ pub const HEAD_BEAMS: usize = 1;
 const SMOOTHING: f64 = 0.3;
 /// How long a worker holds a job before another may take it (a worker that died).
 const LEASE: Duration = Duration::from_secs(15 * 60);
-/// Most languages a member may read; most terms in one glossary; longest term.
-const MAX_READ_LANGUAGES: usize = 32;
-const MAX_TERMS: usize = 5_000;
-const MAX_TERM_CHARS: usize = 200;
 
 /// Translation settings.
 #[derive(Debug, Clone)]
@@ -1250,19 +1246,13 @@ pub async fn put_read_languages(
     caller.require(Role::Editor, "choosing read languages")?;
     let body = crate::admin::object_body(body, &["languages"])?;
     let list = array_field(&body, "languages")?;
-    if list.len() > MAX_READ_LANGUAGES {
-        return Err(ApiError::invalid(format!("languages: at most {MAX_READ_LANGUAGES}")));
-    }
-    let mut languages = Vec::with_capacity(list.len());
+    let mut asked = Vec::with_capacity(list.len());
     for (i, language) in list.iter().enumerate() {
         let language =
             language.as_str().ok_or_else(|| ApiError::invalid(format!("languages[{i}]: must be a string")))?;
-        let tag =
-            LanguageTag::parse(language).map_err(|e| ApiError::invalid(format!("languages[{i}]: {}", e.message)))?;
-        if !languages.contains(&tag.as_str().to_string()) {
-            languages.push(tag.as_str().to_string());
-        }
+        asked.push(language.to_string());
     }
+    let languages = crate::app::translation::check_read_languages(&asked)?;
     let stored = crate::app::translation::set_read_languages(&state, &caller.0.member, languages).await?;
     let translations = Arc::clone(state.translations());
     let body = state.compute(move || read_languages_json(&stored, &translations)).await?;
@@ -1279,16 +1269,7 @@ fn glossary_json(glossary: &Glossary) -> Value {
 }
 
 fn pair(from: &str, to: &str) -> ApiResult<(String, String)> {
-    let parse = |name: &str, value: &str| {
-        LanguageTag::parse(value)
-            .map(|t| t.as_str().to_string())
-            .map_err(|e| ApiError::invalid(format!("{name}: {}", e.message)))
-    };
-    let (from, to) = (parse("from", from)?, parse("to", to)?);
-    if same_language(&from, &to) {
-        return Err(ApiError::invalid(format!("a glossary translates between two languages; {from} and {to} are one")));
-    }
-    Ok((from, to))
+    crate::app::translation::check_pair(from, to)
 }
 
 /// `GET /v1/glossaries`: the caller's member's glossaries, one per language pair.
@@ -1326,13 +1307,10 @@ pub async fn put_glossary(
     let (from, to) = pair(&from, &to)?;
     let body = crate::admin::object_body(body, &["terms"])?;
     let list = array_field(&body, "terms")?;
-    if list.is_empty() {
-        return Err(ApiError::invalid("terms: give at least one term (DELETE removes a glossary)"));
+    if list.len() > crate::app::translation::MAX_TERMS {
+        return Err(ApiError::invalid(format!("terms: at most {}", crate::app::translation::MAX_TERMS)));
     }
-    if list.len() > MAX_TERMS {
-        return Err(ApiError::invalid(format!("terms: at most {MAX_TERMS}")));
-    }
-    let mut terms: Vec<GlossaryTerm> = Vec::with_capacity(list.len());
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(list.len());
     for (i, term) in list.iter().enumerate() {
         let Some(term) = term.as_object() else {
             return Err(ApiError::invalid(format!("terms[{i}]: must be an object with source and target")));
@@ -1347,31 +1325,11 @@ pub async fn put_glossary(
                 None => Err(ApiError::invalid(format!("terms[{i}].{name}: required"))),
             }
         };
-        let term = TermText { source: text("source")?, target: text("target")? };
-        for (name, value) in [("source", &term.source), ("target", &term.target)] {
-            if value.trim().is_empty() {
-                return Err(ApiError::invalid(format!("terms[{i}].{name}: must not be empty")));
-            }
-            if value.chars().count() > MAX_TERM_CHARS {
-                return Err(ApiError::invalid(format!("terms[{i}].{name}: at most {MAX_TERM_CHARS} characters")));
-            }
-            if value.chars().any(char::is_control) {
-                return Err(ApiError::invalid(format!("terms[{i}].{name}: must not contain control characters")));
-            }
-        }
-        let source = term.source.trim().to_string();
-        if terms.iter().any(|t| t.source.to_lowercase() == source.to_lowercase()) {
-            return Err(ApiError::invalid(format!("terms[{i}].source: {source:?} is listed twice")));
-        }
-        terms.push(GlossaryTerm { source, target: term.target.trim().to_string() });
+        pairs.push((text("source")?, text("target")?));
     }
+    let terms = crate::app::translation::check_terms(&pairs)?;
     let glossary = crate::app::translation::set_glossary(&state, &caller.0.member, from, to, terms).await?;
     Ok(Json(glossary_json(&glossary)).into_response())
-}
-
-struct TermText {
-    source: String,
-    target: String,
 }
 
 /// `DELETE /v1/glossaries/{from}/{to}`; editors and admins.
@@ -1460,7 +1418,10 @@ mod tests {
             member: MemberId::new(karavan_domain::Ulid::decode("01HZZZZZZZZZZZZZZZZZZZZZZZ").unwrap()),
             source_language: source.into(),
             target_language: target.into(),
-            terms: terms.iter().map(|(s, t)| GlossaryTerm { source: s.to_string(), target: t.to_string() }).collect(),
+            terms: terms
+                .iter()
+                .map(|(s, t)| karavan_store::GlossaryTerm { source: s.to_string(), target: t.to_string() })
+                .collect(),
             updated_at: Timestamp(0),
         }
     }

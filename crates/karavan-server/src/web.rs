@@ -261,12 +261,12 @@ pub(crate) async fn form_session(
 }
 
 /// Query parameters of a page: `ui` (the language switch) and the others, as given.
-fn query_pairs(query: &RawQuery) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: &RawQuery) -> Vec<(String, String)> {
     query.0.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
 /// Remembers a language chosen with `?ui=`: in a cookie, and for a signed-in user in their settings.
-async fn remember_language(state: &AppState, asked: Option<&str>, session: Option<&Session>) -> Vec<String> {
+pub(crate) async fn remember_language(state: &AppState, asked: Option<&str>, session: Option<&Session>) -> Vec<String> {
     let Some(code) = asked.and_then(|tag| state.pages().localizer().supported(tag)) else {
         return Vec::new();
     };
@@ -424,6 +424,8 @@ struct WireFilters {
     /// A day (`YYYY-MM-DD`) in the reader's time zone, and its offset (`tz`, minutes behind UTC as
     /// browsers give it).
     day: Option<(String, i64)>,
+    /// Kill notices only (`kills=only`).
+    kills: bool,
 }
 
 impl WireFilters {
@@ -434,7 +436,8 @@ impl WireFilters {
         let urgency = crate::items::parse_urgency(&value("urgency")).ok().map(|range| (value("urgency"), range));
         let offset = value("tz").parse::<i64>().ok().filter(|m| m.abs() <= 16 * 60).unwrap_or(0);
         let day = Some(value("day")).filter(|d| day_start(d).is_some()).map(|d| (d, offset));
-        WireFilters { member, lang, subject, urgency, day }
+        let kills = value("kills") == "only";
+        WireFilters { member, lang, subject, urgency, day, kills }
     }
 
     fn apply(&self, list: &mut karavan_store::ListQuery) {
@@ -442,6 +445,7 @@ impl WireFilters {
         list.languages = self.lang.iter().cloned().collect();
         list.subjects = self.subject.iter().cloned().collect();
         list.urgency = self.urgency.as_ref().map(|(_, range)| *range);
+        list.only_kills = self.kills;
         if let Some((day, offset)) = &self.day
             && let Some(start) = day_start(day)
         {
@@ -475,6 +479,9 @@ impl WireFilters {
             pairs.push(("day".to_string(), day.clone()));
             pairs.push(("tz".to_string(), offset.to_string()));
         }
+        if self.kills {
+            pairs.push(("kills".to_string(), "only".to_string()));
+        }
         pairs
     }
 
@@ -485,6 +492,7 @@ impl WireFilters {
             subject => self.subject.clone().unwrap_or_default(),
             urgency => self.urgency.as_ref().map(|(text, _)| text.clone()).unwrap_or_default(),
             day => self.day.as_ref().map(|(day, _)| day.clone()).unwrap_or_default(),
+            kills => self.kills,
         }
     }
 }
@@ -1443,7 +1451,16 @@ pub async fn subscription_detail(
             return redirect(&format!("/subscriptions/{}", subscription.as_str()), cookies);
         }
     }
-    subscription_detail_page(state, headers, id, StatusCode::OK, None, None).await
+    subscription_detail_page(state, headers, id, StatusCode::OK, DetailShown::default()).await
+}
+
+/// What a subscription's page shows once, beside the subscription: an error of its form, a new feed
+/// URL, a test delivery's outcome.
+#[derive(Default)]
+struct DetailShown {
+    error: Option<String>,
+    feed_url: Option<String>,
+    tested: Option<karavan_web::Value>,
 }
 
 async fn subscription_detail_page(
@@ -1451,9 +1468,9 @@ async fn subscription_detail_page(
     headers: HeaderMap,
     id: String,
     status: StatusCode,
-    error: Option<String>,
-    feed_url: Option<String>,
+    shown: DetailShown,
 ) -> Response {
+    let DetailShown { error, feed_url, tested } = shown;
     let session = match require_session(&state, &headers, &format!("/subscriptions/{id}")).await {
         Ok(session) => session,
         Err(response) => return response,
@@ -1501,7 +1518,7 @@ async fn subscription_detail_page(
     let can_edit = session.user.role >= karavan_domain::Role::Editor;
     let context = context! {
         user => signed_in(&session), csrf => session.csrf.clone(), subscription => subscription_row(&subscription),
-        deliveries => rows, can_edit => can_edit, error => error, feed_url => feed_url,
+        deliveries => rows, can_edit => can_edit, error => error, feed_url => feed_url, tested => tested,
     };
     match state.pages().render("subscription.html", locale, context) {
         Ok(html) => page(status, html, vec![]),
@@ -2045,7 +2062,8 @@ pub async fn subscription_update(
         Err(error) => {
             let (status, locale) = (error.code.status(), locale_of(&state, &headers, None, Some(&session)));
             let message = subscription_error(&state, locale, &form, error);
-            subscription_detail_page(state, headers, id, status, Some(message), None).await
+            let shown = DetailShown { error: Some(message), ..Default::default() };
+            subscription_detail_page(state, headers, id, status, shown).await
         }
     }
 }
@@ -2074,12 +2092,54 @@ pub async fn subscription_rotate(
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };
     match crate::app::subscriptions::rotate_feed_token(&state, &session.user.member, &subscription_id).await {
-        Ok(url) => subscription_detail_page(state, headers, id, StatusCode::OK, None, Some(url)).await,
+        Ok(url) => {
+            let shown = DetailShown { feed_url: Some(url), ..Default::default() };
+            subscription_detail_page(state, headers, id, StatusCode::OK, shown).await
+        }
         Err(error) if error.code == crate::error::ErrorCode::NotFound => {
             (StatusCode::NOT_FOUND, "no such subscription").into_response()
         }
         Err(error) => failure(error.message),
     }
+}
+
+/// `POST /subscriptions/{id}/test` (form: csrf): sends a signed test event to the webhook now and
+/// shows what became of it (status, latency, error) on the subscription's page.
+pub async fn subscription_test(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = Form::read(body);
+    let path = format!("/subscriptions/{id}");
+    let session = match form_session(&state, &headers, &path, &form, karavan_domain::Role::Editor).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
+        return redirect("/subscriptions", vec![]);
+    };
+    let locale = locale_of(&state, &headers, None, Some(&session));
+    let tested = crate::app::subscriptions::test_delivery(&state, &session.user.member, &subscription_id).await;
+    let shown = match tested {
+        Ok(outcome) => {
+            let latency = format!("{:.0}", outcome.latency_micros as f64 / 1000.0);
+            let status = outcome.status.map(|s| s.to_string()).unwrap_or_else(|| "—".to_string());
+            let args = [("status", status.as_str()), ("ms", latency.as_str())];
+            let localizer = state.pages().localizer();
+            let said = if outcome.delivered() {
+                localizer.message(locale, "subs-test-delivered", &args)
+            } else {
+                localizer.message(locale, "subs-test-failed", &args)
+            };
+            let tested = context! { delivered => outcome.delivered(), said => said, error => outcome.error };
+            DetailShown { tested: Some(tested), ..Default::default() }
+        }
+        Err(error) if error.code == crate::error::ErrorCode::NotFound => return redirect("/subscriptions", vec![]),
+        Err(error) => DetailShown { error: Some(api_error_text(&state, locale, &error)), ..Default::default() },
+    };
+    subscription_detail_page(state, headers, id, StatusCode::OK, shown).await
 }
 
 /// `POST /subscriptions/{id}/delete`.
@@ -2261,6 +2321,58 @@ pub async fn translation_events(
     axum::response::sse::Sse::new(events)
         .keep_alive(axum::response::sse::KeepAlive::new().interval(std::time::Duration::from_secs(15)))
         .into_response()
+}
+
+/// `GET /wire/headlines?ids=itm_…,itm_…` (at most 50): the stored machine translations of these
+/// items' headlines into the UI language, for live wire rows that arrived in another language
+/// (`{"headlines": {"itm_…": {"headline", "model", "language"}}}`; an item the user may not see, or
+/// without a translation yet, is left out). Nothing is translated on the request.
+pub async fn wire_headlines(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
+    let Some(session) = session_of(&state, &headers).await else {
+        return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
+    };
+    let pairs = query_pairs(&query);
+    let ids: Vec<karavan_domain::ItemId> = pairs
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .flat_map(|(_, v)| v.split(','))
+        .filter_map(|id| karavan_domain::ItemId::parse(id.trim()).ok())
+        .take(50)
+        .collect();
+    let locale = locale_of(&state, &headers, None, Some(&session)).to_string();
+    let viewer = session.user.member.clone();
+    let models = std::sync::Arc::clone(state.language());
+    let found = state
+        .blocking(move |store| {
+            let at = now();
+            let mut versions = Vec::new();
+            for id in &ids {
+                if let karavan_store::ItemRead::Visible(version, _) = store.item(&viewer, id, at)? {
+                    versions.push(version);
+                }
+            }
+            let listed: Vec<&karavan_store::StoredVersion> = versions.iter().collect();
+            let translated = crate::translation::listed_headlines(store, &models, &viewer, &listed, &locale)?;
+            let mut out = serde_json::Map::new();
+            for version in &versions {
+                if let Some((headline, model)) = translated.get(&version.seq) {
+                    out.insert(
+                        version.item_id.to_string(),
+                        serde_json::json!({ "headline": headline, "model": model, "language": locale }),
+                    );
+                }
+            }
+            Ok(out)
+        })
+        .await;
+    match found {
+        Ok(found) => {
+            let mut response = axum::Json(serde_json::json!({ "headlines": found })).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => failure(error.message),
+    }
 }
 
 /// `GET /wire/stream`: the live wire (server-sent events) of the signed-in user's member.

@@ -73,6 +73,19 @@ async fn admin_page(
     };
     let name_of =
         |id: &MemberId| members.iter().find(|m| &m.id == id).map(|m| m.name.as_str().to_string()).unwrap_or_default();
+    let localizer = state.pages().localizer();
+    let everyone = localizer.message(locale, "admin-everyone", &[]);
+    // An agreement's subjects as the reader says them (Media Topics by name); none: all subjects.
+    let subjects_of = |subjects: &[String]| -> String {
+        subjects
+            .iter()
+            .map(|key| match karavan_web::topics::topic_code(key) {
+                Some(code) => localizer.message(locale, &format!("topic-{code}"), &[]),
+                None => key.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let context = context! {
         user => signed_in(session), csrf => session.csrf.clone(), error => error, new_key => new_key,
         operator => session.user.operator,
@@ -87,8 +100,13 @@ async fn admin_page(
         }).collect::<Vec<_>>(),
         agreements => agreements.iter().filter(|a| a.grantor == own).map(|a| context! {
             id => a.id.as_str(),
-            grantee => match &a.grantee { Grantee::Everyone => "*".to_string(), Grantee::Member(id) => name_of(id) },
-            right => a.right.as_str(), subjects => a.subjects.join(", "), delay => a.delay_minutes,
+            grantee => match &a.grantee { Grantee::Everyone => everyone.clone(), Grantee::Member(id) => name_of(id) },
+            right => a.right.as_str(), subjects => subjects_of(&a.subjects), delay => a.delay_minutes,
+        }).collect::<Vec<_>>(),
+        // What partners share with this agency.
+        incoming => agreements.iter().filter(|a| a.grantor != own).map(|a| context! {
+            grantor => name_of(&a.grantor), right => a.right.as_str(), subjects => subjects_of(&a.subjects),
+            delay => a.delay_minutes, everyone => matches!(a.grantee, Grantee::Everyone),
         }).collect::<Vec<_>>(),
         feeds => feeds.iter().map(|f| context! {
             id => f.id.as_str(), name => f.spec.name.clone(), url => f.spec.url.clone(),
@@ -111,7 +129,11 @@ async fn admin_page(
 async fn changed(state: &AppState, headers: &HeaderMap, session: &Session, outcome: Result<(), ApiError>) -> Response {
     match outcome {
         Ok(()) => redirect("/admin", vec![]),
-        Err(error) => admin_page(state, headers, session, error.code.status(), Some(error.message), None).await,
+        Err(error) => {
+            let locale = locale_of(state, headers, None, Some(session));
+            let said = crate::web::api_error_text(state, locale, &error);
+            admin_page(state, headers, session, error.code.status(), Some(said), None).await
+        }
     }
 }
 

@@ -493,6 +493,19 @@ pub fn lists_filter_by_subject_language_urgency_and_owner(make: Make) {
     query.subjects = Vec::new();
     query.languages = vec!["kk".into()];
     assert!(listed(&query).contains(&"a-economy-kk, corrected".to_string()));
+    // Kill notices only: the killed item's notice, and nothing else.
+    let killed = store.list(&reader, &ListQuery::newest(50), now()).unwrap().entries;
+    let sport = killed.iter().find(|e| headline(&e.version.document) == "a-sport-ru").unwrap();
+    let mut kill = version(&a, "a-sport-ru", None, "a-sport-ru, killed");
+    kill.pub_status = PubStatus::Canceled;
+    store.publish(kill).unwrap();
+    let mut kills = ListQuery::newest(50);
+    kills.include_kills = true;
+    kills.only_kills = true;
+    let notices = store.list(&reader, &kills, now()).unwrap().entries;
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].version.item_id, sport.version.item_id);
+    assert_eq!(notices[0].version.pub_status, PubStatus::Canceled);
 }
 
 pub fn concurrent_publishers_lose_nothing(make: Make) {

@@ -316,6 +316,8 @@ pub struct ListQuery {
     pub to: Option<Timestamp>,
     /// Include kill notices of killed items the viewer could see.
     pub include_kills: bool,
+    /// List kill notices only (with `include_kills`): the wire's "kill notices" view.
+    pub only_kills: bool,
     /// Subject keys (a subject's `literal` or `uri`, or the QCode of an IPTC NewsCodes URI, as
     /// agreements name them); an item matches when its current version has any of them.
     pub subjects: Vec<String>,
@@ -333,6 +335,7 @@ impl ListQuery {
             from: None,
             to: None,
             include_kills: false,
+            only_kills: false,
             subjects: Vec::new(),
         }
     }

@@ -11,7 +11,7 @@
   }
   // On a narrow screen the filters start folded unless some are in use.
   const filters = document.getElementById("wire-filters");
-  if (filters && window.matchMedia("(max-width: 56rem)").matches && !window.location.search.match(/[?&](member|lang|subject|urgency|day)=[^&]/)) {
+  if (filters && window.matchMedia("(max-width: 56rem)").matches && !window.location.search.match(/[?&](member|lang|subject|urgency|day|kills)=[^&]/)) {
     filters.open = false;
   }
 })();
@@ -155,6 +155,8 @@
   }
 
   function addRow(kind, data) {
+    // A view of one kind (kill notices only) takes only live rows of that kind.
+    if (table.dataset.only && table.dataset.only !== kind) return;
     const meta = data.meta || {};
     const item = data.item || {};
     const id = meta.id || "";
@@ -187,9 +189,45 @@
     headlineCell.appendChild(link);
     row.appendChild(headlineCell);
     body.insertBefore(row, body.firstChild);
+    if (language && language.split("-")[0] !== locale.split("-")[0]) awaitHeadline(id);
     if (selected >= 0) selected += 1;
     const empty = document.querySelector(".empty");
     if (empty) empty.remove();
+  }
+
+  // A live row in another language gets its headline in the UI language once the server has
+  // translated it (within seconds of the item being stored): asked for every two seconds, for a
+  // minute at most, all waiting rows at once.
+  const waiting = new Map();
+  let polling = null;
+  function awaitHeadline(id) {
+    waiting.set(id, Date.now());
+    if (!polling) polling = window.setInterval(pollHeadlines, 2000);
+  }
+  function pollHeadlines() {
+    for (const [id, since] of waiting) if (Date.now() - since > 60000) waiting.delete(id);
+    if (waiting.size === 0) { window.clearInterval(polling); polling = null; return; }
+    const ids = Array.from(waiting.keys()).slice(0, 50);
+    fetch("/wire/headlines?ids=" + encodeURIComponent(ids.join(",")), { credentials: "same-origin" })
+      .then(function (response) { return response.json(); })
+      .then(function (answer) {
+        for (const [id, found] of Object.entries(answer.headlines || {})) {
+          waiting.delete(id);
+          const row = body.querySelector('tr[data-id="' + CSS.escape(id) + '"]');
+          const link = row && row.querySelector("td.headline a");
+          if (!link) continue;
+          link.title = link.textContent;
+          link.textContent = found.headline;
+          link.lang = found.language;
+          link.href = "/items/" + encodeURIComponent(id) + "?lang=" + encodeURIComponent(found.language);
+          const mark = document.createElement("abbr");
+          mark.className = "badge mt";
+          mark.title = (table.dataset.machineTranslation || "%m").replace("%m", found.model);
+          mark.textContent = table.dataset.mt || "MT";
+          link.after(mark);
+        }
+      })
+      .catch(function (error) { console.error("translated headlines", error); });
   }
 
   const stream = table.dataset.stream ? new EventSource(table.dataset.stream) : null;

@@ -309,3 +309,43 @@ item-credit = Source: { $name }
 error-title = That did not work
 time-minutes-ago = { $count } min ago
 time-just-now = just now
+subs-test = Send a test delivery
+subs-test-delivered = Test delivered: HTTP { $status } in { $ms } ms.
+subs-test-failed = The test was not delivered (HTTP { $status }, { $ms } ms).
+filter-kills-only = Kill notices only
+nav-kills = Kill notices
+admin-incoming = Shared with your agency
+admin-grantor = Shared by
+admin-all-subjects = All subjects
+admin-no-incoming = No agency shares its items with yours yet.
+
+# Translation settings
+nav-translation = Translation
+translation-title = Machine translation
+translation-model = Translation model: { $model }
+translation-read = Languages your agency reads
+translation-read-help = Items in other languages are translated into these: headlines as soon as they arrive, texts in order of urgency and when someone opens them.
+translation-read-save = Save the languages
+translation-queue = The translation queue
+translation-queued = Waiting
+translation-heads = { $count } headlines
+translation-bodies = { $count } texts
+translation-running = Being translated now
+translation-done = Done
+translation-failed = Failed
+translation-average = Average time
+translation-average-parts = headline { $head } s, text { $body } s
+translation-glossaries = Glossaries
+translation-glossaries-help = How names and terms must read in a translation, per language pair: one "term = translation" per line.
+translation-terms = { $count ->
+    [one] { $count } term
+   *[other] { $count } terms
+}
+translation-terms-label = Terms (one "term = translation" per line)
+translation-glossary-save = Save the glossary
+translation-glossary-delete = Delete the glossary
+translation-no-glossaries = No glossaries yet.
+translation-glossary-new = A new glossary
+translation-from = From
+translation-to = Into
+confirm-delete-glossary = Delete this glossary? Translations made from now on no longer follow it.

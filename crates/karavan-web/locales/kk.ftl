@@ -306,3 +306,43 @@ item-credit = Дереккөз: { $name }
 error-title = Орындалмады
 time-minutes-ago = { $count } мин бұрын
 time-just-now = жаңа ғана
+subs-test = Сынақ жеткізілімін жіберу
+subs-test-delivered = Сынақ жеткізілді: HTTP { $status }, { $ms } мс.
+subs-test-failed = Сынақ жеткізілмеді (HTTP { $status }, { $ms } мс).
+filter-kills-only = Тек кері қайтару хабарламалары
+nav-kills = Кері қайтару хабарламалары
+admin-incoming = Сіздің агенттікке ашылғандар
+admin-grantor = Кім бөліседі
+admin-all-subjects = Барлық тақырыптар
+admin-no-incoming = Әзірге ешбір агенттік сізбен материалдарын бөліспейді.
+
+# Translation settings
+nav-translation = Аударма
+translation-title = Машиналық аударма
+translation-model = Аударма моделі: { $model }
+translation-read = Агенттігіңіз оқитын тілдер
+translation-read-help = Басқа тілдердегі материалдар осы тілдерге аударылады: тақырыптар келген бойда, мәтіндер шұғылдық ретімен және оларды біреу ашқан кезде.
+translation-read-save = Тілдерді сақтау
+translation-queue = Аударма кезегі
+translation-queued = Күтуде
+translation-heads = { $count } тақырып
+translation-bodies = { $count } мәтін
+translation-running = Қазір аударылып жатыр
+translation-done = Дайын
+translation-failed = Сәтсіз
+translation-average = Орташа уақыт
+translation-average-parts = тақырып { $head } с, мәтін { $body } с
+translation-glossaries = Глоссарийлер
+translation-glossaries-help = Әр тіл жұбы үшін аудармада атаулар мен терминдер қалай жазылуы керек: әр жолға бір «термин = аударма».
+translation-terms = { $count ->
+    [one] { $count } термин
+   *[other] { $count } термин
+}
+translation-terms-label = Терминдер (әр жолға бір «термин = аударма»)
+translation-glossary-save = Глоссарийді сақтау
+translation-glossary-delete = Глоссарийді жою
+translation-no-glossaries = Әзірге глоссарий жоқ.
+translation-glossary-new = Жаңа глоссарий
+translation-from = Қай тілден
+translation-to = Қай тілге
+confirm-delete-glossary = Бұл глоссарийді жоясыз ба? Бұдан былайғы аудармалар оны ескермейді.

@@ -306,3 +306,43 @@ item-credit = Булак: { $name }
 error-title = Аткарылган жок
 time-minutes-ago = { $count } мүн. мурун
 time-just-now = азыр эле
+subs-test = Сыноо жеткирүүнү жөнөтүү
+subs-test-delivered = Сыноо жеткирилди: HTTP { $status }, { $ms } мс.
+subs-test-failed = Сыноо жеткирилген жок (HTTP { $status }, { $ms } мс).
+filter-kills-only = Кайтарып алуу билдирүүлөрү гана
+nav-kills = Кайтарып алуу билдирүүлөрү
+admin-incoming = Сиздин агенттикке ачылгандар
+admin-grantor = Ким бөлүшөт
+admin-all-subjects = Бардык темалар
+admin-no-incoming = Азырынча эч бир агенттик сиз менен материалдарын бөлүшпөйт.
+
+# Translation settings
+nav-translation = Котормо
+translation-title = Машиналык котормо
+translation-model = Котормо модели: { $model }
+translation-read = Агенттигиңиз окуган тилдер
+translation-read-help = Башка тилдердеги материалдар ушул тилдерге которулат: аталыштар келери менен, тексттер шашылыштык тартибинде жана кимдир бирөө аларды ачканда.
+translation-read-save = Тилдерди сактоо
+translation-queue = Котормо кезеги
+translation-queued = Күтүүдө
+translation-heads = { $count } аталыш
+translation-bodies = { $count } текст
+translation-running = Азыр которулууда
+translation-done = Даяр
+translation-failed = Ийгиликсиз
+translation-average = Орточо убакыт
+translation-average-parts = аталыш { $head } сек, текст { $body } сек
+translation-glossaries = Глоссарийлер
+translation-glossaries-help = Ар бир тил жубу үчүн ысымдар жана терминдер котормодо кандай жазылышы керек: ар бир сапка бир «термин = котормо».
+translation-terms = { $count ->
+    [one] { $count } термин
+   *[other] { $count } термин
+}
+translation-terms-label = Терминдер (ар бир сапка бир «термин = котормо»)
+translation-glossary-save = Глоссарийди сактоо
+translation-glossary-delete = Глоссарийди өчүрүү
+translation-no-glossaries = Азырынча глоссарий жок.
+translation-glossary-new = Жаңы глоссарий
+translation-from = Кайсы тилден
+translation-to = Кайсы тилге
+confirm-delete-glossary = Бул глоссарийди өчүрөсүзбү? Мындан ары жасалган котормолор аны эске албайт.

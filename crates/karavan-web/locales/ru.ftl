@@ -308,3 +308,45 @@ item-credit = Источник: { $name }
 error-title = Не получилось
 time-minutes-ago = { $count } мин назад
 time-just-now = только что
+subs-test = Отправить тестовую доставку
+subs-test-delivered = Тест доставлен: HTTP { $status } за { $ms } мс.
+subs-test-failed = Тест не доставлен (HTTP { $status }, { $ms } мс).
+filter-kills-only = Только уведомления об отзыве
+nav-kills = Уведомления об отзыве
+admin-incoming = Открыто вашему агентству
+admin-grantor = Кто делится
+admin-all-subjects = Все темы
+admin-no-incoming = Пока ни одно агентство не открыло вам свои материалы.
+
+# Translation settings
+nav-translation = Перевод
+translation-title = Машинный перевод
+translation-model = Модель перевода: { $model }
+translation-read = Языки, на которых читает ваше агентство
+translation-read-help = Материалы на других языках переводятся на эти языки: заголовки — сразу по поступлении, тексты — в порядке срочности, а также когда кто-то открывает материал.
+translation-read-save = Сохранить языки
+translation-queue = Очередь перевода
+translation-queued = Ожидают
+translation-heads = заголовков: { $count }
+translation-bodies = текстов: { $count }
+translation-running = Переводятся сейчас
+translation-done = Переведено
+translation-failed = С ошибкой
+translation-average = Среднее время
+translation-average-parts = заголовок { $head } с, текст { $body } с
+translation-glossaries = Глоссарии
+translation-glossaries-help = Как в переводе должны передаваться имена, названия и термины, для каждой языковой пары: по одной строке «термин = перевод».
+translation-terms = { $count ->
+    [one] { $count } термин
+    [few] { $count } термина
+    [many] { $count } терминов
+   *[other] { $count } термина
+}
+translation-terms-label = Термины (по одной строке «термин = перевод»)
+translation-glossary-save = Сохранить глоссарий
+translation-glossary-delete = Удалить глоссарий
+translation-no-glossaries = Глоссариев пока нет.
+translation-glossary-new = Новый глоссарий
+translation-from = С языка
+translation-to = На язык
+confirm-delete-glossary = Удалить этот глоссарий? Переводы, выполненные с этого момента, не будут его учитывать.

@@ -306,3 +306,43 @@ item-credit = Манбаъ: { $name }
 error-title = Иҷро нашуд
 time-minutes-ago = { $count } дақ. пеш
 time-just-now = ҳозир
+subs-test = Фиристодани расонидани санҷишӣ
+subs-test-delivered = Санҷиш расонида шуд: HTTP { $status }, { $ms } мс.
+subs-test-failed = Санҷиш расонида нашуд (HTTP { $status }, { $ms } мс).
+filter-kills-only = Танҳо огоҳиномаҳои бозхонд
+nav-kills = Огоҳиномаҳои бозхонд
+admin-incoming = Барои агентии шумо кушода
+admin-grantor = Кӣ мубодила мекунад
+admin-all-subjects = Ҳамаи мавзӯъҳо
+admin-no-incoming = Ҳоло ягон агентӣ маводи худро бо шумо мубодила намекунад.
+
+# Translation settings
+nav-translation = Тарҷума
+translation-title = Тарҷумаи мошинӣ
+translation-model = Модели тарҷума: { $model }
+translation-read = Забонҳое, ки агентии шумо мехонад
+translation-read-help = Маводи забонҳои дигар ба ин забонҳо тарҷума мешавад: сарлавҳаҳо дарҳол пас аз расидан, матнҳо бо тартиби фаврият ва ҳангоме ки касе онҳоро мекушояд.
+translation-read-save = Нигоҳ доштани забонҳо
+translation-queue = Навбати тарҷума
+translation-queued = Дар интизор
+translation-heads = { $count } сарлавҳа
+translation-bodies = { $count } матн
+translation-running = Ҳоло тарҷума мешаванд
+translation-done = Тайёр
+translation-failed = Ноком
+translation-average = Вақти миёна
+translation-average-parts = сарлавҳа { $head } с, матн { $body } с
+translation-glossaries = Луғатҳои истилоҳот
+translation-glossaries-help = Номҳо ва истилоҳот дар тарҷума чӣ гуна бояд навишта шаванд, барои ҳар ҷуфти забонҳо: дар ҳар сатр як «истилоҳ = тарҷума».
+translation-terms = { $count ->
+    [one] { $count } истилоҳ
+   *[other] { $count } истилоҳ
+}
+translation-terms-label = Истилоҳот (дар ҳар сатр як «истилоҳ = тарҷума»)
+translation-glossary-save = Нигоҳ доштани луғат
+translation-glossary-delete = Нест кардани луғат
+translation-no-glossaries = Ҳоло луғати истилоҳот нест.
+translation-glossary-new = Луғати нав
+translation-from = Аз забони
+translation-to = Ба забони
+confirm-delete-glossary = Ин луғатро нест кунед? Тарҷумаҳое, ки минбаъд анҷом дода мешаванд, дигар ба он риоя намекунанд.

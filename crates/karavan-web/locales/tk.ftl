@@ -306,3 +306,43 @@ item-credit = Çeşme: { $name }
 error-title = Başartmady
 time-minutes-ago = { $count } min öň
 time-just-now = şu wagt
+subs-test = Synag iberişini ugrat
+subs-test-delivered = Synag gowşuryldy: HTTP { $status }, { $ms } ms.
+subs-test-failed = Synag gowşurylmady (HTTP { $status }, { $ms } ms).
+filter-kills-only = Diňe yzyna alyş habarnamalary
+nav-kills = Yzyna alyş habarnamalary
+admin-incoming = Siziň agentligiňize açylanlar
+admin-grantor = Kim paýlaşýar
+admin-all-subjects = Ähli temalar
+admin-no-incoming = Entek hiç bir agentlik öz habarlaryny siziň bilen paýlaşmaýar.
+
+# Translation settings
+nav-translation = Terjime
+translation-title = Maşyn terjimesi
+translation-model = Terjime modeli: { $model }
+translation-read = Agentligiňiziň okaýan dilleri
+translation-read-help = Beýleki dillerdäki habarlar şu dillere terjime edilýär: sözbaşylar gelen badyna, tekstler gyssaglyk tertibinde we kimdir biri olary açanda.
+translation-read-save = Dilleri sakla
+translation-queue = Terjime nobaty
+translation-queued = Garaşylýar
+translation-heads = { $count } sözbaşy
+translation-bodies = { $count } tekst
+translation-running = Häzir terjime edilýär
+translation-done = Taýýar
+translation-failed = Şowsuz
+translation-average = Ortaça wagt
+translation-average-parts = sözbaşy { $head } s, tekst { $body } s
+translation-glossaries = Adalga sözlükleri
+translation-glossaries-help = Her dil jübüti üçin atlaryň we adalgalaryň terjimede nähili ýazylmalydygy: her setirde bir “adalga = terjime”.
+translation-terms = { $count ->
+    [one] { $count } adalga
+   *[other] { $count } adalga
+}
+translation-terms-label = Adalgalar (her setirde bir “adalga = terjime”)
+translation-glossary-save = Sözlügi sakla
+translation-glossary-delete = Sözlügi poz
+translation-no-glossaries = Entek adalga sözlügi ýok.
+translation-glossary-new = Täze adalga sözlügi
+translation-from = Haýsy dilden
+translation-to = Haýsy dile
+confirm-delete-glossary = Bu adalga sözlügini pozýarsyňyzmy? Mundan beýläk edilýän terjimeler ony göz öňünde tutmaz.

@@ -306,3 +306,43 @@ item-credit = Manba: { $name }
 error-title = Bajarilmadi
 time-minutes-ago = { $count } daq. oldin
 time-just-now = hozirgina
+subs-test = Sinov yetkazmasini yuborish
+subs-test-delivered = Sinov yetkazildi: HTTP { $status }, { $ms } ms.
+subs-test-failed = Sinov yetkazilmadi (HTTP { $status }, { $ms } ms).
+filter-kills-only = Faqat qaytarib olish xabarnomalari
+nav-kills = Qaytarib olish xabarnomalari
+admin-incoming = Agentligingizga ochilganlar
+admin-grantor = Kim ulashadi
+admin-all-subjects = Barcha mavzular
+admin-no-incoming = Hozircha hech bir agentlik oʻz materiallarini siz bilan ulashmaydi.
+
+# Translation settings
+nav-translation = Tarjima
+translation-title = Mashina tarjimasi
+translation-model = Tarjima modeli: { $model }
+translation-read = Agentligingiz oʻqiydigan tillar
+translation-read-help = Boshqa tillardagi materiallar shu tillarga tarjima qilinadi: sarlavhalar kelishi bilanoq, matnlar shoshilinchlik tartibida va kimdir ularni ochganda.
+translation-read-save = Tillarni saqlash
+translation-queue = Tarjima navbati
+translation-queued = Kutilmoqda
+translation-heads = { $count } ta sarlavha
+translation-bodies = { $count } ta matn
+translation-running = Hozir tarjima qilinmoqda
+translation-done = Tayyor
+translation-failed = Muvaffaqiyatsiz
+translation-average = Oʻrtacha vaqt
+translation-average-parts = sarlavha { $head } s, matn { $body } s
+translation-glossaries = Atamalar lugʻatlari
+translation-glossaries-help = Har bir til juftligi uchun nomlar va atamalar tarjimada qanday yozilishi kerak: har bir satrda bitta “atama = tarjima”.
+translation-terms = { $count ->
+    [one] { $count } ta atama
+   *[other] { $count } ta atama
+}
+translation-terms-label = Atamalar (har bir satrda bitta “atama = tarjima”)
+translation-glossary-save = Lugʻatni saqlash
+translation-glossary-delete = Lugʻatni oʻchirish
+translation-no-glossaries = Hozircha atamalar lugʻati yoʻq.
+translation-glossary-new = Yangi atamalar lugʻati
+translation-from = Qaysi tildan
+translation-to = Qaysi tilga
+confirm-delete-glossary = Bu lugʻatni oʻchirasizmi? Bundan keyingi tarjimalar unga amal qilmaydi.

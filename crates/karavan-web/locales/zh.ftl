@@ -305,3 +305,42 @@ item-credit = 来源：{ $name }
 error-title = 操作未成功
 time-minutes-ago = { $count } 分钟前
 time-just-now = 刚刚
+subs-test = 发送测试推送
+subs-test-delivered = 测试已送达：HTTP { $status }，用时 { $ms } 毫秒。
+subs-test-failed = 测试未送达（HTTP { $status }，{ $ms } 毫秒）。
+filter-kills-only = 仅显示撤稿通知
+nav-kills = 撤稿通知
+admin-incoming = 与本社共享的
+admin-grantor = 共享方
+admin-all-subjects = 所有主题
+admin-no-incoming = 尚无通讯社与本社共享稿件。
+
+# Translation settings
+nav-translation = 翻译
+translation-title = 机器翻译
+translation-model = 翻译模型：{ $model }
+translation-read = 贵社阅读的语言
+translation-read-help = 其他语言的稿件会译成这些语言：标题一到即译，正文按紧急程度依次翻译，有人打开时也会随即翻译。
+translation-read-save = 保存语言设置
+translation-queue = 翻译队列
+translation-queued = 等待中
+translation-heads = 标题 { $count } 条
+translation-bodies = 正文 { $count } 篇
+translation-running = 正在翻译
+translation-done = 已完成
+translation-failed = 失败
+translation-average = 平均用时
+translation-average-parts = 标题 { $head } 秒，正文 { $body } 秒
+translation-glossaries = 术语表
+translation-glossaries-help = 按语言对规定人名、地名等专名和术语在译文中的写法：每行一条“术语 = 译文”。
+translation-terms = { $count ->
+   *[other] { $count } 条术语
+}
+translation-terms-label = 术语（每行一条“术语 = 译文”）
+translation-glossary-save = 保存术语表
+translation-glossary-delete = 删除术语表
+translation-no-glossaries = 还没有术语表。
+translation-glossary-new = 新建术语表
+translation-from = 源语言
+translation-to = 目标语言
+confirm-delete-glossary = 删除此术语表吗？此后的翻译将不再遵循它。

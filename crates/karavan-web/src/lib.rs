@@ -31,7 +31,8 @@ pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
     ("uz", "Oʻzbekcha"),
 ];
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
+    ("translation.html", include_str!("../templates/translation.html")),
     ("refused.html", include_str!("../templates/refused.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("admin.html", include_str!("../templates/admin.html")),
@@ -268,6 +269,10 @@ mod tests {
                     ("from", "zh"),
                     ("model", "nllb-200-distilled-600M"),
                     ("time", "7 Dec, 18:00"),
+                    ("status", "200"),
+                    ("ms", "12"),
+                    ("head", "0.4"),
+                    ("body", "12.5"),
                 ];
                 let text = localizer.message(code, id, &arguments);
                 assert!(!text.is_empty() && text != *id, "locale {code}: {id} does not format");

@@ -631,3 +631,70 @@ async fn sigterm_during_a_burst_with_a_hanging_receiver_stops_quickly_and_loses_
         before_restart
     );
 }
+
+/// A test delivery: a signed `test` event reaches the webhook at once and the answer says what
+/// happened (a receiver that fails is reported with its status); nothing enters the delivery log; a
+/// subscription without a webhook has nothing to test. The newsroom's button says the same on the
+/// subscription's page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_delivery_reaches_the_webhook_signed_and_says_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (member, key) = member_with_key(dir.path(), "Testing Agency", "editor");
+    let reader = cli(dir.path(), &["key", "create", "--member", &member, "--role", "reader"]);
+    support::add_web_user(dir.path(), &member, "tester@example.kz");
+    let receiver = Receiver::start(SECRET).await;
+    let server = Server::start(dir.path(), &["--allow-private-webhooks", "--webhook-timeout-ms", "5000"]);
+    let (base, client) = (server.base.clone(), reqwest::Client::new());
+    let webhook = |path: &str| json!({ "url": format!("{}{path}", receiver.base), "secret": SECRET });
+    let ok = subscribe(&client, &base, &key, json!({ "name": "ok", "query": { "q": "x" }, "webhook": webhook("/ok") }))
+        .await;
+    let ok_id = ok["id"].as_str().unwrap().to_string();
+    let (status, body) = send(client.post(format!("{base}/v1/subscriptions/{ok_id}/test")).bearer_auth(&key)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["delivered"].clone(), body["status"].clone()), (json!(true), json!(200)), "{body}");
+    assert!(body["latencyMs"].as_f64().unwrap() >= 0.0 && body["error"].is_null(), "{body}");
+    wait_for(&receiver, Duration::from_secs(5), "the test event", |got| {
+        got.iter().any(|r| r.event == "test" && r.signature_ok && r.body["subscription"] == json!(ok_id.as_str()))
+    })
+    .await;
+    let (_, log) = send(client.get(format!("{base}/v1/subscriptions/{ok_id}/deliveries")).bearer_auth(&key)).await;
+    assert_eq!(log["deliveries"], json!([]), "a test is not a delivery");
+
+    let failing = subscribe(
+        &client,
+        &base,
+        &key,
+        json!({ "name": "failing", "query": { "q": "x" }, "webhook": webhook("/fail") }),
+    )
+    .await;
+    let failing_id = failing["id"].as_str().unwrap();
+    let (status, body) =
+        send(client.post(format!("{base}/v1/subscriptions/{failing_id}/test")).bearer_auth(&key)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["delivered"].clone(), body["status"].clone()), (json!(false), json!(500)), "{body}");
+    assert!(body["error"].as_str().unwrap().starts_with("HTTP 500"), "{body}");
+
+    let pulled = subscribe(&client, &base, &key, json!({ "name": "pulled", "query": { "q": "x" } })).await;
+    let pulled_id = pulled["id"].as_str().unwrap();
+    let (status, body) = send(client.post(format!("{base}/v1/subscriptions/{pulled_id}/test")).bearer_auth(&key)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = send(client.post(format!("{base}/v1/subscriptions/{ok_id}/test")).bearer_auth(&reader)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "readers may not test");
+
+    // The newsroom: the button on the subscription's page, and its outcome in the UI language.
+    let session = support::sign_in(&base, "tester@example.kz").await;
+    let page = client.get(format!("{base}/subscriptions/{failing_id}")).header("cookie", &session.cookie).send().await;
+    let html = page.unwrap().text().await.unwrap();
+    assert!(html.contains(&format!("action=\"/subscriptions/{failing_id}/test\"")), "{html}");
+    let tested = client
+        .post(format!("{base}/subscriptions/{failing_id}/test"))
+        .header("cookie", &session.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept-language", "ru")
+        .body(format!("csrf={}", session.csrf))
+        .send()
+        .await
+        .unwrap();
+    let html = tested.text().await.unwrap();
+    assert!(html.contains("Тест не доставлен (HTTP 500"), "{html}");
+}

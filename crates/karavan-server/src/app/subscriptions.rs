@@ -169,3 +169,20 @@ pub async fn rotate_feed_token(state: &AppState, member: &MemberId, id: &Subscri
     }
     Ok(feed_url(state, &token))
 }
+
+/// Sends a signed `test` event to a subscription's webhook now and says what became of it; a
+/// subscription without a webhook is refused (409: it has nowhere to push).
+pub async fn test_delivery(
+    state: &AppState,
+    member: &MemberId,
+    id: &SubscriptionId,
+) -> ApiResult<crate::distribution::TestDelivery> {
+    let subscription = find(state, member, id).await?;
+    let Some(webhook) = subscription.spec.webhook.clone() else {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::Conflict,
+            "webhook: this subscription has no webhook to test (it is read as a feed)",
+        ));
+    };
+    Ok(crate::distribution::send_test(state.distribution(), &subscription, &webhook).await)
+}

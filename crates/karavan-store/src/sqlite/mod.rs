@@ -1078,6 +1078,8 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
     let mut outer = vec![format!("vt IS NOT NULL AND vt <= {horizon_param}")];
     if !query.include_kills {
         outer.push("pub_status != 'canceled'".to_string());
+    } else if query.only_kills {
+        outer.push("pub_status = 'canceled'".to_string());
     }
     let order = match query.page {
         Page::NewestFirst(None) => "vt DESC, seq DESC",

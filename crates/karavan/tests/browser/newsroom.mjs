@@ -319,6 +319,15 @@ try {
   await dialog.getByRole("button", { name: "Kill this item" }).click();
   await page.getByText("This item was killed by its publisher").waitFor();
   assert.ok(await page.getByText("Wrong station").isVisible());
+  // The kill notices on their own, from the wire's filter panel.
+  await page.goto(`${base}/`);
+  await page.getByLabel("Kill notices only").check();
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.waitForURL(/kills=only/);
+  const killRows = page.locator("#wire tbody tr");
+  await killRows.first().waitFor();
+  assert.ok(await killRows.evaluateAll((rows) => rows.every((row) => row.classList.contains("kill"))), "only kill notices");
+  assert.ok((await page.locator("#wire tbody tr", { hasText: "Жаңа вокзал ашылды (түзетілді)" }).count()) === 1);
 
   // A correction from the form keeps what the form does not show (people named in an API item).
   const rich = await publish({
@@ -492,6 +501,43 @@ try {
   await checkAccessible(admin, "the administration page");
   await admin.screenshot({ path: `${shots}/admin.png`, fullPage: true });
 
+  // A live row in another language takes its headline in the UI language once the server has
+  // translated it (the agency now reads English, so heads are translated into it as items arrive).
+  // The languages read are chosen on the translation settings page, which also keeps glossaries.
+  await page.goto(`${base}/translation`);
+  await page.getByRole("heading", { name: "Machine translation" }).waitFor();
+  assert.match(await page.locator("main p.help").first().textContent(), /^Translation model: /);
+  await page.locator('input[name="languages"][value="en"]').check();
+  await page.getByRole("button", { name: "Save the languages" }).click();
+  await page.waitForURL(`${base}/translation`);
+  assert.ok(await page.locator('input[name="languages"][value="en"]').isChecked());
+  const reads = await (await fetch(`${base}/v1/me/read-languages`, { headers: { authorization: `Bearer ${key}` } })).json();
+  assert.deepEqual(reads.languages, ["en"]);
+  await page.locator("#glossary-from").selectOption("kk");
+  await page.locator("#glossary-to").selectOption("en");
+  await page.locator("#glossary-terms").fill("Астана = Astana\nбезгіл");
+  await page.getByRole("button", { name: "Save the glossary" }).click();
+  await page.getByRole("alert").getByText("line 2").waitFor();
+  assert.equal(await page.locator("#glossary-terms").inputValue(), "Астана = Astana\nбезгіл", "what was typed is kept");
+  await page.locator("#glossary-terms").fill("Астана = Astana\nАқорда = Akorda");
+  await page.getByRole("button", { name: "Save the glossary" }).click();
+  await page.getByRole("heading", { name: "kk → en (2 terms)" }).waitFor();
+  await checkAccessible(page, "the translation settings");
+  await checkAxe(page, "the translation settings");
+  await page.screenshot({ path: `${shots}/translation.png`, fullPage: true });
+  await page.getByRole("button", { name: "Delete the glossary" }).click();
+  await page.getByRole("alertdialog").getByRole("button", { name: "Delete the glossary" }).click();
+  await page.waitForURL(`${base}/translation`);
+  await page.getByText("No glossaries yet.").waitFor();
+  await page.goto(`${base}/?ui=en`);
+  await page.locator("#wire tbody tr").first().waitFor();
+  const liveKazakh = await publish({ uri: "urn:browser:live-kk", language: "kk", headlines: [{ value: "Астанада жаңа көпір ашылды" }] });
+  const liveRow = page.locator(`#wire tbody tr[data-id="${liveKazakh.id}"]`);
+  await liveRow.waitFor({ timeout: 10000 });
+  await liveRow.locator(".badge.mt").waitFor({ timeout: 30000 });
+  assert.equal(await liveRow.locator("td.headline a").getAttribute("lang"), "en");
+  assert.equal(await liveRow.locator("td.headline a").getAttribute("title"), "Астанада жаңа көпір ашылды", "the original in the tooltip");
+
   // Every page, as an editor of each of two agencies, in four UI languages, on a wide screen and a
   // phone: what they see, axe-core's rules, and a screenshot of each (in .cache/screenshots/tour).
   mkdirSync(`${shots}/tour`, { recursive: true });
@@ -528,6 +574,7 @@ try {
           ["subscriptions", "/subscriptions"],
           ["publish", "/publish"],
           ["admin-refused", "/admin"],
+          ["translation", "/translation"],
         ];
         for (const [name, path] of pages) {
           const response = await tour.goto(`${base}${path}`);

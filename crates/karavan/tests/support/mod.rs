@@ -494,3 +494,54 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// The password of newsroom users that [`add_web_user`] adds.
+pub const WEB_PASSWORD: &str = "a long enough password";
+
+/// Adds an editor of `member` to the newsroom (before the server starts: the CLI writes the store).
+pub fn add_web_user(data_dir: &Path, member: &str, email: &str) {
+    let args = ["user", "add", "--member", member, "--email", email, "--name", "Tester", "--role", "editor"];
+    let (ok, _, stderr) = run_with_input(data_dir, &args, &format!("{WEB_PASSWORD}\n"));
+    assert!(ok, "user add: {stderr}");
+}
+
+/// A signed-in newsroom session: its cookie header and the CSRF token its forms carry.
+pub struct WebSession {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// Signs `email` in through the form (as a browser would) and reads the session's CSRF token from
+/// the wire page.
+pub async fn sign_in(base: &str, email: &str) -> WebSession {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie_value = |response: &reqwest::Response, name: &str| {
+        response.headers().get_all(reqwest::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(
+            |line| {
+                let (pair, _) = line.split_once(';').unwrap_or((line, ""));
+                let (key, value) = pair.split_once('=')?;
+                (key == name).then(|| value.to_string())
+            },
+        )
+    };
+    let form_page = client.get(format!("{base}/login")).send().await.unwrap();
+    let csrf = cookie_value(&form_page, "karavan_csrf").expect("a sign-in CSRF cookie");
+    let form = [("email", email), ("password", WEB_PASSWORD), ("csrf", csrf.as_str())];
+    let signed = client
+        .post(format!("{base}/login"))
+        .header("cookie", format!("karavan_csrf={csrf}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), reqwest::StatusCode::SEE_OTHER, "sign-in of {email}");
+    let cookie = format!("karavan_session={}", cookie_value(&signed, "karavan_session").unwrap());
+    let wire = client.get(format!("{base}/")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let csrf = wire
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form with the session's CSRF token")
+        .to_string();
+    WebSession { cookie, csrf }
+}
