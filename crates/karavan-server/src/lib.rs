@@ -614,6 +614,7 @@ pub fn router(state: AppState) -> Router {
         .route("/items/{id}/newsml", get(web::item_newsml))
         .route("/items/{id}/kill", post(web::item_kill))
         .route("/publish", get(web::publish_form).post(web::publish_submit))
+        .route("/publish/upload", post(web::publish_upload))
         .route("/admin", get(web_admin::admin))
         .route("/admin/users", post(web_admin::add_user))
         .route("/admin/members", post(web_admin::add_member))

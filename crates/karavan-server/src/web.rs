@@ -1534,18 +1534,29 @@ struct PublishPage {
     error: Option<String>,
     invalid: karavan_web::Value,
     preview: Option<karavan_web::Value>,
+    /// What an upload published, file by file.
+    uploaded: Option<Vec<karavan_web::Value>>,
     cookies: Vec<String>,
 }
 
 impl PublishPage {
     fn new(status: StatusCode, form: karavan_web::Value) -> PublishPage {
-        PublishPage { status, form, error: None, invalid: context! {}, preview: None, cookies: Vec::new() }
+        PublishPage {
+            status,
+            form,
+            error: None,
+            invalid: context! {},
+            preview: None,
+            uploaded: None,
+            cookies: Vec::new(),
+        }
     }
 
     fn render(self, state: &AppState, session: &Session, locale: &str) -> Response {
         let context = context! {
             user => signed_in(session), csrf => session.csrf.clone(), form => self.form, error => self.error,
             invalid => self.invalid, preview => self.preview, topics => topic_options(state, locale),
+            uploaded => self.uploaded,
             genres => karavan_web::topics::GENRES.iter().map(|genre| context! {
                 key => genre, name => state.pages().localizer().message(locale, &format!("genre-{genre}"), &[]),
             }).collect::<Vec<_>>(),
@@ -1864,6 +1875,96 @@ pub async fn publish_submit(
             page.render(&state, &session, locale)
         }
     }
+}
+
+/// The most files one upload takes.
+const MAX_UPLOAD_FILES: usize = 20;
+
+/// `POST /publish/upload` (multipart: csrf, files…): publishes every item of each ninjs or NewsML-G2
+/// file (or NewsML 1, RSS, Atom) as the API's import reads them: a file is read whole before anything of
+/// it is stored, so a bad item refuses its file (said with the file's name), not the others. The
+/// upload as a whole is bounded by the server's body limit.
+pub async fn publish_upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let session = match require_session(&state, &headers, "/publish").await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let locale = locale_of(&state, &headers, None, Some(&session));
+    let localizer = state.pages().localizer();
+    let mut csrf = String::new();
+    let mut files: Vec<(String, Bytes)> = Vec::new();
+    let mut unreadable = None;
+    if let Ok(mut multipart) = multipart {
+        loop {
+            match multipart.next_field().await {
+                Ok(Some(field)) => match field.name() {
+                    Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+                    Some("files") if files.len() < MAX_UPLOAD_FILES => {
+                        let name = field.file_name().unwrap_or("file").chars().take(200).collect::<String>();
+                        match field.bytes().await {
+                            Ok(bytes) if !bytes.is_empty() => files.push((name, bytes)),
+                            Ok(_) => {}
+                            Err(error) => {
+                                unreadable = Some(error.body_text());
+                                break;
+                            }
+                        }
+                    }
+                    _ => {}
+                },
+                Ok(None) => break,
+                Err(error) => {
+                    unreadable = Some(error.body_text());
+                    break;
+                }
+            }
+        }
+    }
+    if csrf != session.csrf {
+        return refusal(&state, &headers, Some(&session), "refused-stale-form");
+    }
+    if session.user.role < karavan_domain::Role::Editor {
+        return refusal(&state, &headers, Some(&session), "refused-role");
+    }
+    let mut uploaded: Vec<karavan_web::Value> = Vec::new();
+    let mut failed = false;
+    if let Some(error) = unreadable {
+        let error = crate::error::ApiError::new(crate::error::ErrorCode::InvalidRequest, error);
+        uploaded.push(context! { name => "", error => api_error_text(&state, locale, &error) });
+        failed = true;
+    }
+    for (name, bytes) in files {
+        let owner = session.user.member.clone();
+        let read = state.compute(move || crate::import::read_document(&owner, &bytes)).await;
+        let outcome = match read.and_then(|read| read) {
+            Ok(versions) => crate::app::publishing::publish_all(&state, versions).await.map(|stored| stored.len()),
+            Err(error) => Err(error),
+        };
+        uploaded.push(match outcome {
+            Ok(count) => {
+                let said = localizer.message(locale, "publish-upload-done", &[("count", &count.to_string())]);
+                context! { name => name, said => said }
+            }
+            Err(error) => {
+                failed = true;
+                let said = localizer.message(locale, "publish-upload-failed", &[("name", &name)]);
+                context! { name => name, said => said, error => api_error_text(&state, locale, &error) }
+            }
+        });
+    }
+    let member = session.user.member.clone();
+    let member = state.blocking(move |store| store.member(&member)).await.ok().flatten();
+    let languages: Vec<String> =
+        member.map(|m| m.languages.iter().map(|l| l.as_str().to_string()).collect()).unwrap_or_default();
+    let fields = PublishFields { language: form_language(&languages).to_string(), urgency: 4, ..Default::default() };
+    let status = if failed { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let mut page = PublishPage::new(status, fields.value());
+    page.uploaded = Some(uploaded);
+    page.render(&state, &session, locale)
 }
 
 /// The publishing form's language for a member's languages: the first one the form offers (Uzbek in

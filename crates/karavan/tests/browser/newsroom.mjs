@@ -329,6 +329,20 @@ try {
   assert.ok(await killRows.evaluateAll((rows) => rows.every((row) => row.classList.contains("kill"))), "only kill notices");
   assert.ok((await page.locator("#wire tbody tr", { hasText: "Жаңа вокзал ашылды (түзетілді)" }).count()) === 1);
 
+  // Uploading files: every item of a good file is published; a bad file is refused with its name.
+  await page.goto(`${base}/publish`);
+  const uploadItems = [1, 2].map((n) => ({ uri: `urn:browser:upload:${n}`, language: "kk", headlines: [{ value: `Жүктелген хабар ${n}` }] }));
+  await page.getByLabel("Files", { exact: true }).setInputFiles([
+    { name: "items.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(uploadItems)) },
+    { name: "broken.xml", mimeType: "application/xml", buffer: Buffer.from("<newsItem><unclosed></newsItem>") },
+  ]);
+  await page.getByRole("button", { name: "Upload and publish" }).click();
+  await page.locator(".uploaded li", { hasText: "2 items published." }).waitFor();
+  await page.locator(".uploaded li.error", { hasText: "broken.xml: not published." }).waitFor();
+  await checkAccessible(page, "an upload's outcome");
+  const uploadedItem = await (await fetch(`${base}/v1/items?limit=5`, { headers: { authorization: `Bearer ${key}` } })).text();
+  assert.ok(uploadedItem.includes("Жүктелген хабар 2"), "the uploaded items are on the wire");
+
   // A correction from the form keeps what the form does not show (people named in an API item).
   const rich = await publish({
     uri: "urn:browser:rich", language: "kk", headlines: [{ value: "Форум ашылды" }],
