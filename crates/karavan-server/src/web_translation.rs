@@ -67,6 +67,14 @@ async fn settings_page(
     let model = state.compute(move || translations.installed_model()).await.ok().flatten();
     let average = |part| state.translations().average_duration(part).map(|d| format!("{:.1}", d.as_secs_f64()));
     let total = queue.total();
+    // A new glossary starts from another language into the first one the agency reads.
+    let kept = if kept.get_attr("to").is_ok_and(|to| !to.is_undefined()) {
+        kept
+    } else {
+        let to = reads.first().cloned().unwrap_or_else(|| "en".to_string());
+        let from = OFFERED.iter().find(|o| !o.eq_ignore_ascii_case(&to)).copied().unwrap_or("ru");
+        context! { from => from, to => to }
+    };
     let context = context! {
         user => signed_in(session), csrf => session.csrf.clone(), error => error, kept => kept,
         can_edit => session.user.role >= Role::Editor, model => model,

@@ -119,6 +119,8 @@
   // today's as the time of day, older ones with their date; the full time in the tooltip.
   const locale = document.documentElement.lang || "en";
   // "12 min ago" in the UI language, from the page's own messages (browsers lack some of ours).
+  // Whether the browser has this language's calendar data (else older rows keep the server's text).
+  const dates = Intl.DateTimeFormat.supportedLocalesOf([locale]).length > 0;
   function relative(minutes) {
     if (minutes < 1) return table.dataset.justNow || "";
     return (table.dataset.minutesAgo || "%n").replace("%n", String(minutes));
@@ -132,6 +134,7 @@
     const options = sameDay
       ? { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
       : { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    if (!(sameDay && minutes >= 0 && minutes < 60) && !dates) return;
     try {
       time.textContent = sameDay && minutes >= 0 && minutes < 60
         ? relative(minutes)
@@ -371,4 +374,26 @@
     event.preventDefault();
     window.location.href = url.pathname + url.search + url.hash;
   });
+})();
+
+// Every other time on a page (item pages, versions, search hits, delivery logs) in the reader's time
+// zone (the browser's) and the UI language, as the wire shows older rows; the full time in the
+// tooltip. Without scripts the server's UTC text stays.
+(function () {
+  const locale = document.documentElement.lang || "en";
+  // A browser without this language's calendar data keeps the server's text (in UTC).
+  if (Intl.DateTimeFormat.supportedLocalesOf([locale]).length === 0) return;
+  for (const time of document.querySelectorAll("time[datetime]")) {
+    if (time.closest("#wire")) continue;
+    const at = new Date(time.dateTime);
+    if (isNaN(at.getTime())) continue;
+    try {
+      time.textContent = new Intl.DateTimeFormat(locale, {
+        year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+      }).format(at);
+      time.title = new Intl.DateTimeFormat(locale, { dateStyle: "full", timeStyle: "long" }).format(at);
+    } catch (error) {
+      console.error("time", error);
+    }
+  }
 })();

@@ -265,7 +265,7 @@ search-saved-none = No saved searches yet.
 # The item page
 item-original = Original
 item-side-by-side = Show the original beside the translation
-item-similar-none = No similar stories in other agencies' items.
+item-similar-none = No similar stories found.
 item-republish = Republish
 item-credit-line = Credit line
 item-copy-with-credit = Copy text with credit line

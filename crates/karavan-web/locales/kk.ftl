@@ -262,7 +262,7 @@ search-saved-none = Әзірге сақталған іздеу жоқ.
 # The item page
 item-original = Түпнұсқа
 item-side-by-side = Түпнұсқаны аударманың қасында көрсету
-item-similar-none = Басқа агенттіктердің материалдарында ұқсас материал жоқ.
+item-similar-none = Ұқсас материалдар табылмады.
 item-republish = Қайта басу
 item-credit-line = Дереккөзге сілтеме
 item-copy-with-credit = Мәтінді дереккөзге сілтемемен көшіру

@@ -262,7 +262,7 @@ search-saved-none = Азырынча сакталган издөө жок.
 # The item page
 item-original = Түп нуска
 item-side-by-side = Түп нусканы котормонун жанында көрсөтүү
-item-similar-none = Башка агенттиктердин материалдарында окшош материал жок.
+item-similar-none = Окшош материалдар табылган жок.
 item-republish = Кайра басуу
 item-credit-line = Булакка шилтеме
 item-copy-with-credit = Текстти булакка шилтеме менен көчүрүү

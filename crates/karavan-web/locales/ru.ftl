@@ -262,7 +262,7 @@ search-saved-none = Сохранённых поисков пока нет.
 # The item page
 item-original = Оригинал
 item-side-by-side = Показать оригинал рядом с переводом
-item-similar-none = Похожих материалов у других агентств нет.
+item-similar-none = Похожих материалов не найдено.
 item-republish = Перепечатать
 item-credit-line = Указание источника
 item-copy-with-credit = Копировать текст с указанием источника

@@ -262,7 +262,7 @@ search-saved-none = Ҳоло ҷустуҷӯи нигоҳдошта нест.
 # The item page
 item-original = Асл
 item-side-by-side = Нишон додани асл дар паҳлуи тарҷума
-item-similar-none = Дар маводи агентиҳои дигар маводи монанд нест.
+item-similar-none = Маводи монанд ёфт нашуд.
 item-republish = Азнав нашр кардан
 item-credit-line = Ишора ба манбаъ
 item-copy-with-credit = Нусхабардории матн бо ишора ба манбаъ

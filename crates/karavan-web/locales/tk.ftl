@@ -262,7 +262,7 @@ search-saved-none = Entek saklanan gözleg ýok.
 # The item page
 item-original = Asly
 item-side-by-side = Aslyny terjimäniň ýanynda görkez
-item-similar-none = Beýleki agentlikleriň habarlarynda meňzeş habar ýok.
+item-similar-none = Meňzeş habarlar tapylmady.
 item-republish = Gaýtadan çap et
 item-credit-line = Çeşmä salgylanma
 item-copy-with-credit = Teksti çeşmä salgylanma bilen göçür

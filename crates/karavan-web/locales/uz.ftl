@@ -262,7 +262,7 @@ search-saved-none = Hozircha saqlangan qidiruv yoʻq.
 # The item page
 item-original = Asl nusxa
 item-side-by-side = Asl nusxani tarjima yonida koʻrsatish
-item-similar-none = Boshqa agentliklarning materiallarida oʻxshash xabar yoʻq.
+item-similar-none = Oʻxshash materiallar topilmadi.
 item-republish = Qayta nashr qilish
 item-credit-line = Manbaga havola
 item-copy-with-credit = Matnni manbaga havola bilan nusxalash

@@ -262,7 +262,7 @@ search-saved-none = 还没有已保存的搜索。
 # The item page
 item-original = 原文
 item-side-by-side = 原文与译文对照显示
-item-similar-none = 其他通讯社的稿件中没有相似报道。
+item-similar-none = 未找到相似报道。
 item-republish = 转载
 item-credit-line = 来源署名
 item-copy-with-credit = 复制正文及来源署名

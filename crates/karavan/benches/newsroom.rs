@@ -99,7 +99,8 @@ fn main() {
             ("wire", "/".into()),
             ("wire, filtered (kk, sport, urgency 1-3)", "/?lang=kk&subject=medtop%3A15000000&urgency=1-3".into()),
             ("wire, page 2", older),
-            ("wire, one day", "/?day=2026-12-07&tz=-300".into()),
+            ("wire, one day (today: every item)", format!("/?day={}&tz=0", utc_day(0))),
+            ("wire, one day (last year: none)", format!("/?day={}&tz=-300", utc_day(365))),
             ("wire, kill notices", "/?kills=only".into()),
             ("item", format!("/items/{item}")),
             ("search (a word in every item)", "/search?q=Khorgos".into()),
@@ -133,4 +134,18 @@ fn main() {
             );
         }
     });
+}
+
+/// The UTC date `days_ago` days before now, as `YYYY-MM-DD` (Howard Hinnant's civil calendar).
+fn utc_day(days_ago: i64) -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let z = seconds.div_euclid(86_400) - days_ago + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{month:02}-{day:02}", yoe + era * 400 + i64::from(month <= 2))
 }

@@ -1031,6 +1031,10 @@ fn list_in(db: &mut Db<'_, '_>, viewer: &MemberId, query: &ListQuery, horizon: T
     if let Some(to) = query.to {
         filters.push(format!("i.dated_at <= {}", push(Box::new(to.micros()))));
     }
+    // Kill notices only: said here too, so that the item scan can use the index of canceled items.
+    if query.include_kills && query.only_kills {
+        filters.push("i.pub_status = 'canceled'".to_string());
+    }
     if !query.subjects.is_empty() {
         let keys: Vec<String> = query.subjects.iter().map(|subject| push(Box::new(subject.clone()))).collect();
         filters.push(format!(

@@ -362,6 +362,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX deliveries_pending ON deliveries(subscription_id, next_attempt_at, n) WHERE state = 'pending';
     "#,
+    // 4: the wire's selective filters (SQLite's migration 14): a day (`versionCreated`) and kill notices
+    // only.
+    r#"
+    CREATE INDEX items_dated ON items(dated_at);
+    CREATE INDEX items_canceled ON items(available_at) WHERE pub_status = 'canceled';
+    "#,
 ];
 
 /// Brings the database (the connection's schema) up to the newest schema. Safe to call on every open,

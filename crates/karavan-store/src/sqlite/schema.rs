@@ -385,6 +385,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP TABLE translations;
     ALTER TABLE translations_by_part RENAME TO translations;
     "#,
+    // 14: the wire's selective filters (issue 21): a day (`versionCreated`) and kill notices only, read
+    // through their own index instead of scanning every item newest first when few items match.
+    r#"
+    CREATE INDEX items_dated ON items(dated_at);
+    CREATE INDEX items_canceled ON items(available_at) WHERE pub_status = 'canceled';
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
