@@ -349,3 +349,4 @@ translation-glossary-new = A new glossary
 translation-from = From
 translation-to = Into
 confirm-delete-glossary = Delete this glossary? Translations made from now on no longer follow it.
+subs-changes-help = Programs read this subscription's changes with an API key, oldest first: { $name }

@@ -346,3 +346,4 @@ translation-glossary-new = Жаңа глоссарий
 translation-from = Қай тілден
 translation-to = Қай тілге
 confirm-delete-glossary = Бұл глоссарийді жоясыз ба? Бұдан былайғы аудармалар оны ескермейді.
+subs-changes-help = Бағдарламалар бұл жазылымның өзгерістерін API кілтімен, ескісінен бастап оқиды: { $name }

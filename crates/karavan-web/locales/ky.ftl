@@ -346,3 +346,4 @@ translation-glossary-new = Жаңы глоссарий
 translation-from = Кайсы тилден
 translation-to = Кайсы тилге
 confirm-delete-glossary = Бул глоссарийди өчүрөсүзбү? Мындан ары жасалган котормолор аны эске албайт.
+subs-changes-help = Программалар бул жазылуунун өзгөрүүлөрүн API ачкычы менен, эскисинен баштап окуйт: { $name }

@@ -350,3 +350,4 @@ translation-glossary-new = Новый глоссарий
 translation-from = С языка
 translation-to = На язык
 confirm-delete-glossary = Удалить этот глоссарий? Переводы, выполненные с этого момента, не будут его учитывать.
+subs-changes-help = Программы читают изменения этой подписки с ключом API, от старых к новым: { $name }

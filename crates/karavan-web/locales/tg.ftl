@@ -346,3 +346,4 @@ translation-glossary-new = Луғати нав
 translation-from = Аз забони
 translation-to = Ба забони
 confirm-delete-glossary = Ин луғатро нест кунед? Тарҷумаҳое, ки минбаъд анҷом дода мешаванд, дигар ба он риоя намекунанд.
+subs-changes-help = Барномаҳо тағйироти ин обунаро бо калиди API, аз кӯҳнатаринаш сар карда, мехонанд: { $name }

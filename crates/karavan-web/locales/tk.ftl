@@ -346,3 +346,4 @@ translation-glossary-new = Täze adalga sözlügi
 translation-from = Haýsy dilden
 translation-to = Haýsy dile
 confirm-delete-glossary = Bu adalga sözlügini pozýarsyňyzmy? Mundan beýläk edilýän terjimeler ony göz öňünde tutmaz.
+subs-changes-help = Programmalar bu abunanyň üýtgeşmelerini API açary bilen, iň köneden başlap okaýar: { $name }

@@ -346,3 +346,4 @@ translation-glossary-new = Yangi atamalar lugʻati
 translation-from = Qaysi tildan
 translation-to = Qaysi tilga
 confirm-delete-glossary = Bu lugʻatni oʻchirasizmi? Bundan keyingi tarjimalar unga amal qilmaydi.
+subs-changes-help = Dasturlar ushbu obunaning oʻzgarishlarini API kaliti bilan, eskisidan boshlab oʻqiydi: { $name }

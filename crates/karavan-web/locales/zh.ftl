@@ -344,3 +344,4 @@ translation-glossary-new = 新建术语表
 translation-from = 源语言
 translation-to = 目标语言
 confirm-delete-glossary = 删除此术语表吗？此后的翻译将不再遵循它。
+subs-changes-help = 程序可使用 API 密钥按时间先后读取此订阅的变更：{ $name }

@@ -686,6 +686,7 @@ async fn a_test_delivery_reaches_the_webhook_signed_and_says_what_happened() {
     let page = client.get(format!("{base}/subscriptions/{failing_id}")).header("cookie", &session.cookie).send().await;
     let html = page.unwrap().text().await.unwrap();
     assert!(html.contains(&format!("action=\"/subscriptions/{failing_id}/test\"")), "{html}");
+    assert!(html.contains(&format!("{failing_id}&#x2f;changes?since=")), "the changes feed is named: {html}");
     let tested = client
         .post(format!("{base}/subscriptions/{failing_id}/test"))
         .header("cookie", &session.cookie)
