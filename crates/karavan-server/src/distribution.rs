@@ -742,20 +742,40 @@ async fn push_group(
     }
 }
 
+/// The headers of a webhook POST: its content type, the signature of `body` at `at`, and the
+/// delivery's id, event and subscription (`ids`, in that order) and attempt.
+fn signed_headers(
+    secret: &str,
+    at: karavan_domain::Timestamp,
+    body: &[u8],
+    content_type: String,
+    [delivery, event, subscription]: [String; 3],
+    attempt: u32,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", content_type),
+        (SIGNATURE_HEADER, signature_header(secret, at.micros() / 1_000_000, body)),
+        (DELIVERY_HEADER, delivery),
+        (EVENT_HEADER, event),
+        (SUBSCRIPTION_HEADER, subscription),
+        (ATTEMPT_HEADER, attempt.to_string()),
+    ]
+}
+
 /// One signed POST, and what became of it.
 async fn send(distribution: &Distribution, delivery: &DueDelivery, parts: &BodyParts) -> AttemptRecord {
     let config = &distribution.config;
     let attempt = delivery.attempts + 1;
     let started_at = now();
     let (body, content_type) = parts.payload(delivery);
-    let headers = vec![
-        ("content-type", content_type),
-        (SIGNATURE_HEADER, signature_header(&delivery.webhook.secret, started_at.micros() / 1_000_000, &body)),
-        (DELIVERY_HEADER, delivery.id.to_string()),
-        (EVENT_HEADER, delivery.kind.as_str().to_string()),
-        (SUBSCRIPTION_HEADER, delivery.subscription.to_string()),
-        (ATTEMPT_HEADER, attempt.to_string()),
-    ];
+    let headers = signed_headers(
+        &delivery.webhook.secret,
+        started_at,
+        &body,
+        content_type,
+        [delivery.id.to_string(), delivery.kind.as_str().to_string(), delivery.subscription.to_string()],
+        attempt,
+    );
     let clock = Instant::now();
     let answer = distribution.client.post(&delivery.webhook.url, headers, body).await;
     let latency = clock.elapsed();
@@ -819,15 +839,8 @@ pub async fn send_test(
     })
     .to_string()
     .into_bytes();
-    let delivery_id = format!("test-{}", started_at.micros());
-    let headers = vec![
-        ("content-type", "application/json".to_string()),
-        (SIGNATURE_HEADER, signature_header(&webhook.secret, started_at.micros() / 1_000_000, &body)),
-        (DELIVERY_HEADER, delivery_id),
-        (EVENT_HEADER, "test".to_string()),
-        (SUBSCRIPTION_HEADER, subscription.id.to_string()),
-        (ATTEMPT_HEADER, "1".to_string()),
-    ];
+    let ids = [format!("test-{}", started_at.micros()), "test".to_string(), subscription.id.to_string()];
+    let headers = signed_headers(&webhook.secret, started_at, &body, "application/json".to_string(), ids, 1);
     let clock = Instant::now();
     let answer = distribution.client.post(&webhook.url, headers, body).await;
     let latency_micros = i64::try_from(clock.elapsed().as_micros()).unwrap_or(i64::MAX);

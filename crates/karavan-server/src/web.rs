@@ -512,7 +512,7 @@ pub(crate) fn topic_options(state: &AppState, locale: &str) -> Vec<karavan_web::
     let localizer = state.pages().localizer();
     let mut topics: Vec<(String, String)> = karavan_web::topics::MEDIA_TOPICS
         .iter()
-        .map(|(code, _)| (karavan_web::topics::qcode(code), localizer.message(locale, &format!("topic-{code}"), &[])))
+        .map(|(code, _)| (karavan_web::topics::qcode(code), karavan_web::topics::name(localizer, locale, code)))
         .collect();
     topics.sort_by_key(|topic| topic.1.to_lowercase());
     topics.into_iter().map(|(key, name)| context! { key => key, name => name }).collect()
@@ -522,7 +522,7 @@ pub(crate) fn topic_options(state: &AppState, locale: &str) -> Vec<karavan_web::
 /// any other by its own name (or key).
 pub(crate) fn subject_name(state: &AppState, locale: &str, subject: &serde_json::Value) -> Option<String> {
     if let Some(code) = karavan_web::topics::subject_topic(subject) {
-        return Some(state.pages().localizer().message(locale, &format!("topic-{code}"), &[]));
+        return Some(karavan_web::topics::name(state.pages().localizer(), locale, code));
     }
     ["name", "literal", "uri"]
         .iter()
@@ -769,17 +769,11 @@ pub async fn item_page(
         Ok(found) => found,
         Err(error) => return failure(error.message),
     };
+    // A version's language, headline and time (its commit where it names none).
     let describe = |version: &karavan_store::StoredVersion| {
-        let document = &version.document;
-        let text = |key: &str| document.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
-        let headline =
-            crate::search::texts(document, "headlines").into_iter().next().unwrap_or_else(|| version.uri.clone());
-        let at = document
-            .get("versionCreated")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| version.committed_at.to_rfc3339());
-        (text("language"), headline, at)
+        let (language, headline, at) = describe_document(&version.document, &version.uri);
+        let at = if at.is_empty() { version.committed_at.to_rfc3339() } else { at };
+        (language, headline, at)
     };
     let (html, status) = match read {
         karavan_store::ItemRead::Visible(mut version, right) => {
@@ -1067,8 +1061,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
         .filter(|name| !value(name).is_empty())
         .map(|name| (name.to_string(), value(name)))
         .collect();
-    let get = |name: &str| value(name);
-    let (q, sort, mode) = (get("q"), get("sort"), get("mode"));
+    let (q, sort, mode) = (value("q"), value("sort"), value("mode"));
     // A search runs with words, or with any filter (browsing).
     let searched = pairs.iter().any(|(k, _)| k == "q")
         || search_pairs.iter().any(|(k, _)| !["sort", "mode", "q"].contains(&k.as_str()));
@@ -1170,10 +1163,9 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
                     .iter()
                     .filter_map(|(key, n)| {
                         let (key, label) = match karavan_web::topics::topic_code(key) {
-                            Some(code) => (
-                                karavan_web::topics::qcode(code),
-                                localizer.message(locale, &format!("topic-{code}"), &[]),
-                            ),
+                            Some(code) => {
+                                (karavan_web::topics::qcode(code), karavan_web::topics::name(localizer, locale, code))
+                            }
                             None if key.starts_with("http") => return None,
                             None => (key.clone(), key.clone()),
                         };
@@ -1183,7 +1175,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
                     .collect();
                 // Days, newest first: a histogram whose bars pick that day.
                 let most = results.facets.days.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
-                let mut days: Vec<karavan_web::Value> = results
+                let days: Vec<karavan_web::Value> = results
                     .facets
                     .days
                     .iter()
@@ -1205,7 +1197,6 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
                         }
                     })
                     .collect();
-                days.shrink_to_fit();
                 facets = context! {
                     member => member_facets, language => language_facets, subject => subject_facets, days => days,
                 };
@@ -1216,7 +1207,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     // The filters in use, each with a link that removes it.
     let topic_name = |key: &str| {
         karavan_web::topics::topic_code(key)
-            .map(|code| state.pages().localizer().message(locale, &format!("topic-{code}"), &[]))
+            .map(|code| karavan_web::topics::name(state.pages().localizer(), locale, code))
     };
     let active: Vec<karavan_web::Value> = ["member", "lang", "subject", "from", "to"]
         .iter()
@@ -1251,10 +1242,10 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
         Err(_) => Vec::new(),
     };
     let context = context! {
-        saved => saved, members => all_members, member => get("member"), subject => get("subject"),
-        topics => topic_options(&state, locale), from => get("from"),
-        custom_subject => Some(get("subject")).filter(|s| !s.is_empty() && !s.starts_with("medtop:")), to => get("to"), active => active,
-        user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => get("lang"), sort => sort,
+        saved => saved, members => all_members, member => value("member"), subject => value("subject"),
+        topics => topic_options(&state, locale), from => value("from"),
+        custom_subject => Some(value("subject")).filter(|s| !s.is_empty() && !s.starts_with("medtop:")), to => value("to"), active => active,
+        user => signed_in(&session), csrf => session.csrf.clone(), q => q, lang => value("lang"), sort => sort,
         mode => if mode.is_empty() { "keyword".to_string() } else { mode.clone() },
         searched => searched, error => error, hits => hits, total => karavan_web::format::number(locale, total),
         count => total, facets => facets, next_page => next_page,

@@ -80,7 +80,7 @@ async fn admin_page(
         subjects
             .iter()
             .map(|key| match karavan_web::topics::topic_code(key) {
-                Some(code) => localizer.message(locale, &format!("topic-{code}"), &[]),
+                Some(code) => karavan_web::topics::name(localizer, locale, code),
                 None => key.clone(),
             })
             .collect::<Vec<_>>()

@@ -109,12 +109,11 @@ pub async fn settings(State(state): State<AppState>, headers: HeaderMap, query: 
     let pairs = query_pairs(&query);
     let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
     let cookies = remember_language(&state, asked, Some(&session)).await;
-    let response = settings_page(&state, &headers, &session, StatusCode::OK, None, context! {}, Vec::new()).await;
-    if cookies.is_empty() {
-        return response;
+    if !cookies.is_empty() {
+        // A language switch: the cookie is set, and the page shows in the language chosen.
+        return redirect("/translation", cookies);
     }
-    // A language switch: the cookie is set, and the page shows in the language chosen.
-    redirect("/translation", cookies)
+    settings_page(&state, &headers, &session, StatusCode::OK, None, context! {}, Vec::new()).await
 }
 
 /// After a change: back to the page, or the page again with what was wrong (and what was typed).

@@ -34,6 +34,11 @@ pub fn qcode(code: &str) -> String {
     format!("medtop:{code}")
 }
 
+/// A top-level Media Topic's name in a UI language (its `topic-<code>` message).
+pub fn name(localizer: &crate::Localizer, locale: &str, code: &str) -> String {
+    localizer.message(locale, &format!("topic-{code}"), &[])
+}
+
 /// The ninjs subject of a top-level Media Topic: name, URI and QCode literal.
 pub fn subject(code: &str) -> Option<serde_json::Value> {
     let (code, name) = MEDIA_TOPICS.iter().find(|(c, _)| *c == code)?;

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use support::{Server, binary, cli};
 
-const PASSWORD: &str = "a long enough password";
+const PASSWORD: &str = support::WEB_PASSWORD;
 
 fn add_user(data_dir: &std::path::Path, member: &str, email: &str) -> String {
     let mut child = Command::new(binary())
@@ -366,18 +366,6 @@ fn guessable_passwords_are_refused_when_users_are_added() {
     }
 }
 
-/// Signs `email` in through the form; the session cookie (`karavan_session=…`).
-async fn session_for(client: &reqwest::Client, base: &str, email: &str) -> String {
-    let response = client.get(format!("{base}/login")).send().await.unwrap();
-    let (csrf, _) = set_cookie(response.headers(), "karavan_csrf").unwrap();
-    let form = [("email", email.to_string()), ("password", PASSWORD.into()), ("csrf", csrf.clone())];
-    let signed =
-        client.post(format!("{base}/login")).header("cookie", format!("karavan_csrf={csrf}")).form(&form).send().await;
-    let signed = signed.unwrap();
-    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
-    format!("karavan_session={}", set_cookie(signed.headers(), "karavan_session").unwrap().0)
-}
-
 /// The wire desk: pages of 50 rows with a link to older ones (filters kept), markers for corrections,
 /// kills and machine translations, headlines in the reader's UI language where a translation is
 /// stored (the original in the tooltip), and an empty state that says when the filters match
@@ -443,7 +431,7 @@ async fn the_wire_desk_pages_marks_and_reads_in_the_readers_language() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 
-    let session = session_for(&client, &base, "desk@kazinform.kz").await;
+    let session = support::sign_in(&base, "desk@kazinform.kz").await.cookie;
     let page = |path: String| {
         let (client, session, base) = (client.clone(), session.clone(), base.clone());
         async move {
