@@ -35,8 +35,10 @@ pub mod translation;
 pub mod translation_http;
 pub mod web;
 pub mod web_admin;
+pub mod web_settings;
 pub mod web_translation;
 pub mod wire;
+pub mod zones;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -596,6 +598,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(web::logout))
         .route("/wire/stream", get(web::wire_stream))
         .route("/wire/headlines", get(web::wire_headlines))
+        .route("/settings", get(web_settings::settings).post(web_settings::save))
         .route("/translation", get(web_translation::settings))
         .route("/translation/languages", post(web_translation::set_languages))
         .route("/translation/glossaries", post(web_translation::set_glossary))
@@ -645,9 +648,12 @@ async fn limit_request_body(
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| length > max as u64) {
-        let mut response =
+        let mut response = if web::is_newsroom_path(request.uri().path()) {
+            web::too_large_page(&state, request.headers()).await
+        } else {
             ApiError::new(ErrorCode::PayloadTooLarge, format!("content-length: the body is larger than {max} bytes"))
-                .into_response();
+                .into_response()
+        };
         // The body will not be read: the connection cannot be used again.
         response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
         return response;

@@ -23,6 +23,8 @@ use crate::{AppState, now, password};
 pub const SESSION_COOKIE: &str = "karavan_session";
 pub const CSRF_COOKIE: &str = "karavan_csrf";
 pub const UI_COOKIE: &str = "karavan_ui";
+/// Set once an editor has been told that no translation model is installed.
+const MODEL_NOTICE_COOKIE: &str = "karavan_model_notice";
 /// How long a session lasts.
 pub const SESSION_HOURS: i64 = 12;
 
@@ -52,7 +54,7 @@ fn secure(state: &AppState) -> bool {
     state.config().public_url.as_deref().is_some_and(|url| url.starts_with("https://"))
 }
 
-fn set_cookie(state: &AppState, name: &str, value: &str, max_age_seconds: i64, http_only: bool) -> String {
+pub(crate) fn set_cookie(state: &AppState, name: &str, value: &str, max_age_seconds: i64, http_only: bool) -> String {
     let mut cookie = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age_seconds}");
     if http_only {
         cookie.push_str("; HttpOnly");
@@ -157,6 +159,28 @@ pub(crate) fn said_page(
         Ok(html) => page(status, html, vec![]),
         Err(error) => failure(error),
     }
+}
+
+/// "Too large: at most 4 MB …" in the UI language, for the server's body limit.
+fn upload_too_large(state: &AppState, locale: &str) -> String {
+    let megabytes = state.config.max_body_bytes as f64 / (1024.0 * 1024.0);
+    let size = if megabytes >= 1.0 { format!("{megabytes:.0} MB") } else { format!("{megabytes:.2} MB") };
+    state.pages().localizer().message(locale, "publish-upload-too-large", &[("size", &size)])
+}
+
+/// A newsroom form (not the API, a feed or an asset) whose declared body is over the server's limit:
+/// a page in the UI language that says so and what the limit is, instead of the API's JSON error.
+pub(crate) async fn too_large_page(state: &AppState, headers: &HeaderMap) -> Response {
+    let session = session_of(state, headers).await;
+    let locale = locale_of(state, headers, None, session.as_ref());
+    let text = upload_too_large(state, locale);
+    said_page(state, headers, session.as_ref(), StatusCode::PAYLOAD_TOO_LARGE, ("error-title", text))
+}
+
+/// Whether a path is one of the newsroom's pages or forms (its errors are pages, not JSON).
+pub(crate) fn is_newsroom_path(path: &str) -> bool {
+    !(path.starts_with("/v1/") || path.starts_with("/feeds/") || path.starts_with("/assets/"))
+        && !matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// What a confirmation step asks, as message ids said in the UI language: the question and the
@@ -281,6 +305,25 @@ pub(crate) async fn remember_language(state: &AppState, asked: Option<&str>, ses
     vec![set_cookie(state, UI_COOKIE, code, 365 * 24 * 3600, false)]
 }
 
+/// A settings page's visitor: signed in (else the redirect to sign in), with the page's query; a
+/// language switch (`?ui=`) is remembered and answered with a redirect to the page without it, so the
+/// page shows in the language chosen.
+pub(crate) async fn settings_visitor(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &RawQuery,
+    path: &str,
+) -> Result<(Session, Vec<(String, String)>), Response> {
+    let session = require_session(state, headers, path).await?;
+    let pairs = query_pairs(query);
+    let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
+    let cookies = remember_language(state, asked, Some(&session)).await;
+    if !cookies.is_empty() {
+        return Err(redirect(path, cookies));
+    }
+    Ok((session, pairs))
+}
+
 /// A local path to return to after sign-in; anything else becomes `/`.
 fn local_path(next: &str) -> String {
     if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.contains(['\r', '\n']) {
@@ -300,11 +343,12 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
     };
     let cookies = remember_language(&state, asked, Some(&session)).await;
     let locale = locale_of(&state, &headers, asked, Some(&session));
+    let zone = session.user.time_zone.as_deref();
     // Filters (agency, language, subject, urgency, day), for the list and its live stream; each one
     // that reads is kept in the URL of every link (paging, the live stream, the language switch).
     let value =
         |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    let filters = WireFilters::read(&value);
+    let filters = WireFilters::read(&value, session.user.time_zone.as_deref());
     let mut list = karavan_store::ListQuery::newest(WIRE_PAGE);
     // A killed item stays on the wire as its kill notice, marked.
     list.include_kills = true;
@@ -356,7 +400,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
                 .unwrap_or_else(|| version.committed_at.to_rfc3339());
             // Only the owner lists an item before its embargo ends.
             let embargoed = (&version.owner == viewer && version.available_at > at_now)
-                .then(|| local_time(locale, &version.available_at.to_rfc3339()));
+                .then(|| local_time(locale, zone, &version.available_at.to_rfc3339()));
             let translation = translated.get(&version.seq);
             let language = text("language");
             context! {
@@ -371,7 +415,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
                 language => language,
                 urgency => document.get("urgency").and_then(serde_json::Value::as_u64),
                 embargoed => embargoed,
-                at_text => local_time(locale, &at),
+                at_text => local_time(locale, zone, &at),
                 at => at,
             }
         })
@@ -384,7 +428,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, query: RawQ
         }
         _ => None,
     };
-    let user = context! { name => session.user.display_name, role => session.user.role.as_str() };
+    let user = signed_in(&session);
     // The live stream follows the same filters; a day in the past has nothing new to stream.
     let live = after.is_none() && filters.day.is_none();
     let stream_query = encode_query(&filters.stream_pairs());
@@ -426,10 +470,12 @@ struct WireFilters {
     day: Option<(String, i64)>,
     /// Kill notices only (`kills=only`).
     kills: bool,
+    /// The reader's own time zone setting, which a day follows rather than the browser's offset.
+    zone: Option<String>,
 }
 
 impl WireFilters {
-    fn read(value: &dyn Fn(&str) -> String) -> WireFilters {
+    fn read(value: &dyn Fn(&str) -> String, zone: Option<&str>) -> WireFilters {
         let member = karavan_domain::MemberId::parse(&value("member")).ok();
         let lang = Some(value("lang")).filter(|l| karavan_domain::LanguageTag::parse(l).is_ok());
         let subject = Some(value("subject")).filter(|s| !s.is_empty() && s.chars().count() <= 200);
@@ -437,7 +483,7 @@ impl WireFilters {
         let offset = value("tz").parse::<i64>().ok().filter(|m| m.abs() <= 16 * 60).unwrap_or(0);
         let day = Some(value("day")).filter(|d| day_start(d).is_some()).map(|d| (d, offset));
         let kills = value("kills") == "only";
-        WireFilters { member, lang, subject, urgency, day, kills }
+        WireFilters { member, lang, subject, urgency, day, kills, zone: zone.map(str::to_string) }
     }
 
     fn apply(&self, list: &mut karavan_store::ListQuery) {
@@ -446,12 +492,17 @@ impl WireFilters {
         list.subjects = self.subject.iter().cloned().collect();
         list.urgency = self.urgency.as_ref().map(|(_, range)| *range);
         list.only_kills = self.kills;
-        if let Some((day, offset)) = &self.day
-            && let Some(start) = day_start(day)
-        {
-            let from = start + offset * 60_000_000;
-            list.from = Some(Timestamp(from));
-            list.to = Some(Timestamp(from + 24 * 3_600_000_000 - 1));
+        if let Some((day, offset)) = &self.day {
+            let bounds = match &self.zone {
+                Some(zone) => crate::zones::day_bounds(zone, day),
+                None => day_start(day)
+                    .map(|start| start + offset * 60_000_000)
+                    .map(|from| (from, from + 24 * 3_600_000_000 - 1)),
+            };
+            if let Some((from, to)) = bounds {
+                list.from = Some(Timestamp(from));
+                list.to = Some(Timestamp(to));
+            }
         }
     }
 
@@ -702,13 +753,20 @@ pub(crate) async fn require_session(state: &AppState, headers: &HeaderMap, path:
 
 /// The shared context of a signed-in page.
 pub(crate) fn signed_in(session: &Session) -> karavan_web::Value {
-    context! { name => session.user.display_name.clone(), role => session.user.role.as_str() }
+    context! {
+        name => session.user.display_name.clone(), role => session.user.role.as_str(),
+        time_zone => session.user.time_zone.clone(),
+    }
 }
 
-/// An RFC 3339 time as the UI language writes it.
-fn local_time(locale: &str, at: &str) -> String {
+/// An RFC 3339 time as the UI language writes it, in the user's time zone (UTC without one: the
+/// browser's zone is applied by the page's script).
+fn local_time(locale: &str, zone: Option<&str>, at: &str) -> String {
     match Timestamp::parse_rfc3339("at", at) {
-        Ok(time) => karavan_web::format::date_time(locale, time.micros()),
+        Ok(time) => {
+            let (offset, label) = crate::zones::local(zone, time.micros());
+            karavan_web::format::date_time_in(locale, time.micros(), offset, &label)
+        }
         Err(_) => at.to_string(),
     }
 }
@@ -726,8 +784,9 @@ pub async fn item_page(
     };
     let pairs = query_pairs(&query);
     let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
-    let cookies = remember_language(&state, asked, Some(&session)).await;
+    let mut cookies = remember_language(&state, asked, Some(&session)).await;
     let locale = locale_of(&state, &headers, asked, Some(&session));
+    let zone = session.user.time_zone.as_deref();
     let user = signed_in(&session);
     let not_found = |state: &AppState| match state.pages().render(
         "not_found.html",
@@ -862,15 +921,23 @@ pub async fn item_page(
             let member_name = names.get(version.owner.as_str()).cloned().unwrap_or_default();
             let credit = credit_line(&state, locale, &original, &member_name);
             let can_republish = right == karavan_domain::Right::Republish;
-            let no_model =
-                session.user.role >= karavan_domain::Role::Editor && state.translations().installed_model().is_none();
-            let embargo =
-                document.get("embargoedUntil").and_then(serde_json::Value::as_str).map(|at| local_time(locale, at));
+            // Said once to an editor (the browser remembers it was told); the translation settings
+            // page always says it.
+            let no_model = session.user.role >= karavan_domain::Role::Editor
+                && state.translations().installed_model().is_none()
+                && cookie(&headers, MODEL_NOTICE_COOKIE).is_none();
+            let embargo = document
+                .get("embargoedUntil")
+                .and_then(serde_json::Value::as_str)
+                .map(|at| local_time(locale, zone, at));
             // The languages the member reads, to read the item in (not its own).
             let read_in: Vec<String> = read_languages
                 .into_iter()
                 .filter(|l| original_language.as_deref().is_none_or(|o| !karavan_domain::same_language(o, l)))
                 .collect();
+            if no_model && !read_in.is_empty() {
+                cookies.push(set_cookie(&state, MODEL_NOTICE_COOKIE, "told", 90 * 24 * 3600, true));
+            }
             let body_language = match &translation {
                 Some((_, true)) => original_language.clone().unwrap_or_default(),
                 _ => language.clone(),
@@ -886,7 +953,7 @@ pub async fn item_page(
                 translation => translation.map(|(context, _)| context),
                 translate_failed => translate_failed,
                 member => names.get(version.owner.as_str()).cloned().unwrap_or_default(),
-                at_text => local_time(locale, &at),
+                at_text => local_time(locale, zone, &at),
                 at => at,
                 urgency => document.get("urgency").and_then(serde_json::Value::as_u64),
                 version => version.version.clone(),
@@ -927,7 +994,7 @@ pub async fn item_page(
                     None => (None, None),
                 };
                 history.push(context! {
-                    version => v.version.clone(), headline => headline, at_text => local_time(locale, &at), at => at,
+                    version => v.version.clone(), headline => headline, at_text => local_time(locale, zone, &at), at => at,
                     diff => diff, previous => previous,
                 });
             }
@@ -1052,6 +1119,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
     let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
     let cookies = remember_language(&state, asked, Some(&session)).await;
     let locale = locale_of(&state, &headers, asked, Some(&session));
+    let zone = session.user.time_zone.as_deref();
     // The members once: for the member filter, and to name the publishers of hits and facets.
     let members = state.blocking(|store| store.members()).await.unwrap_or_default();
     let names = crate::wire::member_names(&members);
@@ -1132,7 +1200,7 @@ pub async fn search_page(State(state): State<AppState>, headers: HeaderMap, quer
                         headline => crate::search::texts(document, "headlines").into_iter().next().unwrap_or_default(),
                         language => document.get("language").and_then(serde_json::Value::as_str).unwrap_or_default(),
                         member => names.get(hit.version.owner.as_str()).cloned().unwrap_or_default(),
-                        at_text => local_time(locale, at),
+                        at_text => local_time(locale, zone, at),
                         at => at,
                         // tantivy escapes the text and adds only <b>; sanitised all the same.
                         snippet => karavan_web::safe(karavan_web::sanitize(&hit.snippet)),
@@ -1467,6 +1535,7 @@ async fn subscription_detail_page(
         Err(response) => return response,
     };
     let locale = locale_of(&state, &headers, None, Some(&session));
+    let zone = session.user.time_zone.as_deref();
     let member = session.user.member.clone();
     let found = match karavan_domain::SubscriptionId::parse(&id) {
         Ok(id) => {
@@ -1499,7 +1568,7 @@ async fn subscription_detail_page(
         .map(|d| {
             let at = d.listed_at.to_rfc3339();
             context! {
-                at_text => local_time(locale, &at), at => at, event => d.kind.as_str(), item => d.item_id.as_str(), state => d.state.as_str(),
+                at_text => local_time(locale, zone, &at), at => at, event => d.kind.as_str(), item => d.item_id.as_str(), state => d.state.as_str(),
                 attempts => d.attempts.iter().map(|a| context! {
                     status => a.status, latency => format!("{:.1}", a.latency_micros as f64 / 1000.0), error => a.error.clone(),
                 }).collect::<Vec<_>>(),
@@ -1547,7 +1616,8 @@ impl PublishPage {
         let context = context! {
             user => signed_in(session), csrf => session.csrf.clone(), form => self.form, error => self.error,
             invalid => self.invalid, preview => self.preview, topics => topic_options(state, locale),
-            uploaded => self.uploaded,
+            uploaded => self.uploaded, max_upload => state.config.max_body_bytes,
+            upload_too_large => upload_too_large(state, locale),
             genres => karavan_web::topics::GENRES.iter().map(|genre| context! {
                 key => genre, name => state.pages().localizer().message(locale, &format!("genre-{genre}"), &[]),
             }).collect::<Vec<_>>(),
@@ -2183,6 +2253,17 @@ pub async fn subscription_rotate(
     let Ok(subscription_id) = karavan_domain::SubscriptionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "no such subscription").into_response();
     };
+    // The old feed address stops working for everyone reading it: asked first.
+    let confirm = Confirm {
+        action: format!("/subscriptions/{subscription_id}/feed-token"),
+        question: "confirm-rotate-feed-token",
+        button: "subs-rotate",
+        back: format!("/subscriptions/{subscription_id}"),
+        input: None,
+    };
+    if let Some(ask) = unconfirmed(&state, &headers, &session, &form, confirm) {
+        return ask;
+    }
     match crate::app::subscriptions::rotate_feed_token(&state, &session.user.member, &subscription_id).await {
         Ok(url) => {
             let shown = DetailShown { feed_url: Some(url), ..Default::default() };
@@ -2531,7 +2612,7 @@ mod tests {
             ("urgency", "1-2"),
         ];
         let value = |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()).unwrap_or_default();
-        let filters = WireFilters::read(&value);
+        let filters = WireFilters::read(&value, None);
         let mut list = karavan_store::ListQuery::newest(50);
         filters.apply(&mut list);
         assert_eq!(list.languages, ["kk"]);
@@ -2549,7 +2630,7 @@ mod tests {
             "urgency" => "12".to_string(),
             _ => String::new(),
         };
-        let filters = WireFilters::read(&bad);
+        let filters = WireFilters::read(&bad, None);
         assert!(filters.pairs().is_empty());
     }
 }

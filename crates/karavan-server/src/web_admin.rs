@@ -416,6 +416,20 @@ pub async fn set_user_enabled(
     if user == session.user.id {
         return refusal(&state, &headers, Some(&session), "refused-own-account");
     }
+    // Disabling ends the user's sessions at once: asked first (enabling again is not).
+    if disable
+        && let Some(ask) = confirmed_or_ask(
+            &state,
+            &headers,
+            &session,
+            &form,
+            format!("/admin/users/{user}/disable"),
+            "confirm-disable-user",
+            "admin-disable",
+        )
+    {
+        return ask;
+    }
     match crate::app::access::set_user_disabled(&state, &session.user.member, &user, disable).await {
         Ok(()) => redirect("/admin", vec![]),
         Err(error) if error.code == crate::error::ErrorCode::NotFound => back_to_admin(),

@@ -15,8 +15,7 @@ use karavan_web::context;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::web::{
-    Confirm, Form, api_error_text, failure, form_session, locale_of, page, query_pairs, redirect, remember_language,
-    require_session, signed_in, unconfirmed,
+    Confirm, Form, api_error_text, failure, form_session, locale_of, page, redirect, signed_in, unconfirmed,
 };
 
 /// The languages the settings offer to read (Uzbek in both scripts).
@@ -102,17 +101,10 @@ async fn settings_page(
 
 /// `GET /translation`.
 pub async fn settings(State(state): State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
-    let session = match require_session(&state, &headers, "/translation").await {
-        Ok(session) => session,
+    let session = match crate::web::settings_visitor(&state, &headers, &query, "/translation").await {
+        Ok((session, _)) => session,
         Err(response) => return response,
     };
-    let pairs = query_pairs(&query);
-    let asked = pairs.iter().find(|(k, _)| k == "ui").map(|(_, v)| v.as_str());
-    let cookies = remember_language(&state, asked, Some(&session)).await;
-    if !cookies.is_empty() {
-        // A language switch: the cookie is set, and the page shows in the language chosen.
-        return redirect("/translation", cookies);
-    }
     settings_page(&state, &headers, &session, StatusCode::OK, None, context! {}, Vec::new()).await
 }
 

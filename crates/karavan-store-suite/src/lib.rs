@@ -1026,6 +1026,14 @@ pub fn users_and_sessions(make: Make) {
     assert!(!store.update_user(&b, &user.id, None, Some(Some("kk".into())), None).unwrap());
     assert!(store.update_user(&a, &user.id, None, Some(Some("kk".into())), None).unwrap());
     assert_eq!(store.session([7; 32], now()).unwrap().unwrap().user.locale.as_deref(), Some("kk"));
+    // A time zone likewise, and it can be cleared (back to the browser's).
+    assert_eq!(user.time_zone, None);
+    assert!(!store.set_user_time_zone(&b, &user.id, Some("Asia/Almaty".into())).unwrap());
+    assert!(store.set_user_time_zone(&a, &user.id, Some("Asia/Almaty".into())).unwrap());
+    assert_eq!(store.session([7; 32], now()).unwrap().unwrap().user.time_zone.as_deref(), Some("Asia/Almaty"));
+    assert_eq!(store.users(&a).unwrap()[0].time_zone.as_deref(), Some("Asia/Almaty"));
+    assert!(store.set_user_time_zone(&a, &user.id, None).unwrap());
+    assert_eq!(store.user_by_email("aigerim@example.kz").unwrap().unwrap().time_zone, None);
     assert!(store.update_user(&a, &user.id, None, None, Some(true)).unwrap());
     assert!(store.session([7; 32], now()).unwrap().is_none(), "a disabled user has no session");
     assert!(store.update_user(&a, &user.id, None, None, Some(false)).unwrap());

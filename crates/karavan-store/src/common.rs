@@ -383,12 +383,14 @@ pub(crate) fn record_progress(
     Ok(())
 }
 
-pub(crate) const USER_COLUMNS: &str = "u.id, u.member_id, u.email, u.display_name, u.role, u.password_hash, u.locale, u.created_at, u.disabled_at, u.operator";
+pub(crate) const USER_COLUMNS: &str = "u.id, u.member_id, u.email, u.display_name, u.role, u.password_hash, u.locale, u.created_at, u.disabled_at, u.operator, u.time_zone";
 
-pub(crate) type RawUser = (String, String, String, String, String, String, Option<String>, i64, Option<i64>, bool);
+pub(crate) type RawUser =
+    (String, String, String, String, String, String, Option<String>, i64, Option<i64>, bool, Option<String>);
 
 pub(crate) fn build_user(raw: RawUser) -> Result<User> {
-    let (id, member, email, display_name, role, password_hash, locale, created_at, disabled_at, operator) = raw;
+    let (id, member, email, display_name, role, password_hash, locale, created_at, disabled_at, operator, time_zone) =
+        raw;
     Ok(User {
         id: UserId::parse(&id).map_err(|e| corrupt("user id", e))?,
         member: MemberId::parse(&member).map_err(|e| corrupt("user member", e))?,
@@ -400,5 +402,6 @@ pub(crate) fn build_user(raw: RawUser) -> Result<User> {
         created_at: Timestamp(created_at),
         disabled_at: disabled_at.map(Timestamp),
         operator,
+        time_zone,
     })
 }

@@ -30,6 +30,10 @@ macro_rules! forward_to_backend {
                 self.update_user_in(member, id, password_hash, locale, disabled)
             }
 
+            fn set_user_time_zone(&self, member: &MemberId, id: &UserId, time_zone: Option<String>) -> Result<bool> {
+                self.set_user_time_zone_in(member, id, time_zone)
+            }
+
             fn create_session(
                 &self,
                 user: &UserId,

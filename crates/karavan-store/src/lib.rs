@@ -458,6 +458,8 @@ pub struct User {
     pub disabled_at: Option<Timestamp>,
     /// An operator of the exchange, who may also add member agencies.
     pub operator: bool,
+    /// The time zone the user chose (an IANA name such as `Asia/Almaty`); none: the browser's.
+    pub time_zone: Option<String>,
 }
 
 /// A signed-in session: its user and its CSRF token.
@@ -941,6 +943,9 @@ pub trait UserStore: Send + Sync {
         locale: Option<Option<String>>,
         disabled: Option<bool>,
     ) -> Result<bool>;
+    /// Sets or clears a user's time zone (an IANA name, checked by the caller); false when the member
+    /// has no such user.
+    fn set_user_time_zone(&self, member: &MemberId, id: &UserId, time_zone: Option<String>) -> Result<bool>;
     /// Starts a session; `token_hash` is the SHA-256 of the session cookie.
     fn create_session(&self, user: &UserId, token_hash: [u8; 32], csrf: &str, expires_at: Timestamp) -> Result<()>;
     /// The live session of a cookie: not expired, its user not disabled.

@@ -115,9 +115,24 @@
     return td;
   }
 
-  // Times in the reader's time zone (the browser's): the last hour's as "12 min ago", the rest of
-  // today's as the time of day, older ones with their date; the full time in the tooltip.
+  // Times in the reader's time zone (their setting, else the browser's): the last hour's as "12 min
+  // ago", the rest of today's as the time of day, older ones with their date; the full time in the
+  // tooltip.
   const locale = document.documentElement.lang || "en";
+  const zone = document.documentElement.dataset.timeZone || undefined;
+  function inZone(options) {
+    return zone ? Object.assign({ timeZone: zone }, options) : options;
+  }
+  // The calendar day of a moment in the reader's zone.
+  let dayFormat = null;
+  function dayOf(at) {
+    try {
+      dayFormat = dayFormat || new Intl.DateTimeFormat("en-CA", inZone({ year: "numeric", month: "2-digit", day: "2-digit" }));
+      return dayFormat.format(at);
+    } catch (error) {
+      return at.toDateString();
+    }
+  }
   // "12 min ago" in the UI language, from the page's own messages (browsers lack some of ours).
   // Whether the browser has this language's calendar data (else older rows keep the server's text).
   const dates = Intl.DateTimeFormat.supportedLocalesOf([locale]).length > 0;
@@ -129,7 +144,7 @@
     const at = new Date(time.dateTime);
     if (isNaN(at.getTime())) return;
     const now = new Date();
-    const sameDay = at.toDateString() === now.toDateString();
+    const sameDay = dayOf(at) === dayOf(now);
     const minutes = Math.floor((now.getTime() - at.getTime()) / 60000);
     const options = sameDay
       ? { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
@@ -138,8 +153,8 @@
     try {
       time.textContent = sameDay && minutes >= 0 && minutes < 60
         ? relative(minutes)
-        : new Intl.DateTimeFormat(locale, options).format(at);
-      time.title = new Intl.DateTimeFormat(locale, { dateStyle: "full", timeStyle: "long" }).format(at);
+        : new Intl.DateTimeFormat(locale, inZone(options)).format(at);
+      time.title = new Intl.DateTimeFormat(locale, inZone({ dateStyle: "full", timeStyle: "long" })).format(at);
     } catch (error) {
       time.textContent = at.toLocaleString();
     }
@@ -377,10 +392,14 @@
 })();
 
 // Every other time on a page (item pages, versions, search hits, delivery logs) in the reader's time
-// zone (the browser's) and the UI language, as the wire shows older rows; the full time in the
-// tooltip. Without scripts the server's UTC text stays.
+// zone (their setting, else the browser's) and the UI language, as the wire shows older rows; the
+// full time in the tooltip. Without scripts the server's text stays (in the user's zone, else UTC).
 (function () {
   const locale = document.documentElement.lang || "en";
+  const zone = document.documentElement.dataset.timeZone || undefined;
+  function inZone(options) {
+    return zone ? Object.assign({ timeZone: zone }, options) : options;
+  }
   // A browser without this language's calendar data keeps the server's text (in UTC).
   if (Intl.DateTimeFormat.supportedLocalesOf([locale]).length === 0) return;
   for (const time of document.querySelectorAll("time[datetime]")) {
@@ -388,12 +407,114 @@
     const at = new Date(time.dateTime);
     if (isNaN(at.getTime())) continue;
     try {
-      time.textContent = new Intl.DateTimeFormat(locale, {
+      time.textContent = new Intl.DateTimeFormat(locale, inZone({
         year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
-      }).format(at);
-      time.title = new Intl.DateTimeFormat(locale, { dateStyle: "full", timeStyle: "long" }).format(at);
+      })).format(at);
+      time.title = new Intl.DateTimeFormat(locale, inZone({ dateStyle: "full", timeStyle: "long" })).format(at);
     } catch (error) {
       console.error("time", error);
     }
   }
+})();
+
+// The user's time-zone setting names the browser's own zone beside the choice.
+(function () {
+  const shown = document.querySelector("[data-browser-zone]");
+  if (!shown) return;
+  try {
+    shown.textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  } catch (error) {
+    shown.textContent = "";
+  }
+})();
+
+// A form that cannot be undone (kill, revoke, delete, disable, a new feed URL) asks in a modal
+// dialog. The form is posted as it is, without `confirm`: the server does nothing then, and answers
+// with its confirmation step, whose form (it carries `confirm=yes`) is shown in the dialog and posted
+// from there as a page. Without scripts, or when the answer is anything else, the step is a page.
+(function () {
+  if (typeof HTMLDialogElement !== "function") return;
+  function plainSubmit(form) {
+    form.dataset.confirmAsked = "yes";
+    HTMLFormElement.prototype.submit.call(form);
+  }
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", function (event) {
+      if (form.dataset.confirmAsked === "yes") return;
+      event.preventDefault();
+      const opener = event.submitter || form.querySelector("button[type=submit]");
+      fetch(form.action, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { accept: "text/html" },
+        body: new URLSearchParams(new FormData(form)),
+      })
+        .then(function (response) { return response.text(); })
+        .then(function (html) {
+          const page = new DOMParser().parseFromString(html, "text/html");
+          const step = page.querySelector("section.confirm");
+          if (!step) return plainSubmit(form);
+          const content = document.importNode(step, true);
+          content.removeAttribute("role");
+          const title = content.querySelector("h1");
+          if (title) {
+            const heading = document.createElement("h2");
+            heading.id = title.id;
+            heading.append(...title.childNodes);
+            title.replaceWith(heading);
+          }
+          const dialog = document.createElement("dialog");
+          dialog.className = "confirm-dialog";
+          dialog.setAttribute("role", "alertdialog");
+          dialog.setAttribute("aria-modal", "true");
+          dialog.setAttribute("aria-labelledby", "confirm-title");
+          dialog.setAttribute("aria-describedby", "confirm-question");
+          dialog.appendChild(content);
+          const cancel = content.querySelector(".confirm-actions a");
+          if (cancel) {
+            cancel.setAttribute("role", "button");
+            cancel.addEventListener("click", function (click) {
+              click.preventDefault();
+              dialog.close();
+            });
+          }
+          dialog.addEventListener("close", function () {
+            dialog.remove();
+            if (opener) opener.focus();
+          });
+          document.body.appendChild(dialog);
+          dialog.showModal();
+          const first = content.querySelector("input:not([type=hidden]), button[type=submit]");
+          if (first) first.focus();
+        })
+        .catch(function () { plainSubmit(form); });
+    });
+  }
+})();
+
+// Files over the server's limit are refused at the field before anything is sent.
+(function () {
+  const input = document.querySelector("input[type=file][data-max-bytes]");
+  const said = document.getElementById("upload-error");
+  if (!input || !said) return;
+  const max = Number(input.dataset.maxBytes);
+  function tooLarge() {
+    // The form's other fields and the multipart framing need a little room too.
+    let total = 4096;
+    for (const file of input.files) total += file.size + 512;
+    return max > 0 && total > max;
+  }
+  function check() {
+    const over = tooLarge();
+    said.hidden = !over;
+    input.setAttribute("aria-invalid", over ? "true" : "false");
+    return over;
+  }
+  input.addEventListener("change", check);
+  input.form.addEventListener("submit", function (event) {
+    if (check()) {
+      event.preventDefault();
+      input.focus();
+    }
+  });
 })();

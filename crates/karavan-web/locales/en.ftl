@@ -350,3 +350,19 @@ translation-from = From
 translation-to = Into
 confirm-delete-glossary = Delete this glossary? Translations made from now on no longer follow it.
 subs-changes-help = Programs read this subscription's changes with an API key, oldest first: { $name }
+
+## Personal settings
+nav-settings = Settings
+settings-title = Your settings
+settings-saved = Settings saved.
+settings-time-zone = Time zone
+settings-time-zone-browser = The browser's time zone
+settings-time-zone-help = Times on every page, and a day on the wire, follow this zone. Your browser's:
+settings-member-zones = Member states
+settings-other-zones = Other zones
+settings-language = Language of the newsroom
+settings-language-browser = The browser's language
+settings-save = Save settings
+confirm-disable-user = Disable this user? They are signed out at once and cannot sign in until enabled again.
+confirm-rotate-feed-token = Make a new feed URL? Everyone reading the old one stops receiving items until given the new one.
+publish-upload-too-large = Too large: at most { $size } can be uploaded at once.

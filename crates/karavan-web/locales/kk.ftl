@@ -347,3 +347,19 @@ translation-from = Қай тілден
 translation-to = Қай тілге
 confirm-delete-glossary = Бұл глоссарийді жоясыз ба? Бұдан былайғы аудармалар оны ескермейді.
 subs-changes-help = Бағдарламалар бұл жазылымның өзгерістерін API кілтімен, ескісінен бастап оқиды: { $name }
+
+## Personal settings
+nav-settings = Баптаулар
+settings-title = Сіздің баптауларыңыз
+settings-saved = Баптаулар сақталды.
+settings-time-zone = Уақыт белдеуі
+settings-time-zone-browser = Браузердің уақыт белдеуі
+settings-time-zone-help = Барлық беттердегі уақыт пен лентадағы күннің шекарасы осы белдеу бойынша анықталады. Браузеріңіздің белдеуі:
+settings-member-zones = Мүше мемлекеттер
+settings-other-zones = Басқа белдеулер
+settings-language = Интерфейс тілі
+settings-language-browser = Браузердің тілі
+settings-save = Баптауларды сақтау
+confirm-disable-user = Бұл пайдаланушыны өшіресіз бе? Ол бірден жүйеден шығарылады және қайта қосылғанша кіре алмайды.
+confirm-rotate-feed-token = Жаңа арна мекенжайын жасайсыз ба? Ескі мекенжайды оқитындардың бәрі жаңасын алғанша материал алмай қалады.
+publish-upload-too-large = Тым үлкен: бір жолы ең көбі { $size } жүктеуге болады.

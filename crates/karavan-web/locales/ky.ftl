@@ -347,3 +347,19 @@ translation-from = Кайсы тилден
 translation-to = Кайсы тилге
 confirm-delete-glossary = Бул глоссарийди өчүрөсүзбү? Мындан ары жасалган котормолор аны эске албайт.
 subs-changes-help = Программалар бул жазылуунун өзгөрүүлөрүн API ачкычы менен, эскисинен баштап окуйт: { $name }
+
+## Personal settings
+nav-settings = Жөндөөлөр
+settings-title = Сиздин жөндөөлөрүңүз
+settings-saved = Жөндөөлөр сакталды.
+settings-time-zone = Убакыт алкагы
+settings-time-zone-browser = Браузердин убакыт алкагы
+settings-time-zone-help = Бардык барактардагы убакыт жана тасмадагы күндүн чеги ушул алкак боюнча аныкталат. Браузериңиздин алкагы:
+settings-member-zones = Мүчө мамлекеттер
+settings-other-zones = Башка алкактар
+settings-language = Интерфейстин тили
+settings-language-browser = Браузердин тили
+settings-save = Жөндөөлөрдү сактоо
+confirm-disable-user = Бул колдонуучуну өчүрөсүзбү? Ал дароо системадан чыгарылат жана кайра күйгүзүлмөйүнчө кире албайт.
+confirm-rotate-feed-token = Жаңы тасма дарегин түзөсүзбү? Эски даректи окуп жаткандардын баары жаңысын алмайынча материал албай калат.
+publish-upload-too-large = Өтө чоң: бир жолу эң көп { $size } жүктөөгө болот.

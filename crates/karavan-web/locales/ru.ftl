@@ -351,3 +351,19 @@ translation-from = С языка
 translation-to = На язык
 confirm-delete-glossary = Удалить этот глоссарий? Переводы, выполненные с этого момента, не будут его учитывать.
 subs-changes-help = Программы читают изменения этой подписки с ключом API, от старых к новым: { $name }
+
+## Personal settings
+nav-settings = Настройки
+settings-title = Ваши настройки
+settings-saved = Настройки сохранены.
+settings-time-zone = Часовой пояс
+settings-time-zone-browser = Часовой пояс браузера
+settings-time-zone-help = Время на всех страницах и границы дня в ленте определяются этим поясом. Пояс вашего браузера:
+settings-member-zones = Государства-участники
+settings-other-zones = Другие пояса
+settings-language = Язык интерфейса
+settings-language-browser = Язык браузера
+settings-save = Сохранить настройки
+confirm-disable-user = Отключить этого пользователя? Он сразу выйдет из системы и не сможет войти, пока его снова не включат.
+confirm-rotate-feed-token = Создать новый адрес ленты? Все, кто читает по старому адресу, перестанут получать материалы, пока не получат новый.
+publish-upload-too-large = Слишком большой объём: за один раз можно загрузить не более { $size }.

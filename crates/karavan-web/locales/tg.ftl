@@ -347,3 +347,19 @@ translation-from = Аз забони
 translation-to = Ба забони
 confirm-delete-glossary = Ин луғатро нест кунед? Тарҷумаҳое, ки минбаъд анҷом дода мешаванд, дигар ба он риоя намекунанд.
 subs-changes-help = Барномаҳо тағйироти ин обунаро бо калиди API, аз кӯҳнатаринаш сар карда, мехонанд: { $name }
+
+## Personal settings
+nav-settings = Танзимот
+settings-title = Танзимоти шумо
+settings-saved = Танзимот нигоҳ дошта шуд.
+settings-time-zone = Минтақаи вақт
+settings-time-zone-browser = Минтақаи вақти браузер
+settings-time-zone-help = Вақт дар ҳамаи саҳифаҳо ва ҳудуди рӯз дар навор аз рӯи ҳамин минтақа муайян мешаванд. Минтақаи браузери шумо:
+settings-member-zones = Давлатҳои аъзо
+settings-other-zones = Минтақаҳои дигар
+settings-language = Забони интерфейс
+settings-language-browser = Забони браузер
+settings-save = Нигоҳ доштани танзимот
+confirm-disable-user = Ин корбарро хомӯш кунед? Ӯ фавран аз система бароварда мешавад ва то дубора фаъол карда шудан ворид шуда наметавонад.
+confirm-rotate-feed-token = Суроғаи нави навор эҷод кунед? Ҳамаи онҳое, ки суроғаи кӯҳнаро мехонанд, то гирифтани суроғаи нав мавод қабул намекунанд.
+publish-upload-too-large = Хеле калон: дар як бор на бештар аз { $size } бор кардан мумкин аст.

@@ -347,3 +347,19 @@ translation-from = Haýsy dilden
 translation-to = Haýsy dile
 confirm-delete-glossary = Bu adalga sözlügini pozýarsyňyzmy? Mundan beýläk edilýän terjimeler ony göz öňünde tutmaz.
 subs-changes-help = Programmalar bu abunanyň üýtgeşmelerini API açary bilen, iň köneden başlap okaýar: { $name }
+
+## Personal settings
+nav-settings = Sazlamalar
+settings-title = Siziň sazlamalaryňyz
+settings-saved = Sazlamalar saklandy.
+settings-time-zone = Wagt guşagy
+settings-time-zone-browser = Brauzeriň wagt guşagy
+settings-time-zone-help = Ähli sahypalardaky wagt we lentadaky günüň çägi şu guşak boýunça kesgitlenýär. Brauzeriňiziň guşagy:
+settings-member-zones = Agza döwletler
+settings-other-zones = Beýleki guşaklar
+settings-language = Interfeýsiň dili
+settings-language-browser = Brauzeriň dili
+settings-save = Sazlamalary sakla
+confirm-disable-user = Bu ulanyjyny öçürýärsiňizmi? Ol derrew ulgamdan çykarylar we täzeden işjeňleşdirilýänçä girip bilmez.
+confirm-rotate-feed-token = Täze lenta salgysyny döredýärsiňizmi? Köne salgy arkaly okaýanlaryň hemmesi täze salgy berilýänçä habar almaz.
+publish-upload-too-large = Gaty uly: bir gezekde iň köp { $size } ýükläp bolýar.

@@ -347,3 +347,19 @@ translation-from = Qaysi tildan
 translation-to = Qaysi tilga
 confirm-delete-glossary = Bu lugʻatni oʻchirasizmi? Bundan keyingi tarjimalar unga amal qilmaydi.
 subs-changes-help = Dasturlar ushbu obunaning oʻzgarishlarini API kaliti bilan, eskisidan boshlab oʻqiydi: { $name }
+
+## Personal settings
+nav-settings = Sozlamalar
+settings-title = Sizning sozlamalaringiz
+settings-saved = Sozlamalar saqlandi.
+settings-time-zone = Vaqt mintaqasi
+settings-time-zone-browser = Brauzerning vaqt mintaqasi
+settings-time-zone-help = Barcha sahifalardagi vaqt va lentadagi kun chegarasi shu mintaqa boʻyicha belgilanadi. Brauzeringiz mintaqasi:
+settings-member-zones = Aʼzo davlatlar
+settings-other-zones = Boshqa mintaqalar
+settings-language = Interfeys tili
+settings-language-browser = Brauzer tili
+settings-save = Sozlamalarni saqlash
+confirm-disable-user = Bu foydalanuvchini oʻchirasizmi? U darhol tizimdan chiqariladi va qayta yoqilmaguncha kira olmaydi.
+confirm-rotate-feed-token = Yangi lenta manzilini yaratasizmi? Eski manzilni oʻqiyotganlarning barchasi yangisini olmaguncha material olmaydi.
+publish-upload-too-large = Juda katta: bir martada koʻpi bilan { $size } yuklash mumkin.

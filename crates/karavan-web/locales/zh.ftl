@@ -345,3 +345,19 @@ translation-from = 源语言
 translation-to = 目标语言
 confirm-delete-glossary = 删除此术语表吗？此后的翻译将不再遵循它。
 subs-changes-help = 程序可使用 API 密钥按时间先后读取此订阅的变更：{ $name }
+
+## Personal settings
+nav-settings = 设置
+settings-title = 个人设置
+settings-saved = 设置已保存。
+settings-time-zone = 时区
+settings-time-zone-browser = 浏览器的时区
+settings-time-zone-help = 各页面上的时间以及电讯中按日划分的日期均以此时区为准。您浏览器的时区：
+settings-member-zones = 成员国
+settings-other-zones = 其他时区
+settings-language = 界面语言
+settings-language-browser = 浏览器的语言
+settings-save = 保存设置
+confirm-disable-user = 停用此用户吗？该用户将立即退出登录，重新启用之前无法登录。
+confirm-rotate-feed-token = 生成新的订阅源地址吗？所有使用旧地址读取的人在拿到新地址之前都将收不到稿件。
+publish-upload-too-large = 文件过大：一次最多可上传 { $size }。

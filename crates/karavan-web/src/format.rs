@@ -92,19 +92,25 @@ fn civil(days: i64) -> (i64, u32, u32) {
 
 /// A moment (µs since the epoch) as the locale writes a date and time, in UTC.
 pub fn date_time(locale: &str, micros: i64) -> String {
-    let seconds = micros.div_euclid(1_000_000);
+    date_time_in(locale, micros, 0, "UTC")
+}
+
+/// A moment (µs since the epoch) as the locale writes a date and time in a zone: `offset` seconds
+/// ahead of UTC, named by `label` (`+05`, `CST`).
+pub fn date_time_in(locale: &str, micros: i64, offset: i64, label: &str) -> String {
+    let seconds = micros.div_euclid(1_000_000) + offset;
     let (year, month, day) = civil(seconds.div_euclid(86_400));
     let minute_of_day = seconds.rem_euclid(86_400) / 60;
     let time = format!("{:02}:{:02}", minute_of_day / 60, minute_of_day % 60);
     let name =
         |code: &str| MONTHS.iter().find(|(c, _)| *c == code).map_or("", |(_, names)| names[(month - 1) as usize]);
     match locale {
-        "zh" => format!("{year}年{month}月{day}日 {time} UTC"),
-        "kk" => format!("{year} ж. {day} {}, {time} UTC", name("kk")),
-        "ky" => format!("{year}-ж., {day}-{}, {time} UTC", name("ky")),
-        "uz" => format!("{day}-{}, {year}, {time} UTC", name("uz")),
-        "ru" | "tg" | "tk" => format!("{day} {} {year}, {time} UTC", name(locale)),
-        _ => format!("{day} {} {year}, {time} UTC", name("en")),
+        "zh" => format!("{year}年{month}月{day}日 {time} {label}"),
+        "kk" => format!("{year} ж. {day} {}, {time} {label}", name("kk")),
+        "ky" => format!("{year}-ж., {day}-{}, {time} {label}", name("ky")),
+        "uz" => format!("{day}-{}, {year}, {time} {label}", name("uz")),
+        "ru" | "tg" | "tk" => format!("{day} {} {year}, {time} {label}", name(locale)),
+        _ => format!("{day} {} {year}, {time} {label}", name("en")),
     }
 }
 
@@ -158,6 +164,11 @@ mod tests {
         assert_eq!(date_time("tg", at), "21 ноябр 2026, 10:25 UTC");
         assert_eq!(date_time("en", 0), "1 Jan 1970, 00:00 UTC");
         assert_eq!(date_time("en", 951_782_400_000_000), "29 Feb 2000, 00:00 UTC");
+        // Almaty is five hours ahead: past midnight there when it is 19:30 UTC.
+        assert_eq!(
+            date_time_in("kk", at + 9 * 3_600_000_000 + 5 * 60_000_000, 5 * 3600, "+05"),
+            "2026 ж. 22 қараша, 00:30 +05"
+        );
         assert_eq!(date("en", at), "21 Nov 2026");
         assert_eq!(date("zh", at), "2026年11月21日");
         assert_eq!(date("ru", 0), "1 января 1970");

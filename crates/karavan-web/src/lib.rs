@@ -31,8 +31,9 @@ pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
     ("uz", "Oʻzbekcha"),
 ];
 
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("translation.html", include_str!("../templates/translation.html")),
+    ("settings.html", include_str!("../templates/settings.html")),
     ("refused.html", include_str!("../templates/refused.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("admin.html", include_str!("../templates/admin.html")),

@@ -562,3 +562,124 @@ async fn the_wire_desk_pages_marks_and_reads_in_the_readers_language() {
     assert!(html.contains("Сервер не будет отправлять вебхуки на этот адрес."), "{html}");
     assert!(!html.contains("--allow-private-webhooks"), "{html}");
 }
+
+/// A user's time zone: chosen on the settings page (a name the tz database does not know is refused
+/// with the name), then every server-written time is in it and a wire day is that zone's day, whatever
+/// offset the browser sends; cleared, times follow the browser again. Forms that cannot be undone ask
+/// first without scripts too (disabling a user, a new feed URL).
+#[tokio::test]
+async fn a_users_time_zone_sets_the_times_and_the_wire_day() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let (kazinform, key) = support::member_with_key(dir.path(), "Kazinform", "editor");
+    support::add_web_user(dir.path(), &kazinform, "tz@kazinform.kz");
+    let server = Server::start(dir.path(), &[]);
+    let base = server.base.clone();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // 20:30 UTC on the 6th is 01:30 on the 7th in Almaty; 18:30 UTC is still the 6th there.
+    let mut ids = Vec::new();
+    for (n, at) in [(1, "2026-12-06T20:30:00Z"), (2, "2026-12-06T18:30:00Z")] {
+        let item = json!({ "uri": format!("urn:kz:tz:{n}"), "language": "kk", "versionCreated": at,
+                           "headlines": [{ "value": format!("Уақыт белдеуі {n}") }] });
+        let response = client.post(format!("{base}/v1/items")).bearer_auth(&key).json(&item).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        ids.push(response.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    let session = support::sign_in(&base, "tz@kazinform.kz").await;
+    let get = |path: &str| {
+        let request = client.get(format!("{base}{path}")).header("cookie", &session.cookie).send();
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.text().await.unwrap()
+        }
+    };
+    let save = |zone: &str| {
+        let form = [("csrf", session.csrf.as_str()), ("time_zone", zone), ("ui", "en")];
+        client.post(format!("{base}/settings")).header("cookie", &session.cookie).form(&form).send()
+    };
+    let day = "/?day=2026-12-07&tz=0&ui=en";
+    // Without a setting: the browser's offset (here 0, UTC) decides the day, and times are in UTC.
+    let html = get(day).await;
+    assert!(!html.contains("Уақыт белдеуі 1") && !html.contains("Уақыт белдеуі 2"), "neither is on the 7th in UTC");
+    assert!(!html.contains("data-time-zone"));
+
+    let refused = save("Mars/Olympus").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("Mars&#x2f;Olympus"), "the bad name is named");
+    let saved = save("Asia/Almaty").await.unwrap();
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    assert_eq!(saved.headers()[LOCATION], "/settings?saved=1");
+    let html = get("/settings?saved=1").await;
+    assert!(html.contains("<option value=\"Asia&#x2f;Almaty\" selected>"), "the choice is shown");
+    assert!(html.contains("Settings saved."));
+
+    let html = get(day).await;
+    assert!(html.contains("data-time-zone=\"Asia&#x2f;Almaty\""), "the pages' script is told the zone");
+    assert!(html.contains("Уақыт белдеуі 1") && !html.contains("Уақыт белдеуі 2"), "Almaty's 7th: {html}");
+    assert!(html.contains("7 Dec 2026, 01:30 +05"), "the server writes Almaty's time");
+
+    assert_eq!(save("").await.unwrap().status(), StatusCode::SEE_OTHER);
+    let html = get(day).await;
+    assert!(!html.contains("data-time-zone") && !html.contains("Уақыт белдеуі 1"), "the browser's again");
+
+    // No translation model here: an editor opening an item in a language the agency does not read is
+    // told so, once (the browser remembers); the translation page always says it.
+    let read = json!({ "languages": ["ru"] });
+    let response = client.put(format!("{base}/v1/me/read-languages")).bearer_auth(&key).json(&read).send().await;
+    assert_eq!(response.unwrap().status(), StatusCode::OK);
+    let item = &ids[0];
+    let first = client.get(format!("{base}/items/{item}?ui=en")).header("cookie", &session.cookie).send().await;
+    let first = first.unwrap();
+    let told = set_cookie(first.headers(), "karavan_model_notice").expect("remembered").1;
+    assert!(first.text().await.unwrap().contains("Machine translation is not set up"));
+    let cookies = format!("{}; karavan_model_notice={told}", session.cookie);
+    let again = client.get(format!("{base}/items/{item}?ui=en")).header("cookie", &cookies).send().await.unwrap();
+    assert!(!again.text().await.unwrap().contains("Machine translation is not set up"), "said once");
+    assert!(get("/translation").await.contains("Machine translation is not set up"));
+
+    // Without scripts a new feed URL is asked for on a page of its own before anything changes.
+    let spec = json!({ "name": "All", "query": {} });
+    let created = client.post(format!("{base}/v1/subscriptions")).bearer_auth(&key).json(&spec).send().await;
+    let id = created.unwrap().json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let rotate = |confirm: bool| {
+        let mut form = vec![("csrf", session.csrf.clone())];
+        if confirm {
+            form.push(("confirm", "yes".into()));
+        }
+        client
+            .post(format!("{base}/subscriptions/{id}/feed-token"))
+            .header("cookie", &session.cookie)
+            .form(&form)
+            .send()
+    };
+    let asked = rotate(false).await.unwrap();
+    assert_eq!(asked.status(), StatusCode::OK);
+    let html = asked.text().await.unwrap().replace("&#x2f;", "/");
+    assert!(html.contains("role=\"alertdialog\"") && !html.contains("/feeds/"), "asked, no new URL yet");
+    let rotated = rotate(true).await.unwrap().text().await.unwrap().replace("&#x2f;", "/");
+    assert!(rotated.contains("/feeds/"), "the new feed URL is shown once confirmed");
+
+    // An upload over the server's limit is told so on a page in the UI language (with the limit),
+    // before the body is read; the API answers the same with its JSON error.
+    let over = |path: &str, accept: &str| {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nCookie: {}; karavan_ui=kk\r\nAccept: {accept}\r\n\
+             Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\n\r\n",
+            session.cookie,
+            8 * 1024 * 1024
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let page = over("/publish/upload", "text/html");
+    assert!(page.starts_with("HTTP/1.1 413"), "{page}");
+    assert!(page.contains("text/html") && page.contains("4 MB"), "{page}");
+    assert!(!page.contains("Too large"), "in the UI language (kk): {page}");
+    let api = over("/v1/items", "application/json");
+    assert!(api.starts_with("HTTP/1.1 413") && api.contains("payload_too_large"), "{api}");
+}

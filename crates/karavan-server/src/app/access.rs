@@ -119,6 +119,17 @@ pub async fn set_user_disabled(core: &Core, member: &MemberId, user: &UserId, di
     Ok(())
 }
 
+/// Sets the time zone a user's pages show times in (an IANA name; `None`: the browser's); a name the
+/// tz database does not know is refused, naming it.
+pub async fn set_user_time_zone(core: &Core, member: &MemberId, user: &UserId, zone: Option<&str>) -> ApiResult<()> {
+    let zone = zone.map(crate::zones::check).transpose().map_err(ApiError::invalid)?;
+    let (member, user) = (member.clone(), user.clone());
+    if !core.blocking(move |store| store.set_user_time_zone(&member, &user, zone)).await? {
+        return Err(ApiError::not_found("user of your member"));
+    }
+    Ok(())
+}
+
 /// Sets the UI language a user's pages use (`None`: follow the browser).
 pub async fn set_user_locale(core: &Core, member: &MemberId, user: &UserId, locale: Option<String>) -> ApiResult<()> {
     let (member, user) = (member.clone(), user.clone());

@@ -368,6 +368,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX items_dated ON items(dated_at);
     CREATE INDEX items_canceled ON items(available_at) WHERE pub_status = 'canceled';
     "#,
+    // 5: a user's time zone (SQLite's migration 15).
+    r#"
+    ALTER TABLE users ADD COLUMN time_zone TEXT;
+    "#,
 ];
 
 /// Brings the database (the connection's schema) up to the newest schema. Safe to call on every open,

@@ -23,6 +23,7 @@ fn user_of(row: &Row) -> Result<User> {
         row.try_get(7)?,
         row.try_get(8)?,
         row.try_get(9)?,
+        row.try_get(10)?,
     ))
 }
 
@@ -41,6 +42,7 @@ impl PostgresStore {
             role: new.role,
             password_hash: new.password_hash,
             locale: None,
+            time_zone: None,
             created_at: Timestamp(now_micros()),
             disabled_at: None,
             operator: new.operator,
@@ -124,6 +126,22 @@ impl PostgresStore {
                 None => {}
             }
             Ok(true)
+        })
+    }
+
+    pub(super) fn set_user_time_zone_in(
+        &self,
+        member: &MemberId,
+        id: &UserId,
+        time_zone: Option<String>,
+    ) -> Result<bool> {
+        let (member, id) = (member.clone(), id.clone());
+        self.writer.run(move |db| {
+            let changed = db.execute(
+                "UPDATE users SET time_zone = $3 WHERE id = $1 AND member_id = $2",
+                &[&id.as_str(), &member.as_str(), &time_zone],
+            )?;
+            Ok(changed > 0)
         })
     }
 

@@ -391,6 +391,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX items_dated ON items(dated_at);
     CREATE INDEX items_canceled ON items(available_at) WHERE pub_status = 'canceled';
     "#,
+    // 15: a user's time zone (issue 21: the newsroom shows times in it, else in the browser's).
+    r#"
+    ALTER TABLE users ADD COLUMN time_zone TEXT;
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.

@@ -22,6 +22,7 @@ fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawUser> {
         row.get(7)?,
         row.get(8)?,
         row.get(9)?,
+        row.get(10)?,
     ))
 }
 
@@ -41,6 +42,7 @@ impl SqliteStore {
             role: new.role,
             password_hash: new.password_hash,
             locale: None,
+            time_zone: None,
             created_at: Timestamp(now_micros()),
             disabled_at: None,
             operator: new.operator,
@@ -122,6 +124,22 @@ impl SqliteStore {
                 None => {}
             }
             Ok(true)
+        })
+    }
+
+    pub(super) fn set_user_time_zone_in(
+        &self,
+        member: &MemberId,
+        id: &UserId,
+        time_zone: Option<String>,
+    ) -> Result<bool> {
+        let (member, id) = (member.clone(), id.clone());
+        self.writer.run(move |connection, _| {
+            let changed = connection.execute(
+                "UPDATE users SET time_zone = ?3 WHERE id = ?1 AND member_id = ?2",
+                params![id.as_str(), member.as_str(), time_zone],
+            )?;
+            Ok(changed > 0)
         })
     }
 

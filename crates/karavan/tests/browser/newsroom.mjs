@@ -70,7 +70,7 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
 });
 try {
-  const context = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 800 } });
+  const context = await browser.newContext({ locale: "en-US", timezoneId: "UTC", viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   const dialogs = [];
   page.on("dialog", (dialog) => { dialogs.push(dialog.message()); dialog.dismiss(); });
@@ -240,7 +240,11 @@ try {
   assert.equal(await page.locator(".deliveries tbody tr").count(), 1, "the new item was delivered to the feed");
   await checkAccessible(page, "a subscription");
   await page.screenshot({ path: `${shots}/subscription.png`, fullPage: true });
+  // A new feed URL is asked for in a modal dialog first (the old one stops working).
   await page.getByRole("button", { name: "New feed URL" }).click();
+  await page.getByRole("alertdialog").getByText("Everyone reading the old one").waitFor();
+  await page.getByRole("alertdialog").getByRole("button", { name: "New feed URL" }).click();
+  await page.getByRole("alertdialog").waitFor({ state: "detached" });
   const rotated = await page.getByLabel("Atom feed").inputValue();
   assert.notEqual(rotated, feedUrl);
   assert.equal((await fetch(feedUrl)).status, 404, "the old feed URL stops working");
@@ -248,12 +252,17 @@ try {
   await page.getByLabel("Name").fill("Terminals and stations");
   await page.getByRole("button", { name: "Save changes" }).click();
   await page.getByRole("heading", { name: "Terminals and stations" }).waitFor();
-  // Deleting asks first (Cancel goes back), then deletes.
+  // Deleting asks first in a modal dialog (Cancel closes it and changes nothing), then deletes.
   await page.getByRole("button", { name: "Delete subscription" }).click();
-  await page.getByRole("alertdialog").getByText("Delete this subscription? Its deliveries stop.").waitFor();
+  const asking = page.getByRole("alertdialog");
+  await asking.getByText("Delete this subscription? Its deliveries stop.").waitFor();
+  assert.ok(await page.locator("dialog.confirm-dialog[open]").evaluate((d) => d.matches(":modal")), "a modal dialog");
   await checkAccessible(page, "a confirmation");
+  await checkAxe(page, "a confirmation");
   await page.screenshot({ path: `${shots}/confirm.png`, fullPage: true });
-  await page.getByRole("link", { name: "Cancel" }).click();
+  await asking.getByRole("button", { name: "Cancel" }).click();
+  await asking.waitFor({ state: "detached" });
+  assert.ok(await page.getByRole("button", { name: "Delete subscription" }).evaluate((b) => b === document.activeElement), "focus returns");
   await page.getByRole("heading", { name: "Terminals and stations" }).waitFor();
   await page.getByRole("button", { name: "Delete subscription" }).click();
   await page.getByRole("alertdialog").getByRole("button", { name: "Delete subscription" }).click();
@@ -470,6 +479,7 @@ try {
   await admin.getByRole("button", { name: "Add user" }).click();
   await admin.getByRole("cell", { name: "reporter@kazinform.kz" }).waitFor();
   await admin.locator("tr", { hasText: "reporter@kazinform.kz" }).getByRole("button", { name: "Disable" }).click();
+  await admin.getByRole("alertdialog").getByRole("button", { name: "Disable" }).click();
   await admin.locator("tr", { hasText: "reporter@kazinform.kz" }).getByText("disabled").waitFor();
   await admin.locator("tr", { hasText: "reporter@kazinform.kz" }).getByRole("button", { name: "Enable" }).click();
   await admin.locator("tr", { hasText: "reporter@kazinform.kz" }).getByText("active").waitFor();
@@ -543,7 +553,28 @@ try {
   await page.getByRole("alertdialog").getByRole("button", { name: "Delete the glossary" }).click();
   await page.waitForURL(`${base}/translation`);
   await page.getByText("No glossaries yet.").waitFor();
+  // Times follow the user's time zone once set (the browser here is in UTC), and the browser's again
+  // when the setting is cleared.
+  await page.getByRole("link", { name: "Settings" }).click();
+  await page.getByRole("heading", { name: "Your settings" }).waitFor();
+  assert.notEqual(await page.locator("[data-browser-zone]").textContent(), "", "the browser's zone is named");
+  await checkAccessible(page, "the settings");
+  await checkAxe(page, "the settings");
+  await page.getByLabel("Time zone").selectOption("Asia/Tashkent");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Settings saved.").waitFor();
+  assert.equal(await page.getByLabel("Time zone").inputValue(), "Asia/Tashkent");
   await page.goto(`${base}/?ui=en`);
+  const firstTime = page.locator("#wire tbody tr time").first();
+  await firstTime.waitFor();
+  assert.match(await firstTime.getAttribute("title"), /GMT\+5|Uzbekistan/, "the wire's times are Tashkent's");
+  await page.goto(`${base}/settings`);
+  await page.getByLabel("Time zone").selectOption("");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Settings saved.").waitFor();
+  await page.goto(`${base}/?ui=en`);
+  await firstTime.waitFor();
+  assert.doesNotMatch(await firstTime.getAttribute("title"), /GMT\+5|Uzbekistan/, "the browser's zone again");
   await page.locator("#wire tbody tr").first().waitFor();
   const liveKazakh = await publish({ uri: "urn:browser:live-kk", language: "kk", headlines: [{ value: "Астанада жаңа көпір ашылды" }] });
   const liveRow = page.locator(`#wire tbody tr[data-id="${liveKazakh.id}"]`);
@@ -589,6 +620,7 @@ try {
           ["publish", "/publish"],
           ["admin-refused", "/admin"],
           ["translation", "/translation"],
+          ["settings", "/settings"],
         ];
         for (const [name, path] of pages) {
           const response = await tour.goto(`${base}${path}`);
