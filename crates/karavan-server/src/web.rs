@@ -179,8 +179,9 @@ pub(crate) async fn too_large_page(state: &AppState, headers: &HeaderMap) -> Res
 
 /// Whether a path is one of the newsroom's pages or forms (its errors are pages, not JSON).
 pub(crate) fn is_newsroom_path(path: &str) -> bool {
-    !(path.starts_with("/v1/") || path.starts_with("/feeds/") || path.starts_with("/assets/"))
-        && !matches!(path, "/healthz" | "/readyz" | "/metrics")
+    let machine = ["/v1/", "/feeds/", "/assets/"].iter().any(|prefix| path.starts_with(prefix))
+        || matches!(path, "/healthz" | "/readyz" | "/metrics");
+    !machine
 }
 
 /// What a confirmation step asks, as message ids said in the UI language: the question and the
