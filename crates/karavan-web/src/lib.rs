@@ -274,6 +274,7 @@ mod tests {
                     ("ms", "12"),
                     ("head", "0.4"),
                     ("body", "12.5"),
+                    ("size", "4 MB"),
                 ];
                 let text = localizer.message(code, id, &arguments);
                 assert!(!text.is_empty() && text != *id, "locale {code}: {id} does not format");
