@@ -122,6 +122,10 @@ prefixed_id!(
     /// One delivery of one item event to one subscription; also its idempotency key.
     DeliveryId, "dlv_", "delivery"
 );
+prefixed_id!(
+    /// A story: the items of one event across agencies and languages.
+    StoryId, "sty_", "story"
+);
 
 #[cfg(test)]
 mod tests {

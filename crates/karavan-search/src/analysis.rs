@@ -100,6 +100,33 @@ impl Analyzer {
     }
 }
 
+/// The words of a text as the keyword index files them for its language (segmented, stemmed or
+/// folded), for other uses of the same words (story clustering). Jieba's dictionary loads once.
+pub fn terms(language: Option<&str>, text: &str) -> Vec<String> {
+    static JIEBA: std::sync::OnceLock<Arc<Jieba>> = std::sync::OnceLock::new();
+    thread_local! {
+        static ANALYZERS: std::cell::RefCell<Vec<(Analyzer, TextAnalyzer)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let analyzer = Analyzer::for_language(language);
+    ANALYZERS.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        let position = match cached.iter().position(|(a, _)| *a == analyzer) {
+            Some(position) => position,
+            None => {
+                let jieba = JIEBA.get_or_init(|| Arc::new(Jieba::new()));
+                cached.push((analyzer, analyzer.text_analyzer(jieba)));
+                cached.len() - 1
+            }
+        };
+        let mut stream = cached[position].1.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    })
+}
+
 /// Registers every analyzer's tokenizer with an index's tokenizer manager.
 pub fn register(manager: &TokenizerManager) {
     let jieba = Arc::new(Jieba::new());

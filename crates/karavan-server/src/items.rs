@@ -444,6 +444,7 @@ pub async fn list_items(State(state): State<AppState>, caller: Caller, query: Ra
         include_kills,
         only_kills: false,
         subjects,
+        items: None,
     };
     let viewer = caller.0.member.clone();
     let listed = state.blocking(move |store| store.list(&viewer, &query, now())).await?;

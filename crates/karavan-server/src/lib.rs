@@ -28,6 +28,7 @@ pub mod publish;
 pub mod release;
 pub mod search;
 pub mod semantic;
+pub mod stories;
 pub mod stream;
 pub mod subscriptions;
 pub mod throttle;
@@ -201,6 +202,8 @@ impl AppState {
         self.engines.start("embedder", factory(move |context| semantic::run_embedder(state.clone(), context)));
         let state = self.clone();
         self.engines.start("release", factory(move |context| release::run(state.clone(), context)));
+        let state = self.clone();
+        self.engines.start("stories", factory(move |context| stories::run(state.clone(), context)));
         if let Some(bus) = &self.cluster {
             let (state, bus) = (self.clone(), Arc::clone(bus));
             self.engines.start(
@@ -339,6 +342,10 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/v1/items/{id}/language", Access::Key(Role::Reader)),
     (Method::GET, "/v1/items/{id}/similar", Access::Key(Role::Reader)),
     (Method::GET, "/v1/items/{id}/translation", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/items/{id}/story", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/stories", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/stories/{id}", Access::Key(Role::Reader)),
+    (Method::GET, "/v1/analytics/coverage", Access::Key(Role::Reader)),
     (Method::POST, "/v1/language/detect", Access::Key(Role::Reader)),
     (Method::GET, "/v1/models", Access::Key(Role::Reader)),
     (Method::GET, "/v1/me/read-languages", Access::Key(Role::Reader)),
@@ -558,6 +565,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agreements/{id}", delete(admin::revoke_agreement))
         .route("/v1/items", get(items::list_items).post(items::publish))
         .route("/v1/items/{id}", get(items::get_item))
+        .route("/v1/items/{id}/story", get(stories::http::item_story))
+        .route("/v1/stories", get(stories::http::list_stories))
+        .route("/v1/stories/{id}", get(stories::http::get_story))
+        .route("/v1/analytics/coverage", get(stories::http::coverage))
         .route("/v1/items/{id}/versions", get(items::get_versions))
         .route("/v1/items/{id}/kill", post(items::kill_item))
         .route("/v1/items/{id}/language", get(language::item_language))

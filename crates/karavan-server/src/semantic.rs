@@ -131,6 +131,11 @@ impl Vectors {
         self.index.read().ok()?.as_ref().map(|index| (index.len(), index.seq()))
     }
 
+    /// An item's embedding, where the index has one.
+    pub fn vector_of(&self, item: &str) -> Option<Vec<f32>> {
+        self.index.read().ok()?.as_ref()?.get(item).map(<[f32]>::to_vec)
+    }
+
     /// Opens the saved index if it was built by `model` with `dim`, else starts an empty one.
     fn open(&self, model: &str, dim: usize) {
         let calibrated = model.split(' ').next() == Some(CALIBRATED_MODEL);

@@ -100,6 +100,7 @@ pub async fn stream_for(
         include_kills: true,
         only_kills: false,
         subjects,
+        items: None,
     };
     // Subscribe before the first read, so that nothing published in between goes unnoticed.
     let events = state.bus().subscribe();

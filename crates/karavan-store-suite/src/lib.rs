@@ -1699,6 +1699,88 @@ pub fn generations_count_configuration_changes(make: Make) {
     changed("deleted");
 }
 
+/// Stories: the engine's placements (under its lease only), kills leaving, merges redirecting (through
+/// every merge since), the pool at start-up, and a story's items read through the visibility rule
+/// (`ListQuery::items`): a reader sees only the items it may see, an empty list shows nothing.
+pub fn stories_place_merge_and_show_only_visible_items(make: Make) {
+    use karavan_domain::StoryId;
+    use karavan_store::{Placement, STORY_LEASE, StoryLookup, StoryRound};
+    let backend = make();
+    let store = backend.store();
+    let (owner, partner, outsider) =
+        (member(store.as_ref(), "Owner"), member(store.as_ref(), "Partner"), member(store.as_ref(), "Outsider"));
+    grant(store.as_ref(), &owner, Grantee::Member(partner.clone()), &[], 0);
+    let t0 = now();
+    let publish = |uri: &str| store.publish(version(&owner, uri, None, uri)).unwrap().stored().clone();
+    let (a, b, c) = (publish("urn:story:a"), publish("urn:story:b"), publish("urn:story:c"));
+    let story = |n: u8| StoryId::parse(&format!("sty_01ARZ3NDEKTSV4RRFFQ69G5FA{n}")).unwrap();
+    let placed = |v: &karavan_store::StoredVersion, s: &StoryId, centrality: f32| Placement {
+        item: v.item_id.clone(),
+        story: s.clone(),
+        seq: v.seq,
+        at: v.committed_at,
+        centrality,
+    };
+    assert_eq!(store.story_position().unwrap(), 0);
+    let round = StoryRound {
+        created: vec![(story(1), t0), (story(2), t0)],
+        placed: vec![placed(&a, &story(1), 1.0), placed(&b, &story(1), 0.8), placed(&c, &story(2), 1.0)],
+        ..StoryRound::default()
+    };
+    // Without the lease nothing is written.
+    assert!(matches!(store.record_stories("engine-1", c.seq, round.clone()), Err(StoreError::Conflict { .. })));
+    assert_eq!(store.story_position().unwrap(), 0);
+    let until = Timestamp(t0.micros() + 60_000_000);
+    assert!(store.acquire_lease(STORY_LEASE, "engine-1", t0, until).unwrap());
+    store.record_stories("engine-1", c.seq, round).unwrap();
+    assert_eq!(store.story_position().unwrap(), c.seq);
+    let StoryLookup::Found(first) = store.story(&story(1)).unwrap() else { panic!("story 1 is stored") };
+    let mut members: Vec<(karavan_domain::ItemId, f32)> = first.members.iter().map(|m| (m.item.clone(), m.centrality)).collect();
+    members.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
+    let mut expected = vec![(a.item_id.clone(), 1.0), (b.item_id.clone(), 0.8)];
+    expected.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
+    assert_eq!(members, expected);
+    let mut of = store.stories_of(&[a.item_id.clone(), c.item_id.clone()]).unwrap();
+    of.sort_by(|x, y| x.1.as_str().cmp(y.1.as_str()));
+    assert_eq!(of, [(a.item_id.clone(), story(1)), (c.item_id.clone(), story(2))]);
+
+    // A story's items through the visibility rule: the partner sees them, an outsider nothing.
+    let mut query = ListQuery::newest(100);
+    query.items = Some(first.members.iter().map(|m| m.item.clone()).collect());
+    assert_eq!(store.list(&partner, &query, now()).unwrap().entries.len(), 2);
+    assert!(store.list(&outsider, &query, now()).unwrap().entries.is_empty());
+    query.items = Some(Vec::new());
+    assert!(store.list(&owner, &query, now()).unwrap().entries.is_empty(), "no items named, none listed");
+
+    // A kill takes the item out; a merge moves the items and redirects, also from older merges; the
+    // position never goes back.
+    let round = StoryRound {
+        created: vec![(story(3), t0)],
+        removed: vec![b.item_id.clone()],
+        merged: vec![(story(1), story(2))],
+        ..StoryRound::default()
+    };
+    store.record_stories("engine-1", a.seq, round).unwrap();
+    assert_eq!(store.story_position().unwrap(), c.seq);
+    assert_eq!(store.story(&story(1)).unwrap(), StoryLookup::Merged(story(2)));
+    store.record_stories("engine-1", c.seq, StoryRound { merged: vec![(story(2), story(3))], ..StoryRound::default() })
+        .unwrap();
+    assert_eq!(store.story(&story(1)).unwrap(), StoryLookup::Merged(story(3)), "redirects follow every merge");
+    let StoryLookup::Found(merged) = store.story(&story(3)).unwrap() else { panic!("story 3 holds the items") };
+    let mut items: Vec<&str> = merged.members.iter().map(|m| m.item.as_str()).collect();
+    items.sort();
+    let mut expected = vec![a.item_id.as_str(), c.item_id.as_str()];
+    expected.sort();
+    assert_eq!(items, expected, "the killed item left");
+    assert_eq!(
+        store.story(&StoryId::parse("sty_01ARZ3NDEKTSV4RRFFQ69G5FB0").unwrap()).unwrap(),
+        StoryLookup::NotFound
+    );
+    let active = store.stories_active_since(Timestamp(t0.micros() - 60_000_000), 10).unwrap();
+    assert_eq!(active.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [story(3)]);
+    assert!(store.stories_active_since(Timestamp(now().micros() + 60_000_000), 10).unwrap().is_empty());
+}
+
 /// Expands to one `#[test]` per scenario of the suite for a backend: `store_suite!(make)` where
 /// `make` is a [`Make`].
 #[macro_export]
@@ -1729,6 +1811,7 @@ macro_rules! store_suite {
             generations_count_configuration_changes,
             releases_are_found_when_embargoes_end_and_delays_pass,
             outbox_readers_keep_events_until_they_pass_them,
+            stories_place_merge_and_show_only_visible_items,
         );
     };
     (@tests $make:path; $($scenario:ident),* $(,)?) => {

@@ -240,6 +240,28 @@ macro_rules! forward_to_backend {
                 self.cache_segments_in(entries)
             }
         }
+
+        impl $crate::StoryStore for $store {
+            fn story_position(&self) -> Result<i64> {
+                self.story_position_in()
+            }
+
+            fn record_stories(&self, holder: &str, through: i64, round: $crate::StoryRound) -> Result<()> {
+                self.record_stories_in(holder, through, round)
+            }
+
+            fn story(&self, id: &karavan_domain::StoryId) -> Result<$crate::StoryLookup> {
+                self.story_in(id)
+            }
+
+            fn stories_of(&self, items: &[karavan_domain::ItemId]) -> Result<Vec<(karavan_domain::ItemId, karavan_domain::StoryId)>> {
+                self.stories_of_in(items)
+            }
+
+            fn stories_active_since(&self, since: Timestamp, limit: u32) -> Result<Vec<$crate::StoredStory>> {
+                self.stories_active_since_in(since, limit)
+            }
+        }
     };
 }
 

@@ -13,8 +13,8 @@ mod sqlite;
 
 use karavan_domain::{
     Agreement, AgreementId, ApiKey, CountryCode, DeliveryId, EventKind, FeedId, Grantee, ItemId, KeyHash, KeyId,
-    LanguageTag, Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, SubscriptionId, Timestamp,
-    Urgency, UserId,
+    LanguageTag, Member, MemberId, MemberName, PubStatus, Right, Role, SavedSearchId, StoryId, SubscriptionId,
+    Timestamp, Urgency, UserId,
 };
 use serde_json::{Map, Value};
 
@@ -216,6 +216,7 @@ impl NewVersion {
             item_type: Some("text".into()),
             version_created: None,
             subjects: Vec::new(),
+            items: None,
         }
     }
 }
@@ -321,6 +322,8 @@ pub struct ListQuery {
     /// Subject keys (a subject's `literal` or `uri`, or the QCode of an IPTC NewsCodes URI, as
     /// agreements name them); an item matches when its current version has any of them.
     pub subjects: Vec<String>,
+    /// Only these items (a story's); `None` for any. An empty list lists nothing.
+    pub items: Option<Vec<ItemId>>,
 }
 
 impl ListQuery {
@@ -1116,6 +1119,84 @@ pub trait LeaseStore: Send + Sync {
     fn generation(&self, name: &str) -> Result<i64>;
 }
 
+/// The lease the story engine holds while it places items into stories.
+pub const STORY_LEASE: &str = "stories";
+
+/// What one round of the story engine decided, recorded at once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoryRound {
+    /// Stories it started, with when.
+    pub created: Vec<(StoryId, Timestamp)>,
+    /// Items it placed (an item placed before leaves its story for the new one).
+    pub placed: Vec<Placement>,
+    /// Items that left their story (killed).
+    pub removed: Vec<ItemId>,
+    /// Stories merged: the first one's items move to the second, which it redirects to from then on.
+    pub merged: Vec<(StoryId, StoryId)>,
+    /// Items already placed whose centrality changed.
+    pub centrality: Vec<(ItemId, f32)>,
+}
+
+/// An item placed in a story.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub item: ItemId,
+    pub story: StoryId,
+    /// The version that was placed.
+    pub seq: i64,
+    /// The item's time on the wire (`versionCreated`).
+    pub at: Timestamp,
+    /// How close it is to its story's centre (the title is the most central item's headline).
+    pub centrality: f32,
+}
+
+/// One item of a story, as stored (whether a reader may see it is the item's visibility).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoryMember {
+    pub item: ItemId,
+    /// The version that was placed.
+    pub seq: i64,
+    pub at: Timestamp,
+    pub centrality: f32,
+}
+
+/// A story as stored: its id, when it started, its items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredStory {
+    pub id: StoryId,
+    pub created_at: Timestamp,
+    pub members: Vec<StoryMember>,
+}
+
+/// What a story id names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoryLookup {
+    Found(StoredStory),
+    /// Merged into another story (through every merge since): its id redirects there.
+    Merged(StoryId),
+    NotFound,
+}
+
+/// Stories: what the story engine decided (it alone writes, holding [`STORY_LEASE`]) and its reads.
+/// Visibility is not here: a story is shown to a reader only through the items the reader may see,
+/// read with the visibility rule ([`ListQuery::items`]).
+pub trait StoryStore: Send + Sync {
+    /// How far the story engine has taken the store's versions (a sequence number; 0 at first).
+    fn story_position(&self) -> Result<i64>;
+    /// Records a round of the story engine and moves its position to `through` (never back), at once,
+    /// if `holder` holds [`STORY_LEASE`] (else `Conflict` `lease_lost`, nothing written). Merges are
+    /// applied after the placements: a merged story's items, and the stories that redirected to it,
+    /// go to the story it was merged into.
+    fn record_stories(&self, holder: &str, through: i64, round: StoryRound) -> Result<()>;
+    /// A story's items, newest first, or where it was merged to.
+    fn story(&self, id: &StoryId) -> Result<StoryLookup>;
+    /// The stories these items are in (those placed), in no particular order.
+    fn stories_of(&self, items: &[ItemId]) -> Result<Vec<(ItemId, StoryId)>>;
+    /// Stories with an item at or after `since`, with their items: the story engine's pool when it
+    /// starts. At most `limit` stories, those with the newest items first.
+    fn stories_active_since(&self, since: Timestamp, limit: u32) -> Result<Vec<StoredStory>>;
+}
+
 /// Machine translation: read languages, glossaries, the job queue claimed by lease, translations and the segment cache.
 pub trait TranslationStore: Send + Sync {
     // Machine translation.
@@ -1197,6 +1278,7 @@ pub trait Store:
     + FeedStore
     + LeaseStore
     + TranslationStore
+    + StoryStore
     + Send
     + Sync
     + 'static
@@ -1231,7 +1313,7 @@ pub struct QueueDepths {
 /// The store's traits, to bring their methods into scope.
 pub mod prelude {
     pub use crate::{
-        AccessStore, DistributionStore, FeedStore, ItemStore, LeaseStore, SavedSearchStore, Store, TranslationStore,
-        UserStore,
+        AccessStore, DistributionStore, FeedStore, ItemStore, LeaseStore, SavedSearchStore, Store, StoryStore,
+        TranslationStore, UserStore,
     };
 }

@@ -15,6 +15,7 @@ mod feeds;
 mod leases;
 mod schema;
 mod set_aside;
+mod stories;
 mod translation;
 mod users;
 mod writer;
@@ -1041,6 +1042,10 @@ fn list_in(db: &mut Db<'_, '_>, viewer: &MemberId, query: &ListQuery, horizon: T
             "EXISTS (SELECT 1 FROM version_subjects s WHERE s.seq = i.current_seq AND s.key IN ({}))",
             keys.join(", ")
         ));
+    }
+    if let Some(items) = &query.items {
+        let ids: Vec<String> = items.iter().map(|item| item.to_string()).collect();
+        filters.push(format!("i.id = ANY({}::text[])", push(Box::new(ids))));
     }
     let filter_sql = filters.iter().map(|f| format!(" AND {f}")).collect::<String>();
 

@@ -372,6 +372,26 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN time_zone TEXT;
     "#,
+    // 6: stories (SQLite's migration 16).
+    r#"
+    CREATE TABLE stories (
+        id TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        merged_into TEXT
+    );
+    CREATE INDEX stories_merged ON stories(merged_into) WHERE merged_into IS NOT NULL;
+    CREATE TABLE story_items (
+        item_id TEXT PRIMARY KEY,
+        story_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at BIGINT NOT NULL,
+        centrality DOUBLE PRECISION NOT NULL,
+        placed_at BIGINT NOT NULL
+    );
+    CREATE INDEX story_items_story ON story_items(story_id, at);
+    CREATE INDEX story_items_at ON story_items(at);
+    CREATE TABLE story_position (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL);
+    "#,
 ];
 
 /// Brings the database (the connection's schema) up to the newest schema. Safe to call on every open,

@@ -12,6 +12,7 @@ mod feeds;
 mod leases;
 mod schema;
 mod set_aside;
+mod stories;
 
 pub use backup::{
     BEFORE_RESTORE_FILE, BackupSummary, DATABASE_FILE, RestoreReport, SERVE_LOCK_FILE, ServeLock, sqlite_restore,
@@ -1080,6 +1081,14 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
             keys.join(", ")
         ));
     }
+    if let Some(items) = &query.items {
+        if items.is_empty() {
+            filters.push("0".to_string());
+        } else {
+            let ids: Vec<String> = items.iter().map(|item| push(Sql::Text(item.to_string()))).collect();
+            filters.push(format!("i.id IN ({})", ids.join(", ")));
+        }
+    }
     let filter_sql = filters.iter().map(|f| format!(" AND {f}")).collect::<String>();
 
     let horizon_param = push(Sql::Integer(horizon.micros()));
@@ -1124,12 +1133,15 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
         )?;
         Ok(counted <= NARROW_DATED_RANGE)
     };
-    let index = if query.include_kills && query.only_kills {
-        "items_canceled"
+    // A few named items (a story's) are read by their ids, whatever else filters them.
+    let index = if query.items.is_some() {
+        String::new()
+    } else if query.include_kills && query.only_kills {
+        "INDEXED BY items_canceled".to_string()
     } else if (query.from.is_some() || query.to.is_some()) && dated_range_is_narrow()? {
-        "items_dated"
+        "INDEXED BY items_dated".to_string()
     } else {
-        "items_available"
+        "INDEXED BY items_available".to_string()
     };
     let candidates = |range: &str| {
         format!(
@@ -1145,7 +1157,7 @@ fn list_in(connection: &Connection, viewer: &MemberId, query: &ListQuery, horizo
                          ELSE (SELECT MAX(g.republish) FROM g WHERE g.grantor = i.owner AND (g.subject IS NULL OR EXISTS (
                                 SELECT 1 FROM version_subjects s WHERE s.seq = i.current_seq AND s.key = g.subject)))
                     END AS republish
-                FROM items i INDEXED BY {index}
+                FROM items i {index}
                 WHERE (i.owner = {viewer_param} OR i.owner IN (SELECT grantor FROM g)){filter_sql}{range}
              )"
         )

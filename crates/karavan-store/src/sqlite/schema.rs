@@ -395,6 +395,27 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN time_zone TEXT;
     "#,
+    // 16: stories (issue 22): the story engine's placement of items, merged stories' redirects, and
+    // how far the engine has read the store.
+    r#"
+    CREATE TABLE stories (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        merged_into TEXT
+    );
+    CREATE INDEX stories_merged ON stories(merged_into) WHERE merged_into IS NOT NULL;
+    CREATE TABLE story_items (
+        item_id TEXT PRIMARY KEY,
+        story_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        centrality REAL NOT NULL,
+        placed_at INTEGER NOT NULL
+    );
+    CREATE INDEX story_items_story ON story_items(story_id, at);
+    CREATE INDEX story_items_at ON story_items(at);
+    CREATE TABLE story_position (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+    "#,
 ];
 
 /// Brings the database up to the newest schema. Safe to call on every open, from several processes.
