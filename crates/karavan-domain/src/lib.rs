@@ -14,7 +14,9 @@ mod time_stamp;
 mod visibility;
 
 pub use agreement::{Agreement, Grantee, MAX_DELAY_MINUTES, Right};
-pub use id::{AgreementId, DeliveryId, FeedId, ItemId, KeyId, MemberId, SavedSearchId, StoryId, SubscriptionId, Ulid, UserId};
+pub use id::{
+    AgreementId, DeliveryId, FeedId, ItemId, KeyId, MemberId, SavedSearchId, StoryId, SubscriptionId, Ulid, UserId,
+};
 pub use item::{EventKind, PubStatus, Urgency};
 pub use key::{ApiKey, KeyHash, Role};
 pub use member::{CountryCode, LanguageTag, Member, MemberName, same_language};

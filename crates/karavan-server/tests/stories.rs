@@ -141,7 +141,8 @@ async fn one_event_in_two_languages_is_one_story_each_reader_sees_its_part() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A kill takes the item out of its story; a restarted engine goes on where the store says.
-    let (status, _) = app.post(&tass.editor, &format!("/v1/items/{visit_ru}/kill"), &json!({ "reason": "wrong" })).await;
+    let (status, _) =
+        app.post(&tass.editor, &format!("/v1/items/{visit_ru}/kill"), &json!({ "reason": "wrong" })).await;
     assert!(status.is_success());
     let mut restarted = StoryStep::new(&app.state);
     assert_eq!(restarted.step(&app.state).unwrap(), Some(1));

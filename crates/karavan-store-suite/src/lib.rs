@@ -1735,7 +1735,8 @@ pub fn stories_place_merge_and_show_only_visible_items(make: Make) {
     store.record_stories("engine-1", c.seq, round).unwrap();
     assert_eq!(store.story_position().unwrap(), c.seq);
     let StoryLookup::Found(first) = store.story(&story(1)).unwrap() else { panic!("story 1 is stored") };
-    let mut members: Vec<(karavan_domain::ItemId, f32)> = first.members.iter().map(|m| (m.item.clone(), m.centrality)).collect();
+    let mut members: Vec<(karavan_domain::ItemId, f32)> =
+        first.members.iter().map(|m| (m.item.clone(), m.centrality)).collect();
     members.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
     let mut expected = vec![(a.item_id.clone(), 1.0), (b.item_id.clone(), 0.8)];
     expected.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
@@ -1763,7 +1764,8 @@ pub fn stories_place_merge_and_show_only_visible_items(make: Make) {
     store.record_stories("engine-1", a.seq, round).unwrap();
     assert_eq!(store.story_position().unwrap(), c.seq);
     assert_eq!(store.story(&story(1)).unwrap(), StoryLookup::Merged(story(2)));
-    store.record_stories("engine-1", c.seq, StoryRound { merged: vec![(story(2), story(3))], ..StoryRound::default() })
+    store
+        .record_stories("engine-1", c.seq, StoryRound { merged: vec![(story(2), story(3))], ..StoryRound::default() })
         .unwrap();
     assert_eq!(store.story(&story(1)).unwrap(), StoryLookup::Merged(story(3)), "redirects follow every merge");
     let StoryLookup::Found(merged) = store.story(&story(3)).unwrap() else { panic!("story 3 holds the items") };
@@ -1772,10 +1774,7 @@ pub fn stories_place_merge_and_show_only_visible_items(make: Make) {
     let mut expected = vec![a.item_id.as_str(), c.item_id.as_str()];
     expected.sort();
     assert_eq!(items, expected, "the killed item left");
-    assert_eq!(
-        store.story(&StoryId::parse("sty_01ARZ3NDEKTSV4RRFFQ69G5FB0").unwrap()).unwrap(),
-        StoryLookup::NotFound
-    );
+    assert_eq!(store.story(&StoryId::parse("sty_01ARZ3NDEKTSV4RRFFQ69G5FB0").unwrap()).unwrap(), StoryLookup::NotFound);
     let active = store.stories_active_since(Timestamp(t0.micros() - 60_000_000), 10).unwrap();
     assert_eq!(active.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [story(3)]);
     assert!(store.stories_active_since(Timestamp(now().micros() + 60_000_000), 10).unwrap().is_empty());

@@ -254,7 +254,10 @@ macro_rules! forward_to_backend {
                 self.story_in(id)
             }
 
-            fn stories_of(&self, items: &[karavan_domain::ItemId]) -> Result<Vec<(karavan_domain::ItemId, karavan_domain::StoryId)>> {
+            fn stories_of(
+                &self,
+                items: &[karavan_domain::ItemId],
+            ) -> Result<Vec<(karavan_domain::ItemId, karavan_domain::StoryId)>> {
                 self.stories_of_in(items)
             }
 

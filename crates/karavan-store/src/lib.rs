@@ -216,7 +216,6 @@ impl NewVersion {
             item_type: Some("text".into()),
             version_created: None,
             subjects: Vec::new(),
-            items: None,
         }
     }
 }
@@ -340,6 +339,7 @@ impl ListQuery {
             include_kills: false,
             only_kills: false,
             subjects: Vec::new(),
+            items: None,
         }
     }
 }

@@ -55,7 +55,9 @@ fn keys(version: &karavan_store::StoredVersion, by: By) -> Vec<String> {
             .flatten()
             .filter_map(|subject| {
                 let uri = subject.get("uri").and_then(serde_json::Value::as_str);
-                let code = uri.and_then(|u| u.strip_prefix("http://cv.iptc.org/newscodes/mediatopic/")).map(|c| format!("medtop:{c}"));
+                let code = uri
+                    .and_then(|u| u.strip_prefix("http://cv.iptc.org/newscodes/mediatopic/"))
+                    .map(|c| format!("medtop:{c}"));
                 code.or_else(|| uri.map(str::to_string))
                     .or_else(|| subject.get("name").and_then(serde_json::Value::as_str).map(str::to_string))
             })

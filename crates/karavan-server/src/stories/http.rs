@@ -52,9 +52,8 @@ fn detail(
 ) -> Value {
     let mut body = summary(story, titles, read);
     let (by_member, by_language) = story.coverage();
-    let first_by_member = |member: &MemberId| {
-        story.items.iter().filter(|i| &i.version.owner == member).map(|i| i.at).min().map(rfc3339)
-    };
+    let first_by_member =
+        |member: &MemberId| story.items.iter().filter(|i| &i.version.owner == member).map(|i| i.at).min().map(rfc3339);
     body["items"] = story
         .items
         .iter()

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use karavan_domain::{ItemId, PubStatus, StoryId, Timestamp};
-use karavan_store::{Placement, STORY_LEASE, Store, StoreError, StoryRound, StoredVersion};
+use karavan_store::{Placement, STORY_LEASE, Store, StoreError, StoredVersion, StoryRound};
 
 use crate::{AppState, now};
 use cluster::{Clusterer, ItemInput, Params};

@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use karavan_domain::{ItemId, MemberId, StoryId, Timestamp};
-use karavan_store::{Cursor, ListQuery, Page, Store, StoryLookup, StoredStory, StoredVersion};
+use karavan_store::{Cursor, ListQuery, Page, Store, StoredStory, StoredVersion, StoryLookup};
 
 use crate::language::LanguageModels;
 
@@ -21,6 +21,9 @@ pub const MAX_ITEMS: u32 = 1000;
 const MAX_COUNTED: usize = 20_000;
 /// Items read per step of a list's walk through the reader's wire.
 const WALK_PAGE: u32 = 200;
+
+/// Counts by key, largest first.
+pub type Counts = Vec<(String, usize)>;
 
 /// One item of a story as the reader sees it.
 #[derive(Debug, Clone)]
@@ -73,11 +76,17 @@ impl StoryView {
     }
 
     pub fn languages(&self) -> Vec<String> {
-        self.items.iter().map(|i| i.language.clone()).filter(|l| !l.is_empty()).collect::<BTreeSet<_>>().into_iter().collect()
+        self.items
+            .iter()
+            .map(|i| i.language.clone())
+            .filter(|l| !l.is_empty())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// Items per agency and per language: (key, count), largest first.
-    pub fn coverage(&self) -> (Vec<(String, usize)>, Vec<(String, usize)>) {
+    pub fn coverage(&self) -> (Counts, Counts) {
         let count = |keys: Vec<String>| {
             let mut counts: HashMap<String, usize> = HashMap::new();
             for key in keys {
@@ -305,10 +314,9 @@ fn list_by_count(
 ) -> Result<StoryPage, crate::error::ApiError> {
     const DAY: i64 = 24 * 3_600_000_000;
     let offset: usize = match &query.cursor {
-        Some(token) => token
-            .strip_prefix("o")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| crate::error::ApiError::invalid("cursor: not a cursor of this list (use the `next` it gave)"))?,
+        Some(token) => token.strip_prefix("o").and_then(|n| n.parse().ok()).ok_or_else(|| {
+            crate::error::ApiError::invalid("cursor: not a cursor of this list (use the `next` it gave)")
+        })?,
         None => 0,
     };
     // The window: as asked, else the last seven days.

@@ -104,7 +104,10 @@ impl PostgresStore {
                 if from == into {
                     continue;
                 }
-                db.execute("UPDATE story_items SET story_id = $2 WHERE story_id = $1", &[&from.as_str(), &into.as_str()])?;
+                db.execute(
+                    "UPDATE story_items SET story_id = $2 WHERE story_id = $1",
+                    &[&from.as_str(), &into.as_str()],
+                )?;
                 db.execute(
                     "UPDATE stories SET merged_into = $2 WHERE id = $1 OR merged_into = $1",
                     &[&from.as_str(), &into.as_str()],
@@ -136,7 +139,8 @@ impl PostgresStore {
     pub(super) fn stories_of_in(&self, items: &[ItemId]) -> Result<Vec<(ItemId, StoryId)>> {
         let ids: Vec<String> = items.iter().map(ToString::to_string).collect();
         self.read(move |db| {
-            let rows = db.query("SELECT item_id, story_id FROM story_items WHERE item_id = ANY($1::text[])", &[&ids])?;
+            let rows =
+                db.query("SELECT item_id, story_id FROM story_items WHERE item_id = ANY($1::text[])", &[&ids])?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let (item, story): (String, String) = (row.try_get(0)?, row.try_get(1)?);

@@ -66,7 +66,10 @@ fn stored(connection: &Connection, id: &str) -> Result<Option<StoredStory>> {
 impl SqliteStore {
     pub(super) fn story_position_in(&self) -> Result<i64> {
         self.read(|connection| {
-            Ok(connection.query_row("SELECT seq FROM story_position WHERE id = 1", [], |row| row.get(0)).optional()?.unwrap_or(0))
+            Ok(connection
+                .query_row("SELECT seq FROM story_position WHERE id = 1", [], |row| row.get(0))
+                .optional()?
+                .unwrap_or(0))
         })
     }
 
