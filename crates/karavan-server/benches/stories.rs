@@ -273,40 +273,42 @@ fn main() {
 
     if std::env::var("KARAVAN_STORY_GRID").is_ok_and(|v| v == "1") {
         let mut results = Vec::new();
-        for threshold in [0.22, 0.26, 0.3, 0.35, 0.4, 0.45] {
+        for threshold in [0.2, 0.25, 0.3, 0.35, 0.4, 0.45] {
             for dense_weight in [0.5, 0.7, 0.85] {
-                for dense_floor in [0.7, 0.73, 0.76] {
-                    let p = Params { threshold, dense_weight, dense_floor, ..params };
+                for (dense_floor, nearest) in [(0.7, 3), (0.73, 3), (0.76, 3), (0.7, 1), (0.73, 1), (0.7, 0)] {
+                    let p = Params { threshold, dense_weight, dense_floor, nearest, ..params };
                     let s = score(&items, &cluster(&items, Some(&dense), p));
                     let b = score(&busy, &cluster(&busy, Some(&busy_dense), p));
                     let worst = s.across.bcubed_f1.min(s.within).min(b.across.bcubed_f1).min(b.within);
-                    results.push((worst, threshold, dense_weight, dense_floor, s, b));
+                    results.push((worst, threshold, dense_weight, (dense_floor, nearest), s, b));
                 }
             }
         }
         results.sort_by(|a, b| b.0.total_cmp(&a.0));
-        println!("grid with embeddings (threshold, dense weight, floor): across F1 / within F1");
-        for (_, t, w, f, s, b) in results.iter().take(12) {
+        println!("grid with embeddings (threshold, dense weight, floor, nearest): across F1 / within F1");
+        for (_, t, w, (f, n), s, b) in results.iter().take(12) {
             println!(
-                "  {t:.2} {w:.2} {f:.2}: {:.3} / {:.3}, busy {:.3} / {:.3}",
+                "  {t:.2} {w:.2} {f:.2} {n}: {:.3} / {:.3}, busy {:.3} / {:.3}",
                 s.across.bcubed_f1, s.within, b.across.bcubed_f1, b.within
             );
         }
         let mut results = Vec::new();
         for threshold_words in [0.06, 0.08, 0.1, 0.14, 0.18, 0.24, 0.3] {
             for name_weight in [1.0, 2.0, 3.0, 4.0] {
-                let p = Params { threshold_words, name_weight, ..params };
-                let s = score(&items, &cluster(&items, None, p));
-                let b = score(&busy, &cluster(&busy, None, p));
-                let worst = s.across.bcubed_f1.min(s.within).min(b.across.bcubed_f1).min(b.within);
-                results.push((worst, threshold_words, name_weight, s, b));
+                for nearest in [3, 1, 0] {
+                    let p = Params { threshold_words, name_weight, nearest, ..params };
+                    let s = score(&items, &cluster(&items, None, p));
+                    let b = score(&busy, &cluster(&busy, None, p));
+                    let worst = s.across.bcubed_f1.min(s.within).min(b.across.bcubed_f1).min(b.within);
+                    results.push((worst, threshold_words, (name_weight, nearest), s, b));
+                }
             }
         }
         results.sort_by(|a, b| b.0.total_cmp(&a.0));
-        println!("grid without embeddings (threshold, name weight): across F1 / within F1");
-        for (_, t, n, s, b) in results.iter().take(12) {
+        println!("grid without embeddings (threshold, name weight, nearest): across F1 / within F1");
+        for (_, t, (n, k), s, b) in results.iter().take(12) {
             println!(
-                "  {t:.2} {n:.1}: {:.3} / {:.3}, busy {:.3} / {:.3}",
+                "  {t:.2} {n:.1} {k}: {:.3} / {:.3}, busy {:.3} / {:.3}",
                 s.across.bcubed_f1, s.within, b.across.bcubed_f1, b.within
             );
         }

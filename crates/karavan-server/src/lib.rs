@@ -37,6 +37,7 @@ pub mod translation_http;
 pub mod web;
 pub mod web_admin;
 pub mod web_settings;
+pub mod web_stories;
 pub mod web_translation;
 pub mod wire;
 pub mod zones;
@@ -610,6 +611,8 @@ pub fn router(state: AppState) -> Router {
         .route("/wire/stream", get(web::wire_stream))
         .route("/wire/headlines", get(web::wire_headlines))
         .route("/settings", get(web_settings::settings).post(web_settings::save))
+        .route("/stories", get(web_stories::stories_page))
+        .route("/stories/{id}", get(web_stories::story_page))
         .route("/translation", get(web_translation::settings))
         .route("/translation/languages", post(web_translation::set_languages))
         .route("/translation/glossaries", post(web_translation::set_glossary))

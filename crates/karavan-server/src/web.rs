@@ -762,7 +762,7 @@ pub(crate) fn signed_in(session: &Session) -> karavan_web::Value {
 
 /// An RFC 3339 time as the UI language writes it, in the user's time zone (UTC without one: the
 /// browser's zone is applied by the page's script).
-fn local_time(locale: &str, zone: Option<&str>, at: &str) -> String {
+pub(crate) fn local_time(locale: &str, zone: Option<&str>, at: &str) -> String {
     match Timestamp::parse_rfc3339("at", at) {
         Ok(time) => {
             let (offset, label) = crate::zones::local(zone, time.micros());
@@ -815,6 +815,15 @@ pub async fn item_page(
             };
             let names: std::collections::HashMap<String, String> = crate::wire::member_names(&store.members()?);
             let read_languages = store.read_languages(&viewer)?;
+            // Its story, as this agency sees it: the title and how many items.
+            let story = match &read {
+                karavan_store::ItemRead::Visible(..) => {
+                    crate::stories::view::story_of_item(store, &viewer, &item_id, now())?.map(|story| {
+                        (story.id.to_string(), story.title().headline.clone(), story.title().language.clone(), story.items.len())
+                    })
+                }
+                _ => None,
+            };
             // The head is made now if need be; the body is left to the workers (its job goes first).
             let translated = match (&read, lang.as_deref()) {
                 (karavan_store::ItemRead::Visible(version, _), Some(lang)) => {
@@ -822,10 +831,10 @@ pub async fn item_page(
                 }
                 _ => None,
             };
-            Ok((read, versions, names, read_languages, translated))
+            Ok((read, versions, names, read_languages, translated, story))
         })
         .await;
-    let (read, versions, names, read_languages, translated) = match read {
+    let (read, versions, names, read_languages, translated, story) = match read {
         Ok(found) => found,
         Err(error) => return failure(error.message),
     };
@@ -981,6 +990,9 @@ pub async fn item_page(
                 scripts => scripts,
                 script => script.map(|s| s.subtag()),
                 similar => similar,
+                story => story.as_ref().map(|(id, title, language, size)| context! {
+                    id => id, title => title, language => language, size => size,
+                }),
             };
             // Each version with its word differences from the one before (headline and text).
             let plain = |v: &karavan_store::StoredVersion| crate::language::item_text(&v.document);

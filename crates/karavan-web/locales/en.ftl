@@ -366,3 +366,28 @@ settings-save = Save settings
 confirm-disable-user = Disable this user? They are signed out at once and cannot sign in until enabled again.
 confirm-rotate-feed-token = Make a new feed URL? Everyone reading the old one stops receiving items until given the new one.
 publish-upload-too-large = Too large: at most { $size } can be uploaded at once.
+
+## Stories
+nav-stories = Stories
+stories-help = Each story gathers the items about one event from every agency and language your agency may see.
+stories-sort = Order of the stories
+stories-sort-activity = Latest
+stories-sort-size = Largest this week
+stories-sort-growth = Growing
+stories-col-story = Story
+stories-col-items = Items
+stories-col-agencies = Agencies
+stories-col-last = Latest item
+stories-more = More stories
+stories-none = No stories yet: published items are gathered into stories within seconds.
+stories-none-filtered = No stories match these filters.
+story-breaking = Breaking
+story-first-report = First report
+story-first-headline = First headline
+story-coverage = Coverage by agency
+story-timeline = Timeline
+item-story = Story
+item-story-items = { $count ->
+    [one] { $count } item
+   *[other] { $count } items
+}

@@ -363,3 +363,28 @@ settings-save = Баптауларды сақтау
 confirm-disable-user = Бұл пайдаланушыны өшіресіз бе? Ол бірден жүйеден шығарылады және қайта қосылғанша кіре алмайды.
 confirm-rotate-feed-token = Жаңа арна мекенжайын жасайсыз ба? Ескі мекенжайды оқитындардың бәрі жаңасын алғанша материал алмай қалады.
 publish-upload-too-large = Тым үлкен: бір жолы ең көбі { $size } жүктеуге болады.
+
+## Stories
+nav-stories = Сюжеттер
+stories-help = Әр сюжет агенттігіңіз көре алатын барлық агенттіктер мен тілдердегі бір оқиға туралы материалдарды біріктіреді.
+stories-sort = Сюжеттердің реті
+stories-sort-activity = Ең жаңалары
+stories-sort-size = Осы аптадағы ең ірілері
+stories-sort-growth = Өсіп келе жатқандар
+stories-col-story = Сюжет
+stories-col-items = Материалдар
+stories-col-agencies = Агенттіктер
+stories-col-last = Соңғы материал
+stories-more = Тағы сюжеттер
+stories-none = Әзірге сюжет жоқ: жарияланған материалдар бірнеше секундта сюжеттерге біріктіріледі.
+stories-none-filtered = Бұл сүзгілерге сай сюжет жоқ.
+story-breaking = Шұғыл
+story-first-report = Алғашқы хабар
+story-first-headline = Алғашқы тақырып
+story-coverage = Агенттіктер бойынша қамтылуы
+story-timeline = Хронология
+item-story = Сюжет
+item-story-items = { $count ->
+    [one] { $count } материал
+   *[other] { $count } материал
+}

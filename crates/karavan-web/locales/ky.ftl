@@ -363,3 +363,28 @@ settings-save = Жөндөөлөрдү сактоо
 confirm-disable-user = Бул колдонуучуну өчүрөсүзбү? Ал дароо системадан чыгарылат жана кайра күйгүзүлмөйүнчө кире албайт.
 confirm-rotate-feed-token = Жаңы тасма дарегин түзөсүзбү? Эски даректи окуп жаткандардын баары жаңысын алмайынча материал албай калат.
 publish-upload-too-large = Өтө чоң: бир жолу эң көп { $size } жүктөөгө болот.
+
+## Stories
+nav-stories = Сюжеттер
+stories-help = Ар бир сюжет агенттигиңиз көрө алган бардык агенттиктердин жана тилдердин бир окуя тууралуу материалдарын бириктирет.
+stories-sort = Сюжеттердин ирети
+stories-sort-activity = Эң жаңылары
+stories-sort-size = Ушул жумадагы эң чоңдору
+stories-sort-growth = Өсүп жаткандар
+stories-col-story = Сюжет
+stories-col-items = Материалдар
+stories-col-agencies = Агенттиктер
+stories-col-last = Акыркы материал
+stories-more = Дагы сюжеттер
+stories-none = Азырынча сюжет жок: жарыяланган материалдар бир нече секунддун ичинде сюжеттерге бириктирилет.
+stories-none-filtered = Бул чыпкаларга туура келген сюжет жок.
+story-breaking = Шашылыш
+story-first-report = Алгачкы кабар
+story-first-headline = Алгачкы аталыш
+story-coverage = Агенттиктер боюнча чагылдырылышы
+story-timeline = Хронология
+item-story = Сюжет
+item-story-items = { $count ->
+    [one] { $count } материал
+   *[other] { $count } материал
+}

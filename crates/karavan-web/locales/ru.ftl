@@ -367,3 +367,30 @@ settings-save = Сохранить настройки
 confirm-disable-user = Отключить этого пользователя? Он сразу выйдет из системы и не сможет войти, пока его снова не включат.
 confirm-rotate-feed-token = Создать новый адрес ленты? Все, кто читает по старому адресу, перестанут получать материалы, пока не получат новый.
 publish-upload-too-large = Слишком большой объём: за один раз можно загрузить не более { $size }.
+
+## Stories
+nav-stories = Сюжеты
+stories-help = Каждый сюжет объединяет материалы об одном событии от всех агентств и на всех языках, доступных вашему агентству.
+stories-sort = Порядок сюжетов
+stories-sort-activity = Самые свежие
+stories-sort-size = Крупнейшие за неделю
+stories-sort-growth = Набирающие обороты
+stories-col-story = Сюжет
+stories-col-items = Материалы
+stories-col-agencies = Агентства
+stories-col-last = Последний материал
+stories-more = Ещё сюжеты
+stories-none = Сюжетов пока нет: опубликованные материалы объединяются в сюжеты за несколько секунд.
+stories-none-filtered = Нет сюжетов, подходящих под эти фильтры.
+story-breaking = Срочно
+story-first-report = Первое сообщение
+story-first-headline = Первый заголовок
+story-coverage = Освещение по агентствам
+story-timeline = Хронология
+item-story = Сюжет
+item-story-items = { $count ->
+    [one] { $count } материал
+    [few] { $count } материала
+    [many] { $count } материалов
+   *[other] { $count } материала
+}

@@ -363,3 +363,28 @@ settings-save = Нигоҳ доштани танзимот
 confirm-disable-user = Ин корбарро хомӯш кунед? Ӯ фавран аз система бароварда мешавад ва то дубора фаъол карда шудан ворид шуда наметавонад.
 confirm-rotate-feed-token = Суроғаи нави навор эҷод кунед? Ҳамаи онҳое, ки суроғаи кӯҳнаро мехонанд, то гирифтани суроғаи нав мавод қабул намекунанд.
 publish-upload-too-large = Хеле калон: дар як бор на бештар аз { $size } бор кардан мумкин аст.
+
+## Stories
+nav-stories = Сюжетҳо
+stories-help = Ҳар сюжет маводи марбут ба як рӯйдодро аз ҳамаи агентиҳо ва забонҳое, ки агентии шумо дида метавонад, ҷамъ мекунад.
+stories-sort = Тартиби сюжетҳо
+stories-sort-activity = Навтаринҳо
+stories-sort-size = Калонтаринҳои ин ҳафта
+stories-sort-growth = Рӯ ба афзоиш
+stories-col-story = Сюжет
+stories-col-items = Маводҳо
+stories-col-agencies = Агентиҳо
+stories-col-last = Маводи охирин
+stories-more = Сюжетҳои бештар
+stories-none = Ҳоло сюжет нест: маводи нашршуда дар зарфи чанд сония ба сюжетҳо ҷамъ карда мешавад.
+stories-none-filtered = Сюжете, ки ба ин филтрҳо мувофиқ бошад, нест.
+story-breaking = Фаврӣ
+story-first-report = Хабари аввал
+story-first-headline = Сарлавҳаи аввал
+story-coverage = Инъикос аз рӯи агентиҳо
+story-timeline = Хронология
+item-story = Сюжет
+item-story-items = { $count ->
+    [one] { $count } мавод
+   *[other] { $count } мавод
+}

@@ -363,3 +363,28 @@ settings-save = Sazlamalary sakla
 confirm-disable-user = Bu ulanyjyny öçürýärsiňizmi? Ol derrew ulgamdan çykarylar we täzeden işjeňleşdirilýänçä girip bilmez.
 confirm-rotate-feed-token = Täze lenta salgysyny döredýärsiňizmi? Köne salgy arkaly okaýanlaryň hemmesi täze salgy berilýänçä habar almaz.
 publish-upload-too-large = Gaty uly: bir gezekde iň köp { $size } ýükläp bolýar.
+
+## Stories
+nav-stories = Süžetler
+stories-help = Her süžet agentligiňiziň görüp bilýän ähli agentliklerinden we dillerinden bir waka degişli habarlary jemleýär.
+stories-sort = Süžetleriň tertibi
+stories-sort-activity = Iň täzeler
+stories-sort-size = Şu hepdäniň iň ululary
+stories-sort-growth = Ösýänler
+stories-col-story = Süžet
+stories-col-items = Habarlar
+stories-col-agencies = Agentlikler
+stories-col-last = Soňky habar
+stories-more = Ýene süžetler
+stories-none = Entek süžet ýok: çap edilen habarlar birnäçe sekuntda süžetlere jemlenýär.
+stories-none-filtered = Bu süzgüçlere laýyk gelýän süžet ýok.
+story-breaking = Gyssagly
+story-first-report = Ilkinji habar
+story-first-headline = Ilkinji sözbaşy
+story-coverage = Agentlikler boýunça ýagtylandyrylyşy
+story-timeline = Hronologiýa
+item-story = Süžet
+item-story-items = { $count ->
+    [one] { $count } habar
+   *[other] { $count } habar
+}

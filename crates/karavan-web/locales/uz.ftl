@@ -363,3 +363,28 @@ settings-save = Sozlamalarni saqlash
 confirm-disable-user = Bu foydalanuvchini oʻchirasizmi? U darhol tizimdan chiqariladi va qayta yoqilmaguncha kira olmaydi.
 confirm-rotate-feed-token = Yangi lenta manzilini yaratasizmi? Eski manzilni oʻqiyotganlarning barchasi yangisini olmaguncha material olmaydi.
 publish-upload-too-large = Juda katta: bir martada koʻpi bilan { $size } yuklash mumkin.
+
+## Stories
+nav-stories = Syujetlar
+stories-help = Har bir syujet agentligingiz koʻra oladigan barcha agentliklar va tillardagi bitta voqea haqidagi materiallarni jamlaydi.
+stories-sort = Syujetlar tartibi
+stories-sort-activity = Eng yangilari
+stories-sort-size = Bu haftaning eng yiriklari
+stories-sort-growth = Oʻsib borayotganlar
+stories-col-story = Syujet
+stories-col-items = Materiallar
+stories-col-agencies = Agentliklar
+stories-col-last = Oxirgi material
+stories-more = Yana syujetlar
+stories-none = Hozircha syujet yoʻq: eʼlon qilingan materiallar bir necha soniyada syujetlarga jamlanadi.
+stories-none-filtered = Bu filtrlarga mos syujet yoʻq.
+story-breaking = Shoshilinch
+story-first-report = Birinchi xabar
+story-first-headline = Birinchi sarlavha
+story-coverage = Agentliklar boʻyicha yoritilishi
+story-timeline = Xronologiya
+item-story = Syujet
+item-story-items = { $count ->
+    [one] { $count } ta material
+   *[other] { $count } ta material
+}

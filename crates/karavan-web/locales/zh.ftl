@@ -361,3 +361,27 @@ settings-save = 保存设置
 confirm-disable-user = 停用此用户吗？该用户将立即退出登录，重新启用之前无法登录。
 confirm-rotate-feed-token = 生成新的订阅源地址吗？所有使用旧地址读取的人在拿到新地址之前都将收不到稿件。
 publish-upload-too-large = 文件过大：一次最多可上传 { $size }。
+
+## Stories
+nav-stories = 新闻事件
+stories-help = 每个新闻事件汇集贵社可见的所有通讯社、所有语种中关于同一事件的稿件。
+stories-sort = 新闻事件排序
+stories-sort-activity = 最新
+stories-sort-size = 本周规模最大
+stories-sort-growth = 热度上升
+stories-col-story = 事件
+stories-col-items = 稿件
+stories-col-agencies = 通讯社
+stories-col-last = 最新稿件
+stories-more = 更多新闻事件
+stories-none = 还没有新闻事件：已发布的稿件会在几秒钟内归入新闻事件。
+stories-none-filtered = 没有符合这些筛选条件的新闻事件。
+story-breaking = 突发
+story-first-report = 首发报道
+story-first-headline = 首发标题
+story-coverage = 各通讯社报道情况
+story-timeline = 时间线
+item-story = 所属事件
+item-story-items = { $count ->
+   *[other] { $count } 篇稿件
+}

@@ -31,9 +31,11 @@ pub const LANGUAGE_NAMES: [(&str, &str); 8] = [
     ("uz", "Oʻzbekcha"),
 ];
 
-const TEMPLATES: [(&str, &str); 14] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("translation.html", include_str!("../templates/translation.html")),
     ("settings.html", include_str!("../templates/settings.html")),
+    ("stories.html", include_str!("../templates/stories.html")),
+    ("story.html", include_str!("../templates/story.html")),
     ("refused.html", include_str!("../templates/refused.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("admin.html", include_str!("../templates/admin.html")),

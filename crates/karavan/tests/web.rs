@@ -683,3 +683,66 @@ async fn a_users_time_zone_sets_the_times_and_the_wire_day() {
     let api = over("/v1/items", "application/json");
     assert!(api.starts_with("HTTP/1.1 413") && api.contains("payload_too_large"), "{api}");
 }
+
+/// Stories in the newsroom: the list (newest activity first) and a story's page comparing the
+/// agencies' coverage, and the item page naming its story; an agency sees only its part.
+#[tokio::test]
+async fn stories_are_listed_and_compared_across_agencies() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let (kazinform, kz_key) = support::member_with_key(dir.path(), "Kazinform", "editor");
+    let (tass, tass_key) = support::member_with_key(dir.path(), "TASS", "editor");
+    cli(dir.path(), &["agreement", "add", "--grantor", &kazinform, "--grantee", "*"]);
+    cli(dir.path(), &["agreement", "add", "--grantor", &tass, "--grantee", "*"]);
+    support::add_web_user(dir.path(), &kazinform, "stories@kazinform.kz");
+    let server = Server::start(dir.path(), &[]);
+    let base = server.base.clone();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let publish = |key: &str, item: serde_json::Value| {
+        let request = client.post(format!("{base}/v1/items")).bearer_auth(key).json(&item).send();
+        async move { request.await.unwrap().json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string() }
+    };
+    let ru = publish(&tass_key, json!({ "uri": "urn:tass:s1", "language": "ru",
+        "headlines": [{ "value": "Токаев прибыл в Ташкент с государственным визитом" }],
+        "bodies": [{ "contentType": "text/plain", "value": "Касым-Жомарт Токаев прибыл в Ташкент. Переговоры с Шавкатом Мирзиёевым пройдут 9 декабря." }] })).await;
+    let kk = publish(&kz_key, json!({ "uri": "urn:kz:s1", "language": "kk",
+        "headlines": [{ "value": "Тоқаев Ташкентке мемлекеттік сапармен барды" }],
+        "bodies": [{ "contentType": "text/plain", "value": "Қасым-Жомарт Тоқаев Ташкентке келді. Шавкат Мирзиёевпен келіссөздер 9 желтоқсанда өтеді." }] })).await;
+    // The story engine places both within seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let story = loop {
+        let response = client.get(format!("{base}/v1/items/{kk}/story")).bearer_auth(&kz_key).send().await.unwrap();
+        if response.status() == StatusCode::OK {
+            let body: serde_json::Value = response.json().await.unwrap();
+            if body["story"]["size"] == 2 {
+                break body["story"]["id"].as_str().unwrap().to_string();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the items were not placed in one story");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let session = support::sign_in(&base, "stories@kazinform.kz").await;
+    let get = |path: String| {
+        let request = client.get(format!("{base}{path}")).header("cookie", &session.cookie).send();
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            response.text().await.unwrap().replace("&#x2f;", "/")
+        }
+    };
+    let list = get("/stories?ui=en".into()).await;
+    assert!(list.contains(&format!("href=\"/stories/{story}\"")), "{list}");
+    assert!(list.contains("Kazinform") && list.contains("TASS"), "both agencies are named");
+    let page = get(format!("/stories/{story}")).await;
+    assert!(page.contains("Coverage by agency") && page.contains("Timeline"), "{page}");
+    assert!(page.contains(&format!("href=\"/items/{ru}\"")) && page.contains(&format!("href=\"/items/{kk}\"")));
+    let item = get(format!("/items/{kk}")).await;
+    assert!(item.contains(&format!("href=\"/stories/{story}\"")) && item.contains("2 items"), "{item}");
+    let missing = client
+        .get(format!("{base}/stories/sty_01ARZ3NDEKTSV4RRFFQ69G5FAV"))
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}

@@ -48,6 +48,9 @@ pub struct Params {
     pub time_scale_micros: i64,
     /// Two stories an item fits both at least this well, which fit each other as well, are merged.
     pub merge_threshold: f32,
+    /// An item is compared with a story's nearest this many items (words and embeddings); 0 compares
+    /// its words with the story's centre.
+    pub nearest: usize,
 }
 
 const HOUR: i64 = 3_600_000_000;
@@ -67,6 +70,7 @@ impl Default for Params {
             window_micros: 72 * HOUR,
             time_scale_micros: 96 * HOUR,
             merge_threshold: 0.45,
+            nearest: 3,
         }
     }
 }
@@ -86,8 +90,25 @@ pub struct Assignment {
     pub merged: Vec<String>,
 }
 
-/// A sparse vector: term keys and weights, normalised.
+/// A sparse vector: term keys and weights, normalised, sorted by key.
 type Sparse = Vec<(u64, f32)>;
+
+/// The dot product of two sparse vectors sorted by key.
+fn sparse_dot(a: &Sparse, b: &Sparse) -> f32 {
+    let (mut i, mut j, mut dot) = (0, 0, 0.0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                dot += a[i].1 * b[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    dot
+}
 
 #[derive(Debug, Clone)]
 struct Story {
@@ -135,8 +156,8 @@ const RECENTLY_TOUCHED: u64 = 2000;
 
 /// The most stories a term leads to (its latest).
 const POSTED_STORIES: usize = 64;
-/// How many of a story's items an embedding is compared with.
-const DENSE_NEAREST: usize = 3;
+/// How many of a story's latest items an item's words are compared with.
+const WORDS_COMPARED: usize = 30;
 /// Terms of an item that index its story for candidates.
 const POSTED_TERMS: usize = 12;
 /// At most this many characters of an item's text are read (the lead carries the event).
@@ -298,6 +319,27 @@ impl Clusterer {
         dot / story.words_norm_sq.sqrt()
     }
 
+    /// How close an item's words are to a story's items': the mean of its cosines with the story's
+    /// nearest (up to) three of its latest items (the centre of a story's words grows with every item,
+    /// and would draw in more and more on a busy wire).
+    fn word_similarity(&self, words: &Sparse, story: &Story, except: Option<&str>) -> f32 {
+        let mut cosines: Vec<f32> = story
+            .items
+            .iter()
+            .rev()
+            .filter(|item| Some(item.as_str()) != except)
+            .take(WORDS_COMPARED)
+            .filter_map(|item| self.members.get(item))
+            .map(|other| sparse_dot(words, &other.words))
+            .collect();
+        if cosines.is_empty() {
+            return 0.0;
+        }
+        cosines.sort_by(|a, b| b.total_cmp(a));
+        let top = &cosines[..cosines.len().min(self.params.nearest.max(1))];
+        top.iter().sum::<f32>() / top.len() as f32
+    }
+
     /// How close an embedding is to a story's: the mean of its cosines with the story's nearest (up to)
     /// three embedded items. Not the story's centre: the mean of many news embeddings is close to
     /// every news text, and a growing story would draw in everything on a busy wire.
@@ -314,7 +356,7 @@ impl Clusterer {
             return None;
         }
         cosines.sort_by(|a, b| b.total_cmp(a));
-        let top = &cosines[..cosines.len().min(DENSE_NEAREST)];
+        let top = &cosines[..cosines.len().min(self.params.nearest.max(1))];
         Some(top.iter().sum::<f32>() / top.len() as f32)
     }
 
@@ -328,7 +370,11 @@ impl Clusterer {
         except: Option<&str>,
     ) -> (f32, bool) {
         let p = &self.params;
-        let lexical = Self::word_cosine(words, story);
+        let lexical = if p.nearest == 0 {
+            Self::word_cosine(words, story)
+        } else {
+            self.word_similarity(words, story, except)
+        };
         let (mixed, with_dense) = match dense.and_then(|d| self.dense_similarity(d, story, except)) {
             Some(cosine) => {
                 let semantic = ((cosine - p.dense_floor) / (1.0 - p.dense_floor)).clamp(0.0, 1.0);

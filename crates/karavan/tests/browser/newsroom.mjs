@@ -595,9 +595,18 @@ try {
       subjects: [{ name: "education", uri: "http://cv.iptc.org/newscodes/mediatopic/05000000" }],
     }),
   })).json();
+  // Each item's story, once the story engine has placed it (within seconds).
+  const storyOf = async (item, agencyKey) => {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const response = await fetch(`${base}/v1/items/${item}/story`, { headers: { authorization: `Bearer ${agencyKey}` } });
+      if (response.status === 200) return (await response.json()).story.id;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`${item} was not placed in a story`);
+  };
   const agencies = [
-    { name: "kazinform", email: "editor@kazinform.kz", item: dirty.id, word: "терминал" },
-    { name: "kabar", email: "editor@kabar.kg", item: kabarItem.id, word: "мектеп" },
+    { name: "kazinform", email: "editor@kazinform.kz", item: dirty.id, word: "терминал", story: await storyOf(dirty.id, key) },
+    { name: "kabar", email: "editor@kabar.kg", item: kabarItem.id, word: "мектеп", story: await storyOf(kabarItem.id, process.env.KARAVAN_KABAR_KEY) },
   ];
   for (const agency of agencies) {
     const tourContext = await browser.newContext({ locale: "en-US", viewport: { width: 1366, height: 900 } });
@@ -621,6 +630,8 @@ try {
           ["admin-refused", "/admin"],
           ["translation", "/translation"],
           ["settings", "/settings"],
+          ["stories", "/stories"],
+          ["story", `/stories/${agency.story}`],
         ];
         for (const [name, path] of pages) {
           const response = await tour.goto(`${base}${path}`);
