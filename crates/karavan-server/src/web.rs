@@ -819,7 +819,12 @@ pub async fn item_page(
             let story = match &read {
                 karavan_store::ItemRead::Visible(..) => {
                     crate::stories::view::story_of_item(store, &viewer, &item_id, now())?.map(|story| {
-                        (story.id.to_string(), story.title().headline.clone(), story.title().language.clone(), story.items.len())
+                        (
+                            story.id.to_string(),
+                            story.title().headline.clone(),
+                            story.title().language.clone(),
+                            story.items.len(),
+                        )
                     })
                 }
                 _ => None,

@@ -72,7 +72,8 @@ pub async fn stories_page(State(state): State<AppState>, headers: HeaderMap, que
         Err(response) => return response,
     };
     let pairs = query_pairs(&query);
-    let value = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let value =
+        |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
     let asked = Some(value("ui")).filter(|v| !v.is_empty());
     let cookies = remember_language(&state, asked.as_deref(), Some(&session)).await;
     let locale = locale_of(&state, &headers, asked.as_deref(), Some(&session));
@@ -100,7 +101,8 @@ pub async fn stories_page(State(state): State<AppState>, headers: HeaderMap, que
         to: None,
         sort,
     };
-    let (viewer, models, store) = (session.user.member.clone(), Arc::clone(state.language()), Arc::clone(state.store()));
+    let (viewer, models, store) =
+        (session.user.member.clone(), Arc::clone(state.language()), Arc::clone(state.store()));
     let locale_owned = locale.to_string();
     let loaded = state
         .compute(move || {
