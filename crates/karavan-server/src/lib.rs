@@ -12,6 +12,7 @@ pub mod atom;
 pub mod auth;
 pub mod bus;
 pub mod cluster;
+pub mod countries;
 pub mod distribution;
 pub mod engine;
 pub mod error;

@@ -137,6 +137,10 @@ async fn one_event_in_two_languages_is_one_story_each_reader_sees_its_part() {
     assert_eq!(owners["buckets"], json!([{ "key": "kk", "count": 2 }, { "key": "ru", "count": 2 }]));
     let (_, by_member) = app.get(&outsider.reader, "/v1/analytics/coverage?by=member").await;
     assert_eq!(by_member["buckets"], json!([]));
+    // By country: the countries the visible items name (Казахстана, Таджикистана), from iso-codes.
+    let (status, by_country) = app.get(&tass.reader, "/v1/analytics/coverage?by=country").await;
+    assert_eq!(status, StatusCode::OK, "{by_country}");
+    assert_eq!(by_country["buckets"], json!([{ "key": "KZ", "count": 1 }, { "key": "TJ", "count": 1 }]));
     let (status, _) = app.get(&tass.reader, "/v1/analytics/coverage?by=mood").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 

@@ -20,6 +20,8 @@ pub enum By {
     Subject,
     /// The UTC day of `versionCreated`.
     Day,
+    /// The countries named in its headline and text (an item may count for several, or none).
+    Country,
 }
 
 impl By {
@@ -29,7 +31,8 @@ impl By {
             "language" => Ok(By::Language),
             "subject" => Ok(By::Subject),
             "day" => Ok(By::Day),
-            other => Err(ApiError::invalid(format!("by: {other:?} is not member, language, subject or day"))),
+            "country" => Ok(By::Country),
+            other => Err(ApiError::invalid(format!("by: {other:?} is not member, language, subject, day or country"))),
         }
     }
 }
@@ -66,6 +69,13 @@ fn keys(version: &karavan_store::StoredVersion, by: By) -> Vec<String> {
             let at = super::item_text(version).at;
             vec![Timestamp(at).to_rfc3339().chars().take(10).collect()]
         }
+        By::Country => match crate::countries::countries() {
+            Ok(countries) => {
+                let text = super::item_text(version);
+                countries.found(text.language.as_deref(), &format!("{}\n{}", text.headline, text.text))
+            }
+            Err(_) => Vec::new(),
+        },
     }
 }
 
@@ -78,6 +88,13 @@ pub fn coverage(
     by: By,
     now: Timestamp,
 ) -> Result<Coverage, ApiError> {
+    if by == By::Country {
+        crate::countries::countries().map_err(|error| {
+            ApiError::invalid(format!(
+                "by: country needs Debian's iso-codes (apt-get install iso-codes), which this server lacks: {error}"
+            ))
+        })?;
+    }
     let mut query = ListQuery::newest(1000);
     query.from = Some(from);
     query.to = Some(to);
