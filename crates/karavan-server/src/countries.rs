@@ -34,7 +34,23 @@ const EXTRA: [(&str, &str, &str); 12] = [
 /// The most bytes of a catalogue read.
 const MAX_FILE: u64 = 8 * 1024 * 1024;
 
-/// Country names by the first word they are analysed into: (their words, alpha-2).
+/// The key a word is looked up by: its first five characters (stemmers do not always cut a name and
+/// its inflected forms alike: Snowball makes Казахстан "казахста" but Казахстане "казахстан").
+fn key(word: &str) -> String {
+    word.chars().take(5).collect()
+}
+
+/// Whether a word of a text is a word of a name: the same, or, for words of five characters or
+/// more, one a prefix of the other by one character (not Австрия in Австралия).
+fn same_word(name: &str, text: &str) -> bool {
+    if name == text {
+        return true;
+    }
+    let (n, t) = (name.chars().count(), text.chars().count());
+    n.min(t) >= 5 && n.abs_diff(t) <= 1 && (text.starts_with(name) || name.starts_with(text))
+}
+
+/// Country names by the key of the first word they are analysed into: (their words, alpha-2).
 #[derive(Debug, Default)]
 pub struct Countries {
     names: HashMap<String, Vec<(Vec<String>, String)>>,
@@ -46,7 +62,8 @@ pub struct Countries {
 /// checked against the file before it is read.
 pub fn read_mo(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
     let word = |at: usize, little: bool| -> Result<u32, String> {
-        let slice: [u8; 4] = bytes.get(at..at + 4).and_then(|s| s.try_into().ok()).ok_or("the catalogue is cut short")?;
+        let slice: [u8; 4] =
+            bytes.get(at..at + 4).and_then(|s| s.try_into().ok()).ok_or("the catalogue is cut short")?;
         Ok(if little { u32::from_le_bytes(slice) } else { u32::from_be_bytes(slice) })
     };
     let little = match bytes.get(0..4) {
@@ -62,7 +79,9 @@ pub fn read_mo(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
     let text = |table: usize, index: usize| -> Result<String, String> {
         let length = word(table + index * 8, little)? as usize;
         let offset = word(table + index * 8 + 4, little)? as usize;
-        let slice = bytes.get(offset..offset.checked_add(length).ok_or("an entry overflows")?).ok_or("an entry lies outside the catalogue")?;
+        let slice = bytes
+            .get(offset..offset.checked_add(length).ok_or("an entry overflows")?)
+            .ok_or("an entry lies outside the catalogue")?;
         Ok(String::from_utf8_lossy(slice).into_owned())
     };
     (0..count).map(|index| Ok((text(originals, index)?, text(translations, index)?))).collect()
@@ -71,8 +90,8 @@ pub fn read_mo(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
 impl Countries {
     fn add(&mut self, language: &str, name: &str, code: &str) {
         let words = karavan_search::analysis::terms(Some(language), name);
-        let Some(first) = words.first().cloned() else { return };
-        let entries = self.names.entry(first).or_default();
+        let Some(first) = words.first() else { return };
+        let entries = self.names.entry(key(first)).or_default();
         if !entries.iter().any(|(w, c)| *w == words && c == code) {
             entries.push((words, code.to_string()));
             self.loaded += 1;
@@ -91,7 +110,8 @@ impl Countries {
         };
         let json: serde_json::Value =
             serde_json::from_slice(&read(&json_path)?).map_err(|e| format!("{}: {e}", json_path.display()))?;
-        let entries = json.get("3166-1").and_then(serde_json::Value::as_array).ok_or("iso_3166-1.json has no 3166-1 list")?;
+        let entries =
+            json.get("3166-1").and_then(serde_json::Value::as_array).ok_or("iso_3166-1.json has no 3166-1 list")?;
         let mut countries = Countries::default();
         // English name → alpha-2, for the catalogues (keyed by the English name).
         let mut english: HashMap<String, String> = HashMap::new();
@@ -122,13 +142,26 @@ impl Countries {
         Ok(countries)
     }
 
-    /// The countries (alpha-2, sorted, once each) whose names occur in a text in `language`.
+    /// The countries (alpha-2, sorted, once each) whose names occur in a text in `language`. In an
+    /// alphabet with capitals only capitalised words are read: stemmed, a name can meet a common word
+    /// (Того, Мали, Дания and "данным").
     pub fn found(&self, language: Option<&str>, text: &str) -> Vec<String> {
-        let words = karavan_search::analysis::terms(language, text);
+        let chinese = language.is_some_and(|l| l.to_ascii_lowercase().starts_with("zh"));
+        let capitalised: String = if !chinese && text.chars().any(char::is_uppercase) {
+            text.split(|c: char| !(c.is_alphanumeric() || matches!(c, 'ʻ' | 'ʼ' | '‘' | '’' | '\'' | '-')))
+                .filter(|word| word.chars().next().is_some_and(char::is_uppercase))
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            text.to_string()
+        };
+        let words = karavan_search::analysis::terms(language, &capitalised);
         let mut found: Vec<String> = Vec::new();
         for (index, word) in words.iter().enumerate() {
-            for (name, code) in self.names.get(word).into_iter().flatten() {
-                if words[index..].starts_with(name) && !found.contains(code) {
+            for (name, code) in self.names.get(&key(word)).into_iter().flatten() {
+                let matches =
+                    words.len() - index >= name.len() && name.iter().zip(&words[index..]).all(|(n, t)| same_word(n, t));
+                if matches && !found.contains(code) {
                     found.push(code.clone());
                 }
             }
@@ -188,7 +221,10 @@ mod tests {
         assert_eq!(countries.found(Some("kk"), "Qazaqstanga keldi"), ["KZ"], "Kazakh in Latin letters");
         assert_eq!(countries.found(Some("uz"), "Oʻzbekistonda yangi temir yoʻl"), ["UZ"]);
         assert_eq!(countries.found(Some("zh"), "托卡耶夫访问乌兹别克斯坦"), ["UZ"]);
+        assert_eq!(countries.found(Some("zh"), "SCO峰会在哈萨克斯坦举行"), ["KZ"], "Latin capitals in Chinese text");
         assert_eq!(countries.found(Some("en"), "Talks in Kyrgyzstan and the Russian Federation"), ["KG", "RU"]);
         assert!(countries.found(Some("ru"), "Погода сегодня хорошая").is_empty());
+        assert_eq!(countries.found(Some("ru"), "Делегация Австралии"), ["AU"], "not Austria");
+        assert!(countries.found(Some("ru"), "По данным ведомства, того же мнения").is_empty(), "not Denmark or Togo");
     }
 }
