@@ -273,24 +273,43 @@ fn main() {
 
     if std::env::var("KARAVAN_STORY_GRID").is_ok_and(|v| v == "1") {
         let mut results = Vec::new();
-        for threshold in [0.25, 0.3, 0.35] {
-            for dense_weight in [0.6, 0.7, 0.8] {
-                for (dense_floor, same_language_penalty) in
-                    [(0.68, 0.08), (0.7, 0.08), (0.68, 0.1), (0.7, 0.1), (0.7, 0.12), (0.72, 0.1), (0.72, 0.12)]
-                {
-                    let p = Params { threshold, dense_weight, dense_floor, same_language_penalty, ..params };
+        for threshold in [0.25, 0.3] {
+            for dense_weight in [0.6, 0.7] {
+                for (dense_floor, same_language_penalty, merge_threshold) in [
+                    (0.7, 0.08, 0.45),
+                    (0.7, 0.08, 0.35),
+                    (0.7, 0.08, 0.3),
+                    (0.7, 0.08, 0.25),
+                    (0.7, 0.1, 0.3),
+                    (0.72, 0.08, 0.3),
+                ] {
+                    let p = Params {
+                        threshold,
+                        dense_weight,
+                        dense_floor,
+                        same_language_penalty,
+                        merge_threshold,
+                        ..params
+                    };
                     let s = score(&items, &cluster(&items, Some(&dense), p));
                     let b = score(&busy, &cluster(&busy, Some(&busy_dense), p));
                     let worst = s.across.bcubed_f1.min(s.within).min(b.across.bcubed_f1).min(b.within);
-                    results.push((worst, threshold, dense_weight, (dense_floor, same_language_penalty), s, b));
+                    results.push((
+                        worst,
+                        threshold,
+                        dense_weight,
+                        (dense_floor, same_language_penalty, merge_threshold),
+                        s,
+                        b,
+                    ));
                 }
             }
         }
         results.sort_by(|a, b| b.0.total_cmp(&a.0));
         println!("grid with embeddings (threshold, dense weight, floor, same-language penalty): across F1 / within F1");
-        for (_, t, w, (f, n), s, b) in results.iter().take(12) {
+        for (_, t, w, (f, n, m), s, b) in results.iter().take(12) {
             println!(
-                "  {t:.2} {w:.2} {f:.2} {n}: {:.3} / {:.3}, busy {:.3} / {:.3}",
+                "  {t:.2} {w:.2} {f:.2} {n} merge {m}: {:.3} / {:.3}, busy {:.3} / {:.3}",
                 s.across.bcubed_f1, s.within, b.across.bcubed_f1, b.within
             );
         }
