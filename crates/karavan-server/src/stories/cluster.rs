@@ -132,6 +132,23 @@ struct Story {
     touched: u64,
 }
 
+impl Story {
+    /// A story with no item yet, started at `at`.
+    fn empty(id: &str, at: i64, touched: u64) -> Story {
+        Story {
+            id: id.to_string(),
+            items: Vec::new(),
+            first_at: at,
+            last_at: at,
+            words: HashMap::new(),
+            words_norm_sq: 0.0,
+            dense: None,
+            dense_count: 0,
+            touched,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Member {
     story: String,
@@ -511,17 +528,8 @@ impl Clusterer {
         let counts = self.counts(input);
         let words = self.weigh(counts);
         self.watermark = self.watermark.max(input.at);
-        self.stories.entry(story.to_string()).or_insert_with(|| Story {
-            id: story.to_string(),
-            items: Vec::new(),
-            first_at: input.at,
-            last_at: input.at,
-            words: HashMap::new(),
-            words_norm_sq: 0.0,
-            dense: None,
-            dense_count: 0,
-            touched: self.assignments,
-        });
+        let touched = self.assignments;
+        self.stories.entry(story.to_string()).or_insert_with(|| Story::empty(story, input.at, touched));
         let dense = input.dense.map(<[f32]>::to_vec);
         let language = primary(input.language);
         self.add_to(story, input.item, Member { story: story.to_string(), words, dense, at: input.at, language });
@@ -571,20 +579,7 @@ impl Clusterer {
         let best = scored.first().filter(|(score, with_dense, _)| self.passes(*score, *with_dense)).cloned();
         let Some((score, _, story_id)) = best else {
             let id = new_id();
-            self.stories.insert(
-                id.clone(),
-                Story {
-                    id: id.clone(),
-                    items: Vec::new(),
-                    first_at: input.at,
-                    last_at: input.at,
-                    words: HashMap::new(),
-                    words_norm_sq: 0.0,
-                    dense: None,
-                    dense_count: 0,
-                    touched: self.assignments,
-                },
-            );
+            self.stories.insert(id.clone(), Story::empty(&id, input.at, self.assignments));
             self.add_to(&id, input.item, Member { story: id.clone(), ..member });
             return Assignment { story: id, started: true, score: 0.0, centrality: 1.0, merged: Vec::new() };
         };

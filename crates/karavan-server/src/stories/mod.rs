@@ -47,6 +47,20 @@ pub struct ItemText {
     pub at: i64,
 }
 
+impl ItemText {
+    /// What the clusterer is told about the version this text is of.
+    pub fn input<'a>(&'a self, version: &'a StoredVersion, dense: Option<&'a [f32]>) -> ItemInput<'a> {
+        ItemInput {
+            item: version.item_id.as_str(),
+            language: self.language.as_deref(),
+            headline: &self.headline,
+            text: &self.text,
+            at: self.at,
+            dense,
+        }
+    }
+}
+
 /// An item's text as the clusterer reads it.
 pub fn item_text(version: &StoredVersion) -> ItemText {
     let document = &version.document;
@@ -123,14 +137,7 @@ impl StoryStep {
                 break;
             }
             let text = item_text(version);
-            let input = ItemInput {
-                item: version.item_id.as_str(),
-                language: text.language.as_deref(),
-                headline: &text.headline,
-                text: &text.text,
-                at: text.at,
-                dense: dense.as_deref(),
-            };
+            let input = text.input(version, dense.as_deref());
             let mut created = None;
             let placed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 clusterer.assign(&input, || {
@@ -257,14 +264,7 @@ fn rebuild(store: &dyn Store, vectors: &crate::semantic::Vectors, position: i64)
             }
             let text = item_text(version);
             let dense = vectors.vector_of(version.item_id.as_str());
-            let input = ItemInput {
-                item: version.item_id.as_str(),
-                language: text.language.as_deref(),
-                headline: &text.headline,
-                text: &text.text,
-                at: text.at,
-                dense: dense.as_deref(),
-            };
+            let input = text.input(version, dense.as_deref());
             clusterer.restore(&input, story);
         }
         after = scanned_to;
