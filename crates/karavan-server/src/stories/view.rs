@@ -244,6 +244,15 @@ fn wire_query(query: &StoryListQuery, limit: u32) -> ListQuery {
     list
 }
 
+/// The stories of a page of the reader's wire, by item.
+fn stories_of_page(
+    store: &dyn Store,
+    listed: &karavan_store::ListPage,
+) -> karavan_store::Result<HashMap<ItemId, StoryId>> {
+    let ids: Vec<ItemId> = listed.entries.iter().map(|e| e.version.item_id.clone()).collect();
+    Ok(store.stories_of(&ids)?.into_iter().collect())
+}
+
 /// Stories for `viewer`, as asked.
 pub fn list(
     store: &dyn Store,
@@ -278,8 +287,7 @@ fn list_by_activity(
     // Bounded: at most this many of the reader's items are walked for one page.
     for _ in 0..50 {
         let listed = store.list(viewer, &wire, now)?;
-        let ids: Vec<ItemId> = listed.entries.iter().map(|e| e.version.item_id.clone()).collect();
-        let placed: HashMap<ItemId, StoryId> = store.stories_of(&ids)?.into_iter().collect();
+        let placed = stories_of_page(store, &listed)?;
         for entry in &listed.entries {
             let Some(id) = placed.get(&entry.version.item_id) else { continue };
             if !seen.insert(id.clone()) {
@@ -330,8 +338,7 @@ fn list_by_count(
     let mut counted = 0;
     loop {
         let listed = store.list(viewer, &wire, now)?;
-        let ids: Vec<ItemId> = listed.entries.iter().map(|e| e.version.item_id.clone()).collect();
-        let placed: HashMap<ItemId, StoryId> = store.stories_of(&ids)?.into_iter().collect();
+        let placed = stories_of_page(store, &listed)?;
         for entry in &listed.entries {
             let Some(id) = placed.get(&entry.version.item_id) else { continue };
             let at = entry.cursor.at.micros();
